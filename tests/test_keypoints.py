@@ -1,0 +1,173 @@
+import numpy as np
+import pytest
+
+from modeling_mpm.keypoints import (
+    fill_missing,
+    keypoints_to_h36m,
+    normalize_format,
+    normalize_screen_coordinates,
+    prepare_keypoints,
+    unnormalize_screen_coordinates,
+    validate_image_size,
+    validate_keypoints,
+)
+from modeling_mpm.skeleton import COCO_17, H36M_17, HALPE_26
+
+RNG = np.random.default_rng(0)
+
+
+def coco_pose(frames=4):
+    return RNG.uniform(50, 450, size=(frames, 17, 2))
+
+
+def h(name):
+    return H36M_17.index(name)
+
+
+def c(name):
+    return COCO_17.index(name)
+
+
+def test_coco_rules():
+    xy = coco_pose()
+    valid = np.ones(xy.shape[:2], bool)
+    out, v, _ = keypoints_to_h36m(xy, valid, "coco")
+    assert v.all()
+    pelvis = (xy[:, c("left_hip")] + xy[:, c("right_hip")]) / 2
+    thorax = (xy[:, c("left_shoulder")] + xy[:, c("right_shoulder")]) / 2
+    ears = (xy[:, c("left_ear")] + xy[:, c("right_ear")]) / 2
+    np.testing.assert_allclose(out[:, h("pelvis")], pelvis)
+    np.testing.assert_allclose(out[:, h("thorax")], thorax)
+    np.testing.assert_allclose(out[:, h("spine")], (pelvis + thorax) / 2)
+    np.testing.assert_allclose(out[:, h("neck_nose")], xy[:, c("nose")])
+    np.testing.assert_allclose(out[:, h("head_top")], ears + 0.5 * (ears - thorax))
+    for name in ("left_knee", "right_wrist", "left_ankle", "right_shoulder"):
+        np.testing.assert_allclose(out[:, h(name)], xy[:, c(name)])
+
+
+def test_coco_missing_propagates_and_head_falls_back_to_eyes():
+    xy = coco_pose(2)
+    valid = np.ones(xy.shape[:2], bool)
+    valid[0, c("left_hip")] = False
+    valid[1, c("left_ear")] = False
+    out, v, _ = keypoints_to_h36m(xy, valid, "coco")
+    assert not v[0, h("pelvis")] and not v[0, h("spine")] and not v[0, h("left_hip")]
+    assert np.isnan(out[0, h("pelvis")]).all()
+    assert v[0, h("thorax")] and v[0, h("head_top")]
+    # frame 1: ears incomplete -> head top from the eyes
+    assert v[1, h("head_top")]
+    eyes = (xy[1, c("left_eye")] + xy[1, c("right_eye")]) / 2
+    thorax = (xy[1, c("left_shoulder")] + xy[1, c("right_shoulder")]) / 2
+    np.testing.assert_allclose(out[1, h("head_top")], eyes + 0.5 * (eyes - thorax))
+
+
+def test_halpe_uses_its_head_neck_hip():
+    xy = RNG.uniform(0, 100, size=(3, 26, 2))
+    valid = np.ones(xy.shape[:2], bool)
+    valid[:, HALPE_26.index("left_hip")] = False  # pelvis still comes from Halpe's own hip
+    out, v, _ = keypoints_to_h36m(xy, valid, "halpe26")
+    np.testing.assert_allclose(out[:, h("pelvis")], xy[:, HALPE_26.index("hip")])
+    np.testing.assert_allclose(out[:, h("thorax")], xy[:, HALPE_26.index("neck")])
+    np.testing.assert_allclose(out[:, h("head_top")], xy[:, HALPE_26.index("head")])
+    assert v[:, h("pelvis")].all() and not v[:, h("left_hip")].any()
+
+
+def test_conversion_commutes_with_mirroring():
+    """Mirroring the COCO input (x -> W - x, swap sides) mirrors the H36M output."""
+    W = 500.0
+    xy = coco_pose(3)
+    valid = np.ones(xy.shape[:2], bool)
+    m = xy[:, COCO_17.flip_permutation].copy()
+    m[..., 0] = W - m[..., 0]
+    a, _, _ = keypoints_to_h36m(xy, valid, "coco")
+    b, _, _ = keypoints_to_h36m(m, valid, "coco")
+    b = b[:, H36M_17.flip_permutation]
+    b[..., 0] = W - b[..., 0]
+    np.testing.assert_allclose(a, b, atol=1e-9)
+
+
+def test_confidence_and_nan_give_missing_and_finite_output():
+    k = np.concatenate([coco_pose(6), np.ones((6, 17, 1))], -1)
+    k[1, c("nose"), 2] = 0.1
+    k[2, c("left_wrist"), :2] = np.nan
+    k[3, c("right_knee"), 0] = np.inf
+    k[4, :, 2] = 0.0  # a frame with no valid joint
+    r = prepare_keypoints(k, image_size=(640, 480), keypoint_format="coco", confidence_threshold=0.3)
+    miss = r["missing"]
+    assert miss[1, h("neck_nose")] and miss[2, h("left_wrist")] and miss[3, h("right_knee")]
+    assert miss[4].all() and miss.sum() == 3 + 17
+    assert np.isfinite(r["pose_2d"]).all() and r["pose_2d"].dtype == np.float32
+    # the empty frame is filled from its neighbours: between frames 3 and 5
+    lo = np.minimum(r["pose_2d"][3], r["pose_2d"][5]) - 1e-6
+    hi = np.maximum(r["pose_2d"][3], r["pose_2d"][5]) + 1e-6
+    ok = ~miss[3] & ~miss[5]
+    assert ((r["pose_2d"][4] >= lo) & (r["pose_2d"][4] <= hi))[ok].all()
+
+
+def test_all_missing_raises():
+    k = np.full((3, 17, 2), np.nan)
+    with pytest.raises(ValueError, match="no valid joint"):
+        prepare_keypoints(k, (100, 100), "h36m")
+    k = np.concatenate([coco_pose(2), np.zeros((2, 17, 1))], -1)
+    with pytest.raises(ValueError, match="confidence_threshold"):
+        prepare_keypoints(k, (100, 100), "coco", confidence_threshold=0.5)
+
+
+def test_fill_missing_never_valid_joint():
+    xy = RNG.normal(size=(5, 4, 2))
+    valid = np.ones((5, 4), bool)
+    valid[:, 2] = False
+    out = fill_missing(xy, valid)
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out[:, 2], xy[:, [0, 1, 3]].mean(1))
+    np.testing.assert_array_equal(out[valid], xy[valid])
+
+
+def test_screen_normalisation_round_trip():
+    xy = np.array([[0.0, 0.0], [640.0, 480.0], [320.0, 240.0]])
+    uv = normalize_screen_coordinates(xy, 640, 480)
+    np.testing.assert_allclose(uv, [[-1, -0.75], [1, 0.75], [0, 0]])
+    np.testing.assert_allclose(unnormalize_screen_coordinates(uv, 640, 480), xy)
+
+
+@pytest.mark.parametrize(
+    "bad, exc, msg",
+    [
+        (np.zeros((17, 2)), ValueError, r"keypoints\[None\]"),
+        (np.zeros((2, 3, 17, 2)), ValueError, "list of"),
+        (np.zeros((4, 17, 4)), ValueError, "2 .x, y. or 3"),
+        (np.zeros((0, 17, 2)), ValueError, "empty"),
+        (np.zeros((4, 16, 2)), ValueError, "16"),
+        (np.zeros((4, 26, 2)), ValueError, "halpe26"),
+        ([["a", "b"]], TypeError, "numbers"),
+        (np.zeros((2, 17, 2), bool), TypeError, "numbers"),
+        ("keypoints.npy", TypeError, "numeric array"),
+        (None, TypeError, "None"),
+        ([[[0, 0]] * 17, [[0, 0]] * 16], ValueError, "rectangular"),
+    ],
+)
+def test_validate_keypoints_errors(bad, exc, msg):
+    with pytest.raises(exc, match=msg):
+        validate_keypoints(bad, "coco")
+
+
+def test_unknown_format():
+    with pytest.raises(ValueError, match="unknown keypoint_format 'openpose'.*coco"):
+        normalize_format("openpose")
+    with pytest.raises(TypeError):
+        normalize_format(17)
+    assert normalize_format("COCO-17") == "coco" and normalize_format("Halpe") == "halpe26"
+
+
+@pytest.mark.parametrize("bad", [None, (0, 480), (640, -1), (640,), (1, 2, 3), "640x480", (np.nan, 4)])
+def test_image_size_errors(bad):
+    with pytest.raises((ValueError, TypeError), match="image_size"):
+        validate_image_size(bad)
+
+
+def test_normalized_coordinates_need_no_image_size():
+    k = RNG.uniform(-1, 1, size=(3, 17, 2))
+    r = prepare_keypoints(k, None, "h36m", coordinates="normalized")
+    np.testing.assert_allclose(r["pose_2d"], k, rtol=1e-6)
+    with pytest.raises(ValueError, match="image_size"):
+        prepare_keypoints(k, None, "h36m")
