@@ -1,0 +1,229 @@
+"""Rendering of 2D keypoints next to 3D poses (matplotlib, headless).
+
+* :func:`render_frame_png`: one frame, 2D (optional) | 3D, to a PNG.
+* :func:`render_animation`: a sequence to a GIF (Pillow) or MP4 (needs ``ffmpeg`` on ``PATH``).
+
+3D poses are in the camera frame (x right, y down, z forward, metres); they are drawn with
+``-y`` up so that the person stands upright. 2D keypoints are pixels (image y down), drawn with
+the image's origin at the top left. The subject's left side is blue, the right side red.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+from .skeleton import get_skeleton
+
+__all__ = ["render_frame_png", "render_animation", "ffmpeg_available"]
+
+_LEFT, _RIGHT, _MID = "#1f77b4", "#d62728", "#444444"
+
+
+def ffmpeg_available() -> bool:
+    """True when an ``ffmpeg`` executable is on ``PATH`` (needed for MP4 output)."""
+    return shutil.which("ffmpeg") is not None
+
+
+def _mpl():
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "ps", "cairo"):
+        try:
+            matplotlib.use("Agg", force=True)
+        except Exception:  # pragma: no cover
+            pass
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _check_pose(a, name, channels, frames_axis: bool):
+    arr = np.asarray(a, dtype=np.float64) if a is not None else None
+    if arr is None:
+        return None
+    want = 3 if frames_axis else 2
+    if arr.ndim != want or arr.shape[-1] != channels or (frames_axis and arr.shape[0] == 0):
+        shape = "(frames, joints, %d)" % channels if frames_axis else "(joints, %d)" % channels
+        raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+    return arr
+
+
+def _bone_colors(skel):
+    left, right = set(skel.joints_left), set(skel.joints_right)
+    cols = []
+    for p, c in skel.bones:
+        cols.append(_LEFT if c in left else _RIGHT if c in right else _MID)
+    return cols
+
+
+def _limits_3d(pose: np.ndarray) -> Tuple[np.ndarray, float]:
+    pts = pose[np.isfinite(pose).all(-1)]
+    if pts.size == 0:
+        return np.zeros(3), 1.0
+    centre = (pts.max(0) + pts.min(0)) / 2
+    radius = max(float((pts.max(0) - pts.min(0)).max()) / 2, 0.5)
+    return centre, radius
+
+
+def _setup(skel, pose_3d, keypoints_2d, image_size, title, figsize):
+    plt = _mpl()
+    n = 2 if keypoints_2d is not None else 1
+    fig = plt.figure(figsize=figsize or (5 * n, 5))
+    axes = {}
+    if keypoints_2d is not None:
+        ax2 = fig.add_subplot(1, n, 1)
+        if image_size is not None:
+            w, h = image_size
+            ax2.set_xlim(0, w)
+            ax2.set_ylim(h, 0)
+        else:
+            pts = keypoints_2d[np.isfinite(keypoints_2d).all(-1)]
+            if pts.size:
+                lo, hi = pts.min(0), pts.max(0)
+                pad = 0.1 * max(float((hi - lo).max()), 1.0)
+                ax2.set_xlim(lo[0] - pad, hi[0] + pad)
+                ax2.set_ylim(hi[1] + pad, lo[1] - pad)
+            else:
+                ax2.invert_yaxis()
+        ax2.set_aspect("equal")
+        ax2.set_title("2D input (pixels)")
+        axes["2d"] = ax2
+    ax3 = fig.add_subplot(1, n, n, projection="3d")
+    centre, radius = _limits_3d(pose_3d)
+    # plot axes: (x, z, -y) so that "up" is -y of the camera frame
+    ax3.set_xlim(centre[0] - radius, centre[0] + radius)
+    ax3.set_ylim(centre[2] - radius, centre[2] + radius)
+    ax3.set_zlim(-centre[1] - radius, -centre[1] + radius)
+    ax3.set_xlabel("x (m, right)")
+    ax3.set_ylabel("z (m, forward)")
+    ax3.set_zlabel("-y (m, up)")
+    ax3.view_init(elev=15.0, azim=-70.0)
+    ax3.set_title("3D (camera frame)")
+    axes["3d"] = ax3
+    if title:
+        fig.suptitle(title)
+    cols = _bone_colors(skel)
+    lines = {"2d": [], "3d": []}
+    for col in cols:
+        if "2d" in axes:
+            lines["2d"].append(axes["2d"].plot([], [], color=col, lw=2)[0])
+        lines["3d"].append(axes["3d"].plot([], [], [], color=col, lw=2)[0])
+    return fig, axes, lines
+
+
+def _draw(skel, lines, p3, p2):
+    for k, (a, b) in enumerate(skel.bones):
+        seg = p3[[a, b]]
+        ln = lines["3d"][k]
+        if np.isfinite(seg).all():
+            ln.set_data_3d(seg[:, 0], seg[:, 2], -seg[:, 1])
+        else:
+            ln.set_data_3d([], [], [])
+        if p2 is not None:
+            s2 = p2[[a, b]]
+            if np.isfinite(s2).all():
+                lines["2d"][k].set_data(s2[:, 0], s2[:, 1])
+            else:
+                lines["2d"][k].set_data([], [])
+
+
+def _prepare(pose_3d, keypoints_2d, skeleton, image_size, frames_axis):
+    skel = get_skeleton(skeleton)
+    p3 = _check_pose(pose_3d, "pose_3d", 3, frames_axis)
+    p2 = _check_pose(keypoints_2d, "keypoints_2d", 2, frames_axis)
+    J = p3.shape[-2]
+    if J != skel.num_joints:
+        raise ValueError(f"pose_3d has {J} joints but skeleton {skel.name!r} has {skel.num_joints}")
+    if p2 is not None and p2.shape[:-1] != p3.shape[:-1]:
+        raise ValueError(
+            f"keypoints_2d {p2.shape} must match pose_3d {p3.shape} in frames and joints "
+            "(pass the H36M-17 2D returned with return_keypoints_2d=True)"
+        )
+    if image_size is not None:
+        from .keypoints import validate_image_size
+
+        image_size = validate_image_size(image_size)
+    return skel, p3, p2, image_size
+
+
+def render_frame_png(
+    pose_3d,
+    path: str,
+    keypoints_2d=None,
+    skeleton="h36m17",
+    image_size: Optional[Sequence[float]] = None,
+    title: Optional[str] = None,
+    dpi: int = 100,
+) -> str:
+    """Save one frame (2D | 3D side by side) as a PNG.
+
+    Args:
+        pose_3d: ``(joints, 3)`` metres, camera frame. keypoints_2d: optional ``(joints, 2)`` pixels.
+        path: output ``.png``. skeleton: name or :class:`~modeling_mpm.skeleton.Skeleton`.
+        image_size: optional ``(width, height)`` pixels for the 2D axes.
+    Returns:
+        ``path``.
+    """
+    skel, p3, p2, image_size = _prepare(pose_3d, keypoints_2d, skeleton, image_size, frames_axis=False)
+    plt = _mpl()
+    fig, _, lines = _setup(skel, p3[None], None if p2 is None else p2[None], image_size, title, None)
+    _draw(skel, lines, p3, p2)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def render_animation(
+    pose_3d,
+    path: str,
+    keypoints_2d=None,
+    skeleton="h36m17",
+    image_size: Optional[Sequence[float]] = None,
+    fps: float = 25.0,
+    frame_step: int = 1,
+    max_frames: Optional[int] = None,
+    dpi: int = 72,
+    title: Optional[str] = None,
+) -> str:
+    """Render a 2D + 3D side-by-side animation.
+
+    Args:
+        pose_3d: ``(frames, joints, 3)`` metres, camera frame.
+        path: ``.gif`` (matplotlib's PillowWriter) or ``.mp4`` (needs ffmpeg).
+        keypoints_2d: optional ``(frames, joints, 2)`` pixels (NaN = missing, not drawn).
+        image_size: optional ``(width, height)`` for the 2D axes.
+        fps: frames per second of the output (of the rendered frames).
+        frame_step: render every ``frame_step``-th frame; max_frames: stop after that many.
+    Returns:
+        ``path``.
+    """
+    skel, p3, p2, image_size = _prepare(pose_3d, keypoints_2d, skeleton, image_size, frames_axis=True)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".gif", ".mp4"):
+        raise ValueError(f"render_animation writes .gif or .mp4, got {path!r}")
+    if ext == ".mp4" and not ffmpeg_available():
+        raise ValueError("MP4 output needs ffmpeg on PATH; install ffmpeg or write a .gif instead")
+    if isinstance(frame_step, bool) or not isinstance(frame_step, (int, np.integer)) or frame_step < 1:
+        raise ValueError(f"frame_step must be a positive int, got {frame_step!r}")
+    if not (isinstance(fps, (int, float)) and fps > 0):
+        raise ValueError(f"fps must be a positive number, got {fps!r}")
+    frames = np.arange(0, p3.shape[0], int(frame_step))
+    if max_frames is not None:
+        frames = frames[: int(max_frames)]
+    plt = _mpl()
+    from matplotlib import animation
+
+    fig, _, lines = _setup(skel, p3[frames], None if p2 is None else p2[frames], image_size, title, None)
+    writer = animation.PillowWriter(fps=fps) if ext == ".gif" else animation.FFMpegWriter(fps=fps)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with writer.saving(fig, path, dpi=dpi):
+        for t in frames:
+            _draw(skel, lines, p3[t], None if p2 is None else p2[t])
+            writer.grab_frame()
+    plt.close(fig)
+    return path
