@@ -1,0 +1,444 @@
+"""Cameras: Human3.6M calibration, projection, screen-coordinate normalisation and random
+virtual cameras.
+
+Conventions (see docs/CONTRACTS.md):
+
+* Camera frame: x right, y down, z forward (OpenCV / Human3.6M), metres.
+* Pixel intrinsics: 9-vector ``[fx, fy, cx, cy, k1, k2, k3, p1, p2]`` (pixels; k radial,
+  p tangential, the Human3.6M / VideoPose3D distortion model).
+* Normalised intrinsics (what models see): ``f' = f / w * 2``, ``cx' = cx / w * 2 - 1``,
+  ``cy' = cy / w * 2 - h / w``; distortion coefficients unchanged.
+* Normalised screen coordinates: ``u = x / w * 2 - 1``, ``v = y / w * 2 - h / w``.
+* Human3.6M extrinsics: a unit quaternion ``orientation`` (w, x, y, z) that rotates camera
+  axes into world axes and the camera centre ``translation`` in world millimetres; a world
+  point X (metres) maps to the camera as ``q^-1 * (X - t/1000)``.
+
+The Human3.6M numbers below are the standard calibration distributed with the data set (as
+used by VideoPose3D and its successors); they are facts about the recording setup.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+__all__ = [
+    "H36M_CAMERA_IDS",
+    "H36M_INTRINSICS",
+    "H36M_EXTRINSICS",
+    "H36M_SUBJECTS",
+    "h36m_camera",
+    "h36m_cameras",
+    "load_camera_json",
+    "Camera",
+    "normalize_screen_coordinates",
+    "image_coordinates",
+    "normalize_intrinsics",
+    "qrot",
+    "qinverse",
+    "world_to_camera",
+    "camera_to_world",
+    "project_to_pixels",
+    "project_normalized",
+    "look_at_rotation",
+    "VirtualCameraSampler",
+    "VirtualCamera",
+]
+
+H36M_CAMERA_IDS: Tuple[str, ...] = ("54138969", "55011271", "58860488", "60457274")
+
+# id -> (cx, cy, fx, fy, k1, k2, k3, p1, p2, width, height); pixels.
+H36M_INTRINSICS: Dict[str, Tuple[float, ...]] = {
+    "54138969": (512.54150390625, 515.4514770507812, 1145.0494384765625, 1143.7811279296875,
+                 -0.20709891617298126, 0.24777518212795258, -0.0030751503072679043,
+                 -0.0009756988729350269, -0.00142447161488235, 1000, 1002),
+    "55011271": (508.8486328125, 508.0649108886719, 1149.6756591796875, 1147.5916748046875,
+                 -0.1942136287689209, 0.2404085397720337, 0.006819975562393665,
+                 -0.0016190266469493508, -0.0027408944442868233, 1000, 1000),
+    "58860488": (519.8158569335938, 501.40264892578125, 1149.1407470703125, 1148.7989501953125,
+                 -0.2083381861448288, 0.25548800826072693, -0.0024604974314570427,
+                 0.0014843869721516967, -0.0007599993259645998, 1000, 1000),
+    "60457274": (514.9682006835938, 501.88201904296875, 1145.5113525390625, 1144.77392578125,
+                 -0.198384091258049, 0.21832367777824402, -0.008947807364165783,
+                 -0.0005872055771760643, -0.0018133620033040643, 1000, 1002),
+}
+
+# subject -> one (qw, qx, qy, qz, tx_mm, ty_mm, tz_mm) per camera, in H36M_CAMERA_IDS order.
+H36M_EXTRINSICS: Dict[str, Tuple[Tuple[float, ...], ...]] = {
+    "S1": (
+        (0.1407056450843811, -0.1500701755285263, -0.755240797996521, 0.6223280429840088,
+         1841.1070556640625, 4955.28466796875, 1563.4454345703125),
+        (0.6157187819480896, -0.764836311340332, -0.14833825826644897, 0.11794740706682205,
+         1761.278564453125, -5078.0068359375, 1606.2650146484375),
+        (0.14651472866535187, -0.14647851884365082, 0.7653023600578308, -0.6094175577163696,
+         -1846.7777099609375, 5215.04638671875, 1491.972412109375),
+        (0.5834008455276489, -0.7853162288665771, 0.14548823237419128, -0.14749594032764435,
+         -1794.7896728515625, -3722.698974609375, 1574.8927001953125),
+    ),
+    "S5": (
+        (0.1467377245426178, -0.162370964884758, -0.7551892995834351, 0.6178938746452332,
+         2097.3916015625, 4880.94482421875, 1605.732421875),
+        (0.6159758567810059, -0.7626792192459106, -0.15728192031383514, 0.1189815029501915,
+         2031.7008056640625, -5167.93310546875, 1612.923095703125),
+        (0.14291371405124664, -0.12907841801643372, 0.7678384780883789, -0.6110143065452576,
+         -1620.5948486328125, 5171.65869140625, 1496.43701171875),
+        (0.5920479893684387, -0.7814217805862427, 0.1274748593568802, -0.15036417543888092,
+         -1637.1737060546875, -3867.3173828125, 1547.033203125),
+    ),
+    "S6": (
+        (0.1337897777557373, -0.15692396461963654, -0.7571090459823608, 0.6198879480361938,
+         1935.4517822265625, 4950.24560546875, 1618.0838623046875),
+        (0.6147197484970093, -0.7628812789916992, -0.16174767911434174, 0.11819244921207428,
+         1969.803955078125, -5128.73876953125, 1632.77880859375),
+        (0.1529948115348816, -0.13529130816459656, 0.7646096348762512, -0.6112781167030334,
+         -1769.596435546875, 5185.361328125, 1476.993408203125),
+        (0.5916101336479187, -0.7804774045944214, 0.12832270562648773, -0.1561593860387802,
+         -1721.668701171875, -3884.13134765625, 1540.4879150390625),
+    ),
+    "S7": (
+        (0.1435241848230362, -0.1631336808204651, -0.7548328638076782, 0.6188824772834778,
+         1974.512939453125, 4926.3544921875, 1597.8326416015625),
+        (0.6141672730445862, -0.7638262510299683, -0.1596645563840866, 0.1177929937839508,
+         1937.0584716796875, -5119.7900390625, 1631.5665283203125),
+        (0.14550060033798218, -0.12874816358089447, 0.7660516500473022, -0.6127139329910278,
+         -1741.8111572265625, 5208.24951171875, 1464.8245849609375),
+        (0.5912848114967346, -0.7821764349937439, 0.12445473670959473, -0.15196487307548523,
+         -1734.7105712890625, -3832.42138671875, 1548.5830078125),
+    ),
+    "S8": (
+        (0.14110587537288666, -0.15589867532253265, -0.7561917304992676, 0.619644045829773,
+         2150.65185546875, 4896.1611328125, 1611.9046630859375),
+        (0.6169601678848267, -0.7647668123245239, -0.14846350252628326, 0.11158157885074615,
+         2219.965576171875, -5148.453125, 1613.0440673828125),
+        (0.1471444070339203, -0.13377119600772858, 0.7670128345489502, -0.6100369691848755,
+         -1571.2215576171875, 5137.0185546875, 1498.1761474609375),
+        (0.5927824378013611, -0.7825870513916016, 0.12147816270589828, -0.14631995558738708,
+         -1476.913330078125, -3896.7412109375, 1547.97216796875),
+    ),
+    "S9": (
+        (0.15540587902069092, -0.15548215806484222, -0.7532095313072205, 0.6199594736099243,
+         2044.45849609375, 4935.1171875, 1481.2275390625),
+        (0.618784487247467, -0.7634735107421875, -0.14132238924503326, 0.11933968216180801,
+         1990.959716796875, -5123.810546875, 1568.8048095703125),
+        (0.13357827067375183, -0.1367100477218628, 0.7689454555511475, -0.6100738644599915,
+         -1670.9921875, 5211.98583984375, 1528.387939453125),
+        (0.5879399180412292, -0.7823407053947449, 0.1427614390850067, -0.14794869720935822,
+         -1696.04345703125, -3827.099853515625, 1591.4127197265625),
+    ),
+    "S11": (
+        (0.15232472121715546, -0.15442320704460144, -0.7547563314437866, 0.6191070079803467,
+         2098.440185546875, 4926.5546875, 1500.278564453125),
+        (0.6189449429512024, -0.7600917220115662, -0.15300633013248444, 0.1255258321762085,
+         2083.182373046875, -4912.1728515625, 1561.07861328125),
+        (0.14943228662014008, -0.15650227665901184, 0.7681233882904053, -0.6026304364204407,
+         -1609.8153076171875, 5177.3359375, 1537.896728515625),
+        (0.5894251465797424, -0.7818877100944519, 0.13991211354732513, -0.14715361595153809,
+         -1590.738037109375, -3854.1689453125, 1578.017578125),
+    ),
+}
+H36M_SUBJECTS: Tuple[str, ...] = tuple(H36M_EXTRINSICS)
+
+
+@dataclass
+class Camera:
+    """A calibrated camera.
+
+    Attributes:
+        id: camera identifier.
+        intrinsics: (9,) pixel intrinsics ``[fx, fy, cx, cy, k1, k2, k3, p1, p2]``.
+        width, height: image size in pixels.
+        orientation: (4,) unit quaternion (w, x, y, z), camera -> world rotation, or None.
+        translation: (3,) camera centre in world **metres**, or None.
+    """
+
+    id: str
+    intrinsics: np.ndarray
+    width: int
+    height: int
+    orientation: Optional[np.ndarray] = None
+    translation: Optional[np.ndarray] = None
+
+    @property
+    def image_size(self) -> Tuple[int, int]:
+        return (int(self.width), int(self.height))
+
+    def normalized_intrinsics(self) -> np.ndarray:
+        """(9,) float32 normalised intrinsics (see module docstring)."""
+        return normalize_intrinsics(self.intrinsics, self.width, self.height)
+
+    def world_to_camera(self, points: np.ndarray) -> np.ndarray:
+        """(..., 3) world metres -> (..., 3) camera metres."""
+        if self.orientation is None or self.translation is None:
+            raise ValueError(f"camera {self.id} has no extrinsics")
+        return world_to_camera(points, self.orientation, self.translation)
+
+    def project(self, points_camera: np.ndarray) -> np.ndarray:
+        """(..., 3) camera metres -> (..., 2) pixels, with distortion."""
+        return project_to_pixels(points_camera, self.intrinsics)
+
+
+def h36m_camera(subject: str, camera: int | str) -> Camera:
+    """The Human3.6M camera ``camera`` (index 0-3 or id string) for ``subject`` ("S1".."S11")."""
+    if subject not in H36M_EXTRINSICS:
+        raise ValueError(f"unknown Human3.6M subject {subject!r}; known: {list(H36M_SUBJECTS)}")
+    if isinstance(camera, str):
+        if camera not in H36M_CAMERA_IDS:
+            raise ValueError(f"unknown Human3.6M camera id {camera!r}; known: {list(H36M_CAMERA_IDS)}")
+        index = H36M_CAMERA_IDS.index(camera)
+    else:
+        index = int(camera)
+        if not 0 <= index < 4:
+            raise ValueError(f"Human3.6M camera index must be 0..3, got {camera}")
+    cam_id = H36M_CAMERA_IDS[index]
+    cx, cy, fx, fy, k1, k2, k3, p1, p2, w, h = H36M_INTRINSICS[cam_id]
+    ext = H36M_EXTRINSICS[subject][index]
+    return Camera(
+        id=cam_id,
+        intrinsics=np.array([fx, fy, cx, cy, k1, k2, k3, p1, p2], dtype=np.float64),
+        width=int(w),
+        height=int(h),
+        orientation=np.array(ext[:4], dtype=np.float64),
+        translation=np.array(ext[4:], dtype=np.float64) / 1000.0,
+    )
+
+
+def h36m_cameras(subject: str) -> List[Camera]:
+    """The four Human3.6M cameras of ``subject``, in the standard order."""
+    return [h36m_camera(subject, i) for i in range(4)]
+
+
+def load_camera_json(path: str) -> Dict[str, List[Camera]]:
+    """Cameras from a JSON file: ``{subject: [ {id, width, height, intrinsics (9, pixels),
+    orientation (w,x,y,z), translation (3, millimetres)}, ... ]}``. Overrides the built-in
+    Human3.6M calibration when a user has their own."""
+    with open(path) as fh:
+        data = json.load(fh)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object subject -> list of cameras")
+    out: Dict[str, List[Camera]] = {}
+    for subject, cams in data.items():
+        out[subject] = []
+        for i, c in enumerate(cams):
+            missing = {"id", "width", "height", "intrinsics", "orientation", "translation"} - set(c)
+            if missing:
+                raise ValueError(f"{path}: camera {i} of {subject} lacks {sorted(missing)}")
+            intr = np.asarray(c["intrinsics"], dtype=np.float64)
+            if intr.shape != (9,):
+                raise ValueError(f"{path}: intrinsics of camera {i} of {subject} must have 9 values")
+            out[subject].append(Camera(str(c["id"]), intr, int(c["width"]), int(c["height"]),
+                                       np.asarray(c["orientation"], dtype=np.float64),
+                                       np.asarray(c["translation"], dtype=np.float64) / 1000.0))
+    return out
+
+
+# ----------------------------------------------------------------------------- geometry
+
+def normalize_screen_coordinates(x: np.ndarray, w: float, h: float) -> np.ndarray:
+    """Pixels (..., 2) -> normalised screen coordinates: ``x/w*2 - 1``, ``y/w*2 - h/w``."""
+    x = np.asarray(x)
+    if x.shape[-1] != 2:
+        raise ValueError(f"expected (..., 2) pixel coordinates, got shape {x.shape}")
+    return (x / w * 2 - np.array([1.0, h / w])).astype(x.dtype if x.dtype.kind == "f" else np.float32)
+
+
+def image_coordinates(x: np.ndarray, w: float, h: float) -> np.ndarray:
+    """Inverse of :func:`normalize_screen_coordinates`: (..., 2) normalised -> pixels."""
+    x = np.asarray(x)
+    return ((x + np.array([1.0, h / w])) * w / 2).astype(x.dtype if x.dtype.kind == "f" else np.float32)
+
+
+def normalize_intrinsics(intrinsics: np.ndarray, w: float, h: float) -> np.ndarray:
+    """(..., 9) pixel intrinsics -> (..., 9) normalised ``[fx', fy', cx', cy', k1..k3, p1, p2]``."""
+    k = np.array(intrinsics, dtype=np.float64)
+    if k.shape[-1] != 9:
+        raise ValueError(f"intrinsics must have 9 values [fx,fy,cx,cy,k1,k2,k3,p1,p2], got {k.shape}")
+    k[..., 0:2] = k[..., 0:2] / w * 2
+    k[..., 2] = k[..., 2] / w * 2 - 1
+    k[..., 3] = k[..., 3] / w * 2 - h / w
+    return k.astype(np.float32)
+
+
+def qrot(q: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Rotate vectors ``v`` (..., 3) by unit quaternions ``q`` (..., 4) (w, x, y, z)."""
+    q = np.asarray(q, dtype=np.float64)
+    v = np.asarray(v, dtype=np.float64)
+    qvec = q[..., 1:]
+    uv = np.cross(qvec, v)
+    uuv = np.cross(qvec, uv)
+    return v + 2 * (q[..., :1] * uv + uuv)
+
+
+def qinverse(q: np.ndarray) -> np.ndarray:
+    """Inverse of a unit quaternion (w, x, y, z)."""
+    q = np.array(q, dtype=np.float64)
+    q[..., 1:] *= -1
+    return q
+
+
+def world_to_camera(points: np.ndarray, orientation: np.ndarray, translation: np.ndarray) -> np.ndarray:
+    """(..., 3) world metres -> camera metres: ``q^-1 (X - t)``; t in metres."""
+    points = np.asarray(points)
+    if points.shape[-1] != 3:
+        raise ValueError(f"expected (..., 3) points, got shape {points.shape}")
+    q = np.broadcast_to(qinverse(orientation), points.shape[:-1] + (4,))
+    out = qrot(q, points - np.asarray(translation, dtype=np.float64))
+    return out.astype(points.dtype if points.dtype.kind == "f" else np.float64)
+
+
+def camera_to_world(points: np.ndarray, orientation: np.ndarray, translation: np.ndarray) -> np.ndarray:
+    """(..., 3) camera metres -> world metres: ``q X + t``."""
+    points = np.asarray(points)
+    q = np.broadcast_to(np.asarray(orientation, dtype=np.float64), points.shape[:-1] + (4,))
+    out = qrot(q, points) + np.asarray(translation, dtype=np.float64)
+    return out.astype(points.dtype if points.dtype.kind == "f" else np.float64)
+
+
+def _distort(xy: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Apply the Human3.6M distortion to normalised image-plane points xy = X/Z (..., 2)."""
+    radial, tangential = k[..., 4:7], k[..., 7:9]
+    r2 = np.sum(xy ** 2, axis=-1, keepdims=True)
+    rad = 1 + radial[..., 0:1] * r2 + radial[..., 1:2] * r2 ** 2 + radial[..., 2:3] * r2 ** 3
+    tan = np.sum(tangential * xy, axis=-1, keepdims=True)
+    return xy * (rad + tan) + tangential * r2
+
+
+def project_to_pixels(points_camera: np.ndarray, intrinsics: np.ndarray, distortion: bool = True) -> np.ndarray:
+    """(..., 3) camera-frame points -> (..., 2) pixels with the 9-vector pixel intrinsics.
+
+    Same model as the Human3.6M / VideoPose3D projection: ``xy = X/Z`` (z clipped to 1e-6;
+    with distortion ``xy`` is clamped to [-1, 1] first, as VideoPose3D does),
+    ``xy' = xy (1 + k1 r^2 + k2 r^4 + k3 r^6 + p . xy) + p r^2``, ``uv = f xy' + c``.
+    """
+    p = np.asarray(points_camera, dtype=np.float64)
+    if p.shape[-1] != 3:
+        raise ValueError(f"expected (..., 3) camera points, got shape {p.shape}")
+    k = np.asarray(intrinsics, dtype=np.float64)
+    if k.shape[-1] != 9:
+        raise ValueError(f"intrinsics must have 9 values, got shape {k.shape}")
+    k = np.broadcast_to(k, p.shape[:-1] + (9,)) if k.ndim == 1 else k
+    xy = p[..., :2] / np.clip(p[..., 2:3], 1e-6, None)
+    if distortion:
+        xy = _distort(np.clip(xy, -1.0, 1.0), k)
+    return xy * k[..., 0:2] + k[..., 2:4]
+
+
+def project_normalized(points_camera: np.ndarray, intrinsics_normalized: np.ndarray,
+                       distortion: bool = True) -> np.ndarray:
+    """Projection with normalised intrinsics -> normalised screen coordinates (..., 2).
+
+    Equal to ``normalize_screen_coordinates(project_to_pixels(X, K), w, h)``.
+    """
+    return project_to_pixels(points_camera, intrinsics_normalized, distortion)
+
+
+# ----------------------------------------------------------------------------- virtual cameras
+
+def look_at_rotation(position: np.ndarray, target: np.ndarray, up=(0.0, 0.0, 1.0)) -> np.ndarray:
+    """(3, 3) world -> camera rotation (rows: camera x right, y down, z forward) for a camera at
+    ``position`` looking at ``target`` with world ``up`` (default Z up)."""
+    forward = np.asarray(target, dtype=np.float64) - np.asarray(position, dtype=np.float64)
+    forward /= np.linalg.norm(forward)
+    right = np.cross(forward, np.asarray(up, dtype=np.float64))
+    n = np.linalg.norm(right)
+    if n < 1e-8:
+        raise ValueError("camera looks along the up axis; the look-at rotation is undefined")
+    right /= n
+    down = np.cross(forward, right)
+    return np.stack([right, down, forward])
+
+
+@dataclass
+class VirtualCamera:
+    """A pinhole camera looking at the subject; the world is Z up.
+
+    Attributes:
+        yaw: azimuth of the camera around the subject, radians (0 = on the +X side).
+        elevation: height angle of the camera above the subject's horizontal plane, radians.
+        distance: camera-to-subject distance, metres.
+        focal: focal length in pixels (fx = fy).
+        width, height: image size in pixels; the principal point is the image centre.
+        offset: (2,) shift of the subject in the image plane (metres at the subject's depth)
+            so that people are not always in the image centre.
+        height_offset: camera aim point above the subject's centre (metres).
+    """
+
+    yaw: float
+    elevation: float
+    distance: float
+    focal: float
+    width: int = 1000
+    height: int = 1000
+    offset: Tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def intrinsics(self) -> np.ndarray:
+        """(9,) pixel intrinsics, no distortion."""
+        return np.array([self.focal, self.focal, self.width / 2, self.height / 2, 0, 0, 0, 0, 0],
+                        dtype=np.float64)
+
+    @property
+    def rotation(self) -> np.ndarray:
+        """(3, 3) world -> camera rotation."""
+        direction = np.array([math.cos(self.elevation) * math.cos(self.yaw),
+                              math.cos(self.elevation) * math.sin(self.yaw),
+                              math.sin(self.elevation)])
+        return look_at_rotation(direction, np.zeros(3))
+
+    def to_camera(self, points_world: np.ndarray, center: np.ndarray) -> np.ndarray:
+        """(..., 3) world metres -> camera metres; ``center`` (3,) world point placed at
+        ``distance`` in front of the camera (shifted by ``offset``)."""
+        rel = np.asarray(points_world, dtype=np.float64) - np.asarray(center, dtype=np.float64)
+        cam = rel @ self.rotation.T
+        cam[..., 0] += self.offset[0]
+        cam[..., 1] += self.offset[1]
+        cam[..., 2] += self.distance
+        return cam
+
+    def project(self, points_camera: np.ndarray) -> np.ndarray:
+        """(..., 3) camera metres -> (..., 2) pixels (no distortion)."""
+        return project_to_pixels(points_camera, self.intrinsics, distortion=False)
+
+
+@dataclass
+class VirtualCameraSampler:
+    """Random virtual cameras for 3D-only (world-frame) motion.
+
+    Ranges (uniform): yaw in ``yaw_range`` (radians), elevation in ``elevation_range`` (radians),
+    distance in ``distance_range`` (metres), focal length in ``focal_range`` (pixels), subject
+    offset in the image plane up to ``max_offset`` metres. Defaults resemble Human3.6M
+    (cameras about 5 m away, ~1150 px focal length, slightly above the subject, 1000 x 1000).
+    """
+
+    yaw_range: Tuple[float, float] = (-math.pi, math.pi)
+    elevation_range: Tuple[float, float] = (math.radians(-5.0), math.radians(30.0))
+    distance_range: Tuple[float, float] = (3.5, 7.0)
+    focal_range: Tuple[float, float] = (900.0, 1400.0)
+    width: int = 1000
+    height: int = 1000
+    max_offset: float = 0.5
+
+    def sample(self, rng: np.random.Generator) -> VirtualCamera:
+        """One random camera drawn with the NumPy generator ``rng``."""
+        u = rng.random(6)
+        lerp = lambda r, t: r[0] + (r[1] - r[0]) * t  # noqa: E731
+        return VirtualCamera(
+            yaw=lerp(self.yaw_range, u[0]),
+            elevation=lerp(self.elevation_range, u[1]),
+            distance=lerp(self.distance_range, u[2]),
+            focal=lerp(self.focal_range, u[3]),
+            width=self.width,
+            height=self.height,
+            offset=(self.max_offset * (2 * u[4] - 1), self.max_offset * (2 * u[5] - 1) * 0.5),
+        )
+
+    def fixed(self, n: int = 4, elevation: float = math.radians(10.0), distance: float = 5.0,
+              focal: float = 1150.0, yaw0: float = math.radians(45.0)) -> List[VirtualCamera]:
+        """``n`` deterministic cameras evenly spaced in yaw (for reproducible evaluation)."""
+        if n < 1:
+            raise ValueError("need at least one fixed camera")
+        return [VirtualCamera(yaw=yaw0 + 2 * math.pi * i / n, elevation=elevation, distance=distance,
+                              focal=focal, width=self.width, height=self.height) for i in range(n)]

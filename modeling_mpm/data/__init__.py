@@ -1,0 +1,26 @@
+"""Pose data: converters (Human3.6M, MPI-INF-3DHP, AMASS, BVH / motion capture), the
+one-row-per-sequence on-disk format, training windows and the embedded demo data set.
+
+See docs/data.md for the formats and the item keys of :class:`PoseWindowDataset`.
+"""
+
+from .bvh import BVHJoint, BVHMotion, parse_bvh, read_bvh
+from .demo import (DEMO_VALIDATION_CAMERAS, DEMO_VALIDATION_SEQUENCES, demo_window_datasets,
+                   load_demo_dataset)
+from .io import (HubOfflineError, load_dataset_dir, load_sequences, make_row, push_dataset_to_hub,
+                 rows_to_dataset, save_dataset, sequence_features)
+from .mocap import (CMU_BVH_TO_H36M17, HOLOSOMA_TO_H36M17, SMPL_TO_H36M17, load_bvh_h36m17,
+                    load_climb_npy, map_joints_by_name, resample, y_up_to_z_up)
+from .windows import (PoseNoise2D, PoseWindowDataset, collate_unpaired, collate_windows,
+                      materialize_camera_sequences, window_indices)
+
+__all__ = [
+    "BVHJoint", "BVHMotion", "parse_bvh", "read_bvh",
+    "DEMO_VALIDATION_CAMERAS", "DEMO_VALIDATION_SEQUENCES", "demo_window_datasets", "load_demo_dataset",
+    "HubOfflineError", "load_dataset_dir", "load_sequences", "make_row", "push_dataset_to_hub",
+    "rows_to_dataset", "save_dataset", "sequence_features",
+    "CMU_BVH_TO_H36M17", "HOLOSOMA_TO_H36M17", "SMPL_TO_H36M17", "load_bvh_h36m17", "load_climb_npy",
+    "map_joints_by_name", "resample", "y_up_to_z_up",
+    "PoseNoise2D", "PoseWindowDataset", "collate_unpaired", "collate_windows",
+    "materialize_camera_sequences", "window_indices",
+]

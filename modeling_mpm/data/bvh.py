@@ -1,0 +1,272 @@
+"""BVH motion files: parser and forward kinematics.
+
+:func:`read_bvh` parses a Biovision Hierarchy file and :func:`BVHMotion.joint_positions` runs
+forward kinematics, returning world joint positions ``(T, J, 3)`` for every joint and End Site.
+
+Rules (stated because BVH files disagree with each other):
+
+* Rotation channels of one joint are Euler angles in degrees applied as **intrinsic** rotations
+  in the order the channels are listed (``Zrotation Yrotation Xrotation`` -> ``R = Rz Ry Rx``),
+  computed with :class:`scipy.spatial.transform.Rotation` (``from_euler("ZYX", ...)``). Any
+  order of any subset of the three axes is allowed.
+* Position channels (usually only on the root) replace the OFFSET component of their axis.
+* A joint without a CHANNELS line (or ``CHANNELS 0``) has identity rotation.
+* ``End Site`` blocks become joints named ``<parent>_end`` (e.g. ``Head_end``) with no channels.
+* Positions are multiplied by ``scale`` (file units -> metres); the axes are left as in the file.
+* Motion lines beyond the declared ``Frames:`` count (some exporters write one extra line) are
+  ignored with a warning; fewer lines than declared is an error.
+
+Parse errors raise ``ValueError`` naming the file and line number.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+__all__ = ["BVHJoint", "BVHMotion", "read_bvh", "parse_bvh"]
+
+_ROT = {"xrotation": "X", "yrotation": "Y", "zrotation": "Z"}
+_POS = {"xposition": 0, "yposition": 1, "zposition": 2}
+
+
+@dataclass
+class BVHJoint:
+    """One joint of the hierarchy.
+
+    Attributes:
+        name: joint name (End Sites: ``<parent>_end``).
+        parent: index of the parent joint, -1 for the root.
+        offset: (3,) offset from the parent in file units.
+        channels: channel names in file order (e.g. ``["Zrotation", "Yrotation", "Xrotation"]``).
+        channel_start: column of the first channel in a motion line.
+        is_end_site: True for End Site entries.
+    """
+
+    name: str
+    parent: int
+    offset: np.ndarray
+    channels: List[str] = field(default_factory=list)
+    channel_start: int = 0
+    is_end_site: bool = False
+
+
+@dataclass
+class BVHMotion:
+    """A parsed BVH file: hierarchy plus motion channels.
+
+    Attributes:
+        joints: joints in file (depth-first) order; parents come before children.
+        motion: (T, C) float64 channel values, one row per frame.
+        frame_time: seconds per frame.
+    """
+
+    joints: List[BVHJoint]
+    motion: np.ndarray
+    frame_time: float
+
+    @property
+    def fps(self) -> float:
+        return 1.0 / self.frame_time
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.motion.shape[0])
+
+    @property
+    def joint_names(self) -> List[str]:
+        return [j.name for j in self.joints]
+
+    def joint_positions(self, scale: float = 1.0, include_end_sites: bool = True) -> np.ndarray:
+        """Forward kinematics: (T, J, 3) float64 world positions, ``scale`` x file units.
+
+        ``J`` = all joints in :attr:`joint_names` order (End Sites dropped when
+        ``include_end_sites=False``; the order of the others is kept).
+        """
+        T = self.num_frames
+        n = len(self.joints)
+        pos = np.zeros((T, n, 3))
+        rot = np.zeros((T, n, 3, 3))
+        for i, joint in enumerate(self.joints):
+            translation = np.broadcast_to(joint.offset, (T, 3)).copy()
+            axes, angle_cols = "", []
+            for k, ch in enumerate(joint.channels):
+                key = ch.lower()
+                col = joint.channel_start + k
+                if key in _POS:
+                    translation[:, _POS[key]] = self.motion[:, col]
+                else:
+                    axes += _ROT[key]
+                    angle_cols.append(col)
+            if axes:
+                local = Rotation.from_euler(axes, self.motion[:, angle_cols], degrees=True).as_matrix()
+            else:
+                local = np.broadcast_to(np.eye(3), (T, 3, 3))
+            if joint.parent < 0:
+                pos[:, i] = translation
+                rot[:, i] = local
+            else:
+                pr = rot[:, joint.parent]
+                pos[:, i] = pos[:, joint.parent] + np.einsum("tij,tj->ti", pr, translation)
+                rot[:, i] = pr @ local
+        pos *= scale
+        if not include_end_sites:
+            keep = [i for i, j in enumerate(self.joints) if not j.is_end_site]
+            pos = pos[:, keep]
+        return pos
+
+    def named_positions(self, names: Sequence[str], scale: float = 1.0) -> np.ndarray:
+        """(T, len(names), 3) positions of the named joints (End Sites as ``<parent>_end``)."""
+        index = {n: i for i, n in enumerate(self.joint_names)}
+        missing = [n for n in names if n not in index]
+        if missing:
+            raise ValueError(f"BVH has no joints {missing}; joints are {self.joint_names}")
+        return self.joint_positions(scale)[:, [index[n] for n in names]]
+
+
+def _tokens(text: str):
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        for tok in line.split():
+            yield lineno, tok
+
+
+def parse_bvh(text: str, source: str = "<string>") -> BVHMotion:
+    """Parse BVH ``text``; ``source`` names the file in error messages."""
+    lines = text.splitlines()
+    joints: List[BVHJoint] = []
+    stack: List[int] = []
+    n_channels = 0
+    i = 0
+
+    def err(lineno: int, msg: str) -> ValueError:
+        return ValueError(f"{source}, line {lineno}: {msg}")
+
+    def next_content(j: int) -> int:
+        while j < len(lines) and not lines[j].strip():
+            j += 1
+        return j
+
+    i = next_content(0)
+    if i >= len(lines) or lines[i].strip().upper() != "HIERARCHY":
+        raise err(i + 1, "expected 'HIERARCHY' at the start of a BVH file")
+    i += 1
+    pending: Optional[int] = None  # joint waiting for its '{'
+    while True:
+        i = next_content(i)
+        if i >= len(lines):
+            raise err(i, "unexpected end of file inside HIERARCHY (missing MOTION section)")
+        parts = lines[i].split()
+        key = parts[0].upper()
+        lineno = i + 1
+        if key in ("ROOT", "JOINT"):
+            if len(parts) < 2:
+                raise err(lineno, f"{parts[0]} without a name")
+            if key == "ROOT" and stack:
+                raise err(lineno, "ROOT inside another joint")
+            if key == "JOINT" and not stack:
+                raise err(lineno, "JOINT outside of ROOT")
+            name = " ".join(parts[1:])
+            joints.append(BVHJoint(name, stack[-1] if stack else -1, np.zeros(3)))
+            pending = len(joints) - 1
+        elif key == "END":
+            if not stack:
+                raise err(lineno, "End Site outside of a joint")
+            parent = stack[-1]
+            joints.append(BVHJoint(joints[parent].name + "_end", parent, np.zeros(3), is_end_site=True))
+            pending = len(joints) - 1
+        elif key == "{":
+            if pending is None:
+                raise err(lineno, "'{' without a ROOT/JOINT/End Site before it")
+            stack.append(pending)
+            pending = None
+        elif key == "}":
+            if not stack:
+                raise err(lineno, "unbalanced '}'")
+            stack.pop()
+        elif key == "OFFSET":
+            if not stack:
+                raise err(lineno, "OFFSET outside of a joint")
+            try:
+                vals = [float(v) for v in parts[1:]]
+            except ValueError:
+                raise err(lineno, f"OFFSET values must be numbers: {lines[i].strip()!r}") from None
+            if len(vals) != 3:
+                raise err(lineno, f"OFFSET needs 3 numbers, got {len(vals)}")
+            joints[stack[-1]].offset = np.array(vals)
+        elif key == "CHANNELS":
+            if not stack:
+                raise err(lineno, "CHANNELS outside of a joint")
+            joint = joints[stack[-1]]
+            if joint.is_end_site:
+                raise err(lineno, "End Site cannot have CHANNELS")
+            try:
+                count = int(parts[1])
+            except (IndexError, ValueError):
+                raise err(lineno, "CHANNELS needs a count") from None
+            names = parts[2:]
+            if len(names) != count:
+                raise err(lineno, f"CHANNELS declares {count} channels but lists {len(names)}")
+            for ch in names:
+                if ch.lower() not in _ROT and ch.lower() not in _POS:
+                    raise err(lineno, f"unknown channel {ch!r}")
+            if len({c.lower() for c in names}) != len(names):
+                raise err(lineno, f"repeated channel in {names}")
+            joint.channels = list(names)
+            joint.channel_start = n_channels
+            n_channels += count
+        elif key == "MOTION":
+            if stack:
+                raise err(lineno, f"MOTION before all joints were closed ({len(stack)} '{{' open)")
+            i += 1
+            break
+        else:
+            raise err(lineno, f"unexpected keyword {parts[0]!r} in HIERARCHY")
+        i += 1
+    if not joints:
+        raise err(i, "no joints in HIERARCHY")
+
+    i = next_content(i)
+    if i >= len(lines) or not lines[i].strip().lower().startswith("frames:"):
+        raise err(i + 1, "expected 'Frames: <count>' after MOTION")
+    try:
+        n_frames = int(lines[i].split(":", 1)[1])
+    except ValueError:
+        raise err(i + 1, f"bad frame count {lines[i].strip()!r}") from None
+    i = next_content(i + 1)
+    if i >= len(lines) or not lines[i].strip().lower().startswith("frame time:"):
+        raise err(i + 1, "expected 'Frame Time: <seconds>' after Frames")
+    try:
+        frame_time = float(lines[i].split(":", 1)[1])
+    except ValueError:
+        raise err(i + 1, f"bad frame time {lines[i].strip()!r}") from None
+    if not frame_time > 0:
+        raise err(i + 1, f"frame time must be positive, got {frame_time}")
+    first = i + 1
+    data_lines = [(k + 1, lines[k]) for k in range(first, len(lines)) if lines[k].strip()]
+    if len(data_lines) < n_frames:
+        raise ValueError(f"{source}: declares {n_frames} frames but has only {len(data_lines)} motion lines")
+    if len(data_lines) > n_frames:
+        warnings.warn(f"{source}: {len(data_lines) - n_frames} motion line(s) beyond the declared "
+                      f"{n_frames} frames ignored (first at line {data_lines[n_frames][0]})")
+        data_lines = data_lines[:n_frames]
+    motion = np.empty((n_frames, n_channels))
+    for t, (lineno, line) in enumerate(data_lines):
+        parts = line.split()
+        if len(parts) != n_channels:
+            raise err(lineno, f"motion line has {len(parts)} values, the hierarchy has {n_channels} channels")
+        try:
+            motion[t] = [float(v) for v in parts]
+        except ValueError:
+            raise err(lineno, "motion line contains a non-number") from None
+    return BVHMotion(joints=joints, motion=motion, frame_time=frame_time)
+
+
+def read_bvh(path) -> BVHMotion:
+    """Read and parse a BVH file (see module docstring for the conventions)."""
+    with open(path, "r", encoding="utf-8", errors="replace") as fh:
+        text = fh.read()
+    return parse_bvh(text, source=str(path))

@@ -1,0 +1,176 @@
+"""Motion-capture joint positions -> Human3.6M-17 (world frame, metres).
+
+* :func:`map_joints_by_name`: (T, J_src, 3) named joints -> (T, 17, 3) H36M-17 with a name map.
+* :data:`CMU_BVH_TO_H36M17`, :data:`HOLOSOMA_TO_H36M17`, :data:`SMPL_TO_H36M17`: name maps.
+* :func:`resample`: linear interpolation to a target frame rate.
+* :func:`y_up_to_z_up`: rotate a Y-up world (x right, y up, z toward viewer) to Z up.
+* :func:`load_bvh_h36m17`: BVH file -> (T, 17, 3) H36M-17 world positions, Z up, metres.
+* :func:`load_climb_npy`: holosoma climbing ``.npy`` -> (T, 17, 3) H36M-17, Z up, metres.
+
+World convention of everything returned here: metres, **Z up**, right-handed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..skeleton import H36M_17
+from .bvh import read_bvh
+
+__all__ = [
+    "CMU_BVH_TO_H36M17",
+    "HOLOSOMA_TO_H36M17",
+    "SMPL_TO_H36M17",
+    "CMU_BVH_SCALE",
+    "map_joints_by_name",
+    "resample",
+    "y_up_to_z_up",
+    "load_bvh_h36m17",
+    "load_climb_npy",
+]
+
+# One entry per H36M-17 joint (skeleton.H36M_17 order). A string is a source joint name; a
+# tuple ("extrapolate", a, b, k) means a + k * (a - b) (used for head_top when the source has
+# no joint there).
+JointMap = Dict[str, Union[str, Tuple[str, str, str, float]]]
+
+CMU_BVH_TO_H36M17: JointMap = {
+    "pelvis": "Hips", "right_hip": "RightUpLeg", "right_knee": "RightLeg", "right_ankle": "RightFoot",
+    "left_hip": "LeftUpLeg", "left_knee": "LeftLeg", "left_ankle": "LeftFoot", "spine": "Spine1",
+    "thorax": "Neck1", "neck_nose": "Head", "head_top": "Head_end",
+    "left_shoulder": "LeftArm", "left_elbow": "LeftForeArm", "left_wrist": "LeftHand",
+    "right_shoulder": "RightArm", "right_elbow": "RightForeArm", "right_wrist": "RightHand",
+}
+"""CMU (cgspeed BVH) -> H36M-17; head_top is the End Site of Head."""
+
+HOLOSOMA_TO_H36M17: JointMap = {
+    "pelvis": "Hips", "right_hip": "RightUpLeg", "right_knee": "RightLeg", "right_ankle": "RightFoot",
+    "left_hip": "LeftUpLeg", "left_knee": "LeftLeg", "left_ankle": "LeftFoot", "spine": "Spine1",
+    "thorax": "Neck", "neck_nose": "Head", "head_top": ("extrapolate", "Head", "Neck", 0.8),
+    "left_shoulder": "LeftArm", "left_elbow": "LeftForeArm", "left_wrist": "LeftHand",
+    "right_shoulder": "RightArm", "right_elbow": "RightForeArm", "right_wrist": "RightHand",
+}
+"""holosoma climbing capture -> H36M-17; head_top = Head + 0.8 (Head - Neck) (approximate)."""
+
+SMPL_TO_H36M17: JointMap = {
+    "pelvis": "pelvis", "right_hip": "right_hip", "right_knee": "right_knee",
+    "right_ankle": "right_ankle", "left_hip": "left_hip", "left_knee": "left_knee",
+    "left_ankle": "left_ankle", "spine": "spine1", "thorax": "spine3", "neck_nose": "neck",
+    "head_top": ("extrapolate", "head", "neck", 1.0),
+    "left_shoulder": "left_shoulder", "left_elbow": "left_elbow", "left_wrist": "left_wrist",
+    "right_shoulder": "right_shoulder", "right_elbow": "right_elbow", "right_wrist": "right_wrist",
+}
+"""SMPL / SMPL-H / SMPL-X joint names (AMASS) -> H36M-17. Approximate: SMPL has no head top
+(extrapolated head + (head - neck)) and its spine/neck joints sit at different heights than
+the Human3.6M markers; a model trained on H36M will see a small systematic offset."""
+
+CMU_BVH_SCALE = 2.54 / 0.45 / 100.0
+"""cgspeed CMU BVH units -> metres (inches scaled by 1/0.45)."""
+
+
+def map_joints_by_name(positions: np.ndarray, joint_names: Sequence[str], joint_map: JointMap) -> np.ndarray:
+    """(T, J_src, 3) positions with ``joint_names`` -> (T, 17, 3) H36M-17 using ``joint_map``."""
+    positions = np.asarray(positions)
+    if positions.ndim != 3 or positions.shape[-1] != 3:
+        raise ValueError(f"positions must be (T, J, 3), got shape {positions.shape}")
+    if positions.shape[1] != len(joint_names):
+        raise ValueError(f"positions have {positions.shape[1]} joints but {len(joint_names)} names were given")
+    index = {n: i for i, n in enumerate(joint_names)}
+    missing_targets = [n for n in H36M_17.joint_names if n not in joint_map]
+    if missing_targets:
+        raise ValueError(f"joint map lacks H36M-17 joints {missing_targets}")
+
+    def get(name: str) -> np.ndarray:
+        if name not in index:
+            raise ValueError(f"source has no joint {name!r}; joints are {list(joint_names)}")
+        return positions[:, index[name]]
+
+    out = np.empty((positions.shape[0], 17, 3), dtype=np.float64)
+    for j, target in enumerate(H36M_17.joint_names):
+        src = joint_map[target]
+        if isinstance(src, str):
+            out[:, j] = get(src)
+        else:
+            kind, a, b, k = src
+            if kind != "extrapolate":
+                raise ValueError(f"unknown joint-map rule {kind!r} for {target}")
+            pa = get(a)
+            out[:, j] = pa + k * (pa - get(b))
+    return out
+
+
+def resample(positions: np.ndarray, source_fps: float, target_fps: float) -> np.ndarray:
+    """Linear-interpolation resampling along axis 0: (T, ...) at ``source_fps`` -> (T', ...) at
+    ``target_fps``, with output frame k at time k / target_fps (T' covers [0, (T-1)/source_fps])."""
+    x = np.asarray(positions)
+    if source_fps <= 0 or target_fps <= 0:
+        raise ValueError(f"frame rates must be positive, got {source_fps} -> {target_fps}")
+    T = x.shape[0]
+    if T == 0:
+        return x.copy()
+    if source_fps == target_fps:
+        return x.copy()
+    duration = (T - 1) / source_fps
+    n_out = int(np.floor(duration * target_fps + 1e-9)) + 1
+    t = np.arange(n_out) * (source_fps / target_fps)  # position in source frames
+    i0 = np.clip(np.floor(t).astype(np.int64), 0, T - 1)
+    i1 = np.clip(i0 + 1, 0, T - 1)
+    w = (t - i0).reshape((-1,) + (1,) * (x.ndim - 1))
+    out = x[i0] * (1 - w) + x[i1] * w
+    return out.astype(x.dtype if x.dtype.kind == "f" else np.float64)
+
+
+def y_up_to_z_up(positions: np.ndarray) -> np.ndarray:
+    """Rotate (..., 3) from a Y-up world (x, y up, z) to Z up: (x, y, z) -> (x, -z, y)."""
+    p = np.asarray(positions)
+    return np.stack([p[..., 0], -p[..., 2], p[..., 1]], axis=-1)
+
+
+def load_bvh_h36m17(path, joint_map: JointMap = CMU_BVH_TO_H36M17, scale: float = CMU_BVH_SCALE,
+                    up_axis: str = "y", target_fps: Optional[float] = 50.0,
+                    skip_frames: int = 0) -> Tuple[np.ndarray, float]:
+    """BVH file -> ((T, 17, 3) float32 H36M-17 world positions in metres, Z up; fps).
+
+    ``scale`` converts file units to metres (default: cgspeed CMU units), ``up_axis`` is the
+    file's up axis ("y" or "z"), ``target_fps`` resamples (None keeps the file's rate),
+    ``skip_frames`` drops leading frames before resampling (the cgspeed CMU conversion starts
+    with one rest-pose frame: use ``skip_frames=1``).
+    """
+    motion = read_bvh(path)
+    pos = motion.joint_positions(scale=scale)[skip_frames:]
+    h36m = map_joints_by_name(pos, motion.joint_names, joint_map)
+    if up_axis.lower() == "y":
+        h36m = y_up_to_z_up(h36m)
+    elif up_axis.lower() != "z":
+        raise ValueError(f"up_axis must be 'y' or 'z', got {up_axis!r}")
+    fps = motion.fps
+    if target_fps is not None:
+        h36m = resample(h36m, fps, target_fps)
+        fps = float(target_fps)
+    return h36m.astype(np.float32), fps
+
+
+def load_climb_npy(path, joint_names: Union[str, Sequence[str], None] = None,
+                   source_fps: float = 120.0, target_fps: Optional[float] = 50.0,
+                   joint_map: JointMap = HOLOSOMA_TO_H36M17) -> Tuple[np.ndarray, float]:
+    """holosoma climbing ``(T, 53, 3)`` ``.npy`` (metres, Z up) -> ((T', 17, 3) float32 H36M-17,
+    fps). ``joint_names`` is a list or the path of ``joint_names.json`` (default: next to the
+    file). The capture's frame rate is undocumented; 120 Hz is assumed (see DATA_NOTES.md)."""
+    pos = np.load(path)
+    if pos.ndim != 3 or pos.shape[-1] != 3:
+        raise ValueError(f"{path}: expected (T, J, 3) joint positions, got shape {pos.shape}")
+    if joint_names is None:
+        joint_names = os.path.join(os.path.dirname(os.path.abspath(path)), "joint_names.json")
+    if isinstance(joint_names, (str, os.PathLike)):
+        with open(joint_names) as fh:
+            joint_names = json.load(fh)
+    h36m = map_joints_by_name(pos, list(joint_names), joint_map)
+    fps = float(source_fps)
+    if target_fps is not None:
+        h36m = resample(h36m, source_fps, target_fps)
+        fps = float(target_fps)
+    return h36m.astype(np.float32), fps
