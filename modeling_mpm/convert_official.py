@@ -1,0 +1,236 @@
+"""Convert checkpoints of the authors' MPM code into this package's models.
+
+The authors save plain ``state_dict``s, usually from ``nn.DataParallel`` (every key starts with
+``module.``): the pre-training model ``MPMmask2`` / ``MPMmask`` (keys ``encoder2d``,
+``encoder3d``, ``decoder2d``, ``fcn_dec2d``...) and the fine-tuned lifter ``Model`` (keys
+``Transformer_reduce``, ``fcn``, ``fcn_1``...). The configuration (joints, frames, width,
+depths) is read off the tensor shapes; the number of attention heads (8 in all the authors'
+set-ups) and the reduce strides (the usual ones for the frame count) are not visible in the
+shapes and can be passed in.
+
+The converted model keeps the authors' numerics: their LayerNorm (``legacy_layer_norm=True``)
+and raw root-joint outputs (``zero_root_output=False``).
+
+Command line::
+
+    python -m modeling_mpm.convert_official CKPT OUT_DIR [--heads 8] [--strides 3 3 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sys
+import tempfile
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+
+from .configuration_mpm import MPMConfig, default_reduce_strides
+from .modeling_mpm import MPMForMaskedPoseModeling, MPMForPoseLifting
+
+__all__ = ["convert_official_checkpoint", "convert_official_state_dict", "load_official_state_dict", "main"]
+
+# Parameters of the authors' models that their forward never uses.
+_UNUSED = re.compile(r"^(shared_layers_temporal\.model\.norm|decoder[23]d\.model\.norm|Transformer_reduce\.model\.norm)\.")
+
+_LAYER_RENAMES = [
+    (r"self_attn\.linears\.0\.", "attention.q_proj."),
+    (r"self_attn\.linears\.1\.", "attention.k_proj."),
+    (r"self_attn\.linears\.2\.", "attention.v_proj."),
+    (r"self_attn\.linears\.3\.", "attention.out_proj."),
+    (r"sublayer\.0\.norm\.a_2", "attn_norm.weight"),
+    (r"sublayer\.0\.norm\.b_2", "attn_norm.bias"),
+    (r"sublayer\.1\.norm\.a_2", "ffn_norm.weight"),
+    (r"sublayer\.1\.norm\.b_2", "ffn_norm.bias"),
+]
+
+
+def load_official_state_dict(path: Union[str, os.PathLike]) -> Dict[str, torch.Tensor]:
+    """Load an authors' checkpoint file as a flat state dict without the ``module.`` prefix.
+
+    Accepts a bare state dict or a dict holding one under ``state_dict``/``model``.
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"checkpoint file not found: {path}")
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model", "model_pos"):
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{path} does not hold a state dict of tensors")
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
+
+
+def _rename(key: str) -> Optional[str]:
+    """Authors' key -> this package's key (``None`` for unused parameters)."""
+    if _UNUSED.match(key):
+        return None
+
+    def layer(k):
+        for pat, rep in _LAYER_RENAMES:
+            k = re.sub(pat, rep, k)
+        k = k.replace("feed_forward.w_1.", "feed_forward.fc1.").replace("feed_forward.w_2.", "feed_forward.fc2.")
+        return k
+
+    simple = {
+        "spatial_mask_token2d": "mpm.spatial_mask_token_2d",
+        "spatial_mask_token3d": "mpm.spatial_mask_token_3d",
+        "temporal_mask_token": "temporal_mask_token",
+        "dec_pos_embedding": "decoder_position_embedding",
+        "shared_layers_temporal.pos_embedding": "mpm.position_embedding",
+        "encoder_LN.a_2": "encoder_norm.weight",
+        "encoder_LN.b_2": "encoder_norm.bias",
+    }
+    if key in simple:
+        return simple[key]
+    m = re.match(r"encoder([23])d\.(fc_1|bn_1)\.(.+)$", key)
+    if m:
+        return f"mpm.joint_embedding_{m.group(1)}d.{'proj' if m.group(2) == 'fc_1' else 'norm'}.{m.group(3)}"
+    m = re.match(r"shared_layers_spatial\.layers\.(\d+)\.(w1|w2|batch_norm1|batch_norm2)\.(.+)$", key)
+    if m:
+        sub = {"w1": "linear1", "w2": "linear2", "batch_norm1": "norm1", "batch_norm2": "norm2"}[m.group(2)]
+        return f"mpm.spatial_mlp.blocks.{m.group(1)}.{sub}.{m.group(3)}"
+    m = re.match(r"shared_layers_spatial\.fc_2\.(.+)$", key)
+    if m:
+        return f"mpm.spatial_mlp.out_proj.{m.group(1)}"
+    m = re.match(r"shared_layers_temporal\.model\.layers\.(.+)$", key)
+    if m:
+        return "mpm.layers." + layer(m.group(1))
+    m = re.match(r"decoder([23])d\.model\.layers\.(.+)$", key)
+    if m:
+        return f"decoder_{m.group(1)}d." + layer(m.group(2))
+    m = re.match(r"fcn_dec([23])d\.([01])\.(.+)$", key)
+    if m:
+        return f"head_{m.group(1)}d.{'norm' if m.group(2) == '0' else 'proj'}.{m.group(3)}"
+    m = re.match(r"Transformer_reduce\.model\.pos_embedding_(\d)$", key)
+    if m:
+        return f"reduce.position_embeddings.{int(m.group(1)) - 1}"
+    m = re.match(r"Transformer_reduce\.model\.layers\.(.+)$", key)
+    if m:
+        k = layer(m.group(1)).replace("feed_forward.fc1.", "ffn_in.").replace("feed_forward.fc2.", "ffn_out.")
+        return "reduce.layers." + k
+    m = re.match(r"fcn(_1)?\.([01])\.(.+)$", key)
+    if m:
+        head = "frames_head" if m.group(1) else "center_head"
+        return f"{head}.{'norm' if m.group(2) == '0' else 'proj'}.{m.group(3)}"
+    m = re.match(r"refine\.|^fc_|^mlp\.", key)
+    raise ValueError(f"unrecognised key in official checkpoint: {key!r}")
+
+
+def _count_layers(sd, prefix: str) -> int:
+    idx = {int(m.group(1)) for k in sd for m in [re.match(re.escape(prefix) + r"(\d+)\.", k)] if m}
+    return max(idx) + 1 if idx else 0
+
+
+def _config_from_state_dict(sd, num_attention_heads: int, reduce_strides: Optional[Sequence[int]]) -> MPMConfig:
+    if "encoder2d.fc_1.weight" not in sd:
+        raise ValueError("not an MPM checkpoint: no 'encoder2d.fc_1.weight' key")
+    w = sd["encoder2d.fc_1.weight"]
+    num_joints = w.shape[1] // 2
+    embedding_size = w.shape[0]
+    hidden_size = sd["shared_layers_spatial.fc_2.weight"].shape[0]
+    num_frames = sd["shared_layers_temporal.pos_embedding"].shape[1]
+    num_layers = _count_layers(sd, "shared_layers_temporal.model.layers.")
+    intermediate_size = sd["shared_layers_temporal.model.layers.0.feed_forward.w_1.weight"].shape[0]
+    decoder_layers = max(_count_layers(sd, "decoder2d.model.layers."), 1)
+    n_reduce = _count_layers(sd, "Transformer_reduce.model.layers.")
+    if n_reduce:
+        strides = list(reduce_strides) if reduce_strides else default_reduce_strides(num_frames)
+        if len(strides) != n_reduce:
+            raise ValueError(
+                f"checkpoint has {n_reduce} strided-reduce layers but the strides {strides} have {len(strides)}; "
+                f"pass reduce_strides= explicitly"
+            )
+    else:
+        strides = list(reduce_strides) if reduce_strides else None
+    skeleton = {17: "h36m17", 16: "h36m16"}.get(num_joints)
+    if skeleton is None:
+        raise ValueError(f"no known skeleton with {num_joints} joints (expected 16 or 17)")
+    return MPMConfig(
+        num_joints=num_joints, num_frames=num_frames, hidden_size=hidden_size, embedding_size=embedding_size,
+        intermediate_size=intermediate_size, num_layers=num_layers, num_attention_heads=num_attention_heads,
+        decoder_layers=decoder_layers, reduce_strides=strides, skeleton=skeleton, legacy_layer_norm=True,
+        zero_root_output=False, mask_mode="tube" if decoder_layers >= 2 else "random",
+        temporal_mask_ratio=0.0 if decoder_layers >= 2 else 0.6,
+    )
+
+
+def convert_official_state_dict(
+    state_dict: Dict[str, torch.Tensor],
+    num_attention_heads: int = 8,
+    reduce_strides: Optional[Sequence[int]] = None,
+) -> Union[MPMForMaskedPoseModeling, MPMForPoseLifting]:
+    """Build the matching model from an authors' state dict (``module.`` prefixes allowed) and
+    load it strictly. Returns the model in eval mode."""
+    sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state_dict.items()}
+    config = _config_from_state_dict(sd, num_attention_heads, reduce_strides)
+    is_lifter = any(k.startswith("Transformer_reduce.") for k in sd)
+    model = MPMForPoseLifting(config) if is_lifter else MPMForMaskedPoseModeling(config)
+    own = model.state_dict()
+    new: Dict[str, torch.Tensor] = {}
+    for key, value in sd.items():
+        name = _rename(key)
+        if name is None:
+            continue
+        if name not in own:
+            raise ValueError(f"official key {key!r} maps to {name!r}, which the {type(model).__name__} lacks")
+        new[name] = value.reshape(own[name].shape) if value.numel() == own[name].numel() else value
+        if new[name].shape != own[name].shape:
+            raise ValueError(f"shape mismatch for {key!r}: {tuple(value.shape)} vs {tuple(own[name].shape)}")
+    missing = [k for k in own if k not in new]
+    # The lifter's 2D mask token does not exist in the authors' lifter: keep its initial value.
+    allowed_missing = {"mpm.spatial_mask_token_2d"} if is_lifter else set()
+    if set(missing) - allowed_missing:
+        raise ValueError(f"official checkpoint lacks parameters: {sorted(set(missing) - allowed_missing)}")
+    model.load_state_dict(new, strict=False)
+    return model.eval()
+
+
+def convert_official_checkpoint(
+    path: Union[str, os.PathLike],
+    num_attention_heads: int = 8,
+    reduce_strides: Optional[Sequence[int]] = None,
+) -> Union[MPMForMaskedPoseModeling, MPMForPoseLifting]:
+    """Read an authors' checkpoint (pre-training or fine-tuning) and return the matching model,
+    in eval mode, reproducing the original outputs."""
+    return convert_official_state_dict(load_official_state_dict(path), num_attention_heads, reduce_strides)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m modeling_mpm.convert_official",
+        description="Convert an official MPM checkpoint into a save_pretrained folder.",
+    )
+    parser.add_argument("checkpoint", help="authors' .pth/.bin file (pre-training or fine-tuned lifter)")
+    parser.add_argument("output_dir", help="folder to write (config.json, model.safetensors, code)")
+    parser.add_argument("--heads", type=int, default=8, help="attention heads (not visible in the weights; 8)")
+    parser.add_argument("--strides", type=int, nargs="+", default=None, help="reduce strides of a lifter")
+    args = parser.parse_args(argv)
+    try:
+        model = convert_official_checkpoint(args.checkpoint, args.heads, args.strides)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    parent = os.path.dirname(os.path.abspath(args.output_dir)) or "."
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".convert-", dir=parent)
+    try:
+        model.save_pretrained(tmp)
+        if os.path.exists(args.output_dir):
+            shutil.rmtree(args.output_dir)
+        os.replace(tmp, args.output_dir)
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+    n = sum(p.numel() for p in model.parameters())
+    print(f"wrote {type(model).__name__} ({n:,} parameters) to {args.output_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
