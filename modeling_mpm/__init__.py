@@ -38,3 +38,4 @@ MPMConfig.register_for_auto_class()
 MPMModel.register_for_auto_class("AutoModel")
 MPMForMaskedPoseModeling.register_for_auto_class("AutoModelForPreTraining")
 MPMForPoseLifting.register_for_auto_class("AutoModel")
+from . import pipeline_mpm as _pipeline_mpm  # noqa: E402,F401  registers "pose-lifting" and "pose-completion"

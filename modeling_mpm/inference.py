@@ -186,6 +186,11 @@ def _as_inputs(pose: np.ndarray, missing: Optional[np.ndarray], channels: int, n
     return x.contiguous(), m.contiguous()
 
 
+def _device(model) -> torch.device:
+    p = next(iter(model.parameters()), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
 def _flip_perm(model) -> torch.Tensor:
     skel = get_skeleton(getattr(model.config, "skeleton", "h36m17"))
     return torch.as_tensor(skel.flip_permutation, dtype=torch.long)
@@ -232,7 +237,11 @@ def lift_sequence(
     perm = _flip_perm(model)
     head = "pose_3d" if mode == "seq2seq" else "pose_3d_center"
 
+    dev = _device(model)
+    perm = perm.to(dev)
+
     def fwd(xb, mb):
+        xb, mb = xb.to(dev), mb.to(dev)
         if flip_augmentation:
             xb = torch.cat([xb, _flip(xb, perm)], 0)
             mb = torch.cat([mb, mb.index_select(-1, perm)], 0)
@@ -242,7 +251,7 @@ def lift_sequence(
         if flip_augmentation:
             n = out.shape[0] // 2
             out = (out[:n] + _flip(out[n:], perm)) / 2
-        return (out,)
+        return (out.float().cpu(),)
 
     with _eval_mode(model):
         if mode == "seq2seq":
@@ -291,11 +300,15 @@ def complete_sequence(
     x, m = _as_inputs(arr, missing, channels, cfg.num_joints, "pose")
     perm = _flip_perm(model)
 
+    dev = _device(model)
+    perm = perm.to(dev)
+
     def fwd(xb, mb):
+        xb, mb = xb.to(dev), mb.to(dev)
         if flip_augmentation:
             xb = torch.cat([xb, _flip(xb, perm)], 0)
             mb = torch.cat([mb, mb.index_select(-1, perm)], 0)
-        tmask = torch.zeros(xb.shape[:2], dtype=torch.bool)
+        tmask = torch.zeros(xb.shape[:2], dtype=torch.bool, device=xb.device)
         if channels == 3:
             out = model(pose_3d=xb.contiguous(), spatial_mask_3d=mb.contiguous(), temporal_mask_3d=tmask)
             outs = [out.pose_3d]
@@ -305,7 +318,7 @@ def complete_sequence(
         if flip_augmentation:
             n = outs[0].shape[0] // 2
             outs = [(o[:n] + _flip(o[n:], perm)) / 2 for o in outs]
-        return outs
+        return [o.float().cpu() for o in outs]
 
     with _eval_mode(model):
         res = run_seq2seq(fwd, [x, m], cfg.num_frames, stride, batch_size, progress, "completion")
