@@ -1,0 +1,313 @@
+"""Evaluation of MPM models on window datasets (items ``{"pose_2d", "pose_3d", "action"}``,
+see :mod:`modeling_mpm.training.data`).
+
+* :func:`predict_lifting`: one batch through a lifter, optionally with test-time flip
+  augmentation (``x -> -x`` on the 2D input, L/R joints swapped, run, ``x`` of the output negated
+  and joints swapped back, averaged with the plain pass; a spatial mask of missing joints is
+  mirrored too, so the flipped pass hides the same limb).
+* :func:`evaluate_lifting`: MPJPE / P-MPJPE (mm) per action and overall, with or without
+  occluded joints.
+* :func:`evaluate_masked_modeling`: pre-training validation (masked 2D / 3D reconstruction).
+* :func:`evaluate_completion`: 3D completion and occluded-2D lifting per tube manner.
+* :func:`format_table`: the results as a text table.
+
+Errors are reported in millimetres (3D) and in 1/1000 normalised screen units (2D). Masks used
+in evaluation come from a generator seeded with ``seed``, so numbers are reproducible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from . import metrics as M
+from .masking import mirror_mask, sample_spatiotemporal_mask, tube_joints
+from .skeleton import get_skeleton
+
+__all__ = [
+    "flip_pose",
+    "predict_lifting",
+    "evaluate_lifting",
+    "evaluate_masked_modeling",
+    "evaluate_completion",
+    "random_joint_mask",
+    "format_table",
+]
+
+
+def flip_pose(pose: torch.Tensor, skeleton) -> torch.Tensor:
+    """Mirror poses ``(..., J, C)``: ``x -> -x`` and left/right joints swapped."""
+    perm = torch.as_tensor(get_skeleton(skeleton).flip_permutation, device=pose.device)
+    out = pose.index_select(-2, perm).clone()
+    out[..., 0] = -out[..., 0]
+    return out
+
+
+@contextlib.contextmanager
+def _evaluating(model):
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was)
+
+
+def _device(model, device):
+    if device is not None:
+        return torch.device(device)
+    try:
+        return next(model.parameters()).device
+    except StopIteration:  # pragma: no cover
+        return torch.device("cpu")
+
+
+def predict_lifting(model, pose_2d: torch.Tensor, spatial_mask: Optional[torch.Tensor] = None,
+                    flip: bool = False, mode: str = "center") -> torch.Tensor:
+    """3D prediction (metres) of a lifter for a batch of windows.
+
+    Args:
+        pose_2d: ``(B, F, J, 2)`` normalised screen coordinates.
+        spatial_mask: ``(B, F, J)`` bool, True = missing joint.
+        flip: average with the mirrored pass (the mask mirrored too).
+        mode: ``"center"`` -> ``(B, 1, J, 3)`` centre frame; ``"all_frames"`` -> ``(B, F, J, 3)``.
+    """
+    if mode not in ("center", "all_frames"):
+        raise ValueError(f"mode must be 'center' or 'all_frames', got {mode!r}")
+    key = "pose_3d_center" if mode == "center" else "pose_3d"
+    skel = model.config.get_skeleton()
+    pred = getattr(model(pose_2d=pose_2d, spatial_mask=spatial_mask), key)
+    if flip:
+        fm = mirror_mask(spatial_mask, skel) if spatial_mask is not None else None
+        fp = getattr(model(pose_2d=flip_pose(pose_2d, skel), spatial_mask=fm), key)
+        pred = (pred + flip_pose(fp, skel)) / 2
+    return pred
+
+
+def random_joint_mask(batch: int, frames: int, joints: int, k: int, generator: torch.Generator,
+                      exclude: Sequence[int] = ()) -> torch.Tensor:
+    """``(B, F, J)`` bool with ``k`` random joints missing in every frame (never those in
+    ``exclude``, e.g. the root)."""
+    allowed = [j for j in range(joints) if j not in set(exclude)]
+    if not 0 < k <= len(allowed):
+        raise ValueError(f"cannot hide {k} of the {len(allowed)} maskable joints")
+    scores = torch.rand(batch, frames, len(allowed), generator=generator)
+    pick = scores.argsort(-1)[..., :k]
+    mask = torch.zeros(batch, frames, joints, dtype=torch.bool)
+    idx = torch.as_tensor(allowed)[pick]
+    mask.scatter_(-1, idx, True)
+    return mask
+
+
+def _loader(dataset, batch_size):
+    from .training.data import collate_windows
+
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_windows, num_workers=0)
+
+
+def _progress(total, enabled, desc):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="window", leave=False)
+
+
+def _root_zero(pose: torch.Tensor, root: Optional[int]) -> torch.Tensor:
+    return pose - pose[..., root:root + 1, :] if root is not None else pose
+
+
+def evaluate_lifting(model, dataset, *, batch_size: int = 256, flip: bool = False, occluded_joints: int = 0,
+                     seed: int = 0, mode: str = "center", progress: bool = False, device=None) -> Dict:
+    """MPJPE and P-MPJPE (mm) of a lifter over ``dataset``.
+
+    Per window the target is the centre frame (``mode="center"``, the paper's protocol when the
+    dataset has a window centred on every frame) or all frames (``"all_frames"``, each window's
+    error averaged over its frames). Root joints are set to 0 in prediction and target.
+    ``occluded_joints=k`` hides ``k`` random non-root joints in every frame of the 2D input and
+    passes them as ``spatial_mask``.
+
+    Returns ``{"mpjpe", "p_mpjpe"}`` (mean over actions, mm), ``"mpjpe_frames"`` /
+    ``"p_mpjpe_frames"`` (mean over windows), ``"per_action": {action: {"mpjpe", "p_mpjpe",
+    "windows"}}``, ``"windows"``, ``"flip"``, ``"occluded_joints"``.
+    """
+    cfg = model.config
+    root = cfg.get_skeleton().root
+    dev = _device(model, device)
+    gen = torch.Generator().manual_seed(int(seed))
+    m1, m2 = M.ActionErrorMeter(), M.ActionErrorMeter()
+    bar = _progress(len(dataset), progress, "evaluate")
+    with _evaluating(model):
+        for batch in _loader(dataset, batch_size):
+            x = batch["pose_2d"].to(dev)
+            y = batch["pose_3d"]
+            b, f, j, _ = x.shape
+            mask = None
+            if occluded_joints > 0:
+                mask = random_joint_mask(b, f, j, occluded_joints, gen, exclude=[root] if root is not None else [])
+                mask = mask.to(dev)
+            pred = predict_lifting(model, x, mask, flip=flip, mode=mode).float().cpu()
+            if mode == "center":
+                c = f // 2
+                y = y[:, c:c + 1]
+            pred, y = _root_zero(pred, root), _root_zero(y, root)
+            e1 = M.mpjpe_per_frame(pred, y).mean(axis=-1) * 1000.0
+            e2 = M.p_mpjpe_per_frame(pred, y).mean(axis=-1) * 1000.0
+            m1.update(e1, batch["action"])
+            m2.update(e2, batch["action"])
+            if bar is not None:
+                bar.update(b)
+    if bar is not None:
+        bar.close()
+    if len(m1) == 0:
+        raise ValueError("the evaluation dataset is empty")
+    p1, p2, n = m1.per_action(), m2.per_action(), m1.counts()
+    return {
+        "mpjpe": m1.mean_over_actions(),
+        "p_mpjpe": m2.mean_over_actions(),
+        "mpjpe_frames": m1.mean_over_frames(),
+        "p_mpjpe_frames": m2.mean_over_frames(),
+        "per_action": {a: {"mpjpe": p1[a], "p_mpjpe": p2[a], "windows": n[a]} for a in p1},
+        "windows": len(m1),
+        "flip": bool(flip),
+        "occluded_joints": int(occluded_joints),
+        "mode": mode,
+    }
+
+
+def evaluate_masked_modeling(model, dataset, *, batch_size: int = 256, seed: int = 0, pairing: str = "paired",
+                             progress: bool = False, device=None) -> Dict:
+    """Pre-training validation with fixed random spatio-temporal masks (seeded).
+
+    Returns ``loss`` (the model's weighted loss, mean over batches weighted by windows),
+    ``mpjpe_3d`` (mm, 3D reconstruction over all joints and frames), ``error_2d`` (2D
+    reconstruction error x 1000 normalised units) and ``mpjpe_3d_masked`` (mm, masked tokens only).
+    """
+    cfg = model.config
+    dev = _device(model, device)
+    gen = torch.Generator().manual_seed(int(seed))
+    tot = {"loss": 0.0, "mpjpe_3d": 0.0, "error_2d": 0.0, "mpjpe_3d_masked": 0.0}
+    n = 0
+    masked_n = 0
+    with _evaluating(model):
+        for batch in _loader(dataset, batch_size):
+            x2, x3 = batch["pose_2d"].to(dev), batch["pose_3d"].to(dev)
+            b = x2.shape[0]
+            s2, t2 = sample_spatiotemporal_mask(b, cfg.num_frames, cfg.num_joints, cfg.temporal_mask_ratio,
+                                                cfg.spatial_mask_joints, generator=gen, device=dev)
+            s3, t3 = sample_spatiotemporal_mask(b, cfg.num_frames, cfg.num_joints, cfg.temporal_mask_ratio,
+                                                cfg.spatial_mask_joints, generator=gen, device=dev)
+            out = model(pose_2d=x2, pose_3d=x3, spatial_mask=s2, temporal_mask=t2, spatial_mask_3d=s3,
+                        temporal_mask_3d=t3)
+            e3 = torch.linalg.vector_norm(out.pose_3d.float() - x3, dim=-1)
+            e2 = torch.linalg.vector_norm(out.pose_2d.float() - x2, dim=-1)
+            # the paired 2D+3D loss (an unpaired split would give the same expectation)
+            loss = cfg.loss_weight_2d * e2.mean() + cfg.loss_weight_3d * e3.mean()
+            tot["loss"] += float(loss) * b
+            tot["mpjpe_3d"] += float(e3.mean()) * 1000.0 * b
+            tot["error_2d"] += float(e2.mean()) * 1000.0 * b
+            masked = s3 | t3[..., None]
+            tot["mpjpe_3d_masked"] += float(e3[masked].sum()) * 1000.0
+            masked_n += int(masked.sum())
+            n += b
+    if n == 0:
+        raise ValueError("the evaluation dataset is empty")
+    out = {k: v / n for k, v in tot.items() if k != "mpjpe_3d_masked"}
+    out["mpjpe_3d_masked"] = tot["mpjpe_3d_masked"] / max(masked_n, 1)
+    out["windows"] = n
+    return out
+
+
+def evaluate_completion(model, dataset, *, modality: str, manners: Optional[Iterable[int]] = None,
+                        batch_size: int = 256, seed: int = 0, flip: bool = False, progress: bool = False,
+                        device=None) -> Dict:
+    """Completion with body-part tubes, one pass per tube manner (MPM_SPEC 9).
+
+    ``modality="3d"``: 3D with the tube joints missing -> 3D; reports ``mpjpe_masked`` (mm over
+    the missing joints) and ``mpjpe_all`` (the authors' diluted number: the completed pose takes
+    the ground truth at visible joints, averaged over all joints).
+    ``modality="2d"``: tube-masked 2D -> 3D (``pose_3d_from_2d``); reports ``mpjpe`` (mm, all
+    joints and frames, root 0) and ``error_2d`` (2D recovery x 1000); ``flip`` averages with the
+    mirrored pass (mask mirrored).
+    Returns ``{"per_manner": {d: {...}}, <means over manners>}``.
+    """
+    if modality not in ("2d", "3d"):
+        raise ValueError(f"modality must be '2d' or '3d', got {modality!r}")
+    cfg = model.config
+    skel = cfg.get_skeleton()
+    dev = _device(model, device)
+    manners = list(manners if manners is not None else (cfg.tube_manners_3d if modality == "3d" else cfg.tube_manners_2d))
+    per: Dict[str, Dict[str, float]] = {}
+    with _evaluating(model):
+        for d in manners:
+            gen = torch.Generator().manual_seed(int(seed) + int(d))
+            sums: Dict[str, float] = {}
+            n = 0
+            for batch in _loader(dataset, batch_size):
+                x2, x3 = batch["pose_2d"].to(dev), batch["pose_3d"].to(dev)
+                b, f, j, _ = x3.shape
+                joints = tube_joints(skel, int(d), modality)
+                mask = torch.zeros(b, f, j, dtype=torch.bool)
+                if joints is None:
+                    for i in range(b):
+                        mask[i, :, torch.randperm(j, generator=gen)[: int(d) - 3]] = True
+                else:
+                    mask[:, :, joints] = True
+                mask = mask.to(dev)
+                if modality == "3d":
+                    out = model(pose_3d=x3, spatial_mask_3d=mask)
+                    r = M.completion_errors(out.pose_3d, x3, mask)
+                    vals = {"mpjpe_masked": r["mpjpe_masked"] * 1000.0, "mpjpe_all": r["mpjpe_all"] * 1000.0}
+                else:
+                    out = model(pose_2d=x2, spatial_mask=mask)
+                    p3, p2 = out.pose_3d_from_2d, out.pose_2d
+                    if flip:
+                        fo = model(pose_2d=flip_pose(x2, skel), spatial_mask=mirror_mask(mask, skel))
+                        p3 = (p3 + flip_pose(fo.pose_3d_from_2d, skel)) / 2
+                        p2 = (p2 + flip_pose(fo.pose_2d, skel)) / 2
+                    vals = {"mpjpe": M.mpjpe(_root_zero(p3, skel.root), _root_zero(x3, skel.root)) * 1000.0,
+                            "error_2d": M.mpjpe(p2, x2) * 1000.0,
+                            "error_2d_masked": M.mpjpe(p2, x2, mask=mask.cpu()) * 1000.0}
+                for k, v in vals.items():
+                    sums[k] = sums.get(k, 0.0) + v * b
+                n += b
+            if n == 0:
+                raise ValueError("the evaluation dataset is empty")
+            per[str(d)] = {k: v / n for k, v in sums.items()}
+    keys = next(iter(per.values())).keys()
+    res: Dict = {k: float(np.mean([p[k] for p in per.values()])) for k in keys}
+    res["per_manner"] = per
+    res["windows"] = len(dataset)
+    return res
+
+
+def format_table(results: Dict[str, Dict], title: str = "") -> str:
+    """A text table of one or more :func:`evaluate_lifting` results.
+
+    ``results``: ``{column_name: result}``; rows are the actions plus ``Average`` (mean over
+    actions) with MPJPE / P-MPJPE in mm.
+    """
+    names = list(results)
+    actions = sorted({a for r in results.values() for a in r.get("per_action", {})})
+    head = ["action"] + [f"{n} {m}" for n in names for m in ("MPJPE", "P-MPJPE")]
+    rows: List[List[str]] = []
+    for a in actions:
+        row = [a]
+        for n in names:
+            pa = results[n].get("per_action", {}).get(a)
+            row += [f"{pa['mpjpe']:.1f}", f"{pa['p_mpjpe']:.1f}"] if pa else ["-", "-"]
+        rows.append(row)
+    avg = ["Average"]
+    for n in names:
+        avg += [f"{results[n]['mpjpe']:.1f}", f"{results[n]['p_mpjpe']:.1f}"]
+    rows.append(avg)
+    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    fmt = lambda r: "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r))  # noqa: E731
+    lines = ([title] if title else []) + [fmt(head), "-" * len(fmt(head))] + [fmt(r) for r in rows[:-1]]
+    lines += ["-" * len(fmt(head)), fmt(rows[-1])]
+    return "\n".join(lines)

@@ -1,0 +1,207 @@
+"""Model cards for trained MPM models, with a ``model-index`` filled from measured results.
+
+:func:`build_model_card` renders the repository's ``model_card.md`` template (Jinja2, through
+:meth:`huggingface_hub.ModelCard.from_template`) with :class:`huggingface_hub.ModelCardData`
+metadata; :func:`eval_results_from` turns the dicts of :mod:`modeling_mpm.evaluation` into
+:class:`huggingface_hub.EvalResult` entries. Nothing here needs the network (``card.validate()``
+would, so it is not called).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
+
+__all__ = ["TEMPLATE_PATH", "TASK_DESCRIPTIONS", "eval_results_from", "results_markdown", "build_model_card",
+           "write_model_card"]
+
+#: The card template at the repository root (not shipped in wheels; a short built-in one is used then).
+TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "model_card.md"
+
+TASK_DESCRIPTIONS = {
+    "pretrain": "masked 2D and masked 3D pose modeling (pre-training)",
+    "lift": "monocular 2D -> 3D human pose lifting",
+    "complete3d": "3D pose completion (3D with missing body parts -> 3D)",
+    "occluded2d": "3D human pose estimation from occluded 2D keypoints",
+}
+
+_FALLBACK_TEMPLATE = """---
+{{ card_data }}
+---
+
+# {{ model_name }}
+
+{{ model_summary }}
+
+Task: {{ task_description }}. Architecture `{{ architecture }}`, skeleton `{{ skeleton }}`,
+{{ num_frames }} frames, {{ num_parameters }} parameters; initialisation: {{ initialisation }}.
+
+```python
+import modeling_mpm
+from transformers import pipeline
+
+{{ usage }}
+```
+
+## Training
+
+{{ training_details }}
+
+## Evaluation
+
+{{ evaluation_details }}
+
+{{ results_table }}
+
+## Limitations
+
+{{ limitations }}
+"""
+
+_SETTING_NAMES = {
+    "plain": "no test-time augmentation",
+    "flip": "flip test-time augmentation",
+    "occluded": "occluded joints in the 2D input",
+    "masked_modeling": "fixed random spatio-temporal masks",
+    "completion": "body-part tube masks",
+}
+
+
+def eval_results_from(results: Mapping[str, Mapping[str, Any]], *, task: str, dataset_type: str,
+                      dataset_name: str, dataset_split: Optional[str] = None) -> List:
+    """``EvalResult`` entries for a card's ``model-index``.
+
+    ``results``: ``{setting: evaluation dict}`` as returned by the trainer's test evaluation
+    (lifting: settings ``plain`` / ``flip`` / ``occluded`` with ``mpjpe`` and ``p_mpjpe`` in mm;
+    completion: ``completion`` with ``mpjpe_masked`` / ``mpjpe_all`` or ``mpjpe``; pre-training:
+    ``masked_modeling``).
+    """
+    from huggingface_hub import EvalResult
+
+    task_type = {"lift": "pose-lifting", "complete3d": "pose-completion", "occluded2d": "pose-lifting",
+                 "pretrain": "masked-pose-modeling"}.get(task, task)
+    names = {"mpjpe": "MPJPE (mm)", "p_mpjpe": "P-MPJPE (mm)", "mpjpe_masked": "MPJPE masked joints (mm)",
+             "mpjpe_all": "MPJPE all joints, diluted (mm)", "mpjpe_3d": "3D reconstruction MPJPE (mm)",
+             "error_2d": "2D reconstruction error (x1000 normalised units)", "pck": "PCK@150mm (%)",
+             "auc": "AUC (%)"}
+    out = []
+    for setting, res in results.items():
+        for key, label in names.items():
+            value = res.get(key) if isinstance(res, Mapping) else None
+            if value is None or isinstance(value, (dict, list)):
+                continue
+            suffix = _SETTING_NAMES.get(setting, setting)
+            metric_type = key if setting in ("plain", "completion", "masked_modeling") else f"{key}_{setting}"
+            out.append(EvalResult(task_type=task_type, task_name=TASK_DESCRIPTIONS.get(task, task),
+                                  dataset_type=dataset_type, dataset_name=dataset_name, dataset_split=dataset_split,
+                                  metric_type=metric_type, metric_name=f"{label}, {suffix}",
+                                  metric_value=round(float(value), 2)))
+    return out
+
+
+def results_markdown(results: Mapping[str, Mapping[str, Any]]) -> str:
+    """Markdown tables of the measured results (overall rows, then per action for lifting)."""
+    if not results:
+        return "_No evaluation was run._"
+    lines = []
+    lifting = {k: v for k, v in results.items() if isinstance(v, Mapping) and "p_mpjpe" in v}
+    if lifting:
+        lines += ["| setting | MPJPE (mm) | P-MPJPE (mm) | windows |", "|---|---:|---:|---:|"]
+        for k, v in lifting.items():
+            lines.append(f"| {_SETTING_NAMES.get(k, k)} | {v['mpjpe']:.1f} | {v['p_mpjpe']:.1f} | {v.get('windows', '')} |")
+        first = next(iter(lifting.values()))
+        if first.get("per_action"):
+            lines += ["", "Per action (" + _SETTING_NAMES.get(next(iter(lifting)), "") + "):", "",
+                      "| action | MPJPE (mm) | P-MPJPE (mm) | windows |", "|---|---:|---:|---:|"]
+            for a, r in first["per_action"].items():
+                lines.append(f"| {a} | {r['mpjpe']:.1f} | {r['p_mpjpe']:.1f} | {r.get('windows', '')} |")
+    for k, v in results.items():
+        if k in lifting or not isinstance(v, Mapping):
+            continue
+        scalars = {m: x for m, x in v.items() if isinstance(x, (int, float)) and not isinstance(x, bool)}
+        lines += ["", f"**{k}**", "", "| metric | value |", "|---|---:|"]
+        lines += [f"| {m} | {x:.2f} |" for m, x in scalars.items()]
+        if isinstance(v.get("per_manner"), Mapping):
+            lines += ["", "Per tube manner:", ""]
+            for d, r in v["per_manner"].items():
+                lines.append(f"- manner {d}: " + ", ".join(f"{m} {x:.1f}" for m, x in r.items()))
+    return "\n".join(lines).strip()
+
+
+def _usage(task: str) -> str:
+    if task == "lift":
+        return ('pipe = pipeline("pose-lifting", model="PATH_OR_REPO")\n'
+                'out = pipe(keypoints_2d, image_size=(1920, 1080), keypoint_format="h36m")  # (frames, 17, 2) pixels\n'
+                'out["pose_3d"]  # (frames, 17, 3) metres')
+    return ('pipe = pipeline("pose-completion", model="PATH_OR_REPO")\n'
+            'out = pipe(pose_3d_with_nans)  # (frames, 17, 3); NaN = missing joint')
+
+
+def build_model_card(model, *, task: str, eval_results: Optional[Mapping[str, Any]] = None,
+                     dataset_name: str = "unknown", dataset_type: str = "custom",
+                     dataset_split: Optional[str] = None, base_model: Optional[str] = None,
+                     initialisation: Optional[str] = None, training_details: str = "",
+                     evaluation_details: str = "", model_name: Optional[str] = None,
+                     limitations: Optional[str] = None, template_path: Optional[str] = None):
+    """A :class:`huggingface_hub.ModelCard` for ``model`` (an MPM model or its config).
+
+    ``eval_results`` feeds both the ``model-index`` and the results table. ``base_model`` is put
+    in the metadata only when it looks like a Hub id (``org/name``, not a local folder).
+    """
+    from huggingface_hub import ModelCard, ModelCardData
+
+    if task not in TASK_DESCRIPTIONS:
+        raise ValueError(f"task must be one of {sorted(TASK_DESCRIPTIONS)}, got {task!r}")
+    cfg = getattr(model, "config", model)
+    skel = cfg.get_skeleton()
+    n_params = sum(p.numel() for p in model.parameters()) if hasattr(model, "parameters") else None
+    eval_results = dict(eval_results or {})
+    name = model_name or f"mpm-{task}"
+    results = eval_results_from(eval_results, task=task, dataset_type=dataset_type, dataset_name=dataset_name,
+                                dataset_split=dataset_split) if eval_results else None
+    hub_base = base_model if base_model and "/" in base_model and not os.path.exists(base_model) else None
+    data = ModelCardData(
+        library_name="transformers",
+        license="apache-2.0",
+        tags=["mpm", "human-pose-estimation", "3d-human-pose", "pose-lifting", "masked-pose-modeling"],
+        model_name=name if results else None,
+        eval_results=results,
+        base_model=hub_base,
+    )
+    arch = (getattr(cfg, "architectures", None) or [type(model).__name__])[0]
+    kwargs = dict(
+        model_name=name,
+        model_summary=f"An MPM model for {TASK_DESCRIPTIONS[task]}.",
+        task_description=TASK_DESCRIPTIONS[task],
+        architecture=arch,
+        skeleton=skel.name,
+        num_joints=cfg.num_joints,
+        num_frames=cfg.num_frames,
+        hidden_size=cfg.hidden_size,
+        intermediate_size=cfg.intermediate_size,
+        num_layers=cfg.num_layers,
+        num_heads=cfg.num_attention_heads,
+        num_parameters=f"{n_params / 1e6:.2f} M" if n_params else "n/a",
+        initialisation=initialisation or ("pre-trained encoder: " + base_model if base_model else "random"),
+        usage=_usage(task),
+        training_details=training_details or "_Not recorded._",
+        evaluation_details=evaluation_details or f"Data: {dataset_name}" + (f", split `{dataset_split}`." if dataset_split else "."),
+        results_table=results_markdown(eval_results),
+        limitations=limitations or (
+            "Trained on the data named above only; accuracy on other camera set-ups, frame rates, "
+            "skeleton definitions or detectors can be much worse. Single person, root-relative output "
+            "(no global trajectory). Not for safety-critical or surveillance use."),
+    )
+    path = template_path or (str(TEMPLATE_PATH) if TEMPLATE_PATH.is_file() else None)
+    if path is not None:
+        return ModelCard.from_template(data, template_path=path, **kwargs)
+    return ModelCard.from_template(data, template_str=_FALLBACK_TEMPLATE, **kwargs)
+
+
+def write_model_card(folder: str, model, **kwargs) -> str:
+    """Render :func:`build_model_card` into ``folder/README.md``; returns the path."""
+    card = build_model_card(model, **kwargs)
+    path = os.path.join(folder, "README.md")
+    card.save(path)
+    return path

@@ -1,0 +1,196 @@
+"""Atomic, resumable training checkpoints.
+
+A checkpoint is a folder ``<output_dir>/checkpoints/step_<NNNNNNNN>/`` holding
+
+* ``model.safetensors``: the (unwrapped) model's ``state_dict`` (exact float32 copy);
+* ``optimizer.pt``, ``scheduler.pt`` (and ``scaler.pt`` with fp16): their ``state_dict``;
+* ``rng_state_<rank>.pt``: per-process RNG states (Python ``random``, NumPy, torch CPU/CUDA and
+  the trainer's own ``torch.Generator`` for masks and flips);
+* ``trainer_state.json``: ``global_step``, ``epoch``, ``step_in_epoch`` (the next step to run),
+  the best validation value so far, the world size and the run config.
+
+Everything is written into ``checkpoints/.tmp-step_<N>`` first and the folder is renamed with
+``os.replace`` when complete, so a folder named ``step_*`` is always whole, even after SIGKILL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+import torch
+
+__all__ = [
+    "capture_rng_state",
+    "restore_rng_state",
+    "list_checkpoints",
+    "latest_checkpoint",
+    "write_checkpoint",
+    "read_trainer_state",
+    "load_checkpoint",
+    "atomic_write_dir",
+    "prune_checkpoints",
+]
+
+_STEP_RE = re.compile(r"^step_(\d+)$")
+
+
+def capture_rng_state(generators: Optional[Dict[str, torch.Generator]] = None) -> Dict[str, Any]:
+    """Every RNG state that can influence training in this process."""
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "generators": {k: g.get_state() for k, g in (generators or {}).items()},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: Dict[str, Any], generators: Optional[Dict[str, torch.Generator]] = None) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    for k, g in (generators or {}).items():
+        if k not in state["generators"]:
+            raise ValueError(f"checkpoint has no state for generator {k!r}")
+        g.set_state(state["generators"][k])
+
+
+def list_checkpoints(root: str) -> List[str]:
+    """Complete checkpoint folders under ``root``, oldest first."""
+    if not os.path.isdir(root):
+        return []
+    found = []
+    for name in os.listdir(root):
+        m = _STEP_RE.match(name)
+        if m and os.path.isfile(os.path.join(root, name, "trainer_state.json")):
+            found.append((int(m.group(1)), os.path.join(root, name)))
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(root: str) -> Optional[str]:
+    ckpts = list_checkpoints(root)
+    return ckpts[-1] if ckpts else None
+
+
+def read_trainer_state(path: str) -> Dict[str, Any]:
+    with open(os.path.join(path, "trainer_state.json"), "r", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _fsync_tree(path: str) -> None:
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def atomic_write_dir(final_dir: str, write: Callable[[str], None]) -> str:
+    """Call ``write(tmp_dir)`` then move ``tmp_dir`` to ``final_dir`` with ``os.replace``.
+
+    An existing ``final_dir`` is moved aside first and deleted after the swap, so at every
+    moment either the old or the new folder is complete.
+    """
+    parent = os.path.dirname(os.path.abspath(final_dir))
+    os.makedirs(parent, exist_ok=True)
+    base = os.path.basename(os.path.normpath(final_dir))
+    tmp = os.path.join(parent, f".tmp-{base}-{os.getpid()}")
+    if os.path.exists(tmp):
+        shutil.rmtree(tmp)
+    os.makedirs(tmp)
+    write(tmp)
+    _fsync_tree(tmp)
+    old = None
+    if os.path.exists(final_dir):
+        old = os.path.join(parent, f".old-{base}-{os.getpid()}")
+        if os.path.exists(old):
+            shutil.rmtree(old)
+        os.replace(final_dir, old)
+    os.replace(tmp, final_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return final_dir
+
+
+def write_checkpoint(root: str, step: int, *, accelerator, model, optimizer, scheduler,
+                     trainer_state: Dict[str, Any], generators: Dict[str, torch.Generator],
+                     rank_extra: Optional[Dict[str, Any]] = None) -> str:
+    """Write checkpoint ``step`` collectively (call on every rank). Returns its folder.
+
+    ``rank_extra``: per-process picklable state stored with the RNG states (e.g. the data set's
+    random stream), returned by :func:`load_checkpoint` as ``state["rank_extra"]``."""
+    from safetensors.torch import save_model
+
+    final = os.path.join(root, f"step_{step:08d}")
+    tmp = os.path.join(root, f".tmp-step_{step:08d}")
+    if accelerator.is_main_process:
+        os.makedirs(root, exist_ok=True)
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp)
+        os.makedirs(tmp)
+    accelerator.wait_for_everyone()
+    rng = capture_rng_state(generators)
+    rng["extra"] = rank_extra
+    torch.save(rng, os.path.join(tmp, f"rng_state_{accelerator.process_index}.pt"))
+    if accelerator.is_main_process:
+        save_model(accelerator.unwrap_model(model), os.path.join(tmp, "model.safetensors"))
+        torch.save(optimizer.state_dict(), os.path.join(tmp, "optimizer.pt"))
+        torch.save(scheduler.state_dict(), os.path.join(tmp, "scheduler.pt"))
+        if getattr(accelerator, "scaler", None) is not None:
+            torch.save(accelerator.scaler.state_dict(), os.path.join(tmp, "scaler.pt"))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        with open(os.path.join(tmp, "trainer_state.json"), "w", encoding="utf-8") as f:
+            json.dump(trainer_state, f, indent=2)
+        _fsync_tree(tmp)
+        if os.path.exists(final):
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def load_checkpoint(path: str, *, accelerator, model, optimizer, scheduler,
+                    generators: Dict[str, torch.Generator]) -> Dict[str, Any]:
+    """Restore a checkpoint written by :func:`write_checkpoint` into the live objects (every rank).
+
+    The RNG states are restored last; call this right before the training loop starts.
+    """
+    from safetensors.torch import load_model
+
+    state = read_trainer_state(path)
+    if int(state.get("world_size", 1)) != accelerator.num_processes:
+        raise ValueError(
+            f"checkpoint {path} was written by {state.get('world_size')} process(es) but this run has "
+            f"{accelerator.num_processes}; resume with the same number of processes")
+    load_model(accelerator.unwrap_model(model), os.path.join(path, "model.safetensors"))
+    optimizer.load_state_dict(torch.load(os.path.join(path, "optimizer.pt"), weights_only=False))
+    scheduler.load_state_dict(torch.load(os.path.join(path, "scheduler.pt"), weights_only=False))
+    scaler_path = os.path.join(path, "scaler.pt")
+    if os.path.exists(scaler_path) and getattr(accelerator, "scaler", None) is not None:
+        accelerator.scaler.load_state_dict(torch.load(scaler_path, weights_only=False))
+    rng_path = os.path.join(path, f"rng_state_{accelerator.process_index}.pt")
+    rng = torch.load(rng_path, weights_only=False)
+    restore_rng_state(rng, generators)
+    state["rank_extra"] = rng.get("extra")
+    return state
+
+
+def prune_checkpoints(root: str, keep: int) -> None:
+    """Delete all but the newest ``keep`` checkpoints (main process only)."""
+    ckpts = list_checkpoints(root)
+    for path in ckpts[:-keep] if keep > 0 else []:
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,176 @@
+"""Window datasets for ``data.source: demo | prepared`` on top of :mod:`modeling_mpm.data`.
+
+* ``demo``: the embedded demo data (:func:`modeling_mpm.data.load_demo_dataset`, splits
+  ``train`` / ``validation``; there is no separate test split, so the test evaluation uses
+  ``validation``).
+* ``prepared``: one or more folders written by ``mpm prepare`` (``data.paths``); the splits named
+  ``data.train_split`` / ``val_split`` / ``test_split`` of every folder are concatenated.
+
+Training windows see world-frame motion through random virtual cameras; validation and test
+windows through the four fixed cameras of :data:`modeling_mpm.data.DEMO_VALIDATION_CAMERAS`.
+Every item gets an ``action`` label for the per-action tables: the Human3.6M action without its
+take number (``"Walking 1"`` -> ``"Walking"``), the subject for MPI-INF-3DHP test sequences, the
+sequence name otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from ..skeleton import Skeleton, h36m17_to_h36m16
+
+__all__ = ["load_window_splits", "LabelledWindows", "sequence_label", "dataset_rng_state",
+           "restore_dataset_rng_state"]
+
+_COLUMNS = ("pose_3d", "pose_2d", "intrinsics", "image_size", "valid", "fps", "sequence", "coordinate_frame",
+            "pose_2d_units", "skeleton", "action", "source", "subject", "camera")
+
+
+def sequence_label(seq: Dict) -> str:
+    """The per-action table label of a sequence dict (see the module docstring)."""
+    source = str(seq.get("source", ""))
+    action = str(seq.get("action", "") or "")
+    if source == "h36m" and action:
+        return action.split(" ")[0]
+    if source.startswith("mpi") and seq.get("subject"):
+        return str(seq["subject"])
+    return str(seq.get("sequence", "") or action or "all")
+
+
+class LabelledWindows(Dataset):
+    """A window dataset whose items also carry ``action`` (from the item's ``sequence_index``)."""
+
+    def __init__(self, windows, labels: Sequence[str]):
+        self.windows = windows
+        self.labels = list(labels)
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, i):
+        item = self.windows[i]
+        return {"pose_2d": item["pose_2d"], "pose_3d": item["pose_3d"],
+                "action": self.labels[int(item["sequence_index"])]}
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.windows, "set_epoch"):
+            self.windows.set_epoch(epoch)
+
+
+def _convert_skeleton(seqs: List[Dict], skel: Skeleton, where: str) -> List[Dict]:
+    out = []
+    for s in seqs:
+        name = str(s.get("skeleton", "h36m17"))
+        if name == skel.name:
+            out.append(s)
+            continue
+        if name == "h36m17" and skel.name == "h36m16":
+            s = dict(s)
+            for k in ("pose_3d", "pose_2d"):
+                if s.get(k) is not None and len(s[k]):
+                    s[k] = h36m17_to_h36m16(s[k])
+                elif s.get(k) is not None:
+                    s[k] = np.zeros((0, 16, s[k].shape[-1]), np.float32)
+            s["skeleton"] = "h36m16"
+            out.append(s)
+            continue
+        raise ValueError(f"{where}: sequence {s.get('sequence')!r} uses skeleton {name!r} but the model "
+                         f"uses {skel.name!r}; prepare the data with the model's joint layout")
+    return out
+
+
+def _split_sequences(cfg, split: Optional[str], skel: Skeleton) -> Optional[List[Dict]]:
+    from ..data import load_demo_dataset, load_dataset_dir, load_sequences
+
+    if split is None:
+        return None
+    d = cfg.data
+    if d.source == "demo":
+        dd = load_demo_dataset()
+        if split not in dd:
+            if split == d.test_split and "validation" in dd:
+                split = "validation"  # the demo has no test split: evaluate on the held-out split
+            else:
+                raise ValueError(f"the demo data has no split {split!r}; it has {list(dd)}")
+        sources = [("demo", dd[split])]
+    else:
+        sources = []
+        for path in d.paths:
+            if not os.path.exists(path):
+                raise ValueError(f"data.paths: {path!r} does not exist (prepare it with `mpm prepare`)")
+            ds = load_dataset_dir(path)
+            if hasattr(ds, "keys"):
+                if split not in ds:
+                    if split == d.train_split:
+                        raise ValueError(f"data set {path} has no split {split!r}; it has {list(ds)}")
+                    continue
+                sources.append((path, ds[split]))
+            elif split == d.train_split:
+                sources.append((path, ds))
+        if not sources:
+            return None
+    seqs: List[Dict] = []
+    for where, ds in sources:
+        cols = tuple(c for c in _COLUMNS if c in ds.column_names)
+        seqs += _convert_skeleton(load_sequences(ds, columns=cols), skel, where)
+    return seqs
+
+
+def load_window_splits(cfg, num_frames: int, skel: Skeleton):
+    """``(train, val, test)`` :class:`LabelledWindows` over :class:`modeling_mpm.data.PoseWindowDataset`."""
+    from ..cameras import VirtualCameraSampler
+    from ..data import DEMO_VALIDATION_CAMERAS, PoseWindowDataset
+
+    d = cfg.data
+    out = []
+    for split, train in ((d.train_split, True), (d.val_split, False), (d.test_split, False)):
+        seqs = _split_sequences(cfg, split, skel)
+        if seqs is None or not seqs:
+            if train:
+                raise ValueError(f"no training sequences found for split {split!r} in {d.source} data")
+            out.append(None)
+            continue
+        windows = PoseWindowDataset(
+            seqs, num_frames=num_frames, tds=d.tds, stride=d.train_stride if train else d.eval_stride,
+            mode="paired", flip_prob=0.0, skeleton=skel.name,
+            virtual_cameras=VirtualCameraSampler() if train else list(DEMO_VALIDATION_CAMERAS),
+            valid_only=not train, seed=cfg.training.seed)
+        out.append(LabelledWindows(windows, [sequence_label(s) for s in seqs]))
+    return tuple(out)
+
+
+def _window_dataset(ds):
+    seen = 0
+    while ds is not None and seen < 5:
+        if hasattr(ds, "_rng") and hasattr(ds, "_rng_key"):
+            return ds
+        ds = getattr(ds, "windows", None) or getattr(ds, "dataset", None)
+        seen += 1
+    return None
+
+
+def dataset_rng_state(ds) -> Optional[Dict]:
+    """The random stream of a :class:`PoseWindowDataset` (virtual cameras, flips, noise) inside
+    ``ds``, so that a resumed run draws the same cameras; None when there is none."""
+    w = _window_dataset(ds)
+    if w is None:
+        return None
+    return {"epoch": int(w.epoch), "key": w._rng_key,
+            "state": None if w._rng is None else w._rng.bit_generator.state}
+
+
+def restore_dataset_rng_state(ds, state: Optional[Dict]) -> None:
+    w = _window_dataset(ds)
+    if w is None or state is None:
+        return
+    w.epoch = int(state["epoch"])
+    if state["state"] is None:
+        w._rng, w._rng_key = None, None
+        return
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state["state"]
+    w._rng, w._rng_key = rng, tuple(state["key"])

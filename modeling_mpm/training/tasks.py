@@ -1,0 +1,116 @@
+"""What each task trains: the model class, the loss of one micro-batch, the validation metrics.
+
+Tasks (MPM_SPEC sections 5, 6 and 9):
+
+* ``pretrain``: masked 2D + masked 3D pose modeling (:class:`MPMForMaskedPoseModeling`,
+  spatio-temporal masks). With ``training.pretrain_pairing: split`` the first half of a batch
+  feeds the 2D pass and the second half the 3D pass (unpaired clips, as the authors); ``paired``
+  feeds both modalities of every clip.
+* ``lift``: 2D -> 3D lifting (:class:`MPMForPoseLifting`), all-frames + centre-frame losses.
+* ``complete3d``: 3D with body-part tubes missing -> 3D (:class:`MPMForMaskedPoseModeling`).
+* ``occluded2d``: tube-masked 2D -> 3D and 2D (:class:`MPMForMaskedPoseModeling`, lifting loss).
+
+All masks are sampled from the trainer's ``torch.Generator`` (never the global RNG), so a
+resumed run draws the same masks.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from ..masking import sample_spatiotemporal_mask, sample_tube_mask
+from ..skeleton import get_skeleton
+
+__all__ = ["model_class", "default_best_metric", "flip_batch", "occlusion_mask", "compute_loss"]
+
+
+def model_class(task: str):
+    from ..modeling_mpm import MPMForMaskedPoseModeling, MPMForPoseLifting
+
+    return MPMForPoseLifting if task == "lift" else MPMForMaskedPoseModeling
+
+
+def default_best_metric(task: str) -> str:
+    """Validation value (lower is better) that picks the best model of a task."""
+    return {"pretrain": "loss", "lift": "mpjpe", "complete3d": "mpjpe_masked", "occluded2d": "mpjpe"}[task]
+
+
+def flip_batch(batch: Dict, skeleton, generator: torch.Generator, prob: float = 0.5) -> Dict:
+    """Left/right flip a random subset of the windows (``x -> -x`` in 2D and 3D, L/R joints
+    swapped), each window with probability ``prob``."""
+    perm = torch.as_tensor(get_skeleton(skeleton).flip_permutation)
+    ref = batch.get("pose_2d", batch.get("pose_3d"))
+    flip = torch.rand(ref.shape[0], generator=generator) < prob
+    out = dict(batch)
+    for key in ("pose_2d", "pose_3d"):
+        if key in batch:
+            x = batch[key]
+            f = x[:, :, perm].clone()
+            f[..., 0] = -f[..., 0]
+            out[key] = torch.where(flip[:, None, None, None], f, x)
+    return out
+
+
+def occlusion_mask(batch_size: int, num_frames: int, num_joints: int, max_joints: int,
+                   prob: float, generator: torch.Generator) -> Optional[torch.Tensor]:
+    """Random missing joints for occlusion-robust lifting: each window is occluded with
+    probability ``prob``; an occluded window hides ``k ~ U{1..max_joints}`` random joints in every
+    frame (a different set per frame). Returns ``(B, F, J)`` bool or None when ``prob == 0``."""
+    if prob <= 0 or max_joints <= 0:
+        return None
+    hit = torch.rand(batch_size, generator=generator) < prob
+    k = torch.randint(1, max_joints + 1, (batch_size,), generator=generator)
+    scores = torch.rand(batch_size, num_frames, num_joints, generator=generator)
+    ranks = scores.argsort(-1).argsort(-1)
+    mask = ranks < k[:, None, None]
+    return mask & hit[:, None, None]
+
+
+def compute_loss(task: str, model, batch: Dict, config, generator: torch.Generator, *,
+                 pairing: str = "split", occlusion: Tuple[float, int] = (0.0, 0)):
+    """Loss of one micro-batch for ``task``; returns ``(loss, logs)`` with ``logs`` float values.
+
+    ``config`` is the model's MPMConfig; ``occlusion`` = (probability, max joints) of random
+    missing joints in the lifting task.
+    """
+    p2d, p3d = batch.get("pose_2d"), batch.get("pose_3d")
+    F, J = config.num_frames, config.num_joints
+    if task == "pretrain":
+        if pairing == "split":
+            b = p2d.shape[0]
+            if b < 2:
+                raise ValueError("pretrain_pairing=split needs at least 2 windows per micro-batch")
+            x2d, x3d = p2d[: b // 2], p3d[b // 2:]
+        else:
+            x2d, x3d = p2d, p3d
+        s2, t2 = sample_spatiotemporal_mask(x2d.shape[0], F, J, config.temporal_mask_ratio,
+                                            config.spatial_mask_joints, config.share_mask_across_batch,
+                                            generator=generator, device=x2d.device)
+        s3, t3 = sample_spatiotemporal_mask(x3d.shape[0], F, J, config.temporal_mask_ratio,
+                                            config.spatial_mask_joints, config.share_mask_across_batch,
+                                            generator=generator, device=x3d.device)
+        out = model(pose_2d=x2d, pose_3d=x3d, spatial_mask=s2, temporal_mask=t2,
+                    spatial_mask_3d=s3, temporal_mask_3d=t3)
+        logs = {"loss_2d": out.loss_2d, "loss_3d": out.loss_3d}
+    elif task == "lift":
+        mask = occlusion_mask(p2d.shape[0], F, J, occlusion[1], occlusion[0], generator)
+        if mask is not None:
+            mask = mask.to(p2d.device)
+        out = model(pose_2d=p2d, spatial_mask=mask, labels=p3d)
+        logs = {}
+    elif task == "complete3d":
+        tube = sample_tube_mask(p3d.shape[0], F, config.skeleton, config.tube_manners_3d, "3d",
+                                generator=generator, device=p3d.device)
+        out = model(pose_3d=p3d, spatial_mask_3d=tube)
+        logs = {"loss_3d": out.loss_3d}
+    elif task == "occluded2d":
+        tube = sample_tube_mask(p2d.shape[0], F, config.skeleton, config.tube_manners_2d, "2d",
+                                generator=generator, device=p2d.device)
+        out = model(pose_2d=p2d, spatial_mask=tube, lift_labels=p3d)
+        logs = {"loss_2d": out.loss_2d, "loss_lift": out.loss_lift}
+    else:
+        raise ValueError(f"unknown task {task!r}")
+    logs = {k: float(v.detach()) for k, v in logs.items() if v is not None}
+    return out.loss, logs

@@ -1,0 +1,475 @@
+"""The training loop for pre-training and the three fine-tuning tasks, on Accelerate.
+
+A plain loop around :class:`accelerate.Accelerator` (device placement, DDP, mixed precision);
+gradient accumulation, the batch order, checkpoints and resumption are explicit here so that a
+run killed at any moment and resumed with ``resume=True`` finishes with bit-identical weights
+(see :mod:`.checkpoint` and :mod:`.sampler`). Use :func:`train`; the scripts in ``train/`` are
+thin wrappers.
+
+Output folder layout (``training.output_dir``)::
+
+    config.yaml           the resolved run config
+    train.log             readable log (main process)
+    metrics.csv           step, epoch, split, name, value
+    tensorboard/          TensorBoard events (training.tensorboard)
+    checkpoints/step_N/   resumable checkpoints (the newest training.keep_checkpoints)
+    best_model/           save_pretrained folder of the best validation model
+    model/                the exported model: save_pretrained + README.md card + eval_results.json
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from .. import evaluation as E
+from .checkpoint import (atomic_write_dir, capture_rng_state, latest_checkpoint, load_checkpoint,
+                         prune_checkpoints, restore_rng_state, write_checkpoint)
+from .config import RunConfig
+from .data import build_splits, collate_windows
+from .data_sources import dataset_rng_state, restore_dataset_rng_state
+from .sampler import ResumableBatchOrder
+from .tasks import compute_loss, default_best_metric, flip_batch, model_class
+
+__all__ = ["train", "TrainResult", "build_model", "validate", "check_hub_ready", "KILL_ENV"]
+
+logger = logging.getLogger("modeling_mpm.training")
+
+#: Testing hook: ``MPM_KILL_AFTER_STEP=k`` makes the process SIGKILL itself right after optimizer
+#: step ``k`` (and its checkpoint, if one is due), to test crash recovery.
+KILL_ENV = "MPM_KILL_AFTER_STEP"
+
+_GEOMETRY_KEYS = ("num_joints", "num_frames", "hidden_size", "embedding_size", "intermediate_size",
+                  "num_layers", "num_attention_heads")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns (main process; other ranks get the same step counts)."""
+
+    output_dir: str
+    model_dir: Optional[str]
+    global_step: int
+    best_metric: Optional[float]
+    best_step: Optional[int]
+    eval_results: Dict[str, Any] = field(default_factory=dict)
+    history: List[Dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+# ----------------------------------------------------------------------------- hub
+def check_hub_ready(repo_id: Optional[str]) -> None:
+    """Fail fast (before any training) when ``--push_to_hub`` cannot work: offline mode, no
+    network or no token. Raises ``RuntimeError`` with the reason."""
+    if not repo_id:
+        return
+    if not isinstance(repo_id, str) or repo_id.count("/") > 1 or repo_id.strip() != repo_id:
+        raise ValueError(f"--push_to_hub expects a repo id like 'user/mpm-lift', got {repo_id!r}")
+    env_offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    try:
+        from huggingface_hub import constants
+
+        lib_offline = bool(getattr(constants, "HF_HUB_OFFLINE", False))
+    except ImportError:  # pragma: no cover
+        lib_offline = False
+    if env_offline or lib_offline:
+        raise RuntimeError(
+            f"--push_to_hub {repo_id}: the Hugging Face Hub is in offline mode (HF_HUB_OFFLINE=1). "
+            "Unset HF_HUB_OFFLINE, or train without --push_to_hub and upload the model folder later "
+            "with `hf upload`. Nothing was trained.")
+    from huggingface_hub import HfApi, get_token
+
+    if get_token() is None:
+        raise RuntimeError(f"--push_to_hub {repo_id}: no Hugging Face token found; run `hf auth login` "
+                           "or set HF_TOKEN. Nothing was trained.")
+    try:
+        HfApi().whoami()
+    except Exception as err:  # network errors, invalid token
+        raise RuntimeError(f"--push_to_hub {repo_id}: cannot reach the Hugging Face Hub ({type(err).__name__}: "
+                           f"{err}). Nothing was trained.") from None
+
+
+# ----------------------------------------------------------------------------- model
+def build_model(cfg: RunConfig):
+    """The model of ``training.task``: fresh from the ``model`` section, or loaded from
+    ``training.init_from`` (a save_pretrained folder; the ``model`` section then overrides
+    non-geometric keys such as dropout, mask or loss settings)."""
+    from ..configuration_mpm import MPMConfig
+
+    cls = model_class(cfg.training.task)
+    src = cfg.training.init_from
+    if not src:
+        return cls(cfg.build_model_config())
+    if not os.path.isdir(src) or not os.path.isfile(os.path.join(src, "config.json")):
+        raise ValueError(f"training.init_from={src!r} is not a save_pretrained folder (no config.json)")
+    model_cfg = MPMConfig.from_pretrained(src)
+    section = {k: v for k, v in cfg.model.items() if k != "preset"}
+    for k, v in section.items():
+        if k in _GEOMETRY_KEYS and getattr(model_cfg, k) != v:
+            raise ValueError(f"model.{k}={v!r} differs from the checkpoint in {src} ({getattr(model_cfg, k)!r}); "
+                             f"the encoder cannot be transferred")
+        setattr(model_cfg, k, v)
+    if "skeleton" in section:
+        from ..skeleton import get_skeleton
+
+        model_cfg.skeleton = get_skeleton(section["skeleton"]).to_dict()
+    model_cfg.validate_mpm()
+    return cls.from_pretrained(src, config=model_cfg)
+
+
+# ----------------------------------------------------------------------------- helpers
+@contextlib.contextmanager
+def _rng_guard():
+    """Run a block without disturbing any global RNG stream."""
+    state = capture_rng_state()
+    try:
+        yield
+    finally:
+        restore_rng_state(state)
+
+
+def validate(model, dataset, cfg: RunConfig, progress: bool = False) -> Dict[str, Any]:
+    """Validation metrics of ``training.task`` on ``dataset`` (deterministic; no flip here)."""
+    task = cfg.training.task
+    bs = cfg.eval.batch_size
+    with _rng_guard():
+        if task == "pretrain":
+            return E.evaluate_masked_modeling(model, dataset, batch_size=bs, seed=cfg.eval.occlusion_seed)
+        if task == "lift":
+            return E.evaluate_lifting(model, dataset, batch_size=bs, flip=False, mode=cfg.eval.mode,
+                                      progress=progress)
+        modality = "3d" if task == "complete3d" else "2d"
+        return E.evaluate_completion(model, dataset, modality=modality, batch_size=bs, seed=cfg.eval.occlusion_seed)
+
+
+def test_evaluation(model, dataset, cfg: RunConfig, progress: bool = False) -> Dict[str, Any]:
+    """Final evaluation on the test split: for lifting with flip off and on (as configured) and
+    with occluded joints when ``eval.occluded_joints > 0``."""
+    task = cfg.training.task
+    bs = cfg.eval.batch_size
+    out: Dict[str, Any] = {}
+    with _rng_guard():
+        if task == "lift":
+            out["plain"] = E.evaluate_lifting(model, dataset, batch_size=bs, flip=False, mode=cfg.eval.mode,
+                                              progress=progress)
+            if cfg.eval.flip:
+                out["flip"] = E.evaluate_lifting(model, dataset, batch_size=bs, flip=True, mode=cfg.eval.mode,
+                                                 progress=progress)
+            if cfg.eval.occluded_joints > 0:
+                out["occluded"] = E.evaluate_lifting(model, dataset, batch_size=bs, flip=cfg.eval.flip,
+                                                     occluded_joints=cfg.eval.occluded_joints,
+                                                     seed=cfg.eval.occlusion_seed, mode=cfg.eval.mode,
+                                                     progress=progress)
+        elif task == "pretrain":
+            out["masked_modeling"] = E.evaluate_masked_modeling(model, dataset, batch_size=bs,
+                                                                seed=cfg.eval.occlusion_seed)
+        else:
+            modality = "3d" if task == "complete3d" else "2d"
+            out["completion"] = E.evaluate_completion(model, dataset, modality=modality, batch_size=bs,
+                                                      seed=cfg.eval.occlusion_seed, flip=cfg.eval.flip)
+    return out
+
+
+class _MetricsWriter:
+    """CSV (always) and TensorBoard (optional) scalars, main process only."""
+
+    def __init__(self, output_dir: str, tensorboard: bool):
+        self.path = os.path.join(output_dir, "metrics.csv")
+        new = not os.path.exists(self.path)
+        self._f = open(self.path, "a", newline="", encoding="utf-8")
+        self._w = csv.writer(self._f)
+        if new:
+            self._w.writerow(["step", "epoch", "split", "name", "value", "time"])
+        self.tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(os.path.join(output_dir, "tensorboard"))
+            except Exception as err:  # tensorboard not installed
+                logger.warning("TensorBoard logging disabled (%s); metrics.csv is still written", err)
+
+    def write(self, step: int, epoch: int, split: str, values: Dict[str, Any]) -> None:
+        now = time.time()
+        for k, v in values.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                self._w.writerow([step, epoch, split, k, f"{float(v):.6g}", f"{now:.1f}"])
+                if self.tb is not None:
+                    self.tb.add_scalar(f"{split}/{k}", float(v), step)
+        self._f.flush()
+
+    def close(self):
+        self._f.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _setup_logging(output_dir: Optional[str], main: bool) -> Optional[logging.Handler]:
+    logger.setLevel(logging.INFO if main else logging.WARNING)
+    if not any(getattr(h, "_mpm_console", False) for h in logger.handlers):
+        h = logging.StreamHandler(sys.stdout)
+        h.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        h._mpm_console = True  # type: ignore[attr-defined]
+        logger.addHandler(h)
+    logger.propagate = False
+    if not main or output_dir is None:
+        return None
+    fh = logging.FileHandler(os.path.join(output_dir, "train.log"), encoding="utf-8")
+    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(fh)
+    return fh
+
+
+def _lr_lambda(cfg: RunConfig, steps_per_epoch: int):
+    t = cfg.training
+    period = t.lr_decay_steps or steps_per_epoch
+    decay, warm, smooth = t.lr_decay, t.warmup_steps, t.lr_schedule == "smooth"
+
+    def f(step: int) -> float:
+        w = min(1.0, (step + 1) / warm) if warm > 0 else 1.0
+        e = step / period if smooth else step // period
+        return w * decay ** e
+
+    return f
+
+
+def _save_best(model, path: str) -> None:
+    atomic_write_dir(path, lambda tmp: model.save_pretrained(tmp))
+
+
+# ----------------------------------------------------------------------------- train
+def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub: Optional[str] = None,
+          splits: Optional[Tuple[Any, Any, Any]] = None, progress: Optional[bool] = None,
+          export: bool = True, kill_after_step: Optional[int] = None, accelerator=None) -> TrainResult:
+    """Train ``training.task`` as configured and export the best model.
+
+    Args:
+        cfg: the run config (:func:`~modeling_mpm.training.config.load_config`).
+        resume: ``True`` = continue from the newest checkpoint in ``output_dir`` (a fresh start
+            when there is none); a path = that checkpoint folder (must exist).
+        push_to_hub: repo id to push the exported model to (checked before training).
+        splits: ``(train, val, test)`` datasets instead of the ones ``cfg.data`` describes.
+        progress: tqdm progress bar (default: ``training.progress_bar``, else only on a terminal).
+        export: write ``output_dir/model`` (model, card, test results) at the end.
+        kill_after_step: testing hook, see :data:`KILL_ENV`.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    t0 = time.time()
+    t = cfg.training
+    push_to_hub = push_to_hub or cfg.hub.push_to_hub
+    check_hub_ready(push_to_hub)
+    if isinstance(resume, str) and not os.path.isfile(os.path.join(resume, "trainer_state.json")):
+        raise ValueError(f"--resume {resume!r} is not a checkpoint folder (no trainer_state.json)")
+    if kill_after_step is None and os.environ.get(KILL_ENV):
+        kill_after_step = int(os.environ[KILL_ENV])
+
+    acc = accelerator or Accelerator(mixed_precision=t.mixed_precision)
+    main = acc.is_main_process
+    out_dir = t.output_dir
+    if main:
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, "config.yaml"), "w", encoding="utf-8") as f:
+            f.write(cfg.to_yaml())
+    acc.wait_for_everyone()
+    fh = _setup_logging(out_dir, main)
+    writer = _MetricsWriter(out_dir, t.tensorboard) if main else None
+    if progress is None:
+        progress = t.progress_bar if t.progress_bar is not None else sys.stderr.isatty()
+    progress = bool(progress) and main
+
+    try:
+        # same initial weights on every rank, then per-rank streams for dropout, masks and flips
+        set_seed(t.seed)
+        model = build_model(cfg)
+        mcfg = model.config
+        set_seed(t.seed + 1009 * acc.process_index)
+        gen = torch.Generator().manual_seed(t.seed * 7_919 + 104_729 * acc.process_index + 1)
+        generators = {"trainer": gen}
+
+        if splits is None:
+            train_ds, val_ds, test_ds = build_splits(cfg, mcfg.num_frames, mcfg.skeleton)
+        else:
+            train_ds, val_ds, test_ds = splits
+        order = ResumableBatchOrder(len(train_ds), t.batch_size, t.gradient_accumulation_steps,
+                                    acc.num_processes, acc.process_index, seed=t.seed)
+        steps_per_epoch = order.steps_per_epoch
+        total_steps = t.max_steps if t.max_steps is not None else t.epochs * steps_per_epoch
+        best_key = t.best_metric or default_best_metric(t.task)
+
+        optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, amsgrad=t.amsgrad, weight_decay=t.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps_per_epoch))
+        model, optimizer = acc.prepare(model, optimizer)
+
+        state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_metric": None, "best_step": None,
+                 "history": []}
+        ckpt_root = os.path.join(out_dir, "checkpoints")
+        ckpt = None
+        if resume:
+            ckpt = resume if isinstance(resume, str) else latest_checkpoint(ckpt_root)
+            if ckpt is None:
+                logger.info("no checkpoint in %s: starting from scratch", ckpt_root)
+        if ckpt is not None:
+            loaded = load_checkpoint(ckpt, accelerator=acc, model=model, optimizer=optimizer,
+                                     scheduler=scheduler, generators=generators)
+            state.update({k: loaded[k] for k in state if k in loaded})
+            restore_dataset_rng_state(train_ds, loaded.get("rank_extra"))
+            logger.info("resumed from %s (step %d, epoch %d)", ckpt, state["global_step"], state["epoch"])
+
+        logger.info("task %s | %d train windows, %s val, %s test | %d steps/epoch, %d steps | "
+                    "batch %d = %d processes x %d accumulation x %d | %.2fM parameters",
+                    t.task, len(train_ds), len(val_ds) if val_ds is not None else 0,
+                    len(test_ds) if test_ds is not None else 0, steps_per_epoch, total_steps, t.batch_size,
+                    acc.num_processes, t.gradient_accumulation_steps, order.micro_batch_size,
+                    sum(p.numel() for p in model.parameters()) / 1e6)
+
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total_steps, initial=state["global_step"], desc=f"{t.task}", unit="step",
+                       dynamic_ncols=True)
+        eval_every = t.eval_every or steps_per_epoch
+        running: Dict[str, float] = {}
+        n_running = 0
+        last_ckpt_step = state["global_step"] if ckpt is not None else -1
+        loader_gen = torch.Generator()
+        unwrapped = acc.unwrap_model(model)
+        flip_skeleton = mcfg.get_skeleton()
+
+        while state["global_step"] < total_steps:
+            epoch, start = state["epoch"], state["step_in_epoch"]
+            if hasattr(train_ds, "set_epoch"):
+                train_ds.set_epoch(epoch)
+            micro = [m for _, ms in order.iter_epoch(epoch, start) for m in ms]
+            loader = iter(DataLoader(train_ds, batch_sampler=micro, collate_fn=collate_windows,
+                                     num_workers=t.num_workers, generator=loader_gen))
+            for step_in_epoch in range(start, steps_per_epoch):
+                model.train()
+                for i in range(t.gradient_accumulation_steps):
+                    batch = next(loader)
+                    if cfg.data.flip_augment:
+                        batch = flip_batch(batch, flip_skeleton, gen)
+                    batch = {k: (v.to(acc.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+                    sync = i == t.gradient_accumulation_steps - 1
+                    ctx = contextlib.nullcontext() if sync or acc.num_processes == 1 else acc.no_sync(model)
+                    with ctx:
+                        with acc.autocast():
+                            loss, logs = compute_loss(t.task, model, batch, mcfg, gen, pairing=t.pretrain_pairing,
+                                                      occlusion=(t.occlusion_prob, t.occlusion_max_joints))
+                        acc.backward(loss / t.gradient_accumulation_steps)
+                    if not torch.isfinite(loss.detach()):
+                        raise FloatingPointError(f"non-finite loss {float(loss)} at step {state['global_step'] + 1}")
+                    logs["loss"] = float(loss.detach())
+                    for k, v in logs.items():
+                        running[k] = running.get(k, 0.0) + v
+                    n_running += 1
+                if t.max_grad_norm is not None:
+                    acc.clip_grad_norm_(model.parameters(), t.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+
+                state["global_step"] += 1
+                gs = state["global_step"]
+                if step_in_epoch + 1 >= steps_per_epoch:
+                    state["epoch"], state["step_in_epoch"] = epoch + 1, 0
+                else:
+                    state["epoch"], state["step_in_epoch"] = epoch, step_in_epoch + 1
+                lr = scheduler.get_last_lr()[0]
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{lr:.2e}")
+                if gs % t.log_every == 0 or gs == total_steps:
+                    means = {k: v / max(n_running, 1) for k, v in running.items()}
+                    means["lr"] = lr
+                    if main:
+                        writer.write(gs, epoch, "train", means)
+                        logger.info("step %d/%d epoch %d | %s", gs, total_steps, epoch,
+                                    " ".join(f"{k} {v:.4g}" for k, v in means.items()))
+                    running, n_running = {}, 0
+
+                done = gs >= total_steps
+                if val_ds is not None and (gs % eval_every == 0 or done):
+                    if main:
+                        vals = validate(unwrapped, val_ds, cfg)
+                        flat = {k: v for k, v in vals.items() if isinstance(v, (int, float))}
+                        writer.write(gs, epoch, "val", flat)
+                        value = float(vals[best_key])
+                        improved = state["best_metric"] is None or value < state["best_metric"]
+                        if improved:
+                            state["best_metric"], state["best_step"] = value, gs
+                            if t.select_best:
+                                _save_best(unwrapped, os.path.join(out_dir, "best_model"))
+                        state["history"].append({"step": gs, **flat})
+                        logger.info("validation step %d | %s%s", gs,
+                                    " ".join(f"{k} {v:.4g}" for k, v in flat.items() if k != "windows"),
+                                    " (best)" if improved else "")
+                    acc.wait_for_everyone()
+                if (t.checkpoint_every and gs % t.checkpoint_every == 0) or done:
+                    write_checkpoint(ckpt_root, gs, accelerator=acc, model=model, optimizer=optimizer,
+                                     scheduler=scheduler, generators=generators,
+                                     rank_extra=dataset_rng_state(train_ds),
+                                     trainer_state={**state, "world_size": acc.num_processes,
+                                                    "config": cfg.to_dict()})
+                    last_ckpt_step = gs
+                    if main:
+                        prune_checkpoints(ckpt_root, t.keep_checkpoints)
+                if kill_after_step is not None and gs == kill_after_step:
+                    logger.warning("%s=%d: killing this process (SIGKILL) after step %d", KILL_ENV,
+                                   kill_after_step, gs)
+                    for h in logger.handlers:
+                        h.flush()
+                    os.kill(os.getpid(), signal.SIGKILL)
+                if done:
+                    break
+            if state["global_step"] >= total_steps:
+                break
+        if bar is not None:
+            bar.close()
+        if last_ckpt_step != state["global_step"]:  # resumed at the very end: make sure one exists
+            write_checkpoint(ckpt_root, state["global_step"], accelerator=acc, model=model, optimizer=optimizer,
+                             scheduler=scheduler, generators=generators, rank_extra=dataset_rng_state(train_ds),
+                             trainer_state={**state, "world_size": acc.num_processes, "config": cfg.to_dict()})
+
+        result = TrainResult(output_dir=out_dir, model_dir=None, global_step=state["global_step"],
+                             best_metric=state["best_metric"], best_step=state["best_step"],
+                             history=list(state["history"]))
+        acc.wait_for_everyone()
+        if main and export:
+            best_dir = os.path.join(out_dir, "best_model")
+            final_model = unwrapped
+            if t.select_best and os.path.isdir(best_dir) and state["best_step"] is not None:
+                final_model = type(unwrapped).from_pretrained(best_dir)
+            final_model.eval()
+            eval_results = test_evaluation(final_model, test_ds, cfg, progress=progress) if test_ds is not None else {}
+            result.eval_results = eval_results
+            from .export import export_model
+
+            result.model_dir = export_model(final_model, os.path.join(out_dir, "model"), cfg=cfg,
+                                            eval_results=eval_results, best_step=state["best_step"] if t.select_best else None,
+                                            global_step=state["global_step"], push_to_hub=push_to_hub)
+            logger.info("exported %s", result.model_dir)
+        acc.wait_for_everyone()
+        result.seconds = time.time() - t0
+        return result
+    finally:
+        if writer is not None:
+            writer.close()
+        if fh is not None:
+            logger.removeHandler(fh)
+            fh.close()
