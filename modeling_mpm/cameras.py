@@ -201,9 +201,14 @@ def h36m_camera(subject: str, camera: int | str) -> Camera:
         intrinsics=np.array([fx, fy, cx, cy, k1, k2, k3, p1, p2], dtype=np.float64),
         width=int(w),
         height=int(h),
-        orientation=np.array(ext[:4], dtype=np.float64),
+        orientation=_unit(np.array(ext[:4], dtype=np.float64)),
         translation=np.array(ext[4:], dtype=np.float64) / 1000.0,
     )
+
+
+def _unit(q: np.ndarray) -> np.ndarray:
+    # the published quaternions are float32-rounded; renormalise so that q^-1 = conj(q) exactly
+    return q / np.linalg.norm(q)
 
 
 def h36m_cameras(subject: str) -> List[Camera]:
@@ -230,7 +235,7 @@ def load_camera_json(path: str) -> Dict[str, List[Camera]]:
             if intr.shape != (9,):
                 raise ValueError(f"{path}: intrinsics of camera {i} of {subject} must have 9 values")
             out[subject].append(Camera(str(c["id"]), intr, int(c["width"]), int(c["height"]),
-                                       np.asarray(c["orientation"], dtype=np.float64),
+                                       _unit(np.asarray(c["orientation"], dtype=np.float64)),
                                        np.asarray(c["translation"], dtype=np.float64) / 1000.0))
     return out
 

@@ -1,0 +1,138 @@
+"""``mpm prepare <source>`` / ``python -m dataset_scripts.cli <source>``: convert released pose
+data to one-row-per-sequence data sets (``save_to_disk`` folders or Parquet shards).
+
+Sub-commands:
+  h36m    Human3.6M, VideoPose3D npz layout (data_3d_h36m.npz [+ data_2d_h36m_{gt,cpn_ft_h36m_dbb}.npz])
+  3dhp    MPI-INF-3DHP, P-STMO npz layout (data_train_3dhp.npz / data_test_3dhp.npz)
+  amass   AMASS: the MPM authors' amass.npz, or plain joint-position npz files
+  bvh     motion capture: BVH files and climbing-style .npy files (alias: mocap)
+  demo    rebuild the embedded demo data set from data/mocap
+
+Every sub-command takes --output, --format {arrow,parquet}, --overwrite and --push_to_hub REPO_ID
+(only pushes when given; fails at once with a clear message when HF_HUB_OFFLINE=1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+__all__ = ["main", "build_parser"]
+
+
+def _common(p: argparse.ArgumentParser, default_output: Optional[str] = None):
+    p.add_argument("--output", required=default_output is None, default=default_output,
+                   help="output folder (written atomically: temp folder next to it, then renamed)")
+    p.add_argument("--format", choices=("arrow", "parquet"), default="arrow",
+                   help="arrow = save_to_disk folder (default); parquet = <split>/part-*.parquet shards")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--push_to_hub", metavar="REPO_ID", default=None,
+                   help="also push the result to this Hub data set repository (needs network and a login)")
+    p.add_argument("--public", action="store_true", help="with --push_to_hub: create a public repository")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mpm prepare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="{h36m,3dhp,amass,bvh,mocap,demo}")
+
+    p = sub.add_parser("h36m", help="Human3.6M (VideoPose3D npz layout)")
+    p.add_argument("--positions_3d", required=True, help="data_3d_h36m.npz")
+    p.add_argument("--positions_2d", default=None,
+                   help="data_2d_h36m_gt.npz or data_2d_h36m_cpn_ft_h36m_dbb.npz (default: project the 3D)")
+    p.add_argument("--num_joints", type=int, choices=(17, 16), default=17)
+    p.add_argument("--cameras_json", default=None,
+                   help="camera JSON overriding the built-in calibration (see modeling_mpm.cameras.load_camera_json)")
+    _common(p)
+
+    p = sub.add_parser("3dhp", help="MPI-INF-3DHP (P-STMO npz layout)")
+    p.add_argument("--train", default=None, help="data_train_3dhp.npz")
+    p.add_argument("--test", default=None, help="data_test_3dhp.npz")
+    p.add_argument("--num_joints", type=int, choices=(17, 16), default=17)
+    p.add_argument("--legacy", action="store_true",
+                   help="reproduce the MPM authors' head/neck mapping and 2D/1000 (16 joints only)")
+    _common(p)
+
+    p = sub.add_parser("amass", help="AMASS (authors' amass.npz or plain joint npz)")
+    p.add_argument("--input", required=True, help="amass.npz (authors) or a joints npz file / folder")
+    p.add_argument("--layout", choices=("authors", "joints"), default="authors")
+    p.add_argument("--up_axis", choices=("y", "z"), default="z", help="joints layout: up axis of the files")
+    p.add_argument("--fps", type=float, default=50.0, help="authors: assumed rate; joints: target rate")
+    _common(p)
+
+    for name in ("bvh", "mocap"):
+        p = sub.add_parser(name, help="BVH / climbing .npy motion capture -> H36M-17 world motion")
+        p.add_argument("inputs", nargs="+", help="files or folders (*.bvh, *.npy with joint_names.json)")
+        p.add_argument("--fps", type=float, default=50.0, help="target frame rate")
+        p.add_argument("--scale", type=float, default=None,
+                       help="BVH units -> metres (default: cgspeed CMU 2.54/0.45/100)")
+        p.add_argument("--up_axis", choices=("y", "z"), default="y", help="BVH up axis")
+        p.add_argument("--skip_frames", type=int, default=0, help="leading BVH frames to drop (rest pose)")
+        p.add_argument("--npy_fps", type=float, default=120.0, help="frame rate of .npy captures")
+        p.add_argument("--validation", nargs="*", default=[], help="sequence names (file stems) for validation")
+        _common(p)
+
+    p = sub.add_parser("demo", help="rebuild the embedded demo data set")
+    p.add_argument("--mocap_dir", default="../shared/data/mocap")
+    p.add_argument("--fps", type=float, default=50.0)
+    _common(p, default_output="modeling_mpm/demo_data")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if a.command is None:
+        parser.print_help()
+        return 2
+    from modeling_mpm.data import io
+
+    if a.push_to_hub:
+        try:
+            io._check_push_allowed()  # fail before the (possibly long) conversion
+        except io.HubOfflineError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    from modeling_mpm.data import sources
+
+    try:
+        if a.command == "h36m":
+            cameras = None
+            if a.cameras_json:
+                from modeling_mpm.cameras import load_camera_json
+                cameras = load_camera_json(a.cameras_json)
+            dd = sources.prepare_h36m(a.positions_3d, a.positions_2d, a.num_joints, cameras=cameras)
+        elif a.command == "3dhp":
+            dd = sources.prepare_mpi3dhp(a.train, a.test, a.num_joints, a.legacy)
+        elif a.command == "amass":
+            kw = {"fps": a.fps} if a.layout == "authors" else {"up_axis": a.up_axis, "target_fps": a.fps}
+            dd = sources.prepare_amass(a.input, a.layout, **kw)
+        elif a.command in ("bvh", "mocap"):
+            kw = dict(target_fps=a.fps, bvh_up_axis=a.up_axis, bvh_skip_frames=a.skip_frames, npy_fps=a.npy_fps)
+            if a.scale is not None:
+                kw["bvh_scale"] = a.scale
+            dd = sources.prepare_mocap(a.inputs, validation=a.validation, **kw)
+        elif a.command == "demo":
+            from .build_demo import build_demo
+            dd = build_demo(a.mocap_dir, None, a.fps)
+        else:  # pragma: no cover - argparse guards this
+            parser.error(f"unknown command {a.command}")
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    try:
+        io.save_dataset(dd, a.output, format=a.format, overwrite=a.overwrite)
+    except FileExistsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    summary = ", ".join(f"{k}: {len(v)} sequences" for k, v in dd.items())
+    print(f"wrote {a.output} ({a.format}; {summary})")
+    if a.push_to_hub:
+        io.push_dataset_to_hub(dd, a.push_to_hub, private=not a.public)
+        print(f"pushed to https://huggingface.co/datasets/{a.push_to_hub}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,405 @@
+"""Converters from the released pose-data layouts to rows of the sequence format
+(:mod:`modeling_mpm.data.io`).
+
+* Human3.6M, VideoPose3D layout: :func:`h36m_rows`, :func:`prepare_h36m`.
+* MPI-INF-3DHP, P-STMO layout: :func:`mpi3dhp_train_rows`, :func:`mpi3dhp_test_rows`,
+  :func:`prepare_mpi3dhp`.
+* AMASS: the MPM authors' pre-extracted schema (:func:`amass_authors_rows`) and plain joint
+  npz files (:func:`amass_joints_rows`); :func:`prepare_amass`.
+* Motion capture (BVH, climbing .npy): :func:`mocap_rows`, :func:`prepare_mocap`.
+
+Each ``prepare_*`` returns a ``datasets.DatasetDict`` (splits as documented per function).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+
+from ..cameras import Camera, h36m_cameras, world_to_camera, project_to_pixels
+from ..skeleton import h36m17_to_h36m16, mpi3dhp17_to_h36m16, mpi3dhp17_to_h36m17
+from .io import make_row, rows_to_dataset
+from .mocap import (CMU_BVH_SCALE, CMU_BVH_TO_H36M17, SMPL_TO_H36M17, JointMap, load_bvh_h36m17,
+                    load_climb_npy, map_joints_by_name, resample, y_up_to_z_up)
+
+__all__ = [
+    "H36M_32_TO_17", "H36M_TRAIN_SUBJECTS", "H36M_TEST_SUBJECTS",
+    "load_npz_object", "load_h36m_2d", "h36m_rows", "prepare_h36m",
+    "MPI3DHP_TEST_IMAGE_SIZE", "MPI3DHP_TEST_FPS", "mpi3dhp_train_rows", "mpi3dhp_test_rows",
+    "prepare_mpi3dhp",
+    "amass_authors_rows", "amass_joints_rows", "prepare_amass",
+    "mocap_rows", "prepare_mocap",
+]
+
+H36M_32_TO_17 = [0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27]
+"""Indices of the 17 VideoPose3D joints in the 32-joint Human3.6M mocap skeleton."""
+H36M_TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
+H36M_TEST_SUBJECTS = ("S9", "S11")
+
+
+def load_npz_object(path, key: str):
+    """``np.load(path, allow_pickle=True)[key]``, unwrapping 0-d object arrays (pickled dicts).
+    Raises ``ValueError`` naming the keys present when ``key`` is missing."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such file: {path}")
+    with np.load(path, allow_pickle=True) as f:
+        if key not in f.files:
+            raise ValueError(f"{path}: no key {key!r} (keys: {f.files})")
+        obj = f[key]
+    if isinstance(obj, np.ndarray) and obj.dtype == object and obj.shape == ():
+        obj = obj.item()
+    return obj
+
+
+def _select_joints(pose: np.ndarray, num_joints: int) -> np.ndarray:
+    if num_joints == 17:
+        return pose
+    if num_joints == 16:
+        return h36m17_to_h36m16(pose)
+    raise ValueError(f"num_joints must be 17 or 16, got {num_joints}")
+
+
+# ============================================================================ Human3.6M
+
+def load_h36m_2d(path) -> dict:
+    """``positions_2d`` dict of a VideoPose3D 2D file; checks ``metadata`` (17 joints) if present."""
+    positions_2d = load_npz_object(path, "positions_2d")
+    try:
+        meta = load_npz_object(path, "metadata")
+    except ValueError:
+        meta = None
+    if isinstance(meta, dict) and meta.get("num_joints", 17) != 17:
+        raise ValueError(f"{path}: metadata says {meta.get('num_joints')} joints; expected 17 (h36m layout)")
+    if not isinstance(positions_2d, dict):
+        raise ValueError(f"{path}: positions_2d must be a pickled dict[subject][action] -> list of 4 arrays")
+    return positions_2d
+
+
+def h36m_rows(positions_3d: Union[str, os.PathLike, dict], positions_2d: Union[str, os.PathLike, dict, None] = None,
+              subjects: Optional[Sequence[str]] = None, num_joints: int = 17,
+              cameras: Optional[Dict[str, List[Camera]]] = None, skip_corrupted: bool = True,
+              project_missing_2d: bool = True) -> Iterator[dict]:
+    """Rows for every (subject, action, camera) of Human3.6M in the VideoPose3D layout.
+
+    Args:
+        positions_3d: ``data_3d_h36m.npz`` (key ``positions_3d``: dict[subject][action] =
+            (T, 32, 3) world metres; (T, 17, 3) also accepted) or that dict.
+        positions_2d: a 2D file (``data_2d_h36m_gt.npz`` / ``..._cpn_ft_h36m_dbb.npz``, key
+            ``positions_2d``: dict[subject][action] = list of 4 (T2, 17, 2) pixel arrays, one per
+            camera) or that dict. 2D longer than the mocap is truncated to the mocap length.
+            None: the 2D is the projection of the 3D (with lens distortion) if
+            ``project_missing_2d``.
+        subjects: subjects to convert (default: all in the file).
+        num_joints: 17 (VideoPose3D order) or 16 (neck/nose dropped).
+        cameras: subject -> 4 cameras (default: the standard calibration,
+            :func:`modeling_mpm.cameras.h36m_cameras`).
+        skip_corrupted: skip S11 "Directions" (its video is corrupted; VideoPose3D drops it).
+
+    Each row: 3D in the camera frame (metres, absolute), 2D in pixels, image size, pixel
+    intrinsics, fps 50, sequence id ``"<subject>/<action>/<camera id>"``.
+    """
+    if isinstance(positions_3d, (str, os.PathLike)):
+        positions_3d = load_npz_object(positions_3d, "positions_3d")
+    if not isinstance(positions_3d, dict):
+        raise TypeError("positions_3d must be a dict[subject][action] -> (T, 32, 3) array")
+    if isinstance(positions_2d, (str, os.PathLike)):
+        positions_2d = load_h36m_2d(positions_2d)
+    if positions_2d is not None and not isinstance(positions_2d, dict):
+        raise TypeError("positions_2d must be a dict[subject][action] -> list of 4 (T, 17, 2) arrays")
+    subjects = list(positions_3d) if subjects is None else list(subjects)
+    for subject in subjects:
+        if subject not in positions_3d:
+            raise ValueError(f"subject {subject!r} not in the 3D file (subjects: {sorted(positions_3d)})")
+        if cameras is not None:
+            if subject not in cameras:
+                raise ValueError(f"no cameras given for subject {subject!r}")
+            cams = cameras[subject]
+        else:
+            cams = h36m_cameras(subject)  # raises ValueError for unknown subjects
+        for action in sorted(positions_3d[subject]):
+            if skip_corrupted and subject == "S11" and action == "Directions":
+                continue
+            pos = np.asarray(positions_3d[subject][action], dtype=np.float64)
+            if pos.ndim != 3 or pos.shape[-1] != 3 or pos.shape[1] not in (32, 17):
+                raise ValueError(f"{subject}/{action}: 3D must be (T, 32, 3) or (T, 17, 3), got {pos.shape}")
+            if pos.shape[1] == 32:
+                pos = pos[:, H36M_32_TO_17]
+            T = pos.shape[0]
+            views2d = None
+            if positions_2d is not None:
+                if subject not in positions_2d or action not in positions_2d[subject]:
+                    raise ValueError(f"2D file has no {subject}/{action}")
+                views2d = positions_2d[subject][action]
+                if len(views2d) != len(cams):
+                    raise ValueError(f"{subject}/{action}: {len(views2d)} 2D views for {len(cams)} cameras")
+            for ci, cam in enumerate(cams):
+                p3 = world_to_camera(pos, cam.orientation, cam.translation)
+                if views2d is not None:
+                    p2 = np.asarray(views2d[ci], dtype=np.float64)
+                    if p2.ndim != 3 or p2.shape[1:] != (17, 2):
+                        raise ValueError(f"{subject}/{action} camera {ci}: 2D must be (T, 17, 2), got {p2.shape}")
+                    if p2.shape[0] < T:
+                        raise ValueError(f"{subject}/{action} camera {ci}: 2D has {p2.shape[0]} frames, "
+                                         f"fewer than the {T} mocap frames")
+                    p2 = p2[:T]
+                elif project_missing_2d:
+                    p2 = project_to_pixels(p3, cam.intrinsics)
+                else:
+                    p2 = None
+                yield make_row(
+                    sequence=f"{subject}/{action}/{cam.id}", source="h36m", subject=subject, action=action,
+                    camera=cam.id, pose_3d=_select_joints(p3, num_joints),
+                    pose_2d=None if p2 is None else _select_joints(p2, num_joints),
+                    pose_2d_units="pixels", fps=50.0, skeleton=f"h36m{num_joints}", coordinate_frame="camera",
+                    image_size=cam.image_size, intrinsics=cam.intrinsics)
+
+
+def prepare_h36m(positions_3d, positions_2d=None, num_joints: int = 17,
+                 train_subjects: Sequence[str] = H36M_TRAIN_SUBJECTS,
+                 test_subjects: Sequence[str] = H36M_TEST_SUBJECTS, cameras=None):
+    """DatasetDict ``{"train": S1,S5,S6,S7,S8, "test": S9,S11}`` of :func:`h36m_rows`."""
+    from datasets import DatasetDict
+
+    if isinstance(positions_3d, (str, os.PathLike)):
+        positions_3d = load_npz_object(positions_3d, "positions_3d")
+    if isinstance(positions_2d, (str, os.PathLike)):
+        positions_2d = load_h36m_2d(positions_2d)
+    out = {}
+    for split, subjects in (("train", train_subjects), ("test", test_subjects)):
+        subjects = [s for s in subjects if s in positions_3d]
+        out[split] = rows_to_dataset(h36m_rows(positions_3d, positions_2d, subjects, num_joints, cameras),
+                                     num_joints)
+    return DatasetDict(out)
+
+
+# ============================================================================ MPI-INF-3DHP
+
+MPI3DHP_TEST_IMAGE_SIZE = {"TS1": (2048, 2048), "TS2": (2048, 2048), "TS3": (2048, 2048),
+                           "TS4": (2048, 2048), "TS5": (1920, 1080), "TS6": (1920, 1080)}
+MPI3DHP_TEST_FPS = {"TS1": 50.0, "TS2": 50.0, "TS3": 50.0, "TS4": 50.0, "TS5": 25.0, "TS6": 25.0}
+"""Frame rates of the 3DHP test sequences (studio 50 Hz, outdoor 25 Hz; not stored in the npz,
+override with ``fps=``)."""
+
+
+def _mpi_convert(d2: np.ndarray, d3: np.ndarray, w: int, h: int, num_joints: int, legacy: bool, where: str):
+    d2 = np.asarray(d2, dtype=np.float64)
+    d3 = np.asarray(d3, dtype=np.float64)
+    if d2.ndim != 3 or d2.shape[1:] != (17, 2):
+        raise ValueError(f"{where}: data_2d must be (T, 17, 2), got {d2.shape}")
+    if d3.ndim != 3 or d3.shape[1:] != (17, 3):
+        raise ValueError(f"{where}: data_3d must be (T, 17, 3), got {d3.shape}")
+    if len(d2) != len(d3):
+        raise ValueError(f"{where}: data_2d has {len(d2)} frames, data_3d {len(d3)}")
+    p3 = d3 / 1000.0  # univ_annot3 millimetres -> metres (camera frame)
+    if legacy:
+        if num_joints != 16:
+            raise ValueError("legacy=True reproduces the authors' 16-joint 3DHP data; use num_joints=16")
+        # the authors' pipeline: head mixing + reorder, and normalised 2D divided by 1000
+        p2 = (d2 / w * 2 - np.array([1.0, h / w])) / 1000.0
+        return mpi3dhp17_to_h36m16(p2, legacy=True), mpi3dhp17_to_h36m16(p3, legacy=True), "normalized"
+    if num_joints == 17:
+        return mpi3dhp17_to_h36m17(d2), mpi3dhp17_to_h36m17(p3), "pixels"
+    if num_joints == 16:
+        return mpi3dhp17_to_h36m16(d2), mpi3dhp17_to_h36m16(p3), "pixels"
+    raise ValueError(f"num_joints must be 17 or 16, got {num_joints}")
+
+
+def mpi3dhp_train_rows(path_or_dict, num_joints: int = 17, legacy: bool = False,
+                       image_size=(2048, 2048)) -> Iterator[dict]:
+    """Rows from the P-STMO ``data_train_3dhp.npz`` (``['data'].item()`` -> dict["S1 Seq1"] =
+    [dict_cam, fps], dict_cam["<cam>"] = {"data_2d" (T,17,2) px, "data_3d" (T,17,3) mm}).
+
+    3DHP-17 is mapped to H36M-17 / 16 with :func:`modeling_mpm.skeleton.mpi3dhp17_to_h36m17`
+    (thorax <- neck, neck/nose <- head). ``legacy=True`` (16 joints only) reproduces the
+    authors' head/neck mapping and their 2D division by 1000 (2D then stored normalised).
+    """
+    data = load_npz_object(path_or_dict, "data") if isinstance(path_or_dict, (str, os.PathLike)) else path_or_dict
+    if not isinstance(data, dict):
+        raise TypeError("3DHP train data must be a dict['S<i> Seq<j>'] -> [dict_cam, fps]")
+    w, h = image_size
+    for key in sorted(data):
+        entry = data[key]
+        if not isinstance(entry, (list, tuple)) or len(entry) != 2 or not isinstance(entry[0], dict):
+            raise ValueError(f"3DHP train entry {key!r} must be [dict_cam, fps]")
+        cams, fps = entry
+        parts = key.split()
+        subject, seq = (parts[0], parts[1]) if len(parts) == 2 else (key, "")
+        for cam in sorted(cams, key=lambda c: int(c) if str(c).isdigit() else str(c)):
+            d = cams[cam]
+            missing = {"data_2d", "data_3d"} - set(d)
+            if missing:
+                raise ValueError(f"3DHP train {key} camera {cam}: missing {sorted(missing)}")
+            p2, p3, units = _mpi_convert(d["data_2d"], d["data_3d"], w, h, num_joints, legacy, f"{key} camera {cam}")
+            yield make_row(sequence=f"{key}/{cam}", source="mpi_inf_3dhp", subject=subject, action=seq,
+                           camera=str(cam), pose_3d=p3, pose_2d=p2, pose_2d_units=units, fps=float(fps),
+                           skeleton=f"h36m{num_joints}", coordinate_frame="camera", image_size=(w, h))
+
+
+def mpi3dhp_test_rows(path_or_dict, num_joints: int = 17, legacy: bool = False,
+                      fps: Optional[Dict[str, float]] = None) -> Iterator[dict]:
+    """Rows from the P-STMO ``data_test_3dhp.npz`` (dict["TS1".."TS6"] = {"data_2d", "data_3d",
+    "valid"}); image sizes 2048x2048 (TS1-4) / 1920x1080 (TS5-6); ``valid`` flags kept."""
+    data = load_npz_object(path_or_dict, "data") if isinstance(path_or_dict, (str, os.PathLike)) else path_or_dict
+    if not isinstance(data, dict):
+        raise TypeError("3DHP test data must be a dict['TS<i>'] -> {'data_2d','data_3d','valid'}")
+    rates = dict(MPI3DHP_TEST_FPS, **(fps or {}))
+    for key in sorted(data):
+        if key not in MPI3DHP_TEST_IMAGE_SIZE:
+            raise ValueError(f"unknown 3DHP test sequence {key!r}; expected TS1..TS6")
+        d = data[key]
+        missing = {"data_2d", "data_3d", "valid"} - set(d)
+        if missing:
+            raise ValueError(f"3DHP test {key}: missing {sorted(missing)}")
+        w, h = MPI3DHP_TEST_IMAGE_SIZE[key]
+        p2, p3, units = _mpi_convert(d["data_2d"], d["data_3d"], w, h, num_joints, legacy, f"test {key}")
+        valid = np.asarray(d["valid"]).reshape(-1)
+        if len(valid) != len(p3):
+            raise ValueError(f"3DHP test {key}: {len(valid)} valid flags for {len(p3)} frames")
+        yield make_row(sequence=key, source="mpi_inf_3dhp", subject=key, camera="", pose_3d=p3, pose_2d=p2,
+                       pose_2d_units=units, fps=rates[key], skeleton=f"h36m{num_joints}",
+                       coordinate_frame="camera", image_size=(w, h), valid=valid > 0)
+
+
+def prepare_mpi3dhp(train_path=None, test_path=None, num_joints: int = 17, legacy: bool = False):
+    """DatasetDict with "train" (S1-S8, all cameras) and/or "test" (TS1-TS6, ``valid`` kept)."""
+    from datasets import DatasetDict
+
+    if train_path is None and test_path is None:
+        raise ValueError("give a 3DHP train file, a test file, or both")
+    out = {}
+    if train_path is not None:
+        out["train"] = rows_to_dataset(mpi3dhp_train_rows(train_path, num_joints, legacy), num_joints)
+    if test_path is not None:
+        out["test"] = rows_to_dataset(mpi3dhp_test_rows(test_path, num_joints, legacy), num_joints)
+    return DatasetDict(out)
+
+
+# ============================================================================ AMASS
+
+def amass_authors_rows(path_or_dict, fps: float = 50.0) -> Iterator[dict]:
+    """Rows from the MPM authors' ``amass.npz`` (``['poses'].item()`` -> dict[seq] =
+    {"length", "pose2d" (T,16,2), "pose3d" (T,16,3)}), H36M-16. The authors never released
+    how it was made: the 2D is stored as normalised screen coordinates and the 3D as given
+    (camera frame, metres assumed); ``fps`` is unknown (assumed 50)."""
+    data = load_npz_object(path_or_dict, "poses") if isinstance(path_or_dict, (str, os.PathLike)) else path_or_dict
+    if not isinstance(data, dict):
+        raise TypeError("AMASS data must be a dict[seq] -> {'length','pose2d','pose3d'}")
+    for key in sorted(data, key=str):
+        d = data[key]
+        missing = {"length", "pose2d", "pose3d"} - set(d)
+        if missing:
+            raise ValueError(f"AMASS sequence {key!r}: missing {sorted(missing)}")
+        p2 = np.asarray(d["pose2d"], np.float32)
+        p3 = np.asarray(d["pose3d"], np.float32)
+        if p2.ndim != 3 or p2.shape[1:] != (16, 2) or p3.ndim != 3 or p3.shape[1:] != (16, 3):
+            raise ValueError(f"AMASS sequence {key!r}: pose2d must be (T,16,2) and pose3d (T,16,3), "
+                             f"got {p2.shape} and {p3.shape}")
+        T = int(d["length"])
+        if T != len(p3) or T != len(p2):
+            raise ValueError(f"AMASS sequence {key!r}: length {T} but pose2d has {len(p2)} and pose3d {len(p3)} frames")
+        yield make_row(sequence=str(key), source="amass", pose_3d=p3, pose_2d=p2, pose_2d_units="normalized",
+                       fps=fps, skeleton="h36m16", coordinate_frame="camera")
+
+
+def amass_joints_rows(paths: Union[str, os.PathLike, Sequence], joint_map: JointMap = SMPL_TO_H36M17,
+                      up_axis: str = "z", target_fps: Optional[float] = 50.0) -> Iterator[dict]:
+    """Rows (world frame, Z up, H36M-17) from plain joint-position npz files.
+
+    Layout of each file: ``joint_names`` (J,) strings, ``fps`` scalar, and one or more
+    (T, J, 3) float arrays in metres: key ``positions`` (sequence named after the file) or any
+    other keys (sequence ``<file stem>/<key>``). ``paths``: a file, a folder (all ``*.npz``
+    inside, recursively) or a list of files.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        p = Path(paths)
+        files = sorted(p.rglob("*.npz")) if p.is_dir() else [p]
+    else:
+        files = [Path(x) for x in paths]
+    if not files:
+        raise ValueError(f"no .npz files found in {paths}")
+    for f in files:
+        with np.load(f, allow_pickle=False) as z:
+            for k in ("joint_names", "fps"):
+                if k not in z.files:
+                    raise ValueError(f"{f}: missing key {k!r} (keys: {z.files})")
+            names = [str(n) for n in z["joint_names"]]
+            fps = float(z["fps"])
+            arrays = {k: z[k] for k in z.files if k not in ("joint_names", "fps")}
+        if not arrays:
+            raise ValueError(f"{f}: no position arrays besides joint_names and fps")
+        for key, pos in sorted(arrays.items()):
+            if pos.ndim != 3 or pos.shape[1:] != (len(names), 3):
+                raise ValueError(f"{f}[{key!r}]: expected (T, {len(names)}, 3), got {pos.shape}")
+            h36m = map_joints_by_name(pos, names, joint_map)
+            if up_axis == "y":
+                h36m = y_up_to_z_up(h36m)
+            elif up_axis != "z":
+                raise ValueError(f"up_axis must be 'y' or 'z', got {up_axis!r}")
+            rate = fps
+            if target_fps is not None:
+                h36m, rate = resample(h36m, fps, target_fps), float(target_fps)
+            seq = f.stem if key == "positions" else f"{f.stem}/{key}"
+            yield make_row(sequence=seq, source="amass", pose_3d=h36m, fps=rate, skeleton="h36m17",
+                           coordinate_frame="world")
+
+
+def prepare_amass(path, layout: str = "authors", **kwargs):
+    """DatasetDict ``{"train": ...}`` (AMASS is train-only). ``layout``: ``"authors"``
+    (:func:`amass_authors_rows`) or ``"joints"`` (:func:`amass_joints_rows`)."""
+    from datasets import DatasetDict
+
+    if layout == "authors":
+        return DatasetDict({"train": rows_to_dataset(amass_authors_rows(path, **kwargs), 16)})
+    if layout == "joints":
+        return DatasetDict({"train": rows_to_dataset(amass_joints_rows(path, **kwargs), 17)})
+    raise ValueError(f"layout must be 'authors' or 'joints', got {layout!r}")
+
+
+# ============================================================================ motion capture
+
+def mocap_rows(paths: Sequence[Union[str, os.PathLike]], target_fps: float = 50.0, bvh_scale: float = CMU_BVH_SCALE,
+               bvh_joint_map: JointMap = CMU_BVH_TO_H36M17, bvh_up_axis: str = "y", bvh_skip_frames: int = 0,
+               npy_fps: float = 120.0) -> Iterator[dict]:
+    """Rows (world frame, Z up, metres, H36M-17) from BVH files and climbing-style ``.npy``
+    files (with ``joint_names.json`` next to them). Folders are searched for both."""
+    files: List[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            files += sorted(p.rglob("*.bvh")) + sorted(p.rglob("*.npy"))
+        elif p.exists():
+            files.append(p)
+        else:
+            raise FileNotFoundError(f"no such file or folder: {p}")
+    if not files:
+        raise ValueError(f"no .bvh or .npy files in {list(map(str, paths))}")
+    for f in files:
+        if f.suffix.lower() == ".bvh":
+            pose, fps = load_bvh_h36m17(f, bvh_joint_map, bvh_scale, bvh_up_axis, target_fps, bvh_skip_frames)
+            src = "bvh"
+        elif f.suffix.lower() == ".npy":
+            pose, fps = load_climb_npy(f, source_fps=npy_fps, target_fps=target_fps)
+            src = "mocap_npy"
+        else:
+            raise ValueError(f"{f}: unsupported file type (expected .bvh or .npy)")
+        yield make_row(sequence=f.stem, source=src, action=f.stem, pose_3d=pose, fps=fps, skeleton="h36m17",
+                       coordinate_frame="world")
+
+
+def prepare_mocap(paths, validation: Sequence[str] = (), **kwargs):
+    """DatasetDict ``{"train", "validation"}``: sequences whose name (file stem) is in
+    ``validation`` go to "validation" (omitted when empty)."""
+    from datasets import DatasetDict
+
+    rows = list(mocap_rows(paths, **kwargs))
+    unknown = set(validation) - {r["sequence"] for r in rows}
+    if unknown:
+        raise ValueError(f"validation sequences not found: {sorted(unknown)}")
+    out = {"train": rows_to_dataset([r for r in rows if r["sequence"] not in validation], 17)}
+    if validation:
+        out["validation"] = rows_to_dataset([r for r in rows if r["sequence"] in validation], 17)
+    return DatasetDict(out)
