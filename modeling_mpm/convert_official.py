@@ -109,7 +109,7 @@ def _rename(key: str) -> Optional[str]:
         return f"head_{m.group(1)}d.{'norm' if m.group(2) == '0' else 'proj'}.{m.group(3)}"
     m = re.match(r"Transformer_reduce\.model\.pos_embedding_(\d)$", key)
     if m:
-        return f"reduce.position_embeddings.{int(m.group(1)) - 1}"
+        return f"reduce.position_embeddings.{int(m.group(1)) - 1}.weight"
     m = re.match(r"Transformer_reduce\.model\.layers\.(.+)$", key)
     if m:
         k = layer(m.group(1)).replace("feed_forward.fc1.", "ffn_in.").replace("feed_forward.fc2.", "ffn_out.")
@@ -118,7 +118,6 @@ def _rename(key: str) -> Optional[str]:
     if m:
         head = "frames_head" if m.group(1) else "center_head"
         return f"{head}.{'norm' if m.group(2) == '0' else 'proj'}.{m.group(3)}"
-    m = re.match(r"refine\.|^fc_|^mlp\.", key)
     raise ValueError(f"unrecognised key in official checkpoint: {key!r}")
 
 
@@ -177,6 +176,8 @@ def convert_official_state_dict(
         name = _rename(key)
         if name is None:
             continue
+        if name not in own and name.startswith("reduce.position_embeddings."):
+            continue  # the authors always create 3; with fewer reduce layers the extra ones are unused
         if name not in own:
             raise ValueError(f"official key {key!r} maps to {name!r}, which the {type(model).__name__} lacks")
         new[name] = value.reshape(own[name].shape) if value.numel() == own[name].numel() else value

@@ -293,6 +293,15 @@ class MPMStridedLayer(nn.Module):
         return x[:, :: self.stride] + self.dropout(y)
 
 
+class MPMPositionEmbedding(nn.Module):
+    """A learned ``(1, frames, hidden)`` position embedding owned by its own module, so that
+    ``_init_weights`` sees it (transformers 5 only initialises modules that own missing tensors)."""
+
+    def __init__(self, num_frames: int, hidden_size: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1, num_frames, hidden_size))
+
+
 class MPMStridedReduce(nn.Module):
     """Strided transformer reducing ``(batch, frames, hidden)`` to the centre frame
     ``(batch, 1, hidden)``; the first three layers add their own position embedding."""
@@ -300,15 +309,15 @@ class MPMStridedReduce(nn.Module):
     def __init__(self, config: MPMConfig):
         super().__init__()
         n = len(config.reduce_strides)
-        self.position_embeddings = nn.ParameterList(
-            [nn.Parameter(torch.zeros(1, config.num_frames, config.hidden_size)) for _ in range(min(3, n))]
+        self.position_embeddings = nn.ModuleList(
+            [MPMPositionEmbedding(config.num_frames, config.hidden_size) for _ in range(min(3, n))]
         )
         self.layers = nn.ModuleList([MPMStridedLayer(config, s) for s in config.reduce_strides])
 
     def forward(self, x):
         for i, layer in enumerate(self.layers):
             if i < len(self.position_embeddings):
-                x = x + self.position_embeddings[i][:, : x.shape[1]]
+                x = x + self.position_embeddings[i].weight[:, : x.shape[1]]
             x = layer(x)
         return x
 
@@ -414,9 +423,8 @@ class MPMPreTrainedModel(PreTrainedModel):
             init.normal_(module.spatial_mask_token_2d, std=std)
             if module.spatial_mask_token_3d is not None:
                 init.normal_(module.spatial_mask_token_3d, std=std)
-        elif isinstance(module, MPMStridedReduce):
-            for p in module.position_embeddings:
-                init.normal_(p, std=std)
+        elif isinstance(module, MPMPositionEmbedding):
+            init.normal_(module.weight, std=std)
         elif isinstance(module, MPMForMaskedPoseModeling):
             init.normal_(module.temporal_mask_token, std=std)
             init.normal_(module.decoder_position_embedding, std=std)
@@ -482,7 +490,13 @@ class MPMModel(MPMPreTrainedModel):
             raise ValueError("MPMModel encodes one modality per call: pass exactly one of pose_2d or pose_3d")
         pose, name, d = (pose_2d, "pose_2d", 2) if pose_2d is not None else (pose_3d, "pose_3d", 3)
         pose, spatial_mask, temporal_mask = self._prepare(pose, name, d, spatial_mask, temporal_mask)
-        x = self.embed_frames(pose, spatial_mask)
+        token_mask = spatial_mask
+        if temporal_mask is not None:
+            # Dropped frames never reach the encoder; giving them the mask token too keeps their
+            # values (possibly NaN) out of padded attention keys and BatchNorm batch statistics.
+            dropped = temporal_mask[..., None].expand(-1, -1, pose.shape[2])
+            token_mask = dropped if token_mask is None else token_mask | dropped
+        x = self.embed_frames(pose, token_mask)
         indices = padding = None
         if temporal_mask is not None and bool(temporal_mask.any()):
             x, indices, padding = _drop_masked_frames(x, temporal_mask)
