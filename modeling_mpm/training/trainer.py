@@ -278,7 +278,8 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
     if kill_after_step is None and os.environ.get(KILL_ENV):
         kill_after_step = int(os.environ[KILL_ENV])
 
-    acc = accelerator or Accelerator(mixed_precision=t.mixed_precision)
+    # "no" leaves room for `accelerate launch --mixed_precision ...` (read from the environment)
+    acc = accelerator or Accelerator(mixed_precision=None if t.mixed_precision == "no" else t.mixed_precision)
     main = acc.is_main_process
     out_dir = t.output_dir
     if main:

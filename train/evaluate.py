@@ -1,0 +1,16 @@
+"""Evaluate a lifting model: per-action and overall MPJPE / P-MPJPE, flip augmentation on/off.
+
+    python train/evaluate.py --model runs/finetune_lift/model --config configs/finetune_lift_h36m17.yaml --flip both
+
+Same as ``mpm eval``; see ``python train/evaluate.py --help``.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from modeling_mpm.evaluation_cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())

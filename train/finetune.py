@@ -1,0 +1,17 @@
+"""Fine-tune MPM for a downstream task: 2D->3D lifting, 3D completion or occluded 2D->3D.
+
+    accelerate launch train/finetune.py --task lift --config configs/finetune_lift_h36m17.yaml \
+        --init_from runs/pretrain_h36m17/model
+
+See ``python train/finetune.py --help`` and docs/training.md.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from modeling_mpm.training.cli import finetune_main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(finetune_main())
