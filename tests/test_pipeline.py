@@ -152,7 +152,7 @@ def test_list_in_list_out(lift_pipe):
 
 def test_batch_size_bounds_windows(lifter):
     seen = []
-    h = lifter.register_forward_pre_hook(lambda mod, args, kw: seen.append(kw["pose_2d"].shape[0]), with_kwargs=True)
+    h = lifter.mpm.register_forward_pre_hook(lambda mod, args, kw: seen.append(kw["pose_2d"].shape[0]), with_kwargs=True)
     try:
         pipe = pipeline("pose-lifting", model=lifter)
         pipe(pixels(50), image_size=(W, H), mode="seq2frame", batch_size=8)

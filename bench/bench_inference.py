@@ -1,0 +1,195 @@
+"""Inference speed and memory of the paper-size lifter (random weights) on CPU.
+
+    python bench/bench_inference.py --threads 2 --frames 20000 --seq2frame-frames 1000 \
+        --memory-frames 200000 [--batch-sizes 32,64,128] [--json out.json]
+
+Reports, for ``MPMConfig.h36m_17()`` (243 frames, 4 layers, width 256):
+
+* the FLOP/s of a large fp32 matmul (4096^3) measured in the same run (the machine's practical peak);
+* seq2seq lifting (``lift_sequence(..., mode="seq2seq")``, non-overlapping windows) of ``--frames``
+  frames: frames/s, FLOPs per window (``torch.utils.flop_counter.FlopCounterMode`` on the
+  computation actually run) and achieved FLOP/s as a fraction of the matmul's;
+* the same through the pipeline (keypoint validation, normalisation, windowing);
+* seq2frame lifting (one 243-frame window per frame) of ``--seq2frame-frames`` frames;
+* peak resident memory (``ru_maxrss``) of a fresh process lifting ``--memory-frames`` frames with
+  the pipeline in seq2seq mode, next to the same process before lifting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from modeling_mpm import MPMConfig, MPMForPoseLifting  # noqa: E402
+from modeling_mpm.inference import _lifter_head_fn, lift_sequence  # noqa: E402
+
+
+def load_average() -> str:
+    try:
+        return " ".join(open("/proc/loadavg").read().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+def matmul_flops(n: int = 4096, repeats: int = 3) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    with torch.inference_mode():
+        a @ b
+        best = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
+
+def flops_per_window(model, head: str) -> float:
+    fn = _lifter_head_fn(model, head)
+    x = torch.randn(2, model.config.num_frames, model.config.num_joints, 2)
+    with torch.inference_mode():
+        fc = FlopCounterMode(display=False)
+        with fc:
+            fn(x, None)
+    return fc.get_total_flops() / 2
+
+
+def timed(fn, repeats: int = 1) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+MEMORY_SCRIPT = textwrap.dedent(
+    """
+    import resource, sys, json
+    sys.path.insert(0, {root!r})
+    import numpy as np, torch
+    torch.set_num_threads({threads})
+    from transformers import pipeline
+    import modeling_mpm
+    from modeling_mpm import MPMConfig, MPMForPoseLifting
+    torch.manual_seed(0)
+    model = MPMForPoseLifting(MPMConfig.h36m_17()).eval()
+    pipe = pipeline("pose-lifting", model=model)
+    rng = np.random.default_rng(0)
+    kp = rng.uniform(0, 1000, size=({frames}, 17, 3)).astype(np.float32)
+    kp[..., 2] = rng.uniform(0.2, 1.0, size=kp.shape[:2])
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = pipe(kp, image_size=(1000, 1000), mode="seq2seq", batch_size={batch}, confidence_threshold=0.3,
+               progress=False)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert out["pose_3d"].shape == ({frames}, 17, 3) and np.isfinite(out["pose_3d"]).all()
+    print(json.dumps({{"rss_before_mib": before / 1024, "rss_peak_mib": after / 1024,
+                       "input_mib": kp.nbytes / 2**20}}))
+    """
+)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--frames", type=int, default=20000, help="frames for the seq2seq run")
+    ap.add_argument("--seq2frame-frames", type=int, default=1000)
+    ap.add_argument("--memory-frames", type=int, default=200000, help="0 skips the memory run")
+    ap.add_argument("--batch-sizes", default="64", help="comma list of windows per forward (seq2seq)")
+    ap.add_argument("--seq2frame-batch-size", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    res = {"threads": args.threads, "load_before": load_average(), "torch": torch.__version__}
+    model = MPMForPoseLifting(MPMConfig.h36m_17()).eval()
+    T = model.config.num_frames
+    rng = np.random.default_rng(0)
+
+    res["matmul_gflops"] = matmul_flops() / 1e9
+    print(f"fp32 matmul 4096^3: {res['matmul_gflops']:.1f} GFLOP/s  (load {res['load_before']})")
+
+    # seq2seq
+    f_s2s = flops_per_window(model, "pose_3d")
+    res["seq2seq_gflop_per_window"] = f_s2s / 1e9
+    x = rng.uniform(-1, 1, size=(args.frames, 17, 2)).astype(np.float32)
+    n_windows = -(-args.frames // T) if args.frames > T else 1
+    res["seq2seq"] = []
+    for bs in [int(b) for b in args.batch_sizes.split(",")]:
+        lift_sequence(model, x[: T * 4], mode="seq2seq", batch_size=bs, progress=False)  # warm-up
+        dt = timed(lambda: lift_sequence(model, x, mode="seq2seq", batch_size=bs, progress=False), args.repeats)
+        windows = len(range(0, args.frames - T + 1, T)) + (1 if args.frames % T else 0)
+        gflops = windows * f_s2s / dt / 1e9
+        row = {"batch_size": bs, "seconds": dt, "frames_per_s": args.frames / dt, "windows": windows,
+               "gflops": gflops, "fraction_of_matmul": gflops / res["matmul_gflops"]}
+        res["seq2seq"].append(row)
+        print(f"seq2seq  {args.frames} frames, batch {bs}: {dt:.2f} s, {row['frames_per_s']:.0f} frames/s, "
+              f"{gflops:.1f} GFLOP/s = {100 * row['fraction_of_matmul']:.0f}% of matmul "
+              f"({f_s2s / 1e9:.3f} GFLOP/window)")
+    del n_windows
+
+    # pipeline, seq2seq, pixels with confidences (includes validation and normalisation)
+    from transformers import pipeline
+
+    pipe = pipeline("pose-lifting", model=model)
+    kp = rng.uniform(0, 1000, size=(args.frames, 17, 3))
+    kp[..., 2] = rng.uniform(0.2, 1.0, size=kp.shape[:2])
+    bs = max(res["seq2seq"], key=lambda r: r["frames_per_s"])["batch_size"]
+    dt = timed(lambda: pipe(kp, image_size=(1000, 1000), keypoint_format="coco", confidence_threshold=0.3,
+                            mode="seq2seq", batch_size=bs, progress=False), 1)
+    res["pipeline_seq2seq_frames_per_s"] = args.frames / dt
+    print(f"pipeline seq2seq (coco, confidences): {args.frames / dt:.0f} frames/s")
+
+    # seq2frame
+    f_s2f = flops_per_window(model, "pose_3d_center")
+    res["seq2frame_gflop_per_window"] = f_s2f / 1e9
+    n = args.seq2frame_frames
+    lift_sequence(model, x[:64], mode="seq2frame", batch_size=args.seq2frame_batch_size, progress=False)
+    dt = timed(lambda: lift_sequence(model, x[:n], mode="seq2frame", batch_size=args.seq2frame_batch_size,
+                                     progress=False), 1)
+    g = n * f_s2f / dt / 1e9
+    res["seq2frame"] = {"frames": n, "seconds": dt, "frames_per_s": n / dt, "gflops": g,
+                        "fraction_of_matmul": g / res["matmul_gflops"], "batch_size": args.seq2frame_batch_size}
+    print(f"seq2frame {n} frames, batch {args.seq2frame_batch_size}: {n / dt:.1f} frames/s, {g:.1f} GFLOP/s = "
+          f"{100 * g / res['matmul_gflops']:.0f}% of matmul ({f_s2f / 1e9:.3f} GFLOP/window)")
+
+    if args.memory_frames:
+        script = MEMORY_SCRIPT.format(root=ROOT, threads=args.threads, frames=args.memory_frames, batch=bs)
+        t = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             env=dict(os.environ, HF_HUB_OFFLINE="1"))
+        if out.returncode != 0:
+            print(out.stderr[-2000:], file=sys.stderr)
+            return 1
+        mem = json.loads(out.stdout.strip().splitlines()[-1])
+        mem["frames"] = args.memory_frames
+        mem["seconds"] = time.perf_counter() - t
+        res["memory"] = mem
+        print(f"memory: {args.memory_frames} frames through the pipeline (seq2seq): peak RSS "
+              f"{mem['rss_peak_mib']:.0f} MiB (before lifting {mem['rss_before_mib']:.0f} MiB, input "
+              f"{mem['input_mib']:.0f} MiB), {mem['seconds']:.0f} s with start-up")
+    res["load_after"] = load_average()
+    print(f"load average after: {res['load_after']}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
