@@ -1,0 +1,157 @@
+"""Export an :class:`MPMForPoseLifting` to ONNX (``mpm export-onnx``).
+
+    mpm export-onnx --model DIR --output lifter.onnx [--opset 17] [--no-mask] [--no-check]
+
+The graph takes one window batch and returns both heads:
+
+* inputs: ``pose_2d`` float32 ``(batch, num_frames, J, 2)`` normalised screen coordinates and,
+  unless ``--no-mask``, ``spatial_mask`` bool ``(batch, num_frames, J)`` (True = missing joint);
+* outputs: ``pose_3d`` ``(batch, num_frames, J, 3)`` (all-frames head) and ``pose_3d_center``
+  ``(batch, 1, J, 3)`` (centre-frame head), metres, root-relative, root joint 0.
+
+The batch axis is dynamic; the window length is the model's ``num_frames``. Windowing of long
+sequences (edge padding, seq2frame / seq2seq) is as in :mod:`modeling_mpm.inference`. The export
+uses the TorchScript exporter (``dynamo=False``, no ``onnxscript`` needed) and, with
+``check=True``, compares onnxruntime against PyTorch on random inputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+
+__all__ = ["export_onnx", "check_onnx", "main"]
+
+
+class _LifterForExport(torch.nn.Module):
+    def __init__(self, model, with_mask: bool):
+        super().__init__()
+        self.model = model
+        self.with_mask = with_mask
+        self.root = model.config.get_skeleton().root if hasattr(model.config, "get_skeleton") else 0
+
+    def forward(self, pose_2d, spatial_mask=None):
+        out = self.model(pose_2d=pose_2d, spatial_mask=spatial_mask if self.with_mask else None)
+        p, c = out.pose_3d, out.pose_3d_center
+        if self.root is not None:  # root exactly 0, as the pipeline returns it
+            keep = torch.ones(p.shape[-2], 1, dtype=p.dtype)
+            keep[self.root] = 0
+            p, c = p * keep, c * keep
+        return p, c
+
+
+def _example(model, batch: int, with_mask: bool, seed: int = 0):
+    cfg = model.config
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch, cfg.num_frames, cfg.num_joints, 2, generator=g) * 2 - 1
+    m = torch.rand(batch, cfg.num_frames, cfg.num_joints, generator=g) < 0.15
+    return (x, m) if with_mask else (x,)
+
+
+def export_onnx(
+    model,
+    path: str,
+    opset: int = 17,
+    with_mask: bool = True,
+    check: bool = True,
+    atol: float = 1e-4,
+) -> Dict[str, float]:
+    """Export ``model`` (an :class:`MPMForPoseLifting`) to ``path`` with a dynamic batch axis.
+
+    Args:
+        opset: ONNX opset (>= 14 for the attention ops used here).
+        with_mask: include the ``spatial_mask`` input (missing joints).
+        check: run onnxruntime on batches of 1 and 3 and compare with PyTorch (needs onnxruntime).
+        atol: tolerance of that check (metres).
+
+    Returns:
+        ``{"max_abs_diff": ...}`` from the check (empty dict without it).
+    """
+    if not hasattr(model, "config") or not hasattr(model.config, "num_frames"):
+        raise TypeError(f"export_onnx needs an MPMForPoseLifting, got {type(model).__name__}")
+    if type(model).__name__ != "MPMForPoseLifting":
+        raise TypeError(f"export_onnx exports MPMForPoseLifting models, got {type(model).__name__}")
+    was_training = model.training
+    model.eval()
+    wrapper = _LifterForExport(model, with_mask).eval()
+    args = _example(model, 2, with_mask)
+    names = ["pose_2d", "spatial_mask"] if with_mask else ["pose_2d"]
+    dyn = {n: {0: "batch"} for n in names + ["pose_3d", "pose_3d_center"]}
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about the input checks (constant here)
+            torch.onnx.export(
+                wrapper, args, path, input_names=names, output_names=["pose_3d", "pose_3d_center"],
+                dynamic_axes=dyn, opset_version=opset, dynamo=False,
+            )
+    finally:
+        model.train(was_training)
+    return check_onnx(model, path, with_mask=with_mask, atol=atol) if check else {}
+
+
+def check_onnx(model, path: str, with_mask: bool = True, atol: float = 1e-4) -> Dict[str, float]:
+    """Compare onnxruntime with PyTorch on random windows (batches 1 and 3); raises if they differ."""
+    try:
+        import onnxruntime as ort
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("checking the export needs onnxruntime: pip install onnxruntime") from e
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    wrapper = _LifterForExport(model, with_mask).eval()
+    worst = 0.0
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in (1, 3):
+            args = _example(model, batch, with_mask, seed=batch)
+            with torch.no_grad():
+                ref = [t.numpy() for t in wrapper(*args)]
+            feeds = {"pose_2d": args[0].numpy()}
+            if with_mask:
+                feeds["spatial_mask"] = args[1].numpy()
+            got = sess.run(["pose_3d", "pose_3d_center"], feeds)
+            for r, o in zip(ref, got):
+                if r.shape != o.shape:
+                    raise RuntimeError(f"ONNX output shape {o.shape} != PyTorch {r.shape}")
+                worst = max(worst, float(np.abs(r - o).max()))
+    finally:
+        model.train(was_training)
+    if not worst <= atol:
+        raise RuntimeError(f"ONNX and PyTorch outputs differ by {worst:.3g} > {atol}")
+    return {"max_abs_diff": worst}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="mpm export-onnx", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, help="MPMForPoseLifting folder or Hub id")
+    ap.add_argument("--output", "-o", required=True, help="output .onnx")
+    ap.add_argument("--opset", type=int, default=17)
+    ap.add_argument("--no-mask", action="store_true", help="no spatial_mask input")
+    ap.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
+    ap.add_argument("--atol", type=float, default=1e-4)
+    args = ap.parse_args(argv)
+    from .modeling_mpm import MPMForPoseLifting
+
+    try:
+        model = MPMForPoseLifting.from_pretrained(args.model)
+    except OSError as e:
+        print(f"error: could not load a lifter from {args.model!r}: {e}", file=sys.stderr)
+        return 2
+    info = export_onnx(model, args.output, opset=args.opset, with_mask=not args.no_mask,
+                       check=not args.no_check, atol=args.atol)
+    msg = f"wrote {args.output}"
+    if info:
+        msg += f" (onnxruntime vs PyTorch max abs diff {info['max_abs_diff']:.2e})"
+    print(msg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
