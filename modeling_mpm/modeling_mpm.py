@@ -616,10 +616,18 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
                 weight = masked
         return mpjpe_loss(prediction, target, weight)
 
-    def _resolve(self, pose, modality, spatial_mask, temporal_mask, generator):
+    def _encode(self, pose, modality, spatial_mask, temporal_mask, generator):
+        """Check one modality's input, resolve its masks (sampled in training when none are
+        given) and return ``(pose, spatial, temporal, decoder input (B, F, C))``."""
+        cfg = self.config
+        d = 2 if modality == "2d" else 3
+        pose = _as_pose(pose, f"pose_{modality}", d, cfg.num_joints, cfg.num_frames)
+        b = pose.shape[0]
         if spatial_mask is None and temporal_mask is None and self.training:
-            return self.sample_masks(pose.shape[0], modality, generator=generator, device=pose.device)
-        return spatial_mask, temporal_mask
+            spatial_mask, temporal_mask = self.sample_masks(b, modality, generator=generator, device=pose.device)
+        s = _as_mask(spatial_mask, "spatial_mask", b, (cfg.num_frames, cfg.num_joints), pose.device)
+        t = _as_mask(temporal_mask, "temporal_mask", b, (cfg.num_frames,), pose.device)
+        return pose, s, t, self._decoder_input(pose, modality, s, t)
 
     def forward(
         self,
@@ -649,18 +657,17 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
         """
         if pose_2d is None and pose_3d is None:
             raise ValueError("pass pose_2d and/or pose_3d")
+        if pose_2d is None and lift_labels is not None:
+            raise ValueError("lift_labels needs pose_2d (the 3D target of the 2D input)")
         cfg = self.config
-        root = cfg.get_skeleton().root if cfg.zero_root_output else None
+        root = cfg.get_skeleton().root
+        out_root = root if cfg.zero_root_output else None
         out = MPMMaskedPoseModelingOutput()
         losses = []
         if pose_2d is not None:
-            pose_2d = _as_pose(pose_2d, "pose_2d", 2, cfg.num_joints, cfg.num_frames)
-            s, t = self._resolve(pose_2d, "2d", spatial_mask, temporal_mask, generator)
-            s = _as_mask(s, "spatial_mask", pose_2d.shape[0], (cfg.num_frames, cfg.num_joints), pose_2d.device)
-            t = _as_mask(t, "temporal_mask", pose_2d.shape[0], (cfg.num_frames,), pose_2d.device)
-            x = self._decoder_input(pose_2d, "2d", s, t)
+            pose_2d, s, t, x = self._encode(pose_2d, "2d", spatial_mask, temporal_mask, generator)
             out.pose_2d = self._decode(self.decoder_2d, self.head_2d, x)
-            out.pose_3d_from_2d = _zero_root(self._decode(self.decoder_3d, self.head_3d, x), root)
+            out.pose_3d_from_2d = _zero_root(self._decode(self.decoder_3d, self.head_3d, x), out_root)
             out.spatial_mask_2d, out.temporal_mask_2d = s, t
             out.loss_2d = self._reconstruction_loss(out.pose_2d, pose_2d, s, t)
             losses.append(cfg.loss_weight_2d * out.loss_2d)
@@ -668,20 +675,13 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
                 lift_labels = _as_pose(lift_labels, "lift_labels", 3, cfg.num_joints, cfg.num_frames)
                 if lift_labels.shape[0] != pose_2d.shape[0]:
                     raise ValueError("lift_labels must have the batch size of pose_2d")
-                out.loss_lift = mpjpe_loss(out.pose_3d_from_2d, _zero_root(lift_labels, cfg.get_skeleton().root))
+                out.loss_lift = mpjpe_loss(_zero_root(out.pose_3d_from_2d, root), _zero_root(lift_labels, root))
                 losses.append(cfg.loss_weight_lift * out.loss_lift)
-        elif lift_labels is not None:
-            raise ValueError("lift_labels needs pose_2d (the 3D target of the 2D input)")
         if pose_3d is not None:
-            pose_3d = _as_pose(pose_3d, "pose_3d", 3, cfg.num_joints, cfg.num_frames)
             if spatial_mask_3d is not None or temporal_mask_3d is not None:
-                s, t = spatial_mask_3d, temporal_mask_3d
-            else:
-                s, t = self._resolve(pose_3d, "3d", spatial_mask, temporal_mask, generator)
-            s = _as_mask(s, "spatial_mask_3d", pose_3d.shape[0], (cfg.num_frames, cfg.num_joints), pose_3d.device)
-            t = _as_mask(t, "temporal_mask_3d", pose_3d.shape[0], (cfg.num_frames,), pose_3d.device)
-            x = self._decoder_input(pose_3d, "3d", s, t)
-            out.pose_3d = _zero_root(self._decode(self.decoder_3d, self.head_3d, x), root)
+                spatial_mask, temporal_mask = spatial_mask_3d, temporal_mask_3d
+            pose_3d, s, t, x = self._encode(pose_3d, "3d", spatial_mask, temporal_mask, generator)
+            out.pose_3d = _zero_root(self._decode(self.decoder_3d, self.head_3d, x), out_root)
             out.spatial_mask_3d, out.temporal_mask_3d = s, t
             out.loss_3d = self._reconstruction_loss(out.pose_3d, pose_3d, s, t)
             losses.append(cfg.loss_weight_3d * out.loss_3d)
