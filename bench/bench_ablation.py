@@ -1,0 +1,113 @@
+"""Ablations of the pre-training, measured by the lifting error after fine-tuning.
+
+    python bench/bench_ablation.py --budget small            # the report's run (seed 0)
+    python bench/bench_ablation.py --budget smoke --out /tmp/abl.json
+
+Variants (everything else as ``bench_accuracy.py``'s ``mpm_pretrained``: same data, pre-training
+steps, fine-tuning steps and joint-dropout augmentation):
+
+* mask ratios: temporal mask ratio x spatially masked joints per frame, the paper's 0.6 / 5 against
+  0.3 / 5, 0.8 / 5, 0.6 / 2, 0.6 / 9;
+* pretext tasks: masked 2D only, masked 3D only, both (the paper);
+* masks per sample (this package's default) against one mask shared by the batch (the authors'
+  code, ``share_mask_across_batch=True``);
+* ``none``: no pre-training (the lifter from scratch with the fine-tuning budget).
+
+Reports centre-frame MPJPE / P-MPJPE (mm) on the held-out sequences, MPJPE with 30% of the 2D
+joints missing, and the final pre-training loss. Writes ``bench/results/ablation_<budget>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common as C  # noqa: E402
+
+# name -> (pretext, config overrides); None = no pre-training
+VARIANTS = {
+    "paper_0.6_5_both": ("both", dict(temporal_mask_ratio=0.6, spatial_mask_joints=5)),
+    "tmr0.3_smj5": ("both", dict(temporal_mask_ratio=0.3, spatial_mask_joints=5)),
+    "tmr0.8_smj5": ("both", dict(temporal_mask_ratio=0.8, spatial_mask_joints=5)),
+    "tmr0.6_smj2": ("both", dict(temporal_mask_ratio=0.6, spatial_mask_joints=2)),
+    "tmr0.6_smj9": ("both", dict(temporal_mask_ratio=0.6, spatial_mask_joints=9)),
+    "pretext_2d_only": ("2d", dict(temporal_mask_ratio=0.6, spatial_mask_joints=5)),
+    "pretext_3d_only": ("3d", dict(temporal_mask_ratio=0.6, spatial_mask_joints=5)),
+    "shared_batch_mask": ("both", dict(temporal_mask_ratio=0.6, spatial_mask_joints=5, share_mask_across_batch=True)),
+    "none": None,
+}
+GROUPS = {
+    "mask ratio": ["paper_0.6_5_both", "tmr0.3_smj5", "tmr0.8_smj5", "tmr0.6_smj2", "tmr0.6_smj9"],
+    "pretext": ["paper_0.6_5_both", "pretext_2d_only", "pretext_3d_only", "none"],
+    "mask sharing": ["paper_0.6_5_both", "shared_batch_mask"],
+}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--budget", choices=sorted(C.BUDGETS), default="small")
+    ap.add_argument("--seeds", default="0", help="comma list of seeds (default 0)")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--pretrain-steps", type=int, default=None)
+    ap.add_argument("--finetune-steps", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    b = dict(C.BUDGETS[args.budget])
+    b["seeds"] = [int(s) for s in args.seeds.split(",")]
+    if args.pretrain_steps is not None:
+        b["pretrain_steps"] = args.pretrain_steps
+    if args.finetune_steps is not None:
+        b["finetune_steps"] = args.finetune_steps
+    names = args.variants.split(",")
+    out_path = args.out or os.path.join(C.RESULTS_DIR, f"ablation_{args.budget}.json")
+    res = {"meta": C.run_meta(args.budget, args.threads, argv), "budget": b, "groups": GROUPS, "runs": {}}
+    t_all = time.perf_counter()
+    n, f = None, b["num_frames"]
+    for seed in b["seeds"]:
+        train, val = C.demo_data(f, seed, b["max_val_windows"])
+        n = val["pose_2d"].shape[0]
+        occ = C.occlusion_masks("joints", 0.3, n, f)
+        for name in names:
+            spec = VARIANTS[name]
+            row = {"variant": name}
+            if spec is None:
+                lifter = C.lifter_from(None, b, seed)
+            else:
+                pretext, over = spec
+                pre, plog = C.pretrain_mpm(b, seed, train, b["pretrain_steps"], pretext=pretext, **over)
+                row.update(pretext=pretext, config=over, pretrain_final_loss=plog["loss_curve"][-1][1],
+                           pretrain_seconds=plog["seconds"])
+                lifter = C.lifter_from(pre, b, seed)
+            log = C.finetune(lifter, "mpm", b, seed, train, b["finetune_steps"])
+            pred = C.centre_predictor(lifter, "mpm")
+            row.update(C.evaluate_lifter(pred, val, None, b["eval_batch"]))
+            row["mpjpe_30pct_joints_missing_mm"] = C.evaluate_lifter(pred, val, occ, b["eval_batch"])["mpjpe_mm"]
+            row["finetune_seconds"] = log["seconds"]
+            row["finetune_final_loss"] = log["loss_curve"][-1][1]
+            res["runs"].setdefault(str(seed), {})[name] = row
+            print(f"[seed {seed}] {name:18s} MPJPE {row['mpjpe_mm']:.1f} mm, P-MPJPE {row['p_mpjpe_mm']:.1f} mm, "
+                  f"30% missing {row['mpjpe_30pct_joints_missing_mm']:.1f} mm", flush=True)
+            res["meta"]["load_after"] = C.load_average()
+            res["meta"]["wall_seconds"] = time.perf_counter() - t_all
+            C.write_json(res, out_path)
+    res["summary"] = {
+        name: {k: C.mean_std([res["runs"][s][name][k] for s in res["runs"] if name in res["runs"][s]])
+               for k in ("mpjpe_mm", "p_mpjpe_mm", "mpjpe_30pct_joints_missing_mm")}
+        for name in names
+    }
+    res["meta"]["wall_seconds"] = time.perf_counter() - t_all
+    C.write_json(res, out_path)
+    print(f"wrote {out_path} ({res['meta']['wall_seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
