@@ -91,12 +91,16 @@ MEMORY_SCRIPT = textwrap.dedent(
     rng = np.random.default_rng(0)
     kp = rng.uniform(0, 1000, size=({frames}, 17, 3)).astype(np.float32)
     kp[..., 2] = rng.uniform(0.2, 1.0, size=kp.shape[:2])
+    import gc, os
+    gc.collect()
+    current = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1024
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     out = pipe(kp, image_size=(1000, 1000), mode="seq2seq", batch_size={batch}, confidence_threshold=0.3,
                progress=False)
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     assert out["pose_3d"].shape == ({frames}, 17, 3) and np.isfinite(out["pose_3d"]).all()
     print(json.dumps({{"rss_before_mib": before / 1024, "rss_peak_mib": after / 1024,
+                       "rss_current_before_lift_mib": current / 1024,
                        "input_mib": kp.nbytes / 2**20}}))
     """
 )
@@ -181,7 +185,8 @@ def main(argv=None) -> int:
         mem["seconds"] = time.perf_counter() - t
         res["memory"] = mem
         print(f"memory: {args.memory_frames} frames through the pipeline (seq2seq): peak RSS "
-              f"{mem['rss_peak_mib']:.0f} MiB (before lifting {mem['rss_before_mib']:.0f} MiB, input "
+              f"{mem['rss_peak_mib']:.0f} MiB (resident before lifting {mem['rss_current_before_lift_mib']:.0f} MiB, "
+              f"peak before lifting {mem['rss_before_mib']:.0f} MiB, input "
               f"{mem['input_mib']:.0f} MiB), {mem['seconds']:.0f} s with start-up")
     res["load_after"] = load_average()
     print(f"load average after: {res['load_after']}")
