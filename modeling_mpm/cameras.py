@@ -47,6 +47,8 @@ __all__ = [
     "look_at_rotation",
     "VirtualCameraSampler",
     "VirtualCamera",
+    "orbit_rotations",
+    "camera_arrays",
 ]
 
 H36M_CAMERA_IDS: Tuple[str, ...] = ("54138969", "55011271", "58860488", "60457274")
@@ -356,6 +358,31 @@ def look_at_rotation(position: np.ndarray, target: np.ndarray, up=(0.0, 0.0, 1.0
     return np.stack([right, down, forward])
 
 
+def orbit_rotations(yaw: np.ndarray, elevation: np.ndarray) -> np.ndarray:
+    """(n, 3, 3) world -> camera rotations of cameras on a sphere around the origin (world Z
+    up) at azimuth ``yaw`` and height angle ``elevation`` (radians, (n,)), looking at the origin.
+    Same as :func:`look_at_rotation` for each camera."""
+    yaw = np.asarray(yaw, dtype=np.float64).reshape(-1)
+    el = np.asarray(elevation, dtype=np.float64).reshape(-1)
+    cy, sy, ce, se = np.cos(yaw), np.sin(yaw), np.cos(el), np.sin(el)
+    forward = -np.stack([ce * cy, ce * sy, se], axis=-1)
+    right = np.stack([-sy, cy, np.zeros_like(yaw)], axis=-1)
+    down = np.cross(forward, right)
+    return np.stack([right, down, forward], axis=1)
+
+
+def camera_arrays(cameras: Sequence["VirtualCamera"]) -> Dict[str, np.ndarray]:
+    """Stack virtual cameras into arrays: ``rotation`` (n,3,3), ``translation`` (n,3) (added
+    after rotating: offset x, offset y, distance), ``focal`` (n,), ``width`` / ``height`` (n,)."""
+    return {
+        "rotation": orbit_rotations([c.yaw for c in cameras], [c.elevation for c in cameras]),
+        "translation": np.array([[c.offset[0], c.offset[1], c.distance] for c in cameras], dtype=np.float64),
+        "focal": np.array([c.focal for c in cameras], dtype=np.float64),
+        "width": np.array([c.width for c in cameras], dtype=np.float64),
+        "height": np.array([c.height for c in cameras], dtype=np.float64),
+    }
+
+
 @dataclass
 class VirtualCamera:
     """A pinhole camera looking at the subject; the world is Z up.
@@ -428,17 +455,34 @@ class VirtualCameraSampler:
 
     def sample(self, rng: np.random.Generator) -> VirtualCamera:
         """One random camera drawn with the NumPy generator ``rng``."""
-        u = rng.random(6)
+        return self.sample_many(rng, 1)[0]
+
+    def sample_many(self, rng: np.random.Generator, n: int) -> List[VirtualCamera]:
+        """``n`` random cameras (one ``rng.random((n, 6))`` draw)."""
+        u = rng.random((n, 6))
         lerp = lambda r, t: r[0] + (r[1] - r[0]) * t  # noqa: E731
-        return VirtualCamera(
-            yaw=lerp(self.yaw_range, u[0]),
-            elevation=lerp(self.elevation_range, u[1]),
-            distance=lerp(self.distance_range, u[2]),
-            focal=lerp(self.focal_range, u[3]),
+        return [VirtualCamera(
+            yaw=float(lerp(self.yaw_range, v[0])),
+            elevation=float(lerp(self.elevation_range, v[1])),
+            distance=float(lerp(self.distance_range, v[2])),
+            focal=float(lerp(self.focal_range, v[3])),
             width=self.width,
             height=self.height,
-            offset=(self.max_offset * (2 * u[4] - 1), self.max_offset * (2 * u[5] - 1) * 0.5),
-        )
+            offset=(float(self.max_offset * (2 * v[4] - 1)), float(self.max_offset * (2 * v[5] - 1) * 0.5)),
+        ) for v in u]
+
+    def sample_arrays(self, rng: np.random.Generator, n: int) -> Dict[str, np.ndarray]:
+        """``n`` random cameras as :func:`camera_arrays` (same draws as :meth:`sample_many`)."""
+        u = rng.random((n, 6))
+        lerp = lambda r, t: r[0] + (r[1] - r[0]) * t  # noqa: E731
+        return {
+            "rotation": orbit_rotations(lerp(self.yaw_range, u[:, 0]), lerp(self.elevation_range, u[:, 1])),
+            "translation": np.stack([self.max_offset * (2 * u[:, 4] - 1), self.max_offset * (2 * u[:, 5] - 1) * 0.5,
+                                     lerp(self.distance_range, u[:, 2])], axis=-1),
+            "focal": lerp(self.focal_range, u[:, 3]),
+            "width": np.full(n, float(self.width)),
+            "height": np.full(n, float(self.height)),
+        }
 
     def fixed(self, n: int = 4, elevation: float = math.radians(10.0), distance: float = 5.0,
               focal: float = 1150.0, yaw0: float = math.radians(45.0)) -> List[VirtualCamera]:

@@ -48,6 +48,7 @@ paired items.
 
 from __future__ import annotations
 
+import collections.abc
 import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Union
@@ -56,13 +57,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..cameras import (VirtualCamera, VirtualCameraSampler, normalize_intrinsics,
+from ..cameras import (VirtualCamera, VirtualCameraSampler, camera_arrays, normalize_intrinsics,
                        normalize_screen_coordinates)
 from ..skeleton import get_skeleton
 
 __all__ = [
     "PoseNoise2D",
     "PoseWindowDataset",
+    "WindowBatch",
     "window_indices",
     "collate_windows",
     "collate_unpaired",
@@ -106,10 +108,6 @@ class PoseNoise2D:
         return pose_2d, confidence
 
 
-class _Seq:
-    __slots__ = ("p3", "p2", "conf", "intr", "valid", "world", "T")
-
-
 class PoseWindowDataset(Dataset):
     """Windows over pose sequences (see the module docstring for the item keys).
 
@@ -132,6 +130,10 @@ class PoseWindowDataset(Dataset):
         noise_2d: optional :class:`PoseNoise2D` applied to 2D items.
         valid_only: only centres on frames whose ``valid`` flag is set.
         seed: base seed of the item generator.
+
+    The sequences are copied once into flat arrays; a batch of windows is one fancy-index
+    gather (:meth:`get_batch`), which is what :meth:`__getitems__` (used by ``DataLoader``)
+    and :meth:`iter_batches` call.
     """
 
     def __init__(self, sequences: Sequence[dict], num_frames: int = 243, tds: int = 1, stride: int = 1,
@@ -152,84 +154,100 @@ class PoseWindowDataset(Dataset):
         if virtual_cameras is None:
             virtual_cameras = VirtualCameraSampler()
         if isinstance(virtual_cameras, VirtualCameraSampler):
-            self.camera_sampler, self.fixed_cameras = virtual_cameras, None
+            self.camera_sampler, self.fixed_cameras, self._fixed = virtual_cameras, None, None
         else:
             self.camera_sampler, self.fixed_cameras = None, list(virtual_cameras)
             if not self.fixed_cameras or not all(isinstance(c, VirtualCamera) for c in self.fixed_cameras):
                 raise TypeError("virtual_cameras must be a VirtualCameraSampler or a non-empty list of VirtualCamera")
+            self._fixed = camera_arrays(self.fixed_cameras)
         self.noise_2d = noise_2d
         self.seed = int(seed)
         self.epoch = 0
         self._rng = None
         self._rng_key = None
-        self.sequences: List[_Seq] = [self._prepare(i, s) for i, s in enumerate(sequences)]
+        self._offsets = (np.arange(self.num_frames) - (self.num_frames - 1) // 2) * self.tds
+        self._pack([self._check(i, s) for i, s in enumerate(sequences)])
         self._build_index(valid_only)
 
     # ------------------------------------------------------------------ construction
-    def _prepare(self, i: int, s: dict) -> _Seq:
+    def _check(self, i: int, s: dict) -> dict:
         if not isinstance(s, dict):
             raise TypeError(f"sequence {i} must be a dict, got {type(s).__name__}")
         J = self.num_joints
-        q = _Seq()
-        p3 = s.get("pose_3d")
-        p2 = s.get("pose_2d")
-        q.p3 = None if p3 is None or len(p3) == 0 else np.ascontiguousarray(p3, dtype=np.float32)
-        q.p2 = None if p2 is None or len(p2) == 0 else np.asarray(p2, dtype=np.float32)
-        if q.p3 is None and q.p2 is None:
+        p3, p2 = s.get("pose_3d"), s.get("pose_2d")
+        p3 = None if p3 is None or len(p3) == 0 else np.asarray(p3, dtype=np.float32)
+        p2 = None if p2 is None or len(p2) == 0 else np.asarray(p2, dtype=np.float32)
+        if p3 is None and p2 is None:
             raise ValueError(f"sequence {i} has neither pose_3d nor pose_2d")
-        for name, arr, c in (("pose_3d", q.p3, 3), ("pose_2d", q.p2, 2)):
+        for name, arr, c in (("pose_3d", p3, 3), ("pose_2d", p2, 2)):
             if arr is not None and (arr.ndim != 3 or arr.shape[1:] != (J, c)):
                 raise ValueError(f"sequence {i}: {name} must be (T, {J}, {c}) for skeleton "
                                  f"{self.skeleton.name}, got {arr.shape}")
-        if q.p3 is not None and q.p2 is not None and len(q.p3) != len(q.p2):
-            raise ValueError(f"sequence {i}: pose_2d has {len(q.p2)} frames, pose_3d {len(q.p3)}")
-        q.T = len(q.p3) if q.p3 is not None else len(q.p2)
-        q.world = str(s.get("coordinate_frame", "camera")) == "world"
-        if q.world and q.p3 is None:
+        if p3 is not None and p2 is not None and len(p3) != len(p2):
+            raise ValueError(f"sequence {i}: pose_2d has {len(p2)} frames, pose_3d {len(p3)}")
+        T = len(p3) if p3 is not None else len(p2)
+        world = str(s.get("coordinate_frame", "camera")) == "world"
+        if world and p3 is None:
             raise ValueError(f"sequence {i}: a world-frame sequence needs pose_3d")
         w, h = (np.asarray(s.get("image_size", (0, 0))).tolist() + [0, 0])[:2]
         intr = np.asarray(s.get("intrinsics", np.zeros(9)), dtype=np.float64)
-        q.intr = normalize_intrinsics(intr, w, h) if w > 0 else np.zeros(9, np.float32)
-        if q.p2 is not None and not q.world:
+        intr = normalize_intrinsics(intr, w, h) if w > 0 else np.zeros(9, np.float32)
+        if p2 is not None and not world:
             units = str(s.get("pose_2d_units", "pixels"))
             if units == "pixels":
                 if not w > 0:
                     raise ValueError(f"sequence {i}: pixel 2D needs a positive image_size, got {(w, h)}")
-                q.p2 = normalize_screen_coordinates(q.p2, w, h).astype(np.float32)
+                p2 = normalize_screen_coordinates(p2, w, h).astype(np.float32)
             elif units != "normalized":
                 raise ValueError(f"sequence {i}: unknown pose_2d_units {units!r}")
-        if q.world:
-            q.p2 = None  # 2D of world-frame motion always comes from the virtual camera
+        if world:
+            p2 = None  # 2D of world-frame motion always comes from the virtual camera
         conf = s.get("confidence")
-        q.conf = None if conf is None else np.asarray(conf, dtype=np.float32)
-        if q.conf is not None and q.conf.shape != (q.T, J):
-            raise ValueError(f"sequence {i}: confidence must be {(q.T, J)}, got {q.conf.shape}")
+        conf = None if conf is None else np.asarray(conf, dtype=np.float32)
+        if conf is not None and conf.shape != (T, J):
+            raise ValueError(f"sequence {i}: confidence must be {(T, J)}, got {conf.shape}")
         valid = s.get("valid")
-        q.valid = np.ones(q.T, bool) if valid is None or len(valid) == 0 else np.asarray(valid, bool)
-        if q.valid.shape != (q.T,):
-            raise ValueError(f"sequence {i}: valid must have {q.T} flags, got {q.valid.shape}")
-        return q
+        valid = np.ones(T, bool) if valid is None or len(valid) == 0 else np.asarray(valid, bool)
+        if valid.shape != (T,):
+            raise ValueError(f"sequence {i}: valid must have {T} flags, got {valid.shape}")
+        return {"p3": p3, "p2": p2, "conf": conf, "intr": intr, "valid": valid, "world": world, "T": T}
+
+    def _pack(self, seqs: List[dict]):
+        J = self.num_joints
+        self.num_sequences = len(seqs)
+        self._T = np.array([q["T"] for q in seqs], dtype=np.int64)
+        self._start = np.concatenate([[0], np.cumsum(self._T)[:-1]]).astype(np.int64) if seqs else np.zeros(0, np.int64)
+        self._world = np.array([q["world"] for q in seqs], dtype=bool)
+        self._has2 = np.array([q["p2"] is not None or q["world"] for q in seqs], dtype=bool)
+        self._has3 = np.array([q["p3"] is not None for q in seqs], dtype=bool)
+        self._intr = np.stack([q["intr"] for q in seqs]).astype(np.float32) if seqs else np.zeros((0, 9), np.float32)
+
+        def flat(key, shape, fill=0.0):
+            parts = [q[key] if q[key] is not None else np.full((q["T"],) + shape, fill, np.float32) for q in seqs]
+            return np.concatenate(parts) if parts else np.zeros((0,) + shape, np.float32)
+
+        self._p3 = flat("p3", (J, 3)) if self._has3.any() else None
+        self._p2 = flat("p2", (J, 2)) if any(q["p2"] is not None for q in seqs) else None
+        self._conf = flat("conf", (J,), 1.0) if any(q["conf"] is not None for q in seqs) else None
+        self._valid = np.concatenate([q["valid"] for q in seqs]) if seqs else np.zeros(0, bool)
 
     def _build_index(self, valid_only: bool):
         seq_idx, centers, cams, modality = [], [], [], []
         n_cams = len(self.fixed_cameras) if self.fixed_cameras else 1
-        for i, q in enumerate(self.sequences):
-            c = np.arange(0, q.T, self.stride)
+        for i in range(self.num_sequences):
+            c = np.arange(0, self._T[i], self.stride)
             if valid_only:
-                c = c[q.valid[c]]
-            has2 = q.p2 is not None or q.world
-            has3 = q.p3 is not None
+                c = c[self._valid[self._start[i] + c]]
+            has2, has3 = bool(self._has2[i]), bool(self._has3[i])
             if self.mode == "paired":
-                if not (has2 and has3):
-                    continue
-                mods = [2]
+                mods = [2] if (has2 and has3) else []
             elif self.mode == "unpaired":
                 mods = ([0] if has2 else []) + ([1] if has3 else [])
             elif self.mode == "2d":
                 mods = [0] if has2 else []
             else:
                 mods = [1] if has3 else []
-            cam_ids = range(n_cams) if (q.world and self.fixed_cameras) else [-1]
+            cam_ids = range(n_cams) if (self._world[i] and self.fixed_cameras) else [-1]
             for cam in cam_ids:
                 for m in mods:
                     seq_idx.append(np.full(len(c), i))
@@ -273,76 +291,257 @@ class PoseWindowDataset(Dataset):
     def __len__(self) -> int:
         return int(len(self._seq))
 
-    def _world_to_view(self, q: _Seq, idx: np.ndarray, cam: VirtualCamera):
-        world = q.p3[idx].astype(np.float64)
-        center = world[:, 0].mean(axis=0)
-        cam3d = cam.to_camera(world, center)
-        p2 = normalize_screen_coordinates(cam.project(cam3d), cam.width, cam.height).astype(np.float32)
-        intr = normalize_intrinsics(cam.intrinsics, cam.width, cam.height)
-        return p2, cam3d.astype(np.float32), intr
+    def _check_indices(self, indices) -> np.ndarray:
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        n = len(self)
+        if idx.size and (idx.min() < -n or idx.max() >= n):
+            raise IndexError(f"window index out of range for {n} windows")
+        return idx % max(n, 1)
+
+    def _views(self, idx: np.ndarray, need2: bool, need3: bool, rng) -> Dict[str, np.ndarray]:
+        """Windows ``idx`` (all wanting the same modalities), rows reordered into contiguous groups
+        (camera / world x not flipped / flipped) so that every copy is a single gather; ``order``
+        gives the input position of each output row."""
+        n, F, J = len(idx), self.num_frames, self.num_joints
+        si = self._seq[idx]
+        world = self._world[si]
+        flip = (rng.random(n) < self.flip_prob) if self.flip_prob > 0 else np.zeros(n, bool)
+        key = world.astype(np.int64) * 2 + flip
+        order = np.argsort(key, kind="stable")
+        b = np.concatenate([[0], np.cumsum(np.bincount(key, minlength=4))])
+        si, flip = si[order], flip[order]
+        center, cam_i = self._center[idx][order], self._cam[idx][order]
+        frames = np.clip(center[:, None] + self._offsets[None], 0, (self._T[si] - 1)[:, None]) + self._start[si][:, None]
+        perm = self.flip_perm
+        sign2 = np.array([-1.0, 1.0], np.float32)
+        sign3 = np.array([-1.0, 1.0, 1.0], np.float32)
+        out = {"order": order, "flipped": flip, "sequence_index": si, "center_frame": center,
+               "camera_index": cam_i, "frame_valid": self._valid[frames]}
+        intr = self._intr[si]  # fancy index: a copy
+
+        def gather(src, shape_tail):
+            arr = np.empty((n, F) + shape_tail, np.float32)
+            if b[1] > 0:
+                np.take(src, frames[: b[1]], axis=0, out=arr[: b[1]])
+            if b[2] > b[1]:
+                np.take(np.take(src, frames[b[1]: b[2]], axis=0), perm, axis=2, out=arr[b[1]: b[2]])
+            return arr
+
+        if need2:
+            pose_2d = gather(self._p2, (J, 2)) if b[2] > 0 else np.empty((n, F, J, 2), np.float32)
+            if self._conf is not None and b[2] > 0:
+                conf = gather(self._conf, (J,))
+                conf[b[2]:] = 1.0
+            else:
+                conf = np.ones((n, F, J), np.float32)
+            pose_2d[b[1]: b[2]] *= sign2
+        if need3:
+            pose_3d = gather(self._p3, (J, 3)) if b[2] > 0 else np.empty((n, F, J, 3), np.float32)
+            pose_3d[b[1]: b[2]] *= sign3
+            root = np.empty((n, F, 3), np.float32)
+            root[: b[2]] = pose_3d[: b[2], :, 0]
+            pose_3d[: b[2]] -= root[: b[2], :, None]
+        if b[4] > b[2]:  # world-frame rows: virtual cameras
+            w2, w3, wroot, wintr = self._world_project(frames[b[2]:], cam_i[b[2]:], rng, need2, need3)
+            intr[b[2]:] = wintr
+            t = b[3] - b[2]  # world rows >= t (relative) are flipped
+            if need2:
+                pose_2d[b[2]: b[3]] = w2[:t]
+                pose_2d[b[3]:] = np.take(w2[t:], perm, axis=2) * sign2
+            if need3:
+                pose_3d[b[2]: b[3]] = w3[:t]
+                pose_3d[b[3]:] = np.take(w3[t:], perm, axis=2) * sign3
+                root[b[2]:] = wroot
+                root[b[3]:] *= sign3
+        intr[flip, 2] *= -1
+        intr[flip, 7] *= -1
+        out["intrinsics"] = intr
+        if need2:
+            if self.noise_2d is not None:
+                pose_2d, conf = self.noise_2d.apply(pose_2d, conf, rng)
+            if self.noise_2d is not None or self._conf is not None:
+                pose_2d[conf == 0] = 0.0
+            out["pose_2d"], out["confidence"] = pose_2d, conf
+        if need3:
+            pose_3d[:, :, 0] = 0.0
+            out["pose_3d"], out["root_3d"] = pose_3d, root
+        return out
+
+    def _world_project(self, frames: np.ndarray, cam_i: np.ndarray, rng, need2: bool = True, need3: bool = True):
+        """World-frame windows ``frames`` (n, F) through fixed (``cam_i`` >= 0) or random virtual
+        cameras -> (2D normalised (n,F,J,2), root-relative camera 3D (n,F,J,3), root (n,F,3),
+        normalised intrinsics (n,9)). The window's mean root is put in front of the camera."""
+        n, F, J = frames.shape[0], frames.shape[1], self.num_joints
+        world = np.take(self._p3, frames, axis=0)
+        center = world[:, :, 0].mean(axis=1)
+        fixed = cam_i >= 0
+        if fixed.all():
+            cams = {k: v[cam_i] for k, v in self._fixed.items()}
+        elif not fixed.any():
+            cams = self.camera_sampler.sample_arrays(rng, n)
+        else:
+            drawn = self.camera_sampler.sample_arrays(rng, int((~fixed).sum()))
+            cams = {}
+            for k, v in drawn.items():
+                arr = np.empty((n,) + v.shape[1:])
+                arr[~fixed] = v
+                arr[fixed] = self._fixed[k][cam_i[fixed]]
+                cams[k] = arr
+        R = cams["rotation"].astype(np.float32)
+        Rt = R.transpose(0, 2, 1)
+        # camera = R (X - centre) + t = R X + (t - R centre)
+        shift = (cams["translation"] - np.einsum("nij,nj->ni", cams["rotation"], center)).astype(np.float32)
+        root = np.matmul(world[:, :, 0], Rt) + shift[:, None]
+        scale = (2 * cams["focal"] / cams["width"]).astype(np.float32)  # normalised focal length
+        pose_2d = pose_3d = None
+        if need2:
+            cam = np.matmul(world.reshape(n, F * J, 3), Rt)
+            cam += shift[:, None]
+            inv_z = scale[:, None] / np.clip(cam[..., 2], 1e-6, None)
+            pose_2d = (cam[..., :2] * inv_z[..., None]).reshape(n, F, J, 2)
+        if need3:
+            rel = world - world[:, :, :1]
+            pose_3d = np.matmul(rel.reshape(n, F * J, 3), Rt).reshape(n, F, J, 3)
+        intr = np.zeros((n, 9), np.float32)
+        intr[:, 0] = intr[:, 1] = scale  # principal point at the image centre -> cx' = cy' = 0
+        return pose_2d, pose_3d, root, intr
+
+    def get_batch(self, indices) -> Dict[str, np.ndarray]:
+        """Windows ``indices`` (B,) as a dict of NumPy arrays with a leading batch dimension, in
+        the order given (same keys, shapes and meaning as the items; see the module docstring)."""
+        idx = self._check_indices(indices)
+        B, F, J = len(idx), self.num_frames, self.num_joints
+        mod = self._mod[idx]
+        needs_rng = (self.flip_prob > 0 or self.noise_2d is not None
+                     or bool((self._world[self._seq[idx]] & (self._cam[idx] < 0)).any()))
+        rng = self._generator() if needs_rng else None
+        out = {
+            "pose_2d": np.zeros((B, F, J, 2), np.float32), "pose_3d": np.zeros((B, F, J, 3), np.float32),
+            "confidence": np.zeros((B, F, J), np.float32), "intrinsics": np.zeros((B, 9), np.float32),
+            "root_3d": np.zeros((B, F, 3), np.float32), "frame_valid": np.zeros((B, F), bool),
+            "has_2d": mod != 1, "has_3d": mod != 0, "flipped": np.zeros(B, bool),
+            "sequence_index": np.zeros(B, np.int64), "center_frame": np.zeros(B, np.int64),
+            "camera_index": np.zeros(B, np.int64),
+        }
+        for m, need2, need3 in ((2, True, True), (0, True, False), (1, False, True)):
+            rows = np.flatnonzero(mod == m)
+            if rows.size == 0:
+                continue
+            v = self._views(idx[rows], need2, need3, rng)
+            dest = rows[v.pop("order")]
+            for k, val in v.items():
+                out[k][dest] = val
+        return out
+
+    def get_unpaired_batch(self, indices) -> Dict[str, np.ndarray]:
+        """Windows ``indices`` directly in the :func:`collate_unpaired` layout (2D and 3D
+        sub-batches; ``index_2d`` / ``index_3d`` give each row's position in ``indices``; rows
+        are grouped, not in input order). Paired windows fall back to :meth:`get_batch`."""
+        idx = self._check_indices(indices)
+        mod = self._mod[idx]
+        if (mod == 2).any():
+            return _split_unpaired({k: torch.from_numpy(v) for k, v in self.get_batch(idx).items()},
+                                   as_numpy=True)
+        needs_rng = (self.flip_prob > 0 or self.noise_2d is not None
+                     or bool((self._world[self._seq[idx]] & (self._cam[idx] < 0)).any()))
+        rng = self._generator() if needs_rng else None
+        i2, i3 = np.flatnonzero(mod == 0), np.flatnonzero(mod == 1)
+        F, J = self.num_frames, self.num_joints
+        if i2.size:
+            v2 = self._views(idx[i2], True, False, rng)
+        else:
+            v2 = {"order": np.zeros(0, np.int64), "pose_2d": np.zeros((0, F, J, 2), np.float32),
+                  "confidence": np.zeros((0, F, J), np.float32), "intrinsics": np.zeros((0, 9), np.float32),
+                  "frame_valid": np.zeros((0, F), bool)}
+        if i3.size:
+            v3 = self._views(idx[i3], False, True, rng)
+        else:
+            v3 = {"order": np.zeros(0, np.int64), "pose_3d": np.zeros((0, F, J, 3), np.float32),
+                  "root_3d": np.zeros((0, F, 3), np.float32), "intrinsics": np.zeros((0, 9), np.float32),
+                  "frame_valid": np.zeros((0, F), bool)}
+        return {
+            "pose_2d": v2["pose_2d"], "confidence": v2["confidence"], "intrinsics_2d": v2["intrinsics"],
+            "frame_valid_2d": v2["frame_valid"], "pose_3d": v3["pose_3d"], "intrinsics_3d": v3["intrinsics"],
+            "root_3d": v3["root_3d"], "frame_valid_3d": v3["frame_valid"],
+            "index_2d": i2[v2["order"]], "index_3d": i3[v3["order"]],
+        }
 
     def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
+        index = int(index)
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} windows")
-        index = int(index) % len(self)
-        si, center, cam_i, mod = (int(a[index]) for a in (self._seq, self._center, self._cam, self._mod))
-        q = self.sequences[si]
-        F, J = self.num_frames, self.num_joints
-        idx = window_indices(center, F, q.T, self.tds)
-        want2, want3 = mod in (0, 2), mod in (1, 2)
-        needs_rng = self.flip_prob > 0 or self.noise_2d is not None or (q.world and cam_i < 0)
-        rng = self._generator() if needs_rng else None
+        batch = self.get_batch([index])
+        return {k: torch.from_numpy(np.ascontiguousarray(v[0])) for k, v in batch.items()}
 
-        pose_2d = np.zeros((F, J, 2), np.float32)
-        pose_3d = np.zeros((F, J, 3), np.float32)
-        root = np.zeros((F, 3), np.float32)
-        conf = np.zeros((F, J), np.float32)
-        intr = q.intr
-        if q.world:
-            cam = self.fixed_cameras[cam_i] if cam_i >= 0 else self.camera_sampler.sample(rng)
-            p2, p3, intr = self._world_to_view(q, idx, cam)
+    def __getitems__(self, indices) -> "WindowBatch":
+        """Batched fetch used by ``DataLoader`` (torch >= 2.1): a lazy :class:`WindowBatch`.
+        :func:`collate_windows` / :func:`collate_unpaired` turn it into a batch with one
+        vectorised gather; torch's default collate still works (item by item)."""
+        return WindowBatch(self, indices)
+
+    def iter_batches(self, batch_size: int, shuffle: bool = True, drop_last: bool = False,
+                     generator: Optional[np.random.Generator] = None, unpaired: Optional[bool] = None):
+        """Yield collated batches (dicts of tensors) without a DataLoader: the fastest path in a
+        single process. ``unpaired`` (default: ``mode == "unpaired"``) yields the
+        :func:`collate_unpaired` layout, otherwise the :func:`collate_windows` layout.
+        ``generator`` shuffles (default: seeded from ``seed`` and the epoch)."""
+        n = len(self)
+        if shuffle:
+            g = generator or np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, 1_000_003]))
+            order = g.permutation(n)
         else:
-            p2 = q.p2[idx] if (want2 and q.p2 is not None) else None
-            p3 = q.p3[idx] if (want3 and q.p3 is not None) else None
-        if want2:
-            pose_2d = np.array(p2, dtype=np.float32)
-            conf = q.conf[idx].copy() if q.conf is not None else np.ones((F, J), np.float32)
-        if want3:
-            root = np.array(p3[:, 0], dtype=np.float32)
-            pose_3d = (p3 - p3[:, :1]).astype(np.float32)
-            pose_3d[:, 0] = 0.0
-        flipped = bool(self.flip_prob > 0 and rng.random() < self.flip_prob)
-        if flipped:
-            perm = self.flip_perm
-            pose_2d = pose_2d[:, perm] * np.array([-1.0, 1.0], np.float32)
-            pose_3d = pose_3d[:, perm] * np.array([-1.0, 1.0, 1.0], np.float32)
-            conf = conf[:, perm]
-            root = root * np.array([-1.0, 1.0, 1.0], np.float32)
-            intr = intr.copy()
-            intr[2] *= -1
-            intr[7] *= -1
-        if want2 and self.noise_2d is not None:
-            pose_2d, conf = self.noise_2d.apply(pose_2d, conf, rng)
-        if want2:
-            pose_2d = np.where(conf[..., None] > 0, pose_2d, 0.0).astype(np.float32)
-        return {
-            "pose_2d": torch.from_numpy(np.ascontiguousarray(pose_2d)),
-            "pose_3d": torch.from_numpy(np.ascontiguousarray(pose_3d)),
-            "confidence": torch.from_numpy(np.ascontiguousarray(conf)),
-            "intrinsics": torch.from_numpy(np.array(intr, dtype=np.float32)),
-            "root_3d": torch.from_numpy(root),
-            "frame_valid": torch.from_numpy(q.valid[idx]),
-            "has_2d": torch.tensor(want2),
-            "has_3d": torch.tensor(want3),
-            "flipped": torch.tensor(flipped),
-            "sequence_index": torch.tensor(si, dtype=torch.int64),
-            "center_frame": torch.tensor(center, dtype=torch.int64),
-            "camera_index": torch.tensor(cam_i, dtype=torch.int64),
-        }
+            order = np.arange(n)
+        unpaired = self.mode == "unpaired" if unpaired is None else unpaired
+        stop = n - n % batch_size if drop_last else n
+        for s in range(0, stop, batch_size):
+            chunk = order[s:s + batch_size]
+            batch = self.get_unpaired_batch(chunk) if unpaired else self.get_batch(chunk)
+            yield {k: torch.from_numpy(v) for k, v in batch.items()}
+
+
+def _split_unpaired(batch: Dict[str, torch.Tensor], as_numpy: bool = False) -> Dict:
+    i2 = torch.nonzero(batch["has_2d"]).reshape(-1)
+    i3 = torch.nonzero(batch["has_3d"]).reshape(-1)
+    if as_numpy:
+        return {k: v.numpy() for k, v in _split_unpaired(batch).items()}
+    return {
+        "pose_2d": batch["pose_2d"][i2], "confidence": batch["confidence"][i2],
+        "intrinsics_2d": batch["intrinsics"][i2], "frame_valid_2d": batch["frame_valid"][i2],
+        "pose_3d": batch["pose_3d"][i3], "intrinsics_3d": batch["intrinsics"][i3],
+        "root_3d": batch["root_3d"][i3], "frame_valid_3d": batch["frame_valid"][i3],
+        "index_2d": i2, "index_3d": i3,
+    }
+
+
+class WindowBatch(collections.abc.Sequence):
+    """The windows ``indices`` of ``dataset``, fetched lazily: :func:`collate_windows` and
+    :func:`collate_unpaired` call :meth:`PoseWindowDataset.get_batch` /
+    :meth:`PoseWindowDataset.get_unpaired_batch` once; indexing gives item dicts (views)."""
+
+    def __init__(self, dataset: PoseWindowDataset, indices):
+        self.dataset = dataset
+        self.indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        self._full = None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def stacked(self) -> Dict[str, torch.Tensor]:
+        if self._full is None:
+            self._full = {k: torch.from_numpy(v) for k, v in self.dataset.get_batch(self.indices).items()}
+        return self._full
+
+    def __getitem__(self, i):
+        full = self.stacked()
+        if isinstance(i, slice):
+            return [{k: v[j] for k, v in full.items()} for j in range(*i.indices(len(self)))]
+        return {k: v[i] for k, v in full.items()}
 
 
 def collate_windows(batch: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
     """Stack items key by key: every value gets a leading batch dimension B."""
+    if isinstance(batch, WindowBatch):
+        return batch.stacked()
     if not batch:
         raise ValueError("empty batch")
     return {k: torch.stack([b[k] for b in batch]) for k in batch[0]}
@@ -357,6 +556,10 @@ def collate_unpaired(batch: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, torc
     in the input batch). An empty sub-batch has a leading dimension 0 and the right trailing
     shape.
     """
+    if isinstance(batch, WindowBatch):
+        if batch._full is not None:
+            return _split_unpaired(batch._full)
+        return {k: torch.from_numpy(v) for k, v in batch.dataset.get_unpaired_batch(batch.indices).items()}
     if not batch:
         raise ValueError("empty batch")
     i2 = [i for i, b in enumerate(batch) if bool(b["has_2d"])]
