@@ -35,6 +35,7 @@ __all__ = [
     "evaluate_masked_modeling",
     "evaluate_completion",
     "random_joint_mask",
+    "random_limb_mask",
     "format_table",
 ]
 
@@ -104,6 +105,18 @@ def random_joint_mask(batch: int, frames: int, joints: int, k: int, generator: t
     return mask
 
 
+def random_limb_mask(batch: int, frames: int, skeleton, generator: torch.Generator) -> torch.Tensor:
+    """``(B, F, J)`` bool hiding one random limb (right/left arm/leg) per window in all frames."""
+    from .masking import body_part_joints
+
+    parts = [body_part_joints(skeleton, p) for p in ("right_arm", "left_arm", "right_leg", "left_leg")]
+    pick = torch.randint(len(parts), (batch,), generator=generator)
+    mask = torch.zeros(batch, frames, get_skeleton(skeleton).num_joints, dtype=torch.bool)
+    for i in range(batch):
+        mask[i, :, parts[int(pick[i])]] = True
+    return mask
+
+
 def _loader(dataset, batch_size):
     from .training.data import collate_windows
 
@@ -123,14 +136,16 @@ def _root_zero(pose: torch.Tensor, root: Optional[int]) -> torch.Tensor:
 
 
 def evaluate_lifting(model, dataset, *, batch_size: int = 256, flip: bool = False, occluded_joints: int = 0,
-                     seed: int = 0, mode: str = "center", progress: bool = False, device=None) -> Dict:
+                     occluded_limb: bool = False, seed: int = 0, mode: str = "center", progress: bool = False,
+                     device=None) -> Dict:
     """MPJPE and P-MPJPE (mm) of a lifter over ``dataset``.
 
     Per window the target is the centre frame (``mode="center"``, the paper's protocol when the
     dataset has a window centred on every frame) or all frames (``"all_frames"``, each window's
     error averaged over its frames). Root joints are set to 0 in prediction and target.
     ``occluded_joints=k`` hides ``k`` random non-root joints in every frame of the 2D input and
-    passes them as ``spatial_mask``.
+    passes them as ``spatial_mask``; ``occluded_limb=True`` hides one random limb (arm or leg,
+    3 joints) in every frame of each window instead.
 
     Returns ``{"mpjpe", "p_mpjpe"}`` (mean over actions, mm), ``"mpjpe_frames"`` /
     ``"p_mpjpe_frames"`` (mean over windows), ``"per_action": {action: {"mpjpe", "p_mpjpe",
@@ -148,7 +163,9 @@ def evaluate_lifting(model, dataset, *, batch_size: int = 256, flip: bool = Fals
             y = batch["pose_3d"]
             b, f, j, _ = x.shape
             mask = None
-            if occluded_joints > 0:
+            if occluded_limb:
+                mask = random_limb_mask(b, f, cfg.get_skeleton(), gen).to(dev)
+            elif occluded_joints > 0:
                 mask = random_joint_mask(b, f, j, occluded_joints, gen, exclude=[root] if root is not None else [])
                 mask = mask.to(dev)
             pred = predict_lifting(model, x, mask, flip=flip, mode=mode).float().cpu()
@@ -176,6 +193,7 @@ def evaluate_lifting(model, dataset, *, batch_size: int = 256, flip: bool = Fals
         "windows": len(m1),
         "flip": bool(flip),
         "occluded_joints": int(occluded_joints),
+        "occluded_limb": bool(occluded_limb),
         "mode": mode,
     }
 

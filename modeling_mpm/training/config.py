@@ -45,7 +45,6 @@ SCHEMA: Dict[str, Dict[str, Tuple[Any, Any, Optional[Tuple[Any, ...]]]]] = {
         "train_stride": (int, 1, None),                 # window-centre stride in training
         "eval_stride": (int, 1, None),                  # window-centre stride in val / test
         "flip_augment": (bool, True, None),             # random left/right flips in training
-        "keypoints_2d": (str, "gt", None),              # which 2D stream of a prepared set
         "max_val_windows": ((int, type(None)), 4096, None),
         "max_test_windows": ((int, type(None)), None, None),
         "synthetic_sequences": (int, 8, None),          # source=synthetic: sequences per split

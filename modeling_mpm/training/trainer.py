@@ -68,6 +68,7 @@ class TrainResult:
     eval_results: Dict[str, Any] = field(default_factory=dict)
     history: List[Dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    model: Any = None  # the final (best or last) model, unwrapped, in eval mode; main process only
 
 
 # ----------------------------------------------------------------------------- hub
@@ -127,7 +128,23 @@ def build_model(cfg: RunConfig):
 
         model_cfg.skeleton = get_skeleton(section["skeleton"]).to_dict()
     model_cfg.validate_mpm()
-    return cls.from_pretrained(src, config=model_cfg)
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the per-tensor load report is long; summarise it instead
+    try:
+        model, info = cls.from_pretrained(src, config=model_cfg, output_loading_info=True)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    n_loaded = len(model.state_dict()) - len(info.get("missing_keys", ()))
+    logger.info("initialised from %s: %d tensors loaded, %d new (%s), %d unused", src, n_loaded,
+                len(info.get("missing_keys", ())), _prefixes(info.get("missing_keys", ())),
+                len(info.get("unexpected_keys", ())))
+    return model
+
+
+def _prefixes(keys) -> str:
+    return ", ".join(sorted({k.split(".")[0] for k in keys})) or "none"
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -253,7 +270,8 @@ def _save_best(model, path: str) -> None:
 # ----------------------------------------------------------------------------- train
 def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub: Optional[str] = None,
           splits: Optional[Tuple[Any, Any, Any]] = None, progress: Optional[bool] = None,
-          export: bool = True, kill_after_step: Optional[int] = None, accelerator=None) -> TrainResult:
+          export: bool = True, export_dir: Optional[str] = None, kill_after_step: Optional[int] = None,
+          accelerator=None) -> TrainResult:
     """Train ``training.task`` as configured and export the best model.
 
     Args:
@@ -263,7 +281,7 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
         push_to_hub: repo id to push the exported model to (checked before training).
         splits: ``(train, val, test)`` datasets instead of the ones ``cfg.data`` describes.
         progress: tqdm progress bar (default: ``training.progress_bar``, else only on a terminal).
-        export: write ``output_dir/model`` (model, card, test results) at the end.
+        export: write ``export_dir`` (default ``output_dir/model``: model, card, test results) at the end.
         kill_after_step: testing hook, see :data:`KILL_ENV`.
     """
     from accelerate import Accelerator
@@ -279,6 +297,13 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
         kill_after_step = int(os.environ[KILL_ENV])
 
     # "no" leaves room for `accelerate launch --mixed_precision ...` (read from the environment)
+    if accelerator is None and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        # several runs in one process (the demo, notebooks) may use different precisions; the
+        # accelerate state is a process-wide singleton, so start it afresh (single process only)
+        from accelerate.state import AcceleratorState
+
+        if getattr(AcceleratorState, "_shared_state", None) and hasattr(AcceleratorState, "_reset_state"):
+            AcceleratorState._reset_state(reset_partial_state=True)
     acc = accelerator or Accelerator(mixed_precision=None if t.mixed_precision == "no" else t.mixed_precision)
     main = acc.is_main_process
     out_dir = t.output_dir
@@ -451,20 +476,23 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
                              best_metric=state["best_metric"], best_step=state["best_step"],
                              history=list(state["history"]))
         acc.wait_for_everyone()
-        if main and export:
+        if main:
             best_dir = os.path.join(out_dir, "best_model")
             final_model = unwrapped
             if t.select_best and os.path.isdir(best_dir) and state["best_step"] is not None:
                 final_model = type(unwrapped).from_pretrained(best_dir)
             final_model.eval()
-            eval_results = test_evaluation(final_model, test_ds, cfg, progress=progress) if test_ds is not None else {}
-            result.eval_results = eval_results
-            from .export import export_model
+            result.model = final_model
+            if export:
+                eval_results = test_evaluation(final_model, test_ds, cfg, progress=progress) if test_ds is not None else {}
+                result.eval_results = eval_results
+                from .export import export_model
 
-            result.model_dir = export_model(final_model, os.path.join(out_dir, "model"), cfg=cfg,
-                                            eval_results=eval_results, best_step=state["best_step"] if t.select_best else None,
-                                            global_step=state["global_step"], push_to_hub=push_to_hub)
-            logger.info("exported %s", result.model_dir)
+                result.model_dir = export_model(final_model, export_dir or os.path.join(out_dir, "model"), cfg=cfg,
+                                                eval_results=eval_results,
+                                                best_step=state["best_step"] if t.select_best else None,
+                                                global_step=state["global_step"], push_to_hub=push_to_hub)
+                logger.info("exported %s", result.model_dir)
         acc.wait_for_everyone()
         result.seconds = time.time() - t0
         return result

@@ -1,0 +1,284 @@
+"""``mpm demo``: the whole MPM story on the embedded real-motion demo data, offline, on a CPU.
+
+1. pre-train :class:`~modeling_mpm.MPMForMaskedPoseModeling` (masked 2D + masked 3D pose modeling)
+   on the demo training split (random virtual cameras);
+2. fine-tune a lifter (:class:`~modeling_mpm.MPMForPoseLifting`) from the pre-trained encoder;
+3. fine-tune the same lifter from scratch with the same fine-tuning budget;
+4. evaluate both on the held-out demo split (4 fixed virtual cameras): MPJPE / P-MPJPE in mm,
+   without occlusion, with flip test-time augmentation, with 3 random joints missing per frame
+   and with one whole limb missing (fed to the model as ``spatial_mask``).
+
+Writes under ``--output-dir``: ``mpm-pretrain/`` and ``mpm-lift/`` (save_pretrained folders with
+model cards; ``mpm-lift`` loads with ``pipeline("pose-lifting", model=...)``),
+``mpm-lift-scratch/``, ``results.json`` (the table and the budget), ``example.png`` (one
+validation frame: 2D input, predicted 3D, ground truth) and ``runs/`` (logs and checkpoints).
+``--quick`` runs a tiny budget (seconds) for tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+
+__all__ = ["PRESETS", "run_demo", "main"]
+
+#: Budgets. "full" was sized by measuring on 2 CPU cores (docs/training.md): about 10 minutes.
+PRESETS: Dict[str, Dict] = {
+    "full": dict(num_frames=27, hidden_size=128, intermediate_size=256, num_layers=2, num_attention_heads=8,
+                 batch_size=128, pretrain_steps=400, finetune_steps=300, pretrain_lr=1e-3, finetune_lr=1e-3,
+                 train_stride=1, eval_stride=4, eval_batch_size=512),
+    "quick": dict(num_frames=9, hidden_size=32, intermediate_size=64, num_layers=1, num_attention_heads=4,
+                  batch_size=16, pretrain_steps=3, finetune_steps=3, pretrain_lr=1e-3, finetune_lr=1e-3,
+                  train_stride=9, eval_stride=60, eval_batch_size=256),
+}
+
+SETTINGS = (
+    ("plain", "no occlusion", dict()),
+    ("flip", "no occlusion, flip TTA", dict(flip=True)),
+    ("joints3", "3 random joints missing / frame", dict(occluded_joints=3)),
+    ("limb", "one limb missing", dict(occluded_limb=True)),
+)
+
+
+def _run_config(task: str, out: str, p: Dict, steps: int, lr: float, seed: int, init_from: Optional[str] = None):
+    from .training.config import RunConfig
+
+    model = {k: p[k] for k in ("num_frames", "hidden_size", "intermediate_size", "num_layers", "num_attention_heads")}
+    model.update(skeleton="h36m17", num_joints=17)
+    return RunConfig({
+        "model": {} if init_from else model,
+        "data": {"source": "demo", "train_stride": p["train_stride"], "eval_stride": p["eval_stride"],
+                 "flip_augment": True, "test_split": None, "max_val_windows": 2048},
+        "training": {
+            "task": task, "output_dir": out, "init_from": init_from, "max_steps": steps,
+            "batch_size": p["batch_size"], "lr": lr, "lr_decay": 0.1, "lr_decay_steps": steps,
+            "lr_schedule": "smooth", "warmup_steps": max(1, steps // 20), "seed": seed,
+            "checkpoint_every": max(1, steps // 2), "keep_checkpoints": 1, "eval_every": steps,
+            "log_every": max(1, steps // 10), "select_best": False, "tensorboard": False,
+            "occlusion_prob": 0.5 if task == "lift" else 0.0, "occlusion_max_joints": 3,
+        },
+        "eval": {"batch_size": p["eval_batch_size"], "flip": True},
+    })
+
+
+def _evaluate(model, dataset, batch_size: int, seed: int) -> Dict[str, Dict]:
+    from .evaluation import evaluate_lifting
+
+    return {key: evaluate_lifting(model, dataset, batch_size=batch_size, seed=seed, **kw)
+            for key, _, kw in SETTINGS}
+
+
+def _table(results: Dict[str, Dict[str, Dict]], n_windows: int) -> str:
+    names = list(results)
+    head = f"{'setting':<34}" + "".join(f"{n:>24}" for n in names)
+    lines = [f"Lifting on the held-out demo split ({n_windows} windows, 4 virtual cameras): "
+             "MPJPE / P-MPJPE in mm", head, "-" * len(head)]
+    for key, label, _ in SETTINGS:
+        row = f"{label:<34}"
+        for n in names:
+            r = results[n][key]
+            row += f"{r['mpjpe']:>14.1f} / {r['p_mpjpe']:>6.1f}"
+        lines.append(row)
+    return "\n".join(lines)
+
+
+def render_example(path: str, pose_2d: np.ndarray, pred_3d: np.ndarray, gt_3d: np.ndarray, skeleton="h36m17",
+                   mask: Optional[np.ndarray] = None, title: str = "") -> str:
+    """PNG with three panels: 2D input (normalised, missing joints as crosses), predicted 3D,
+    ground-truth 3D. ``pose_2d`` (J, 2), ``pred_3d`` / ``gt_3d`` (J, 3) metres (camera frame)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    from .skeleton import get_skeleton
+
+    skel = get_skeleton(skeleton)
+    left = set(skel.joints_left)
+    right = set(skel.joints_right)
+    color = lambda j: "#1f77b4" if j in left else ("#d62728" if j in right else "#444444")  # noqa: E731
+    fig = plt.figure(figsize=(12, 4.2))
+    ax = fig.add_subplot(1, 3, 1)
+    miss = np.zeros(skel.num_joints, bool) if mask is None else np.asarray(mask, bool)
+    for p, c in skel.bones:
+        if not (miss[p] or miss[c]):
+            ax.plot(pose_2d[[p, c], 0], pose_2d[[p, c], 1], color=color(c), lw=2)
+    ax.scatter(pose_2d[~miss, 0], pose_2d[~miss, 1], s=10, c="k")
+    if miss.any():
+        ax.scatter(pose_2d[miss, 0], pose_2d[miss, 1], s=40, c="orange", marker="x", label="missing (masked)")
+        ax.legend(loc="lower right", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_aspect("equal")
+    ax.set_title("2D input (normalised screen)")
+    span = max(np.ptp(gt_3d, axis=0).max(), 1e-3) * 0.6
+    mid = gt_3d.mean(axis=0)
+    for k, (pose, name) in enumerate(((pred_3d, "predicted 3D"), (gt_3d, "ground truth 3D"))):
+        ax3 = fig.add_subplot(1, 3, 2 + k, projection="3d")
+        for p, c in skel.bones:
+            # camera frame (x right, y down, z forward) drawn with -y up
+            ax3.plot(pose[[p, c], 0], pose[[p, c], 2], -pose[[p, c], 1], color=color(c), lw=2)
+        ax3.set_xlim(mid[0] - span, mid[0] + span)
+        ax3.set_ylim(mid[2] - span, mid[2] + span)
+        ax3.set_zlim(-mid[1] - span, -mid[1] + span)
+        ax3.set_xlabel("x")
+        ax3.set_ylabel("z")
+        ax3.set_zlabel("-y")
+        ax3.view_init(elev=10, azim=-70)
+        ax3.set_title(name)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def run_demo(output_dir: str, *, quick: bool = False, pretrain_steps: Optional[int] = None,
+             finetune_steps: Optional[int] = None, seed: int = 0, threads: Optional[int] = None,
+             progress: bool = True) -> Dict:
+    """Run the demo (see the module docstring); returns the ``results.json`` content."""
+    from transformers.utils import logging as hf_logging
+
+    from .evaluation import predict_lifting, random_joint_mask
+    from .training.data import build_splits
+    from .training.export import export_model
+    from .training.trainer import train
+
+    if not isinstance(output_dir, str) or not output_dir:
+        raise ValueError("output_dir must be a non-empty path")
+    for name, v in (("pretrain_steps", pretrain_steps), ("finetune_steps", finetune_steps)):
+        if v is not None and (not isinstance(v, int) or v <= 0):
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    t_start = time.time()
+    torch.set_num_threads(threads or min(2, os.cpu_count() or 1))
+    hf_logging.disable_progress_bar()
+    p = dict(PRESETS["quick" if quick else "full"])
+    if pretrain_steps is not None:
+        p["pretrain_steps"] = pretrain_steps
+    if finetune_steps is not None:
+        p["finetune_steps"] = finetune_steps
+    os.makedirs(output_dir, exist_ok=True)
+    runs = os.path.join(output_dir, "runs")
+    timing: Dict[str, float] = {}
+
+    def stage(msg):
+        print(f"[mpm demo {time.time() - t_start:6.1f}s] {msg}", flush=True)
+
+    # 1. pre-training ------------------------------------------------------------------
+    stage(f"pre-training masked 2D + 3D pose modeling: {p['pretrain_steps']} steps x {p['batch_size']} windows")
+    t = time.time()
+    cfg_pre = _run_config("pretrain", os.path.join(runs, "pretrain"), p, p["pretrain_steps"], p["pretrain_lr"], seed)
+    r_pre = train(cfg_pre, progress=progress, export=False)
+    pre_dir = os.path.join(output_dir, "mpm-pretrain")
+    pre_val = r_pre.history[-1] if r_pre.history else {}
+    export_model(r_pre.model, pre_dir, cfg=cfg_pre, eval_results={"masked_modeling": pre_val},
+                 global_step=r_pre.global_step, model_name="mpm-pretrain")
+    timing["pretrain_s"] = time.time() - t
+
+    # 2./3. fine-tuning from the pre-trained encoder and from scratch --------------------------
+    lifters = {}
+    cfgs = {}
+    for name, init in (("pretrained", pre_dir), ("scratch", None)):
+        stage(f"fine-tuning the lifter ({name}): {p['finetune_steps']} steps")
+        t = time.time()
+        cfg = _run_config("lift", os.path.join(runs, f"lift-{name}"), p, p["finetune_steps"], p["finetune_lr"],
+                          seed, init_from=init)
+        if init is None:  # the same architecture as the pre-trained lifter
+            cfg = _run_config("lift", os.path.join(runs, f"lift-{name}"), p, p["finetune_steps"],
+                              p["finetune_lr"], seed)
+        r = train(cfg, progress=progress, export=False)
+        lifters[name], cfgs[name] = r.model, cfg
+        timing[f"finetune_{name}_s"] = time.time() - t
+
+    # 4. evaluation -------------------------------------------------------------------------
+    stage("evaluating both lifters on the held-out split")
+    t = time.time()
+    _, val, _ = build_splits(cfgs["scratch"], p["num_frames"], "h36m17")
+    if val is None:
+        raise RuntimeError("the demo data has no validation split")
+    results = {name: _evaluate(m, val, p["eval_batch_size"], seed) for name, m in lifters.items()}
+    timing["evaluate_s"] = time.time() - t
+
+    table = _table(results, len(val))
+    print(table, flush=True)
+
+    # exports ------------------------------------------------------------------------------
+    summary = lambda res: {k: {m: v for m, v in r.items() if m != "per_action"} | {"per_action": r["per_action"]}  # noqa: E731
+                           for k, r in res.items()}
+    lift_dir = os.path.join(output_dir, "mpm-lift")
+    budget_note = (f"\n- demo budget: pre-training {p['pretrain_steps']} steps, fine-tuning {p['finetune_steps']} "
+                   f"steps, batch {p['batch_size']}, {p['num_frames']} frames")
+    export_model(lifters["pretrained"], lift_dir, cfg=cfgs["pretrained"], eval_results=results["pretrained"],
+                 global_step=p["finetune_steps"], model_name="mpm-lift", extra_details=budget_note)
+    export_model(lifters["scratch"], os.path.join(output_dir, "mpm-lift-scratch"), cfg=cfgs["scratch"],
+                 eval_results=results["scratch"], global_step=p["finetune_steps"], model_name="mpm-lift-scratch",
+                 extra_details=budget_note)
+
+    # example frame: the middle validation window, one limb missing
+    item = val[len(val) // 2]
+    x = item["pose_2d"][None].float()
+    gen = torch.Generator().manual_seed(seed)
+    mask = random_joint_mask(1, p["num_frames"], 17, 3, gen, exclude=[0])
+    with torch.no_grad():
+        lifters["pretrained"].eval()
+        pred = predict_lifting(lifters["pretrained"], x, mask, flip=False)[0, 0].numpy()
+    c = p["num_frames"] // 2
+    gt = item["pose_3d"][c].numpy()
+    err = float(np.linalg.norm(pred - gt, axis=-1).mean() * 1000)
+    png = render_example(os.path.join(output_dir, "example.png"), x[0, c].numpy(), pred, gt, mask=mask[0, c].numpy(),
+                         title=f"{item['action']}, centre frame, 3 joints masked: MPJPE {err:.0f} mm (MPM-pretrained lifter)")
+
+    total = time.time() - t_start
+    out = {
+        "table": {name: {key: {"mpjpe": r[key]["mpjpe"], "p_mpjpe": r[key]["p_mpjpe"]} for key, _, _ in SETTINGS}
+                  for name, r in results.items()},
+        "settings": {key: label for key, label, _ in SETTINGS},
+        "units": "mm",
+        "windows": len(val),
+        "results": {name: summary(r) for name, r in results.items()},
+        "pretraining_validation": pre_val,
+        "budget": {k: p[k] for k in ("pretrain_steps", "finetune_steps", "batch_size", "num_frames", "hidden_size",
+                                     "num_layers", "pretrain_lr", "finetune_lr")},
+        "quick": bool(quick),
+        "timing_s": {**timing, "total_s": total},
+        "threads": torch.get_num_threads(),
+        "outputs": {"pretrained_model": pre_dir, "lifting_model": lift_dir,
+                    "scratch_model": os.path.join(output_dir, "mpm-lift-scratch"), "example_png": png},
+        "table_text": table,
+    }
+    with open(os.path.join(output_dir, "results.json"), "w", encoding="utf-8") as f:
+        json.dump(out, f, indent=2)
+    stage(f"done in {total:.0f}s; models in {pre_dir} and {lift_dir}, table in results.json, example in {png}")
+    return out
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mpm demo",
+        description="Pre-train, fine-tune (pre-trained vs scratch) and evaluate MPM on the embedded demo "
+                    "data, offline on the CPU (about 10 minutes; --quick: seconds).")
+    parser.add_argument("--output-dir", "--output_dir", dest="output_dir", default="mpm-demo",
+                        help="where models, results.json and example.png go")
+    parser.add_argument("--quick", action="store_true", help="tiny budget (for tests / a smoke run)")
+    parser.add_argument("--pretrain-steps", dest="pretrain_steps", type=int, default=None,
+                        help="override the pre-training steps")
+    parser.add_argument("--finetune-steps", dest="finetune_steps", type=int, default=None,
+                        help="override the fine-tuning steps (each lifter)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: min(2, cores))")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    run_demo(args.output_dir, quick=args.quick, pretrain_steps=args.pretrain_steps,
+             finetune_steps=args.finetune_steps, seed=args.seed, threads=args.threads, progress=args.progress)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
