@@ -278,54 +278,46 @@ REMOTE_SCRIPT = textwrap.dedent(
     sys.meta_path.insert(0, Block())
     from transformers import pipeline
 
-    model_dir, task, inp = sys.argv[1], sys.argv[2], sys.argv[3]
-    pipe = pipeline(model=model_dir, task=None if task == "-" else task, trust_remote_code=True)
-    x = np.load(inp)
-    if task == "pose-completion":
-        out = pipe(x)
-    else:
-        out = pipe(x, image_size=(640, 480), keypoint_format="coco", mode="seq2seq")
+    lifter_dir, completer_dir, kp_path, pose_path = sys.argv[1:5]
+    lift = pipeline(model=lifter_dir, trust_remote_code=True)          # task from config.json
+    comp = pipeline("pose-completion", model=completer_dir, trust_remote_code=True)
+    a = lift(np.load(kp_path), image_size=(640, 480), keypoint_format="coco", mode="seq2seq")
+    b = comp(np.load(pose_path))
     assert "modeling_mpm" not in sys.modules
-    print(json.dumps({"cls": type(pipe).__name__, "model": type(pipe.model).__name__,
-                      "module": type(pipe).__module__, "pose_3d": out["pose_3d"].tolist()}))
+    print(json.dumps({"lift_cls": type(lift).__name__, "lift_model": type(lift.model).__name__,
+                      "lift_module": type(lift).__module__, "comp_model": type(comp.model).__name__,
+                      "lift": a["pose_3d"].tolist(), "comp": b["pose_3d"].tolist()}))
     """
 )
 
 
-def _run_remote(tmp_path, model_dir, task, x):
-    np.save(tmp_path / "x.npy", x)
+def test_remote_code_without_package(tmp_path, lifter, completer):
+    """Saved pipelines load with trust_remote_code=True in a process that cannot import modeling_mpm."""
+    lift = pipeline("pose-lifting", model=lifter)
+    lift.save_pretrained(tmp_path / "lifter")
+    comp = pipeline("pose-completion", model=completer)
+    comp.save_pretrained(tmp_path / "completer")
+    cfg = json.loads((tmp_path / "lifter" / "config.json").read_text())
+    assert "pose-lifting" in cfg["custom_pipelines"] and "AutoModel" in cfg["auto_map"]
+    assert (tmp_path / "lifter" / "pipeline_mpm.py").exists()
+    kp = np.concatenate([pixels(12), np.full((12, 17, 1), 0.9)], -1)
+    pose = np.random.default_rng(0).normal(scale=0.3, size=(11, 17, 3))
+    pose[:, 0] = 0
+    pose[:, 12] = np.nan
+    np.save(tmp_path / "kp.npy", kp)
+    np.save(tmp_path / "pose.npy", pose)
     script = tmp_path / "remote.py"
     script.write_text(REMOTE_SCRIPT)
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"),
                PYTHONPATH="", OMP_NUM_THREADS="1")
-    res = subprocess.run([sys.executable, str(script), str(model_dir), task, str(tmp_path / "x.npy")],
-                         cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=240)
+    args = [str(tmp_path / n) for n in ("lifter", "completer", "kp.npy", "pose.npy")]
+    res = subprocess.run([sys.executable, str(script), *args], cwd=str(tmp_path), env=env,
+                         capture_output=True, text=True, timeout=240)
     assert res.returncode == 0, res.stderr[-3000:]
-    return json.loads(res.stdout.strip().splitlines()[-1])
-
-
-def test_remote_code_lifting_without_package(tmp_path, lifter):
-    model_dir = tmp_path / "lifter"
-    pipe = pipeline("pose-lifting", model=lifter)
-    pipe.save_pretrained(model_dir)
-    cfg = json.loads((model_dir / "config.json").read_text())
-    assert "pose-lifting" in cfg["custom_pipelines"] and "AutoModel" in cfg["auto_map"]
-    assert (model_dir / "pipeline_mpm.py").exists()
-    kp = np.concatenate([pixels(12), np.full((12, 17, 1), 0.9)], -1)
-    got = _run_remote(tmp_path, model_dir, "-", kp)
-    assert got["cls"] == "PoseLiftingPipeline" and got["model"] == "MPMForPoseLifting"
-    assert not got["module"].startswith("modeling_mpm")
-    want = pipe(kp, image_size=(640, 480), keypoint_format="coco", mode="seq2seq")["pose_3d"]
-    np.testing.assert_allclose(np.array(got["pose_3d"]), want, atol=1e-5)
-
-
-def test_remote_code_completion_without_package(tmp_path, completer):
-    model_dir = tmp_path / "completer"
-    pipe = pipeline("pose-completion", model=completer)
-    pipe.save_pretrained(model_dir)
-    x = np.random.default_rng(0).normal(scale=0.3, size=(11, 17, 3))
-    x[:, 0] = 0
-    x[:, 12] = np.nan
-    got = _run_remote(tmp_path, model_dir, "pose-completion", x)
-    assert got["model"] == "MPMForMaskedPoseModeling"
-    np.testing.assert_allclose(np.array(got["pose_3d"]), pipe(x)["pose_3d"], atol=1e-5)
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got["lift_cls"] == "PoseLiftingPipeline" and got["lift_model"] == "MPMForPoseLifting"
+    assert not got["lift_module"].startswith("modeling_mpm")
+    assert got["comp_model"] == "MPMForMaskedPoseModeling"
+    want = lift(kp, image_size=(640, 480), keypoint_format="coco", mode="seq2seq")["pose_3d"]
+    np.testing.assert_allclose(np.array(got["lift"]), want, atol=1e-5)
+    np.testing.assert_allclose(np.array(got["comp"]), comp(pose)["pose_3d"], atol=1e-5)
