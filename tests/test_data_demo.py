@@ -93,10 +93,12 @@ def test_demo_windows_and_reproducible_validation():
 
 @pytest.mark.skipif(not MOCAP_DIR.exists(), reason=f"raw mocap not available ({MOCAP_DIR} missing); "
                                                    "the shipped demo data is still tested above")
-def test_shipped_demo_matches_rebuild():
-    from dataset_scripts.build_demo import build_demo
+def test_shipped_demo_matches_rebuild(tmp_path):
+    from dataset_scripts.cli import main
 
-    rebuilt = build_demo(MOCAP_DIR)
+    out = tmp_path / "demo"
+    assert main(["demo", "--mocap_dir", str(MOCAP_DIR), "--output", str(out)]) == 0
+    rebuilt = load_demo_dataset(out)
     shipped = load_demo_dataset()
     for split in ("train", "validation"):
         a, b = load_sequences(rebuilt[split]), load_sequences(shipped[split])
