@@ -11,7 +11,10 @@ from .io import (HubOfflineError, load_dataset_dir, load_sequences, make_row, pu
                  rows_to_dataset, save_dataset, sequence_features)
 from .mocap import (CMU_BVH_TO_H36M17, HOLOSOMA_TO_H36M17, SMPL_TO_H36M17, load_bvh_h36m17,
                     load_climb_npy, map_joints_by_name, resample, y_up_to_z_up)
-from .windows import (PoseNoise2D, PoseWindowDataset, collate_unpaired, collate_windows,
+from .sources import (H36M_TEST_SUBJECTS, H36M_TRAIN_SUBJECTS, amass_authors_rows, amass_joints_rows,
+                      h36m_rows, mocap_rows, mpi3dhp_test_rows, mpi3dhp_train_rows, prepare_amass,
+                      prepare_h36m, prepare_mocap, prepare_mpi3dhp)
+from .windows import (PoseNoise2D, PoseWindowDataset, WindowBatch, collate_unpaired, collate_windows,
                       materialize_camera_sequences, window_indices)
 
 __all__ = [
@@ -21,6 +24,9 @@ __all__ = [
     "rows_to_dataset", "save_dataset", "sequence_features",
     "CMU_BVH_TO_H36M17", "HOLOSOMA_TO_H36M17", "SMPL_TO_H36M17", "load_bvh_h36m17", "load_climb_npy",
     "map_joints_by_name", "resample", "y_up_to_z_up",
-    "PoseNoise2D", "PoseWindowDataset", "collate_unpaired", "collate_windows",
+    "H36M_TEST_SUBJECTS", "H36M_TRAIN_SUBJECTS", "amass_authors_rows", "amass_joints_rows", "h36m_rows",
+    "mocap_rows", "mpi3dhp_test_rows", "mpi3dhp_train_rows", "prepare_amass", "prepare_h36m", "prepare_mocap",
+    "prepare_mpi3dhp",
+    "PoseNoise2D", "PoseWindowDataset", "WindowBatch", "collate_unpaired", "collate_windows",
     "materialize_camera_sequences", "window_indices",
 ]
