@@ -1,0 +1,392 @@
+"""Build bench/RESULTS.md and the PNG plots in bench/plots/ from the JSON files in bench/results/.
+
+    python bench/make_report.py                        # reads bench/results/*_small.json
+    python bench/make_report.py --budget smoke --results /tmp/r --out /tmp/r/RESULTS.md --plots /tmp/r/plots
+
+Every number in the report is read from a JSON file written by one of the bench scripts; the
+command that wrote it is printed next to each table. Missing JSON files leave their section out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Dict, List, Optional
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+NAMES = {"mpm_pretrained": "MPM, pre-trained + fine-tuned", "mpm_scratch": "MPM lifter from scratch",
+         "mlp": "single-frame MLP (Martinez-style)", "tcn": "temporal conv (VideoPose3D-style)"}
+COLORS = {"mpm_pretrained": "tab:red", "mpm_scratch": "tab:orange", "mlp": "tab:blue", "tcn": "tab:green"}
+
+
+def _load(path: str) -> Optional[dict]:
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _pm(d: dict, fmt: str = "{:.1f}") -> str:
+    if d is None or d.get("n", 0) == 0:
+        return "n/a"
+    if d["n"] == 1:
+        return fmt.format(d["mean"])
+    return f"{fmt.format(d['mean'])} ± {fmt.format(d['std'])}"
+
+
+def _meta_line(res: dict) -> str:
+    m = res["meta"]
+    wall = m.get("wall_seconds")
+    wall = f", {wall / 60:.0f} min wall-clock" if wall else ""
+    return (f"Command: `{m['command']}` (commit {m['git_commit']}, {m['started_utc']}, torch {m['torch']}, "
+            f"{m['threads']} thread(s), load average before {m['load_before']}, after {m.get('load_after', 'n/a')}"
+            f"{wall}).")
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+# ----------------------------------------------------------------------------- sections
+def section_accuracy(res: dict, plots: str, rel: str) -> List[str]:
+    b, summ = res["budget"], res["summary"]
+    seeds = list(res["runs"])
+    L = ["## 1. Lifting accuracy on held-out real motion", "",
+         _meta_line(res), "",
+         f"Data: the embedded demo motion (4 training sequences, {res['train_windows']} training windows of "
+         f"{b['num_frames']} frames seen through random virtual cameras with flips; held-out CMU 01_03 and climbing "
+         f"seq_3 through 4 fixed cameras, {res['validation_windows']} windows, error on the centre frame). "
+         f"Budget `{res['meta']['budget']}`: MPM width {b['hidden_size']}, {b['num_layers']} layers, "
+         f"{b['num_frames']} frames; every lifter gets {b['finetune_steps']} steps of {b['batch_size']} windows "
+         f"(AdamW, lr {b['lr']}, cosine); MPM pre-training adds {b['pretrain_steps']} steps of masked 2D + 3D "
+         f"modeling on the same training windows. All lifters train with the same random joint dropout "
+         f"({res['occlusion_training']['prob']:.0%} of windows hide 1-{res['occlusion_training']['max_joints']} "
+         f"random joints per frame). Seeds: {', '.join(seeds)} (mean ± sample std over seeds).", "",
+         "| model | parameters | MPJPE (mm) | P-MPJPE (mm) | training time (s) |", "|---|---|---|---|---|"]
+    for k, s in summ.items():
+        L.append(f"| {NAMES.get(k, k)} | {s['parameters']:,} | {_pm(s['mpjpe_mm'])} | {_pm(s['p_mpjpe_mm'])} | "
+                 f"{_pm(s['train_seconds'], '{:.0f}')} |")
+    L.append("")
+    if "mpm_pretrained" in summ and "mpm_scratch" in summ:
+        diffs = [res["runs"][s]["mpm_pretrained"]["clean"]["mpjpe_mm"] - res["runs"][s]["mpm_scratch"]["clean"]["mpjpe_mm"]
+                 for s in seeds]
+        pd = [res["runs"][s]["mpm_pretrained"]["clean"]["p_mpjpe_mm"] - res["runs"][s]["mpm_scratch"]["clean"]["p_mpjpe_mm"]
+              for s in seeds]
+        d, dp = np.mean(diffs), np.mean(pd)
+        t = ""
+        if len(diffs) > 1:
+            from scipy import stats
+
+            p = stats.ttest_rel([res["runs"][s]["mpm_pretrained"]["clean"]["mpjpe_mm"] for s in seeds],
+                                [res["runs"][s]["mpm_scratch"]["clean"]["mpjpe_mm"] for s in seeds]).pvalue
+            t = f" (paired over {len(diffs)} seeds: per-seed differences {', '.join(f'{x:+.1f}' for x in diffs)} mm; " \
+                f"paired t-test p = {p:.2g})"
+        verdict = ("pre-training **improved** lifting" if d < 0 and all(x < 0 for x in diffs) else
+                   "pre-training **did not consistently improve** lifting" if d < 0 else
+                   "pre-training **did not improve** lifting")
+        L += [f"**The paper's claim (masked 2D+3D pre-training improves lifting), at this scale:** {verdict}: "
+              f"pre-trained minus scratch = {d:+.1f} mm MPJPE, {dp:+.1f} mm P-MPJPE on average{t}. "
+              f"Note that the pre-trained model also had {b['pretrain_steps']} extra optimiser steps on the same "
+              f"data, and that the paper's gains come from pre-training on more data (extra 2D and 3D sets) and "
+              f"far longer schedules than this budget.", ""]
+    _plot_accuracy(res, os.path.join(plots, "lifting_mpjpe.png"))
+    _plot_curves(res, os.path.join(plots, "training_curves.png"))
+    L += [f"![lifting error]({rel}/lifting_mpjpe.png)", "",
+          f"Training loss curves (seed {seeds[0]}): ![curves]({rel}/training_curves.png)", ""]
+    # robustness
+    L += ["## 2. Robustness to missing 2D joints", "",
+          "Same models and run as section 1. Missing 2D joints at test time: MPM replaces them with its learned "
+          "2D mask token (the input contract: `spatial_mask`), the baselines get them zero-filled with a "
+          "visibility channel (their input is `(x, y, visible)` per joint, `modeling_mpm.baselines."
+          "zero_fill_with_mask`). Kinds: **joints** = that fraction of the 17 joints, a new random set in every "
+          "frame; **limbs** = 0-4 whole limbs (3 joints each) missing in every frame of the window; **frames** = "
+          "that fraction of the window's frames with every joint missing (the centre frame can be one of "
+          "them; a single-frame model then has nothing to go on). Masks use a fixed seed, identical for every "
+          "model. Error: centre-frame MPJPE (mm), mean ± std over seeds.", ""]
+    for kind in ("joints", "limbs", "frames"):
+        models = list(summ)
+        rows = summ[models[0]]["occlusion"][kind]
+        L += [f"**{kind}**", "", "| missing fraction | " + " | ".join(NAMES.get(m, m) for m in models) + " |",
+              "|---" * (len(models) + 1) + "|"]
+        for i, r in enumerate(rows):
+            lab = f"{r['missing_fraction']:.2f}" + (f" ({int(r['level'])} limbs)" if kind == "limbs" else "")
+            L.append(f"| {lab} | " + " | ".join(_pm(summ[m]["occlusion"][kind][i]["mpjpe_mm"]) for m in models) + " |")
+        L.append("")
+    _plot_occlusion(res, os.path.join(plots, "occlusion.png"))
+    L += [f"![occlusion]({rel}/occlusion.png)", ""]
+    return L
+
+
+def _plot_accuracy(res, path):
+    plt = _plt()
+    summ = res["summary"]
+    ks = list(summ)
+    x = np.arange(len(ks))
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for off, key, lab in ((-0.2, "mpjpe_mm", "MPJPE"), (0.2, "p_mpjpe_mm", "P-MPJPE")):
+        ax.bar(x + off, [summ[k][key]["mean"] for k in ks], 0.4, yerr=[summ[k][key]["std"] for k in ks],
+               label=lab, capsize=3, alpha=0.85 if key == "mpjpe_mm" else 0.5)
+    ax.set_xticks(x, [NAMES.get(k, k).replace(" (", "\n(") for k in ks], fontsize=7)
+    ax.set_ylabel("error (mm)")
+    ax.set_title(f"Lifting error on held-out demo motion ({len(res['runs'])} seeds, mean ± std)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_curves(res, path):
+    plt = _plt()
+    seed = list(res["runs"])[0]
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
+    pre = res.get("pretrain", {}).get(seed)
+    if pre:
+        c = np.array(pre["loss_curve"])
+        ax[0].plot(c[:, 0], c[:, 1], color="tab:red")
+    ax[0].set_title("MPM pre-training loss (5 L2D + 2 L3D)", fontsize=9)
+    ax[0].set_xlabel("step")
+    for k, r in res["runs"][seed].items():
+        c = np.array(r["train"]["loss_curve"])
+        ax[1].plot(c[:, 0], c[:, 1], label=NAMES.get(k, k), color=COLORS.get(k))
+    ax[1].set_yscale("log")
+    ax[1].set_xlabel("fine-tuning step")
+    ax[1].set_title("lifting loss (m; MPM: all-frames + centre)", fontsize=9)
+    ax[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_occlusion(res, path):
+    plt = _plt()
+    summ = res["summary"]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=False)
+    for ax, kind in zip(axes, ("joints", "limbs", "frames")):
+        for k, s in summ.items():
+            rows = s["occlusion"][kind]
+            xs = [r["missing_fraction"] for r in rows]
+            ax.errorbar(xs, [r["mpjpe_mm"]["mean"] for r in rows], yerr=[r["mpjpe_mm"]["std"] for r in rows],
+                        label=NAMES.get(k, k), color=COLORS.get(k), marker="o", capsize=2)
+        ax.set_xlabel("fraction of 2D joints missing")
+        ax.set_title({"joints": "random joints (new set per frame)", "limbs": "whole limbs (all frames)",
+                      "frames": "whole frames"}[kind], fontsize=9)
+        ax.set_ylabel("centre-frame MPJPE (mm)")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def section_completion(res: dict, plots: str, rel: str) -> List[str]:
+    summ = res["summary"]
+    meths = ["mpm_completion", "mpm_pretrained", "nearest_neighbour", "linear_interpolation"]
+    run0 = next(iter(res["runs"].values()))
+    L = ["## 3. 3D pose completion per body part", "", _meta_line(res), "",
+         f"Held-out 3D windows ({run0['windows']} windows of {res['budget']['num_frames']} frames), masked-joint "
+         f"MPJPE (mm; only the hidden joints count). `mpm_completion`: the pre-trained MPM "
+         f"({run0['pretrained_from']}) fine-tuned {res['settings']['completion_steps']} steps on body-part tube "
+         f"masks; `mpm_pretrained`: the pre-trained model as is; `nearest_neighbour`: per-frame lookup of the "
+         f"closest training pose on the visible joints ({res['nn_database_poses']:,} training poses); "
+         f"`linear_interpolation`: per joint in time. Masks: **tube** = the limb missing in every frame "
+         f"(interpolation in time has nothing to use: n/a); **gap** = a random inner run of a third of the "
+         f"window; **long_gap** = every frame except the first and last.", "",
+         "| mask / limb | " + " | ".join(meths) + " |", "|---" * (len(meths) + 1) + "|"]
+    for k, row in summ.items():
+        L.append(f"| {k} | " + " | ".join(_pm(row[m]) for m in meths) + " |")
+    L.append("")
+    plt = _plt()
+    kinds = ["tube", "gap", "long_gap"]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    for ax, kind in zip(axes, kinds):
+        keys = [k for k in summ if k.startswith(kind + "/")]
+        x = np.arange(len(keys))
+        for i, m in enumerate(meths):
+            vals = [summ[k][m]["mean"] for k in keys]
+            ax.bar(x + (i - 1.5) * 0.2, vals, 0.2, label=m)
+        ax.set_xticks(x, [k.split("/")[1] for k in keys], fontsize=8)
+        ax.set_title(kind, fontsize=9)
+        ax.set_ylabel("masked-joint MPJPE (mm)")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(plots, "completion.png"), dpi=110)
+    plt.close(fig)
+    L += [f"![completion]({rel}/completion.png)", ""]
+    return L
+
+
+def section_ablation(res: dict, plots: str, rel: str) -> List[str]:
+    b = res["budget"]
+    summ = res["summary"]
+    L = ["## 4. Pre-training ablations", "", _meta_line(res), "",
+         f"Each variant: pre-training {b['pretrain_steps']} steps, then the lifter fine-tuned "
+         f"{b['finetune_steps']} steps (same data, joint dropout and evaluation as section 1), seed(s) "
+         f"{', '.join(res['runs'])}. `tmrA_smjB` = temporal mask ratio A, B spatially masked joints per "
+         f"remaining frame; the paper's set-up is 0.6 / 5 with both pretext tasks and (in this package) masks "
+         f"per sample; `shared_batch_mask` = the authors' one mask per batch; `none` = no pre-training. "
+         f"Compare differences with the seed-to-seed spread of section 1.", ""]
+    for g, names in res["groups"].items():
+        L += [f"**{g}**", "", "| variant | MPJPE (mm) | P-MPJPE (mm) | MPJPE, 30% joints missing (mm) | final pre-training loss |",
+              "|---|---|---|---|---|"]
+        for n in names:
+            if n not in summ:
+                continue
+            runs = [res["runs"][s][n] for s in res["runs"] if n in res["runs"][s]]
+            pl = [r.get("pretrain_final_loss") for r in runs if r.get("pretrain_final_loss") is not None]
+            L.append(f"| {n} | {_pm(summ[n]['mpjpe_mm'])} | {_pm(summ[n]['p_mpjpe_mm'])} | "
+                     f"{_pm(summ[n]['mpjpe_30pct_joints_missing_mm'])} | "
+                     f"{(f'{np.mean(pl):.3f}') if pl else '-'} |")
+        L.append("")
+    plt = _plt()
+    names = list(summ)
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    x = np.arange(len(names))
+    ax.bar(x - 0.2, [summ[n]["mpjpe_mm"]["mean"] for n in names], 0.4, label="MPJPE")
+    ax.bar(x + 0.2, [summ[n]["mpjpe_30pct_joints_missing_mm"]["mean"] for n in names], 0.4,
+           label="MPJPE, 30% joints missing")
+    ax.set_xticks(x, names, rotation=30, ha="right", fontsize=7)
+    ax.set_ylabel("mm")
+    ax.legend(fontsize=8)
+    ax.set_title("pre-training ablations (lifting error after fine-tuning)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(os.path.join(plots, "ablation.png"), dpi=110)
+    plt.close(fig)
+    L += [f"![ablation]({rel}/ablation.png)", ""]
+    return L
+
+
+def section_training_speed(res: dict) -> List[str]:
+    L = ["## 5. Training speed and memory (CPU)", "", _meta_line(res), "",
+         "| step | model | batch (windows x frames) | s/step | samples/s | frames/s | peak RSS (MiB) | "
+         "RSS before the first step (MiB) | load average during |", "|---|---|---|---|---|---|---|---|---|"]
+    for k, r in res["steps"].items():
+        L.append(f"| {k} | {r['parameters']:,} params ({r['config']}) | {r['batch_size']} x {r['num_frames']} | "
+                 f"{r['seconds_per_step']:.2f} | {r['samples_per_s']:.1f} | {r['frames_per_s']:.0f} | "
+                 f"{r['rss_peak_mib']:.0f} | {r['rss_before_mib']:.0f} | {r['load_before']} |")
+    ld = res.get("loader", {})
+    if isinstance(ld.get("paired"), dict) and "error" not in ld["paired"]:
+        L += ["", f"Data loader (from `bench/bench_data_loader.py`'s `bench_loader`, demo data, "
+                  f"{ld.get('num_frames')}-frame windows, batch {ld.get('batch_size')}; windows/s):", "",
+              "| mode | " + " | ".join(ld["paired"].keys()) + " |", "|---" * (len(ld["paired"]) + 1) + "|"]
+        for mode in ("paired", "unpaired"):
+            if isinstance(ld.get(mode), dict) and "error" not in ld[mode]:
+                L.append(f"| {mode} | " + " | ".join(f"{v:,.0f}" for v in ld[mode].values()) + " |")
+        pre = res["steps"].get("pretrain")
+        if pre:
+            L += ["", f"The loader outpaces a pre-training step ({pre['samples_per_s']:.1f} windows/s) by far, so "
+                      f"training on CPU is compute-bound."]
+    elif "error" in ld:
+        L += ["", f"Data loader: {ld['error']}"]
+    L.append("")
+    return L
+
+
+def section_inference(res: dict, plots: str, rel: str, headline: Optional[dict]) -> List[str]:
+    rows = res["rows"]
+    L = ["## 6. Inference speed and scaling (CPU)", "", _meta_line(res), "",
+         f"fp32 matmul measured in the same run: **{res['matmul_gflops']:.1f} GFLOP/s**. MPM lifter with "
+         f"`MPMConfig.h36m_17(num_frames=W)` (4 layers, width 256), `modeling_mpm.inference.lift_sequence`, "
+         f"batch {res['batch_size']} windows; seq2seq = non-overlapping windows, all-frames head; seq2frame = "
+         f"one window per frame, centre head. Baselines at the same window (TCN receptive field = W; the MLP does "
+         f"not depend on W). FLOPs counted by `FlopCounterMode`.", "",
+         "| model / mode | W | frames | s | frames/s | MFLOP/frame | GFLOP/s | % of matmul |",
+         "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        L.append(f"| {r['model']} / {r['mode']} | {r['window']} | {r['frames']:,} | {r['seconds']:.3f} | "
+                 f"{r['frames_per_s']:,.0f} | {r['flops_per_frame'] / 1e6:.2f} | {r['gflops']:.1f} | "
+                 f"{100 * r['fraction_of_matmul']:.0f}% |")
+    L.append("")
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for (mode, W), ls in ((k, None) for k in sorted({(r["mode"], r["window"]) for r in rows})):
+        rr = [r for r in rows if r["mode"] == mode and r["window"] == W]
+        axes[0].loglog([r["frames"] for r in rr], [r["seconds"] for r in rr], marker="o", label=f"{mode} W={W}")
+    axes[0].set_xlabel("sequence length (frames)")
+    axes[0].set_ylabel("seconds")
+    axes[0].set_title("time vs sequence length", fontsize=9)
+    axes[0].legend(fontsize=6)
+    for mode in sorted({r["mode"] for r in rows}):
+        ws = sorted({r["window"] for r in rows if r["mode"] == mode})
+        fps = [max(r["frames_per_s"] for r in rows if r["mode"] == mode and r["window"] == w) for w in ws]
+        axes[1].semilogy(ws, fps, marker="o", label=mode)
+    axes[1].set_xlabel("window W (frames)")
+    axes[1].set_ylabel("frames/s (longest sequence)")
+    axes[1].set_title("throughput vs window size", fontsize=9)
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(plots, "inference_scaling.png"), dpi=110)
+    plt.close(fig)
+    L += [f"![inference scaling]({rel}/inference_scaling.png)", ""]
+    if headline:
+        L += ["**Headline number** (the inference engineer's `bench/bench_inference.py`, paper model, "
+              f"{headline.get('threads')} threads, load before {headline.get('load_before')}):", ""]
+        for r in headline.get("seq2seq", []):
+            L.append(f"- seq2seq, batch {r['batch_size']}: {r['frames_per_s']:,.0f} frames/s "
+                     f"({100 * r['fraction_of_matmul']:.0f}% of a {headline['matmul_gflops']:.0f} GFLOP/s matmul)")
+        if "seq2frame" in headline:
+            r = headline["seq2frame"]
+            L.append(f"- seq2frame: {r['frames_per_s']:,.1f} frames/s")
+        if "pipeline_seq2seq_frames_per_s" in headline:
+            L.append(f"- pipeline seq2seq (COCO keypoints with confidences): "
+                     f"{headline['pipeline_seq2seq_frames_per_s']:,.0f} frames/s")
+        L.append("")
+    return L
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--budget", default="small")
+    ap.add_argument("--results", default=os.path.join(HERE, "results"))
+    ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
+    ap.add_argument("--plots", default=os.path.join(HERE, "plots"))
+    args = ap.parse_args(argv)
+    os.makedirs(args.plots, exist_ok=True)
+    rel = os.path.relpath(args.plots, os.path.dirname(os.path.abspath(args.out)))
+    get = lambda name: _load(os.path.join(args.results, f"{name}_{args.budget}.json"))  # noqa: E731
+    acc, comp, abl, tr, inf = (get(n) for n in ("accuracy", "completion", "ablation", "training_speed",
+                                                  "inference_scaling"))
+    headline = _load(os.path.join(args.results, "inference_headline.json"))
+    L = ["# MPM benchmark results", "",
+         "Generated by `python bench/make_report.py` from the JSON files in `bench/results/`; each section "
+         "names the command that produced its numbers. Machine: the project's 2-core CPU box (shared with "
+         "other jobs while some runs ran: the load average is recorded with every measurement). Errors are "
+         "in millimetres. How to rerun everything:", "",
+         "```bash",
+         "python bench/bench_accuracy.py --budget small        # sections 1-2 (writes the pre-trained checkpoints)",
+         "python bench/bench_completion.py --budget small      # section 3 (reuses the seed-0 pre-training)",
+         "python bench/bench_ablation.py --budget small --pretrain-steps 300 --finetune-steps 200   # section 4",
+         "python bench/bench_training_speed.py --budget small --threads 2   # section 5",
+         "python bench/bench_inference_scaling.py --budget small --threads 2  # section 6",
+         "python bench/bench_inference.py --threads 2 --json bench/results/inference_headline.json  # headline (inference engineer's)",
+         "python bench/make_report.py",
+         "```", "",
+         "`--budget smoke` runs every script in seconds (what `tests/test_bench_smoke.py` does); `--budget full` "
+         "is the paper-size set-up (243 frames, width 256, 4 layers, 20k pre-training + 10k fine-tuning "
+         "steps, 5 seeds) for a machine with more time.", ""]
+    sections = 0
+    for res, fn in ((acc, lambda r: section_accuracy(r, args.plots, rel)),
+                    (comp, lambda r: section_completion(r, args.plots, rel)),
+                    (abl, lambda r: section_ablation(r, args.plots, rel)),
+                    (tr, section_training_speed),
+                    (inf, lambda r: section_inference(r, args.plots, rel, headline))):
+        if res is not None and ("summary" in res or "steps" in res or "rows" in res):
+            L += fn(res)
+            sections += 1
+    with open(args.out, "w") as f:
+        f.write("\n".join(L) + "\n")
+    print(f"wrote {args.out} ({sections} sections)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
