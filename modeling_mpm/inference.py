@@ -60,8 +60,9 @@ def seq2frame_indices(centres: np.ndarray, window: int, num_frames: int) -> np.n
 
 
 def _progress(total: int, enabled: Optional[bool], desc: str):
+    """tqdm bar over ``total`` windows; ``enabled=None`` shows it from 1,000 windows (~10 s on CPU)."""
     if enabled is None:
-        enabled = total >= 50
+        enabled = total >= 1000
     if not enabled:
         return contextlib.nullcontext(None)
     try:
@@ -115,8 +116,7 @@ def run_seq2seq(
     sums: Optional[List[torch.Tensor]] = None
     count = torch.zeros(F, dtype=torch.float32)
     offs = torch.arange(window)
-    n_batches = (len(starts) + batch_size - 1) // batch_size
-    with _progress(n_batches, progress, desc) as bar:
+    with _progress(len(starts), progress, desc) as bar:
         for b0 in range(0, len(starts), batch_size):
             st = torch.as_tensor(starts[b0:b0 + batch_size])
             pos = st[:, None] + offs[None, :]                    # (B, window) frame of each slot
@@ -130,7 +130,7 @@ def run_seq2seq(
                 s.index_add_(0, tgt, o[keep].float())
             count.index_add_(0, tgt, torch.ones(tgt.shape[0]))
             if bar is not None:
-                bar.update(1)
+                bar.update(len(st))
     shape = lambda s: count.view((F,) + (1,) * (s.dim() - 1))  # noqa: E731
     return [s / shape(s) for s in sums]
 
@@ -152,8 +152,7 @@ def run_seq2frame(
     outs_all: Optional[List[torch.Tensor]] = None
     half = window // 2
     offs = torch.arange(-half, window - half)
-    n_batches = (F + batch_size - 1) // batch_size
-    with _progress(n_batches, progress, desc) as bar:
+    with _progress(F, progress, desc) as bar:
         for c0 in range(0, F, batch_size):
             c = torch.arange(c0, min(F, c0 + batch_size))
             idx = (c[:, None] + offs[None, :]).clamp(0, F - 1)
@@ -163,7 +162,7 @@ def run_seq2frame(
             for a, o in zip(outs_all, outs):
                 a[c0:c0 + len(c)] = o
             if bar is not None:
-                bar.update(1)
+                bar.update(len(c))
     return outs_all
 
 
@@ -239,7 +238,7 @@ def lift_sequence(
         batch_size: windows per forward pass.
         stride: seq2seq window stride in frames (default ``num_frames``: no overlap).
         flip_augmentation: also run the mirrored input (mask mirrored too) and average.
-        progress: tqdm progress bar (default: on for 50 or more batches).
+        progress: tqdm progress bar over windows (default: on from 1,000 windows).
 
     Returns:
         float32 ``(frames, J, 3)``: root-relative metres, camera frame (x right, y down, z forward),

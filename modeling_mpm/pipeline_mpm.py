@@ -121,7 +121,7 @@ class PoseLiftingPipeline(_MPMPipelineBase):
         stride: seq2seq window stride (default: the window length, no overlap).
         flip_augmentation: average with the mirrored input (mask mirrored too).
         return_keypoints_2d: also return the H36M-17 2D (pixels, NaN where missing) that was used.
-        progress: tqdm bar (default: on for long inputs).
+        progress: tqdm bar over windows (default: on from 1,000 windows).
 
     Returns:
         dict: ``pose_3d`` float32 ``(frames, J, 3)`` metres, root-relative (root = 0), camera frame

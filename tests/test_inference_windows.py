@@ -97,3 +97,11 @@ def test_training_mode_restored():
     m.train()
     lift_sequence(m, np.zeros((3, 17, 2), np.float32))
     assert m.training
+
+
+def test_progress_bar_counts_windows(capsys):
+    lift_sequence(FrameWiseLifter(), np.zeros((30, 17, 2), np.float32), mode="seq2frame", batch_size=4,
+                  progress=True)
+    assert "30/30" in capsys.readouterr().err
+    lift_sequence(FrameWiseLifter(), np.zeros((30, 17, 2), np.float32), mode="seq2seq", progress=None)
+    assert "/" not in capsys.readouterr().err  # short input: no bar by default
