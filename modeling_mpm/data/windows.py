@@ -49,7 +49,6 @@ paired items.
 from __future__ import annotations
 
 import collections.abc
-import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Union
 
