@@ -55,3 +55,17 @@ def test_runs_as_module():
     assert r.returncode == 0
     for sub in ("h36m", "3dhp", "amass", "bvh", "mocap", "demo"):
         assert sub in r.stdout
+
+
+def test_wired_as_mpm_prepare(tmp_path):
+    from modeling_mpm.cli import main as mpm_main
+
+    names = ["Hips", "Spine1", "Neck", "Head", "LeftArm", "LeftForeArm", "LeftHand", "RightArm", "RightForeArm",
+             "RightHand", "LeftUpLeg", "LeftLeg", "LeftFoot", "RightUpLeg", "RightLeg", "RightFoot"]
+    (tmp_path / "joint_names.json").write_text(__import__("json").dumps(names))
+    np.save(tmp_path / "take.npy", np.random.default_rng(0).normal(size=(25, len(names), 3)).astype(np.float32))
+    out = tmp_path / "mocap"
+    assert mpm_main(["prepare", "mocap", str(tmp_path / "take.npy"), "--npy_fps", "100", "--fps", "50",
+                     "--output", str(out)]) == 0
+    row = load_dataset_dir(out)["train"].with_format("numpy")[0]
+    assert row["sequence"] == "take" and row["pose_3d"].shape == (13, 17, 3) and row["fps"] == 50.0
