@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from modeling_mpm.data import (DEMO_VALIDATION_CAMERAS, demo_window_datasets, load_demo_dataset, load_sequences,
-                               materialize_camera_sequences)
+from modeling_mpm.data import (DEMO_VALIDATION_CAMERAS, demo_validation_sequences, demo_window_datasets,
+                               load_demo_dataset, load_sequences, materialize_camera_sequences)
 from modeling_mpm.data.demo import DEMO_DATA_DIR
 from modeling_mpm.skeleton import H36M_17
 
@@ -89,6 +89,14 @@ def test_demo_windows_and_reproducible_validation():
     assert (item["pose_3d"][:, 10, 1] < item["pose_3d"][:, 3, 1]).float().mean() > 0.9
     full = materialize_camera_sequences(load_sequences(load_demo_dataset()["validation"]), DEMO_VALIDATION_CAMERAS)
     assert len(full) == 8 and full[0]["pose_2d"].shape == (1879, 17, 2)
+    again = demo_validation_sequences()
+    np.testing.assert_array_equal(again[5]["pose_2d"], full[5]["pose_2d"])
+    # the validation window of camera c, centre t equals frames of the materialised sequence
+    # up to the window's own centring (root-relative 3D is independent of the placement)
+    item = val[0]
+    seq_i, cam_i, t = int(item["sequence_index"]), int(item["camera_index"]), int(item["center_frame"])
+    ref = full[seq_i * len(DEMO_VALIDATION_CAMERAS) + cam_i]["pose_3d"][max(0, t - 13): t + 14]
+    np.testing.assert_allclose(item["pose_3d"].numpy()[13 - min(t, 13):], ref, atol=1e-5)
 
 
 @pytest.mark.skipif(not MOCAP_DIR.exists(), reason=f"raw mocap not available ({MOCAP_DIR} missing); "

@@ -5,8 +5,8 @@ See docs/data.md for the formats and the item keys of :class:`PoseWindowDataset`
 """
 
 from .bvh import BVHJoint, BVHMotion, parse_bvh, read_bvh
-from .demo import (DEMO_VALIDATION_CAMERAS, DEMO_VALIDATION_SEQUENCES, demo_window_datasets,
-                   load_demo_dataset)
+from .demo import (DEMO_VALIDATION_CAMERAS, DEMO_VALIDATION_SEQUENCES, demo_validation_sequences,
+                   demo_window_datasets, load_demo_dataset)
 from .io import (HubOfflineError, load_dataset_dir, load_sequences, make_row, push_dataset_to_hub,
                  rows_to_dataset, save_dataset, sequence_features)
 from .mocap import (CMU_BVH_TO_H36M17, HOLOSOMA_TO_H36M17, SMPL_TO_H36M17, load_bvh_h36m17,
@@ -19,7 +19,8 @@ from .windows import (PoseNoise2D, PoseWindowDataset, WindowBatch, collate_unpai
 
 __all__ = [
     "BVHJoint", "BVHMotion", "parse_bvh", "read_bvh",
-    "DEMO_VALIDATION_CAMERAS", "DEMO_VALIDATION_SEQUENCES", "demo_window_datasets", "load_demo_dataset",
+    "DEMO_VALIDATION_CAMERAS", "DEMO_VALIDATION_SEQUENCES", "demo_validation_sequences", "demo_window_datasets",
+    "load_demo_dataset",
     "HubOfflineError", "load_dataset_dir", "load_sequences", "make_row", "push_dataset_to_hub",
     "rows_to_dataset", "save_dataset", "sequence_features",
     "CMU_BVH_TO_H36M17", "HOLOSOMA_TO_H36M17", "SMPL_TO_H36M17", "load_bvh_h36m17", "load_climb_npy",

@@ -18,7 +18,7 @@ from typing import List
 from ..cameras import VirtualCamera, VirtualCameraSampler
 
 __all__ = ["DEMO_DATA_DIR", "DEMO_VALIDATION_SEQUENCES", "DEMO_VALIDATION_CAMERAS", "load_demo_dataset",
-           "demo_window_datasets"]
+           "demo_window_datasets", "demo_validation_sequences"]
 
 DEMO_DATA_DIR = Path(__file__).resolve().parent.parent / "demo_data"
 DEMO_VALIDATION_SEQUENCES = ("cmu_01_03", "climb_seq_3")
@@ -57,3 +57,14 @@ def demo_window_datasets(num_frames: int = 243, tds: int = 1, mode: str = "paire
                                          stride=validation_stride, flip_prob=0.0, seed=seed,
                                          virtual_cameras=DEMO_VALIDATION_CAMERAS)
     return train, val
+
+
+def demo_validation_sequences() -> list:
+    """The demo validation set as fixed whole sequences: each validation sequence seen by each of
+    :data:`DEMO_VALIDATION_CAMERAS` (2 x 4 = 8 dicts with ``pose_2d`` (T, 17, 2) normalised,
+    ``pose_3d`` (T, 17, 3) camera-frame root-relative metres, ``root_3d``, ``intrinsics``,
+    ``sequence``, ``camera_index``); deterministic."""
+    from .io import load_sequences
+    from .windows import materialize_camera_sequences
+
+    return materialize_camera_sequences(load_sequences(load_demo_dataset()["validation"]), DEMO_VALIDATION_CAMERAS)
