@@ -115,6 +115,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-sizes", default="64", help="comma list of windows per forward (seq2seq)")
     ap.add_argument("--seq2frame-batch-size", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--profile", action="store_true", help="print the top ops of one seq2seq batch")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
 
@@ -146,6 +147,23 @@ def main(argv=None) -> int:
               f"{gflops:.1f} GFLOP/s = {100 * row['fraction_of_matmul']:.0f}% of matmul "
               f"({f_s2s / 1e9:.3f} GFLOP/window)")
     del n_windows
+
+    if args.profile:
+        from torch.profiler import profile
+
+        fn = _lifter_head_fn(model, "pose_3d")
+        xb = torch.as_tensor(x[: T * 64].reshape(64, T, 17, 2))
+        with torch.inference_mode():
+            fn(xb, None)
+            with profile() as prof:
+                fn(xb, None)
+        table = prof.key_averages()
+        total = sum(e.self_cpu_time_total for e in table)
+        top = sorted(table, key=lambda e: -e.self_cpu_time_total)[:12]
+        res["profile_seq2seq_batch64"] = {e.key: e.self_cpu_time_total / total for e in top}
+        print("seq2seq batch of 64 windows, share of self CPU time:")
+        for e in top:
+            print(f"  {e.key:<50s} {100 * e.self_cpu_time_total / total:5.1f}%  ({e.count} calls)")
 
     # pipeline, seq2seq, pixels with confidences (includes validation and normalisation)
     from transformers import pipeline
