@@ -395,7 +395,6 @@ class VirtualCamera:
         width, height: image size in pixels; the principal point is the image centre.
         offset: (2,) shift of the subject in the image plane (metres at the subject's depth)
             so that people are not always in the image centre.
-        height_offset: camera aim point above the subject's centre (metres).
     """
 
     yaw: float
