@@ -321,3 +321,15 @@ def test_remote_code_without_package(tmp_path, lifter, completer):
     want = lift(kp, image_size=(640, 480), keypoint_format="coco", mode="seq2seq")["pose_3d"]
     np.testing.assert_allclose(np.array(got["lift"]), want, atol=1e-5)
     np.testing.assert_allclose(np.array(got["comp"]), comp(pose)["pose_3d"], atol=1e-5)
+
+
+def test_h36m16_model_gets_16_joints():
+    torch.manual_seed(0)
+    model = MPMForPoseLifting(tiny_config(num_joints=16, skeleton="h36m16"))
+    pipe = pipeline("pose-lifting", model=model)
+    kp = np.concatenate([pixels(4), np.ones((4, 17, 1))], -1)
+    kp[:, 10, 2] = 0  # head top missing -> H36M-16 joint 9
+    out = pipe(kp, image_size=(W, H), confidence_threshold=0.5, return_keypoints_2d=True)
+    assert out["pose_3d"].shape == (4, 16, 3) and out["valid"].shape == (4, 16)
+    assert not out["valid"][:, 9].any() and out["valid"][:, [8, 10]].all()
+    assert out["keypoints_2d"].shape == (4, 17, 2)
