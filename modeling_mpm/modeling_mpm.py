@@ -148,9 +148,8 @@ class MPMLayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.legacy:
             return F.layer_norm(x, (x.shape[-1],), self.weight, self.bias, self.eps)
-        mean = x.mean(-1, keepdim=True)
-        std = x.std(-1, keepdim=True)
-        return self.weight * (x - mean) / (std + self.eps) + self.bias
+        var, mean = torch.var_mean(x, dim=-1, keepdim=True, correction=1)
+        return torch.addcmul(self.bias, (x - mean) / (var.sqrt() + self.eps), self.weight)
 
 
 class MPMAttention(nn.Module):
