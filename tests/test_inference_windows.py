@@ -105,3 +105,14 @@ def test_progress_bar_counts_windows(capsys):
     assert "30/30" in capsys.readouterr().err
     lift_sequence(FrameWiseLifter(), np.zeros((30, 17, 2), np.float32), mode="seq2seq", progress=None)
     assert "/" not in capsys.readouterr().err  # short input: no bar by default
+
+
+def test_hundred_thousand_frames_in_bounded_batches():
+    rng = np.random.default_rng(5)
+    frames = 100_003
+    x = rng.normal(size=(frames, 17, 2)).astype(np.float32)
+    missing = rng.random((frames, 17)) < 0.05
+    model = FrameWiseLifter(num_frames=243)
+    out = lift_sequence(model, x, missing, mode="seq2seq", stride=200, batch_size=32, progress=False)
+    np.testing.assert_allclose(out, expected(x, missing), atol=1e-6)
+    assert max(model.calls) == 32 and sum(model.calls) == len(window_starts(frames, 243, 200))
