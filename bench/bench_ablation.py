@@ -68,7 +68,7 @@ def main(argv=None) -> int:
         b["finetune_steps"] = args.finetune_steps
     names = args.variants.split(",")
     out_path = args.out or os.path.join(C.RESULTS_DIR, f"ablation_{args.budget}.json")
-    res = {"meta": C.run_meta(args.budget, args.threads, argv), "budget": b, "groups": GROUPS, "runs": {}}
+    res = {"meta": C.run_meta(args.budget, args.threads, argv, __file__), "budget": b, "groups": GROUPS, "runs": {}}
     t_all = time.perf_counter()
     n, f = None, b["num_frames"]
     for seed in b["seeds"]:

@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     models = args.models.split(",")
     out_path = args.out or os.path.join(C.RESULTS_DIR, f"accuracy_{args.budget}.json")
     save_ckpt = args.save_checkpoints if args.save_checkpoints is not None else args.budget != "smoke"
-    res = {"meta": C.run_meta(args.budget, args.threads, argv), "budget": b,
+    res = {"meta": C.run_meta(args.budget, args.threads, argv, __file__), "budget": b,
            "occlusion_training": {"prob": C.OCCLUSION_PROB, "max_joints": C.OCCLUSION_MAX_JOINTS},
            "runs": {}}
     t_all = time.perf_counter()

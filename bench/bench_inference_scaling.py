@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     s = SETTINGS[args.budget]
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    res = {"meta": C.run_meta(args.budget, args.threads, argv), "settings": s, "batch_size": args.batch_size}
+    res = {"meta": C.run_meta(args.budget, args.threads, argv, __file__), "settings": s, "batch_size": args.batch_size}
     res["matmul_gflops"] = matmul_gflops(s["matmul_n"])
     print(f"fp32 matmul {s['matmul_n']}^3: {res['matmul_gflops']:.1f} GFLOP/s (load {C.load_average()})", flush=True)
     rng = np.random.default_rng(0)

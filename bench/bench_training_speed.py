@@ -132,7 +132,7 @@ def main(argv=None) -> int:
         return 0
 
     torch.set_num_threads(args.threads)
-    res = {"meta": C.run_meta(args.budget, args.threads, argv), "settings": s, "steps": {}}
+    res = {"meta": C.run_meta(args.budget, args.threads, argv, __file__), "settings": s, "steps": {}}
     for kind in ("pretrain", "finetune"):
         cmd = [sys.executable, os.path.abspath(__file__), "--budget", args.budget, "--threads", str(args.threads),
                "--worker", kind, "--config", s["config"], "--batch-size", str(s["batch_size"]),

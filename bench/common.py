@@ -79,10 +79,11 @@ def git_commit() -> str:
         return "unknown"
 
 
-def run_meta(budget: str, threads: int, argv: Optional[List[str]] = None) -> dict:
+def run_meta(budget: str, threads: int, argv: Optional[List[str]] = None, script: Optional[str] = None) -> dict:
+    """Run metadata: the command that reproduces the run, versions, commit, time, load average."""
+    script = os.path.relpath(os.path.abspath(script or sys.argv[0]), ROOT)
     return {
-        "command": "python " + " ".join([os.path.relpath(sys.argv[0], ROOT)] + list(argv if argv is not None
-                                                                                  else sys.argv[1:])),
+        "command": "python " + " ".join([script] + list(argv if argv is not None else sys.argv[1:])),
         "budget": budget, "threads": threads, "torch": torch.__version__, "python": platform.python_version(),
         "cpu_count": os.cpu_count(), "git_commit": git_commit(),
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_before": load_average(),

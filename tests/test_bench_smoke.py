@@ -1,0 +1,116 @@
+"""The bench scripts run in smoke mode and write well-formed JSON; make_report turns them into
+RESULTS.md and PNG plots."""
+
+import importlib
+import json
+import math
+import os
+import sys
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")
+
+
+def _script(name):
+    if BENCH not in sys.path:
+        sys.path.insert(0, BENCH)
+    return importlib.import_module(name)
+
+
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert _script("bench_accuracy").main(["--budget", "smoke", "--out", str(out / "accuracy_smoke.json")]) == 0
+        assert _script("bench_ablation").main(["--budget", "smoke", "--variants", "paper_0.6_5_both,pretext_3d_only,none",
+                                               "--out", str(out / "ablation_smoke.json")]) == 0
+        assert _script("bench_completion").main(["--budget", "smoke", "--pretrained", str(out / "missing"),
+                                                 "--out", str(out / "completion_smoke.json")]) == 0
+        assert _script("bench_training_speed").main(["--budget", "smoke", "--in-process", "--no-loader", "--threads",
+                                                     "1", "--out", str(out / "training_speed_smoke.json")]) == 0
+        assert _script("bench_inference_scaling").main(["--budget", "smoke", "--threads", "1",
+                                                        "--out", str(out / "inference_scaling_smoke.json")]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def _read(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _finite(x):
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def test_accuracy_json(smoke_results):
+    res = _read(smoke_results / "accuracy_smoke.json")
+    assert res["meta"]["budget"] == "smoke" and "command" in res["meta"]
+    assert set(res["summary"]) == {"mpm_pretrained", "mpm_scratch", "mlp", "tcn"}
+    for name, s in res["summary"].items():
+        assert _finite(s["mpjpe_mm"]["mean"]) and s["mpjpe_mm"]["mean"] > 0
+        assert _finite(s["p_mpjpe_mm"]["mean"]) and s["p_mpjpe_mm"]["mean"] > 0
+        for kind in ("joints", "limbs", "frames"):
+            fr = [r["missing_fraction"] for r in s["occlusion"][kind]]
+            assert fr[0] == 0 and fr == sorted(fr) and fr[-1] > 0.5
+            assert all(_finite(r["mpjpe_mm"]["mean"]) for r in s["occlusion"][kind])
+            # level 0 of the curve is the clean evaluation
+            assert s["occlusion"][kind][0]["mpjpe_mm"]["mean"] == pytest.approx(s["mpjpe_mm"]["mean"])
+    run = res["runs"]["0"]["mpm_pretrained"]["train"]
+    assert run["steps"] == res["budget"]["finetune_steps"] and len(run["loss_curve"]) >= 1
+
+
+def test_ablation_and_completion_json(smoke_results):
+    abl = _read(smoke_results / "ablation_smoke.json")
+    assert set(abl["summary"]) == {"paper_0.6_5_both", "pretext_3d_only", "none"}
+    assert all(_finite(v["mpjpe_mm"]["mean"]) for v in abl["summary"].values())
+    row = abl["runs"]["0"]["pretext_3d_only"]
+    assert row["pretext"] == "3d" and _finite(row["pretrain_final_loss"])
+    comp = _read(smoke_results / "completion_smoke.json")
+    assert len(comp["summary"]) == 12                       # 3 mask kinds x 4 limbs
+    for key, row in comp["summary"].items():
+        assert _finite(row["nearest_neighbour"]["mean"]) and _finite(row["mpm_completion"]["mean"])
+        if key.startswith("tube/"):
+            assert row["linear_interpolation"]["n"] == 0    # not applicable to whole-window tubes
+        else:
+            assert _finite(row["linear_interpolation"]["mean"])
+
+
+def test_speed_json(smoke_results):
+    tr = _read(smoke_results / "training_speed_smoke.json")
+    for kind in ("pretrain", "finetune"):
+        r = tr["steps"][kind]
+        assert r["samples_per_s"] > 0 and r["rss_peak_mib"] >= r["rss_before_mib"] > 0
+    inf = _read(smoke_results / "inference_scaling_smoke.json")
+    assert inf["matmul_gflops"] > 0
+    modes = {r["mode"] for r in inf["rows"]}
+    assert modes == {"seq2seq", "seq2frame", "mlp", "tcn"}
+    for r in inf["rows"]:
+        assert r["frames_per_s"] > 0 and r["flops_per_frame"] > 0
+    s2s = [r for r in inf["rows"] if r["mode"] == "seq2seq"][0]
+    s2f = [r for r in inf["rows"] if r["mode"] == "seq2frame"][0]
+    assert s2f["flops_per_frame"] > s2s["flops_per_frame"]  # one window per frame costs more
+
+
+def test_make_report(smoke_results, tmp_path):
+    mr = _script("make_report")
+    out = tmp_path / "RESULTS.md"
+    plots = tmp_path / "plots"
+    assert mr.main(["--budget", "smoke", "--results", str(smoke_results), "--out", str(out),
+                    "--plots", str(plots)]) == 0
+    text = out.read_text()
+    for heading in ("## 1. Lifting accuracy", "## 2. Robustness", "## 3. 3D pose completion",
+                    "## 4. Pre-training ablations", "## 5. Training speed", "## 6. Inference speed"):
+        assert heading in text
+    assert "bench_accuracy.py --budget smoke" in text           # the command next to the numbers
+    pngs = sorted(p.name for p in plots.iterdir())
+    assert {"lifting_mpjpe.png", "occlusion.png", "completion.png", "ablation.png",
+            "inference_scaling.png"} <= set(pngs)
+    for p in pngs:
+        assert (plots / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
