@@ -14,7 +14,8 @@ head) and ``seq2frame`` mode (one window per frame, centre head), batch 64 windo
 ``--repeats``. FLOPs per frame are counted with ``torch.utils.flop_counter.FlopCounterMode``
 around the same call on a short sequence (multiply-adds count 2). Baselines: the single-frame MLP
 (every frame independently) and the temporal convolution (VideoPose3D style, receptive field W,
-one pass over the edge-padded sequence). Writes ``bench/results/inference_scaling_<budget>.json``.
+one pass over the edge-padded sequence). Also the batch-1 latency of one window (median), the
+figure peer systems quote. Writes ``bench/results/inference_scaling_<budget>.json``.
 """
 
 from __future__ import annotations
@@ -35,12 +36,12 @@ from modeling_mpm.baselines import SingleFrameMLPLifter, TemporalConvLifter  # n
 from modeling_mpm.inference import lift_sequence  # noqa: E402
 
 SETTINGS = {
-    "smoke": dict(windows=[9], seq2seq_lengths=[60, 120], seq2frame_lengths=[20], repeats=1, tiny=True,
+    "smoke": dict(windows=[9], seq2seq_lengths=[60, 120], seq2frame_lengths=[20], repeats=1, latency_repeats=3, tiny=True,
                   matmul_n=256),
     "small": dict(windows=[27, 81, 243], seq2seq_lengths=[1000, 4000, 16000], seq2frame_lengths=[250, 1000],
-                  repeats=2, tiny=False, matmul_n=4096),
+                  repeats=2, latency_repeats=21, tiny=False, matmul_n=4096),
     "full": dict(windows=[27, 81, 243], seq2seq_lengths=[1000, 4000, 16000, 64000],
-                 seq2frame_lengths=[250, 1000, 4000], repeats=3, tiny=False, matmul_n=4096),
+                 seq2frame_lengths=[250, 1000, 4000], repeats=3, latency_repeats=51, tiny=False, matmul_n=4096),
 }
 
 
@@ -87,7 +88,7 @@ def main(argv=None) -> int:
     res["matmul_gflops"] = matmul_gflops(s["matmul_n"])
     print(f"fp32 matmul {s['matmul_n']}^3: {res['matmul_gflops']:.1f} GFLOP/s (load {C.load_average()})", flush=True)
     rng = np.random.default_rng(0)
-    rows = []
+    rows, latency = [], []
     for W in s["windows"]:
         kw = dict(hidden_size=32, intermediate_size=64, num_layers=1, num_attention_heads=4) if s["tiny"] else {}
         model = MPMForPoseLifting(MPMConfig.h36m_17(num_frames=W, **kw)).eval()
@@ -110,6 +111,18 @@ def main(argv=None) -> int:
             xp = torch.cat([xt[:1].expand(pad, -1, -1), xt, xt[-1:].expand(pad, -1, -1)])[None]
             return lambda: tcn(xp)
 
+        # batch-1 latency of one window (the usual per-clip latency of peer systems)
+        clip = torch.from_numpy(short[:W])[None]
+        for head in ("pose_3d_center", "pose_3d"):
+            fn = lambda: getattr(model(pose_2d=clip), head)  # noqa: E731
+            with torch.inference_mode():
+                fn()
+                ts = sorted(_time(fn) for _ in range(s["latency_repeats"]))
+            lat = {"window": W, "head": head, "median_ms": 1000 * ts[len(ts) // 2], "min_ms": 1000 * ts[0],
+                   "flops": count_flops(fn), "load": C.load_average()}
+            latency.append(lat)
+            print(f"W={W:3d} batch-1 latency ({head}): median {lat['median_ms']:.1f} ms, "
+                  f"{lat['flops'] / 1e9:.3f} GFLOP per window", flush=True)
         flops_pf = {
             "seq2seq": count_flops(runner("seq2seq", short)) / len(short),
             "seq2frame": count_flops(runner("seq2frame", short[:n_s2f])) / n_s2f,
@@ -132,6 +145,7 @@ def main(argv=None) -> int:
                       f"{flops_pf[mode] / 1e6:8.2f} MFLOP/frame, {g:6.1f} GFLOP/s "
                       f"({100 * g / res['matmul_gflops']:.0f}% of matmul), load {load}", flush=True)
     res["rows"] = rows
+    res["latency_batch1"] = latency
     res["meta"]["load_after"] = C.load_average()
     path = args.out or os.path.join(C.RESULTS_DIR, f"inference_scaling_{args.budget}.json")
     C.write_json(res, path)

@@ -306,6 +306,13 @@ def section_inference(res: dict, plots: str, rel: str, headline: Optional[dict])
                  f"{r['frames_per_s']:,.0f} | {r['flops_per_frame'] / 1e6:.2f} | {r['gflops']:.1f} | "
                  f"{100 * r['fraction_of_matmul']:.0f}% |")
     L.append("")
+    if res.get("latency_batch1"):
+        L += ["Batch-1 latency of one window (median; the per-clip figure peer systems quote, e.g. the MPM "
+              "authors' lifter 28 ms, VideoPose3D 38 ms for a 243-frame clip on 2 CPU threads, per "
+              "HF_ECOSYSTEM_NOTES):", "", "| W | head | median (ms) | min (ms) | GFLOP per window |", "|---|---|---|---|---|"]
+        for r in res["latency_batch1"]:
+            L.append(f"| {r['window']} | {r['head']} | {r['median_ms']:.1f} | {r['min_ms']:.1f} | {r['flops'] / 1e9:.3f} |")
+        L.append("")
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     for (mode, W), ls in ((k, None) for k in sorted({(r["mode"], r["window"]) for r in rows})):
