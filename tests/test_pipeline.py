@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -283,6 +284,9 @@ REMOTE_SCRIPT = textwrap.dedent(
     comp = pipeline("pose-completion", model=completer_dir, trust_remote_code=True)
     a = lift(np.load(kp_path), image_size=(640, 480), keypoint_format="coco", mode="seq2seq")
     b = comp(np.load(pose_path))
+    hub = pipeline(model="mpm-test/lifter", trust_remote_code=True)   # Hub id, from the offline cache
+    h = hub(np.load(kp_path), image_size=(640, 480), keypoint_format="coco", mode="seq2seq")
+    assert np.array_equal(h["pose_3d"], a["pose_3d"])
     assert "modeling_mpm" not in sys.modules
     print(json.dumps({"lift_cls": type(lift).__name__, "lift_model": type(lift.model).__name__,
                       "lift_module": type(lift).__module__, "comp_model": type(comp.model).__name__,
@@ -292,7 +296,8 @@ REMOTE_SCRIPT = textwrap.dedent(
 
 
 def test_remote_code_without_package(tmp_path, lifter, completer):
-    """Saved pipelines load with trust_remote_code=True in a process that cannot import modeling_mpm."""
+    """Saved pipelines load with trust_remote_code=True (folder and Hub id) in a process that cannot
+    import modeling_mpm."""
     lift = pipeline("pose-lifting", model=lifter)
     lift.save_pretrained(tmp_path / "lifter")
     comp = pipeline("pose-completion", model=completer)
@@ -308,8 +313,14 @@ def test_remote_code_without_package(tmp_path, lifter, completer):
     np.save(tmp_path / "pose.npy", pose)
     script = tmp_path / "remote.py"
     script.write_text(REMOTE_SCRIPT)
+    # a hand-made Hub cache entry makes the Hub id "mpm-test/lifter" resolve offline
+    snap = tmp_path / "hf" / "hub" / "models--mpm-test--lifter" / "snapshots" / ("0" * 40)
+    shutil.copytree(tmp_path / "lifter", snap)
+    (snap.parent.parent / "refs").mkdir()
+    (snap.parent.parent / "refs" / "main").write_text("0" * 40)
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"),
-               PYTHONPATH="", OMP_NUM_THREADS="1")
+               HF_HOME=str(tmp_path / "hf"), PYTHONPATH="", OMP_NUM_THREADS="1")
+    env.pop("HF_HUB_CACHE", None)
     args = [str(tmp_path / n) for n in ("lifter", "completer", "kp.npy", "pose.npy")]
     res = subprocess.run([sys.executable, str(script), *args], cwd=str(tmp_path), env=env,
                          capture_output=True, text=True, timeout=240)
