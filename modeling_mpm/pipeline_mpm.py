@@ -208,7 +208,7 @@ class PoseCompletionPipeline(_MPMPipelineBase):
     * 3D completion: ``pipe(pose_3d)`` with ``pose_3d`` ``(frames, J, 3)`` metres, missing joints NaN
       (or ``missing=(frames, J)`` bool). Returns ``pose_3d`` with the given joints kept exactly and
       the missing ones from the model, plus ``missing``. Each frame is made root-relative before the
-      model (pelvis, else mid-hips, where given) and shifted back after.
+      model (pelvis, else mid-hips, else interpolated from neighbouring frames) and shifted back after.
     * occluded 2D -> 3D: ``pipe(keypoints=..., image_size=(w, h), keypoint_format="coco")`` (same 2D
       input rules as the lifting pipeline). Returns ``pose_3d`` ``(frames, J, 3)`` (root-relative
       metres, camera frame, root = 0) lifted from the masked 2D, ``keypoints_2d`` ``(frames, J, 2)``
@@ -296,7 +296,8 @@ class PoseCompletionPipeline(_MPMPipelineBase):
             miss |= m.astype(bool)
         if miss.all():
             raise ValueError("every joint of pose_3d is missing; nothing to complete from")
-        # per-frame root: given pelvis, else mid-hips, else 0 (frame assumed root-relative)
+        # per-frame root: given pelvis, else mid-hips, else interpolated over time from the frames
+        # that have one (all frames without: the input is taken as root-relative)
         root = np.zeros((p.shape[0], 3))
         r = self.skeleton.root if self.skeleton.root is not None else 0
         names = self.skeleton.joint_names
@@ -305,6 +306,11 @@ class PoseCompletionPipeline(_MPMPipelineBase):
         hips = ~has_root & ~miss[:, lh] & ~miss[:, rh]
         root[has_root] = p[has_root, r]
         root[hips] = (p[hips, lh] + p[hips, rh]) / 2
+        known = has_root | hips
+        if known.any() and not known.all():
+            t = np.arange(p.shape[0])
+            for c in range(3):
+                root[~known, c] = np.interp(t[~known], t[known], root[known, c])
         rel = np.where(miss[..., None], 0.0, p - root[:, None])
         rel[:, r] = 0.0
         return {"pose": rel.astype(np.float32), "missing": miss, "given": p, "root": root, "kind": "3d"}

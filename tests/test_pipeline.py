@@ -206,6 +206,12 @@ def test_completion_3d_keeps_given_joints(completer):
         ref = completer(pose_3d=rel, spatial_mask_3d=torch.as_tensor(miss)[None],
                         temporal_mask_3d=torch.zeros(1, T, dtype=torch.bool)).pose_3d[0].numpy()
     np.testing.assert_allclose(out["pose_3d"][miss], (ref + pose[:, :1])[miss], atol=1e-5)
+    # a frame with no joint at all gets the root of its neighbours (absolute input stays absolute)
+    x2 = x.copy()
+    x2[4] = np.nan
+    out2 = pipe(x2)
+    assert np.isfinite(out2["pose_3d"]).all() and out2["missing"][4].all()
+    assert np.abs(out2["pose_3d"][4].mean(0) - pose[4].mean(0)).max() < 2.0  # near the person, not at 0
     # any length, list input
     res = pipe([x[:4], np.concatenate([x, x, x])])
     assert [r["pose_3d"].shape[0] for r in res] == [4, 3 * T]
