@@ -11,7 +11,10 @@ steps, fine-tuning steps and joint-dropout augmentation):
 * pretext tasks: masked 2D only, masked 3D only, both (the paper);
 * masks per sample (this package's default) against one mask shared by the batch (the authors'
   code, ``share_mask_across_batch=True``);
-* ``none``: no pre-training (the lifter from scratch with the fine-tuning budget).
+* ``none``: no pre-training (the lifter from scratch with the fine-tuning budget);
+* ``dropped_frames_embedded_like_authors``: temporally dropped frames pass the joint embedding with
+  their real coordinates (the authors' code) instead of the mask token (this package), which
+  changes the BatchNorm statistics seen in pre-training (``common.embed_dropped_frames_like_authors``).
 
 Reports centre-frame MPJPE / P-MPJPE (mm) on the held-out sequences, MPJPE with 30% of the 2D
 joints missing, and the final pre-training loss. Writes ``bench/results/ablation_<budget>.json``.
@@ -40,11 +43,16 @@ VARIANTS = {
     "pretext_3d_only": ("3d", dict(temporal_mask_ratio=0.6, spatial_mask_joints=5)),
     "shared_batch_mask": ("both", dict(temporal_mask_ratio=0.6, spatial_mask_joints=5, share_mask_across_batch=True)),
     "none": None,
+    # the authors' handling of dropped frames in the embedding (real coordinates through the
+    # BatchNorm'd joint embedding) instead of this package's mask token
+    "dropped_frames_embedded_like_authors": ("both", dict(temporal_mask_ratio=0.6, spatial_mask_joints=5,
+                                                          authors_embedding=True)),
 }
 GROUPS = {
     "mask ratio": ["paper_0.6_5_both", "tmr0.3_smj5", "tmr0.8_smj5", "tmr0.6_smj2", "tmr0.6_smj9"],
     "pretext": ["paper_0.6_5_both", "pretext_2d_only", "pretext_3d_only", "none"],
     "mask sharing": ["paper_0.6_5_both", "shared_batch_mask"],
+    "dropped-frame embedding": ["paper_0.6_5_both", "dropped_frames_embedded_like_authors"],
 }
 
 
@@ -53,6 +61,7 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", choices=sorted(C.BUDGETS), default="small")
     ap.add_argument("--seeds", default="0", help="comma list of seeds (default 0)")
     ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--tag", default="", help="suffix of the output file (ablation_<budget><tag>.json)")
     ap.add_argument("--pretrain-steps", type=int, default=None)
     ap.add_argument("--finetune-steps", type=int, default=None)
     ap.add_argument("--threads", type=int, default=1)
@@ -67,7 +76,7 @@ def main(argv=None) -> int:
     if args.finetune_steps is not None:
         b["finetune_steps"] = args.finetune_steps
     names = args.variants.split(",")
-    out_path = args.out or os.path.join(C.RESULTS_DIR, f"ablation_{args.budget}.json")
+    out_path = args.out or os.path.join(C.RESULTS_DIR, f"ablation_{args.budget}{args.tag}.json")
     res = {"meta": C.run_meta(args.budget, args.threads, argv, __file__), "budget": b, "groups": GROUPS, "runs": {}}
     t_all = time.perf_counter()
     n, f = None, b["num_frames"]
@@ -83,7 +92,7 @@ def main(argv=None) -> int:
             else:
                 pretext, over = spec
                 pre, plog = C.pretrain_mpm(b, seed, train, b["pretrain_steps"], pretext=pretext, **over)
-                row.update(pretext=pretext, config=over, pretrain_final_loss=plog["loss_curve"][-1][1],
+                row.update(pretext=pretext, config={k: v for k, v in over.items()}, pretrain_final_loss=plog["loss_curve"][-1][1],
                            pretrain_seconds=plog["seconds"])
                 lifter = C.lifter_from(pre, b, seed)
             log = C.finetune(lifter, "mpm", b, seed, train, b["finetune_steps"])
