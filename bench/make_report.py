@@ -376,6 +376,67 @@ def section_inference(res: dict, plots: str, rel: str, headline: Optional[dict])
     return L
 
 
+def section_summary(acc, comp, abl, tr, inf) -> List[str]:
+    """Plain-language findings, each computed from the JSON (no hand-typed numbers)."""
+    L = ["## Summary", ""]
+    if acc and "summary" in acc:
+        summ = acc["summary"]
+        order = sorted(summ, key=lambda k: summ[k]["mpjpe_mm"]["mean"])
+        L.append("- **Lifting (clean 2D):** " + ", ".join(
+            f"{NAMES.get(k, k)} {_pm(summ[k]['mpjpe_mm'])} mm" for k in order) + " (MPJPE, best first).")
+        if "mpm_pretrained" in summ and "mpm_scratch" in summ:
+            seeds = list(acc["runs"])
+            diffs = [acc["runs"][s]["mpm_pretrained"]["clean"]["mpjpe_mm"] - acc["runs"][s]["mpm_scratch"]["clean"]["mpjpe_mm"]
+                     for s in seeds]
+            word = ("helped in every seed" if all(d < 0 for d in diffs) else
+                    "hurt in every seed" if all(d > 0 for d in diffs) else "was not consistent across seeds")
+            L.append(f"- **The paper's claim at this scale:** masked 2D+3D pre-training {word} "
+                     f"(pre-trained minus scratch: {', '.join(f'{d:+.1f}' for d in diffs)} mm over seeds "
+                     f"{', '.join(seeds)}). At this budget the evidence does "
+                     f"{'' if all(d < 0 for d in diffs) else 'not '}support the claim; see section 1 for caveats.")
+        for kind, lab in (("joints", "random missing joints"), ("limbs", "missing limbs"), ("frames", "missing frames")):
+            last = {k: summ[k]["occlusion"][kind][-1] for k in summ}
+            best = min(last, key=lambda k: last[k]["mpjpe_mm"]["mean"])
+            frac = last[best]["missing_fraction"]
+            L.append(f"- **Robustness, {lab} ({frac:.0%} of the 2D missing):** best {NAMES.get(best, best)} "
+                     f"{_pm(last[best]['mpjpe_mm'])} mm; " + ", ".join(
+                         f"{k} {_pm(last[k]['mpjpe_mm'])}" for k in summ if k != best) + " mm.")
+    if comp and "summary" in comp:
+        cs = comp["summary"]
+        for kind in ("tube", "gap", "long_gap"):
+            keys = [k for k in cs if k.startswith(kind + "/")]
+            means = {m: np.mean([cs[k][m]["mean"] for k in keys]) for m in
+                     ("mpm_completion", "mpm_pretrained", "nearest_neighbour", "linear_interpolation")
+                     if all(cs[k][m]["n"] for k in keys)}
+            best = min(means, key=means.get)
+            L.append(f"- **Completion, {kind} masks** (masked-joint MPJPE averaged over the 4 limbs): best {best} "
+                     f"{means[best]:.1f} mm; " + ", ".join(f"{m} {v:.1f}" for m, v in means.items() if m != best) + " mm.")
+    if abl and "summary" in abl:
+        sa = abl["summary"]
+        best = min(sa, key=lambda k: sa[k]["mpjpe_mm"]["mean"])
+        L.append(f"- **Ablations (one seed):** lowest lifting error with `{best}` ({_pm(sa[best]['mpjpe_mm'])} mm); "
+                 f"the paper's 0.6 / 5 set-up {_pm(sa.get('paper_0.6_5_both', {}).get('mpjpe_mm'))} mm; "
+                 f"no pre-training {_pm(sa.get('none', {}).get('mpjpe_mm'))} mm.")
+    if tr and "steps" in tr:
+        st = tr["steps"]
+        L.append("- **Training cost (CPU, " + f"{tr['meta']['threads']} threads):** " + "; ".join(
+            f"{k} {r['samples_per_s']:.1f} windows/s of {r['num_frames']} frames at batch {r['batch_size']}, "
+            f"peak RSS {r['rss_peak_mib']:.0f} MiB" for k, r in st.items()) + ".")
+    if inf and "rows" in inf:
+        big = max(r["window"] for r in inf["rows"])
+        rr = [r for r in inf["rows"] if r["window"] == big and r["mode"] in ("seq2seq", "seq2frame")]
+        parts = []
+        for mode in ("seq2seq", "seq2frame"):
+            x = [r for r in rr if r["mode"] == mode]
+            if x:
+                r = max(x, key=lambda r: r["frames"])
+                parts.append(f"{mode} {r['frames_per_s']:,.0f} frames/s ({r['flops_per_frame'] / 1e6:.1f} MFLOP/frame, "
+                             f"{100 * r['fraction_of_matmul']:.0f}% of the matmul peak)")
+        L.append(f"- **Inference (CPU, {inf['meta']['threads']} threads, W={big}):** " + "; ".join(parts) + ".")
+    L.append("")
+    return L
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget", default="small")
@@ -407,6 +468,7 @@ def main(argv=None) -> int:
          "`--budget smoke` runs every script in seconds (what `tests/test_bench_smoke.py` does); `--budget full` "
          "is the paper-size set-up (243 frames, width 256, 4 layers, 20k pre-training + 10k fine-tuning "
          "steps, 5 seeds) for a machine with more time.", ""]
+    L += section_summary(acc, comp, abl, tr, inf)
     sections = 0
     for res, fn in ((acc, lambda r: section_accuracy(r, args.plots, rel)),
                     (comp, lambda r: section_completion(r, args.plots, rel)),
