@@ -77,7 +77,7 @@ def normalize_format(keypoint_format: str) -> str:
 
 
 def _to_numeric_array(x, name: str) -> np.ndarray:
-    """np.asarray(x) as float64, with TypeError/ValueError messages instead of NumPy's."""
+    """np.asarray(x) as float32/float64, with TypeError/ValueError messages instead of NumPy's."""
     if x is None:
         raise TypeError(f"{name} is None; pass an array of shape (frames, joints, 2 or 3)")
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch tensor without importing torch
@@ -103,7 +103,13 @@ def _to_numeric_array(x, name: str) -> np.ndarray:
             f"{name} must hold numbers (int or float), got dtype {arr.dtype}; pass pixel coordinates "
             "as a float array of shape (frames, joints, 2 or 3)"
         )
-    return arr.astype(np.float64, copy=False)
+    # float32 input stays float32 (half the memory on long sequences); everything else -> float64
+    return arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float64)
+
+
+def _float(a) -> np.ndarray:
+    a = np.asarray(a)
+    return a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)
 
 
 def validate_keypoints(
@@ -116,8 +122,8 @@ def validate_keypoints(
         keypoint_format: ``"h36m"``, ``"coco"`` or ``"halpe26"``.
 
     Returns:
-        ``(xy, confidence, format)``: ``xy`` float64 ``(frames, joints, 2)``, ``confidence`` float64
-        ``(frames, joints)`` or ``None``, and the canonical format name.
+        ``(xy, confidence, format)``: ``xy`` ``(frames, joints, 2)``, ``confidence`` ``(frames, joints)``
+        or ``None`` (float32 for float32 input, else float64), and the canonical format name.
 
     Raises:
         TypeError / ValueError with a message saying what to pass instead.
@@ -177,14 +183,14 @@ def validate_image_size(image_size) -> Tuple[float, float]:
 
 def normalize_screen_coordinates(xy: np.ndarray, width: float, height: float) -> np.ndarray:
     """Pixels -> model coordinates: ``u = x / w * 2 - 1``, ``v = y / w * 2 - h / w`` (same shape)."""
-    xy = np.asarray(xy, dtype=np.float64)
-    return xy / width * 2.0 - np.array([1.0, height / width])
+    xy = _float(xy)
+    return xy / xy.dtype.type(width / 2.0) - np.array([1.0, height / width], dtype=xy.dtype)
 
 
 def unnormalize_screen_coordinates(uv: np.ndarray, width: float, height: float) -> np.ndarray:
     """Inverse of :func:`normalize_screen_coordinates` (model coordinates -> pixels)."""
-    uv = np.asarray(uv, dtype=np.float64)
-    return (uv + np.array([1.0, height / width])) * width / 2.0
+    uv = _float(uv)
+    return (uv + np.array([1.0, height / width], dtype=uv.dtype)) * uv.dtype.type(width / 2.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,17 +248,17 @@ def keypoints_to_h36m(
         joints are NaN. See the module docstring for the synthesis rules.
     """
     fmt = normalize_format(keypoint_format)
-    xy = np.asarray(xy, dtype=np.float64)
+    xy = _float(xy)
     valid = np.asarray(valid, dtype=bool)
     if fmt == "h36m":
-        out = np.where(valid[..., None], xy, np.nan)
-        return out, valid.copy(), None if confidence is None else np.asarray(confidence, np.float64).copy()
+        out = np.where(valid[..., None], xy, xy.dtype.type(np.nan))
+        return out, valid.copy(), None if confidence is None else _float(confidence).copy()
     rules = _RULES[fmt]
     F = xy.shape[0]
-    out = np.full((F, 17, 2), np.nan)
+    out = np.full((F, 17, 2), np.nan, dtype=xy.dtype)
     v_out = np.zeros((F, 17), dtype=bool)
-    c_out = None if confidence is None else np.full((F, 17), np.nan)
-    safe = np.where(valid[..., None], xy, 0.0)
+    c_out = None if confidence is None else np.full((F, 17), np.nan, dtype=xy.dtype)
+    safe = np.where(valid[..., None], xy, xy.dtype.type(0))
     for j, joint_rules in enumerate(rules):
         todo = ~v_out[:, j]
         for rule in joint_rules:
@@ -280,9 +286,10 @@ def fill_missing(xy: np.ndarray, valid: np.ndarray) -> np.ndarray:
     Args:
         xy: ``(frames, J, C)``; valid: ``(frames, J)`` bool with at least one True.
     Returns:
-        float64 ``(frames, J, C)``, finite, equal to ``xy`` where ``valid``.
+        ``(frames, J, C)`` (float32 for float32 input, else float64), finite, equal to ``xy`` where
+        ``valid``.
     """
-    xy = np.array(xy, dtype=np.float64)
+    xy = _float(xy).copy()
     valid = np.asarray(valid, dtype=bool)
     F, J, C = xy.shape
     if not valid.any():
@@ -297,8 +304,8 @@ def fill_missing(xy: np.ndarray, valid: np.ndarray) -> np.ndarray:
     never = ~valid.any(axis=0)
     if never.any():
         frame_ok = valid.any(axis=1)
-        w = valid.astype(np.float64)[..., None]
-        mean = (np.where(valid[..., None], xy, 0.0) * w).sum(1) / np.maximum(w.sum(1), 1.0)  # (F, C)
+        w = valid.astype(xy.dtype)[..., None]
+        mean = (np.where(valid[..., None], xy, xy.dtype.type(0)) * w).sum(1) / np.maximum(w.sum(1), 1.0)
         # frames with no valid joint: nearest frame that has one
         if not frame_ok.all():
             ok_idx = np.flatnonzero(frame_ok)
@@ -328,8 +335,8 @@ def prepare_keypoints(
 
     Returns:
         dict with ``pose_2d`` float32 ``(frames, 17, 2)`` normalised and finite, ``missing`` bool
-        ``(frames, 17)`` (True = masked joint), ``keypoints_2d`` float64 ``(frames, 17, 2)`` H36M-17
-        in the input units (NaN where missing) and ``image_size``.
+        ``(frames, 17)`` (True = masked joint), ``keypoints_2d`` ``(frames, 17, 2)`` H36M-17 in the
+        input units (NaN where missing; float32 for float32 input, else float64) and ``image_size``.
     """
     xy, conf, fmt = validate_keypoints(keypoints, keypoint_format)
     if coordinates not in ("pixels", "normalized"):

@@ -171,3 +171,14 @@ def test_normalized_coordinates_need_no_image_size():
     np.testing.assert_allclose(r["pose_2d"], k, rtol=1e-6)
     with pytest.raises(ValueError, match="image_size"):
         prepare_keypoints(k, None, "h36m")
+
+
+def test_float32_input_stays_float32_and_agrees():
+    k = np.concatenate([coco_pose(5), np.full((5, 17, 1), 0.8)], -1)
+    k[1, 3, 2] = 0.1
+    a = prepare_keypoints(k, (640, 480), "coco", 0.3)
+    b = prepare_keypoints(k.astype(np.float32), (640, 480), "coco", 0.3)
+    assert b["keypoints_2d"].dtype == np.float32 and a["keypoints_2d"].dtype == np.float64
+    np.testing.assert_array_equal(a["missing"], b["missing"])
+    np.testing.assert_allclose(a["pose_2d"], b["pose_2d"], atol=1e-5)
+    np.testing.assert_allclose(a["keypoints_2d"], b["keypoints_2d"], rtol=1e-5)
