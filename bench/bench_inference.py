@@ -11,8 +11,9 @@ Reports, for ``MPMConfig.h36m_17()`` (243 frames, 4 layers, width 256):
   computation actually run) and achieved FLOP/s as a fraction of the matmul's;
 * the same through the pipeline (keypoint validation, normalisation, windowing);
 * seq2frame lifting (one 243-frame window per frame) of ``--seq2frame-frames`` frames;
-* peak resident memory (``ru_maxrss``) of a fresh process lifting ``--memory-frames`` frames with
-  the pipeline in seq2seq mode, next to the same process before lifting.
+* peak resident memory of a fresh process while it lifts ``--memory-frames`` frames with the
+  pipeline in seq2seq mode (``VmHWM`` after resetting it through ``/proc/self/clear_refs`` just
+  before the call; ``ru_maxrss`` where that is not possible), next to its resident memory before.
 """
 
 from __future__ import annotations
@@ -92,12 +93,21 @@ MEMORY_SCRIPT = textwrap.dedent(
     kp = rng.uniform(0, 1000, size=({frames}, 17, 3)).astype(np.float32)
     kp[..., 2] = rng.uniform(0.2, 1.0, size=kp.shape[:2])
     import gc, os
+    def hwm_kib():
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM"):
+                return float(line.split()[1])
     gc.collect()
     current = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1024
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:  # reset the high-water mark so that the peak below is the lifting's own (Linux)
+        open("/proc/self/clear_refs", "w").write("5")
+        reset = True
+    except OSError:
+        reset = False
     out = pipe(kp, image_size=(1000, 1000), mode="seq2seq", batch_size={batch}, confidence_threshold=0.3,
                progress=False)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = hwm_kib() if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     assert out["pose_3d"].shape == ({frames}, 17, 3) and np.isfinite(out["pose_3d"]).all()
     print(json.dumps({{"rss_before_mib": before / 1024, "rss_peak_mib": after / 1024,
                        "rss_current_before_lift_mib": current / 1024,
@@ -111,7 +121,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--frames", type=int, default=20000, help="frames for the seq2seq run")
     ap.add_argument("--seq2frame-frames", type=int, default=1000)
-    ap.add_argument("--memory-frames", type=int, default=200000, help="0 skips the memory run")
+    ap.add_argument("--memory-frames", default="20000,200000",
+                    help="comma list of input lengths for the memory runs (0 skips them)")
     ap.add_argument("--batch-sizes", default="64", help="comma list of windows per forward (seq2seq)")
     ap.add_argument("--seq2frame-batch-size", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=2)
@@ -190,8 +201,10 @@ def main(argv=None) -> int:
     print(f"seq2frame {n} frames, batch {args.seq2frame_batch_size}: {n / dt:.1f} frames/s, {g:.1f} GFLOP/s = "
           f"{100 * g / res['matmul_gflops']:.0f}% of matmul ({f_s2f / 1e9:.3f} GFLOP/window)")
 
-    if args.memory_frames:
-        script = MEMORY_SCRIPT.format(root=ROOT, threads=args.threads, frames=args.memory_frames, batch=bs)
+    mem_frames = [int(f) for f in str(args.memory_frames).split(",") if int(f) > 0]
+    res["memory"] = []
+    for frames in mem_frames:
+        script = MEMORY_SCRIPT.format(root=ROOT, threads=args.threads, frames=frames, batch=bs)
         t = time.perf_counter()
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                              env=dict(os.environ, HF_HUB_OFFLINE="1"))
@@ -199,12 +212,12 @@ def main(argv=None) -> int:
             print(out.stderr[-2000:], file=sys.stderr)
             return 1
         mem = json.loads(out.stdout.strip().splitlines()[-1])
-        mem["frames"] = args.memory_frames
+        mem["frames"] = frames
         mem["seconds"] = time.perf_counter() - t
-        res["memory"] = mem
-        print(f"memory: {args.memory_frames} frames through the pipeline (seq2seq): peak RSS "
-              f"{mem['rss_peak_mib']:.0f} MiB (resident before lifting {mem['rss_current_before_lift_mib']:.0f} MiB, "
-              f"peak before lifting {mem['rss_before_mib']:.0f} MiB, input "
+        res["memory"].append(mem)
+        print(f"memory: {frames} frames through the pipeline (seq2seq, batch {bs}): peak RSS while lifting "
+              f"{mem['rss_peak_mib']:.0f} MiB, resident before {mem['rss_current_before_lift_mib']:.0f} MiB "
+              f"(+{mem['rss_peak_mib'] - mem['rss_current_before_lift_mib']:.0f} MiB; input "
               f"{mem['input_mib']:.0f} MiB), {mem['seconds']:.0f} s with start-up")
     res["load_after"] = load_average()
     print(f"load average after: {res['load_after']}")
