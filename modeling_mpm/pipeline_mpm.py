@@ -138,14 +138,9 @@ class PoseLiftingPipeline(_MPMPipelineBase):
             raise ValueError("pass keypoints: a (frames, joints, 2 or 3) array, or a list of them")
         kwargs = self._window_batch(kwargs)
         if _is_batch(keypoints):
-            return [super(PoseLiftingPipeline, self).__call__(np.asarray(k) if isinstance(k, (list, tuple)) else k, **kwargs)
-                    for k in keypoints]
-        if isinstance(keypoints, (list, tuple)):
-            keypoints = np.asarray(keypoints, dtype=object)
-            try:
-                keypoints = keypoints.astype(np.float64)
-            except (TypeError, ValueError):
-                raise TypeError("keypoints must hold numbers: pass a (frames, joints, 2 or 3) float array") from None
+            return [self(k, **kwargs) for k in keypoints]
+        if isinstance(keypoints, (list, tuple)):  # one nested-list sequence (the base class would batch it)
+            keypoints = _to_numeric_array(keypoints, "keypoints")
         return super().__call__(keypoints, **kwargs)
 
     def _sanitize_parameters(

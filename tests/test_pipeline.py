@@ -350,3 +350,8 @@ def test_h36m16_model_gets_16_joints():
     assert out["pose_3d"].shape == (4, 16, 3) and out["valid"].shape == (4, 16)
     assert not out["valid"][:, 9].any() and out["valid"][:, [8, 10]].all()
     assert out["keypoints_2d"].shape == (4, 17, 2)
+
+
+def test_ragged_nested_list_is_a_clear_error(lift_pipe):
+    with pytest.raises(ValueError, match="rectangular"):
+        lift_pipe([[[0.0, 0.0]] * 17, [[0.0, 0.0]] * 16], image_size=(W, H))
