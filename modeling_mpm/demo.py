@@ -32,7 +32,7 @@ __all__ = ["PRESETS", "run_demo", "main"]
 #: Budgets. "full" was sized by measuring on 2 CPU cores (docs/training.md): about 10 minutes.
 PRESETS: Dict[str, Dict] = {
     "full": dict(num_frames=27, hidden_size=128, intermediate_size=256, num_layers=2, num_attention_heads=8,
-                 batch_size=128, pretrain_steps=400, finetune_steps=300, pretrain_lr=1e-3, finetune_lr=1e-3,
+                 batch_size=64, pretrain_steps=1000, finetune_steps=700, pretrain_lr=2e-3, finetune_lr=2e-3,
                  train_stride=1, eval_stride=4, eval_batch_size=512),
     "quick": dict(num_frames=9, hidden_size=32, intermediate_size=64, num_layers=1, num_attention_heads=4,
                   batch_size=16, pretrain_steps=3, finetune_steps=3, pretrain_lr=1e-3, finetune_lr=1e-3,
@@ -131,6 +131,7 @@ def render_example(path: str, pose_2d: np.ndarray, pred_3d: np.ndarray, gt_3d: n
         ax3.set_ylabel("z")
         ax3.set_zlabel("-y")
         ax3.view_init(elev=10, azim=-70)
+        ax3.set_box_aspect((1, 1, 1))
         ax3.set_title(name)
     if title:
         fig.suptitle(title)
@@ -138,6 +139,18 @@ def render_example(path: str, pose_2d: np.ndarray, pred_3d: np.ndarray, gt_3d: n
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def default_threads() -> int:
+    """Torch threads for the demo: ``min(2, cores)``, but 1 when the machine is already busy
+    (load average above ``cores - 1``): small models on oversubscribed cores run several times
+    slower with two spinning threads than with one."""
+    cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0] > max(cores - 1, 0.5)
+    except (AttributeError, OSError):  # pragma: no cover - not on every platform
+        busy = False
+    return 1 if busy else min(2, cores)
 
 
 def run_demo(output_dir: str, *, quick: bool = False, pretrain_steps: Optional[int] = None,
@@ -157,7 +170,7 @@ def run_demo(output_dir: str, *, quick: bool = False, pretrain_steps: Optional[i
         if v is not None and (not isinstance(v, int) or v <= 0):
             raise ValueError(f"{name} must be a positive int, got {v!r}")
     t_start = time.time()
-    torch.set_num_threads(threads or min(2, os.cpu_count() or 1))
+    torch.set_num_threads(threads or default_threads())
     hf_logging.disable_progress_bar()
     p = dict(PRESETS["quick" if quick else "full"])
     if pretrain_steps is not None:
@@ -272,7 +285,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--finetune-steps", dest="finetune_steps", type=int, default=None,
                         help="override the fine-tuning steps (each lifter)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: min(2, cores))")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: min(2, cores), 1 when the machine is busy)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     run_demo(args.output_dir, quick=args.quick, pretrain_steps=args.pretrain_steps,

@@ -65,3 +65,19 @@ def test_demo_card_numbers_match_results(demo_dir):
     vals = {r.metric_type: r.metric_value for r in card.data.eval_results}
     assert vals["mpjpe"] == pytest.approx(round(res["table"]["pretrained"]["plain"]["mpjpe"], 2))
     assert vals["p_mpjpe_flip"] == pytest.approx(round(res["table"]["pretrained"]["flip"]["p_mpjpe"], 2))
+
+
+def test_eval_cli_on_demo_lifter(demo_dir, tmp_path, capsys):
+    from modeling_mpm.cli import main
+
+    out = tmp_path / "eval.json"
+    assert main(["eval", "--model", str(demo_dir / "mpm-lift"), "--max_windows", "40", "--flip", "both",
+                 "--occluded_joints", "2", "--output_json", str(out), "--no_progress"]) == 0
+    text = capsys.readouterr().out
+    assert "Average" in text and "P-MPJPE" in text and "2 joints missing" in text
+    res = json.load(open(out))
+    assert set(res) == {"no flip", "flip"}
+    assert res["flip"]["windows"] == 40 and res["flip"]["flip"] is True
+    assert set(res["flip"]["per_action"]) <= {"cmu_01_03", "climb_seq_3"}
+    with pytest.raises(SystemExit):
+        main(["eval", "--model", str(tmp_path / "missing")])

@@ -74,6 +74,7 @@ SCHEMA: Dict[str, Dict[str, Tuple[Any, Any, Optional[Tuple[Any, ...]]]]] = {
         "log_every": (int, 50, None),
         "num_workers": (int, 0, None),
         "pretrain_pairing": (str, "split", ("split", "paired")),
+        "pretrain_lift": (bool, False, None),           # + masked 2D -> 3D lifting (paper v1 pretext task)
         "occlusion_prob": (float, 0.0, None),           # lift: chance a window gets missing joints
         "occlusion_max_joints": (int, 3, None),         # lift: up to this many missing joints/frame
         "best_metric": ((str, type(None)), None, None),  # None: the task's default

@@ -5,7 +5,8 @@ Tasks (MPM_SPEC sections 5, 6 and 9):
 * ``pretrain``: masked 2D + masked 3D pose modeling (:class:`MPMForMaskedPoseModeling`,
   spatio-temporal masks). With ``training.pretrain_pairing: split`` the first half of a batch
   feeds the 2D pass and the second half the 3D pass (unpaired clips, as the authors); ``paired``
-  feeds both modalities of every clip.
+  feeds both modalities of every clip. ``training.pretrain_lift`` adds masked 2D -> 3D lifting
+  (the paper v1's third pretext task) on the 2D clips.
 * ``lift``: 2D -> 3D lifting (:class:`MPMForPoseLifting`), all-frames + centre-frame losses.
 * ``complete3d``: 3D with body-part tubes missing -> 3D (:class:`MPMForMaskedPoseModeling`).
 * ``occluded2d``: tube-masked 2D -> 3D and 2D (:class:`MPMForMaskedPoseModeling`, lifting loss).
@@ -69,11 +70,12 @@ def occlusion_mask(batch_size: int, num_frames: int, num_joints: int, max_joints
 
 
 def compute_loss(task: str, model, batch: Dict, config, generator: torch.Generator, *,
-                 pairing: str = "split", occlusion: Tuple[float, int] = (0.0, 0)):
+                 pairing: str = "split", occlusion: Tuple[float, int] = (0.0, 0), pretrain_lift: bool = False):
     """Loss of one micro-batch for ``task``; returns ``(loss, logs)`` with ``logs`` float values.
 
     ``config`` is the model's MPMConfig; ``occlusion`` = (probability, max joints) of random
-    missing joints in the lifting task.
+    missing joints in the lifting task; ``pretrain_lift`` adds the paper v1's third pretext task
+    (3D lifted from the masked 2D, weighted by ``config.loss_weight_lift``).
     """
     p2d, p3d = batch.get("pose_2d"), batch.get("pose_3d")
     F, J = config.num_frames, config.num_joints
@@ -91,9 +93,10 @@ def compute_loss(task: str, model, batch: Dict, config, generator: torch.Generat
         s3, t3 = sample_spatiotemporal_mask(x3d.shape[0], F, J, config.temporal_mask_ratio,
                                             config.spatial_mask_joints, config.share_mask_across_batch,
                                             generator=generator, device=x3d.device)
+        lift = p3d[: x2d.shape[0]] if pretrain_lift else None  # the 3D of the same clips as the 2D
         out = model(pose_2d=x2d, pose_3d=x3d, spatial_mask=s2, temporal_mask=t2,
-                    spatial_mask_3d=s3, temporal_mask_3d=t3)
-        logs = {"loss_2d": out.loss_2d, "loss_3d": out.loss_3d}
+                    spatial_mask_3d=s3, temporal_mask_3d=t3, lift_labels=lift)
+        logs = {"loss_2d": out.loss_2d, "loss_3d": out.loss_3d, "loss_lift": out.loss_lift}
     elif task == "lift":
         mask = occlusion_mask(p2d.shape[0], F, J, occlusion[1], occlusion[0], generator)
         if mask is not None:

@@ -396,7 +396,8 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
                     with ctx:
                         with acc.autocast():
                             loss, logs = compute_loss(t.task, model, batch, mcfg, gen, pairing=t.pretrain_pairing,
-                                                      occlusion=(t.occlusion_prob, t.occlusion_max_joints))
+                                                      occlusion=(t.occlusion_prob, t.occlusion_max_joints),
+                                                      pretrain_lift=t.pretrain_lift)
                         acc.backward(loss / t.gradient_accumulation_steps)
                     if not torch.isfinite(loss.detach()):
                         raise FloatingPointError(f"non-finite loss {float(loss)} at step {state['global_step'] + 1}")
@@ -433,7 +434,8 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
                 if val_ds is not None and (gs % eval_every == 0 or done):
                     if main:
                         vals = validate(unwrapped, val_ds, cfg)
-                        flat = {k: v for k, v in vals.items() if isinstance(v, (int, float))}
+                        flat = {k: v for k, v in vals.items()
+                                if isinstance(v, (int, float)) and not isinstance(v, bool)}
                         writer.write(gs, epoch, "val", flat)
                         value = float(vals[best_key])
                         improved = state["best_metric"] is None or value < state["best_metric"]
