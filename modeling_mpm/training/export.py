@@ -17,29 +17,30 @@ __all__ = ["save_model_with_pipeline", "export_model", "dataset_description"]
 logger = logging.getLogger("modeling_mpm.training")
 
 
-def save_model_with_pipeline(model, folder: str) -> None:
-    """``model.save_pretrained(folder)`` plus the pipeline files (``pose-lifting`` for a lifter,
-    ``pose-completion`` for a masked model), so that ``pipeline(model=folder)`` works also as
-    remote code. Falls back to the bare model files when the pipeline cannot be built."""
-    try:
-        from .. import pipeline_mpm
-    except ImportError:  # pragma: no cover - the pipeline module is part of the package
-        pipeline_mpm = None
-    helper = getattr(pipeline_mpm, "save_pretrained_with_pipeline", None) if pipeline_mpm else None
+def save_model_with_pipeline(model, folder: str, pipeline_code: bool = False) -> None:
+    """Save ``model`` for ``pipeline(...)``.
+
+    ``pipeline_code=False`` (default): ``model.save_pretrained(folder)`` (config, safetensors and the
+    model code for ``trust_remote_code``); with the package installed
+    ``pipeline("pose-lifting", model=folder)`` works. ``pipeline_code=True``: also the pipeline
+    code and a ``custom_pipelines`` entry (``pose-lifting`` for a lifter, ``pose-completion`` for a
+    masked model), so ``pipeline(model=folder, trust_remote_code=True)`` works without the package;
+    transformers then asks for ``trust_remote_code=True`` in every case. A helper
+    ``pipeline_mpm.save_pretrained_with_pipeline(model, folder)`` is used when it exists.
+    """
+    if not pipeline_code:
+        model.save_pretrained(folder)
+        return
+    from .. import pipeline_mpm
+
+    helper = getattr(pipeline_mpm, "save_pretrained_with_pipeline", None)
     if helper is not None:
         helper(model, folder)
         return
-    if pipeline_mpm is not None:
-        try:
-            from transformers import pipeline
+    from transformers import pipeline
 
-            task = "pose-lifting" if type(model).__name__ == "MPMForPoseLifting" else "pose-completion"
-            pipeline(task, model=model, device="cpu").save_pretrained(folder)
-            return
-        except Exception as err:  # keep the weights even if the pipeline wrapper fails
-            logger.warning("could not save the pipeline files (%s: %s); saving the model only",
-                           type(err).__name__, err)
-    model.save_pretrained(folder)
+    task = "pose-lifting" if type(model).__name__ == "MPMForPoseLifting" else "pose-completion"
+    pipeline(task, model=model, device="cpu").save_pretrained(folder)
 
 
 def dataset_description(cfg) -> Dict[str, str]:
@@ -83,7 +84,7 @@ def export_model(model, folder: str, *, cfg, eval_results: Optional[Dict[str, An
     desc = dataset_description(cfg)
 
     def write(tmp):
-        save_model_with_pipeline(model, tmp)
+        save_model_with_pipeline(model, tmp, pipeline_code=bool(cfg.hub.pipeline_code))
         write_model_card(tmp, model, task=cfg.training.task, eval_results=eval_results,
                          base_model=cfg.training.init_from, model_name=model_name or f"mpm-{cfg.training.task}",
                          training_details=_training_details(cfg, best_step, global_step) + extra_details,
