@@ -81,6 +81,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ValueError, TypeError) as err:
         parser.error(str(err))
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     model = MPMForPoseLifting.from_pretrained(args.model)
     model.eval()
     _, _, test = build_splits(cfg.with_overrides(["data.val_split=null"]), model.config.num_frames,
