@@ -21,7 +21,9 @@ Evaluation on the held-out sequences (CMU 01_03, climbing seq_3; 4 fixed cameras
 MPJPE / P-MPJPE (mm), and MPJPE with missing 2D joints (random joints / whole limbs / whole
 frames, see ``common.occlusion_masks``). Writes ``bench/results/accuracy_<budget>.json``; the
 pre-trained checkpoints go to ``bench/results/checkpoints/`` (not committed) for
-``bench_completion.py``.
+``bench_completion.py``. More seeds can be run separately (``--seeds 3 --out
+bench/results/accuracy_small_seed3.json``); ``make_report.py`` merges ``accuracy_<budget>_*.json``
+files of the same budget into the main one.
 """
 
 from __future__ import annotations
@@ -37,6 +39,26 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common as C  # noqa: E402
 
 MODELS = ("mpm_pretrained", "mpm_scratch", "mlp", "tcn")
+
+
+def summarize(res: dict, models=MODELS) -> dict:
+    """Mean / std over the seeds in ``res["runs"]`` of every number of every model."""
+    summ = {}
+    for name in models:
+        per = [res["runs"][s][name] for s in res["runs"] if name in res["runs"][s]]
+        if not per:
+            continue
+        summ[name] = {
+            "mpjpe_mm": C.mean_std([r["clean"]["mpjpe_mm"] for r in per]),
+            "p_mpjpe_mm": C.mean_std([r["clean"]["p_mpjpe_mm"] for r in per]),
+            "train_seconds": C.mean_std([r["train"]["seconds"] for r in per]),
+            "occlusion": {kind: [{"level": row["level"], "missing_fraction": row["missing_fraction"],
+                                  "mpjpe_mm": C.mean_std([r["occlusion"][kind][i]["mpjpe_mm"] for r in per])}
+                                 for i, row in enumerate(per[0]["occlusion"][kind])]
+                          for kind in per[0]["occlusion"]},
+            "parameters": per[0]["parameters"],
+        }
+    return summ
 
 
 def main(argv=None) -> int:
@@ -100,21 +122,7 @@ def main(argv=None) -> int:
         res["meta"]["load_after"] = C.load_average()
         res["meta"]["wall_seconds"] = time.perf_counter() - t_all
         C.write_json(res, out_path)       # after every seed, so a cut-off run keeps its seeds
-    # summary over seeds
-    summ = {}
-    for name in models:
-        per = [res["runs"][s][name] for s in res["runs"] if name in res["runs"][s]]
-        summ[name] = {
-            "mpjpe_mm": C.mean_std([r["clean"]["mpjpe_mm"] for r in per]),
-            "p_mpjpe_mm": C.mean_std([r["clean"]["p_mpjpe_mm"] for r in per]),
-            "train_seconds": C.mean_std([r["train"]["seconds"] for r in per]),
-            "occlusion": {kind: [{"level": row["level"], "missing_fraction": row["missing_fraction"],
-                                  "mpjpe_mm": C.mean_std([r["occlusion"][kind][i]["mpjpe_mm"] for r in per])}
-                                 for i, row in enumerate(per[0]["occlusion"][kind])]
-                          for kind in per[0]["occlusion"]},
-            "parameters": per[0]["parameters"],
-        }
-    res["summary"] = summ
+    res["summary"] = summarize(res, models)
     res["meta"]["load_after"] = C.load_average()
     res["meta"]["wall_seconds"] = time.perf_counter() - t_all
     C.write_json(res, out_path)
