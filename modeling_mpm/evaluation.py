@@ -149,13 +149,17 @@ def evaluate_lifting(model, dataset, *, batch_size: int = 256, flip: bool = Fals
 
     Returns ``{"mpjpe", "p_mpjpe"}`` (mean over actions, mm), ``"mpjpe_frames"`` /
     ``"p_mpjpe_frames"`` (mean over windows), ``"per_action": {action: {"mpjpe", "p_mpjpe",
-    "windows"}}``, ``"windows"``, ``"flip"``, ``"occluded_joints"``.
+    "windows"}}``, ``"windows"``, ``"flip"``, ``"occluded_joints"``, and ``"pck"`` / ``"auc"`` (%,
+    the MPI-INF-3DHP protocol on its 14 joints, frame-weighted; None for other skeletons).
     """
     cfg = model.config
     root = cfg.get_skeleton().root
     dev = _device(model, device)
     gen = torch.Generator().manual_seed(int(seed))
     m1, m2 = M.ActionErrorMeter(), M.ActionErrorMeter()
+    pck_joints = M.PCK_JOINTS.get(cfg.get_skeleton().name)
+    pck_hits = np.zeros(len(M.AUC_THRESHOLDS_MM))
+    pck_count = 0
     bar = _progress(len(dataset), progress, "evaluate")
     with _evaluating(model):
         for batch in _loader(dataset, batch_size):
@@ -175,6 +179,10 @@ def evaluate_lifting(model, dataset, *, batch_size: int = 256, flip: bool = Fals
             pred, y = _root_zero(pred, root), _root_zero(y, root)
             e1 = M.mpjpe_per_frame(pred, y).mean(axis=-1) * 1000.0
             e2 = M.p_mpjpe_per_frame(pred, y).mean(axis=-1) * 1000.0
+            if pck_joints is not None:  # MPI-INF-3DHP protocol: 14 joints, frame-weighted
+                je = M.joint_errors(pred, y)[..., list(pck_joints)] * 1000.0
+                pck_hits += np.array([(je < th).sum() for th in M.AUC_THRESHOLDS_MM])
+                pck_count += je.size
             m1.update(e1, batch["action"])
             m2.update(e2, batch["action"])
             if bar is not None:
@@ -195,6 +203,9 @@ def evaluate_lifting(model, dataset, *, batch_size: int = 256, flip: bool = Fals
         "occluded_joints": int(occluded_joints),
         "occluded_limb": bool(occluded_limb),
         "mode": mode,
+        # PCK@150 mm and AUC (0:5:150 mm) over the official 14 joints, every window weighted equally
+        "pck": float(pck_hits[-1] / pck_count * 100.0) if pck_count else None,
+        "auc": float(np.mean(pck_hits / pck_count) * 100.0) if pck_count else None,
     }
 
 

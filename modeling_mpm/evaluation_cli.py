@@ -102,6 +102,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     title = (f"{args.model} on {cfg.data.source} split {cfg.data.test_split!r}: {len(test)} windows, "
              f"{args.mode} frame{occl}; MPJPE / P-MPJPE in mm (per action: mean over frames; Average: over actions)")
     print(format_table(results, title=title))
+    for name, r in results.items():
+        if r.get("pck") is not None:
+            print(f"{name}: PCK@150mm {r['pck']:.1f} %, AUC {r['auc']:.1f} % (MPI-INF-3DHP protocol: 14 joints, "
+                  f"frame-weighted over {r['windows']} windows)")
     if args.output_json:
         with open(args.output_json, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=2)

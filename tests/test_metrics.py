@@ -166,3 +166,40 @@ def test_flip_mask_mirrors_left_and_right():
     assert f[:, [1, 2, 3]].all() and f.sum() == 6
     assert M.flip_mask(M.flip_mask(m, "h36m17"), "h36m17").tolist() == m.tolist()
     assert MPI_INF_3DHP_17.num_joints == 17
+
+
+def test_evaluate_lifting_pck_matches_metrics():
+    """evaluate_lifting's streamed PCK/AUC equal the metrics functions on the same predictions."""
+    from types import SimpleNamespace
+
+    from modeling_mpm import MPMConfig
+    from modeling_mpm.evaluation import evaluate_lifting
+
+    rng = np.random.default_rng(1)
+    targets = rng.normal(scale=0.3, size=(10, 3, 17, 3)).astype(np.float32)
+    targets -= targets[:, :, :1]
+    noise = rng.normal(scale=0.08, size=targets.shape).astype(np.float32)
+
+    class Fake(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.config = MPMConfig(num_frames=3, num_layers=1, hidden_size=32, intermediate_size=64,
+                                    num_attention_heads=4, reduce_strides=[3])
+
+        def forward(self, pose_2d, spatial_mask=None):
+            idx = pose_2d[:, 0, 0, 0].long()
+            p = torch.as_tensor(targets + noise)[idx]
+            return SimpleNamespace(pose_3d=p, pose_3d_center=p[:, 1:2])
+
+    ds = [{"pose_2d": np.full((3, 17, 2), i, np.float32), "pose_3d": targets[i], "action": "a" if i < 4 else "b"}
+          for i in range(10)]
+    res = evaluate_lifting(Fake(), ds, batch_size=4)
+    pred = (targets + noise)[:, 1]
+    pred = pred - pred[:, :1]
+    gt = targets[:, 1]
+    assert res["pck"] == pytest.approx(M.pck_3dhp(pred, gt, skeleton="h36m17"))
+    assert res["auc"] == pytest.approx(M.auc_3dhp(pred, gt, skeleton="h36m17"))
+    per = M.mpjpe_per_frame(pred, gt) * 1000
+    assert res["per_action"]["a"]["mpjpe"] == pytest.approx(per[:4].mean(), rel=1e-5)
+    assert res["mpjpe"] == pytest.approx((per[:4].mean() + per[4:].mean()) / 2, rel=1e-5)
+    assert res["mpjpe_frames"] == pytest.approx(per.mean(), rel=1e-5)
