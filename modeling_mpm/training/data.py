@@ -74,6 +74,12 @@ class Subset(Dataset):
     def __getitem__(self, k):
         return self.dataset[self.indices[k]]
 
+    def __getitems__(self, ks):
+        inner = [self.indices[k] for k in ks]
+        if hasattr(self.dataset, "__getitems__"):
+            return self.dataset.__getitems__(inner)
+        return [self.dataset[i] for i in inner]
+
 
 def collate_windows(items: List[Dict]) -> Dict:
     """Stack window dicts: ``pose_2d`` (B, F, J, 2), ``pose_3d`` (B, F, J, 3) float32 tensors,

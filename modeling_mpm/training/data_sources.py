@@ -56,6 +56,15 @@ class LabelledWindows(Dataset):
         return {"pose_2d": item["pose_2d"], "pose_3d": item["pose_3d"],
                 "action": self.labels[int(item["sequence_index"])]}
 
+    def __getitems__(self, indices):
+        """Batched fetch (used by the DataLoader): one vectorised ``get_batch`` call when the
+        window dataset has it."""
+        if not hasattr(self.windows, "get_batch"):
+            return [self[i] for i in indices]
+        b = self.windows.get_batch(list(indices))
+        return [{"pose_2d": b["pose_2d"][k], "pose_3d": b["pose_3d"][k],
+                 "action": self.labels[int(b["sequence_index"][k])]} for k in range(len(b["pose_2d"]))]
+
     def set_epoch(self, epoch: int) -> None:
         if hasattr(self.windows, "set_epoch"):
             self.windows.set_epoch(epoch)
