@@ -255,24 +255,36 @@ def _merge_accuracy(base: Optional[dict], folder: str, budget: str) -> Optional[
 
 
 def _merge_ablation(base: Optional[dict], folder: str, budget: str) -> Optional[dict]:
-    """Add the variants of ``ablation_<budget>_<tag>.json`` (extra runs, same steps) to the main file."""
+    """Add the variants / seeds of ``ablation_<budget>_<tag>.json`` (extra runs with the same steps)
+    to the main file and recompute the mean / std over seeds."""
     if base is None or "summary" not in base:
         return base
+    same = lambda a, b: {k: v for k, v in a.items() if k != "seeds"} == {k: v for k, v in b.items() if k != "seeds"}  # noqa: E731
     base.setdefault("extra_meta", [])
     for name in sorted(os.listdir(folder)):
         if not (name.startswith(f"ablation_{budget}_") and name.endswith(".json")):
             continue
         extra = _load(os.path.join(folder, name))
-        if not extra or "summary" not in extra or extra["budget"] != base["budget"]:
+        if not extra or "runs" not in extra or not same(extra["budget"], base["budget"]):
             continue
-        base["summary"].update(extra["summary"])
         for seed, runs in extra["runs"].items():
-            base["runs"].setdefault(seed, {}).update(runs)
+            for v, row in runs.items():
+                base["runs"].setdefault(seed, {}).setdefault(v, row)
         for g, names in extra["groups"].items():
-            if any(n in extra["summary"] for n in names):
-                base["groups"][g] = names
+            base["groups"].setdefault(g, names)
         base["extra_meta"].append(extra)
+    names = []
+    for runs in base["runs"].values():
+        names += [n for n in runs if n not in names]
+    keys = ("mpjpe_mm", "p_mpjpe_mm", "mpjpe_30pct_joints_missing_mm")
+    base["summary"] = {n: {k: _mean_std([base["runs"][s][n][k] for s in base["runs"] if n in base["runs"][s]])
+                           for k in keys} for n in names}
     return base
+
+
+def _mean_std(xs) -> dict:
+    a = np.asarray(xs, dtype=np.float64)
+    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0, "n": int(a.size)}
 
 
 def section_ablation(res: dict, plots: str, rel: str) -> List[str]:
@@ -284,21 +296,21 @@ def section_ablation(res: dict, plots: str, rel: str) -> List[str]:
     L += [
          f"Each variant: pre-training {b['pretrain_steps']} steps, then the lifter fine-tuned "
          f"{b['finetune_steps']} steps (same data, joint dropout and evaluation as section 1), seed(s) "
-         f"{', '.join(res['runs'])}. `tmrA_smjB` = temporal mask ratio A, B spatially masked joints per "
+         f"{', '.join(res['runs'])} (the column `n` = seeds run for that variant; mean ± std when n > 1). `tmrA_smjB` = temporal mask ratio A, B spatially masked joints per "
          f"remaining frame; the paper's set-up is 0.6 / 5 with both pretext tasks and (in this package) masks "
          f"per sample; `shared_batch_mask` = the authors' one mask per batch; `none` = no pre-training. "
          f"Compare differences with the seed-to-seed spread of section 1.", ""]
     for g, names in res["groups"].items():
         if not any(n in summ for n in names[1:]):
             continue
-        L += [f"**{g}**", "", "| variant | MPJPE (mm) | P-MPJPE (mm) | MPJPE, 30% joints missing (mm) | final pre-training loss |",
-              "|---|---|---|---|---|"]
+        L += [f"**{g}**", "", "| variant | n | MPJPE (mm) | P-MPJPE (mm) | MPJPE, 30% joints missing (mm) | final pre-training loss |",
+              "|---|---|---|---|---|---|"]
         for n in names:
             if n not in summ:
                 continue
             runs = [res["runs"][s][n] for s in res["runs"] if n in res["runs"][s]]
             pl = [r.get("pretrain_final_loss") for r in runs if r.get("pretrain_final_loss") is not None]
-            L.append(f"| {n} | {_pm(summ[n]['mpjpe_mm'])} | {_pm(summ[n]['p_mpjpe_mm'])} | "
+            L.append(f"| {n} | {summ[n]['mpjpe_mm']['n']} | {_pm(summ[n]['mpjpe_mm'])} | {_pm(summ[n]['p_mpjpe_mm'])} | "
                      f"{_pm(summ[n]['mpjpe_30pct_joints_missing_mm'])} | "
                      f"{(f'{np.mean(pl):.3f}') if pl else '-'} |")
         L.append("")
@@ -443,7 +455,7 @@ def section_summary(acc, comp, abl, tr, inf) -> List[str]:
     if abl and "summary" in abl:
         sa = abl["summary"]
         best = min(sa, key=lambda k: sa[k]["mpjpe_mm"]["mean"])
-        L.append(f"- **Ablations (one seed):** lowest lifting error with `{best}` ({_pm(sa[best]['mpjpe_mm'])} mm); "
+        L.append(f"- **Ablations (1-2 seeds, section 4):** lowest lifting error with `{best}` ({_pm(sa[best]['mpjpe_mm'])} mm); "
                  f"the paper's 0.6 / 5 set-up {_pm(sa.get('paper_0.6_5_both', {}).get('mpjpe_mm'))} mm; "
                  f"no pre-training {_pm(sa.get('none', {}).get('mpjpe_mm'))} mm.")
     if tr and "steps" in tr:
