@@ -231,10 +231,13 @@ def section_completion(res: dict, plots: str, rel: str) -> List[str]:
 def _merge_accuracy(base: Optional[dict], folder: str, budget: str) -> Optional[dict]:
     """Add the seeds of ``accuracy_<budget>_<tag>.json`` (separate runs, same budget) and recompute
     the mean / std."""
-    if base is None or "summary" not in base:
+    if base is None or not base.get("runs"):
         return base
     same = lambda a, b: {k: v for k, v in a.items() if k != "seeds"} == {k: v for k, v in b.items() if k != "seeds"}  # noqa: E731
     base.setdefault("extra_meta", [])
+    models = []
+    for runs in base["runs"].values():
+        models += [m for m in runs if m not in models]
     for name in sorted(os.listdir(folder)):
         if not (name.startswith(f"accuracy_{budget}_") and name.endswith(".json")):
             continue
@@ -250,14 +253,14 @@ def _merge_accuracy(base: Optional[dict], folder: str, budget: str) -> Optional[
     sys.path.insert(0, HERE)
     from bench_accuracy import summarize
 
-    base["summary"] = summarize(base, list(base["summary"]))
+    base["summary"] = summarize(base, models)
     return base
 
 
 def _merge_ablation(base: Optional[dict], folder: str, budget: str) -> Optional[dict]:
     """Add the variants / seeds of ``ablation_<budget>_<tag>.json`` (extra runs with the same steps)
     to the main file and recompute the mean / std over seeds."""
-    if base is None or "summary" not in base:
+    if base is None or not base.get("runs"):
         return base
     same = lambda a, b: {k: v for k, v in a.items() if k != "seeds"} == {k: v for k, v in b.items() if k != "seeds"}  # noqa: E731
     base.setdefault("extra_meta", [])
