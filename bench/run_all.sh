@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Reruns every benchmark behind bench/RESULTS.md, then rebuilds the report.
+#   bash bench/run_all.sh            # the report's budget ("small"), several hours on 2 busy CPU cores
+#   BUDGET=smoke bash bench/run_all.sh   # seconds per script (writes bench/results/*_smoke.json)
+# Accuracy seeds are independent processes; on a machine with more cores run them in parallel.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=${BUDGET:-small}
+export HF_HUB_OFFLINE=1
+if [ "$B" = small ]; then
+  python bench/bench_accuracy.py --budget small --seeds 0,1,2
+  python bench/bench_accuracy.py --budget small --seeds 3 --out bench/results/accuracy_small_seed3.json
+  python bench/bench_accuracy.py --budget small --seeds 4 --out bench/results/accuracy_small_seed4.json
+  python bench/bench_completion.py --budget small
+  python bench/bench_ablation.py --budget small --pretrain-steps 300 --finetune-steps 200
+  python bench/bench_ablation.py --budget small --pretrain-steps 300 --finetune-steps 200 \
+      --variants dropped_frames_embedded_like_authors --tag _extra
+  python bench/bench_ablation.py --budget small --pretrain-steps 300 --finetune-steps 200 --seeds 1 \
+      --variants paper_0.6_5_both,none,dropped_frames_embedded_like_authors,pretext_2d_only,pretext_3d_only --tag _seed1
+  # speed: on a quiet machine
+  python bench/bench_training_speed.py --budget small --threads 2
+  python bench/bench_inference_scaling.py --budget small --threads 2
+  python bench/bench_inference.py --threads 2 --memory-frames 0 --json bench/results/inference_headline.json
+else
+  for s in accuracy completion ablation; do python bench/bench_$s.py --budget "$B"; done
+  python bench/bench_training_speed.py --budget "$B"
+  python bench/bench_inference_scaling.py --budget "$B"
+fi
+python bench/make_report.py --budget "$B"
