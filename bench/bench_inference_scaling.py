@@ -12,7 +12,8 @@ weights; 243 is the paper's model) and sequence length ``T`` it times
 ``modeling_mpm.inference.lift_sequence`` in ``seq2seq`` mode (non-overlapping windows, all-frames
 head) and ``seq2frame`` mode (one window per frame, centre head), batch 64 windows, best of
 ``--repeats``. FLOPs per frame are counted with ``torch.utils.flop_counter.FlopCounterMode``
-around the same call on a short sequence (multiply-adds count 2). Baselines: the single-frame MLP
+around the same call on a short sequence (multiply-adds count 2; CPU attention, which torch 2.13's
+counter leaves out, is added by ``common.register_cpu_attention_flops``). Baselines: the single-frame MLP
 (every frame independently) and the temporal convolution (VideoPose3D style, receptive field W,
 one pass over the edge-padded sequence). Also the batch-1 latency of one window (median), the
 figure peer systems quote. Writes ``bench/results/inference_scaling_<budget>.json``.
@@ -84,7 +85,8 @@ def main(argv=None) -> int:
     s = SETTINGS[args.budget]
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    res = {"meta": C.run_meta(args.budget, args.threads, argv, __file__), "settings": s, "batch_size": args.batch_size}
+    res = {"meta": C.run_meta(args.budget, args.threads, argv, __file__), "settings": s, "batch_size": args.batch_size,
+           "cpu_attention_flops_counted": C.register_cpu_attention_flops()}
     res["matmul_gflops"] = matmul_gflops(s["matmul_n"])
     print(f"fp32 matmul {s['matmul_n']}^3: {res['matmul_gflops']:.1f} GFLOP/s (load {C.load_average()})", flush=True)
     rng = np.random.default_rng(0)

@@ -88,7 +88,7 @@ def test_speed_json(smoke_results):
         r = tr["steps"][kind]
         assert r["samples_per_s"] > 0 and r["rss_peak_mib"] >= r["rss_before_mib"] > 0
     inf = _read(smoke_results / "inference_scaling_smoke.json")
-    assert inf["matmul_gflops"] > 0
+    assert inf["matmul_gflops"] > 0 and inf["cpu_attention_flops_counted"]
     modes = {r["mode"] for r in inf["rows"]}
     assert modes == {"seq2seq", "seq2frame", "mlp", "tcn"}
     for r in inf["rows"]:
@@ -96,6 +96,17 @@ def test_speed_json(smoke_results):
     s2s = [r for r in inf["rows"] if r["mode"] == "seq2seq"][0]
     s2f = [r for r in inf["rows"] if r["mode"] == "seq2frame"][0]
     assert s2f["flops_per_frame"] > s2s["flops_per_frame"]  # one window per frame costs more
+
+
+def test_flop_count_includes_cpu_attention():
+    common = _script("common")
+    assert common.register_cpu_attention_flops() and common.register_cpu_attention_flops()
+    from torch.utils.flop_counter import FlopCounterMode
+
+    q = torch.randn(1, 2, 16, 8)
+    with FlopCounterMode(display=False) as fc:
+        torch.nn.functional.scaled_dot_product_attention(q, q, q)
+    assert fc.get_total_flops() == 4 * 2 * 16 * 16 * 8          # QK^T and AV, 2 FLOPs per multiply-add
 
 
 def test_make_report(smoke_results, tmp_path):
