@@ -70,7 +70,8 @@ def main(argv=None) -> int:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/accuracy_<budget>.json)")
-    ap.add_argument("--save-checkpoints", action="store_true", default=None)
+    ap.add_argument("--save-checkpoints", dest="save_checkpoints", action="store_true", default=None)
+    ap.add_argument("--no-checkpoints", dest="save_checkpoints", action="store_false")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
