@@ -352,7 +352,9 @@ def section_ablation(res: dict, plots: str, rel: str) -> List[str]:
          f"{', '.join(res['runs'])} (the column `n` = seeds run for that variant; mean ± std when n > 1). `tmrA_smjB` = temporal mask ratio A, B spatially masked joints per "
          f"remaining frame; the paper's set-up is 0.6 / 5 with both pretext tasks and (in this package) masks "
          f"per sample; `shared_batch_mask` = the authors' one mask per batch; `none` = no pre-training. "
-         f"Compare differences with the seed-to-seed spread of section 1.", ""]
+         f"Compare differences with the seed-to-seed spread of section 1. The final pre-training loss is the "
+         f"weighted sum of the pretext losses used (5 L2D + 2 L3D), so it only compares variants with the same "
+         f"pretext tasks.", ""]
     for g, names in res["groups"].items():
         if not any(n in summ for n in names[1:]):
             continue
@@ -418,7 +420,9 @@ def section_inference(res: dict, plots: str, rel: str, headline: Optional[dict])
          f"`MPMConfig.h36m_17(num_frames=W)` (4 layers, width 256), `modeling_mpm.inference.lift_sequence`, "
          f"batch {res['batch_size']} windows; seq2seq = non-overlapping windows, all-frames head; seq2frame = "
          f"one window per frame, centre head. Baselines at the same window (TCN receptive field = W; the MLP does "
-         f"not depend on W). FLOPs counted by `FlopCounterMode`.", "",
+         f"not depend on W). FLOPs counted by `FlopCounterMode` (CPU attention added, see "
+         f"`common.register_cpu_attention_flops`). The matmul is a practical reference, not a hard peak: "
+         f"oneDNN convolutions can run above it.", "",
          "| model / mode | W | frames | s | frames/s | MFLOP/frame | GFLOP/s | % of matmul |",
          "|---|---|---|---|---|---|---|---|"]
     for r in rows:
