@@ -474,7 +474,7 @@ def section_inference(res: dict, plots: str, rel: str, headline: Optional[dict])
     return L
 
 
-def section_summary(acc, comp, abl, tr, inf) -> List[str]:
+def section_summary(acc, comp, abl, tr, inf, longer=None) -> List[str]:
     """Plain-language findings, each computed from the JSON (no hand-typed numbers)."""
     L = ["## Summary", ""]
     if acc and "summary" in acc:
@@ -492,6 +492,17 @@ def section_summary(acc, comp, abl, tr, inf) -> List[str]:
                      f"(pre-trained minus scratch: {', '.join(f'{d:+.1f}' for d in diffs)} mm over seeds "
                      f"{', '.join(seeds)}). At this budget the evidence does "
                      f"{'' if all(d < 0 for d in diffs) else 'not '}support the claim; see section 1 for caveats.")
+        if longer:
+            ld = [r["mpm_pretrained"]["clean"]["mpjpe_mm"] - r["mpm_scratch"]["clean"]["mpjpe_mm"]
+                  for r in longer["runs"].values() if "mpm_pretrained" in r and "mpm_scratch" in r]
+            gains = [acc["runs"][sd][m]["clean"]["mpjpe_mm"] - r[m]["clean"]["mpjpe_mm"]
+                     for sd, r in longer["runs"].items() for m in ("mpm_pretrained", "mpm_scratch")
+                     if sd in acc["runs"] and m in r]
+            gain = f"; both MPM lifters gain {min(gains):.0f}-{max(gains):.0f} mm over the short schedule" if gains else ""
+            L.append(f"- **With a 3x longer schedule** ({longer['budget']['pretrain_steps']} + "
+                     f"{longer['budget']['finetune_steps']} steps, section 1b): pre-trained minus scratch "
+                     f"{', '.join(f'{d:+.1f}' for d in ld)} mm{gain}"
+                     + ("; the gap does not turn in favour of pre-training." if not all(d < 0 for d in ld) else "."))
         for kind, lab in (("joints", "random missing joints"), ("limbs", "missing limbs"), ("frames", "missing frames")):
             last = {k: summ[k]["occlusion"][kind][-1] for k in summ}
             best = min(last, key=lambda k: last[k]["mpjpe_mm"]["mean"])
@@ -570,7 +581,7 @@ def main(argv=None) -> int:
          "`--budget smoke` runs every script in seconds (what `tests/test_bench_smoke.py` does); `--budget full` "
          "is the paper-size set-up (243 frames, width 256, 4 layers, 20k pre-training + 10k fine-tuning "
          "steps, 5 seeds) for a machine with more time.", ""]
-    L += section_summary(acc, comp, abl, tr, inf)
+    L += section_summary(acc, comp, abl, tr, inf, longer)
     sections = 0
     for res, fn in ((acc, lambda r: section_accuracy(r, args.plots, rel, longer)),
                     (comp, lambda r: section_completion(r, args.plots, rel)),
