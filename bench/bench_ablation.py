@@ -14,7 +14,7 @@ steps, fine-tuning steps and joint-dropout augmentation):
 * ``none``: no pre-training (the lifter from scratch with the fine-tuning budget);
 * ``dropped_frames_embedded_like_authors``: temporally dropped frames pass the joint embedding with
   their real coordinates (the authors' code) instead of the mask token (this package), which
-  changes the BatchNorm statistics seen in pre-training (``common.embed_dropped_frames_like_authors``).
+  changes the BatchNorm statistics seen in pre-training (``MPMConfig.dropped_frames_input``).
 
 Reports centre-frame MPJPE / P-MPJPE (mm) on the held-out sequences, MPJPE with 30% of the 2D
 joints missing, and the final pre-training loss. Writes ``bench/results/ablation_<budget>.json``.

@@ -6,7 +6,6 @@ Units: 3D in metres inside the code, errors reported in millimetres (``*_mm``).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -267,51 +266,18 @@ def tcn_lift_loss(model, batch, gen):
     return mpjpe_loss(pred, batch["pose_3d"][:, c:c + 1])
 
 
-def _forward_embedding_dropped_frames(self, pose_2d=None, pose_3d=None, spatial_mask=None, temporal_mask=None,
-                                      return_dict=True, **kwargs):
-    """``MPMModel.forward`` as in the authors' code: dropped frames go through the joint embedding and
-    spatial MLP (so into their BatchNorm batch statistics) with their real coordinates and are
-    removed afterwards; this package gives them the mask token instead. Needs finite poses."""
-    from modeling_mpm.modeling_mpm import MPMModelOutput, _drop_masked_frames
-
-    pose, name, d = (pose_2d, "pose_2d", 2) if pose_2d is not None else (pose_3d, "pose_3d", 3)
-    pose, spatial_mask, temporal_mask = self._prepare(pose, name, d, spatial_mask, temporal_mask)
-    x = self.embed_frames(pose, spatial_mask)
-    indices = padding = None
-    if temporal_mask is not None and bool(temporal_mask.any()):
-        x, indices, padding = _drop_masked_frames(x, temporal_mask)
-    for layer in self.layers:
-        x = layer(x, padding)
-    out = MPMModelOutput(last_hidden_state=x, visible_frame_indices=indices, padding_mask=padding)
-    return out if return_dict else out.to_tuple()
-
-
-@contextlib.contextmanager
-def embed_dropped_frames_like_authors(enabled: bool = True):
-    """Within the block, ``MPMModel`` embeds temporally dropped frames from their coordinates
-    (authors' code, MPM_SPEC 4.2) rather than from the mask token (this package)."""
-    from modeling_mpm.modeling_mpm import MPMModel
-
-    if not enabled:
-        yield
-        return
-    orig = MPMModel.forward
-    MPMModel.forward = _forward_embedding_dropped_frames
-    try:
-        yield
-    finally:
-        MPMModel.forward = orig
-
-
 def pretrain_mpm(b: dict, seed: int, train_ds, steps: int, pretext: str = "both", authors_embedding: bool = False,
                  **cfg_overrides):
-    """Pre-train ``MPMForMaskedPoseModeling``; returns (model, training log). ``authors_embedding``:
-    see :func:`embed_dropped_frames_like_authors`."""
+    """Pre-train ``MPMForMaskedPoseModeling``; returns (model, training log). ``authors_embedding``
+    selects ``MPMConfig.dropped_frames_input``: ``True`` embeds dropped frames from their
+    coordinates (the authors' code and this package's default since commit "dropped frames carry
+    their coordinates"), ``False`` gives them the mask token (the behaviour the recorded
+    ``small`` results were measured with)."""
     torch.manual_seed(seed)
+    cfg_overrides.setdefault("dropped_frames_input", "coordinates" if authors_embedding else "mask_token")
     model = MPMForMaskedPoseModeling(mpm_config(b, **cfg_overrides))
-    with embed_dropped_frames_like_authors(authors_embedding):
-        log = train_loop(model, pretrain_loss(pretext), BatchStream(train_ds, b["batch_size"], seed), steps,
-                         b["lr"], seed)
+    log = train_loop(model, pretrain_loss(pretext), BatchStream(train_ds, b["batch_size"], seed), steps,
+                     b["lr"], seed)
     return model, log
 
 

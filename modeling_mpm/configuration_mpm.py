@@ -10,6 +10,7 @@ from .skeleton import Skeleton, get_skeleton
 
 _MASK_MODES = ("random", "tube", "none")
 _LOSS_ON = ("all", "masked")
+_DROPPED_FRAMES_INPUT = ("coordinates", "mask_token")
 
 
 class MPMConfig(PretrainedConfig):
@@ -43,6 +44,12 @@ class MPMConfig(PretrainedConfig):
         share_mask_across_batch: sample one mask for the whole batch as the authors do (default:
             one mask per sample).
         reconstruction_loss_on: ``"all"`` tokens (authors) or only ``"masked"`` ones.
+        dropped_frames_input: what temporally dropped frames carry into the joint embedding and
+            spatial MLP before they are removed: ``"coordinates"`` (authors; BatchNorm batch
+            statistics in training see the real pose distribution; non-finite values still get the
+            mask token) or ``"mask_token"`` (every dropped joint gets the mask token; measured in
+            bench/RESULTS.md to leave BatchNorm running statistics unlike unmasked inputs, so
+            eval-mode reconstruction without masks degrades).
         loss_weight_2d / loss_weight_3d / loss_weight_lift: weights of the masked 2D, masked 3D
             and 2D->3D lifting losses (authors 5 : 2, lifting 2 in the occluded-2D task).
         lift_center_loss_weight / lift_all_frames_loss_weight: weights of the lifter's centre-frame
@@ -82,6 +89,7 @@ class MPMConfig(PretrainedConfig):
         tube_manners_3d: Sequence[int] = (0, 1, 2, 3, 6),
         share_mask_across_batch: bool = False,
         reconstruction_loss_on: str = "all",
+        dropped_frames_input: str = "coordinates",
         loss_weight_2d: float = 5.0,
         loss_weight_3d: float = 2.0,
         loss_weight_lift: float = 2.0,
@@ -119,6 +127,7 @@ class MPMConfig(PretrainedConfig):
         self.tube_manners_3d = [int(d) for d in tube_manners_3d]
         self.share_mask_across_batch = share_mask_across_batch
         self.reconstruction_loss_on = reconstruction_loss_on
+        self.dropped_frames_input = dropped_frames_input
         self.loss_weight_2d = loss_weight_2d
         self.loss_weight_3d = loss_weight_3d
         self.loss_weight_lift = loss_weight_lift
@@ -176,6 +185,10 @@ class MPMConfig(PretrainedConfig):
         if self.reconstruction_loss_on not in _LOSS_ON:
             raise ValueError(
                 f"MPMConfig.reconstruction_loss_on must be one of {_LOSS_ON}, got {self.reconstruction_loss_on!r}"
+            )
+        if self.dropped_frames_input not in _DROPPED_FRAMES_INPUT:
+            raise ValueError(
+                f"MPMConfig.dropped_frames_input must be one of {_DROPPED_FRAMES_INPUT}, got {self.dropped_frames_input!r}"
             )
         if not self.reduce_strides or any(s <= 0 for s in self.reduce_strides):
             raise ValueError(f"MPMConfig.reduce_strides must be positive ints, got {self.reduce_strides}")

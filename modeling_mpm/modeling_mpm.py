@@ -491,9 +491,12 @@ class MPMModel(MPMPreTrainedModel):
         pose, spatial_mask, temporal_mask = self._prepare(pose, name, d, spatial_mask, temporal_mask)
         token_mask = spatial_mask
         if temporal_mask is not None:
-            # Dropped frames never reach the encoder; giving them the mask token too keeps their
-            # values (possibly NaN) out of padded attention keys and BatchNorm batch statistics.
+            # Dropped frames pass the joint embedding and spatial MLP and are removed afterwards.
+            # They carry their coordinates (authors) or the mask token (config); non-finite values
+            # always get the token, which keeps NaN out of BatchNorm and padded attention keys.
             dropped = temporal_mask[..., None].expand(-1, -1, pose.shape[2])
+            if self.config.dropped_frames_input == "coordinates":
+                dropped = dropped & ~torch.isfinite(pose).all(-1)
             token_mask = dropped if token_mask is None else token_mask | dropped
         x = self.embed_frames(pose, token_mask)
         indices = padding = None

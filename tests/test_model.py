@@ -109,6 +109,29 @@ def test_lifter_missing_joints_use_mask_token(tiny_config):
         lifter(pose_2d=p2n)
 
 
+@pytest.mark.parametrize("mode, reaches_batchnorm", [("coordinates", True), ("mask_token", False)])
+def test_dropped_frames_input_to_batchnorm_statistics(tiny_config, mode, reaches_batchnorm):
+    """Authors' default: dropped frames pass the embedding with their coordinates, so training-time
+    BatchNorm statistics see the real pose distribution; NaN there still gets the mask token."""
+    tiny_config.dropped_frames_input = mode
+    p2, _ = _poses(tiny_config)
+    t = torch.zeros(3, 27, dtype=torch.bool)
+    t[:, ::2] = True
+    changed = p2.clone()
+    changed[t] = changed[t] * 3 + 1
+
+    def running_mean(pose):
+        torch.manual_seed(0)
+        model = MPMForMaskedPoseModeling(tiny_config).train()
+        model(pose_2d=pose, temporal_mask=t)
+        return model.mpm.joint_embedding_2d.norm.running_mean.clone()
+
+    assert (not torch.equal(running_mean(p2), running_mean(changed))) == reaches_batchnorm
+    with_nan = p2.clone()
+    with_nan[t] = float("nan")
+    assert torch.isfinite(running_mean(with_nan)).all()
+
+
 def test_variable_visible_frames_match_per_sample_runs(tiny_config):
     """Samples with different numbers of dropped frames (padding path) give the same result as
     running each sample alone."""
@@ -319,6 +342,7 @@ def test_remote_code_loading_without_the_package(tmp_path, tiny_config):
         (dict(temporal_mask_ratio=1.0), ValueError, "temporal_mask_ratio"),
         (dict(spatial_mask_joints=18), ValueError, "spatial_mask_joints"),
         (dict(mask_mode="block"), ValueError, "mask_mode"),
+        (dict(dropped_frames_input="zeros"), ValueError, "dropped_frames_input"),
         (dict(reconstruction_loss_on="visible"), ValueError, "reconstruction_loss_on"),
         (dict(num_frames=27, reduce_strides=[3, 3]), ValueError, "reduce 27 frames to 3"),
         (dict(num_layers=2.5), TypeError, "num_layers must be an int"),
