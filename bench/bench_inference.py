@@ -59,6 +59,12 @@ def matmul_flops(n: int = 4096, repeats: int = 3) -> float:
 
 
 def flops_per_window(model, head: str) -> float:
+    """Forward FLOPs of one window, CPU attention included (torch 2.13's FlopCounterMode has no
+    formula for the CPU flash-attention op; bench/common.py registers one)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from common import register_cpu_attention_flops
+
+    register_cpu_attention_flops()
     fn = _lifter_head_fn(model, head)
     x = torch.randn(2, model.config.num_frames, model.config.num_joints, 2)
     with torch.inference_mode():
