@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .modeling_mpm import _zero_root
+
 __all__ = [
     "zero_fill_with_mask",
     "SingleFrameMLPLifter",
@@ -51,14 +53,6 @@ def zero_fill_with_mask(pose_2d: torch.Tensor, missing: Optional[torch.Tensor] =
         missing = missing.bool() | ~torch.isfinite(pose_2d).all(-1)
     x = torch.where(missing[..., None], torch.zeros_like(pose_2d), pose_2d)
     return torch.cat([x, (~missing).to(pose_2d.dtype)[..., None]], dim=-1)
-
-
-def _zero_root(pose: torch.Tensor, root: Optional[int]) -> torch.Tensor:
-    if root is None:
-        return pose
-    keep = torch.ones(pose.shape[-2], 1, dtype=pose.dtype, device=pose.device)
-    keep[root] = 0
-    return pose * keep
 
 
 class _MLPBlock(nn.Module):
