@@ -98,18 +98,16 @@ def render_example(path: str, pose_2d: np.ndarray, pred_3d: np.ndarray, gt_3d: n
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
+    from .render import bone_colors, plot_skeleton_3d, setup_camera_axes_3d
     from .skeleton import get_skeleton
 
     skel = get_skeleton(skeleton)
-    left = set(skel.joints_left)
-    right = set(skel.joints_right)
-    color = lambda j: "#1f77b4" if j in left else ("#d62728" if j in right else "#444444")  # noqa: E731
     fig = plt.figure(figsize=(12, 4.2))
     ax = fig.add_subplot(1, 3, 1)
     miss = np.zeros(skel.num_joints, bool) if mask is None else np.asarray(mask, bool)
-    for p, c in skel.bones:
+    for (p, c), col in zip(skel.bones, bone_colors(skel)):
         if not (miss[p] or miss[c]):
-            ax.plot(pose_2d[[p, c], 0], pose_2d[[p, c], 1], color=color(c), lw=2)
+            ax.plot(pose_2d[[p, c], 0], pose_2d[[p, c], 1], color=col, lw=2)
     ax.scatter(pose_2d[~miss, 0], pose_2d[~miss, 1], s=10, c="k")
     if miss.any():
         ax.scatter(pose_2d[miss, 0], pose_2d[miss, 1], s=40, c="orange", marker="x", label="missing (masked)")
@@ -121,18 +119,9 @@ def render_example(path: str, pose_2d: np.ndarray, pred_3d: np.ndarray, gt_3d: n
     mid = gt_3d.mean(axis=0)
     for k, (pose, name) in enumerate(((pred_3d, "predicted 3D"), (gt_3d, "ground truth 3D"))):
         ax3 = fig.add_subplot(1, 3, 2 + k, projection="3d")
-        for p, c in skel.bones:
-            # camera frame (x right, y down, z forward) drawn with -y up
-            ax3.plot(pose[[p, c], 0], pose[[p, c], 2], -pose[[p, c], 1], color=color(c), lw=2)
-        ax3.set_xlim(mid[0] - span, mid[0] + span)
-        ax3.set_ylim(mid[2] - span, mid[2] + span)
-        ax3.set_zlim(-mid[1] - span, -mid[1] + span)
-        ax3.set_xlabel("x")
-        ax3.set_ylabel("z")
-        ax3.set_zlabel("-y")
-        ax3.view_init(elev=10, azim=-70)
+        plot_skeleton_3d(ax3, pose, skel)
+        setup_camera_axes_3d(ax3, mid, span, name, elev=10.0, labels=("x", "z", "-y"))
         ax3.set_box_aspect((1, 1, 1))
-        ax3.set_title(name)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

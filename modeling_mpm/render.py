@@ -18,7 +18,7 @@ import numpy as np
 
 from .skeleton import get_skeleton
 
-__all__ = ["render_frame_png", "render_animation", "ffmpeg_available"]
+__all__ = ["render_frame_png", "render_animation", "ffmpeg_available", "setup_camera_axes_3d", "plot_skeleton_3d", "bone_colors"]
 
 _LEFT, _RIGHT, _MID = "#1f77b4", "#d62728", "#444444"
 
@@ -52,7 +52,9 @@ def _check_pose(a, name, channels, frames_axis: bool):
     return arr
 
 
-def _bone_colors(skel):
+def bone_colors(skel):
+    """One colour per bone of ``skel.bones``, by its child joint's side: left blue, right red,
+    centre grey."""
     left, right = set(skel.joints_left), set(skel.joints_right)
     cols = []
     for p, c in skel.bones:
@@ -67,6 +69,30 @@ def _limits_3d(pose: np.ndarray) -> Tuple[np.ndarray, float]:
     centre = (pts.max(0) + pts.min(0)) / 2
     radius = max(float((pts.max(0) - pts.min(0)).max()) / 2, 0.5)
     return centre, radius
+
+
+def setup_camera_axes_3d(ax, centre, radius: float, title: Optional[str] = None, elev: float = 15.0,
+                         labels=("x (m, right)", "z (m, forward)", "-y (m, up)")):
+    """Configure a matplotlib 3D axis for camera-frame poses (x right, y down, z forward), drawn as
+    ``(x, z, -y)`` so that "up" is up: a cube of half-size ``radius`` metres around ``centre`` (3,)."""
+    ax.set_xlim(centre[0] - radius, centre[0] + radius)
+    ax.set_ylim(centre[2] - radius, centre[2] + radius)
+    ax.set_zlim(-centre[1] - radius, -centre[1] + radius)
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+    ax.set_zlabel(labels[2])
+    ax.view_init(elev=elev, azim=-70.0)
+    if title:
+        ax.set_title(title)
+
+
+def plot_skeleton_3d(ax, pose_3d: np.ndarray, skeleton="h36m17") -> None:
+    """Draw one camera-frame pose ``(joints, 3)`` metres on a 3D axis as ``(x, z, -y)``, bones
+    coloured by side (left blue, right red, centre grey)."""
+    skel = get_skeleton(skeleton)
+    pose_3d = np.asarray(pose_3d)
+    for (p, c), col in zip(skel.bones, bone_colors(skel)):
+        ax.plot(pose_3d[[p, c], 0], pose_3d[[p, c], 2], -pose_3d[[p, c], 1], color=col, lw=2)
 
 
 def _setup(skel, pose_3d, keypoints_2d, image_size, title, figsize):
@@ -94,19 +120,11 @@ def _setup(skel, pose_3d, keypoints_2d, image_size, title, figsize):
         axes["2d"] = ax2
     ax3 = fig.add_subplot(1, n, n, projection="3d")
     centre, radius = _limits_3d(pose_3d)
-    # plot axes: (x, z, -y) so that "up" is -y of the camera frame
-    ax3.set_xlim(centre[0] - radius, centre[0] + radius)
-    ax3.set_ylim(centre[2] - radius, centre[2] + radius)
-    ax3.set_zlim(-centre[1] - radius, -centre[1] + radius)
-    ax3.set_xlabel("x (m, right)")
-    ax3.set_ylabel("z (m, forward)")
-    ax3.set_zlabel("-y (m, up)")
-    ax3.view_init(elev=15.0, azim=-70.0)
-    ax3.set_title("3D (camera frame)")
+    setup_camera_axes_3d(ax3, centre, radius, "3D (camera frame)")
     axes["3d"] = ax3
     if title:
         fig.suptitle(title)
-    cols = _bone_colors(skel)
+    cols = bone_colors(skel)
     lines = {"2d": [], "3d": []}
     for col in cols:
         if "2d" in axes:
