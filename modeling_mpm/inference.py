@@ -91,6 +91,18 @@ def _flip(x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
     return x * sign
 
 
+def _with_flipped(x: torch.Tensor, mask: torch.Tensor, perm: torch.Tensor):
+    """Append the mirrored batch to ``x`` and ``mask``; the mask is mirrored with the joints, so the
+    flipped pass hides the same limb (the authors' code does not: MPM_SPEC 13.8)."""
+    return torch.cat([x, _flip(x, perm)], 0), torch.cat([mask, mask.index_select(-1, perm)], 0)
+
+
+def _merge_flipped(out: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """Average the plain half of a :func:`_with_flipped` batch with the mirrored-back second half."""
+    n = out.shape[0] // 2
+    return (out[:n] + _flip(out[n:], perm)) / 2
+
+
 def run_seq2seq(
     forward_fn: Callable[..., Sequence[torch.Tensor]],
     inputs: Sequence[torch.Tensor],
@@ -262,14 +274,12 @@ def lift_sequence(
     def fwd(xb, mb):
         xb, mb = xb.to(dev), mb.to(dev)
         if flip_augmentation:
-            xb = torch.cat([xb, _flip(xb, perm)], 0)
-            mb = torch.cat([mb, mb.index_select(-1, perm)], 0)
+            xb, mb = _with_flipped(xb, mb, perm)
         out = run_model(xb.contiguous(), mb.contiguous() if use_mask else None)
         if mode == "seq2frame":
             out = out[:, 0] if out.dim() == 4 else out
         if flip_augmentation:
-            n = out.shape[0] // 2
-            out = (out[:n] + _flip(out[n:], perm)) / 2
+            out = _merge_flipped(out, perm)
         return (out.float().cpu(),)
 
     with _eval_mode(model):
@@ -325,8 +335,7 @@ def complete_sequence(
     def fwd(xb, mb):
         xb, mb = xb.to(dev), mb.to(dev)
         if flip_augmentation:
-            xb = torch.cat([xb, _flip(xb, perm)], 0)
-            mb = torch.cat([mb, mb.index_select(-1, perm)], 0)
+            xb, mb = _with_flipped(xb, mb, perm)
         tmask = torch.zeros(xb.shape[:2], dtype=torch.bool, device=xb.device)
         if channels == 3:
             out = model(pose_3d=xb.contiguous(), spatial_mask_3d=mb.contiguous(), temporal_mask_3d=tmask)
@@ -335,8 +344,7 @@ def complete_sequence(
             out = model(pose_2d=xb.contiguous(), spatial_mask=mb.contiguous(), temporal_mask=tmask)
             outs = [out.pose_3d_from_2d, out.pose_2d]
         if flip_augmentation:
-            n = outs[0].shape[0] // 2
-            outs = [(o[:n] + _flip(o[n:], perm)) / 2 for o in outs]
+            outs = [_merge_flipped(o, perm) for o in outs]
         return [o.float().cpu() for o in outs]
 
     with _eval_mode(model):
