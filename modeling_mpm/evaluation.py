@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from . import metrics as M
+from .inference import _flip
 from .masking import mirror_mask, sample_spatiotemporal_mask, tube_joints
 from .skeleton import get_skeleton
 
@@ -43,9 +44,7 @@ __all__ = [
 def flip_pose(pose: torch.Tensor, skeleton) -> torch.Tensor:
     """Mirror poses ``(..., J, C)``: ``x -> -x`` and left/right joints swapped."""
     perm = torch.as_tensor(get_skeleton(skeleton).flip_permutation, device=pose.device)
-    out = pose.index_select(-2, perm).clone()
-    out[..., 0] = -out[..., 0]
-    return out
+    return _flip(pose, perm)
 
 
 @contextlib.contextmanager
