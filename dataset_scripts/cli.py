@@ -10,6 +10,15 @@ Sub-commands:
 
 Every sub-command takes --output, --format {arrow,parquet}, --overwrite and --push_to_hub REPO_ID
 (only pushes when given; fails at once with a clear message when HF_HUB_OFFLINE=1).
+
+What is trusted: nothing in the input files is run. The released h36m / 3dhp / amass npz files
+store pickled dicts; they are read with a restricted unpickler that builds only builtin
+containers (dict, list, tuple, set), numbers, strings, bytes and NumPy arrays, and refuses any
+other object (a crafted file gets "refused to load <module>.<name>", exit code 2). Plain npz/npy
+arrays are read without unpickling; BVH, JSON and camera files are parsed as text.
+--overwrite replaces only a folder that is a prepared data set (written by this command);
+interrupted writes (.<name>.tmp-* / .<name>.old-* next to --output) are cleaned up or restored
+on the next run. Bad input ends with "error: <file>: <what is wrong>" and exit code 2.
 """
 
 from __future__ import annotations
@@ -26,7 +35,8 @@ def _common(p: argparse.ArgumentParser, default_output: Optional[str] = None):
                    help="output folder (written atomically: temp folder next to it, then renamed)")
     p.add_argument("--format", choices=("arrow", "parquet"), default="arrow",
                    help="arrow = save_to_disk folder (default); parquet = <split>/part-*.parquet shards")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output folder, only if it is a prepared data set")
     p.add_argument("--push_to_hub", metavar="REPO_ID", default=None,
                    help="also push the result to this Hub data set repository (needs network and a login)")
     p.add_argument("--public", action="store_true", help="with --push_to_hub: create a public repository")
@@ -38,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="{h36m,3dhp,amass,bvh,mocap,demo}")
 
     p = sub.add_parser("h36m", help="Human3.6M (VideoPose3D npz layout)")
-    p.add_argument("--positions_3d", required=True, help="data_3d_h36m.npz")
+    p.add_argument("--positions_3d", required=True,
+                   help="data_3d_h36m.npz (pickled dict; read with the restricted unpickler, see above)")
     p.add_argument("--positions_2d", default=None,
                    help="data_2d_h36m_gt.npz or data_2d_h36m_cpn_ft_h36m_dbb.npz (default: project the 3D)")
     p.add_argument("--num_joints", type=int, choices=(17, 16), default=17)
@@ -120,12 +131,20 @@ def main(argv: Optional[List[str]] = None) -> int:
             parser.error(f"unknown command {a.command}")
     except (ValueError, TypeError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return 2
+    for split in [k for k, v in dd.items() if len(v) == 0]:
+        print(f"note: split {split!r} has no sequences and is not written", file=sys.stderr)
+        del dd[split]
+    if not dd:
+        print("error: the inputs gave no sequences; nothing written", file=sys.stderr)
+        return 2
+    for line in io.clean_interrupted_writes(a.output):
+        print(f"note: {line}", file=sys.stderr)
     try:
         io.save_dataset(dd, a.output, format=a.format, overwrite=a.overwrite)
-    except FileExistsError as e:
+    except (FileExistsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return 2
     summary = ", ".join(f"{k}: {len(v)} sequences" for k, v in dd.items())
     print(f"wrote {a.output} ({a.format}; {summary})")
     if a.push_to_hub:

@@ -177,7 +177,7 @@ def run_demo(output_dir: str, *, quick: bool = False, pretrain_steps: Optional[i
     stage(f"pre-training masked 2D + 3D pose modeling: {p['pretrain_steps']} steps x {p['batch_size']} windows")
     t = time.time()
     cfg_pre = _run_config("pretrain", os.path.join(runs, "pretrain"), p, p["pretrain_steps"], p["pretrain_lr"], seed)
-    r_pre = train(cfg_pre, progress=progress, export=False)
+    r_pre = train(cfg_pre, progress=progress, export=False, overwrite_output_dir=True)  # runs/ belongs to the demo
     pre_dir = os.path.join(output_dir, "mpm-pretrain")
     pre_val = r_pre.history[-1] if r_pre.history else {}
     export_model(r_pre.model, pre_dir, cfg=cfg_pre, eval_results={"masked_modeling": pre_val},
@@ -195,7 +195,7 @@ def run_demo(output_dir: str, *, quick: bool = False, pretrain_steps: Optional[i
         if init is None:  # the same architecture as the pre-trained lifter
             cfg = _run_config("lift", os.path.join(runs, f"lift-{name}"), p, p["finetune_steps"],
                               p["finetune_lr"], seed)
-        r = train(cfg, progress=progress, export=False)
+        r = train(cfg, progress=progress, export=False, overwrite_output_dir=True)
         lifters[name], cfgs[name] = r.model, cfg
         timing[f"finetune_{name}_s"] = time.time() - t
 

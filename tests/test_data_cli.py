@@ -28,7 +28,7 @@ def test_prepare_h36m_parquet(tmp_path, capsys):
     assert dd["train"].features["pose_3d"].shape == (None, 17, 3)
     assert sorted(p.name for p in (out / "train").iterdir()) == ["part-00000-of-00001.parquet"]
     # refuses to overwrite without --overwrite
-    assert main(["h36m", "--positions_3d", str(src), "--output", str(out)]) == 1
+    assert main(["h36m", "--positions_3d", str(src), "--output", str(out)]) == 2
     assert "exists" in capsys.readouterr().err
     assert main(["h36m", "--positions_3d", str(src), "--output", str(out), "--overwrite", "--num_joints", "16"]) == 0
     assert load_dataset_dir(out)["test"].features["pose_3d"].shape == (None, 16, 3)
@@ -45,7 +45,7 @@ def test_push_to_hub_fails_fast_offline(tmp_path, monkeypatch, capsys):
 
 def test_bad_input_gives_clear_error(tmp_path, capsys):
     np.savez(tmp_path / "x.npz", something=np.zeros(3))
-    assert main(["h36m", "--positions_3d", str(tmp_path / "x.npz"), "--output", str(tmp_path / "o")]) == 1
+    assert main(["h36m", "--positions_3d", str(tmp_path / "x.npz"), "--output", str(tmp_path / "o")]) == 2
     assert "no key 'positions_3d'" in capsys.readouterr().err
 
 

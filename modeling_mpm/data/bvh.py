@@ -15,6 +15,9 @@ Rules (stated because BVH files disagree with each other):
 * Positions are multiplied by ``scale`` (file units -> metres); the axes are left as in the file.
 * Motion lines beyond the declared ``Frames:`` count (some exporters write one extra line) are
   ignored with a warning; fewer lines than declared is an error.
+* Refused (``ValueError`` with the line): ``Frames:`` below 1, a frame time outside
+  [1e-4, 10] s, NaN/inf values and values beyond 1e6 in magnitude (they would overflow the
+  forward kinematics and only fail later, in training).
 
 Parse errors raise ``ValueError`` naming the file and line number.
 """
@@ -29,6 +32,11 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 __all__ = ["BVHJoint", "BVHMotion", "read_bvh", "parse_bvh"]
+
+#: accepted seconds per frame (10,000 fps to 0.1 fps)
+MIN_FRAME_TIME, MAX_FRAME_TIME = 1e-4, 10.0
+#: largest accepted magnitude of an OFFSET or motion value (file units or degrees)
+MAX_CHANNEL_VALUE = 1e6
 
 _ROT = {"xrotation": "X", "yrotation": "Y", "zrotation": "Z"}
 _POS = {"xposition": 0, "yposition": 1, "zposition": 2}
@@ -196,6 +204,8 @@ def parse_bvh(text: str, source: str = "<string>") -> BVHMotion:
                 raise err(lineno, f"OFFSET values must be numbers: {lines[i].strip()!r}") from None
             if len(vals) != 3:
                 raise err(lineno, f"OFFSET needs 3 numbers, got {len(vals)}")
+            if not all(abs(v) <= MAX_CHANNEL_VALUE for v in vals):  # also false for nan
+                raise err(lineno, f"OFFSET values must be finite and at most {MAX_CHANNEL_VALUE:g} in magnitude")
             joints[stack[-1]].offset = np.array(vals)
         elif key == "CHANNELS":
             if not stack:
@@ -243,8 +253,11 @@ def parse_bvh(text: str, source: str = "<string>") -> BVHMotion:
         frame_time = float(lines[i].split(":", 1)[1])
     except ValueError:
         raise err(i + 1, f"bad frame time {lines[i].strip()!r}") from None
-    if not frame_time > 0:
-        raise err(i + 1, f"frame time must be positive, got {frame_time}")
+    if n_frames <= 0:
+        raise err(i, f"frame count must be positive, got {n_frames}")
+    if not MIN_FRAME_TIME <= frame_time <= MAX_FRAME_TIME:
+        raise err(i + 1, f"frame time {frame_time} s is not in [{MIN_FRAME_TIME}, {MAX_FRAME_TIME}] "
+                         f"({1 / MAX_FRAME_TIME:g} to {1 / MIN_FRAME_TIME:g} frames per second)")
     first = i + 1
     data_lines = [(k + 1, lines[k]) for k in range(first, len(lines)) if lines[k].strip()]
     if len(data_lines) < n_frames:
@@ -262,6 +275,10 @@ def parse_bvh(text: str, source: str = "<string>") -> BVHMotion:
             motion[t] = [float(v) for v in parts]
         except ValueError:
             raise err(lineno, "motion line contains a non-number") from None
+        if not np.isfinite(motion[t]).all():
+            raise err(lineno, "motion line holds a value that is not finite (nan or inf)")
+        if np.abs(motion[t]).max(initial=0.0) > MAX_CHANNEL_VALUE:
+            raise err(lineno, f"motion line holds a value that exceeds {MAX_CHANNEL_VALUE:g} in magnitude")
     return BVHMotion(joints=joints, motion=motion, frame_time=frame_time)
 
 

@@ -24,13 +24,26 @@ column              type                                         meaning
 Saved with :func:`save_dataset` (``save_to_disk`` folder or Parquet shards, written to a
 temporary folder next to the target and renamed into place). :func:`load_sequences` reads the
 columns once as NumPy arrays for :class:`modeling_mpm.data.PoseWindowDataset`.
+
+NumPy files (used by the converters and the command line):
+
+* :func:`read_npy` / :func:`read_npz`: plain numeric arrays only (never unpickled), every read
+  problem (empty, truncated, not a NumPy file, pickled objects) a ``ValueError`` naming the file.
+* :func:`read_npz_object`: the released Human3.6M / 3DHP / AMASS files store pickled dicts; they
+  are unpickled by :class:`RestrictedUnpickler`, which builds only builtin containers, numbers,
+  strings, bytes and NumPy arrays / scalars / dtypes and refuses every other class or function,
+  so a crafted file cannot run code.
+* :func:`save_npz_atomic`: write an ``.npz`` to a temporary file next to the target, then rename.
 """
 
 from __future__ import annotations
 
+import io as _io
 import os
+import pickle
 import shutil
 import uuid
+import zipfile
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Union
 
@@ -45,6 +58,13 @@ __all__ = [
     "load_sequences",
     "push_dataset_to_hub",
     "HubOfflineError",
+    "RestrictedUnpickler",
+    "read_npy",
+    "read_npz",
+    "read_npz_object",
+    "save_npz_atomic",
+    "is_prepared_dataset_dir",
+    "clean_interrupted_writes",
 ]
 
 STRING_COLUMNS = ("sequence", "source", "subject", "action", "camera", "skeleton", "coordinate_frame",
@@ -160,8 +180,15 @@ def save_dataset(dataset, output: Union[str, os.PathLike], format: str = "arrow"
     output = Path(output).absolute()
     if format not in ("arrow", "parquet"):
         raise ValueError(f"format must be 'arrow' or 'parquet', got {format!r}")
+    clean_interrupted_writes(output)
     if output.exists() and not overwrite:
         raise FileExistsError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
+    if output.exists() and not is_prepared_dataset_dir(output):
+        raise ValueError(f"refusing to replace {output}: it is not a prepared data set (--overwrite only "
+                         "replaces a folder written by 'mpm prepare'); choose a new --output folder")
+    cwd = Path.cwd().absolute()
+    if output.exists() and (output == cwd or output in cwd.parents):
+        raise ValueError(f"refusing to replace {output}: it is (or contains) the working directory")
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.parent / f".{output.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
@@ -186,6 +213,51 @@ def save_dataset(dataset, output: Union[str, os.PathLike], format: str = "arrow"
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return output
+
+
+def is_prepared_dataset_dir(path: Union[str, os.PathLike]) -> bool:
+    """True when ``path`` is a folder written by :func:`save_dataset`: a ``save_to_disk`` folder
+    (``dataset_dict.json``, or ``dataset_info.json`` + ``state.json``) or a folder of
+    ``<split>/*.parquet`` shards with nothing else in it."""
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    if (path / "dataset_dict.json").is_file():
+        return True
+    if (path / "dataset_info.json").is_file() and (path / "state.json").is_file():
+        return True
+    entries = list(path.iterdir())
+    if not entries or not all(p.is_dir() and not p.is_symlink() for p in entries):
+        return False
+    for split in entries:
+        files = list(split.iterdir())
+        if not files or not all(f.is_file() and f.suffix == ".parquet" for f in files):
+            return False
+    return True
+
+
+def clean_interrupted_writes(output: Union[str, os.PathLike]) -> List[str]:
+    """Tidy what an interrupted :func:`save_dataset` left next to ``output``.
+
+    ``.<name>.tmp-*`` folders (a half-written new data set) are deleted. A ``.<name>.old-*``
+    folder is the complete previous data set moved aside just before the swap: it is moved
+    back when ``output`` is missing (the crash fell between the two renames), else deleted.
+    Returns one line per action taken."""
+    output = Path(output).absolute()
+    done: List[str] = []
+    if not output.parent.is_dir():
+        return done
+    for p in sorted(output.parent.glob(f".{output.name}.tmp-*")):
+        shutil.rmtree(p, ignore_errors=True)
+        done.append(f"removed the unfinished write {p}")
+    for p in sorted(output.parent.glob(f".{output.name}.old-*")):
+        if not output.exists() and is_prepared_dataset_dir(p):
+            os.replace(p, output)
+            done.append(f"restored {output} from the interrupted replacement {p}")
+        else:
+            shutil.rmtree(p, ignore_errors=True)
+            done.append(f"removed the previous data set {p} left by an interrupted replacement")
+    return done
 
 
 def load_dataset_dir(path: Union[str, os.PathLike]):
@@ -233,3 +305,196 @@ def load_sequences(dataset, columns: Sequence[str] = ("pose_3d", "pose_2d", "int
             rec["valid"] = np.asarray(rec["valid"], dtype=bool)
         out.append(rec)
     return out
+
+
+# ============================================================================ NumPy files
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _describe_start(path: str) -> str:
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if not head:
+        return "it is empty (0 bytes)"
+    if head.startswith((b"\x80", b"(", b"}", b"]")):
+        return "it holds a raw Python pickle, not NumPy data"
+    return f"it does not start like one (first bytes {head!r})"
+
+
+def _check_file(path: str) -> str:
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a folder, expected a file")
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such file")
+    return path
+
+
+def read_npy(path) -> np.ndarray:
+    """Read an ``.npy`` file of plain (non-object) data; ValueError naming the file otherwise."""
+    path = _check_file(path)
+    with open(path, "rb") as f:
+        head = f.read(len(_NPY_MAGIC))
+    if head != _NPY_MAGIC:
+        raise ValueError(f"{path}: not a NumPy .npy file ({_describe_start(path)})")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as e:
+        if "pickle" in str(e).lower() or "object" in str(e).lower():
+            raise ValueError(f"{path}: holds Python objects (pickled), not a numeric array; save it with "
+                             "np.save(path, np.asarray(x, dtype=np.float32))") from None
+        raise ValueError(f"{path}: unreadable .npy file ({e}); the file is probably truncated") from None
+    except (EOFError, OSError) as e:
+        raise ValueError(f"{path}: unreadable .npy file ({e or type(e).__name__}); probably truncated") from None
+
+
+def read_npz(path) -> dict:
+    """Read every array of an ``.npz`` file (no unpickling) into a dict ``{key: ndarray}``.
+
+    ValueError naming the file when it is not a zip of ``.npy`` members, is truncated, or a
+    member holds pickled Python objects."""
+    path = _check_file(path)
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head != _ZIP_MAGIC:
+        raise ValueError(f"{path}: not a NumPy .npz file ({_describe_start(path)})")
+    out = {}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            for key in z.files:
+                try:
+                    out[key] = z[key]
+                except ValueError as e:
+                    if "pickle" in str(e).lower() or "object" in str(e).lower():
+                        raise ValueError(f"{path}: array {key!r} holds pickled Python objects; this command "
+                                         "reads plain numeric arrays only") from None
+                    raise
+    except ValueError as e:
+        if str(e).startswith(path):
+            raise
+        raise ValueError(f"{path}: unreadable .npz file ({e}); the file is probably truncated") from None
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as e:
+        raise ValueError(f"{path}: unreadable .npz file ({e or type(e).__name__}); the file is probably "
+                         "truncated") from None
+    return out
+
+
+def _numpy_multiarray(name: str):
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # pragma: no cover - NumPy < 2
+        from numpy.core import multiarray
+    return getattr(multiarray, name)
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """A pickle reader that constructs only plain data.
+
+    Allowed: ``dict``, ``list``, ``tuple``, ``set``, ``frozenset``, ``int``, ``float``,
+    ``complex``, ``bool``, ``str``, ``bytes``, ``bytearray``, ``None`` (pickle opcodes or the
+    builtins of those names), ``collections.OrderedDict``, ``_codecs.encode`` (how Python-2-era
+    pickles store bytes), and NumPy's ``ndarray``, ``dtype`` and the two reconstruction helpers
+    ``_reconstruct`` / ``scalar``. Any other global (``os.system``, ``builtins.eval``, a class
+    with ``__reduce__``, ...) raises :class:`pickle.UnpicklingError` before anything is called.
+    """
+
+    _BUILTINS = {"dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "bool", "str",
+                 "bytes", "bytearray"}
+
+    def find_class(self, module, name):
+        if module in ("builtins", "__builtin__") and name in self._BUILTINS:
+            import builtins
+
+            return getattr(builtins, name)
+        if module == "collections" and name == "OrderedDict":
+            from collections import OrderedDict
+
+            return OrderedDict
+        if module == "_codecs" and name == "encode":
+            import codecs
+
+            return codecs.encode
+        if module == "numpy" and name in ("ndarray", "dtype"):
+            return getattr(np, name)
+        if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name in ("_reconstruct", "scalar"):
+            return _numpy_multiarray(name)
+        raise pickle.UnpicklingError(
+            f"refused to load {module}.{name}: only builtin containers, numbers, strings and NumPy arrays "
+            "are allowed in a data file")
+
+
+def _read_member_restricted(fp):
+    """One ``.npy`` member: plain data as NumPy reads it; object arrays through the restricted unpickler."""
+    from numpy.lib import format as npformat
+
+    version = npformat.read_magic(fp)
+    if version == (1, 0):
+        shape, fortran, dtype = npformat.read_array_header_1_0(fp)
+    elif version == (2, 0):
+        shape, fortran, dtype = npformat.read_array_header_2_0(fp)
+    else:
+        raise ValueError(f"unsupported .npy format version {version}")
+    if not dtype.hasobject:
+        fp.seek(0)
+        return npformat.read_array(fp, allow_pickle=False)
+    obj = RestrictedUnpickler(fp, encoding="latin1").load()
+    return obj
+
+
+def read_npz_object(path, key: str):
+    """``np.load(path, allow_pickle=True)[key]`` without running code from the file.
+
+    The member is unpickled by :class:`RestrictedUnpickler`; a 0-d object array (a pickled dict,
+    as in the VideoPose3D / P-STMO / MPM-authors files) is unwrapped to its item. Raises
+    ``ValueError`` naming the file: missing key (listing the keys present), not an ``.npz``,
+    truncated, or a refused object."""
+    path = _check_file(path)
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head != _ZIP_MAGIC:
+        raise ValueError(f"{path}: not a NumPy .npz file ({_describe_start(path)})")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
+            if key not in names:
+                raise ValueError(f"{path}: no key {key!r} (keys: {names})")
+            with zf.open(key + ".npy") as member:
+                obj = _read_member_restricted(_io.BufferedReader(member))
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{path}[{key!r}]: {e}") from None
+    except ValueError as e:
+        if str(e).startswith(path):
+            raise
+        raise ValueError(f"{path}[{key!r}]: unreadable ({e})") from None
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError, IndexError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path}: unreadable .npz file ({e or type(e).__name__}); the file is probably "
+                         "truncated") from None
+    if isinstance(obj, np.ndarray) and obj.dtype == object and obj.shape == ():
+        obj = obj.item()
+    return obj
+
+
+def save_npz_atomic(path, **arrays) -> str:
+    """``np.savez(path, **arrays)`` into a temporary file next to ``path``, then ``os.replace``:
+    an existing file is only replaced by a complete new one (a full disk keeps the old result).
+    ``.npz`` is appended when missing, as ``np.savez`` does. Returns the path written."""
+    path = os.fspath(path)
+    if not path.endswith(".npz"):
+        path += ".npz"
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a folder; give an output file name ending in .npz")
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path

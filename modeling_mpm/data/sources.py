@@ -21,7 +21,7 @@ import numpy as np
 
 from ..cameras import Camera, h36m_cameras, world_to_camera, project_to_pixels
 from ..skeleton import h36m17_to_h36m16, mpi3dhp17_to_h36m16, mpi3dhp17_to_h36m17
-from .io import make_row, rows_to_dataset
+from .io import make_row, read_npz_object, rows_to_dataset
 from .mocap import (CMU_BVH_SCALE, CMU_BVH_TO_H36M17, SMPL_TO_H36M17, JointMap, load_bvh_h36m17,
                     load_climb_npy, map_joints_by_name, resample, y_up_to_z_up)
 
@@ -41,18 +41,16 @@ H36M_TEST_SUBJECTS = ("S9", "S11")
 
 
 def load_npz_object(path, key: str):
-    """``np.load(path, allow_pickle=True)[key]``, unwrapping 0-d object arrays (pickled dicts).
-    Raises ``ValueError`` naming the keys present when ``key`` is missing."""
+    """``np.load(path, allow_pickle=True)[key]`` made safe: the pickled dicts of the released
+    files are read by :class:`modeling_mpm.data.io.RestrictedUnpickler` (builtin containers,
+    numbers, strings and NumPy arrays only; anything else is refused, nothing in the file is
+    run). A 0-d object array is unwrapped to its item. Raises ``FileNotFoundError`` for a missing
+    file and ``ValueError`` naming the file for everything else (missing key, a folder, not an
+    npz, truncated, refused objects)."""
     path = str(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file: {path}")
-    with np.load(path, allow_pickle=True) as f:
-        if key not in f.files:
-            raise ValueError(f"{path}: no key {key!r} (keys: {f.files})")
-        obj = f[key]
-    if isinstance(obj, np.ndarray) and obj.dtype == object and obj.shape == ():
-        obj = obj.item()
-    return obj
+    return read_npz_object(path, key)
 
 
 def _select_joints(pose: np.ndarray, num_joints: int) -> np.ndarray:
@@ -161,18 +159,32 @@ def h36m_rows(positions_3d: Union[str, os.PathLike, dict], positions_2d: Union[s
 def prepare_h36m(positions_3d, positions_2d=None, num_joints: int = 17,
                  train_subjects: Sequence[str] = H36M_TRAIN_SUBJECTS,
                  test_subjects: Sequence[str] = H36M_TEST_SUBJECTS, cameras=None):
-    """DatasetDict ``{"train": S1,S5,S6,S7,S8, "test": S9,S11}`` of :func:`h36m_rows`."""
+    """DatasetDict ``{"train": S1,S5,S6,S7,S8, "test": S9,S11}`` of :func:`h36m_rows`.
+
+    A split whose subjects are all absent from the file is left out (a file without S9/S11 gives
+    only "train"); a file with none of the subjects raises ``ValueError``."""
     from datasets import DatasetDict
 
     if isinstance(positions_3d, (str, os.PathLike)):
         positions_3d = load_npz_object(positions_3d, "positions_3d")
     if isinstance(positions_2d, (str, os.PathLike)):
         positions_2d = load_h36m_2d(positions_2d)
+    if not isinstance(positions_3d, dict):
+        raise TypeError("positions_3d must be a dict[subject][action] -> (T, 32, 3) array")
+    known = set(train_subjects) | set(test_subjects)
+    if not known & set(positions_3d):
+        raise ValueError(f"the 3D file has none of the Human3.6M subjects {sorted(known)} "
+                         f"(it has {sorted(map(str, positions_3d))}); nothing to convert")
     out = {}
     for split, subjects in (("train", train_subjects), ("test", test_subjects)):
         subjects = [s for s in subjects if s in positions_3d]
+        if not subjects:  # e.g. a file without S9/S11: no empty (unloadable) split
+            continue
         out[split] = rows_to_dataset(h36m_rows(positions_3d, positions_2d, subjects, num_joints, cameras),
                                      num_joints)
+    empty = [k for k, v in out.items() if len(v) == 0]
+    if empty:
+        raise ValueError(f"no sequences for split(s) {empty}: the subjects present have no actions")
     return DatasetDict(out)
 
 

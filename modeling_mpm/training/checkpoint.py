@@ -7,16 +7,28 @@ A checkpoint is a folder ``<output_dir>/checkpoints/step_<NNNNNNNN>/`` holding
 * ``rng_state_<rank>.pt``: per-process RNG states (Python ``random``, NumPy, torch CPU/CUDA and
   the trainer's own ``torch.Generator`` for masks and flips);
 * ``trainer_state.json``: ``global_step``, ``epoch``, ``step_in_epoch`` (the next step to run),
-  the best validation value so far, the world size and the run config.
+  the best validation value so far, the world size and the run config;
+* ``checkpoint_complete.json``: written last, the size and SHA-256 of every other file.
 
 Everything is written into ``checkpoints/.tmp-step_<N>`` first and the folder is renamed with
 ``os.replace`` when complete, so a folder named ``step_*`` is always whole, even after SIGKILL.
+Before a checkpoint is used its files are checked against ``checkpoint_complete.json``
+(:func:`verify_checkpoint`); ``--resume`` falls back to the newest checkpoint that passes
+(:func:`latest_checkpoint`), so a checkpoint truncated later (a full disk, a partial copy) is
+skipped with a warning instead of crashing the resumed run.
+
+Loading runs no code from the files: the ``.pt`` files are read with
+``torch.load(weights_only=True)`` and hold only tensors, numbers, strings and containers (the
+NumPy RNG state is stored as a tensor, see :func:`capture_rng_state`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
+import pickle
 import random
 import re
 import shutil
@@ -35,16 +47,31 @@ __all__ = [
     "load_checkpoint",
     "atomic_write_dir",
     "prune_checkpoints",
+    "verify_checkpoint",
+    "CheckpointError",
+    "COMPLETE_MARKER",
 ]
 
+logger = logging.getLogger(__name__)
+
 _STEP_RE = re.compile(r"^step_(\d+)$")
+
+#: file written last into every checkpoint: ``{"files": {name: {"bytes": n, "sha256": hex}}}``
+COMPLETE_MARKER = "checkpoint_complete.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder is incomplete, truncated or not in the expected format."""
 
 
 def capture_rng_state(generators: Optional[Dict[str, torch.Generator]] = None) -> Dict[str, Any]:
     """Every RNG state that can influence training in this process."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
     state = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        # as a tensor (not an ndarray) so that torch.load(weights_only=True) reads it back
+        "numpy": (str(name), torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss),
+                  float(cached)),
         "torch": torch.get_rng_state(),
         "generators": {k: g.get_state() for k, g in (generators or {}).items()},
     }
@@ -56,7 +83,9 @@ def capture_rng_state(generators: Optional[Dict[str, torch.Generator]] = None) -
 def restore_rng_state(state: Dict[str, Any], generators: Optional[Dict[str, torch.Generator]] = None) -> None:
     """Inverse of :func:`capture_rng_state`."""
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    keys = keys.numpy() if torch.is_tensor(keys) else np.asarray(keys)
+    np.random.set_state((name, keys.astype(np.uint32), int(pos), int(has_gauss), float(cached)))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -78,9 +107,73 @@ def list_checkpoints(root: str) -> List[str]:
     return [p for _, p in sorted(found)]
 
 
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_marker(path: str) -> None:
+    """Record size and SHA-256 of every file in checkpoint folder ``path`` (call last)."""
+    files = {}
+    for name in sorted(os.listdir(path)):
+        full = os.path.join(path, name)
+        if name != COMPLETE_MARKER and os.path.isfile(full):
+            files[name] = {"bytes": os.path.getsize(full), "sha256": _sha256(full)}
+    tmp = os.path.join(path, COMPLETE_MARKER + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump({"files": files}, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, os.path.join(path, COMPLETE_MARKER))
+
+
+def verify_checkpoint(path: str) -> None:
+    """Raise :class:`CheckpointError` unless every file listed in ``checkpoint_complete.json``
+    is present with the recorded size and SHA-256 (and ``trainer_state.json`` is readable)."""
+    marker = os.path.join(path, COMPLETE_MARKER)
+    if not os.path.isfile(marker):
+        raise CheckpointError(f"checkpoint {path} has no {COMPLETE_MARKER} (interrupted, or written by an "
+                              "older version of the package that cannot be resumed safely)")
+    try:
+        with open(marker, "r", encoding="utf-8") as f:
+            files = json.load(f)["files"]
+        items = list(files.items())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"checkpoint {path}: unreadable {COMPLETE_MARKER} ({e})") from None
+    if "trainer_state.json" not in files:
+        raise CheckpointError(f"checkpoint {path}: {COMPLETE_MARKER} does not list trainer_state.json")
+    for name, rec in items:
+        full = os.path.join(path, name)
+        if os.path.basename(name) != name or not os.path.isfile(full):
+            raise CheckpointError(f"checkpoint {path}: {name} is missing")
+        size = os.path.getsize(full)
+        if size != rec.get("bytes"):
+            raise CheckpointError(f"checkpoint {path}: {name} has {size} bytes, {rec.get('bytes')} were written "
+                                  "(truncated or changed)")
+        if _sha256(full) != rec.get("sha256"):
+            raise CheckpointError(f"checkpoint {path}: {name} does not match its SHA-256 (corrupted or changed)")
+
+
 def latest_checkpoint(root: str) -> Optional[str]:
+    """The newest checkpoint under ``root`` that passes :func:`verify_checkpoint` (None when there
+    is no checkpoint folder at all). Newer broken ones are skipped with a warning; when folders
+    exist but none is complete, :class:`CheckpointError` says why each was rejected."""
     ckpts = list_checkpoints(root)
-    return ckpts[-1] if ckpts else None
+    problems = []
+    for path in reversed(ckpts):
+        try:
+            verify_checkpoint(path)
+        except CheckpointError as e:
+            logger.warning("skipping checkpoint: %s", e)
+            problems.append(str(e))
+            continue
+        return path
+    if problems:
+        raise CheckpointError(f"no complete checkpoint in {root}: " + "; ".join(problems))
+    return None
 
 
 def read_trainer_state(path: str) -> Dict[str, Any]:
@@ -156,6 +249,7 @@ def write_checkpoint(root: str, step: int, *, accelerator, model, optimizer, sch
         with open(os.path.join(tmp, "trainer_state.json"), "w", encoding="utf-8") as f:
             json.dump(trainer_state, f, indent=2)
         _fsync_tree(tmp)
+        _write_marker(tmp)
         if os.path.exists(final):
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -171,22 +265,34 @@ def load_checkpoint(path: str, *, accelerator, model, optimizer, scheduler,
     """
     from safetensors.torch import load_model
 
+    verify_checkpoint(path)
     state = read_trainer_state(path)
     if int(state.get("world_size", 1)) != accelerator.num_processes:
         raise ValueError(
             f"checkpoint {path} was written by {state.get('world_size')} process(es) but this run has "
             f"{accelerator.num_processes}; resume with the same number of processes")
     load_model(accelerator.unwrap_model(model), os.path.join(path, "model.safetensors"))
-    optimizer.load_state_dict(torch.load(os.path.join(path, "optimizer.pt"), weights_only=False))
-    scheduler.load_state_dict(torch.load(os.path.join(path, "scheduler.pt"), weights_only=False))
+    optimizer.load_state_dict(_load_pt(os.path.join(path, "optimizer.pt")))
+    scheduler.load_state_dict(_load_pt(os.path.join(path, "scheduler.pt")))
     scaler_path = os.path.join(path, "scaler.pt")
     if os.path.exists(scaler_path) and getattr(accelerator, "scaler", None) is not None:
-        accelerator.scaler.load_state_dict(torch.load(scaler_path, weights_only=False))
+        accelerator.scaler.load_state_dict(_load_pt(scaler_path))
     rng_path = os.path.join(path, f"rng_state_{accelerator.process_index}.pt")
-    rng = torch.load(rng_path, weights_only=False)
+    rng = _load_pt(rng_path)
     restore_rng_state(rng, generators)
     state["rank_extra"] = rng.get("extra")
     return state
+
+
+def _load_pt(path: str):
+    """``torch.load(weights_only=True)``: tensors, numbers, strings and containers only, so a
+    crafted file cannot run code; anything else is a :class:`CheckpointError`."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: refused to load, it holds objects other than tensors, numbers, "
+                              f"strings and containers ({first})") from None
 
 
 def prune_checkpoints(root: str, keep: int) -> None:

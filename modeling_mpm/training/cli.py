@@ -61,7 +61,10 @@ def build_parser(prog: str, finetune: bool) -> argparse.ArgumentParser:
     p.add_argument("--data_paths", nargs="+", default=None,
                    help="prepared data set folders (= --set data.paths=[...] and data.source=prepared)")
     p.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
-                   help="continue from the newest checkpoint in output_dir (or the given folder)")
+                   help="continue from the newest complete checkpoint in output_dir (or the given folder)")
+    p.add_argument("--overwrite_output_dir", action="store_true",
+                   help="start over in an output_dir that holds a previous run (its checkpoints, model and "
+                        "logs are deleted); without it or --resume a non-empty output_dir is refused")
     p.add_argument("--push_to_hub", metavar="REPO_ID", default=None,
                    help="push the exported model to this Hub repo (checked before training)")
     prog_group = p.add_mutually_exclusive_group()
@@ -104,7 +107,12 @@ def run(argv: Optional[List[str]], finetune: bool, prog: str) -> int:
         return 0
     from .trainer import train
 
-    result = train(cfg, resume=args.resume, push_to_hub=args.push_to_hub, progress=args.progress)
+    try:
+        result = train(cfg, resume=args.resume, push_to_hub=args.push_to_hub, progress=args.progress,
+                       overwrite_output_dir=args.overwrite_output_dir)
+    except (ValueError, TypeError) as err:  # bad folder / checkpoint / config: a sentence, not a traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if result.model_dir:
         print(f"model saved to {result.model_dir}")
         if result.eval_results:

@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader
 from .. import evaluation as E
 from .checkpoint import (atomic_write_dir, capture_rng_state, latest_checkpoint, load_checkpoint,
                          prune_checkpoints, restore_rng_state, write_checkpoint)
+from .output_dir import claim_output_dir
 from .config import RunConfig
 from .data import build_splits, collate_windows
 from .data_sources import dataset_rng_state, restore_dataset_rng_state
@@ -271,7 +272,7 @@ def _save_best(model, path: str) -> None:
 def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub: Optional[str] = None,
           splits: Optional[Tuple[Any, Any, Any]] = None, progress: Optional[bool] = None,
           export: bool = True, export_dir: Optional[str] = None, kill_after_step: Optional[int] = None,
-          accelerator=None) -> TrainResult:
+          accelerator=None, overwrite_output_dir: bool = False) -> TrainResult:
     """Train ``training.task`` as configured and export the best model.
 
     Args:
@@ -283,6 +284,9 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
         progress: tqdm progress bar (default: ``training.progress_bar``, else only on a terminal).
         export: write ``export_dir`` (default ``output_dir/model``: model, card, test results) at the end.
         kill_after_step: testing hook, see :data:`KILL_ENV`.
+        overwrite_output_dir: start over in an ``output_dir`` that holds files (its previous run's
+            outputs are deleted); without it (and without ``resume``) such a folder is refused,
+            see :mod:`.output_dir`.
     """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -307,6 +311,7 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
     acc = accelerator or Accelerator(mixed_precision=None if t.mixed_precision == "no" else t.mixed_precision)
     main = acc.is_main_process
     out_dir = t.output_dir
+    out_lock = claim_output_dir(out_dir, resume=resume, overwrite=overwrite_output_dir, accelerator=acc)
     if main:
         os.makedirs(out_dir, exist_ok=True)
         with open(os.path.join(out_dir, "config.yaml"), "w", encoding="utf-8") as f:
@@ -499,6 +504,8 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
         result.seconds = time.time() - t0
         return result
     finally:
+        if out_lock is not None:
+            out_lock.release()
         if writer is not None:
             writer.close()
         if fh is not None:

@@ -1,0 +1,120 @@
+"""The training output folder: refuse to mix two runs, and one run at a time.
+
+:func:`claim_output_dir` is called once at the start of :func:`~modeling_mpm.training.train`:
+
+* a folder that already holds files is refused unless the run resumes (``--resume``) or
+  ``--overwrite_output_dir`` is given; otherwise a new run would overwrite the old run's
+  ``model/`` and ``best_model/``, its checkpoint pruning would keep the old run's higher step
+  numbers and a later ``--resume`` would silently continue the old run;
+* ``--overwrite_output_dir`` deletes the previous run's outputs (only the names the trainer
+  writes: :data:`RUN_OUTPUTS`) before starting, other files are left alone;
+* the main process holds an exclusive lock on ``<output_dir>/.mpm-train.lock`` (``fcntl.flock``)
+  for the whole run, so a second run into the same folder fails at once. The lock belongs to
+  the process: it is released when the run ends or the process dies (SIGKILL included), so a
+  killed run can be resumed without removing anything by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Optional
+
+__all__ = ["LOCK_NAME", "RUN_OUTPUTS", "OutputDirLock", "check_output_dir", "claim_output_dir"]
+
+LOCK_NAME = ".mpm-train.lock"
+#: what a training run writes into its output folder (removed by ``--overwrite_output_dir``)
+RUN_OUTPUTS = ("checkpoints", "best_model", "model", "tensorboard", "config.yaml", "train.log", "metrics.csv")
+
+
+class OutputDirLock:
+    """An exclusive ``flock`` on ``<output_dir>/.mpm-train.lock``; :meth:`release` (or process exit)
+    frees it."""
+
+    def __init__(self, output_dir: str):
+        self.path = os.path.join(output_dir, LOCK_NAME)
+        self._fd: Optional[int] = None
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no advisory locks, the folder check still applies
+            self._fd = fd
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                other = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+            except OSError:
+                other = ""
+            os.close(fd)
+            raise ValueError(
+                f"another training run{f' (process {other})' if other else ''} is writing to {output_dir}; "
+                "wait for it to finish or choose another --output_dir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+
+def _contents(output_dir: str):
+    if not os.path.isdir(output_dir):
+        return []
+    return sorted(n for n in os.listdir(output_dir) if n != LOCK_NAME)
+
+
+def check_output_dir(output_dir: str, resume=None, overwrite: bool = False) -> None:
+    """Raise ``ValueError`` when ``output_dir`` is a file, or holds files and the run neither
+    resumes nor overwrites."""
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ValueError(f"output_dir {output_dir} is a file, not a folder")
+    found = _contents(output_dir)
+    if found and not resume and not overwrite:
+        shown = ", ".join(found[:6]) + (", ..." if len(found) > 6 else "")
+        raise ValueError(
+            f"output_dir {output_dir} is not empty ({shown}); pass --resume to continue the run in it, "
+            "--overwrite_output_dir to delete its previous outputs and start over, or choose another "
+            "--output_dir")
+
+
+def claim_output_dir(output_dir: str, *, resume=None, overwrite: bool = False,
+                     accelerator=None) -> Optional[OutputDirLock]:
+    """Check ``output_dir`` (:func:`check_output_dir`), take its lock and, with ``overwrite``
+    and no ``resume``, delete the previous run's :data:`RUN_OUTPUTS`.
+
+    Call on every process: the main process decides and the verdict is shared, so every rank
+    raises the same ``ValueError`` instead of waiting forever. Returns the lock (main process)
+    or None; :meth:`OutputDirLock.release` it when the run ends.
+    """
+    main = accelerator is None or accelerator.is_main_process
+    lock, error = None, None
+    if main:
+        try:
+            check_output_dir(output_dir, resume, overwrite)
+            os.makedirs(output_dir, exist_ok=True)
+            lock = OutputDirLock(output_dir)
+            if overwrite and not resume:
+                for name in RUN_OUTPUTS:
+                    path = os.path.join(output_dir, name)
+                    if os.path.isdir(path) and not os.path.islink(path):
+                        shutil.rmtree(path)
+                    elif os.path.lexists(path):
+                        os.remove(path)
+        except (ValueError, OSError) as e:
+            if lock is not None:
+                lock.release()
+                lock = None
+            error = str(e) if isinstance(e, ValueError) else f"output_dir {output_dir}: {e}"
+    if accelerator is not None and accelerator.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        shared = [error]
+        broadcast_object_list(shared, from_process=0)
+        error = shared[0]
+    if error is not None:
+        raise ValueError(error)
+    return lock

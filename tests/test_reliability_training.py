@@ -1,0 +1,133 @@
+"""Training outputs are safe to resume: no code runs from checkpoint files, a truncated checkpoint
+is skipped, a folder holding another run is refused, and two runs cannot share a folder."""
+
+import os
+import pickle
+
+import pytest
+import torch
+
+from modeling_mpm.training.checkpoint import (COMPLETE_MARKER, CheckpointError, _write_marker,
+                                              latest_checkpoint, list_checkpoints, verify_checkpoint)
+from modeling_mpm.training.config import RunConfig
+from modeling_mpm.training.output_dir import LOCK_NAME, OutputDirLock
+
+TINY_MODEL = {"num_frames": 9, "num_layers": 1, "hidden_size": 16, "intermediate_size": 32,
+              "num_attention_heads": 2}
+
+
+def _cfg(out, **training):
+    return RunConfig({
+        "model": dict(TINY_MODEL),
+        "data": {"source": "synthetic", "synthetic_sequences": 3, "synthetic_length": 30, "eval_stride": 9},
+        "training": {"task": "pretrain", "output_dir": str(out), "batch_size": 4, "max_steps": 2,
+                     "checkpoint_every": 1, "keep_checkpoints": 3, "log_every": 1, "tensorboard": False,
+                     "progress_bar": False, "eval_every": 100, **training},
+        "eval": {"batch_size": 16},
+    })
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """One finished 2-step run with checkpoints step 1 and 2 (copied per test)."""
+    from modeling_mpm.training import train
+
+    out = tmp_path_factory.mktemp("run") / "out"
+    train(_cfg(out), export=False)
+    return out
+
+
+def _copy(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+class _Payload:
+    """Unpickling this calls ``open(path, "w")``: a stand-in for arbitrary code."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_checkpoint_files_are_loaded_without_running_code(run_dir, tmp_path):
+    from modeling_mpm.training import train
+
+    out = _copy(run_dir, tmp_path / "out")
+    ck = out / "checkpoints" / "step_00000002"
+    marker = tmp_path / "code_ran"
+    rng = torch.load(ck / "rng_state_0.pt", weights_only=True)  # the real file loads safely
+    assert torch.is_tensor(rng["numpy"][1])
+    rng["extra"] = _Payload(str(marker))
+    with open(ck / "rng_state_0.pt", "wb") as f:
+        pickle.dump(rng, f, protocol=2)
+    os.remove(ck / COMPLETE_MARKER)
+    _write_marker(str(ck))  # an attacker ships a consistent marker
+    with pytest.raises(CheckpointError, match="refused to load"):
+        train(_cfg(out, max_steps=3), resume=str(ck), export=False)
+    assert not marker.exists()
+
+
+def test_truncated_latest_checkpoint_falls_back_to_previous(run_dir, tmp_path):
+    from modeling_mpm.training import train
+
+    out = _copy(run_dir, tmp_path / "out")
+    root = str(out / "checkpoints")
+    newest = os.path.join(root, "step_00000002")
+    verify_checkpoint(newest)
+    with open(os.path.join(newest, "optimizer.pt"), "r+b") as f:
+        f.truncate(100)
+    with pytest.raises(CheckpointError, match="optimizer.pt has 100 bytes"):
+        verify_checkpoint(newest)
+    assert latest_checkpoint(root).endswith("step_00000001")
+    r = train(_cfg(out, max_steps=3), resume=True, export=False)
+    assert r.global_step == 3
+    assert "resumed from " + os.path.join(root, "step_00000001") in open(out / "train.log").read()
+    # a checkpoint folder without the marker (interrupted, or an old format) is not used either
+    for p in list_checkpoints(root):
+        os.remove(os.path.join(p, COMPLETE_MARKER))
+    with pytest.raises(CheckpointError, match="no complete checkpoint"):
+        latest_checkpoint(root)
+
+
+def test_non_empty_output_dir_is_refused_unless_resume_or_overwrite(run_dir, tmp_path):
+    from modeling_mpm.training import train
+
+    out = _copy(run_dir, tmp_path / "out")
+    with pytest.raises(ValueError, match="is not empty.*--resume.*--overwrite_output_dir"):
+        train(_cfg(out, max_steps=1), export=False)
+    assert len(list_checkpoints(str(out / "checkpoints"))) == 2  # nothing was touched
+    r = train(_cfg(out, max_steps=1), export=False, overwrite_output_dir=True)
+    assert r.global_step == 1
+    # the old run's step 2 is gone, so a later --resume continues this run, not the old one
+    assert [os.path.basename(p) for p in list_checkpoints(str(out / "checkpoints"))] == ["step_00000001"]
+
+
+def test_second_run_into_a_locked_folder_fails_at_once(run_dir, tmp_path):
+    from modeling_mpm.training import train
+
+    out = _copy(run_dir, tmp_path / "out")
+    lock = OutputDirLock(str(out))  # stands in for a running process
+    try:
+        with pytest.raises(ValueError, match="another training run .* is writing to"):
+            train(_cfg(out, max_steps=3), resume=True, export=False)
+    finally:
+        lock.release()
+    assert (out / LOCK_NAME).exists()
+    r = train(_cfg(out, max_steps=3), resume=True, export=False)  # the lock is free again
+    assert r.global_step == 3
+
+
+def test_training_cli_says_why_it_refuses(tmp_path, capsys):
+    from modeling_mpm.training.cli import pretrain_main
+
+    (tmp_path / "notes.txt").write_text("someone else's file")
+    rc = pretrain_main(["--data", "synthetic", "--output_dir", str(tmp_path), "--max_steps", "1", "--no_progress"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: output_dir") and "notes.txt" in err
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
