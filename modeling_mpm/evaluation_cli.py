@@ -84,7 +84,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    model = MPMForPoseLifting.from_pretrained(args.model)
+    from .loading import load_model_for_task
+
+    try:
+        model = load_model_for_task(args.model, "MPMForPoseLifting", "mpm eval")
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     model.eval()
     _, _, test = build_splits(cfg.with_overrides(["data.val_split=null"]), model.config.num_frames,
                               model.config.get_skeleton())

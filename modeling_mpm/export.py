@@ -139,10 +139,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = ap.parse_args(argv)
     from .modeling_mpm import MPMForPoseLifting
 
+    from .loading import load_model_for_task
+
     try:
-        model = MPMForPoseLifting.from_pretrained(args.model)
-    except OSError as e:
-        print(f"error: could not load a lifter from {args.model!r}: {e}", file=sys.stderr)
+        model = load_model_for_task(args.model, "MPMForPoseLifting", "mpm export-onnx")
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     info = export_onnx(model, args.output, opset=args.opset, with_mask=not args.no_mask,
                        check=not args.no_check, atol=args.atol)

@@ -42,8 +42,12 @@ def window_starts(num_frames: int, window: int, stride: int) -> np.ndarray:
     """Start frames of seq2seq windows covering ``num_frames`` frames (the last one ends at the end).
 
     For ``num_frames <= window`` a single window starting at ``-(window - num_frames) // 2`` (it is
-    edge-padded on both sides) is returned.
+    edge-padded on both sides) is returned. ``stride`` larger than ``window`` is refused
+    (``ValueError``): the frames between windows would get no prediction.
     """
+    if stride > window:
+        raise ValueError(f"stride {stride} is larger than the window of {window} frames: the frames between "
+                         f"windows would get no prediction; use a stride of at most {window}")
     if num_frames <= window:
         return np.array([-((window - num_frames) // 2)], dtype=np.int64)
     starts = np.arange(0, num_frames - window + 1, stride, dtype=np.int64)
@@ -258,6 +262,7 @@ def lift_sequence(
     """
     if mode not in LIFT_MODES:
         raise ValueError(f"mode must be one of {LIFT_MODES}, got {mode!r}")
+    flip_augmentation = _check_bool(flip_augmentation, "flip_augmentation")
     batch_size = _check_positive_int(batch_size, "batch_size")
     if stride is not None:
         stride = _check_positive_int(stride, "stride")
@@ -318,6 +323,7 @@ def complete_sequence(
         the 2D reconstruction``}``. float32; nothing is copied from the input here (the pipeline
         keeps the given joints).
     """
+    flip_augmentation = _check_bool(flip_augmentation, "flip_augmentation")
     batch_size = _check_positive_int(batch_size, "batch_size")
     if stride is not None:
         stride = _check_positive_int(stride, "stride")
@@ -360,3 +366,10 @@ def _check_positive_int(v, name: str) -> int:
     if v <= 0:
         raise ValueError(f"{name} must be a positive int, got {v}")
     return int(v)
+
+
+def _check_bool(v, name: str) -> bool:
+    """``v`` if it is a bool (Python or NumPy); TypeError otherwise (``"no"`` is not False)."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {v!r}")
+    return bool(v)

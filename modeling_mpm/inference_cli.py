@@ -13,7 +13,12 @@ Input files (``read_keypoints``):
   missing between the first and the last (frames without a detection) become empty frames (all
   joints missing, filled from their neighbours by the lifter), so the output has one frame per id.
 
-Outputs are ``.npz`` files (see each command's ``--help``).
+  Integer ids are bounded: at most :data:`MAX_JSON_FRAMES` frames between the first and the last.
+
+Outputs are ``.npz`` files (see each command's ``--help``), written atomically (a temporary file
+next to the target, then renamed: an existing result is only ever replaced by a complete one).
+Input files are never unpickled. Bad input ends with ``error: <file>: <what is wrong>`` and exit
+code 2.
 """
 
 from __future__ import annotations
@@ -26,7 +31,11 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["read_keypoints", "read_coco_json", "lift_main", "complete_main", "render_main"]
+__all__ = ["read_keypoints", "read_coco_json", "lift_main", "complete_main", "render_main", "MAX_JSON_FRAMES"]
+
+#: most frames a COCO JSON may span from its first to its last integer image id (missing ids
+#: become empty frames; this bounds the memory a file with ids 0 and 10**9 would ask for)
+MAX_JSON_FRAMES = 1_000_000
 
 
 def read_coco_json(path: str, fill_gaps: bool = True) -> Tuple[np.ndarray, List]:
@@ -35,10 +44,10 @@ def read_coco_json(path: str, fill_gaps: bool = True) -> Tuple[np.ndarray, List]
     One person per ``image_id`` (highest ``score``; ``category_id`` 1 or absent); see the module
     docstring for ordering and gaps.
     """
-    with open(path) as f:
+    with open(path, "rb") as f:
         try:
             data = json.load(f)
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"{path}: not valid JSON ({e})") from None
     if isinstance(data, dict):
         data = data.get("annotations")
@@ -62,8 +71,14 @@ def read_coco_json(path: str, fill_gaps: bool = True) -> Tuple[np.ndarray, List]
         elif len(kps) != k_len:
             raise ValueError(f"{path}: entry {i} has {len(kps) // 3} keypoints, earlier ones {k_len // 3}")
         score = det.get("score", 1.0)
-        score = float(score) if score is not None else 1.0
+        if score is None:
+            score = 1.0
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or score != score:
+            raise ValueError(f"{path}: entry {i}: 'score' must be a number, got {score!r}")
+        score = float(score)
         iid = det["image_id"]
+        if isinstance(iid, bool) or not isinstance(iid, (int, float, str)):
+            raise ValueError(f"{path}: entry {i}: 'image_id' must be an integer or a string, got {iid!r}")
         if iid not in best or score > best[iid][0]:
             best[iid] = (score, kps)
     if not best:
@@ -72,6 +87,12 @@ def read_coco_json(path: str, fill_gaps: bool = True) -> Tuple[np.ndarray, List]
     integer = all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
     ids = sorted(ids) if integer else sorted(ids, key=str)
     if integer and fill_gaps:
+        span = ids[-1] - ids[0] + 1
+        if span > MAX_JSON_FRAMES:
+            raise ValueError(
+                f"{path}: integer image ids span {span:,} frames ({ids[0]} to {ids[-1]}) for {len(best):,} "
+                f"detections; ids between them become empty frames, which is limited to {MAX_JSON_FRAMES:,} "
+                "frames to bound memory; number the images by frame index")
         ids = list(range(ids[0], ids[-1] + 1))
     k = k_len // 3
     out = np.full((len(ids), k, 3), np.nan)
@@ -92,6 +113,10 @@ def read_keypoints(path: str) -> Tuple[np.ndarray, Dict]:
     Returns ``(array (frames, joints, 2 or 3), meta)`` with ``meta`` possibly holding
     ``image_size`` and ``image_ids``.
     """
+    from .data.io import read_npy, read_npz
+
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a folder, expected a keypoint file")
     if not os.path.isfile(path):
         raise ValueError(f"input file not found: {path}")
     ext = os.path.splitext(path)[1].lower()
@@ -101,28 +126,28 @@ def read_keypoints(path: str) -> Tuple[np.ndarray, Dict]:
         meta["image_ids"] = ids
         return arr, meta
     if ext == ".npy":
-        return np.load(path, allow_pickle=False), meta
+        return read_npy(path), meta
     if ext == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            keys = list(z.keys())
-            for key in ("keypoints", "keypoints_2d", "pose_2d", "poses"):
-                if key in z:
-                    arr = z[key]
-                    break
-            else:
-                cands = [k for k in keys if k not in ("image_size", "scores", "confidence")]
-                if len(cands) != 1:
-                    raise ValueError(f"{path}: put the (frames, joints, 2|3) array under 'keypoints' (found {keys})")
-                arr = z[cands[0]]
-            for key in ("scores", "confidence"):
-                if key in z and arr.ndim == 3 and arr.shape[-1] == 2:
-                    conf = z[key]
-                    if conf.shape != arr.shape[:2]:
-                        raise ValueError(f"{path}: '{key}' must be (frames, joints) = {arr.shape[:2]}, got {conf.shape}")
-                    arr = np.concatenate([arr, conf[..., None]], -1)
-                    break
-            if "image_size" in z:
-                meta["image_size"] = tuple(float(v) for v in np.asarray(z["image_size"]).reshape(-1))
+        z = read_npz(path)
+        keys = list(z.keys())
+        for key in ("keypoints", "keypoints_2d", "pose_2d", "poses"):
+            if key in z:
+                arr = z[key]
+                break
+        else:
+            cands = [k for k in keys if k not in ("image_size", "scores", "confidence")]
+            if len(cands) != 1:
+                raise ValueError(f"{path}: put the (frames, joints, 2|3) array under 'keypoints' (found {keys})")
+            arr = z[cands[0]]
+        for key in ("scores", "confidence"):
+            if key in z and arr.ndim == 3 and arr.shape[-1] == 2:
+                conf = z[key]
+                if conf.shape != arr.shape[:2]:
+                    raise ValueError(f"{path}: '{key}' must be (frames, joints) = {arr.shape[:2]}, got {conf.shape}")
+                arr = np.concatenate([arr, conf[..., None]], -1)
+                break
+        if "image_size" in z:
+            meta["image_size"] = tuple(float(v) for v in np.asarray(z["image_size"]).reshape(-1))
         return arr, meta
     raise ValueError(f"unsupported input {path!r}: use .npy, .npz or COCO-style .json")
 
@@ -140,14 +165,10 @@ def _guess_format(arr: np.ndarray, fmt: Optional[str], path: str) -> str:
     )
 
 
-def _load_model(model_dir: str, cls_name: str):
-    import modeling_mpm
+def _load_model(model_dir: str, cls_name: str, command: str = "this command"):
+    from .loading import load_model_for_task
 
-    cls = getattr(modeling_mpm, cls_name)
-    try:
-        return cls.from_pretrained(model_dir)
-    except OSError as e:
-        raise ValueError(f"could not load a {cls_name} from {model_dir!r}: {e}") from None
+    return load_model_for_task(model_dir, cls_name, command)
 
 
 def _common_2d_args(ap: argparse.ArgumentParser):
@@ -155,8 +176,11 @@ def _common_2d_args(ap: argparse.ArgumentParser):
                     help="2D keypoint layout (default: halpe26 for 26 joints, coco for 17-joint JSON)")
     ap.add_argument("--image-size", nargs=2, type=float, metavar=("W", "H"), default=None,
                     help="frame size in pixels (default: 'image_size' stored in an .npz input)")
-    ap.add_argument("--confidence-threshold", type=float, default=0.3,
-                    help="joints below this confidence are treated as missing (default 0.3)")
+    from .keypoints import DEFAULT_CONFIDENCE_THRESHOLD
+
+    ap.add_argument("--confidence-threshold", type=float, default=DEFAULT_CONFIDENCE_THRESHOLD,
+                    help=f"joints below this confidence are treated as missing (default {DEFAULT_CONFIDENCE_THRESHOLD}, "
+                         "the pipelines' default too)")
 
 
 def _run(fn, argv) -> int:
@@ -164,6 +188,10 @@ def _run(fn, argv) -> int:
         return fn(argv)
     except (ValueError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # full disk, permissions: the previous output is intact (atomic writes)
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
 
 
@@ -181,7 +209,8 @@ def lift_main(argv: Optional[List[str]] = None) -> int:
     _common_2d_args(ap)
     ap.add_argument("--mode", choices=["seq2frame", "seq2seq"], default="seq2frame")
     ap.add_argument("--batch-size", type=int, default=64, help="windows per forward pass")
-    ap.add_argument("--stride", type=int, default=None, help="seq2seq window stride (default: window length)")
+    ap.add_argument("--stride", type=int, default=None,
+                    help="seq2seq window stride, at most the window length (default: window length)")
     ap.add_argument("--flip", action="store_true", help="test-time flip augmentation")
     ap.add_argument("--render", default=None, help="also write an animation (.gif, or .mp4 with ffmpeg)")
     ap.add_argument("--no-progress", action="store_true")
@@ -192,20 +221,22 @@ def lift_main(argv: Optional[List[str]] = None) -> int:
 def _lift(args) -> int:
     from transformers import pipeline
 
+    from .data.io import save_npz_atomic
+
     arr, meta = read_keypoints(args.input)
     fmt = _guess_format(np.asarray(arr), args.keypoint_format, args.input)
     image_size = args.image_size or meta.get("image_size")
     if image_size is None:
         raise ValueError("pass --image-size W H (pixels) or store 'image_size' in the .npz input")
-    model = _load_model(args.model, "MPMForPoseLifting")
+    model = _load_model(args.model, "MPMForPoseLifting", "mpm lift")
     pipe = pipeline("pose-lifting", model=model)
     out = pipe(arr, image_size=tuple(image_size), keypoint_format=fmt, confidence_threshold=args.confidence_threshold,
                mode=args.mode, batch_size=args.batch_size, stride=args.stride, flip_augmentation=args.flip,
                return_keypoints_2d=True, progress=False if args.no_progress else None)
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    np.savez(args.output, pose_3d=out["pose_3d"], valid=out["valid"], keypoints_2d=out["keypoints_2d"],
-             image_size=np.asarray(image_size, dtype=np.float64), joint_names=np.array(pipe.skeleton.joint_names),
-             mode=np.array(args.mode))
+    args.output = save_npz_atomic(
+        args.output, pose_3d=out["pose_3d"], valid=out["valid"], keypoints_2d=out["keypoints_2d"],
+        image_size=np.asarray(image_size, dtype=np.float64), joint_names=np.array(pipe.skeleton.joint_names),
+        mode=np.array(args.mode))
     print(f"wrote {args.output}: {out['pose_3d'].shape[0]} frames, {int((~out['valid']).sum())} missing joints")
     if args.render:
         from .render import render_animation
@@ -239,7 +270,13 @@ def complete_main(argv: Optional[List[str]] = None) -> int:
 def _complete(args) -> int:
     from transformers import pipeline
 
-    model = _load_model(args.model, "MPMForMaskedPoseModeling")
+    from .data.io import read_npy, read_npz, save_npz_atomic
+
+    if os.path.isdir(args.input):
+        raise ValueError(f"{args.input}: is a folder, expected a .npy/.npz/.json file")
+    if not os.path.isfile(args.input):
+        raise ValueError(f"input file not found: {args.input}")
+    model = _load_model(args.model, "MPMForMaskedPoseModeling", "mpm complete")
     pipe = pipeline("pose-completion", model=model)
     if args.from_2d:
         arr, meta = read_keypoints(args.input)
@@ -250,20 +287,20 @@ def _complete(args) -> int:
         out = pipe(keypoints=arr, image_size=tuple(image_size), keypoint_format=fmt,
                    confidence_threshold=args.confidence_threshold, batch_size=args.batch_size,
                    flip_augmentation=args.flip)
-        np.savez(args.output, **out, image_size=np.asarray(image_size, dtype=np.float64))
+        args.output = save_npz_atomic(args.output, **out, image_size=np.asarray(image_size, dtype=np.float64))
     else:
         ext = os.path.splitext(args.input)[1].lower()
         if ext == ".npy":
-            pose = np.load(args.input, allow_pickle=False)
+            pose = read_npy(args.input)
         elif ext == ".npz":
-            with np.load(args.input, allow_pickle=False) as z:
-                if "pose_3d" not in z:
-                    raise ValueError(f"{args.input}: put the (frames, joints, 3) array under 'pose_3d'")
-                pose = z["pose_3d"]
+            z = read_npz(args.input)
+            if "pose_3d" not in z:
+                raise ValueError(f"{args.input}: put the (frames, joints, 3) array under 'pose_3d'")
+            pose = z["pose_3d"]
         else:
             raise ValueError("3D input must be .npy or .npz (use --from-2d for 2D keypoints)")
         out = pipe(pose, batch_size=args.batch_size, flip_augmentation=args.flip)
-        np.savez(args.output, **out)
+        args.output = save_npz_atomic(args.output, **out)
     print(f"wrote {args.output}: {out['pose_3d'].shape[0]} frames")
     return 0
 
@@ -289,14 +326,16 @@ def render_main(argv: Optional[List[str]] = None) -> int:
 def _render(args) -> int:
     from .render import render_animation, render_frame_png
 
-    if not os.path.isfile(args.input):
+    from .data.io import read_npz
+
+    if not os.path.exists(args.input):
         raise ValueError(f"input file not found: {args.input}")
-    with np.load(args.input, allow_pickle=False) as z:
-        if "pose_3d" not in z:
-            raise ValueError(f"{args.input}: no 'pose_3d' array (expected the output of 'mpm lift')")
-        pose = z["pose_3d"]
-        kp = z["keypoints_2d"] if "keypoints_2d" in z else None
-        size = tuple(z["image_size"].tolist()) if "image_size" in z else None
+    z = read_npz(args.input)
+    if "pose_3d" not in z:
+        raise ValueError(f"{args.input}: no 'pose_3d' array (expected the output of 'mpm lift')")
+    pose = z["pose_3d"]
+    kp = z["keypoints_2d"] if "keypoints_2d" in z else None
+    size = tuple(z["image_size"].tolist()) if "image_size" in z else None
     skel = "h36m16" if pose.ndim == 3 and pose.shape[1] == 16 else "h36m17"
     if kp is not None and kp.shape[:2] != pose.shape[:2]:
         kp = None

@@ -48,7 +48,20 @@ __all__ = [
     "normalize_screen_coordinates",
     "unnormalize_screen_coordinates",
     "prepare_keypoints",
+    "usable_3d_joints",
+    "DEFAULT_CONFIDENCE_THRESHOLD",
+    "MAX_ABS_NORMALIZED",
+    "MAX_ABS_METRES",
 ]
+
+#: joints whose confidence is below this are missing (the pipelines and ``mpm lift`` alike)
+DEFAULT_CONFIDENCE_THRESHOLD = 0.3
+#: a 2D joint further than this from the image centre, in normalised coordinates (image widths
+#: / 2), is missing: ten thousand frame widths away is no detection, and larger values can
+#: overflow float32 on the way through the model
+MAX_ABS_NORMALIZED = 1e4
+#: a 3D joint coordinate beyond this many metres is missing (same reason)
+MAX_ABS_METRES = 1e4
 
 #: canonical format name -> number of joints
 KEYPOINT_FORMATS: Dict[str, int] = {"h36m": 17, "coco": 17, "halpe26": 26}
@@ -317,11 +330,19 @@ def fill_missing(xy: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return xy
 
 
+def usable_3d_joints(pose: np.ndarray) -> np.ndarray:
+    """``(frames, J)`` bool: joints of ``(frames, J, 3)`` metres whose coordinates are finite and
+    within :data:`MAX_ABS_METRES` (the others are treated as missing)."""
+    p = np.asarray(pose)
+    with np.errstate(invalid="ignore"):
+        return (np.isfinite(p) & (np.abs(p) <= MAX_ABS_METRES)).all(-1)
+
+
 def prepare_keypoints(
     keypoints,
     image_size=None,
     keypoint_format: str = "h36m",
-    confidence_threshold: float = 0.0,
+    confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD,
     coordinates: str = "pixels",
 ) -> Dict[str, np.ndarray]:
     """Validate, convert to H36M-17 and normalise one 2D sequence for the lifter.
@@ -330,7 +351,9 @@ def prepare_keypoints(
         keypoints: ``(frames, J, 2)`` pixels or ``(frames, J, 3)`` with confidences.
         image_size: ``(width, height)`` pixels (required when ``coordinates="pixels"``).
         keypoint_format: ``"h36m"``, ``"coco"``, ``"halpe26"``.
-        confidence_threshold: joints with confidence below it are missing (NaN/inf always are).
+        confidence_threshold: joints with confidence below it are missing (default
+            :data:`DEFAULT_CONFIDENCE_THRESHOLD` = 0.3); NaN/inf joints and joints further than
+            :data:`MAX_ABS_NORMALIZED` from the image centre (normalised) always are.
         coordinates: ``"pixels"`` or ``"normalized"`` (already in model coordinates, see CONTRACTS).
 
     Returns:
@@ -349,23 +372,42 @@ def prepare_keypoints(
         thr = float(confidence_threshold)
     except (TypeError, ValueError):
         raise TypeError(f"confidence_threshold must be a number, got {confidence_threshold!r}") from None
+    if thr != thr:
+        raise ValueError("confidence_threshold must be a number, got nan")
     valid = np.isfinite(xy).all(axis=-1)
     if conf is not None:
         valid &= np.isfinite(conf) & (conf >= thr)
+    # joints whose normalised coordinates would be absurd (or overflow float32) are missing too
+    valid &= _in_range(_normalize(np.where(valid[..., None], xy, 0.0).astype(np.float64), w, h))
     xy17, valid17, _ = keypoints_to_h36m(xy, valid, fmt, conf)
-    if not valid17.any():
-        raise ValueError(
-            "no valid joint in the whole sequence (all NaN/inf, or all confidences below "
-            f"confidence_threshold={thr}); pass keypoints with at least one detected joint"
-        )
-    filled = fill_missing(xy17, valid17)
-    if coordinates == "pixels":
-        uv = normalize_screen_coordinates(filled, w, h)
-    else:
-        uv = filled
+    for _ in range(2):  # a synthesised joint (weighted sum) can still leave the range: mask it, refill
+        if not valid17.any():
+            raise ValueError(
+                "no valid joint in the whole sequence (all NaN/inf or far outside the image, or all "
+                f"confidences below confidence_threshold={thr}); pass keypoints with at least one detected joint"
+            )
+        filled = fill_missing(xy17, valid17)
+        uv = _normalize(filled, w, h)
+        ok = _in_range(uv)
+        if ok.all():
+            break
+        valid17 &= ok
+        xy17 = np.where(valid17[..., None], xy17, xy17.dtype.type(np.nan))
     return {
         "pose_2d": np.ascontiguousarray(uv, dtype=np.float32),
         "missing": ~valid17,
         "keypoints_2d": xy17,
         "image_size": None if w is None else (w, h),
     }
+
+
+def _normalize(xy: np.ndarray, w: Optional[float], h: Optional[float]) -> np.ndarray:
+    """Pixels -> model coordinates when ``w`` is given, else unchanged (already normalised)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return normalize_screen_coordinates(xy, w, h) if w is not None else xy
+
+
+def _in_range(uv: np.ndarray) -> np.ndarray:
+    """``(..., J)`` bool: finite and within :data:`MAX_ABS_NORMALIZED` in every coordinate."""
+    with np.errstate(invalid="ignore"):
+        return (np.isfinite(uv) & (np.abs(uv) <= MAX_ABS_NORMALIZED)).all(-1)

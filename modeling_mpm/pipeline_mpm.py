@@ -23,8 +23,9 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 from transformers import Pipeline
 
-from .inference import LIFT_MODES, complete_sequence, lift_sequence
-from .keypoints import _to_numeric_array, prepare_keypoints, unnormalize_screen_coordinates
+from .inference import LIFT_MODES, _check_bool, complete_sequence, lift_sequence
+from .keypoints import (DEFAULT_CONFIDENCE_THRESHOLD, _to_numeric_array, prepare_keypoints,
+                        unnormalize_screen_coordinates, usable_3d_joints)
 from .skeleton import get_skeleton, h36m17_to_h36m16
 
 __all__ = ["PoseLiftingPipeline", "PoseCompletionPipeline", "register_pipelines"]
@@ -113,12 +114,13 @@ class PoseLiftingPipeline(_MPMPipelineBase):
         image_size: ``(width, height)`` in pixels (required unless ``coordinates="normalized"``).
         keypoint_format: ``"h36m"`` (17), ``"coco"`` (17) or ``"halpe26"`` (26); missing H36M joints
             are synthesised (see :mod:`modeling_mpm.keypoints`).
-        confidence_threshold: joints below it (and NaN/inf joints) are missing and masked.
+        confidence_threshold: joints whose confidence is below it (default 0.3, as ``mpm lift``), and
+            NaN/inf joints or joints too far outside the image to represent, are missing and masked.
         coordinates: ``"pixels"`` (default) or ``"normalized"`` (model coordinates).
         mode: ``"seq2frame"`` (centre-frame head, one window per frame, the paper's protocol) or
             ``"seq2seq"`` (all-frames head over windows every ``stride`` frames; much faster).
         batch_size: windows per forward pass (default 64).
-        stride: seq2seq window stride (default: the window length, no overlap).
+        stride: seq2seq window stride, at most the window length (default: the window length, no overlap).
         flip_augmentation: average with the mirrored input (mask mirrored too).
         return_keypoints_2d: also return the H36M-17 2D (pixels, NaN where missing) that was used.
         progress: tqdm bar over windows (default: on from 1,000 windows).
@@ -171,10 +173,11 @@ class PoseLiftingPipeline(_MPMPipelineBase):
                 d[k] = v
         if "mode" in fwd and fwd["mode"] not in LIFT_MODES:
             raise ValueError(f"mode must be one of {LIFT_MODES}, got {fwd['mode']!r}")
+        _check_flags(fwd, post)
         return pre, fwd, post
 
-    def preprocess(self, keypoints, image_size=None, keypoint_format="h36m", confidence_threshold=0.0,
-                   coordinates="pixels"):
+    def preprocess(self, keypoints, image_size=None, keypoint_format="h36m",
+                   confidence_threshold=DEFAULT_CONFIDENCE_THRESHOLD, coordinates="pixels"):
         prep = prepare_keypoints(keypoints, image_size, keypoint_format, confidence_threshold, coordinates)
         prep["pose_2d"] = _to_model_layout(prep["pose_2d"], self.skeleton)
         prep["missing"] = _to_model_layout(prep["missing"][..., None], self.skeleton)[..., 0]
@@ -259,10 +262,11 @@ class PoseCompletionPipeline(_MPMPipelineBase):
         ):
             if v is not None:
                 d[k] = v
+        _check_flags(fwd)
         return pre, fwd, {}
 
-    def preprocess(self, item, image_size=None, keypoint_format="h36m", confidence_threshold=0.0,
-                   coordinates="pixels", missing=None):
+    def preprocess(self, item, image_size=None, keypoint_format="h36m",
+                   confidence_threshold=DEFAULT_CONFIDENCE_THRESHOLD, coordinates="pixels", missing=None):
         if "keypoints" in item:
             prep = prepare_keypoints(item["keypoints"], image_size, keypoint_format, confidence_threshold,
                                      coordinates)
@@ -283,7 +287,7 @@ class PoseCompletionPipeline(_MPMPipelineBase):
             )
         if p.shape[0] == 0:
             raise ValueError("pose_3d is empty (0 frames); pass at least one frame")
-        miss = ~np.isfinite(p).all(-1)
+        miss = ~usable_3d_joints(p)
         if missing is not None:
             m = np.asarray(missing)
             if m.shape != miss.shape or m.dtype.kind not in "biu":
@@ -332,6 +336,14 @@ class PoseCompletionPipeline(_MPMPipelineBase):
         given = _to_model_layout(out["keypoints_2d"], self.skeleton)
         kp = np.where(miss[..., None], rec, given)
         return {"pose_3d": pose, "keypoints_2d": kp, "valid": ~miss}
+
+
+def _check_flags(*groups: Dict[str, Any]) -> None:
+    """``flip_augmentation="no"`` would count as True: only real booleans (``progress`` may be None)."""
+    for d in groups:
+        for k in ("flip_augmentation", "return_keypoints_2d", "progress"):
+            if k in d and d[k] is not None:
+                d[k] = _check_bool(d[k], k)
 
 
 def register_pipelines() -> None:

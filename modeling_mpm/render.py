@@ -10,8 +10,10 @@ the image's origin at the top left. The subject's left side is blue, the right s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import uuid
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -190,9 +192,11 @@ def render_frame_png(
     plt = _mpl()
     fig, _, lines = _setup(skel, p3[None], None if p2 is None else p2[None], image_size, title, None)
     _draw(skel, lines, p3, p2)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    try:
+        with _atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -238,10 +242,27 @@ def render_animation(
 
     fig, _, lines = _setup(skel, p3[frames], None if p2 is None else p2[frames], image_size, title, None)
     writer = animation.PillowWriter(fps=fps) if ext == ".gif" else animation.FFMpegWriter(fps=fps)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with writer.saving(fig, path, dpi=dpi):
-        for t in frames:
-            _draw(skel, lines, p3[t], None if p2 is None else p2[t])
-            writer.grab_frame()
-    plt.close(fig)
+    try:
+        with _atomic_path(path) as tmp, writer.saving(fig, tmp, dpi=dpi):
+            for t in frames:
+                _draw(skel, lines, p3[t], None if p2 is None else p2[t])
+                writer.grab_frame()
+    finally:
+        plt.close(fig)
     return path
+
+
+@contextlib.contextmanager
+def _atomic_path(path: str):
+    """Yield a temporary file name next to ``path`` (same extension); rename it to ``path`` when
+    the block succeeds, delete it otherwise, so an existing ``path`` is only ever replaced whole."""
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    base, ext = os.path.splitext(os.path.basename(path))
+    tmp = os.path.join(parent, f".{base}.tmp-{uuid.uuid4().hex[:8]}{ext}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
