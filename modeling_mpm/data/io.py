@@ -320,7 +320,7 @@ def _describe_start(path: str) -> str:
         return "it is empty (0 bytes)"
     if head.startswith((b"\x80", b"(", b"}", b"]")):
         return "it holds a raw Python pickle, not NumPy data"
-    return f"it does not start like one (first bytes {head!r})"
+    return f"its first bytes {head!r} are not the NumPy or zip signature"
 
 
 def _check_file(path: str) -> str:
