@@ -201,9 +201,13 @@ def test_overflowing_joint_is_reported_missing(lift_pipe, complete_pipe):
     assert np.isfinite(res["pose_3d"]).all()
 
 
-def test_one_confidence_default(lift_pipe):
-    from modeling_mpm.inference_cli import lift_main  # noqa: F401  (same default as the CLI)
+def test_one_confidence_default(lift_pipe, capsys):
     from modeling_mpm.keypoints import DEFAULT_CONFIDENCE_THRESHOLD
+
+    with pytest.raises(SystemExit):
+        mpm(["lift", "--help"])
+    assert f"(default {DEFAULT_CONFIDENCE_THRESHOLD}, the pipelines' default too)" in " ".join(
+        capsys.readouterr().out.split())
 
     kp = np.concatenate([_kp(), np.ones((12, 17, 1))], -1)
     kp[:, 4] = [0.0, 0.0, 0.0]       # undetected joint: confidence 0 at the origin
