@@ -55,7 +55,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("--occluded_joints must be >= 0 and --batch_size > 0")
 
     from .evaluation import evaluate_lifting, format_table
-    from .modeling_mpm import MPMForPoseLifting
     from .training.config import load_config
     from .training.data import build_splits
 

@@ -137,8 +137,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
     ap.add_argument("--atol", type=float, default=1e-4)
     args = ap.parse_args(argv)
-    from .modeling_mpm import MPMForPoseLifting
-
     from .loading import load_model_for_task
 
     try:

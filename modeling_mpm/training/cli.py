@@ -105,12 +105,14 @@ def run(argv: Optional[List[str]], finetune: bool, prog: str) -> int:
     if args.print_config:
         print(cfg.to_yaml())
         return 0
+    from .checkpoint import CheckpointError
+    from .output_dir import OutputDirError
     from .trainer import train
 
     try:
         result = train(cfg, resume=args.resume, push_to_hub=args.push_to_hub, progress=args.progress,
                        overwrite_output_dir=args.overwrite_output_dir)
-    except (ValueError, TypeError) as err:  # bad folder / checkpoint / config: a sentence, not a traceback
+    except (OutputDirError, CheckpointError) as err:  # a sentence, not a traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
     if result.model_dir:

@@ -20,11 +20,15 @@ import os
 import shutil
 from typing import Optional
 
-__all__ = ["LOCK_NAME", "RUN_OUTPUTS", "OutputDirLock", "check_output_dir", "claim_output_dir"]
+__all__ = ["LOCK_NAME", "RUN_OUTPUTS", "OutputDirError", "OutputDirLock", "check_output_dir", "claim_output_dir"]
 
 LOCK_NAME = ".mpm-train.lock"
 #: what a training run writes into its output folder (removed by ``--overwrite_output_dir``)
 RUN_OUTPUTS = ("checkpoints", "best_model", "model", "tensorboard", "config.yaml", "train.log", "metrics.csv")
+
+
+class OutputDirError(ValueError):
+    """The output folder holds another run, or another process is writing to it."""
 
 
 class OutputDirLock:
@@ -48,7 +52,7 @@ class OutputDirLock:
             except OSError:
                 other = ""
             os.close(fd)
-            raise ValueError(
+            raise OutputDirError(
                 f"another training run{f' (process {other})' if other else ''} is writing to {output_dir}; "
                 "wait for it to finish or choose another --output_dir") from None
         os.ftruncate(fd, 0)
@@ -71,11 +75,11 @@ def check_output_dir(output_dir: str, resume=None, overwrite: bool = False) -> N
     """Raise ``ValueError`` when ``output_dir`` is a file, or holds files and the run neither
     resumes nor overwrites."""
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise ValueError(f"output_dir {output_dir} is a file, not a folder")
+        raise OutputDirError(f"output_dir {output_dir} is a file, not a folder")
     found = _contents(output_dir)
     if found and not resume and not overwrite:
         shown = ", ".join(found[:6]) + (", ..." if len(found) > 6 else "")
-        raise ValueError(
+        raise OutputDirError(
             f"output_dir {output_dir} is not empty ({shown}); pass --resume to continue the run in it, "
             "--overwrite_output_dir to delete its previous outputs and start over, or choose another "
             "--output_dir")
@@ -87,8 +91,8 @@ def claim_output_dir(output_dir: str, *, resume=None, overwrite: bool = False,
     and no ``resume``, delete the previous run's :data:`RUN_OUTPUTS`.
 
     Call on every process: the main process decides and the verdict is shared, so every rank
-    raises the same ``ValueError`` instead of waiting forever. Returns the lock (main process)
-    or None; :meth:`OutputDirLock.release` it when the run ends.
+    raises the same :class:`OutputDirError` (a ``ValueError``) instead of waiting forever.
+    Returns the lock (main process) or None; :meth:`OutputDirLock.release` it when the run ends.
     """
     main = accelerator is None or accelerator.is_main_process
     lock, error = None, None
@@ -116,5 +120,5 @@ def claim_output_dir(output_dir: str, *, resume=None, overwrite: bool = False,
         broadcast_object_list(shared, from_process=0)
         error = shared[0]
     if error is not None:
-        raise ValueError(error)
+        raise OutputDirError(error)
     return lock
