@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from modeling_mpm.training.checkpoint import (COMPLETE_MARKER, CheckpointError, _write_marker,
-                                              latest_checkpoint, list_checkpoints, verify_checkpoint)
+                                              latest_checkpoint, list_checkpoints, recover_interrupted_writes,
+                                              verify_checkpoint)
 from modeling_mpm.training.config import RunConfig
 from modeling_mpm.training.output_dir import LOCK_NAME, OutputDirLock
 
@@ -131,3 +132,17 @@ def test_training_cli_says_why_it_refuses(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: output_dir") and "notes.txt" in err
     assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
+
+
+def test_leftovers_of_a_killed_run_are_cleaned_or_restored(tmp_path):
+    out = tmp_path / "out"
+    (out / "checkpoints" / ".tmp-step_00000009").mkdir(parents=True)           # killed mid-checkpoint
+    (out / ".old-best_model-4242").mkdir()                                       # killed mid-swap of best_model
+    (out / ".old-best_model-4242" / "config.json").write_text("{}")
+    (out / ".tmp-best_model-4242").mkdir()
+    (out / "model").mkdir()
+    (out / ".old-model-17").mkdir()                                              # the new model/ is complete
+    done = recover_interrupted_writes(str(out))
+    assert len(done) == 4
+    assert sorted(os.listdir(out)) == ["best_model", "checkpoints", "model"]
+    assert (out / "best_model" / "config.json").is_file() and os.listdir(out / "checkpoints") == []

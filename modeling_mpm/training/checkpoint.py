@@ -48,6 +48,7 @@ __all__ = [
     "atomic_write_dir",
     "prune_checkpoints",
     "verify_checkpoint",
+    "recover_interrupted_writes",
     "CheckpointError",
     "COMPLETE_MARKER",
 ]
@@ -216,6 +217,40 @@ def atomic_write_dir(final_dir: str, write: Callable[[str], None]) -> str:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return final_dir
+
+
+_OLD_RE = re.compile(r"^\.old-(.+)-\d+$")
+
+
+def recover_interrupted_writes(output_dir: str) -> List[str]:
+    """Tidy what a killed run left in ``output_dir`` (call while holding its lock).
+
+    ``checkpoints/.tmp-step_*`` and ``.tmp-*`` folders (unfinished writes) are deleted; an
+    ``.old-<name>-<pid>`` folder (the previous ``<name>`` moved aside by :func:`atomic_write_dir`)
+    is moved back when ``<name>`` is missing, else deleted. Returns one line per action."""
+    done: List[str] = []
+    for parent in (output_dir, os.path.join(output_dir, "checkpoints")):
+        if not os.path.isdir(parent):
+            continue
+        for name in sorted(os.listdir(parent)):
+            path = os.path.join(parent, name)
+            if not os.path.isdir(path) or os.path.islink(path):
+                continue
+            if name.startswith(".tmp-"):
+                shutil.rmtree(path, ignore_errors=True)
+                done.append(f"removed the unfinished write {path}")
+                continue
+            m = _OLD_RE.match(name)
+            if m is None:
+                continue
+            target = os.path.join(parent, m.group(1))
+            if not os.path.exists(target):
+                os.replace(path, target)
+                done.append(f"restored {target} from the interrupted replacement {path}")
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+                done.append(f"removed {path} left by an interrupted replacement")
+    return done
 
 
 def write_checkpoint(root: str, step: int, *, accelerator, model, optimizer, scheduler,

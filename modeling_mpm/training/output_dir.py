@@ -8,6 +8,8 @@
   numbers and a later ``--resume`` would silently continue the old run;
 * ``--overwrite_output_dir`` deletes the previous run's outputs (only the names the trainer
   writes: :data:`RUN_OUTPUTS`) before starting, other files are left alone;
+* ``.tmp-*`` / ``.old-*`` folders a killed run left behind are removed or moved back
+  (:func:`~modeling_mpm.training.checkpoint.recover_interrupted_writes`);
 * the main process holds an exclusive lock on ``<output_dir>/.mpm-train.lock`` (``fcntl.flock``)
   for the whole run, so a second run into the same folder fails at once. The lock belongs to
   the process: it is released when the run ends or the process dies (SIGKILL included), so a
@@ -16,11 +18,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from typing import Optional
 
 __all__ = ["LOCK_NAME", "RUN_OUTPUTS", "OutputDirError", "OutputDirLock", "check_output_dir", "claim_output_dir"]
+
+logger = logging.getLogger(__name__)
 
 LOCK_NAME = ".mpm-train.lock"
 #: what a training run writes into its output folder (removed by ``--overwrite_output_dir``)
@@ -101,6 +106,10 @@ def claim_output_dir(output_dir: str, *, resume=None, overwrite: bool = False,
             check_output_dir(output_dir, resume, overwrite)
             os.makedirs(output_dir, exist_ok=True)
             lock = OutputDirLock(output_dir)
+            from .checkpoint import recover_interrupted_writes
+
+            for line in recover_interrupted_writes(output_dir):
+                logger.warning("%s", line)
             if overwrite and not resume:
                 for name in RUN_OUTPUTS:
                     path = os.path.join(output_dir, name)
