@@ -47,26 +47,32 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="{h36m,3dhp,amass,bvh,mocap,demo}")
 
-    p = sub.add_parser("h36m", help="Human3.6M (VideoPose3D npz layout)")
+    trust = ("The npz files hold pickled dicts: they are read with a restricted unpickler that builds only "
+             "builtin containers, numbers, strings and NumPy arrays; any other object is refused and nothing "
+             "in the file is run.")
+    p = sub.add_parser("h36m", help="Human3.6M (VideoPose3D npz layout)", description=trust)
     p.add_argument("--positions_3d", required=True,
                    help="data_3d_h36m.npz (pickled dict; read with the restricted unpickler, see above)")
     p.add_argument("--positions_2d", default=None,
-                   help="data_2d_h36m_gt.npz or data_2d_h36m_cpn_ft_h36m_dbb.npz (default: project the 3D)")
+                   help="data_2d_h36m_gt.npz or data_2d_h36m_cpn_ft_h36m_dbb.npz (pickled dict; restricted "
+                        "unpickler; default: project the 3D)")
     p.add_argument("--num_joints", type=int, choices=(17, 16), default=17)
     p.add_argument("--cameras_json", default=None,
                    help="camera JSON overriding the built-in calibration (see modeling_mpm.cameras.load_camera_json)")
     _common(p)
 
-    p = sub.add_parser("3dhp", help="MPI-INF-3DHP (P-STMO npz layout)")
-    p.add_argument("--train", default=None, help="data_train_3dhp.npz")
-    p.add_argument("--test", default=None, help="data_test_3dhp.npz")
+    p = sub.add_parser("3dhp", help="MPI-INF-3DHP (P-STMO npz layout)", description=trust)
+    p.add_argument("--train", default=None, help="data_train_3dhp.npz (pickled dict; restricted unpickler)")
+    p.add_argument("--test", default=None, help="data_test_3dhp.npz (pickled dict; restricted unpickler)")
     p.add_argument("--num_joints", type=int, choices=(17, 16), default=17)
     p.add_argument("--legacy", action="store_true",
                    help="reproduce the MPM authors' head/neck mapping and 2D/1000 (16 joints only)")
     _common(p)
 
-    p = sub.add_parser("amass", help="AMASS (authors' amass.npz or plain joint npz)")
-    p.add_argument("--input", required=True, help="amass.npz (authors) or a joints npz file / folder")
+    p = sub.add_parser("amass", help="AMASS (authors' amass.npz or plain joint npz)", description=trust)
+    p.add_argument("--input", required=True,
+                   help="amass.npz (authors; pickled dict, restricted unpickler) or a joints npz file / folder "
+                        "(plain arrays, never unpickled)")
     p.add_argument("--layout", choices=("authors", "joints"), default="authors")
     p.add_argument("--up_axis", choices=("y", "z"), default="z", help="joints layout: up axis of the files")
     p.add_argument("--fps", type=float, default=50.0, help="authors: assumed rate; joints: target rate")

@@ -151,3 +151,17 @@ def test_prepare_bvh_with_negative_frames_is_a_sentence(tmp_path, capsys):
     assert main(["bvh", str(tmp_path / "bad.bvh"), "--output", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "bad.bvh" in err and "frame count" in err
+
+
+def test_prepare_help_says_what_is_trusted(capsys):
+    with pytest.raises(SystemExit):
+        main(["h36m", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "restricted unpickler" in text and "nothing in the file is run" in text
+
+
+def test_prepare_mocap_npy_errors_are_sentences(tmp_path, capsys):
+    (tmp_path / "joint_names.json").write_text('["Hips"]')
+    (tmp_path / "climb.npy").write_bytes(b"")
+    assert main(["bvh", str(tmp_path / "climb.npy"), "--output", str(tmp_path / "o")]) == 2
+    assert "climb.npy: not a NumPy .npy file (it is empty (0 bytes))" in capsys.readouterr().err

@@ -160,14 +160,22 @@ def load_climb_npy(path, joint_names: Union[str, Sequence[str], None] = None,
     """holosoma climbing ``(T, 53, 3)`` ``.npy`` (metres, Z up) -> ((T', 17, 3) float32 H36M-17,
     fps). ``joint_names`` is a list or the path of ``joint_names.json`` (default: next to the
     file). The capture's frame rate is undocumented; 120 Hz is assumed (see DATA_NOTES.md)."""
-    pos = np.load(path)
+    from .io import read_npy
+
+    pos = read_npy(path)
     if pos.ndim != 3 or pos.shape[-1] != 3:
         raise ValueError(f"{path}: expected (T, J, 3) joint positions, got shape {pos.shape}")
     if joint_names is None:
         joint_names = os.path.join(os.path.dirname(os.path.abspath(path)), "joint_names.json")
     if isinstance(joint_names, (str, os.PathLike)):
-        with open(joint_names) as fh:
-            joint_names = json.load(fh)
+        names_path = joint_names
+        with open(names_path) as fh:
+            try:
+                joint_names = json.load(fh)
+            except ValueError as e:
+                raise ValueError(f"{names_path}: not valid JSON ({e})") from None
+        if not isinstance(joint_names, list) or not all(isinstance(n, str) for n in joint_names):
+            raise ValueError(f"{names_path}: expected a JSON list of joint names")
     h36m = map_joints_by_name(pos, list(joint_names), joint_map)
     fps = float(source_fps)
     if target_fps is not None:
