@@ -31,7 +31,8 @@ import torch
 from .configuration_mpm import MPMConfig, default_reduce_strides
 from .modeling_mpm import MPMForMaskedPoseModeling, MPMForPoseLifting
 
-__all__ = ["convert_official_checkpoint", "convert_official_state_dict", "load_official_state_dict", "main"]
+__all__ = ["convert_official_checkpoint", "convert_official_state_dict", "load_official_state_dict", "rename_official_key",
+           "main"]
 
 # Parameters of the authors' models that their forward never uses.
 _UNUSED = re.compile(r"^(shared_layers_temporal\.model\.norm|decoder[23]d\.model\.norm|Transformer_reduce\.model\.norm)\.")
@@ -119,6 +120,12 @@ def _rename(key: str) -> Optional[str]:
         head = "frames_head" if m.group(1) else "center_head"
         return f"{head}.{'norm' if m.group(2) == '0' else 'proj'}.{m.group(3)}"
     raise ValueError(f"unrecognised key in official checkpoint: {key!r}")
+
+
+def rename_official_key(key: str) -> Optional[str]:
+    """The package name of an authors' state-dict key (``module.`` prefix allowed); ``None`` for
+    their parameters that no forward pass uses."""
+    return _rename(key[len("module."):] if key.startswith("module.") else key)
 
 
 def _count_layers(sd, prefix: str) -> int:

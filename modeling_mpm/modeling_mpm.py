@@ -68,7 +68,9 @@ class MPMMaskedPoseModelingOutput(ModelOutput):
     Attributes:
         loss: weighted sum of the losses present (``loss_weight_2d * loss_2d + ...``).
         loss_2d / loss_3d: mean per-joint error of the 2D (normalised units) / 3D (metres)
-            reconstruction; loss_lift: of the 3D lifted from the 2D input against ``lift_labels``.
+            reconstruction; loss_lift: of the 3D lifted from the 2D input against ``lift_labels``
+            (root set to 0 in the labels). 3D losses see the predicted root as the head outputs it
+            (the authors' losses), whatever ``zero_root_output`` does to the returned poses.
         pose_2d: ``(batch, frames, joints, 2)`` 2D reconstruction.
         pose_3d: ``(batch, frames, joints, 3)`` 3D reconstruction (metres).
         pose_3d_from_2d: ``(batch, frames, joints, 3)`` 3D lifted from the 2D input (metres).
@@ -94,7 +96,9 @@ class MPMPoseLiftingOutput(ModelOutput):
 
     Attributes:
         loss: ``lift_all_frames_loss_weight * MPJPE(all frames) + lift_center_loss_weight *
-            MPJPE(centre frame)`` in metres, with the root set to 0 in prediction and target.
+            MPJPE(centre frame)`` in metres, over all joints, with the target's root set to 0 and
+            the predicted root as the head outputs it (the authors' loss: it trains the root
+            output towards 0).
         pose_3d: ``(batch, frames, joints, 3)`` metres, from the all-frames head.
         pose_3d_center: ``(batch, 1, joints, 3)`` metres, the centre frame from the strided reduce
             (refined when the model has a refiner and camera data are given).
@@ -679,7 +683,8 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
             pose_2d, s, t, x = self._encode(pose_2d, "2d", spatial_mask, temporal_mask, generator)
             out.pose_2d = self._decode(self.decoder_2d, self.head_2d, x)
             if output_lifted:
-                out.pose_3d_from_2d = _zero_root(self._decode(self.decoder_3d, self.head_3d, x), out_root)
+                lifted = self._decode(self.decoder_3d, self.head_3d, x)  # raw: the loss sees the root as predicted
+                out.pose_3d_from_2d = _zero_root(lifted, out_root)
             out.spatial_mask_2d, out.temporal_mask_2d = s, t
             out.loss_2d = self._reconstruction_loss(out.pose_2d, pose_2d, s, t)
             losses.append(cfg.loss_weight_2d * out.loss_2d)
@@ -687,15 +692,16 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
                 lift_labels = _as_pose(lift_labels, "lift_labels", 3, cfg.num_joints, cfg.num_frames)
                 if lift_labels.shape[0] != pose_2d.shape[0]:
                     raise ValueError("lift_labels must have the batch size of pose_2d")
-                out.loss_lift = mpjpe_loss(_zero_root(out.pose_3d_from_2d, root), _zero_root(lift_labels, root))
+                out.loss_lift = mpjpe_loss(lifted, _zero_root(lift_labels, root))
                 losses.append(cfg.loss_weight_lift * out.loss_lift)
         if pose_3d is not None:
             if spatial_mask_3d is not None or temporal_mask_3d is not None:
                 spatial_mask, temporal_mask = spatial_mask_3d, temporal_mask_3d
             pose_3d, s, t, x = self._encode(pose_3d, "3d", spatial_mask, temporal_mask, generator)
-            out.pose_3d = _zero_root(self._decode(self.decoder_3d, self.head_3d, x), out_root)
+            recon = self._decode(self.decoder_3d, self.head_3d, x)
+            out.pose_3d = _zero_root(recon, out_root)
             out.spatial_mask_3d, out.temporal_mask_3d = s, t
-            out.loss_3d = self._reconstruction_loss(out.pose_3d, pose_3d, s, t)
+            out.loss_3d = self._reconstruction_loss(recon, pose_3d, s, t)
             losses.append(cfg.loss_weight_3d * out.loss_3d)
         out.loss = torch.stack(losses).sum()
         return out if return_dict else out.to_tuple()
@@ -752,6 +758,7 @@ class MPMForPoseLifting(MPMPreTrainedModel):
             c = cfg.center_frame
             center = self.refiner(center, p2d[:, c : c + 1], torch.as_tensor(camera_intrinsics, dtype=center.dtype),
                                   torch.as_tensor(root_depth, dtype=center.dtype))
+        raw_all, raw_center = all_frames, center  # the loss sees the root as predicted (authors)
         if cfg.zero_root_output:
             all_frames, center = _zero_root(all_frames, root), _zero_root(center, root)
         loss = None
@@ -766,10 +773,10 @@ class MPMForPoseLifting(MPMPreTrainedModel):
                 )
             labels = _zero_root(labels.to(all_frames.dtype), root)
             if labels.shape[1] == 1:
-                loss = cfg.lift_center_loss_weight * mpjpe_loss(_zero_root(center, root), labels)
+                loss = cfg.lift_center_loss_weight * mpjpe_loss(raw_center, labels)
             else:
                 c = cfg.center_frame
-                loss = cfg.lift_all_frames_loss_weight * mpjpe_loss(_zero_root(all_frames, root), labels) \
-                    + cfg.lift_center_loss_weight * mpjpe_loss(_zero_root(center, root), labels[:, c : c + 1])
+                loss = cfg.lift_all_frames_loss_weight * mpjpe_loss(raw_all, labels) \
+                    + cfg.lift_center_loss_weight * mpjpe_loss(raw_center, labels[:, c : c + 1])
         out = MPMPoseLiftingOutput(loss=loss, pose_3d=all_frames, pose_3d_center=center)
         return out if return_dict else out.to_tuple()

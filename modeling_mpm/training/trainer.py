@@ -44,7 +44,7 @@ from .data_sources import dataset_rng_state, restore_dataset_rng_state
 from .sampler import ResumableBatchOrder
 from .tasks import compute_loss, default_best_metric, flip_batch, model_class
 
-__all__ = ["train", "TrainResult", "build_model", "validate", "check_hub_ready", "KILL_ENV"]
+__all__ = ["train", "TrainResult", "build_model", "build_optimizer", "validate", "check_hub_ready", "KILL_ENV"]
 
 logger = logging.getLogger("modeling_mpm.training")
 
@@ -263,6 +263,15 @@ def _lr_lambda(cfg: RunConfig, steps_per_epoch: int):
     return f
 
 
+def build_optimizer(model, cfg: RunConfig, steps_per_epoch: int):
+    """``(optimizer, scheduler)`` of a run: Adam (amsgrad as the authors) over every parameter and
+    the per-step LR multiplier of :func:`_lr_lambda` (call ``scheduler.step()`` after every
+    optimizer step)."""
+    t = cfg.training
+    optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, amsgrad=t.amsgrad, weight_decay=t.weight_decay)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps_per_epoch))
+
+
 def _save_best(model, path: str) -> None:
     atomic_write_dir(path, lambda tmp: model.save_pretrained(tmp))
 
@@ -337,8 +346,7 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
         total_steps = t.max_steps if t.max_steps is not None else t.epochs * steps_per_epoch
         best_key = t.best_metric or default_best_metric(t.task)
 
-        optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, amsgrad=t.amsgrad, weight_decay=t.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps_per_epoch))
+        optimizer, scheduler = build_optimizer(model, cfg, steps_per_epoch)
         model, optimizer = acc.prepare(model, optimizer)
 
         state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_metric": None, "best_step": None,
