@@ -1,5 +1,6 @@
 """The authors' training recipe: which heads run in a pass, losses, masks, schedules."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -62,3 +63,87 @@ def test_3d_pass_never_touches_2d_head(tiny_config):
     model(pose_3d=p3)
     assert int(model.head_2d.norm.num_batches_tracked) == 0
     assert int(model.head_3d.norm.num_batches_tracked) == 1
+
+
+# ---------------------------------------------------------------------------- samples per epoch, LR
+import pathlib  # noqa: E402
+
+from modeling_mpm.training.config import RunConfig, load_config  # noqa: E402
+from modeling_mpm.training.data import ArrayWindowDataset, RepeatedWindows, repeat_windows, synthetic_sequences  # noqa: E402
+from modeling_mpm.training.sampler import ResumableBatchOrder  # noqa: E402
+from modeling_mpm.training.trainer import build_optimizer  # noqa: E402
+
+CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_repeated_windows_epoch_sees_every_window_k_times():
+    ds = ArrayWindowDataset(synthetic_sequences(2, 30, seed=0), num_frames=9)
+    rep = repeat_windows(ds, 4)
+    assert isinstance(rep, RepeatedWindows) and len(rep) == 4 * len(ds)
+    assert repeat_windows(ds, 1) is ds
+    np.testing.assert_array_equal(rep[len(ds) + 5]["pose_2d"], ds[5]["pose_2d"])
+    order = ResumableBatchOrder(len(rep), batch_size=8, seed=3)
+    assert order.steps_per_epoch == (4 * len(ds)) // 8
+    seen = np.bincount(order.permutation(0).numpy() % len(ds), minlength=len(ds))
+    assert (seen == 4).all()  # every window exactly 4 times per epoch (before the last partial batch)
+    with pytest.raises(ValueError, match="passes"):
+        RepeatedWindows(ds, 0)
+    with pytest.raises(ValueError, match="epoch_multiplier"):
+        RunConfig({"training": {"epoch_multiplier": 0}})
+
+
+def test_lr_staircase_decays_once_per_epoch(tiny_config):
+    from modeling_mpm import MPMForPoseLifting
+
+    model = MPMForPoseLifting(tiny_config)
+    cfg = RunConfig({"training": {"task": "lift", "lr": 7e-4, "lr_decay": 0.97}})
+    steps_per_epoch = 5
+    optimizer, scheduler = build_optimizer(model, cfg, steps_per_epoch)
+    assert optimizer.defaults["amsgrad"] and optimizer.defaults["weight_decay"] == 0
+    lrs = []
+    for _ in range(3 * steps_per_epoch + 1):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    want = [7e-4 * 0.97 ** (s // steps_per_epoch) for s in range(3 * steps_per_epoch + 1)]
+    np.testing.assert_allclose(lrs, want, rtol=1e-12)
+
+
+# the authors' training windows (MPM_SPEC 3.4): H36M S1, S5-S8, one window per frame
+H36M_TRAIN_WINDOWS = 1_559_752
+
+
+@pytest.mark.parametrize("name, per_window", [
+    ("pretrain_h36m17.yaml", 4), ("pretrain_multi16.yaml", 4), ("finetune_lift_h36m17.yaml", 2),
+    ("finetune_lift_3dhp16.yaml", 2), ("complete3d_27.yaml", 2), ("occluded2d_27.yaml", 2)])
+def test_paper_configs_reproduce_the_authors_samples_and_decay(name, per_window):
+    """The authors' epoch has ``flip (x2) [x modality (x2) in pre-training]`` samples per window;
+    their LR is x0.97 after each epoch. The paper configs give the same steps per epoch (up to
+    the last partial batch, which the authors keep and this loop drops) and the same LR at the
+    start of every epoch."""
+    cfg = load_config(str(CONFIGS / name))
+    t = cfg.training
+    assert t.epoch_multiplier == per_window and t.lr_schedule == "staircase" and t.lr_decay == 0.97
+    authors_steps = -(-per_window * H36M_TRAIN_WINDOWS // t.batch_size)  # their DataLoader keeps the last batch
+    order = ResumableBatchOrder(t.epoch_multiplier * H36M_TRAIN_WINDOWS, t.batch_size)
+    assert authors_steps - 1 <= order.steps_per_epoch <= authors_steps
+    from modeling_mpm.training.trainer import _lr_lambda
+
+    f = _lr_lambda(cfg, order.steps_per_epoch)
+    for epoch in (0, 1, 10, 48):
+        assert f(epoch * order.steps_per_epoch) == pytest.approx(0.97 ** epoch)
+        assert f(epoch * order.steps_per_epoch + order.steps_per_epoch - 1) == pytest.approx(0.97 ** epoch)
+
+
+def test_trainer_uses_epoch_multiplier(tmp_path):
+    from modeling_mpm.training import train
+
+    base = {"model": {"num_frames": 9, "num_layers": 1, "hidden_size": 32, "intermediate_size": 64,
+                      "num_attention_heads": 4},
+            "data": {"source": "synthetic", "synthetic_sequences": 2, "synthetic_length": 10, "val_split": None,
+                     "test_split": None},
+            "training": {"task": "lift", "output_dir": str(tmp_path), "batch_size": 8, "epochs": 1,
+                         "epoch_multiplier": 3, "checkpoint_every": None, "log_every": 100, "tensorboard": False,
+                         "progress_bar": False, "select_best": False}}
+    r = train(RunConfig(base), export=False)
+    assert r.global_step == (3 * 2 * 10) // 8  # 3 passes over 20 windows, batch 8

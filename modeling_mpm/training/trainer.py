@@ -39,7 +39,7 @@ from .. import evaluation as E
 from .checkpoint import (atomic_write_dir, capture_rng_state, latest_checkpoint, load_checkpoint,
                          prune_checkpoints, restore_rng_state, write_checkpoint)
 from .config import RunConfig
-from .data import build_splits, collate_windows
+from .data import build_splits, collate_windows, repeat_windows
 from .data_sources import dataset_rng_state, restore_dataset_rng_state
 from .sampler import ResumableBatchOrder
 from .tasks import compute_loss, default_best_metric, flip_batch, model_class
@@ -340,6 +340,7 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
             train_ds, val_ds, test_ds = build_splits(cfg, mcfg.num_frames, mcfg.skeleton)
         else:
             train_ds, val_ds, test_ds = splits
+        train_ds = repeat_windows(train_ds, t.epoch_multiplier)  # the authors' samples per epoch
         order = ResumableBatchOrder(len(train_ds), t.batch_size, t.gradient_accumulation_steps,
                                     acc.num_processes, acc.process_index, seed=t.seed)
         steps_per_epoch = order.steps_per_epoch
