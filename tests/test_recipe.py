@@ -147,3 +147,26 @@ def test_trainer_uses_epoch_multiplier(tmp_path):
                          "progress_bar": False, "select_best": False}}
     r = train(RunConfig(base), export=False)
     assert r.global_step == (3 * 2 * 10) // 8  # 3 passes over 20 windows, batch 8
+
+
+# ---------------------------------------------------------------------------- preset with init_from
+def test_preset_applies_when_initialising_from_pretraining(tmp_path):
+    from modeling_mpm import MPMConfig
+    from modeling_mpm.training import build_model
+
+    pre = MPMForMaskedPoseModeling(MPMConfig(num_frames=27, num_layers=3, hidden_size=32, intermediate_size=64,
+                                             num_attention_heads=4))
+    pre.save_pretrained(tmp_path / "pre")
+    cfg = RunConfig({"model": {"preset": "completion_27", "hidden_size": 32, "intermediate_size": 64,
+                               "num_attention_heads": 4, "embedding_size": 64},
+                     "training": {"task": "complete3d", "init_from": str(tmp_path / "pre")}})
+    model = build_model(cfg)
+    c = model.config
+    assert c.decoder_layers == 2 and len(model.decoder_3d) == 2
+    assert c.mask_mode == "tube" and c.temporal_mask_ratio == 0.0
+    # the first decoder layer and the encoder come from pre-training
+    torch.testing.assert_close(model.decoder_3d[0].ffn_norm.weight, pre.decoder_3d[0].ffn_norm.weight)
+    torch.testing.assert_close(model.mpm.position_embedding, pre.mpm.position_embedding)
+    # a preset geometry the checkpoint lacks is an error that names the preset
+    with pytest.raises(ValueError, match="set by model.preset=h36m_17"):
+        build_model(cfg.with_overrides(["model.preset=h36m_17"]))

@@ -107,7 +107,8 @@ def check_hub_ready(repo_id: Optional[str]) -> None:
 def build_model(cfg: RunConfig):
     """The model of ``training.task``: fresh from the ``model`` section, or loaded from
     ``training.init_from`` (a save_pretrained folder; the ``model`` section then overrides
-    non-geometric keys such as dropout, mask or loss settings)."""
+    non-geometric keys such as dropout, mask or loss settings, and ``model.preset`` applies what
+    it sets, e.g. ``completion_27``'s 2-layer decoders and tube masks)."""
     from ..configuration_mpm import MPMConfig
 
     cls = model_class(cfg.training.task)
@@ -118,9 +119,14 @@ def build_model(cfg: RunConfig):
         raise ValueError(f"training.init_from={src!r} is not a save_pretrained folder (no config.json)")
     model_cfg = MPMConfig.from_pretrained(src)
     section = {k: v for k, v in cfg.model.items() if k != "preset"}
+    preset = cfg.model.get("preset")
+    if preset:  # what the preset sets (e.g. completion_27: 2-layer decoders, tube masks), then the explicit keys
+        implied = getattr(MPMConfig, preset).__func__(lambda **kw: kw)  # the keys the preset sets
+        section = {**implied, **section}
     for k, v in section.items():
         if k in _GEOMETRY_KEYS and getattr(model_cfg, k) != v:
-            raise ValueError(f"model.{k}={v!r} differs from the checkpoint in {src} ({getattr(model_cfg, k)!r}); "
+            origin = "" if k in cfg.model else f" (set by model.preset={preset})"
+            raise ValueError(f"model.{k}={v!r}{origin} differs from the checkpoint in {src} ({getattr(model_cfg, k)!r}); "
                              f"the encoder cannot be transferred")
         setattr(model_cfg, k, v)
     if "skeleton" in section:
