@@ -131,7 +131,13 @@ def _progress(total, enabled, desc):
 
 
 def _root_zero(pose: torch.Tensor, root: Optional[int]) -> torch.Tensor:
-    return pose - pose[..., root:root + 1, :] if root is not None else pose
+    """The root joint set to 0, the other joints unchanged: the authors' rule (their evaluation
+    sets the predicted root to 0, it does not subtract it), the same as :mod:`.inference`."""
+    if root is None:
+        return pose
+    pose = pose.clone()
+    pose[..., root, :] = 0
+    return pose
 
 
 def evaluate_lifting(model, dataset, *, batch_size: int = 256, flip: bool = False, occluded_joints: int = 0,
@@ -141,7 +147,8 @@ def evaluate_lifting(model, dataset, *, batch_size: int = 256, flip: bool = Fals
 
     Per window the target is the centre frame (``mode="center"``, the paper's protocol when the
     dataset has a window centred on every frame) or all frames (``"all_frames"``, each window's
-    error averaged over its frames). Root joints are set to 0 in prediction and target.
+    error averaged over its frames). Root joints are set to 0 in prediction and target (the
+    authors' rule and the pipeline's: the other joints are not shifted by the predicted root).
     ``occluded_joints=k`` hides ``k`` random non-root joints in every frame of the 2D input and
     passes them as ``spatial_mask``; ``occluded_limb=True`` hides one random limb (arm or leg,
     3 joints) in every frame of each window instead.

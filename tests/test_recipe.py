@@ -170,3 +170,33 @@ def test_preset_applies_when_initialising_from_pretraining(tmp_path):
     # a preset geometry the checkpoint lacks is an error that names the preset
     with pytest.raises(ValueError, match="set by model.preset=h36m_17"):
         build_model(cfg.with_overrides(["model.preset=h36m_17"]))
+
+
+# ---------------------------------------------------------------------------- one root rule
+def test_converted_checkpoint_scores_the_same_in_evaluation_and_pipeline():
+    """A converted official lifter (``zero_root_output=False``: the raw root output is not 0)
+    gets the same MPJPE from evaluate_lifting as from its pipeline predictions: both set the
+    predicted root to 0 (the authors' rule) instead of subtracting it."""
+    from modeling_mpm import metrics as M
+    from modeling_mpm.convert_official import convert_official_checkpoint
+    from modeling_mpm.evaluation import evaluate_lifting
+    from modeling_mpm.inference import lift_sequence
+
+    lifter = convert_official_checkpoint(pathlib.Path(__file__).parent / "fixtures" / "official_mpm_compat"
+                                         / "official_finetune.pth")
+    assert lifter.config.zero_root_output is False
+    seqs = synthetic_sequences(1, 40, seed=4)
+    ds = ArrayWindowDataset(seqs, num_frames=lifter.config.num_frames)
+    with torch.no_grad():
+        raw = lifter(pose_2d=torch.as_tensor(ds[0]["pose_2d"])[None]).pose_3d_center
+    assert float(raw[..., 0, :].abs().max()) > 1e-3  # the root output really is not 0
+    res = evaluate_lifting(lifter, ds, batch_size=16)
+    pred = lift_sequence(lifter, seqs[0]["pose_2d"], batch_size=16)
+    gt = seqs[0]["pose_3d"]
+    want = float(M.mpjpe_per_frame(torch.as_tensor(pred), torch.as_tensor(gt)).mean()) * 1000.0
+    assert res["mpjpe_frames"] == pytest.approx(want, rel=1e-5)
+    # subtracting the predicted root instead (the rule evaluation used before) gives another number
+    with torch.no_grad():
+        raws = torch.cat([lifter(pose_2d=torch.as_tensor(ds[k]["pose_2d"])[None]).pose_3d_center for k in range(len(ds))])
+    old = float(M.mpjpe_per_frame(raws[:, 0] - raws[:, 0, :1], torch.as_tensor(gt)).mean()) * 1000.0
+    assert abs(old - want) > 1e-3 * want
