@@ -200,3 +200,46 @@ def test_converted_checkpoint_scores_the_same_in_evaluation_and_pipeline():
         raws = torch.cat([lifter(pose_2d=torch.as_tensor(ds[k]["pose_2d"])[None]).pose_3d_center for k in range(len(ds))])
     old = float(M.mpjpe_per_frame(raws[:, 0] - raws[:, 0, :1], torch.as_tensor(gt)).mean()) * 1000.0
     assert abs(old - want) > 1e-3 * want
+
+
+# ---------------------------------------------------------------------------- 3DHP MPJPE
+class _TableLifter(torch.nn.Module):
+    """Returns a fixed centre-frame prediction per window; the window index is read off the 2D."""
+
+    def __init__(self, config, predictions):
+        super().__init__()
+        self.config = config
+        self.predictions = predictions
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, pose_2d, spatial_mask=None):
+        from types import SimpleNamespace
+
+        idx = pose_2d[:, 0, 0, 0].round().long()
+        return SimpleNamespace(pose_3d_center=self.predictions[idx])
+
+
+def test_3dhp_mpjpe_in_the_literature_protocol():
+    """14 official joints (not the pelvis, spine or head), every window weighted equally,
+    hand-computed: window 0 has a 100 mm error at the left wrist, window 1 has 200 mm at the
+    right knee and 300 mm at the spine (not one of the 14), window 2 is exact."""
+    from modeling_mpm import MPMConfig
+    from modeling_mpm.evaluation import evaluate_lifting
+    from modeling_mpm.skeleton import get_skeleton
+
+    cfg = MPMConfig.h36m_16(num_frames=3, hidden_size=32, intermediate_size=64, num_attention_heads=4)
+    skel = get_skeleton("h36m16")
+    lwrist, rknee, spine = (skel.index(n) for n in ("left_wrist", "right_knee", "spine"))
+    g = torch.Generator().manual_seed(0)
+    gt = torch.randn(3, 1, 16, 3, generator=g) * 0.2
+    gt[:, :, 0] = 0
+    pred = gt.clone()
+    pred[0, 0, lwrist, 0] += 0.100
+    pred[1, 0, rknee, 1] += 0.200
+    pred[1, 0, spine, 2] += 0.300
+    windows = [{"pose_2d": np.full((3, 16, 2), float(k), np.float32),
+                "pose_3d": np.repeat(gt[k].numpy(), 3, axis=0), "action": "a"} for k in range(3)]
+    res = evaluate_lifting(_TableLifter(cfg, pred), windows, batch_size=2)
+    assert res["mpjpe_3dhp"] == pytest.approx((100.0 + 200.0) / (3 * 14), rel=1e-5)
+    assert res["pck"] == pytest.approx(100.0 * (3 * 14 - 1) / (3 * 14), rel=1e-6)  # 200 mm > 150 mm
+    assert res["mpjpe"] == pytest.approx((100.0 + 200.0 + 300.0) / (3 * 16), rel=1e-5)  # all 16 joints
