@@ -196,6 +196,8 @@ def convert_official_state_dict(
     if set(missing) - allowed_missing:
         raise ValueError(f"official checkpoint lacks parameters: {sorted(set(missing) - allowed_missing)}")
     model.load_state_dict(new, strict=False)
+    if is_lifter:  # the authors' lifter has no mask token: ours keeps its random init (warned when used)
+        model.config.mask_token_2d_trained = False
     return model.eval()
 
 

@@ -16,6 +16,7 @@ official checkpoints reproduce their outputs (``modeling_mpm.convert_official``)
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -40,6 +41,14 @@ __all__ = [
     "MPMPoseLiftingOutput",
     "mpjpe_loss",
 ]
+
+
+#: Warning for missing 2D joints fed to a model whose 2D mask token was never trained (a converted
+#: official lifter: the authors' lifter has no mask token; ``config.mask_token_2d_trained=False``).
+UNTRAINED_MASK_TOKEN_2D = (
+    "this lifter's 2D mask token was never trained (a converted official lifter has none; its value "
+    "is a random initialisation), so missing joints are fed as noise; fine-tune it with occluded input "
+    "(training.occlusion_prob > 0) or start the lifter from MPM pre-training")
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -474,6 +483,8 @@ class MPMModel(MPMPreTrainedModel):
                 raise ValueError("this model has no 3D input embedding (a lifter takes only pose_2d)")
             token, embedding = self.spatial_mask_token_3d, self.joint_embedding_3d
         if spatial_mask is not None:
+            if d == 2 and getattr(self.config, "mask_token_2d_trained", True) is False and bool(spatial_mask.any()):
+                warnings.warn(UNTRAINED_MASK_TOKEN_2D, stacklevel=3)
             pose = torch.where(spatial_mask[..., None], token.to(pose.dtype), pose)
         x = embedding(pose.reshape(b, t, j * d).transpose(1, 2))
         x = self.spatial_mlp(x).transpose(1, 2)

@@ -243,3 +243,52 @@ def test_3dhp_mpjpe_in_the_literature_protocol():
     assert res["mpjpe_3dhp"] == pytest.approx((100.0 + 200.0) / (3 * 14), rel=1e-5)
     assert res["pck"] == pytest.approx(100.0 * (3 * 14 - 1) / (3 * 14), rel=1e-6)  # 200 mm > 150 mm
     assert res["mpjpe"] == pytest.approx((100.0 + 200.0 + 300.0) / (3 * 16), rel=1e-5)  # all 16 joints
+
+
+# ---------------------------------------------------------------------------- lifter 2D mask token
+def test_lifter_mask_token_starts_from_pretraining(tmp_path):
+    from modeling_mpm import MPMConfig
+    from modeling_mpm.training import build_model
+
+    pre = MPMForMaskedPoseModeling(MPMConfig(num_frames=9, num_layers=1, hidden_size=32, intermediate_size=64,
+                                             num_attention_heads=4))
+    with torch.no_grad():
+        pre.mpm.spatial_mask_token_2d.copy_(torch.tensor([0.123, -0.456]))
+    pre.save_pretrained(tmp_path / "pre")
+    lifter = build_model(RunConfig({"training": {"task": "lift", "init_from": str(tmp_path / "pre")}}))
+    torch.testing.assert_close(lifter.mpm.spatial_mask_token_2d.detach(), torch.tensor([0.123, -0.456]))
+    assert getattr(lifter.config, "mask_token_2d_trained", True) is True
+
+
+def test_converted_lifter_says_its_mask_token_is_untrained(tmp_path):
+    import warnings
+
+    from modeling_mpm import MPMForPoseLifting
+    from modeling_mpm.convert_official import convert_official_checkpoint
+    from modeling_mpm.inference import lift_sequence
+    from modeling_mpm.training import tasks
+
+    lifter = convert_official_checkpoint(pathlib.Path(__file__).parent / "fixtures" / "official_mpm_compat"
+                                         / "official_finetune.pth")
+    assert lifter.config.mask_token_2d_trained is False
+    x = torch.randn(2, 27, 17, 2) * 0.3
+    mask = torch.zeros(2, 27, 17, dtype=torch.bool)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lifter(pose_2d=x)  # no missing joint: silent
+        lifter(pose_2d=x, spatial_mask=mask)  # nothing masked: silent
+    mask[:, :, 13] = True
+    with pytest.warns(UserWarning, match="mask token was never trained"):
+        lifter(pose_2d=x, spatial_mask=mask)
+    seq = np.random.default_rng(0).normal(size=(30, 17, 2)).astype(np.float32) * 0.3
+    seq[5, 13] = np.nan
+    with pytest.warns(UserWarning, match="mask token was never trained"):
+        lift_sequence(lifter, seq, batch_size=32)
+    # the flag survives save / load, and fine-tuning with occluded input trains the token
+    lifter.save_pretrained(tmp_path / "conv")
+    reloaded = MPMForPoseLifting.from_pretrained(tmp_path / "conv")
+    assert reloaded.config.mask_token_2d_trained is False
+    batch = {"pose_2d": x, "pose_3d": torch.zeros(2, 27, 17, 3)}
+    tasks.compute_loss("lift", reloaded.train(), batch, reloaded.config, torch.Generator().manual_seed(0),
+                       occlusion=(1.0, 2))
+    assert reloaded.config.mask_token_2d_trained is True

@@ -101,6 +101,8 @@ def compute_loss(task: str, model, batch: Dict, config, generator: torch.Generat
         mask = occlusion_mask(p2d.shape[0], F, J, occlusion[1], occlusion[0], generator)
         if mask is not None:
             mask = mask.to(p2d.device)
+            if getattr(config, "mask_token_2d_trained", True) is False and bool(mask.any()):
+                config.mask_token_2d_trained = True  # it is being trained from now on (saved with the model)
         out = model(pose_2d=p2d, spatial_mask=mask, labels=p3d)
         logs = {}
     elif task == "complete3d":
