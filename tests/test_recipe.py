@@ -292,3 +292,113 @@ def test_converted_lifter_says_its_mask_token_is_untrained(tmp_path):
     tasks.compute_loss("lift", reloaded.train(), batch, reloaded.config, torch.Generator().manual_seed(0),
                        occlusion=(1.0, 2))
     assert reloaded.config.mask_token_2d_trained is True
+
+
+# ---------------------------------------------------------------------------- compute_loss, flips, occlusion
+class _Spy(torch.nn.Module):
+    """Records the keyword arguments of every call and returns a zero loss."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, **kw):
+        from types import SimpleNamespace
+
+        self.calls.append(kw)
+        return SimpleNamespace(loss=self.w * 0, loss_2d=None, loss_3d=None, loss_lift=None)
+
+
+def _batch(cfg, b=6, seed=1):
+    p2, p3 = _poses(cfg, batch=b, seed=seed)
+    return {"pose_2d": p2, "pose_3d": p3}
+
+
+def test_compute_loss_routes_samples_to_2d_and_3d(tiny_config):
+    from modeling_mpm.training.tasks import compute_loss
+
+    batch = _batch(tiny_config)
+    g = torch.Generator().manual_seed(0)
+    spy = _Spy()
+    compute_loss("pretrain", spy, batch, tiny_config, g, pairing="split")
+    kw = spy.calls[-1]
+    torch.testing.assert_close(kw["pose_2d"], batch["pose_2d"][:3])  # first half -> 2D pass
+    torch.testing.assert_close(kw["pose_3d"], batch["pose_3d"][3:])  # second half -> 3D pass
+    assert kw["lift_labels"] is None
+    assert kw["spatial_mask"].shape == (3, 27, 17) and kw["temporal_mask"].shape == (3, 27)
+    assert (kw["spatial_mask"].sum(-1) == tiny_config.spatial_mask_joints).all()
+    assert (kw["temporal_mask"].sum(-1) == int(27 * tiny_config.temporal_mask_ratio)).all()
+    compute_loss("pretrain", spy, batch, tiny_config, g, pairing="split", pretrain_lift=True)
+    torch.testing.assert_close(spy.calls[-1]["lift_labels"], batch["pose_3d"][:3])  # the 3D of the 2D clips
+    compute_loss("pretrain", spy, batch, tiny_config, g, pairing="paired")
+    torch.testing.assert_close(spy.calls[-1]["pose_2d"], batch["pose_2d"])
+    torch.testing.assert_close(spy.calls[-1]["pose_3d"], batch["pose_3d"])
+    with pytest.raises(ValueError, match="at least 2 windows"):
+        compute_loss("pretrain", spy, {k: v[:1] for k, v in batch.items()}, tiny_config, g)
+    compute_loss("lift", spy, batch, tiny_config, g)
+    assert spy.calls[-1]["spatial_mask"] is None and spy.calls[-1]["labels"] is batch["pose_3d"]
+    compute_loss("complete3d", spy, batch, tiny_config, g)
+    tube = spy.calls[-1]["spatial_mask_3d"]
+    assert "pose_2d" not in spy.calls[-1] and tube.shape == (6, 27, 17)
+    assert (tube == tube[:, :1]).all() and tube.any(-1).all()  # the same joints in every frame
+    compute_loss("occluded2d", spy, batch, tiny_config, g)
+    kw = spy.calls[-1]
+    assert kw["lift_labels"] is batch["pose_3d"] and "pose_3d" not in kw and kw["spatial_mask"].shape == (6, 27, 17)
+    with pytest.raises(ValueError, match="unknown task"):
+        compute_loss("nope", spy, batch, tiny_config, g)
+
+
+def test_compute_loss_weights(tiny_config):
+    from modeling_mpm.training.tasks import compute_loss
+
+    model = MPMForMaskedPoseModeling(tiny_config).train()
+    batch = _batch(tiny_config)
+    g = torch.Generator().manual_seed(0)
+    loss, logs = compute_loss("pretrain", model, batch, tiny_config, g)
+    assert float(loss.detach()) == pytest.approx(5.0 * logs["loss_2d"] + 2.0 * logs["loss_3d"], rel=1e-5)
+    loss, logs = compute_loss("pretrain", model, batch, tiny_config, g, pretrain_lift=True)
+    assert float(loss.detach()) == pytest.approx(5.0 * logs["loss_2d"] + 2.0 * logs["loss_3d"] + 2.0 * logs["loss_lift"],
+                                        rel=1e-5)
+    tiny_config.loss_weight_2d, tiny_config.loss_weight_lift = 1.0, 2.0  # occluded2d_27.yaml
+    loss, logs = compute_loss("occluded2d", model, batch, tiny_config, g)
+    assert float(loss.detach()) == pytest.approx(logs["loss_2d"] + 2.0 * logs["loss_lift"], rel=1e-5)
+    tiny_config.loss_weight_3d = 1.0  # complete3d_27.yaml
+    loss, logs = compute_loss("complete3d", model, batch, tiny_config, g)
+    assert float(loss.detach()) == pytest.approx(logs["loss_3d"], rel=1e-5)
+
+
+def test_flip_batch_mirrors_2d_and_3d_of_the_same_windows(tiny_config):
+    from modeling_mpm.skeleton import get_skeleton
+    from modeling_mpm.training.tasks import flip_batch
+
+    skel = get_skeleton("h36m17")
+    batch = _batch(tiny_config, b=64)
+    out = flip_batch(batch, skel, torch.Generator().manual_seed(0))
+    perm = list(skel.flip_permutation)
+    mirrored2 = batch["pose_2d"][:, :, perm] * torch.tensor([-1.0, 1.0])
+    mirrored3 = batch["pose_3d"][:, :, perm] * torch.tensor([-1.0, 1.0, 1.0])
+    f2 = torch.isclose(out["pose_2d"], mirrored2).flatten(1).all(1)
+    f3 = torch.isclose(out["pose_3d"], mirrored3).flatten(1).all(1)
+    same2 = (out["pose_2d"] == batch["pose_2d"]).flatten(1).all(1)
+    assert torch.equal(f2, f3) and torch.equal(f2, ~same2)  # each window flipped in 2D and 3D together, or not at all
+    assert 16 < int(f2.sum()) < 48  # about half
+    assert perm[1] == 4 and perm[11] == 14  # right hip <-> left hip, left shoulder <-> right shoulder
+    again = flip_batch(out, skel, torch.Generator().manual_seed(0))  # the same windows again: identity
+    torch.testing.assert_close(again["pose_3d"], batch["pose_3d"])
+    none = flip_batch(batch, skel, torch.Generator().manual_seed(0), prob=0.0)
+    assert torch.equal(none["pose_2d"], batch["pose_2d"])
+
+
+def test_occlusion_masks():
+    from modeling_mpm.training.tasks import occlusion_mask
+
+    g = torch.Generator().manual_seed(0)
+    assert occlusion_mask(8, 27, 17, 3, 0.0, g) is None and occlusion_mask(8, 27, 17, 0, 1.0, g) is None
+    m = occlusion_mask(200, 27, 17, 3, 1.0, g)
+    k = m.sum(-1)
+    assert m.shape == (200, 27, 17) and (k == k[:, :1]).all()  # the same count in every frame of a window
+    assert set(k[:, 0].tolist()) == {1, 2, 3}
+    assert (m != m[:, :1]).any(-1).any(-1).float().mean() > 0.9  # a different joint set per frame
+    hit = occlusion_mask(2000, 9, 17, 3, 0.3, g).flatten(1).any(1).float().mean()
+    assert 0.25 < float(hit) < 0.35
