@@ -736,7 +736,7 @@ class MPMForPoseLifting(MPMPreTrainedModel):
         self.reduce = MPMStridedReduce(config)
         self.center_head = MPMPoseHead(c, j, 3)
         self.frames_head = MPMPoseHead(c, j, 3)
-        self.refiner = MPMPoseRefiner(j) if config.use_refine else None
+        self.refiner = MPMPoseRefiner(j, getattr(config, "refine_hidden_size", 1024)) if config.use_refine else None
         self.post_init()
 
     def forward(

@@ -402,3 +402,108 @@ def test_occlusion_masks():
     assert (m != m[:, :1]).any(-1).any(-1).float().mean() > 0.9  # a different joint set per frame
     hit = occlusion_mask(2000, 9, 17, 3, 0.3, g).flatten(1).any(1).float().mean()
     assert 0.25 < float(hit) < 0.35
+
+
+# ---------------------------------------------------------------------------- refine stage
+FIX = pathlib.Path(__file__).parent / "fixtures"
+
+
+def _official_refined_lifter():
+    from safetensors.torch import load_file
+
+    from modeling_mpm.convert_official import convert_official_state_dict
+
+    lift = load_file(str(FIX / "official_train_step" / "lift_init.safetensors"))
+    refine = load_file(str(FIX / "official_train_step" / "refine_head_init.safetensors"))
+    return lift, refine, convert_official_state_dict(lift, refine_state_dict=refine)
+
+
+def test_convert_official_refine_checkpoints(tmp_path):
+    from modeling_mpm import MPMForPoseLifting
+    from modeling_mpm.convert_official import convert_official_state_dict, main
+
+    lift, refine, model = _official_refined_lifter()
+    assert model.config.use_refine and model.config.refine_hidden_size == 64
+    torch.testing.assert_close(model.refiner.mlp[3].weight, refine["module.post_refine.3.weight"])
+    with pytest.raises(ValueError, match="refine module .* without its lifter"):
+        convert_official_state_dict(refine)
+    bad = dict(refine)
+    bad["module.post_refine.0.weight"] = bad["module.post_refine.0.weight"][:, :10]
+    with pytest.raises(ValueError, match="do not fit a 17-joint lifter"):
+        convert_official_state_dict(lift, refine_state_dict=bad)
+    merged = convert_official_state_dict({**lift, **refine})  # one file holding both
+    torch.testing.assert_close(merged.refiner.mlp[0].bias, model.refiner.mlp[0].bias)
+    torch.save(lift, tmp_path / "x.pth")
+    torch.save(refine, tmp_path / "x_refine.pth")
+    assert main([str(tmp_path / "x.pth"), str(tmp_path / "out"), "--strides", "3", "3", "3",
+                 "--refine", str(tmp_path / "x_refine.pth")]) == 0
+    back = MPMForPoseLifting.from_pretrained(tmp_path / "out")
+    assert back.refiner is not None and back.config.refine_hidden_size == 64
+    torch.testing.assert_close(back.refiner.mlp[0].weight, model.refiner.mlp[0].weight)
+
+
+class _CameraWindows(torch.utils.data.Dataset):
+    """Synthetic windows with the camera data the refiner needs (intrinsics, root_3d)."""
+
+    def __init__(self, frames, n_seq=2, length=20, seed=0):
+        self.ds = ArrayWindowDataset(synthetic_sequences(n_seq, length, seed=seed), num_frames=frames)
+        self.intrinsics = np.array([2.3, 2.3, 0.01, -0.02, 0, 0, 0, 0, 0], np.float32)
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, k):
+        item = dict(self.ds[k])
+        root = np.zeros((len(item["pose_2d"]), 3), np.float32)
+        root[:, 2] = 5.0 + 0.01 * k
+        return {**item, "intrinsics": self.intrinsics, "root_3d": root}
+
+
+def test_evaluation_refines_the_centre_frame_after_the_flip_average():
+    from modeling_mpm.evaluation import _root_zero, evaluate_lifting, flip_pose, predict_lifting
+
+    _, _, model = _official_refined_lifter()
+    ds = _CameraWindows(model.config.num_frames)
+    res = evaluate_lifting(model, ds, batch_size=16, flip=True)
+    plain = evaluate_lifting(model, ds.ds, batch_size=16, flip=True)  # no camera data: not refined
+    assert res["refined"] and not plain["refined"] and res["mpjpe"] != pytest.approx(plain["mpjpe"])
+    items = [ds[k] for k in range(4)]
+    x = torch.as_tensor(np.stack([it["pose_2d"] for it in items]))
+    cam = torch.as_tensor(np.stack([it["intrinsics"] for it in items]))
+    depth = torch.as_tensor(np.stack([it["root_3d"][13, 2] for it in items]))
+    skel = model.config.get_skeleton()
+    with torch.no_grad():
+        raw = lambda p: model.center_head(model.reduce(model.mpm(pose_2d=p).last_hidden_state))  # noqa: E731
+        avg = (raw(x) + flip_pose(raw(flip_pose(x, skel)), skel)) / 2
+        want = model.refiner(avg, x[:, 13:14], cam, depth)
+        got = predict_lifting(model, x, flip=True, camera_intrinsics=cam, root_depth=depth)
+        # without flip the evaluation path equals the model's own forward with camera data
+        fwd = model(pose_2d=x, camera_intrinsics=cam, root_depth=depth).pose_3d_center
+        got1 = predict_lifting(model, x, camera_intrinsics=cam, root_depth=depth)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(got1, fwd)
+    assert not torch.allclose(_root_zero(got, 0), _root_zero(predict_lifting(model, x, flip=True), 0))
+
+
+def test_refine_task_trains_and_evaluates(tmp_path):
+    from modeling_mpm.training import train
+    from modeling_mpm.training.tasks import flip_batch
+
+    cfg = RunConfig({"model": {"num_frames": 9, "num_layers": 1, "hidden_size": 32, "intermediate_size": 64,
+                               "num_attention_heads": 4},
+                     "training": {"task": "refine", "output_dir": str(tmp_path), "batch_size": 8, "max_steps": 2,
+                                  "checkpoint_every": None, "log_every": 1, "tensorboard": False,
+                                  "progress_bar": False, "select_best": False}})
+    r = train(cfg, splits=(_CameraWindows(9), _CameraWindows(9, n_seq=1, seed=1), None), export=False)
+    assert r.model.refiner is not None and r.history and r.history[-1]["mpjpe"] > 0
+    # windows without camera data: a clear error
+    with pytest.raises(ValueError, match="camera data"):
+        train(cfg, splits=(ArrayWindowDataset(synthetic_sequences(2, 20, seed=0), 9), None, None), export=False)
+    # a flip mirrors the principal point (and the root) with the poses, as the authors' loader
+    from modeling_mpm.training.data import collate_windows
+
+    b = collate_windows([_CameraWindows(9)[k] for k in range(4)])
+    f = flip_batch(b, "h36m17", torch.Generator().manual_seed(0), prob=1.0)
+    torch.testing.assert_close(f["intrinsics"][:, [0, 1, 3]], b["intrinsics"][:, [0, 1, 3]])
+    torch.testing.assert_close(f["intrinsics"][:, 2], -b["intrinsics"][:, 2])
+    torch.testing.assert_close(f["root_3d"][..., 2], b["root_3d"][..., 2])

@@ -28,7 +28,7 @@ import yaml
 
 __all__ = ["RunConfig", "load_config", "SCHEMA", "TASKS", "parse_override"]
 
-TASKS = ("pretrain", "lift", "complete3d", "occluded2d")
+TASKS = ("pretrain", "lift", "complete3d", "occluded2d", "refine")
 
 _ANY = object()
 

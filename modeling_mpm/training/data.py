@@ -123,9 +123,10 @@ def repeat_windows(dataset, passes: int):
 
 def collate_windows(items: List[Dict]) -> Dict:
     """Stack window dicts: ``pose_2d`` (B, F, J, 2), ``pose_3d`` (B, F, J, 3) float32 tensors,
-    ``action`` list of B strings."""
+    ``action`` list of B strings; ``intrinsics`` (B, 9) and ``root_3d`` (B, F, 3) when the
+    windows have them."""
     out = {}
-    for key in ("pose_2d", "pose_3d"):
+    for key in ("pose_2d", "pose_3d", "intrinsics", "root_3d"):  # camera data: for the refine task
         if key in items[0] and items[0][key] is not None:
             out[key] = torch.as_tensor(np.stack([np.asarray(it[key], np.float32) for it in items]))
     out["action"] = [str(it.get("action", "all")) for it in items]

@@ -114,7 +114,10 @@ def build_model(cfg: RunConfig):
     cls = model_class(cfg.training.task)
     src = cfg.training.init_from
     if not src:
-        return cls(cfg.build_model_config())
+        mc = cfg.build_model_config()
+        if cfg.training.task == "refine":
+            mc.use_refine = True
+        return cls(mc)
     if not os.path.isdir(src) or not os.path.isfile(os.path.join(src, "config.json")):
         raise ValueError(f"training.init_from={src!r} is not a save_pretrained folder (no config.json)")
     model_cfg = MPMConfig.from_pretrained(src)
@@ -133,6 +136,8 @@ def build_model(cfg: RunConfig):
         from ..skeleton import get_skeleton
 
         model_cfg.skeleton = get_skeleton(section["skeleton"]).to_dict()
+    if cfg.training.task == "refine":
+        model_cfg.use_refine = True  # the refiner is new; the lifter comes from init_from
     model_cfg.validate_mpm()
     from transformers.utils import logging as hf_logging
 
@@ -171,7 +176,7 @@ def validate(model, dataset, cfg: RunConfig, progress: bool = False) -> Dict[str
     with _rng_guard():
         if task == "pretrain":
             return E.evaluate_masked_modeling(model, dataset, batch_size=bs, seed=cfg.eval.occlusion_seed)
-        if task == "lift":
+        if task in ("lift", "refine"):
             return E.evaluate_lifting(model, dataset, batch_size=bs, flip=False, mode=cfg.eval.mode,
                                       progress=progress)
         modality = "3d" if task == "complete3d" else "2d"
@@ -185,7 +190,7 @@ def test_evaluation(model, dataset, cfg: RunConfig, progress: bool = False) -> D
     bs = cfg.eval.batch_size
     out: Dict[str, Any] = {}
     with _rng_guard():
-        if task == "lift":
+        if task in ("lift", "refine"):
             out["plain"] = E.evaluate_lifting(model, dataset, batch_size=bs, flip=False, mode=cfg.eval.mode,
                                               progress=progress)
             if cfg.eval.flip:
