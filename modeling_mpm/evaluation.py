@@ -280,7 +280,7 @@ def evaluate_masked_modeling(model, dataset, *, batch_size: int = 256, seed: int
             s3, t3 = sample_spatiotemporal_mask(b, cfg.num_frames, cfg.num_joints, cfg.temporal_mask_ratio,
                                                 cfg.spatial_mask_joints, generator=gen, device=dev)
             out = model(pose_2d=x2, pose_3d=x3, spatial_mask=s2, temporal_mask=t2, spatial_mask_3d=s3,
-                        temporal_mask_3d=t3)
+                        temporal_mask_3d=t3, output_lifted=False)
             e3 = torch.linalg.vector_norm(out.pose_3d.float() - x3, dim=-1)
             e2 = torch.linalg.vector_norm(out.pose_2d.float() - x2, dim=-1)
             # the paired 2D+3D loss (an unpaired split would give the same expectation)
