@@ -61,8 +61,9 @@ class MPMConfig(PretrainedConfig):
             (authors: ``torch.randn``, std 1).
         use_refine: add the post-refinement module to the lifter (MPM_SPEC 6.5).
         zero_root_output: set the root joint of every 3D output to 0 (root-relative output). The
-            authors' heads leave it free and zero it only inside the loss; converted official
-            checkpoints set this to ``False`` to reproduce their raw outputs.
+            authors' heads leave it free (their losses train it towards 0) and zero it in
+            evaluation; converted official checkpoints set this to ``False`` to reproduce their
+            raw outputs. Losses always see the raw root output.
         skeleton: a skeleton name (``"h36m17"``...) or its dict (:meth:`Skeleton.to_dict`).
     """
 

@@ -3,7 +3,8 @@
 The authors save plain ``state_dict``s, usually from ``nn.DataParallel`` (every key starts with
 ``module.``): the pre-training model ``MPMmask2`` / ``MPMmask`` (keys ``encoder2d``,
 ``encoder3d``, ``decoder2d``, ``fcn_dec2d``...) and the fine-tuned lifter ``Model`` (keys
-``Transformer_reduce``, ``fcn``, ``fcn_1``...). The configuration (joints, frames, width,
+``Transformer_reduce``, ``fcn``, ``fcn_1``...), plus, for the post-refine stage, the refine
+module their scripts save separately (``*_refine.pth``, keys ``post_refine.0/3.*``). The configuration (joints, frames, width,
 depths) is read off the tensor shapes; the number of attention heads (8 in all the authors'
 set-ups) and the reduce strides (the usual ones for the frame count) are not visible in the
 shapes and can be passed in.
@@ -13,7 +14,7 @@ and raw root-joint outputs (``zero_root_output=False``).
 
 Command line::
 
-    python -m modeling_mpm.convert_official CKPT OUT_DIR [--heads 8] [--strides 3 3 3]
+    python -m modeling_mpm.convert_official CKPT OUT_DIR [--heads 8] [--strides 3 3 3] [--refine REFINE_CKPT]
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import torch
 from .configuration_mpm import MPMConfig, default_reduce_strides
 from .modeling_mpm import MPMForMaskedPoseModeling, MPMForPoseLifting
 
-__all__ = ["convert_official_checkpoint", "convert_official_state_dict", "load_official_state_dict", "main"]
+__all__ = ["convert_official_checkpoint", "convert_official_state_dict", "load_official_state_dict", "rename_official_key",
+           "main"]
 
 # Parameters of the authors' models that their forward never uses.
 _UNUSED = re.compile(r"^(shared_layers_temporal\.model\.norm|decoder[23]d\.model\.norm|Transformer_reduce\.model\.norm)\.")
@@ -121,6 +123,12 @@ def _rename(key: str) -> Optional[str]:
     raise ValueError(f"unrecognised key in official checkpoint: {key!r}")
 
 
+def rename_official_key(key: str) -> Optional[str]:
+    """The package name of an authors' state-dict key (``module.`` prefix allowed); ``None`` for
+    their parameters that no forward pass uses."""
+    return _rename(key[len("module."):] if key.startswith("module.") else key)
+
+
 def _count_layers(sd, prefix: str) -> int:
     idx = {int(m.group(1)) for k in sd for m in [re.match(re.escape(prefix) + r"(\d+)\.", k)] if m}
     return max(idx) + 1 if idx else 0
@@ -159,16 +167,49 @@ def _config_from_state_dict(sd, num_attention_heads: int, reduce_strides: Option
     )
 
 
+def _strip(sd):
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
+
+
+def _is_refine(sd) -> bool:
+    return bool(sd) and all(k.startswith("post_refine.") for k in sd)
+
+
 def convert_official_state_dict(
     state_dict: Dict[str, torch.Tensor],
     num_attention_heads: int = 8,
     reduce_strides: Optional[Sequence[int]] = None,
+    refine_state_dict: Optional[Dict[str, torch.Tensor]] = None,
 ) -> Union[MPMForMaskedPoseModeling, MPMForPoseLifting]:
     """Build the matching model from an authors' state dict (``module.`` prefixes allowed) and
-    load it strictly. Returns the model in eval mode."""
-    sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state_dict.items()}
+    load it strictly. Returns the model in eval mode.
+
+    ``refine_state_dict``: the authors' refine module of the same lifter (their post-refine
+    stage saves it to its own file): the lifter gets ``use_refine`` and the refiner's weights
+    (hidden width read off the shapes). A lifter state dict that already holds ``post_refine.*``
+    keys is split the same way."""
+    sd = _strip(state_dict)
+    if _is_refine(sd):
+        raise ValueError("this is an authors' refine module (post_refine.* keys) without its lifter: pass the "
+                         "lifter checkpoint and this one as refine_state_dict (CLI: --refine)")
+    refine = {k: v for k, v in sd.items() if k.startswith("post_refine.")}
+    sd = {k: v for k, v in sd.items() if not k.startswith("post_refine.")}
+    if refine_state_dict is not None:
+        refine.update(_strip(refine_state_dict))
     config = _config_from_state_dict(sd, num_attention_heads, reduce_strides)
     is_lifter = any(k.startswith("Transformer_reduce.") for k in sd)
+    if refine:
+        if not is_lifter:
+            raise ValueError("a refine module belongs to a fine-tuned lifter, not to a pre-training checkpoint")
+        expected = {"post_refine.0.weight", "post_refine.0.bias", "post_refine.3.weight", "post_refine.3.bias"}
+        if set(refine) != expected:
+            raise ValueError(f"refine state dict must hold {sorted(expected)}, got {sorted(refine)}")
+        hidden, fan_in = refine["post_refine.0.weight"].shape
+        if fan_in != 6 * config.num_joints or tuple(refine["post_refine.3.weight"].shape) != (2 * config.num_joints, hidden):
+            raise ValueError(f"refine module shapes {tuple(refine['post_refine.0.weight'].shape)}, "
+                             f"{tuple(refine['post_refine.3.weight'].shape)} do not fit a {config.num_joints}-joint lifter")
+        config.use_refine = True
+        config.refine_hidden_size = int(hidden)
     model = MPMForPoseLifting(config) if is_lifter else MPMForMaskedPoseModeling(config)
     own = model.state_dict()
     new: Dict[str, torch.Tensor] = {}
@@ -183,12 +224,16 @@ def convert_official_state_dict(
         new[name] = value.reshape(own[name].shape) if value.numel() == own[name].numel() else value
         if new[name].shape != own[name].shape:
             raise ValueError(f"shape mismatch for {key!r}: {tuple(value.shape)} vs {tuple(own[name].shape)}")
+    for key, value in refine.items():
+        new["refiner.mlp." + key[len("post_refine."):]] = value
     missing = [k for k in own if k not in new]
     # The lifter's 2D mask token does not exist in the authors' lifter: keep its initial value.
     allowed_missing = {"mpm.spatial_mask_token_2d"} if is_lifter else set()
     if set(missing) - allowed_missing:
         raise ValueError(f"official checkpoint lacks parameters: {sorted(set(missing) - allowed_missing)}")
     model.load_state_dict(new, strict=False)
+    if is_lifter:  # the authors' lifter has no mask token: ours keeps its random init (warned when used)
+        model.config.mask_token_2d_trained = False
     return model.eval()
 
 
@@ -196,10 +241,13 @@ def convert_official_checkpoint(
     path: Union[str, os.PathLike],
     num_attention_heads: int = 8,
     reduce_strides: Optional[Sequence[int]] = None,
+    refine_path: Optional[Union[str, os.PathLike]] = None,
 ) -> Union[MPMForMaskedPoseModeling, MPMForPoseLifting]:
-    """Read an authors' checkpoint (pre-training or fine-tuning) and return the matching model,
-    in eval mode, reproducing the original outputs."""
-    return convert_official_state_dict(load_official_state_dict(path), num_attention_heads, reduce_strides)
+    """Read an authors' checkpoint (pre-training or fine-tuning, plus optionally the refine
+    module of a fine-tuned lifter) and return the matching model, in eval mode, reproducing the
+    original outputs."""
+    refine = load_official_state_dict(refine_path) if refine_path is not None else None
+    return convert_official_state_dict(load_official_state_dict(path), num_attention_heads, reduce_strides, refine)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -211,9 +259,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("output_dir", help="folder to write (config.json, model.safetensors, code)")
     parser.add_argument("--heads", type=int, default=8, help="attention heads (not visible in the weights; 8)")
     parser.add_argument("--strides", type=int, nargs="+", default=None, help="reduce strides of a lifter")
+    parser.add_argument("--refine", default=None, help="the lifter's refine module (*_refine.pth, post-refine stage)")
     args = parser.parse_args(argv)
     try:
-        model = convert_official_checkpoint(args.checkpoint, args.heads, args.strides)
+        model = convert_official_checkpoint(args.checkpoint, args.heads, args.strides, args.refine)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

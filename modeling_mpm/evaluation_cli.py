@@ -109,7 +109,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(format_table(results, title=title))
     for name, r in results.items():
         if r.get("pck") is not None:
-            print(f"{name}: PCK@150mm {r['pck']:.1f} %, AUC {r['auc']:.1f} % (MPI-INF-3DHP protocol: 14 joints, "
+            print(f"{name}: PCK@150mm {r['pck']:.1f} %, AUC {r['auc']:.1f} %, MPJPE {r['mpjpe_3dhp']:.1f} mm "
+                  f"(MPI-INF-3DHP protocol: 14 joints, "
                   f"frame-weighted over {r['windows']} windows)")
     if args.output_json:
         with open(args.output_json, "w", encoding="utf-8") as f:

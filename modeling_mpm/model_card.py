@@ -84,7 +84,7 @@ def eval_results_from(results: Mapping[str, Mapping[str, Any]], *, task: str, da
     names = {"mpjpe": "MPJPE (mm)", "p_mpjpe": "P-MPJPE (mm)", "mpjpe_masked": "MPJPE masked joints (mm)",
              "mpjpe_all": "MPJPE all joints, diluted (mm)", "mpjpe_3d": "3D reconstruction MPJPE (mm)",
              "error_2d": "2D reconstruction error (x1000 normalised units)", "pck": "PCK@150mm (%)",
-             "auc": "AUC (%)"}
+             "auc": "AUC (%)", "mpjpe_3dhp": "MPJPE, 3DHP protocol: 14 joints (mm)"}
     out = []
     for setting, res in results.items():
         for key, label in names.items():

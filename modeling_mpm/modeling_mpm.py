@@ -16,6 +16,7 @@ official checkpoints reproduce their outputs (``modeling_mpm.convert_official``)
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -40,6 +41,14 @@ __all__ = [
     "MPMPoseLiftingOutput",
     "mpjpe_loss",
 ]
+
+
+#: Warning for missing 2D joints fed to a model whose 2D mask token was never trained (a converted
+#: official lifter: the authors' lifter has no mask token; ``config.mask_token_2d_trained=False``).
+UNTRAINED_MASK_TOKEN_2D = (
+    "this lifter's 2D mask token was never trained (a converted official lifter has none; its value "
+    "is a random initialisation), so missing joints are fed as noise; fine-tune it with occluded input "
+    "(training.occlusion_prob > 0) or start the lifter from MPM pre-training")
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -68,7 +77,9 @@ class MPMMaskedPoseModelingOutput(ModelOutput):
     Attributes:
         loss: weighted sum of the losses present (``loss_weight_2d * loss_2d + ...``).
         loss_2d / loss_3d: mean per-joint error of the 2D (normalised units) / 3D (metres)
-            reconstruction; loss_lift: of the 3D lifted from the 2D input against ``lift_labels``.
+            reconstruction; loss_lift: of the 3D lifted from the 2D input against ``lift_labels``
+            (root set to 0 in the labels). 3D losses see the predicted root as the head outputs it
+            (the authors' losses), whatever ``zero_root_output`` does to the returned poses.
         pose_2d: ``(batch, frames, joints, 2)`` 2D reconstruction.
         pose_3d: ``(batch, frames, joints, 3)`` 3D reconstruction (metres).
         pose_3d_from_2d: ``(batch, frames, joints, 3)`` 3D lifted from the 2D input (metres).
@@ -94,7 +105,9 @@ class MPMPoseLiftingOutput(ModelOutput):
 
     Attributes:
         loss: ``lift_all_frames_loss_weight * MPJPE(all frames) + lift_center_loss_weight *
-            MPJPE(centre frame)`` in metres, with the root set to 0 in prediction and target.
+            MPJPE(centre frame)`` in metres, over all joints, with the target's root set to 0 and
+            the predicted root as the head outputs it (the authors' loss: it trains the root
+            output towards 0).
         pose_3d: ``(batch, frames, joints, 3)`` metres, from the all-frames head.
         pose_3d_center: ``(batch, 1, joints, 3)`` metres, the centre frame from the strided reduce
             (refined when the model has a refiner and camera data are given).
@@ -470,6 +483,8 @@ class MPMModel(MPMPreTrainedModel):
                 raise ValueError("this model has no 3D input embedding (a lifter takes only pose_2d)")
             token, embedding = self.spatial_mask_token_3d, self.joint_embedding_3d
         if spatial_mask is not None:
+            if d == 2 and getattr(self.config, "mask_token_2d_trained", True) is False and bool(spatial_mask.any()):
+                warnings.warn(UNTRAINED_MASK_TOKEN_2D, stacklevel=3)
             pose = torch.where(spatial_mask[..., None], token.to(pose.dtype), pose)
         x = embedding(pose.reshape(b, t, j * d).transpose(1, 2))
         x = self.spatial_mlp(x).transpose(1, 2)
@@ -549,7 +564,7 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
     Masked frames are dropped before the encoder and re-inserted as a learned token plus a
     decoder position embedding; a 2D decoder and a 3D decoder (``decoder_layers`` transformer
     layers each) feed BatchNorm + 1x1 conv heads. A 2D input also goes through the 3D decoder,
-    which gives 3D lifted from (masked) 2D.
+    which gives 3D lifted from (masked) 2D, when that output is needed (``output_lifted``).
     """
 
     def __init__(self, config: MPMConfig):
@@ -642,6 +657,7 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
         lift_labels: Optional[torch.Tensor] = None,
         generator: Optional[torch.Generator] = None,
         return_dict: bool = True,
+        output_lifted: Optional[bool] = None,
         **kwargs,
     ):
         """Reconstruct masked 2D and/or 3D poses.
@@ -656,11 +672,19 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
             spatial_mask_3d / temporal_mask_3d: masks for the 3D pass only, overriding the above.
             lift_labels: ``(batch, frames, joints, 3)`` target of the 3D lifted from ``pose_2d``.
             generator: torch.Generator for the sampled masks.
+            output_lifted: run the 3D decoder and head on the 2D input (``pose_3d_from_2d``).
+                Default (None): when ``lift_labels`` are given or in eval mode. A training-mode
+                2D-only pass thus leaves the 3D head's BatchNorm statistics untouched, as in the
+                authors' code, where 2D features reach the 3D decoder only in the lifting branch.
         """
         if pose_2d is None and pose_3d is None:
             raise ValueError("pass pose_2d and/or pose_3d")
         if pose_2d is None and lift_labels is not None:
             raise ValueError("lift_labels needs pose_2d (the 3D target of the 2D input)")
+        if output_lifted is None:
+            output_lifted = lift_labels is not None or not self.training
+        elif not output_lifted and lift_labels is not None:
+            raise ValueError("lift_labels needs the lifted 3D output; do not pass output_lifted=False with them")
         cfg = self.config
         root = cfg.get_skeleton().root
         out_root = root if cfg.zero_root_output else None
@@ -669,7 +693,9 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
         if pose_2d is not None:
             pose_2d, s, t, x = self._encode(pose_2d, "2d", spatial_mask, temporal_mask, generator)
             out.pose_2d = self._decode(self.decoder_2d, self.head_2d, x)
-            out.pose_3d_from_2d = _zero_root(self._decode(self.decoder_3d, self.head_3d, x), out_root)
+            if output_lifted:
+                lifted = self._decode(self.decoder_3d, self.head_3d, x)  # raw: the loss sees the root as predicted
+                out.pose_3d_from_2d = _zero_root(lifted, out_root)
             out.spatial_mask_2d, out.temporal_mask_2d = s, t
             out.loss_2d = self._reconstruction_loss(out.pose_2d, pose_2d, s, t)
             losses.append(cfg.loss_weight_2d * out.loss_2d)
@@ -677,15 +703,16 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
                 lift_labels = _as_pose(lift_labels, "lift_labels", 3, cfg.num_joints, cfg.num_frames)
                 if lift_labels.shape[0] != pose_2d.shape[0]:
                     raise ValueError("lift_labels must have the batch size of pose_2d")
-                out.loss_lift = mpjpe_loss(_zero_root(out.pose_3d_from_2d, root), _zero_root(lift_labels, root))
+                out.loss_lift = mpjpe_loss(lifted, _zero_root(lift_labels, root))
                 losses.append(cfg.loss_weight_lift * out.loss_lift)
         if pose_3d is not None:
             if spatial_mask_3d is not None or temporal_mask_3d is not None:
                 spatial_mask, temporal_mask = spatial_mask_3d, temporal_mask_3d
             pose_3d, s, t, x = self._encode(pose_3d, "3d", spatial_mask, temporal_mask, generator)
-            out.pose_3d = _zero_root(self._decode(self.decoder_3d, self.head_3d, x), out_root)
+            recon = self._decode(self.decoder_3d, self.head_3d, x)
+            out.pose_3d = _zero_root(recon, out_root)
             out.spatial_mask_3d, out.temporal_mask_3d = s, t
-            out.loss_3d = self._reconstruction_loss(out.pose_3d, pose_3d, s, t)
+            out.loss_3d = self._reconstruction_loss(recon, pose_3d, s, t)
             losses.append(cfg.loss_weight_3d * out.loss_3d)
         out.loss = torch.stack(losses).sum()
         return out if return_dict else out.to_tuple()
@@ -709,7 +736,7 @@ class MPMForPoseLifting(MPMPreTrainedModel):
         self.reduce = MPMStridedReduce(config)
         self.center_head = MPMPoseHead(c, j, 3)
         self.frames_head = MPMPoseHead(c, j, 3)
-        self.refiner = MPMPoseRefiner(j) if config.use_refine else None
+        self.refiner = MPMPoseRefiner(j, getattr(config, "refine_hidden_size", 1024)) if config.use_refine else None
         self.post_init()
 
     def forward(
@@ -742,6 +769,7 @@ class MPMForPoseLifting(MPMPreTrainedModel):
             c = cfg.center_frame
             center = self.refiner(center, p2d[:, c : c + 1], torch.as_tensor(camera_intrinsics, dtype=center.dtype),
                                   torch.as_tensor(root_depth, dtype=center.dtype))
+        raw_all, raw_center = all_frames, center  # the loss sees the root as predicted (authors)
         if cfg.zero_root_output:
             all_frames, center = _zero_root(all_frames, root), _zero_root(center, root)
         loss = None
@@ -756,10 +784,10 @@ class MPMForPoseLifting(MPMPreTrainedModel):
                 )
             labels = _zero_root(labels.to(all_frames.dtype), root)
             if labels.shape[1] == 1:
-                loss = cfg.lift_center_loss_weight * mpjpe_loss(_zero_root(center, root), labels)
+                loss = cfg.lift_center_loss_weight * mpjpe_loss(raw_center, labels)
             else:
                 c = cfg.center_frame
-                loss = cfg.lift_all_frames_loss_weight * mpjpe_loss(_zero_root(all_frames, root), labels) \
-                    + cfg.lift_center_loss_weight * mpjpe_loss(_zero_root(center, root), labels[:, c : c + 1])
+                loss = cfg.lift_all_frames_loss_weight * mpjpe_loss(raw_all, labels) \
+                    + cfg.lift_center_loss_weight * mpjpe_loss(raw_center, labels[:, c : c + 1])
         out = MPMPoseLiftingOutput(loss=loss, pose_3d=all_frames, pose_3d_center=center)
         return out if return_dict else out.to_tuple()

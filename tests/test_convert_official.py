@@ -1,5 +1,6 @@
 """Converted official checkpoints reproduce the authors' numerics."""
 
+import pathlib
 import subprocess
 import sys
 
@@ -12,15 +13,16 @@ from modeling_mpm.convert_official import convert_official_checkpoint, convert_o
 
 from official_reference import lifter_forward, pretrain_forward, random_official_state_dicts
 
-FIXTURE = "fixtures/official_mpm_compat"
+# the authors' checkpoints and outputs (copied from ../shared/fixtures, so every clone checks parity)
+FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "official_mpm_compat"
 
 
 def _max_abs(a, b):
     return float(np.abs(np.asarray(a) - np.asarray(b)).max())
 
 
-def test_official_fixture_parity(shared_dir):
-    d = shared_dir / FIXTURE
+def test_official_fixture_parity():
+    d = FIXTURE
     io = np.load(d / "io.npz")
     pre = convert_official_checkpoint(d / "official_pretrain.pth")
     lift = convert_official_checkpoint(d / "official_finetune.pth")
@@ -37,9 +39,9 @@ def test_official_fixture_parity(shared_dir):
     assert _max_abs(lo.pose_3d, io["lift_all"]) < 1e-5
 
 
-def test_reference_implementation_matches_the_authors_outputs(shared_dir):
+def test_reference_implementation_matches_the_authors_outputs():
     """Validates tests/official_reference.py itself on the authors' own outputs."""
-    d = shared_dir / FIXTURE
+    d = FIXTURE
     io = np.load(d / "io.npz")
     pre = torch.load(d / "official_pretrain.pth", weights_only=True)
     fin = torch.load(d / "official_finetune.pth", weights_only=True)

@@ -183,6 +183,7 @@ def test_tube_masks_for_completion(tiny_config):
 
 
 def test_occluded_2d_to_3d_loss(tiny_config):
+    tiny_config.zero_root_output = False  # the loss sees the raw root output (authors); compare with it
     model = MPMForMaskedPoseModeling(tiny_config).eval()
     p2, p3 = _poses(tiny_config)
     s = sample_tube_mask(3, 27, "h36m17", [1], "2d")
@@ -205,6 +206,7 @@ def test_loss_on_masked_tokens_only(tiny_config):
 
 
 def test_lifter_loss_matches_definition(tiny_config):
+    tiny_config.zero_root_output = False  # the loss sees the raw root output (authors); compare with it
     lifter = MPMForPoseLifting(tiny_config).eval()
     p2, p3 = _poses(tiny_config)
     o = lifter(pose_2d=p2, labels=p3)

@@ -1,7 +1,10 @@
-"""Fine-tune MPM for a downstream task: 2D->3D lifting, 3D completion or occluded 2D->3D.
+"""Fine-tune MPM for a downstream task: 2D->3D lifting, 3D completion, occluded 2D->3D, or the
+post-refine stage of a fine-tuned lifter (windows with camera intrinsics and root depth).
 
     accelerate launch train/finetune.py --task lift --config configs/finetune_lift_h36m17.yaml \
         --init_from runs/pretrain_h36m17/model
+    accelerate launch train/finetune.py --task refine --config configs/finetune_lift_h36m17.yaml \
+        --init_from runs/finetune_lift_h36m17/model --lr 1e-4 --output_dir runs/refine_h36m17
 
 See ``python train/finetune.py --help`` and docs/training.md.
 """

@@ -101,7 +101,7 @@ def run(argv: Optional[List[str]], finetune: bool, prog: str) -> int:
     except (ValueError, TypeError) as err:
         parser.error(str(err))
     if finetune and cfg.training.task == "pretrain":
-        parser.error("finetune.py needs a downstream task: --task lift | complete3d | occluded2d")
+        parser.error("finetune.py needs a downstream task: --task lift | complete3d | occluded2d | refine")
     if args.print_config:
         print(cfg.to_yaml())
         return 0

@@ -28,7 +28,7 @@ import yaml
 
 __all__ = ["RunConfig", "load_config", "SCHEMA", "TASKS", "parse_override"]
 
-TASKS = ("pretrain", "lift", "complete3d", "occluded2d")
+TASKS = ("pretrain", "lift", "complete3d", "occluded2d", "refine")
 
 _ANY = object()
 
@@ -55,6 +55,7 @@ SCHEMA: Dict[str, Dict[str, Tuple[Any, Any, Optional[Tuple[Any, ...]]]]] = {
         "output_dir": (str, "runs/mpm", None),
         "init_from": ((str, type(None)), None, None),   # save_pretrained folder to start from
         "epochs": (int, 50, None),
+        "epoch_multiplier": (int, 1, None),             # passes over the windows per epoch (authors: 4 pretrain, 2 fine-tune)
         "max_steps": ((int, type(None)), None, None),   # optimizer steps; overrides epochs
         "batch_size": (int, 1024, None),                # global windows per optimizer step
         "lr": (float, 1e-4, None),
@@ -125,7 +126,7 @@ def _check_value(section: str, key: str, value: Any) -> Any:
     if choices is not None and value not in choices:
         raise ValueError(f"config key {section}.{key} must be one of {list(choices)}, got {value!r}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if key in ("epochs", "batch_size", "gradient_accumulation_steps", "log_every", "tds",
+        if key in ("epochs", "epoch_multiplier", "batch_size", "gradient_accumulation_steps", "log_every", "tds",
                    "train_stride", "eval_stride", "keep_checkpoints", "synthetic_sequences",
                    "synthetic_length") and value <= 0:
             raise ValueError(f"config key {section}.{key} must be > 0, got {value}")

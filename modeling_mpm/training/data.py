@@ -24,7 +24,8 @@ from torch.utils.data import Dataset
 
 from ..skeleton import H36M_17, get_skeleton
 
-__all__ = ["ArrayWindowDataset", "synthetic_sequences", "build_splits", "collate_windows", "Subset"]
+__all__ = ["ArrayWindowDataset", "synthetic_sequences", "build_splits", "collate_windows", "Subset", "RepeatedWindows",
+           "repeat_windows"]
 
 
 class ArrayWindowDataset(Dataset):
@@ -81,11 +82,51 @@ class Subset(Dataset):
         return [self.dataset[i] for i in inner]
 
 
+class RepeatedWindows(Dataset):
+    """``dataset`` seen ``passes`` times per epoch: item ``k`` is ``dataset[k % len(dataset)]``.
+
+    The authors' epoch is more than one pass over the windows: flip augmentation doubles the
+    training set and pre-training takes one modality per index (x2 again), so an epoch of theirs
+    is 2 (fine-tuning) or 4 (pre-training) passes. With the batch order shuffling all
+    ``passes * len(dataset)`` indices, an epoch here has their number of samples and steps, and
+    the per-epoch LR decay follows their curve (``training.epoch_multiplier``)."""
+
+    def __init__(self, dataset, passes: int):
+        if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
+            raise ValueError(f"passes must be an int >= 1, got {passes!r}")
+        self.dataset, self.passes = dataset, passes
+        self._n = len(dataset)
+
+    def __len__(self):
+        return self._n * self.passes
+
+    def __getitem__(self, k):
+        if not -len(self) <= k < len(self):
+            raise IndexError(f"index {k} out of range for {len(self)} windows")
+        return self.dataset[k % self._n]
+
+    def __getitems__(self, ks):
+        inner = [int(k) % self._n for k in ks]
+        if hasattr(self.dataset, "__getitems__"):
+            return self.dataset.__getitems__(inner)
+        return [self.dataset[i] for i in inner]
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
+
+def repeat_windows(dataset, passes: int):
+    """``dataset`` itself for one pass, else :class:`RepeatedWindows`."""
+    return dataset if passes == 1 else RepeatedWindows(dataset, passes)
+
+
 def collate_windows(items: List[Dict]) -> Dict:
     """Stack window dicts: ``pose_2d`` (B, F, J, 2), ``pose_3d`` (B, F, J, 3) float32 tensors,
-    ``action`` list of B strings."""
+    ``action`` list of B strings; ``intrinsics`` (B, 9) and ``root_3d`` (B, F, 3) when the
+    windows have them."""
     out = {}
-    for key in ("pose_2d", "pose_3d"):
+    for key in ("pose_2d", "pose_3d", "intrinsics", "root_3d"):  # camera data: for the refine task
         if key in items[0] and items[0][key] is not None:
             out[key] = torch.as_tensor(np.stack([np.asarray(it[key], np.float32) for it in items]))
     out["action"] = [str(it.get("action", "all")) for it in items]

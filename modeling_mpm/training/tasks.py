@@ -10,6 +10,9 @@ Tasks (MPM_SPEC sections 5, 6 and 9):
 * ``lift``: 2D -> 3D lifting (:class:`MPMForPoseLifting`), all-frames + centre-frame losses.
 * ``complete3d``: 3D with body-part tubes missing -> 3D (:class:`MPMForMaskedPoseModeling`).
 * ``occluded2d``: tube-masked 2D -> 3D and 2D (:class:`MPMForMaskedPoseModeling`, lifting loss).
+* ``refine``: the authors' post-refine stage (:class:`MPMForPoseLifting` with ``use_refine``):
+  the lifter and its refiner trained end to end on the refined centre frame only; the windows
+  need ``intrinsics`` (normalised ``[fx, fy, cx, cy, ...]``) and ``root_3d`` (the root depth).
 
 All masks are sampled from the trainer's ``torch.Generator`` (never the global RNG), so a
 resumed run draws the same masks.
@@ -30,17 +33,20 @@ __all__ = ["model_class", "default_best_metric", "flip_batch", "occlusion_mask",
 def model_class(task: str):
     from ..modeling_mpm import MPMForMaskedPoseModeling, MPMForPoseLifting
 
-    return MPMForPoseLifting if task == "lift" else MPMForMaskedPoseModeling
+    return MPMForPoseLifting if task in ("lift", "refine") else MPMForMaskedPoseModeling
 
 
 def default_best_metric(task: str) -> str:
     """Validation value (lower is better) that picks the best model of a task."""
-    return {"pretrain": "loss", "lift": "mpjpe", "complete3d": "mpjpe_masked", "occluded2d": "mpjpe"}[task]
+    return {"pretrain": "loss", "lift": "mpjpe", "complete3d": "mpjpe_masked", "occluded2d": "mpjpe",
+            "refine": "mpjpe"}[task]
 
 
 def flip_batch(batch: Dict, skeleton, generator: torch.Generator, prob: float = 0.5) -> Dict:
     """Left/right flip a random subset of the windows (``x -> -x`` in 2D and 3D, L/R joints
-    swapped), each window with probability ``prob``."""
+    swapped), each window with probability ``prob``. Camera data follow, as in the authors'
+    loader: ``intrinsics`` (B, 9) get ``cx`` (index 2) and ``p1`` (index 7) negated, ``root_3d``
+    (B, F, 3) its ``x``."""
     perm = torch.as_tensor(get_skeleton(skeleton).flip_permutation)
     ref = batch.get("pose_2d", batch.get("pose_3d"))
     flip = torch.rand(ref.shape[0], generator=generator) < prob
@@ -51,6 +57,14 @@ def flip_batch(batch: Dict, skeleton, generator: torch.Generator, prob: float = 
             f = x[:, :, perm].clone()
             f[..., 0] = -f[..., 0]
             out[key] = torch.where(flip[:, None, None, None], f, x)
+    if "intrinsics" in batch:
+        sign = torch.ones(batch["intrinsics"].shape[-1], dtype=batch["intrinsics"].dtype)
+        sign[[i for i in (2, 7) if i < sign.numel()]] = -1
+        out["intrinsics"] = torch.where(flip[:, None], batch["intrinsics"] * sign, batch["intrinsics"])
+    if "root_3d" in batch:
+        r = batch["root_3d"].clone()
+        r[..., 0] = -r[..., 0]
+        out["root_3d"] = torch.where(flip[:, None, None], r, batch["root_3d"])
     return out
 
 
@@ -101,7 +115,19 @@ def compute_loss(task: str, model, batch: Dict, config, generator: torch.Generat
         mask = occlusion_mask(p2d.shape[0], F, J, occlusion[1], occlusion[0], generator)
         if mask is not None:
             mask = mask.to(p2d.device)
+            if getattr(config, "mask_token_2d_trained", True) is False and bool(mask.any()):
+                config.mask_token_2d_trained = True  # it is being trained from now on (saved with the model)
         out = model(pose_2d=p2d, spatial_mask=mask, labels=p3d)
+        logs = {}
+    elif task == "refine":
+        if "intrinsics" not in batch or "root_3d" not in batch:
+            raise ValueError("the refine task needs windows with camera data: 'intrinsics' (normalised "
+                             "[fx, fy, cx, cy, ...]) and 'root_3d' (camera-frame root, metres)")
+        if getattr(config, "use_refine", False) is not True:
+            raise ValueError("the refine task needs a lifter with a refiner (model.use_refine: true)")
+        c = config.center_frame
+        out = model(pose_2d=p2d, labels=p3d[:, c:c + 1], camera_intrinsics=batch["intrinsics"],
+                    root_depth=batch["root_3d"][:, c, 2])
         logs = {}
     elif task == "complete3d":
         tube = sample_tube_mask(p3d.shape[0], F, config.skeleton, config.tube_manners_3d, "3d",

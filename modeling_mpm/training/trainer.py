@@ -40,12 +40,12 @@ from .checkpoint import (atomic_write_dir, capture_rng_state, latest_checkpoint,
                          prune_checkpoints, restore_rng_state, write_checkpoint)
 from .output_dir import claim_output_dir
 from .config import RunConfig
-from .data import build_splits, collate_windows
+from .data import build_splits, collate_windows, repeat_windows
 from .data_sources import dataset_rng_state, restore_dataset_rng_state
 from .sampler import ResumableBatchOrder
 from .tasks import compute_loss, default_best_metric, flip_batch, model_class
 
-__all__ = ["train", "TrainResult", "build_model", "validate", "check_hub_ready", "KILL_ENV"]
+__all__ = ["train", "TrainResult", "build_model", "build_optimizer", "validate", "check_hub_ready", "KILL_ENV"]
 
 logger = logging.getLogger("modeling_mpm.training")
 
@@ -108,26 +108,37 @@ def check_hub_ready(repo_id: Optional[str]) -> None:
 def build_model(cfg: RunConfig):
     """The model of ``training.task``: fresh from the ``model`` section, or loaded from
     ``training.init_from`` (a save_pretrained folder; the ``model`` section then overrides
-    non-geometric keys such as dropout, mask or loss settings)."""
+    non-geometric keys such as dropout, mask or loss settings, and ``model.preset`` applies what
+    it sets, e.g. ``completion_27``'s 2-layer decoders and tube masks)."""
     from ..configuration_mpm import MPMConfig
 
     cls = model_class(cfg.training.task)
     src = cfg.training.init_from
     if not src:
-        return cls(cfg.build_model_config())
+        mc = cfg.build_model_config()
+        if cfg.training.task == "refine":
+            mc.use_refine = True
+        return cls(mc)
     if not os.path.isdir(src) or not os.path.isfile(os.path.join(src, "config.json")):
         raise ValueError(f"training.init_from={src!r} is not a save_pretrained folder (no config.json)")
     model_cfg = MPMConfig.from_pretrained(src)
     section = {k: v for k, v in cfg.model.items() if k != "preset"}
+    preset = cfg.model.get("preset")
+    if preset:  # what the preset sets (e.g. completion_27: 2-layer decoders, tube masks), then the explicit keys
+        implied = getattr(MPMConfig, preset).__func__(lambda **kw: kw)  # the keys the preset sets
+        section = {**implied, **section}
     for k, v in section.items():
         if k in _GEOMETRY_KEYS and getattr(model_cfg, k) != v:
-            raise ValueError(f"model.{k}={v!r} differs from the checkpoint in {src} ({getattr(model_cfg, k)!r}); "
+            origin = "" if k in cfg.model else f" (set by model.preset={preset})"
+            raise ValueError(f"model.{k}={v!r}{origin} differs from the checkpoint in {src} ({getattr(model_cfg, k)!r}); "
                              f"the encoder cannot be transferred")
         setattr(model_cfg, k, v)
     if "skeleton" in section:
         from ..skeleton import get_skeleton
 
         model_cfg.skeleton = get_skeleton(section["skeleton"]).to_dict()
+    if cfg.training.task == "refine":
+        model_cfg.use_refine = True  # the refiner is new; the lifter comes from init_from
     model_cfg.validate_mpm()
     from transformers.utils import logging as hf_logging
 
@@ -166,7 +177,7 @@ def validate(model, dataset, cfg: RunConfig, progress: bool = False) -> Dict[str
     with _rng_guard():
         if task == "pretrain":
             return E.evaluate_masked_modeling(model, dataset, batch_size=bs, seed=cfg.eval.occlusion_seed)
-        if task == "lift":
+        if task in ("lift", "refine"):
             return E.evaluate_lifting(model, dataset, batch_size=bs, flip=False, mode=cfg.eval.mode,
                                       progress=progress)
         modality = "3d" if task == "complete3d" else "2d"
@@ -180,7 +191,7 @@ def test_evaluation(model, dataset, cfg: RunConfig, progress: bool = False) -> D
     bs = cfg.eval.batch_size
     out: Dict[str, Any] = {}
     with _rng_guard():
-        if task == "lift":
+        if task in ("lift", "refine"):
             out["plain"] = E.evaluate_lifting(model, dataset, batch_size=bs, flip=False, mode=cfg.eval.mode,
                                               progress=progress)
             if cfg.eval.flip:
@@ -264,6 +275,15 @@ def _lr_lambda(cfg: RunConfig, steps_per_epoch: int):
     return f
 
 
+def build_optimizer(model, cfg: RunConfig, steps_per_epoch: int):
+    """``(optimizer, scheduler)`` of a run: Adam (amsgrad as the authors) over every parameter and
+    the per-step LR multiplier of :func:`_lr_lambda` (call ``scheduler.step()`` after every
+    optimizer step)."""
+    t = cfg.training
+    optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, amsgrad=t.amsgrad, weight_decay=t.weight_decay)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps_per_epoch))
+
+
 def _save_best(model, path: str) -> None:
     atomic_write_dir(path, lambda tmp: model.save_pretrained(tmp))
 
@@ -336,14 +356,14 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
             train_ds, val_ds, test_ds = build_splits(cfg, mcfg.num_frames, mcfg.skeleton)
         else:
             train_ds, val_ds, test_ds = splits
+        train_ds = repeat_windows(train_ds, t.epoch_multiplier)  # the authors' samples per epoch
         order = ResumableBatchOrder(len(train_ds), t.batch_size, t.gradient_accumulation_steps,
                                     acc.num_processes, acc.process_index, seed=t.seed)
         steps_per_epoch = order.steps_per_epoch
         total_steps = t.max_steps if t.max_steps is not None else t.epochs * steps_per_epoch
         best_key = t.best_metric or default_best_metric(t.task)
 
-        optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, amsgrad=t.amsgrad, weight_decay=t.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps_per_epoch))
+        optimizer, scheduler = build_optimizer(model, cfg, steps_per_epoch)
         model, optimizer = acc.prepare(model, optimizer)
 
         state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_metric": None, "best_step": None,
