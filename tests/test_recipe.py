@@ -497,8 +497,9 @@ def test_refine_task_trains_and_evaluates(tmp_path):
     r = train(cfg, splits=(_CameraWindows(9), _CameraWindows(9, n_seq=1, seed=1), None), export=False)
     assert r.model.refiner is not None and r.history and r.history[-1]["mpjpe"] > 0
     # windows without camera data: a clear error
+    cfg2 = RunConfig({**cfg.to_dict(), "training": {**cfg.to_dict()["training"], "output_dir": str(tmp_path / "nocam")}})
     with pytest.raises(ValueError, match="camera data"):
-        train(cfg, splits=(ArrayWindowDataset(synthetic_sequences(2, 20, seed=0), 9), None, None), export=False)
+        train(cfg2, splits=(ArrayWindowDataset(synthetic_sequences(2, 20, seed=0), 9), None, None), export=False)
     # a flip mirrors the principal point (and the root) with the poses, as the authors' loader
     from modeling_mpm.training.data import collate_windows
 
