@@ -140,6 +140,10 @@ class MPMConfig(PretrainedConfig):
         self.zero_root_output = zero_root_output
         self.skeleton = skel.to_dict()
         super().__init__(**kwargs)
+        if self.architectures is None:
+            # AutoModel picks the class from this list (the registered tuple); transformers cannot
+            # iterate None (AutoModel.from_config(MPMConfig()) -> MPMModel).
+            self.architectures = []
         self.validate_mpm()
 
     # ------------------------------------------------------------------ checks
