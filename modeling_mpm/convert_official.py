@@ -211,7 +211,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("output_dir", help="folder to write (config.json, model.safetensors, code)")
     parser.add_argument("--heads", type=int, default=8, help="attention heads (not visible in the weights; 8)")
     parser.add_argument("--strides", type=int, nargs="+", default=None, help="reduce strides of a lifter")
-    args = parser.parse_args(argv)
+    from .cli import cli_style
+
+    args = cli_style(parser).parse_args(argv)
     try:
         model = convert_official_checkpoint(args.checkpoint, args.heads, args.strides)
     except ValueError as e:
