@@ -203,6 +203,26 @@ def test_mpm_eval_uses_the_metric_module(tmp_path):
     assert res["metric"]["n_mpjpe"] > 0 and res["metric"]["mpjve"] > 0
 
 
+def test_mpm_eval_accepts_a_hub_id_from_the_offline_cache(tmp_path, monkeypatch):
+    import shutil
+
+    import huggingface_hub
+
+    from modeling_mpm.evaluation_cli import main as eval_main
+
+    torch.manual_seed(0)
+    folder = _export(tmp_path, MPMForPoseLifting(_tiny()), "lift")
+    snap = tmp_path / "hub" / "models--mpm-test--lifter" / "snapshots" / ("0" * 40)
+    shutil.copytree(folder, snap)
+    (snap.parent.parent / "refs").mkdir()
+    (snap.parent.parent / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    out = tmp_path / "eval.json"
+    assert eval_main(["--model", "mpm-test/lifter", "--data", "synthetic", "--max-windows", "6", "--flip", "off",
+                      "--output-json", str(out), "--no-progress"]) == 0
+    assert json.loads(out.read_text())["no flip"]["windows"] == 6
+
+
 def test_mpm_eval_refuses_a_bad_model(tmp_path, capsys):
     from modeling_mpm.evaluation_cli import main as eval_main
 
