@@ -227,12 +227,17 @@ class _Records(logging.Handler):
 
 
 def _load_messages(fn):
+    from transformers.utils import logging as hf_logging
+
     handler = _Records()
     log = logging.getLogger("transformers")
     log.addHandler(handler)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_warning()  # other tests (CLIs) may have silenced transformers
     try:
         fn()
     finally:
+        hf_logging.set_verbosity(verbosity)
         log.removeHandler(handler)
     return "\n".join(handler.messages)
 
