@@ -8,7 +8,7 @@ Sub-commands:
   bvh     motion capture: BVH files and climbing-style .npy files (alias: mocap)
   demo    rebuild the embedded demo data set from data/mocap
 
-Every sub-command takes --output, --format {arrow,parquet}, --overwrite and --push_to_hub REPO_ID
+Every sub-command takes --output, --format {arrow,parquet}, --overwrite and --push-to-hub REPO_ID
 (only pushes when given; fails at once with a clear message when HF_HUB_OFFLINE=1).
 
 What is trusted: nothing in the input files is run. The released h36m / 3dhp / amass npz files
@@ -94,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mocap_dir", default="../shared/data/mocap")
     p.add_argument("--fps", type=float, default=50.0)
     _common(p, default_output="modeling_mpm/demo_data")
-    return parser
+    from modeling_mpm.cli import cli_style
+
+    return cli_style(parser)  # --kebab-case flags, --snake_case aliases
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -106,6 +108,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     from modeling_mpm.data import io
 
     if a.push_to_hub:
+        from modeling_mpm.data.dataset_card import licence_warning
+        if a.public and licence_warning(a.command):
+            print(licence_warning(a.command), file=sys.stderr)
         try:
             io._check_push_allowed()  # fail before the (possibly long) conversion
         except io.HubOfflineError as e:
@@ -154,7 +159,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     summary = ", ".join(f"{k}: {len(v)} sequences" for k, v in dd.items())
     print(f"wrote {a.output} ({a.format}; {summary})")
     if a.push_to_hub:
-        io.push_dataset_to_hub(dd, a.push_to_hub, private=not a.public)
+        from modeling_mpm.data.dataset_card import push_dataset_with_card
+        push_dataset_with_card(dd, a.push_to_hub, a.command, private=not a.public)  # data + dataset card
         print(f"pushed to https://huggingface.co/datasets/{a.push_to_hub}")
     return 0
 

@@ -4,7 +4,7 @@ Importing the package registers ``model_type="mpm"`` with ``AutoConfig``/``AutoM
 auto classes for remote code, so ``AutoModel.from_pretrained(dir)`` works in-process.
 """
 
-from transformers import AutoConfig, AutoModel
+from transformers import AutoConfig, AutoModel, AutoModelForPreTraining
 
 from .configuration_mpm import MPMConfig
 from .masking import (
@@ -31,9 +31,11 @@ AutoConfig.register("mpm", MPMConfig, exist_ok=True)
 # A tuple makes AutoModel pick the class named in config.architectures: a saved lifter loads as
 # MPMForPoseLifting, a pre-training folder as MPMForMaskedPoseModeling, a bare config as MPMModel.
 AutoModel.register(MPMConfig, (MPMModel, MPMForPoseLifting, MPMForMaskedPoseModeling), exist_ok=True)
+AutoModelForPreTraining.register(MPMConfig, MPMForMaskedPoseModeling, exist_ok=True)
 
 # Saved folders carry the code (auto_map) so they load with trust_remote_code=True where the
-# package is not installed.
+# package is not installed; save_pretrained writes AutoModel and the task auto class
+# (MPMPreTrainedModel._auto_map_classes), so in-process and remote loading pick the same class.
 MPMConfig.register_for_auto_class()
 MPMModel.register_for_auto_class("AutoModel")
 MPMForMaskedPoseModeling.register_for_auto_class("AutoModelForPreTraining")

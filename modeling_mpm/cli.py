@@ -1,12 +1,22 @@
 """The ``mpm`` command line: a thin dispatcher over the library.
 
 Each sub-command lives in its own module and exposes ``main(argv) -> int``; they are imported
-lazily so that ``mpm --help`` stays fast.
+lazily. The console script enters through the top-level ``modeling_mpm_cli`` module, which runs
+this file without the package ``__init__`` (that one imports torch and transformers to register
+the model and pipelines), so ``mpm --help`` and ``mpm --version`` import neither. This file
+therefore uses the standard library only and no relative imports.
+
+:func:`cli_style` gives every sub-command parser one flag style: ``--kebab-case`` in the help,
+with the ``--snake_case`` spelling accepted as an alias, and help texts without reStructuredText
+markup.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import os
+import re
 import sys
 from typing import List, Optional
 
@@ -23,12 +33,32 @@ SUBCOMMANDS = {
 }
 
 
+def version() -> str:
+    """The package version: ``__version__`` of the ``modeling_mpm/__init__.py`` next to this file
+    (read as text, without importing the package), else the installed distribution's."""
+    init = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__init__.py")
+    try:
+        with open(init, encoding="utf-8") as f:
+            m = re.search(r'^__version__\s*=\s*["\']([^"\']+)["\']', f.read(), re.M)
+        if m:
+            return m.group(1)
+    except OSError:
+        pass
+    try:
+        from importlib.metadata import version as dist_version
+
+        return dist_version("modeling-mpm")
+    except Exception:  # pragma: no cover - neither source nor metadata
+        return "unknown"
+
+
 def _usage() -> str:
-    lines = ["usage: mpm <command> [options]", "", "commands:"]
+    lines = ["usage: mpm <command> [options]", "       mpm --version", "", "commands:"]
     for name, (_, text) in SUBCOMMANDS.items():
         lines.append(f"  {name:<12} {text}")
     lines.append("")
-    lines.append("Run 'mpm <command> --help' for the options of one command.")
+    lines.append("Run 'mpm <command> --help' for the options of one command. Options are spelled")
+    lines.append("--kebab-case; the --snake_case spellings are accepted too.")
     return "\n".join(lines)
 
 
@@ -37,6 +67,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0
+    if argv[0] in ("-V", "--version"):
+        print(f"mpm (modeling-mpm) {version()}")
+        return 0
     name, rest = argv[0], argv[1:]
     if name not in SUBCOMMANDS:
         print(f"mpm: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
@@ -44,6 +77,74 @@ def main(argv: Optional[List[str]] = None) -> int:
     module = importlib.import_module(SUBCOMMANDS[name][0])
     entry = getattr(module, f"{name.replace('-', '_')}_main", None) or getattr(module, "main")
     return int(entry(rest) or 0)
+
+
+# --------------------------------------------------------------------------- one flag style
+_RST_ROLE = re.compile(r":(?:func|class|meth|mod|attr|data|obj|exc|ref|doc):`~?([^`]+)`")
+_RST_LITERAL = re.compile(r"``([^`]+)``")
+_SNAKE_FLAG = re.compile(r"(?<![\w-])--[a-z0-9]+(?:_[a-z0-9]+)+")
+
+
+def plain_text(text: Optional[str]) -> Optional[str]:
+    """Help text in the CLI's style: options it names in ``--kebab-case``, and no reStructuredText
+    markup (``:func:`x``` -> ``x``, double-backtick literals -> the literal in single quotes,
+    ``::`` at a line end -> ``:``)."""
+    if not text:
+        return text
+    text = _SNAKE_FLAG.sub(lambda m: m.group(0).replace("_", "-"), text)  # flags named in the text
+    text = _RST_ROLE.sub(lambda m: m.group(1).split(".")[-1] if m.group(1).startswith("~") else m.group(1), text)
+    text = _RST_LITERAL.sub(lambda m: f"'{m.group(1)}'" if " " not in m.group(1) else m.group(1), text)
+    return re.sub(r"::$", ":", text, flags=re.M)
+
+
+class _KebabHelp:
+    """Help formatter mix-in that lists an option under its ``--kebab-case`` spelling only."""
+
+    def _format_action_invocation(self, action):
+        opts = action.option_strings
+        shown = [o for o in opts if not (o.startswith("--") and "_" in o and o.replace("_", "-") in opts)]
+        if shown == opts:
+            return super()._format_action_invocation(action)
+        saved = action.option_strings
+        action.option_strings = shown
+        try:
+            return super()._format_action_invocation(action)
+        finally:
+            action.option_strings = saved
+
+
+def cli_style(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Give ``parser`` (and its sub-parsers) the ``mpm`` flag style, in place, and return it.
+
+    Every long option gets both spellings: ``--foo-bar`` (shown in the help) and ``--foo_bar``
+    (accepted, not shown); descriptions, epilogs and option help lose reStructuredText markup.
+    """
+    if not getattr(parser, "_mpm_styled", False):
+        base = parser.formatter_class
+        if not issubclass(base, _KebabHelp):
+            parser.formatter_class = type(f"Kebab{base.__name__}", (_KebabHelp, base), {})
+        parser.description = plain_text(parser.description)
+        parser.epilog = plain_text(parser.epilog)
+        for action in parser._actions:
+            action.help = plain_text(action.help) if isinstance(action.help, str) else action.help
+            extra = []
+            for opt in action.option_strings:
+                if not opt.startswith("--"):
+                    continue
+                for other in (opt.replace("_", "-"), opt.replace("-", "_").replace("__", "--", 1)):
+                    if other != opt and other not in parser._option_string_actions and other not in extra:
+                        extra.append(other)
+            if extra:
+                kebab = [o for o in extra if "_" not in o]
+                action.option_strings = kebab + list(action.option_strings) + [o for o in extra if o not in kebab]
+                for opt in extra:
+                    parser._option_string_actions[opt] = action
+        parser._mpm_styled = True
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                cli_style(sub)
+    return parser
 
 
 if __name__ == "__main__":

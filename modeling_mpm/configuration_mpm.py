@@ -141,6 +141,10 @@ class MPMConfig(PretrainedConfig):
         self.zero_root_output = zero_root_output
         self.skeleton = skel.to_dict()
         super().__init__(**kwargs)
+        if self.architectures is None:
+            # AutoModel picks the class from this list (the registered tuple); transformers cannot
+            # iterate None (AutoModel.from_config(MPMConfig()) -> MPMModel).
+            self.architectures = []
         self.validate_mpm()
 
     # ------------------------------------------------------------------ checks
@@ -213,6 +217,28 @@ class MPMConfig(PretrainedConfig):
             if not isinstance(v, (int, float)) or v < 0:
                 raise ValueError(f"MPMConfig.{name} must be a number >= 0, got {v!r}")
 
+    # ------------------------------------------------------------------ pipelines
+    @property
+    def custom_pipelines(self):
+        """The saved ``custom_pipelines`` (pipeline code shipped with the folder for remote use).
+
+        Where this package is imported, its registered ``pose-lifting`` / ``pose-completion``
+        classes serve those tasks: the entries for them are hidden from transformers' ``pipeline()``,
+        which would otherwise insist on ``trust_remote_code=True`` and run the folder's copy. They
+        are still saved (``to_dict`` reads the stored value)."""
+        try:
+            stored = self.__dict__["custom_pipelines"]
+        except KeyError:
+            raise AttributeError("custom_pipelines") from None
+        local = _installed_pipeline_tasks()
+        if not local or not isinstance(stored, dict):
+            return stored
+        return {task: info for task, info in stored.items() if task not in local}
+
+    @custom_pipelines.setter
+    def custom_pipelines(self, value):
+        self.__dict__["custom_pipelines"] = value
+
     def get_skeleton(self) -> Skeleton:
         return get_skeleton(self.skeleton)
 
@@ -247,6 +273,24 @@ class MPMConfig(PretrainedConfig):
                     decoder_layers=2, skeleton="h36m17", mask_mode="tube", temporal_mask_ratio=0.0)
         base.update(kwargs)
         return cls(**base)
+
+
+def _installed_pipeline_tasks():
+    """Tasks registered in this process by the installed package's pipelines (empty in a process
+    that loaded this file as remote code without the package)."""
+    import sys
+
+    module = sys.modules.get("modeling_mpm.pipeline_mpm")
+    if module is None:
+        return set()
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    tasks = set()
+    for task in ("pose-lifting", "pose-completion"):
+        impl = PIPELINE_REGISTRY.supported_tasks.get(task, {}).get("impl")
+        if impl is not None and getattr(impl, "__module__", "") == module.__name__:
+            tasks.add(task)
+    return tasks
 
 
 def reduced_length(num_frames: int, strides: Sequence[int]) -> int:

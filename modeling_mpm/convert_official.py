@@ -260,7 +260,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--heads", type=int, default=8, help="attention heads (not visible in the weights; 8)")
     parser.add_argument("--strides", type=int, nargs="+", default=None, help="reduce strides of a lifter")
     parser.add_argument("--refine", default=None, help="the lifter's refine module (*_refine.pth, post-refine stage)")
-    args = parser.parse_args(argv)
+    from .cli import cli_style
+
+    args = cli_style(parser).parse_args(argv)
     try:
         model = convert_official_checkpoint(args.checkpoint, args.heads, args.strides, args.refine)
     except ValueError as e:

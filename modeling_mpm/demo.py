@@ -277,7 +277,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: min(2, cores), 1 when the machine is busy)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    from .cli import cli_style
+
+    args = cli_style(parser).parse_args(sys.argv[1:] if argv is None else argv)
     run_demo(args.output_dir, quick=args.quick, pretrain_steps=args.pretrain_steps,
              finetune_steps=args.finetune_steps, seed=args.seed, threads=args.threads, progress=args.progress)
     return 0

@@ -169,7 +169,7 @@ def _root_zero(pose: torch.Tensor, root: Optional[int]) -> torch.Tensor:
 
 def evaluate_lifting(model, dataset, *, batch_size: int = 256, flip: bool = False, occluded_joints: int = 0,
                      occluded_limb: bool = False, seed: int = 0, mode: str = "center", progress: bool = False,
-                     device=None) -> Dict:
+                     device=None, metric=None) -> Dict:
     """MPJPE and P-MPJPE (mm) of a lifter over ``dataset``.
 
     Per window the target is the centre frame (``mode="center"``, the paper's protocol when the
@@ -187,6 +187,10 @@ def evaluate_lifting(model, dataset, *, batch_size: int = 256, flip: bool = Fals
     "windows"}}``, ``"windows"``, ``"flip"``, ``"occluded_joints"``, and ``"pck"`` / ``"auc"`` (%,
     the MPI-INF-3DHP protocol on its 14 joints, frame-weighted; None for other skeletons) and
     ``"mpjpe_3dhp"`` (mm, the same 14 joints and weighting: the literature's 3DHP MPJPE).
+
+    ``metric``: an ``evaluate`` module (:func:`modeling_mpm.metrics.load_pose_metric`) that gets
+    every evaluated pose with its action (and, for ``all_frames``, its window as the sequence);
+    its ``compute()`` result is returned under ``"metric"`` (adds N-MPJPE, and MPJVE within windows).
     """
     cfg = model.config
     root = cfg.get_skeleton().root
@@ -196,6 +200,7 @@ def evaluate_lifting(model, dataset, *, batch_size: int = 256, flip: bool = Fals
     pck_joints = M.PCK_JOINTS.get(cfg.get_skeleton().name)
     pck_hits = np.zeros(len(M.AUC_THRESHOLDS_MM))
     pck_count, pck_error_sum = 0, 0.0
+    metric_actions, metric_windows = [], []
     bar = _progress(len(dataset), progress, "evaluate")
     refine = None
     with _evaluating(model):
@@ -228,6 +233,12 @@ def evaluate_lifting(model, dataset, *, batch_size: int = 256, flip: bool = Fals
                 pck_hits += np.array([(je < th).sum() for th in M.AUC_THRESHOLDS_MM])
                 pck_count += je.size
                 pck_error_sum += float(je.sum())
+            if metric is not None:
+                poses = y.shape[1]
+                metric.add_batch(predictions=pred.reshape(-1, j, 3).double().numpy(),
+                                 references=y.reshape(-1, j, 3).double().numpy())
+                metric_actions += [a for a in batch["action"] for _ in range(poses)]
+                metric_windows += [len(m1) + i for i in range(b) for _ in range(poses)]
             m1.update(e1, batch["action"])
             m2.update(e2, batch["action"])
             if bar is not None:
@@ -237,6 +248,10 @@ def evaluate_lifting(model, dataset, *, batch_size: int = 256, flip: bool = Fals
     if len(m1) == 0:
         raise ValueError("the evaluation dataset is empty")
     p1, p2, n = m1.per_action(), m2.per_action(), m1.counts()
+    extra = {}
+    if metric is not None:
+        extra["metric"] = metric.compute(actions=metric_actions, skeleton=cfg.get_skeleton().name if pck_joints else None,
+                                         sequence_ids=metric_windows if mode == "all_frames" else None)
     return {
         "mpjpe": m1.mean_over_actions(),
         "p_mpjpe": m2.mean_over_actions(),
@@ -254,6 +269,7 @@ def evaluate_lifting(model, dataset, *, batch_size: int = 256, flip: bool = Fals
         "auc": float(np.mean(pck_hits / pck_count) * 100.0) if pck_count else None,
         # MPJPE (mm) in the same protocol: the 14 joints, every window weighted equally
         "mpjpe_3dhp": float(pck_error_sum / pck_count) if pck_count else None,
+        **extra,
     }
 
 

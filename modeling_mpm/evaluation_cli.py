@@ -1,13 +1,15 @@
-"""``mpm eval`` / ``train/evaluate.py``: per-action and overall MPJPE / P-MPJPE of a lifting model.
+"""``mpm eval`` / ``train/eval_lifting.py``: per-action and overall MPJPE / P-MPJPE of a lifting model.
 
 Examples::
 
-    mpm eval --model runs/finetune_lift_h36m17/model --data_paths data/h36m17 --split test --flip both
-    mpm eval --model mpm-demo/mpm-lift --data demo --occluded_joints 3
-    mpm eval --model mpm-demo/mpm-lift --data demo --occluded_limb --output_json eval.json
+    mpm eval --model runs/finetune_lift_h36m17/model --data-paths data/h36m17 --split test --flip both
+    mpm eval --model mpm-demo/mpm-lift --data demo --occluded-joints 3
+    mpm eval --model org/mpm-lift --data demo --occluded-limb --output-json eval.json
 
-The data section defaults to the model folder's ``training_config.yaml`` (written by the trainer),
-so ``tds`` and the data set match the training run unless overridden.
+--model takes a save_pretrained folder or a Hub model id (from the local cache when offline).
+The data section defaults to the model's training_config.yaml (written by the trainer), so tds
+and the data set match the training run unless overridden. The errors are computed by the
+package's evaluate module (modeling_mpm/evaluate_metric/mpm_pose, also adds N-MPJPE).
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ import os
 import sys
 from typing import List, Optional
 
+from .cli import cli_style
+
 __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mpm eval", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="save_pretrained folder of an MPMForPoseLifting model")
+    p.add_argument("--model", required=True, help="MPMForPoseLifting save_pretrained folder or Hub model id")
     p.add_argument("--config", default=None,
                    help="run config whose data section to use (default: the model's training_config.yaml)")
     p.add_argument("--data", choices=("demo", "prepared", "synthetic"), default=None, help="data source")
@@ -43,18 +47,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch_size", type=int, default=256)
     p.add_argument("--output_json", default=None, help="also write the results here")
     p.add_argument("--no_progress", dest="progress", action="store_false")
-    return p
+    return cli_style(p)
+
+
+def _resolve_model(model: str, parser) -> str:
+    """A local ``save_pretrained`` folder, or the snapshot folder of a Hub model id (downloaded, or
+    from the cache when offline)."""
+    if os.path.isfile(os.path.join(model, "config.json")):
+        return model
+    from .model_card import is_hub_id
+
+    if os.path.exists(model) or not is_hub_id(model):
+        parser.error(f"--model {model!r} is neither a save_pretrained folder (no config.json) nor a Hub model id")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(model)
+    except Exception as err:  # offline without a cache entry, unknown repo, no access
+        parser.error(f"--model {model!r}: could not get the Hub model ({type(err).__name__}: {err})")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    if not os.path.isfile(os.path.join(args.model, "config.json")):
-        parser.error(f"--model {args.model!r} is not a save_pretrained folder (no config.json)")
+    args.model = _resolve_model(args.model, parser)
     if args.occluded_joints < 0 or args.batch_size <= 0:
         parser.error("--occluded_joints must be >= 0 and --batch_size > 0")
 
     from .evaluation import evaluate_lifting, format_table
+    from .metrics import load_pose_metric
     from .training.config import load_config
     from .training.data import build_splits
 
@@ -101,13 +122,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         name = "flip" if flip else "no flip"
         results[name] = evaluate_lifting(model, test, batch_size=args.batch_size, flip=flip,
                                          occluded_joints=args.occluded_joints, occluded_limb=args.occluded_limb,
-                                         seed=args.seed, mode=args.mode, progress=args.progress)
+                                         seed=args.seed, mode=args.mode, progress=args.progress,
+                                         metric=load_pose_metric())
     occl = (" one limb missing" if args.occluded_limb else
             f" {args.occluded_joints} joints missing per frame" if args.occluded_joints else "")
     title = (f"{args.model} on {cfg.data.source} split {cfg.data.test_split!r}: {len(test)} windows, "
              f"{args.mode} frame{occl}; MPJPE / P-MPJPE in mm (per action: mean over frames; Average: over actions)")
     print(format_table(results, title=title))
     for name, r in results.items():
+        extra = r.get("metric") or {}
+        if extra:
+            line = f"{name}: N-MPJPE {extra['n_mpjpe']:.1f} mm"
+            if extra.get("mpjve") is not None:
+                line += f", MPJVE {extra['mpjve']:.2f} mm/frame (within windows)"
+            print(line + " (evaluate module mpm_pose; mean over actions)")
         if r.get("pck") is not None:
             print(f"{name}: PCK@150mm {r['pck']:.1f} %, AUC {r['auc']:.1f} %, MPJPE {r['mpjpe_3dhp']:.1f} mm "
                   f"(MPI-INF-3DHP protocol: 14 joints, "

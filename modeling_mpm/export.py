@@ -136,7 +136,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--no-mask", action="store_true", help="no spatial_mask input")
     ap.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
     ap.add_argument("--atol", type=float, default=1e-4)
-    args = ap.parse_args(argv)
+    from .cli import cli_style
+
+    args = cli_style(ap).parse_args(argv)
     from .loading import load_model_for_task
 
     try:

@@ -31,6 +31,8 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .cli import cli_style as _cli_style
+
 __all__ = ["read_keypoints", "read_coco_json", "lift_main", "complete_main", "render_main", "MAX_JSON_FRAMES"]
 
 #: most frames a COCO JSON may span from its first to its last integer image id (missing ids
@@ -214,7 +216,7 @@ def lift_main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--flip", action="store_true", help="test-time flip augmentation")
     ap.add_argument("--render", default=None, help="also write an animation (.gif, or .mp4 with ffmpeg)")
     ap.add_argument("--no-progress", action="store_true")
-    args = ap.parse_args(argv)
+    args = _cli_style(ap).parse_args(argv)
     return _run(lambda _: _lift(args), None)
 
 
@@ -263,7 +265,7 @@ def complete_main(argv: Optional[List[str]] = None) -> int:
     _common_2d_args(ap)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--flip", action="store_true")
-    args = ap.parse_args(argv)
+    args = _cli_style(ap).parse_args(argv)
     return _run(lambda _: _complete(args), None)
 
 
@@ -319,7 +321,7 @@ def render_main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--frame-step", type=int, default=1, help="render every n-th frame")
     ap.add_argument("--max-frames", type=int, default=None)
     ap.add_argument("--frame", type=int, default=0, help="frame for .png output")
-    args = ap.parse_args(argv)
+    args = _cli_style(ap).parse_args(argv)
     return _run(lambda _: _render(args), None)
 
 

@@ -7,11 +7,13 @@ units of the inputs (metres in, metres out); the evaluation code multiplies by 1
 millimetres. Functions named ``*_per_frame`` return one value per pose, i.e. shape ``(...)``;
 the others return a Python float averaged over all poses.
 
-Nothing here imports :mod:`evaluate`; :func:`as_evaluate_metric` builds an optional wrapper.
+Nothing here imports :mod:`evaluate`; :func:`load_pose_metric` loads the ``mpm_pose`` evaluate
+module shipped in ``modeling_mpm/evaluate_metric/mpm_pose`` (it computes with these functions).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -39,6 +41,8 @@ __all__ = [
     "evaluate_3dhp_sequences",
     "completion_errors",
     "flip_mask",
+    "EVALUATE_METRIC_DIR",
+    "load_pose_metric",
 ]
 
 
@@ -356,28 +360,20 @@ def flip_mask(mask, skeleton) -> np.ndarray:
     return m[..., perm]
 
 
-def as_evaluate_metric():  # pragma: no cover - optional dependency
-    """Optional thin :mod:`evaluate` wrapper (MPJPE / P-MPJPE in mm). Imports evaluate lazily."""
+#: The ``evaluate`` metric module shipped with the package (``evaluate.load(str(EVALUATE_METRIC_DIR))``).
+EVALUATE_METRIC_DIR = Path(__file__).resolve().parent / "evaluate_metric" / "mpm_pose"
+
+
+def load_pose_metric(**kwargs):
+    """The ``mpm_pose`` :mod:`evaluate` module (MPJPE, P-MPJPE, N-MPJPE, MPJVE, 3DHP PCK/AUC in
+    mm / %), loaded offline from :data:`EVALUATE_METRIC_DIR`; ``kwargs`` go to ``evaluate.load``."""
     try:
-        import datasets
         import evaluate
-    except ImportError as err:
-        raise ImportError("as_evaluate_metric needs `pip install evaluate`") from err
+    except ImportError as err:  # pragma: no cover - declared dependency
+        raise ImportError("the pose metric needs `pip install evaluate`") from err
+    return evaluate.load(str(EVALUATE_METRIC_DIR), **kwargs)
 
-    class MPJPEMetric(evaluate.Metric):
-        def _info(self):
-            return evaluate.MetricInfo(
-                description="MPJPE and P-MPJPE in millimetres for root-relative 3D poses in metres",
-                citation="",
-                inputs_description="predictions, references: lists of (J, 3) poses in metres",
-                features=datasets.Features({
-                    "predictions": datasets.Array2D(shape=(None, 3), dtype="float32"),
-                    "references": datasets.Array2D(shape=(None, 3), dtype="float32"),
-                }),
-            )
 
-        def _compute(self, predictions, references):
-            p, t = np.asarray(predictions), np.asarray(references)
-            return {"mpjpe": mpjpe(p, t) * 1000.0, "p_mpjpe": p_mpjpe(p, t) * 1000.0}
-
-    return MPJPEMetric()
+def as_evaluate_metric():
+    """The package's :mod:`evaluate` metric module (see :func:`load_pose_metric`)."""
+    return load_pose_metric()

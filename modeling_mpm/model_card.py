@@ -1,6 +1,6 @@
 """Model cards for trained MPM models, with a ``model-index`` filled from measured results.
 
-:func:`build_model_card` renders the repository's ``model_card.md`` template (Jinja2, through
+:func:`build_model_card` renders the package's ``model_card_template.md`` (Jinja2, through
 :meth:`huggingface_hub.ModelCard.from_template`) with :class:`huggingface_hub.ModelCardData`
 metadata; :func:`eval_results_from` turns the dicts of :mod:`modeling_mpm.evaluation` into
 :class:`huggingface_hub.EvalResult` entries. Nothing here needs the network (``card.validate()``
@@ -10,14 +10,36 @@ would, so it is not called).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 __all__ = ["TEMPLATE_PATH", "TASK_DESCRIPTIONS", "eval_results_from", "results_markdown", "build_model_card",
-           "write_model_card"]
+           "write_model_card", "is_hub_id"]
 
-#: The card template at the repository root (not shipped in wheels; a short built-in one is used then).
-TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "model_card.md"
+#: The card template, shipped inside the package (package data, so wheels have it too).
+TEMPLATE_PATH = Path(__file__).resolve().parent / "model_card_template.md"
+
+#: Metadata of every card. No Hugging Face pipeline tag describes 2D keypoints -> 3D pose, so
+#: ``pipeline_tag`` is "other" (it keeps the Hub from inferring a wrong one such as
+#: feature-extraction); the package's own tasks are in the tags and in ``custom_pipelines``.
+PIPELINE_TAG = "other"
+TAGS = ["mpm", "pose-estimation", "3d-human-pose-estimation", "human-pose-lifting", "masked-pose-modeling",
+        "custom_code"]
+#: model-index task type: a Hub task id (https://huggingface.co/tasks has none for 3D pose lifting).
+MODEL_INDEX_TASK = "other"
+#: The pipeline task that serves each training task.
+PIPELINE_TASKS = {"lift": "pose-lifting", "occluded2d": "pose-completion", "complete3d": "pose-completion",
+                  "pretrain": "pose-completion"}
+
+
+def is_hub_id(name) -> bool:
+    """True for ``org/name`` Hub repository ids; False for local paths (existing or not: absolute,
+    ``./``, ``~``, more than one ``/``, backslashes)."""
+    if not isinstance(name, str) or not name or os.path.exists(name):
+        return False
+    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*", name) is not None \
+        and not name.startswith((".", "~")) and ".." not in name
 
 TASK_DESCRIPTIONS = {
     "pretrain": "masked 2D and masked 3D pose modeling (pre-training)",
@@ -79,8 +101,7 @@ def eval_results_from(results: Mapping[str, Mapping[str, Any]], *, task: str, da
     """
     from huggingface_hub import EvalResult
 
-    task_type = {"lift": "pose-lifting", "complete3d": "pose-completion", "occluded2d": "pose-lifting",
-                 "pretrain": "masked-pose-modeling"}.get(task, task)
+    task_type = MODEL_INDEX_TASK
     names = {"mpjpe": "MPJPE (mm)", "p_mpjpe": "P-MPJPE (mm)", "mpjpe_masked": "MPJPE masked joints (mm)",
              "mpjpe_all": "MPJPE all joints, diluted (mm)", "mpjpe_3d": "3D reconstruction MPJPE (mm)",
              "error_2d": "2D reconstruction error (x1000 normalised units)", "pck": "PCK@150mm (%)",
@@ -143,11 +164,14 @@ def build_model_card(model, *, task: str, eval_results: Optional[Mapping[str, An
                      dataset_split: Optional[str] = None, base_model: Optional[str] = None,
                      initialisation: Optional[str] = None, training_details: str = "",
                      evaluation_details: str = "", model_name: Optional[str] = None,
-                     limitations: Optional[str] = None, template_path: Optional[str] = None):
+                     limitations: Optional[str] = None, template_path: Optional[str] = None,
+                     datasets: Optional[List[str]] = None, license: str = "apache-2.0"):
     """A :class:`huggingface_hub.ModelCard` for ``model`` (an MPM model or its config).
 
-    ``eval_results`` feeds both the ``model-index`` and the results table. ``base_model`` is put
-    in the metadata only when it looks like a Hub id (``org/name``, not a local folder).
+    ``eval_results`` feeds both the ``model-index`` and the results table. ``base_model`` and
+    ``datasets`` go into the metadata only when they are Hub ids (``org/name``, not local paths);
+    ``dataset_type`` is the model-index dataset id. ``license`` is the weights' licence (the
+    code is Apache-2.0; weights trained on licensed data may need ``"other"``).
     """
     from huggingface_hub import ModelCard, ModelCardData
 
@@ -160,11 +184,14 @@ def build_model_card(model, *, task: str, eval_results: Optional[Mapping[str, An
     name = model_name or f"mpm-{task}"
     results = eval_results_from(eval_results, task=task, dataset_type=dataset_type, dataset_name=dataset_name,
                                 dataset_split=dataset_split) if eval_results else None
-    hub_base = base_model if base_model and "/" in base_model and not os.path.exists(base_model) else None
+    hub_base = base_model if is_hub_id(base_model) else None
+    hub_datasets = [d for d in (datasets or []) if is_hub_id(d)] or None
     data = ModelCardData(
         library_name="transformers",
-        license="apache-2.0",
-        tags=["mpm", "human-pose-estimation", "3d-human-pose", "pose-lifting", "masked-pose-modeling"],
+        pipeline_tag=PIPELINE_TAG,
+        license=license,
+        tags=list(TAGS),
+        datasets=hub_datasets,
         model_name=name if results else None,
         eval_results=results,
         base_model=hub_base,
@@ -183,8 +210,10 @@ def build_model_card(model, *, task: str, eval_results: Optional[Mapping[str, An
         num_layers=cfg.num_layers,
         num_heads=cfg.num_attention_heads,
         num_parameters=f"{n_params / 1e6:.2f} M" if n_params else "n/a",
-        initialisation=initialisation or ("pre-trained encoder: " + base_model if base_model else "random"),
+        initialisation=initialisation or ("pre-trained encoder: " + (base_model if hub_base else os.path.basename(
+            os.path.normpath(base_model))) if base_model else "random"),
         usage=_usage(task),
+        pipeline_task=PIPELINE_TASKS.get(task, "pose-lifting"),
         training_details=training_details or "_Not recorded._",
         evaluation_details=evaluation_details or f"Data: {dataset_name}" + (f", split `{dataset_split}`." if dataset_split else "."),
         results_table=results_markdown(eval_results),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Optional, Tuple
 
 import numpy as np
@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput
 
 from .configuration_mpm import MPMConfig
@@ -63,11 +65,17 @@ class MPMModelOutput(ModelOutput):
             when no frame was dropped.
         padding_mask: ``(batch, visible_frames)`` bool, True for padding tokens (only when samples
             keep different numbers of frames), else ``None``.
+        hidden_states: with ``output_hidden_states=True``, ``num_layers + 1`` tensors
+            ``(batch, visible_frames, hidden_size)``: the embedded frames, then every layer's output.
+        attentions: with ``output_attentions=True`` (``attn_implementation="eager"``), ``num_layers``
+            tensors ``(batch, heads, visible_frames, visible_frames)`` of attention weights.
     """
 
     last_hidden_state: Optional[torch.FloatTensor] = None
     visible_frame_indices: Optional[torch.LongTensor] = None
     padding_mask: Optional[torch.BoolTensor] = None
+    hidden_states: Optional[Tuple[torch.FloatTensor, ...]] = None
+    attentions: Optional[Tuple[torch.FloatTensor, ...]] = None
 
 
 @dataclass
@@ -84,6 +92,9 @@ class MPMMaskedPoseModelingOutput(ModelOutput):
         pose_3d: ``(batch, frames, joints, 3)`` 3D reconstruction (metres).
         pose_3d_from_2d: ``(batch, frames, joints, 3)`` 3D lifted from the 2D input (metres).
         spatial_mask_2d / temporal_mask_2d / spatial_mask_3d / temporal_mask_3d: the masks used.
+        hidden_states_2d / attentions_2d / hidden_states_3d / attentions_3d: the encoder's
+            ``hidden_states`` / ``attentions`` (see :class:`MPMModelOutput`) of the 2D / 3D pass,
+            with ``output_hidden_states`` / ``output_attentions``.
     """
 
     loss: Optional[torch.FloatTensor] = None
@@ -97,6 +108,10 @@ class MPMMaskedPoseModelingOutput(ModelOutput):
     temporal_mask_2d: Optional[torch.BoolTensor] = None
     spatial_mask_3d: Optional[torch.BoolTensor] = None
     temporal_mask_3d: Optional[torch.BoolTensor] = None
+    hidden_states_2d: Optional[Tuple[torch.FloatTensor, ...]] = None
+    attentions_2d: Optional[Tuple[torch.FloatTensor, ...]] = None
+    hidden_states_3d: Optional[Tuple[torch.FloatTensor, ...]] = None
+    attentions_3d: Optional[Tuple[torch.FloatTensor, ...]] = None
 
 
 @dataclass
@@ -111,11 +126,15 @@ class MPMPoseLiftingOutput(ModelOutput):
         pose_3d: ``(batch, frames, joints, 3)`` metres, from the all-frames head.
         pose_3d_center: ``(batch, 1, joints, 3)`` metres, the centre frame from the strided reduce
             (refined when the model has a refiner and camera data are given).
+        hidden_states / attentions: the encoder's (see :class:`MPMModelOutput`), with
+            ``output_hidden_states`` / ``output_attentions``.
     """
 
     loss: Optional[torch.FloatTensor] = None
     pose_3d: Optional[torch.FloatTensor] = None
     pose_3d_center: Optional[torch.FloatTensor] = None
+    hidden_states: Optional[Tuple[torch.FloatTensor, ...]] = None
+    attentions: Optional[Tuple[torch.FloatTensor, ...]] = None
 
 
 # ----------------------------------------------------------------------------- losses
@@ -133,6 +152,12 @@ def mpjpe_loss(prediction: torch.Tensor, target: torch.Tensor, weight: Optional[
         return err.mean()
     w = valid.to(err.dtype)
     return (err * w).sum() / w.sum().clamp_min(1.0)
+
+
+def _fields_tuple(out: ModelOutput) -> tuple:
+    """``out.to_tuple()`` in the dataclass's field order (fields assigned after construction would
+    otherwise come in assignment order)."""
+    return tuple(getattr(out, f.name) for f in fields(out) if getattr(out, f.name) is not None)
 
 
 def _zero_root(pose: torch.Tensor, root: Optional[int]) -> torch.Tensor:
@@ -165,12 +190,35 @@ class MPMLayerNorm(nn.Module):
         return torch.addcmul(self.bias, (x - mean) / (var.sqrt() + self.eps), self.weight)
 
 
+def eager_attention_forward(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """Plain softmax attention. ``query``/``key``/``value``: ``(batch, heads, tokens, head_dim)``;
+    ``attention_mask``: ``(batch, 1, 1, tokens)`` bool, True = attend (or None).
+
+    Returns ``(output (batch, tokens, heads, head_dim), weights (batch, heads, tokens, tokens))``."""
+    if scaling is None:
+        scaling = query.size(-1) ** -0.5
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        scores = scores.masked_fill(~attention_mask, float("-inf"))
+    weights = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = F.dropout(weights, p=dropout, training=module.training)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+
+
 class MPMAttention(nn.Module):
-    """Multi-head self-attention over frames; ``padding_mask`` ``(batch, tokens)`` True = ignore."""
+    """Multi-head self-attention over frames (bidirectional); ``padding_mask`` ``(batch, tokens)``
+    True = ignore.
+
+    The kernel is ``config._attn_implementation`` looked up in transformers' attention-function
+    registry: ``"sdpa"`` (default, ``F.scaled_dot_product_attention``) or ``"eager"`` (the only one
+    that returns attention weights)."""
+
+    is_causal = False
 
     def __init__(self, config: MPMConfig):
         super().__init__()
         c = config.hidden_size
+        self.config = config
         self.num_heads = config.num_attention_heads
         self.head_dim = c // self.num_heads
         self.q_proj = nn.Linear(c, c)
@@ -179,18 +227,26 @@ class MPMAttention(nn.Module):
         self.out_proj = nn.Linear(c, c)
         self.dropout = config.dropout
 
-    def forward(self, x: torch.Tensor, padding_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, padding_mask: Optional[torch.Tensor] = None,
+                output_attentions: bool = False) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """``x`` ``(batch, tokens, hidden)`` -> ``(output (batch, tokens, hidden), weights or None)``."""
         b, t, c = x.shape
 
         def heads(y):
             return y.view(b, t, self.num_heads, self.head_dim).transpose(1, 2)
 
         attn_mask = None if padding_mask is None else ~padding_mask[:, None, None, :]
-        out = F.scaled_dot_product_attention(
-            heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x)),
-            attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0,
+        implementation = self.config._attn_implementation or "sdpa"
+        attention = eager_attention_forward
+        if implementation != "eager":
+            attention = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+        # scaling=None: the kernels' default 1/sqrt(head_dim), bit-identical to the authors' SDPA call
+        out, weights = attention(
+            self, heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x)), attn_mask,
+            dropout=self.dropout if self.training else 0.0, scaling=None, is_causal=False,
+            output_attentions=output_attentions,
         )
-        return self.out_proj(out.transpose(1, 2).reshape(b, t, c))
+        return self.out_proj(out.reshape(b, t, c)), weights
 
 
 class MPMFeedForward(nn.Module):
@@ -204,8 +260,10 @@ class MPMFeedForward(nn.Module):
         return self.fc2(self.dropout(F.relu(self.fc1(x))))
 
 
-class MPMTransformerLayer(nn.Module):
-    """Pre-LN transformer layer: ``x + drop(attn(LN(x)))``, then ``x + drop(ffn(LN(x)))``."""
+class MPMTransformerLayer(GradientCheckpointingLayer):
+    """Pre-LN transformer layer: ``x + drop(attn(LN(x)))``, then ``x + drop(ffn(LN(x)))``.
+
+    Returns ``x``, or ``(x, attention weights)`` with ``output_attentions=True``."""
 
     def __init__(self, config: MPMConfig):
         super().__init__()
@@ -215,9 +273,11 @@ class MPMTransformerLayer(nn.Module):
         self.feed_forward = MPMFeedForward(config)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, padding_mask=None):
-        x = x + self.dropout(self.attention(self.attn_norm(x), padding_mask))
-        return x + self.dropout(self.feed_forward(self.ffn_norm(x)))
+    def forward(self, x, padding_mask=None, output_attentions=False):
+        attended, weights = self.attention(self.attn_norm(x), padding_mask, output_attentions)
+        x = x + self.dropout(attended)
+        x = x + self.dropout(self.feed_forward(self.ffn_norm(x)))
+        return (x, weights) if output_attentions else x
 
 
 class MPMJointEmbedding(nn.Module):
@@ -283,7 +343,7 @@ class MPMPoseHead(nn.Module):
         return y.transpose(1, 2).reshape(b, t, self.num_joints, self.channels)
 
 
-class MPMStridedLayer(nn.Module):
+class MPMStridedLayer(GradientCheckpointingLayer):
     """Strided transformer layer: attention, then a feed-forward whose second conv has
     kernel 3 and stride ``s``; the residual is subsampled ``x[:, ::s]`` (frames / s)."""
 
@@ -299,7 +359,7 @@ class MPMStridedLayer(nn.Module):
         self.stride = stride
 
     def forward(self, x):
-        x = x + self.dropout(self.attention(self.attn_norm(x)))
+        x = x + self.dropout(self.attention(self.attn_norm(x))[0])
         y = self.ffn_norm(x).transpose(1, 2)
         y = self.ffn_out(self.dropout(F.relu(self.ffn_in(y)))).transpose(1, 2)
         return x[:, :: self.stride] + self.dropout(y)
@@ -407,6 +467,43 @@ class MPMPreTrainedModel(PreTrainedModel):
     base_model_prefix = "mpm"
     main_input_name = "pose_2d"
     _no_split_modules = ["MPMTransformerLayer", "MPMStridedLayer"]
+    _supports_sdpa = True
+    _supports_attention_backend = True
+    supports_gradient_checkpointing = True
+    #: auto classes a saved folder names this class under (``config.auto_map``, remote code)
+    _auto_map_classes: Tuple[str, ...] = ("AutoModel",)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """``PreTrainedModel.save_pretrained``; a model registered for remote code writes a complete
+        ``auto_map``: ``AutoConfig``, ``AutoModel`` and its task auto class (if any), all naming
+        this class, so that every auto class loads the same class with and without the package."""
+        if self._auto_class is not None:
+            name = f"{type(self).__module__.split('.')[-1]}.{type(self).__name__}"
+            old = dict(getattr(self.config, "auto_map", None) or {})
+            auto_map = {k: v for k, v in old.items() if k == "AutoConfig"}
+            auto_map.update({auto_class: name for auto_class in self._auto_map_classes})
+            self.config.auto_map = auto_map
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def _output_flags(self, output_attentions, output_hidden_states, return_dict, kwargs):
+        """Resolve the transformers output flags against the config and refuse unknown keyword
+        arguments (a misspelt ``labels=`` must not be silently ignored)."""
+        if kwargs:
+            raise TypeError(
+                f"{type(self).__name__}.forward() got unexpected keyword argument(s) {sorted(kwargs)}; "
+                f"see help({type(self).__name__}.forward) for the accepted ones"
+            )
+        cfg = self.config
+        output_attentions = cfg.output_attentions if output_attentions is None else output_attentions
+        if output_attentions and (cfg._attn_implementation or "sdpa") != "eager":
+            raise ValueError(
+                f"output_attentions=True needs the eager attention, this model uses "
+                f"{cfg._attn_implementation!r}; load it with attn_implementation=\"eager\" or call "
+                f"model.set_attn_implementation(\"eager\")"
+            )
+        output_hidden_states = cfg.output_hidden_states if output_hidden_states is None else output_hidden_states
+        return_dict = cfg.return_dict if return_dict is None else return_dict
+        return bool(output_attentions), bool(output_hidden_states), bool(return_dict)
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -496,10 +593,18 @@ class MPMModel(MPMPreTrainedModel):
         pose_3d: Optional[torch.Tensor] = None,
         spatial_mask: Optional[torch.Tensor] = None,
         temporal_mask: Optional[torch.Tensor] = None,
-        return_dict: bool = True,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
         **kwargs,
     ):
-        """Encode one modality: pass exactly one of ``pose_2d`` / ``pose_3d``."""
+        """Encode one modality: pass exactly one of ``pose_2d`` / ``pose_3d``.
+
+        ``output_attentions`` / ``output_hidden_states`` / ``return_dict`` default to the config's
+        values; with ``return_dict=False`` the output is ``MPMModelOutput.to_tuple()`` (the fields
+        that are set, in order)."""
+        output_attentions, output_hidden_states, return_dict = self._output_flags(
+            output_attentions, output_hidden_states, return_dict, kwargs)
         if (pose_2d is None) == (pose_3d is None):
             raise ValueError("MPMModel encodes one modality per call: pass exactly one of pose_2d or pose_3d")
         pose, name, d = (pose_2d, "pose_2d", 2) if pose_2d is not None else (pose_3d, "pose_3d", 3)
@@ -517,9 +622,18 @@ class MPMModel(MPMPreTrainedModel):
         indices = padding = None
         if temporal_mask is not None and bool(temporal_mask.any()):
             x, indices, padding = _drop_masked_frames(x, temporal_mask)
+        hidden_states = (x,) if output_hidden_states else None
+        attentions = () if output_attentions else None
         for layer in self.layers:
-            x = layer(x, padding)
-        out = MPMModelOutput(last_hidden_state=x, visible_frame_indices=indices, padding_mask=padding)
+            if output_attentions:
+                x, weights = layer(x, padding, output_attentions=True)
+                attentions += (weights,)
+            else:
+                x = layer(x, padding)
+            if output_hidden_states:
+                hidden_states += (x,)
+        out = MPMModelOutput(last_hidden_state=x, visible_frame_indices=indices, padding_mask=padding,
+                             hidden_states=hidden_states, attentions=attentions)
         return out if return_dict else out.to_tuple()
 
     def _prepare(self, pose, name, d, spatial_mask, temporal_mask):
@@ -561,6 +675,8 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
     """Masked 2D and masked 3D pose modeling on the shared encoder (pre-training), also used for
     3D pose completion (3D with missing joints -> 3D) and occluded 2D -> 3D.
 
+    Auto classes: ``AutoModelForPreTraining`` and ``AutoModel`` (for a saved folder of this class).
+
     Masked frames are dropped before the encoder and re-inserted as a learned token plus a
     decoder position embedding; a 2D decoder and a 3D decoder (``decoder_layers`` transformer
     layers each) feed BatchNorm + 1x1 conv heads. A 2D input also goes through the 3D decoder,
@@ -579,6 +695,8 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
         self.head_2d = MPMPoseHead(c, j, 2)
         self.head_3d = MPMPoseHead(c, j, 3)
         self.post_init()
+
+    _auto_map_classes = ("AutoModel", "AutoModelForPreTraining")
 
     # masks --------------------------------------------------------------------------
     def sample_masks(self, batch_size: int, modality: str, generator: Optional[torch.Generator] = None,
@@ -601,19 +719,20 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
         )
 
     # pieces --------------------------------------------------------------------------
-    def _decoder_input(self, pose, modality, spatial_mask, temporal_mask):
-        enc = self.mpm(**{f"pose_{modality}": pose}, spatial_mask=spatial_mask, temporal_mask=temporal_mask)
+    def _decoder_input(self, pose, modality, spatial_mask, temporal_mask, **output_flags):
+        enc = self.mpm(**{f"pose_{modality}": pose}, spatial_mask=spatial_mask, temporal_mask=temporal_mask,
+                       return_dict=True, **output_flags)
         feats = self.encoder_norm(enc.last_hidden_state)
         b = feats.shape[0]
         pos = self.decoder_position_embedding.expand(b, -1, -1)
         full = self.temporal_mask_token + pos
         if enc.visible_frame_indices is None:
-            return feats + pos
+            return feats + pos, enc
         idx = enc.visible_frame_indices[..., None].expand(-1, -1, feats.shape[-1])
         visible = feats + pos.gather(1, idx)
         if enc.padding_mask is not None:
             visible = torch.where(enc.padding_mask[..., None], full.gather(1, idx), visible)
-        return full.scatter(1, idx, visible)
+        return full.scatter(1, idx, visible), enc
 
     @staticmethod
     def _decode(layers, head, x):
@@ -633,9 +752,9 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
                 weight = masked
         return mpjpe_loss(prediction, target, weight)
 
-    def _encode(self, pose, modality, spatial_mask, temporal_mask, generator):
+    def _encode(self, pose, modality, spatial_mask, temporal_mask, generator, **output_flags):
         """Check one modality's input, resolve its masks (sampled in training when none are
-        given) and return ``(pose, spatial, temporal, decoder input (B, F, C))``."""
+        given) and return ``(pose, spatial, temporal, decoder input (B, F, C), encoder output)``."""
         cfg = self.config
         d = 2 if modality == "2d" else 3
         pose = _as_pose(pose, f"pose_{modality}", d, cfg.num_joints, cfg.num_frames)
@@ -644,7 +763,8 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
             spatial_mask, temporal_mask = self.sample_masks(b, modality, generator=generator, device=pose.device)
         s = _as_mask(spatial_mask, "spatial_mask", b, (cfg.num_frames, cfg.num_joints), pose.device)
         t = _as_mask(temporal_mask, "temporal_mask", b, (cfg.num_frames,), pose.device)
-        return pose, s, t, self._decoder_input(pose, modality, s, t)
+        x, enc = self._decoder_input(pose, modality, s, t, **output_flags)
+        return pose, s, t, x, enc
 
     def forward(
         self,
@@ -656,8 +776,10 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
         temporal_mask_3d: Optional[torch.Tensor] = None,
         lift_labels: Optional[torch.Tensor] = None,
         generator: Optional[torch.Generator] = None,
-        return_dict: bool = True,
         output_lifted: Optional[bool] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
         **kwargs,
     ):
         """Reconstruct masked 2D and/or 3D poses.
@@ -676,7 +798,12 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
                 Default (None): when ``lift_labels`` are given or in eval mode. A training-mode
                 2D-only pass thus leaves the 3D head's BatchNorm statistics untouched, as in the
                 authors' code, where 2D features reach the 3D decoder only in the lifting branch.
+            output_attentions / output_hidden_states / return_dict: as in :meth:`MPMModel.forward`
+                (the encoder's, per pass).
         """
+        output_attentions, output_hidden_states, return_dict = self._output_flags(
+            output_attentions, output_hidden_states, return_dict, kwargs)
+        flags = dict(output_attentions=output_attentions, output_hidden_states=output_hidden_states)
         if pose_2d is None and pose_3d is None:
             raise ValueError("pass pose_2d and/or pose_3d")
         if pose_2d is None and lift_labels is not None:
@@ -691,7 +818,8 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
         out = MPMMaskedPoseModelingOutput()
         losses = []
         if pose_2d is not None:
-            pose_2d, s, t, x = self._encode(pose_2d, "2d", spatial_mask, temporal_mask, generator)
+            pose_2d, s, t, x, enc = self._encode(pose_2d, "2d", spatial_mask, temporal_mask, generator, **flags)
+            out.hidden_states_2d, out.attentions_2d = enc.hidden_states, enc.attentions
             out.pose_2d = self._decode(self.decoder_2d, self.head_2d, x)
             if output_lifted:
                 lifted = self._decode(self.decoder_3d, self.head_3d, x)  # raw: the loss sees the root as predicted
@@ -708,14 +836,15 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
         if pose_3d is not None:
             if spatial_mask_3d is not None or temporal_mask_3d is not None:
                 spatial_mask, temporal_mask = spatial_mask_3d, temporal_mask_3d
-            pose_3d, s, t, x = self._encode(pose_3d, "3d", spatial_mask, temporal_mask, generator)
+            pose_3d, s, t, x, enc = self._encode(pose_3d, "3d", spatial_mask, temporal_mask, generator, **flags)
+            out.hidden_states_3d, out.attentions_3d = enc.hidden_states, enc.attentions
             recon = self._decode(self.decoder_3d, self.head_3d, x)
             out.pose_3d = _zero_root(recon, out_root)
             out.spatial_mask_3d, out.temporal_mask_3d = s, t
             out.loss_3d = self._reconstruction_loss(recon, pose_3d, s, t)
             losses.append(cfg.loss_weight_3d * out.loss_3d)
         out.loss = torch.stack(losses).sum()
-        return out if return_dict else out.to_tuple()
+        return out if return_dict else _fields_tuple(out)
 
 
 # ----------------------------------------------------------------------------- lifting
@@ -737,7 +866,17 @@ class MPMForPoseLifting(MPMPreTrainedModel):
         self.center_head = MPMPoseHead(c, j, 3)
         self.frames_head = MPMPoseHead(c, j, 3)
         self.refiner = MPMPoseRefiner(j, getattr(config, "refine_hidden_size", 1024)) if config.use_refine else None
+        if "MPMForMaskedPoseModeling" in (config.architectures or []):
+            # built from a pre-training/completion checkpoint (the documented transfer): its decoders,
+            # heads and 3D embedding are expected leftovers, the lifting parts expected to be new
+            self._keys_to_ignore_on_load_unexpected = list(self._transfer_unexpected_keys)
+            self._keys_to_ignore_on_load_missing = list(self._transfer_missing_keys)
         self.post_init()
+
+    _transfer_unexpected_keys = (r"^decoder_(2d|3d)\.", r"^head_(2d|3d)\.", r"^encoder_norm\.",
+                                 r"^temporal_mask_token$", r"^decoder_position_embedding$",
+                                 r"^mpm\.joint_embedding_3d\.", r"^mpm\.spatial_mask_token_3d$")
+    _transfer_missing_keys = (r"^reduce\.", r"^center_head\.", r"^frames_head\.", r"^refiner\.")
 
     def forward(
         self,
@@ -746,7 +885,9 @@ class MPMForPoseLifting(MPMPreTrainedModel):
         labels: Optional[torch.Tensor] = None,
         camera_intrinsics: Optional[torch.Tensor] = None,
         root_depth: Optional[torch.Tensor] = None,
-        return_dict: bool = True,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
         **kwargs,
     ):
         """Lift a window of 2D poses.
@@ -758,10 +899,16 @@ class MPMForPoseLifting(MPMPreTrainedModel):
                 ``(batch, 1, joints, 3)`` (centre loss only), metres, root-relative.
             camera_intrinsics / root_depth: ``(batch, 4+)`` normalised ``[fx, fy, cx, cy]`` and
                 ``(batch,)`` metres, for the refiner only.
+            output_attentions / output_hidden_states / return_dict: as in :meth:`MPMModel.forward`
+                (the encoder's).
         """
+        output_attentions, output_hidden_states, return_dict = self._output_flags(
+            output_attentions, output_hidden_states, return_dict, kwargs)
         cfg = self.config
         root = cfg.get_skeleton().root
-        hidden = self.mpm(pose_2d=pose_2d, spatial_mask=spatial_mask).last_hidden_state
+        enc = self.mpm(pose_2d=pose_2d, spatial_mask=spatial_mask, output_attentions=output_attentions,
+                       output_hidden_states=output_hidden_states, return_dict=True)
+        hidden = enc.last_hidden_state
         all_frames = self.frames_head(hidden)
         center = self.center_head(self.reduce(hidden))
         if self.refiner is not None and camera_intrinsics is not None and root_depth is not None:
@@ -789,5 +936,6 @@ class MPMForPoseLifting(MPMPreTrainedModel):
                 c = cfg.center_frame
                 loss = cfg.lift_all_frames_loss_weight * mpjpe_loss(raw_all, labels) \
                     + cfg.lift_center_loss_weight * mpjpe_loss(raw_center, labels[:, c : c + 1])
-        out = MPMPoseLiftingOutput(loss=loss, pose_3d=all_frames, pose_3d_center=center)
+        out = MPMPoseLiftingOutput(loss=loss, pose_3d=all_frames, pose_3d_center=center,
+                                   hidden_states=enc.hidden_states, attentions=enc.attentions)
         return out if return_dict else out.to_tuple()

@@ -33,3 +33,5 @@ def test_python_quick_start_runs(tmp_path):
                        timeout=600)
     assert "QUICKSTART_OK" in r.stdout, r.stderr[-3000:]
     assert (tmp_path / "mpm-pretrained" / "config.json").is_file()
+    # the documented pre-training -> lifter transfer loads without a wall of UNEXPECTED/MISSING keys
+    assert "UNEXPECTED" not in r.stderr and "MISSING" not in r.stderr, r.stderr[-3000:]

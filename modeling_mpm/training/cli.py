@@ -72,7 +72,9 @@ def build_parser(prog: str, finetune: bool) -> argparse.ArgumentParser:
                             help="show a progress bar")
     prog_group.add_argument("--no_progress", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("--print_config", action="store_true", help="print the resolved config and exit")
-    return p
+    from ..cli import cli_style
+
+    return cli_style(p)  # --kebab-case flags, --snake_case aliases
 
 
 def _overrides(args, finetune: bool, forced_task: Optional[str]) -> List[str]:

@@ -93,7 +93,7 @@ SCHEMA: Dict[str, Dict[str, Tuple[Any, Any, Optional[Tuple[Any, ...]]]]] = {
     "hub": {
         "push_to_hub": ((str, type(None)), None, None),
         "private": (bool, False, None),
-        "pipeline_code": (bool, False, None),           # also save the pipeline code (remote use)
+        "pipeline_code": (bool, True, None),            # also save the pipeline code (remote use)
     },
 }
 

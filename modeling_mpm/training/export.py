@@ -9,7 +9,7 @@ import logging
 import os
 from typing import Any, Dict, Optional
 
-from ..model_card import write_model_card
+from ..model_card import is_hub_id, write_model_card
 from .checkpoint import atomic_write_dir
 
 __all__ = ["save_model_with_pipeline", "export_model", "dataset_description"]
@@ -17,16 +17,17 @@ __all__ = ["save_model_with_pipeline", "export_model", "dataset_description"]
 logger = logging.getLogger("modeling_mpm.training")
 
 
-def save_model_with_pipeline(model, folder: str, pipeline_code: bool = False) -> None:
+def save_model_with_pipeline(model, folder: str, pipeline_code: bool = True) -> None:
     """Save ``model`` for ``pipeline(...)``.
 
-    ``pipeline_code=False`` (default): ``model.save_pretrained(folder)`` (config, safetensors and the
-    model code for ``trust_remote_code``); with the package installed
-    ``pipeline("pose-lifting", model=folder)`` works. ``pipeline_code=True``: also the pipeline
-    code and a ``custom_pipelines`` entry (``pose-lifting`` for a lifter, ``pose-completion`` for a
-    masked model), so ``pipeline(model=folder, trust_remote_code=True)`` works without the package;
-    transformers then asks for ``trust_remote_code=True`` in every case. A helper
-    ``pipeline_mpm.save_pretrained_with_pipeline(model, folder)`` is used when it exists.
+    ``pipeline_code=True`` (default): the ``save_pretrained`` files (config with a complete
+    ``auto_map``, safetensors, model code) plus the pipeline code and a ``custom_pipelines`` entry
+    (``pose-lifting`` for a lifter, ``pose-completion`` for a masked model), so that
+    ``pipeline("pose-lifting", model=folder, trust_remote_code=True)`` works where the package is
+    not installed; with the package imported ``pipeline("pose-lifting", model=folder)`` uses the
+    installed classes without ``trust_remote_code`` (see ``MPMConfig.custom_pipelines``).
+    ``pipeline_code=False``: ``model.save_pretrained(folder)`` only (model code, no pipeline code).
+    A helper ``pipeline_mpm.save_pretrained_with_pipeline(model, folder)`` is used when it exists.
     """
     if not pipeline_code:
         model.save_pretrained(folder)
@@ -43,18 +44,32 @@ def save_model_with_pipeline(model, folder: str, pipeline_code: bool = False) ->
     pipeline(task, model=model, device="cpu").save_pretrained(folder)
 
 
-def dataset_description(cfg) -> Dict[str, str]:
-    """``dataset_name`` / ``dataset_type`` / ``dataset_split`` for the card from the run config."""
+#: model-index dataset ids of the well-known sources (folder names as written by ``mpm prepare``)
+_KNOWN_DATASETS = (("3dhp", "mpi-inf-3dhp"), ("h36m", "human3.6m"), ("human3.6m", "human3.6m"),
+                   ("amass", "amass"), ("bvh", "bvh-motion-capture"))
+
+
+def dataset_description(cfg) -> Dict[str, Any]:
+    """``dataset_name`` / ``dataset_type`` / ``dataset_split`` / ``datasets`` for the card.
+
+    ``dataset_type`` (the model-index dataset id) is the Hub id when the data came from the Hub,
+    else the well-known name of the source; ``datasets`` lists Hub ids only (never local paths)."""
     d = cfg.data
     if d.source == "demo":
         return {"dataset_name": "MPM demo motion (CMU mocap + climbing capture, virtual cameras)",
-                "dataset_type": "mpm-demo", "dataset_split": "validation"}
+                "dataset_type": "mpm-demo", "dataset_split": "validation", "datasets": []}
     if d.source == "synthetic":
         return {"dataset_name": "synthetic animated skeletons", "dataset_type": "synthetic",
-                "dataset_split": d.test_split or "test"}
-    names = [os.path.basename(os.path.normpath(p)) for p in d.paths]
-    return {"dataset_name": "+".join(names) or "prepared", "dataset_type": "+".join(names) or "custom",
-            "dataset_split": d.test_split or "test"}
+                "dataset_split": d.test_split or "test", "datasets": []}
+    paths = [str(p) for p in (d.paths or [])]
+    hub_ids = [p for p in paths if is_hub_id(p)]
+    names = [p if p in hub_ids else os.path.basename(os.path.normpath(p)) for p in paths]
+    known = []
+    for n in names:
+        kind = next((slug for key, slug in _KNOWN_DATASETS if key in n.lower()), None)
+        known.append(n if n in hub_ids else (kind or "custom"))
+    return {"dataset_name": "+".join(names) or "prepared", "dataset_type": "+".join(dict.fromkeys(known)) or "custom",
+            "dataset_split": d.test_split or "test", "datasets": hub_ids}
 
 
 def _training_details(cfg, best_step, global_step) -> str:
@@ -84,7 +99,7 @@ def export_model(model, folder: str, *, cfg, eval_results: Optional[Dict[str, An
     desc = dataset_description(cfg)
 
     def write(tmp):
-        save_model_with_pipeline(model, tmp, pipeline_code=bool(cfg.hub.pipeline_code))
+        save_model_with_pipeline(model, tmp, pipeline_code=bool(getattr(cfg.hub, "pipeline_code", True)))
         write_model_card(tmp, model, task=cfg.training.task, eval_results=eval_results,
                          base_model=cfg.training.init_from, model_name=model_name or f"mpm-{cfg.training.task}",
                          training_details=_training_details(cfg, best_step, global_step) + extra_details,

@@ -1,8 +1,11 @@
 """Evaluate a lifting model: per-action and overall MPJPE / P-MPJPE, flip augmentation on/off.
 
-    python train/evaluate.py --model runs/finetune_lift/model --config configs/finetune_lift_h36m17.yaml --flip both
+    python train/eval_lifting.py --model runs/finetune_lift/model --config configs/finetune_lift_h36m17.yaml --flip both
 
-Same as ``mpm eval``; see ``python train/evaluate.py --help``.
+(Named eval_lifting.py, not evaluate.py: with train/ on sys.path a file evaluate.py would shadow
+the evaluate library.)
+
+Same as ``mpm eval``; see ``python train/eval_lifting.py --help``.
 """
 
 import os
