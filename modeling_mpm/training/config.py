@@ -80,6 +80,9 @@ SCHEMA: Dict[str, Dict[str, Tuple[Any, Any, Optional[Tuple[Any, ...]]]]] = {
         "best_metric": ((str, type(None)), None, None),  # None: the task's default
         "select_best": (bool, True, None),              # export the best validation weights
         "tensorboard": (bool, True, None),
+        "log_with": (list, [], None),                   # Accelerate trackers: wandb, mlflow, trackio, ... or all
+        "tracker_project": (str, "mpm", None),          # project / run name given to the trackers
+        "gradient_checkpointing": (bool, False, None),  # recompute activations (less memory, ~30% slower)
         "progress_bar": ((bool, type(None)), None, None),  # None: only on a terminal
     },
     "eval": {
@@ -144,6 +147,8 @@ def _check_value(section: str, key: str, value: Any) -> Any:
     if key == "paths":
         if not all(isinstance(p, str) for p in value):
             raise TypeError(f"config key data.paths must be a list of strings, got {value!r}")
+    if key == "log_with" and not all(isinstance(p, str) for p in value):
+        raise TypeError(f"config key training.log_with must be a list of tracker names, got {value!r}")
     return value
 
 
