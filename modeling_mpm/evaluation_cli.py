@@ -24,11 +24,12 @@ __all__ = ["main", "build_parser"]
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mpm eval", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="save_pretrained folder of an MPMForPoseLifting model")
+    p.add_argument("--model", required=True,
+                   help="save_pretrained folder or Hub model repo id (org/name) of an MPMForPoseLifting model")
     p.add_argument("--config", default=None,
                    help="run config whose data section to use (default: the model's training_config.yaml)")
     p.add_argument("--data", choices=("demo", "prepared", "synthetic"), default=None, help="data source")
-    p.add_argument("--data_paths", nargs="+", default=None, help="prepared data set folders")
+    p.add_argument("--data_paths", nargs="+", default=None, help="prepared data set folders or Hub dataset repo ids")
     p.add_argument("--split", default=None, help="split to evaluate (default: the config's test split)")
     p.add_argument("--tds", type=int, default=None, help="temporal downsampling of the 2D window")
     p.add_argument("--eval_stride", type=int, default=None,
@@ -49,8 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    if not os.path.isfile(os.path.join(args.model, "config.json")):
-        parser.error(f"--model {args.model!r} is not a save_pretrained folder (no config.json)")
+    from .training.hub import resolve_model_dir
+
+    try:
+        args.model = resolve_model_dir(args.model, "--model")  # a folder, or a Hub model repo id (cached)
+    except ValueError as err:
+        parser.error(str(err))
     if args.occluded_joints < 0 or args.batch_size <= 0:
         parser.error("--occluded_joints must be >= 0 and --batch_size > 0")
 

@@ -55,8 +55,19 @@ def test_config_overrides_and_validation(tmp_path):
 def test_shipped_configs_parse():
     import glob
 
-    names = sorted(glob.glob(os.path.join(REPO, "configs", "*.yaml")))
-    assert len(names) >= 8
+    from modeling_mpm.training.config import CONFIG_DIR, resolve_config_path, shipped_configs
+
+    names = sorted(glob.glob(os.path.join(CONFIG_DIR, "*.yaml")))
+    assert len(names) >= 8 and os.path.dirname(CONFIG_DIR) == os.path.join(REPO, "modeling_mpm")
+    assert sorted(shipped_configs().values()) == names
+    # by name, with .yaml, or the old checkout path: the shipped file; an existing path wins
+    for spec in ("pretrain_h36m17", "pretrain_h36m17.yaml", os.path.join("configs", "pretrain_h36m17.yaml")):
+        assert resolve_config_path(spec) == os.path.join(CONFIG_DIR, "pretrain_h36m17.yaml")
+    assert load_config("tiny_pretrain").model["num_frames"] == 9
+    with pytest.raises(ValueError, match="shipped: complete3d_27"):
+        load_config("pretrain_h99")
+    with pytest.raises(ValueError, match="does not exist"):
+        resolve_config_path(os.path.join("elsewhere", "pretrain_h36m17.yaml"))
     for path in names:
         cfg = load_config(path)
         mc = cfg.build_model_config()

@@ -80,7 +80,7 @@ def _torchrun(args, port):
     env = _env()
     env["ACCELERATE_USE_CPU"] = "1"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
-           os.path.join(REPO, "train", "pretrain.py")] + TINY + args
+           "-m", "modeling_mpm.training.cli", "pretrain"] + TINY + args  # the installed entry point
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
 
 
