@@ -1,9 +1,10 @@
 """Fine-tune MPM for a downstream task: 2D->3D lifting, 3D completion or occluded 2D->3D.
 
-    accelerate launch train/finetune.py --task lift --config configs/finetune_lift_h36m17.yaml \
+    accelerate launch train/finetune.py --task lift --config finetune_lift_h36m17 \
         --init_from runs/pretrain_h36m17/model
 
-See ``python train/finetune.py --help`` and docs/training.md.
+A thin wrapper for a source checkout: the installed equivalents are ``mpm train finetune ...`` and
+``accelerate launch -m modeling_mpm.training.cli finetune ...``. See ``--help`` and docs/training.md.
 """
 
 import os
