@@ -148,15 +148,18 @@ def build_model(cfg: RunConfig):
 
 
 def _enable_gradient_checkpointing(model) -> None:
-    """``training.gradient_checkpointing``: recompute activations in the backward pass."""
-    enable = getattr(model, "gradient_checkpointing_enable", None)
+    """``training.gradient_checkpointing``: recompute the layers' activations in the backward pass
+    (``activation_checkpointing_enable``, called ``gradient_checkpointing_enable`` before
+    transformers 5.x deprecated that name)."""
+    enable = getattr(model, "activation_checkpointing_enable", None) or getattr(
+        model, "gradient_checkpointing_enable", None)
     if enable is None or not getattr(model, "supports_gradient_checkpointing", False):
         raise ValueError(f"training.gradient_checkpointing: {type(model).__name__} does not support gradient "
                          "checkpointing (no working gradient_checkpointing_enable()); set it to false")
     try:
         enable()
     except (ValueError, NotImplementedError, AttributeError, TypeError) as err:
-        raise ValueError(f"training.gradient_checkpointing: {type(model).__name__}.gradient_checkpointing_enable() "
+        raise ValueError(f"training.gradient_checkpointing: {type(model).__name__}.{enable.__name__}() "
                          f"failed ({err}); set it to false") from None
 
 
