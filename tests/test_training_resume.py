@@ -76,11 +76,18 @@ def test_sigkill_and_resume_gives_identical_weights(tmp_path):
     assert os.path.isfile(tmp_path / "crash" / "model" / "README.md")
 
 
-def _torchrun(args, port):
+def _torchrun(args, port, launcher="torchrun"):
+    """Two CPU processes running the installed entry point, started by torchrun or by
+    `accelerate launch` (the documented multi-process command)."""
     env = _env()
     env["ACCELERATE_USE_CPU"] = "1"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
-           "-m", "modeling_mpm.training.cli", "pretrain"] + TINY + args  # the installed entry point
+    if launcher == "torchrun":
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port)]
+    else:
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(port)]
+    cmd += ["-m", "modeling_mpm.training.cli", "pretrain"] + TINY + args
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
 
 
@@ -100,7 +107,7 @@ def test_ddp_two_processes_on_cpu_and_exact_resume(tmp_path):
 
     # two processes resumed from the step-2 checkpoint end with the uninterrupted run's weights
     res = _torchrun(["--max_steps", "4", "--checkpoint_every", "2", "--output_dir", str(tmp_path / "again"),
-                     "--resume", str(ck)], 29518)
+                     "--resume", str(ck)], 29518, launcher="accelerate")
     assert res.returncode == 0, res.stderr[-4000:]
     a, _ = _final_weights(tmp_path / "ddp")
     b, ckpts = _final_weights(tmp_path / "again")
