@@ -460,7 +460,6 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
     acc = accelerator or _make_accelerator(cfg, trackers)
     main = acc.is_main_process
     out_dir = t.output_dir
-    _check_accelerator(acc, cfg)
     if main:
         os.makedirs(out_dir, exist_ok=True)
         with open(os.path.join(out_dir, "config.yaml"), "w", encoding="utf-8") as f:
@@ -474,6 +473,7 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
     registered: List[Any] = []
 
     try:
+        _check_accelerator(acc, cfg)
         if getattr(acc, "log_with", None):
             acc.init_trackers(t.tracker_project, config=_tracker_config(cfg))
         writer = _MetricsWriter(out_dir, acc) if main else None
@@ -669,11 +669,11 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
         result.seconds = time.time() - t0
         return result
     finally:
-        for obj in registered:  # a caller's accelerator may train again
-            if obj in acc._custom_objects:
-                acc._custom_objects.remove(obj)
         if writer is not None:
             writer.close()
         if fh is not None:
             logger.removeHandler(fh)
             fh.close()
+        for obj in registered:  # a caller's accelerator may train again
+            if obj in acc._custom_objects:
+                acc._custom_objects.remove(obj)
