@@ -76,6 +76,39 @@ def test_sigkill_and_resume_gives_identical_weights(tmp_path):
     assert os.path.isfile(tmp_path / "crash" / "model" / "README.md")
 
 
+class _Payload:
+    """Unpickling this calls ``open(path, "w")``: a stand-in for arbitrary code."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_checkpoint_pickles_are_read_as_plain_data(tmp_path):
+    """A checkpoint whose registered-streams file carries code is refused before Accelerate
+    unpickles it (it would, with weights_only=False)."""
+    import pickle
+
+    from modeling_mpm.training import load_config, train
+
+    cfg = load_config("tiny_pretrain", ["data.source=synthetic", "data.synthetic_sequences=4",
+                                        "data.synthetic_length=40", "training.max_steps=1",
+                                        "training.checkpoint_every=1", "training.tensorboard=false",
+                                        "training.progress_bar=false", f"training.output_dir={tmp_path / 'run'}"])
+    train(cfg, export=False)
+    ck = tmp_path / "run" / "checkpoints" / "step_00000001"
+    streams = torch.load(ck / "custom_checkpoint_0.pkl", weights_only=True)
+    marker = tmp_path / "code_ran"
+    streams["ranks"][0]["data"] = _Payload(str(marker))
+    with open(ck / "custom_checkpoint_0.pkl", "wb") as f:
+        pickle.dump(streams, f, protocol=2)
+    with pytest.raises(ValueError, match="refused to load custom_checkpoint_0.pkl"):
+        train(cfg.with_overrides(["training.max_steps=2"]), resume=str(ck), export=False)
+    assert not marker.exists()
+
+
 def _torchrun(args, port, launcher="torchrun"):
     """Two CPU processes running the installed entry point, started by torchrun or by
     `accelerate launch` (the documented multi-process command)."""

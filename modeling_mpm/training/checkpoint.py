@@ -170,14 +170,17 @@ def load_checkpoint(path: str, *, accelerator) -> Dict[str, Any]:
     if not os.path.isfile(rng_file):  # Accelerate would only log "Could not load random states"
         raise ValueError(f"checkpoint {path} has no {os.path.basename(rng_file)}: not a checkpoint of this "
                          "version of the package (or written by fewer processes)")
+    from accelerate.utils import load as safe_load
+
     for name in sorted(os.listdir(path)):
-        if name.startswith("custom_checkpoint_"):
-            # Accelerate unpickles these without restriction: refuse anything but plain data first
+        if name.endswith((".pkl", ".bin")) and os.path.isfile(os.path.join(path, name)):
+            # Accelerate unpickles custom_checkpoint_* without restriction and skips unreadable RNG
+            # states with a log line: read every pickle as plain data first (weights_only)
             try:
-                torch.load(os.path.join(path, name), map_location="cpu", weights_only=True)
+                safe_load(os.path.join(path, name), map_location="cpu")
             except Exception as err:
-                raise ValueError(f"checkpoint {path}: {name} holds more than tensors, numbers and "
-                                 f"containers; refusing to load it ({type(err).__name__})") from None
+                raise ValueError(f"checkpoint {path}: refused to load {name}: it is unreadable or holds more "
+                                 f"than tensors, numbers and containers ({type(err).__name__})") from None
     accelerator.load_state(path)
     return state
 

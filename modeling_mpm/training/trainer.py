@@ -41,11 +41,11 @@ from torch.utils.data import DataLoader
 from .. import evaluation as E
 from .checkpoint import (atomic_write_dir, capture_rng_state, latest_checkpoint, load_checkpoint,
                          prune_checkpoints, restore_rng_state, write_checkpoint)
-from .hub import resolve_model_dir
 from .config import RunConfig
 from .data import build_splits, collate_windows
 from .data_sources import dataset_rng_state, restore_dataset_rng_state
 from .sampler import BatchPlan, build_train_loader, epoch_loader
+from .hub import resolve_model_dir
 from .tasks import compute_loss, default_best_metric, flip_batch, model_class
 
 __all__ = ["train", "TrainResult", "build_model", "validate", "check_hub_ready", "KILL_ENV"]
@@ -110,8 +110,7 @@ def check_hub_ready(repo_id: Optional[str]) -> None:
 # ----------------------------------------------------------------------------- model
 def build_model(cfg: RunConfig):
     """The model of ``training.task``: fresh from the ``model`` section, or loaded from
-    ``training.init_from`` (a save_pretrained folder or a Hub model repo id such as
-    ``org/mpm-pretrain``, read from the Hub cache; the ``model`` section then overrides
+    ``training.init_from`` (a save_pretrained folder; the ``model`` section then overrides
     non-geometric keys such as dropout, mask or loss settings)."""
     from ..configuration_mpm import MPMConfig
 
@@ -119,7 +118,7 @@ def build_model(cfg: RunConfig):
     src = cfg.training.init_from
     if not src:
         return cls(cfg.build_model_config())
-    src = resolve_model_dir(src, "training.init_from")
+    src = resolve_model_dir(src, "training.init_from")  # a folder, or a Hub model repo id via the Hub cache
     model_cfg = MPMConfig.from_pretrained(src)
     section = {k: v for k, v in cfg.model.items() if k != "preset"}
     for k, v in section.items():
@@ -414,8 +413,8 @@ def _lr_lambda(cfg: RunConfig, steps_per_epoch: int):
     return f
 
 
-def _save_best(model, path: str, state_dict=None) -> None:
-    atomic_write_dir(path, lambda tmp: model.save_pretrained(tmp, state_dict=state_dict))
+def _save_best(model, path: str) -> None:
+    atomic_write_dir(path, lambda tmp: model.save_pretrained(tmp))
 
 
 # ----------------------------------------------------------------------------- train
@@ -609,9 +608,14 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
                     if improved:
                         state["best_metric"], state["best_step"] = value, gs
                         if t.select_best:
-                            weights = acc.get_state_dict(model) if _sharded(acc) else None
-                            if main:
-                                _save_best(unwrapped, os.path.join(out_dir, "best_model"), weights)
+                            best_dir = os.path.join(out_dir, "best_model")
+                            if _sharded(acc):  # collective: the full weights on the main process
+                                weights = acc.get_state_dict(model)
+                                if main:
+                                    atomic_write_dir(best_dir, lambda tmp: unwrapped.save_pretrained(
+                                        tmp, state_dict=weights))
+                            elif main:
+                                _save_best(unwrapped, best_dir)
                     state["history"].append({"step": gs, **flat})
                     if main:
                         writer.write(gs, epoch, "val", flat)
