@@ -143,6 +143,23 @@ def test_mpm_train_cli_with_hub_data_and_hub_init(tmp_path, hub_cache, capsys):
     assert mpm(["train", "nope"]) == 2
 
 
+def test_accumulation_must_come_from_the_run_config(tmp_path):
+    """An accelerator accumulating differently from the config (e.g. `accelerate config`) would
+    change the global batch silently: refused before anything is written."""
+    from accelerate import Accelerator, DataLoaderConfiguration
+    from accelerate.state import AcceleratorState, GradientState
+
+    from modeling_mpm.training import train
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    acc = Accelerator(cpu=True, gradient_accumulation_steps=2,
+                      dataloader_config=DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True))
+    with pytest.raises(ValueError, match="gradient_accumulation_steps is 1"):
+        train(_tiny(tmp_path / "run"), accelerator=acc)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 # ----------------------------------------------------------------------------- trackers
 def test_log_with_unknown_or_missing_tracker_is_a_clear_error(tmp_path):
     from accelerate.tracking import get_available_trackers
