@@ -346,6 +346,19 @@ class _RankStreams:
         restore_dataset_rng_state(self.dataset, self.data_state)
 
 
+class _CollateWithStream:
+    """:func:`collate_windows` plus ``"data_stream"``: the data set's random stream right after this
+    batch's draws (exact with ``num_workers: 0``; a class, not a closure, so workers can pickle it)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __call__(self, items):
+        batch = collate_windows(items)
+        batch["data_stream"] = dataset_rng_state(self.dataset)
+        return batch
+
+
 class _EngineView:
     """The model for the evaluation helpers: forward passes through the engine's wrapper (so FSDP /
     DeepSpeed gather their shards), attributes such as ``config`` from the unwrapped model."""
@@ -495,12 +508,7 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
         total_steps = t.max_steps if t.max_steps is not None else t.epochs * steps_per_epoch
         best_key = t.best_metric or default_best_metric(t.task)
 
-        def collate(items):
-            batch = collate_windows(items)
-            batch["data_stream"] = dataset_rng_state(train_ds)  # after this batch's draws (num_workers=0)
-            return batch
-
-        loader = build_train_loader(train_ds, plan, t.seed, collate, t.num_workers)
+        loader = build_train_loader(train_ds, plan, t.seed, _CollateWithStream(train_ds), t.num_workers)
         optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, amsgrad=t.amsgrad, weight_decay=t.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps_per_epoch))
         model, optimizer, loader, scheduler = acc.prepare(model, optimizer, loader, scheduler)
