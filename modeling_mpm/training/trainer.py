@@ -244,8 +244,10 @@ class _MetricsWriter:
 
     def close(self):
         self._f.close()
-        if self.acc is not None:
-            self.acc.end_training()
+        if self.acc is not None:  # not end_training(): that also destroys the process group
+            for tracker in self.acc.trackers:
+                tracker.finish()
+            self.acc.trackers = []
 
 
 #: trackers ``training.log_with`` accepts (Accelerate's names)
@@ -594,8 +596,9 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
                     bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{lr:.2e}")
                 if gs % t.log_every == 0 or gs == total_steps:
                     keys = sorted(running)
+                    dtype = torch.float32 if acc.device.type == "mps" else torch.float64
                     means = acc.reduce(torch.tensor([running[k] / max(n_running, 1) for k in keys],
-                                                    dtype=torch.float64, device=acc.device), "mean")
+                                                    dtype=dtype, device=acc.device), "mean")
                     means = {k: float(v) for k, v in zip(keys, means.tolist())}
                     means["lr"] = lr
                     if main:
