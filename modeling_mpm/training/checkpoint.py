@@ -159,7 +159,9 @@ def load_checkpoint(path: str, *, accelerator) -> Dict[str, Any]:
     """Restore a checkpoint written by :func:`write_checkpoint` into the prepared objects and the
     registered ones (every rank, with ``accelerator.load_state``). Returns the trainer state.
 
-    The RNG states are restored too; call this right before the training loop starts.
+    Every ``*.pkl`` / ``*.bin`` file is first read as plain data (``weights_only``): Accelerate
+    unpickles the registered objects without that restriction and only logs unreadable RNG
+    states. The RNG states are restored too; call this right before the training loop starts.
     """
     state = read_trainer_state(path)
     if int(state.get("world_size", 1)) != accelerator.num_processes:
