@@ -30,6 +30,7 @@ SUBCOMMANDS = {
     "convert": ("modeling_mpm.convert_official", "convert an official MPM checkpoint"),
     "eval": ("modeling_mpm.evaluation_cli", "evaluate a lifting model on a prepared data set"),
     "prepare": ("dataset_scripts.cli", "prepare Human3.6M / MPI-INF-3DHP / AMASS / BVH data sets"),
+    "train": ("modeling_mpm.training.cli", "pre-train or fine-tune (mpm train pretrain|finetune --config NAME)"),
 }
 
 

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None,
                    help="run config whose data section to use (default: the model's training_config.yaml)")
     p.add_argument("--data", choices=("demo", "prepared", "synthetic"), default=None, help="data source")
-    p.add_argument("--data_paths", nargs="+", default=None, help="prepared data set folders")
+    p.add_argument("--data_paths", nargs="+", default=None, help="prepared data set folders or Hub dataset repo ids")
     p.add_argument("--split", default=None, help="split to evaluate (default: the config's test split)")
     p.add_argument("--tds", type=int, default=None, help="temporal downsampling of the 2D window")
     p.add_argument("--eval_stride", type=int, default=None,
@@ -50,27 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
     return cli_style(p)
 
 
-def _resolve_model(model: str, parser) -> str:
-    """A local ``save_pretrained`` folder, or the snapshot folder of a Hub model id (downloaded, or
-    from the cache when offline)."""
-    if os.path.isfile(os.path.join(model, "config.json")):
-        return model
-    from .model_card import is_hub_id
-
-    if os.path.exists(model) or not is_hub_id(model):
-        parser.error(f"--model {model!r} is neither a save_pretrained folder (no config.json) nor a Hub model id")
-    from huggingface_hub import snapshot_download
-
-    try:
-        return snapshot_download(model)
-    except Exception as err:  # offline without a cache entry, unknown repo, no access
-        parser.error(f"--model {model!r}: could not get the Hub model ({type(err).__name__}: {err})")
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    args.model = _resolve_model(args.model, parser)
+    from .training.hub import resolve_model_dir
+
+    try:
+        args.model = resolve_model_dir(args.model, "--model")  # a folder, or a Hub model repo id (cached)
+    except ValueError as err:
+        parser.error(str(err))
     if args.occluded_joints < 0 or args.batch_size <= 0:
         parser.error("--occluded_joints must be >= 0 and --batch_size > 0")
 

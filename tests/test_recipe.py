@@ -70,10 +70,10 @@ import pathlib  # noqa: E402
 
 from modeling_mpm.training.config import RunConfig, load_config  # noqa: E402
 from modeling_mpm.training.data import ArrayWindowDataset, RepeatedWindows, repeat_windows, synthetic_sequences  # noqa: E402
-from modeling_mpm.training.sampler import ResumableBatchOrder  # noqa: E402
+from modeling_mpm.training.sampler import BatchPlan, build_train_loader  # noqa: E402
 from modeling_mpm.training.trainer import build_optimizer  # noqa: E402
 
-CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "modeling_mpm" / "configs"
 
 
 def test_repeated_windows_epoch_sees_every_window_k_times():
@@ -82,10 +82,14 @@ def test_repeated_windows_epoch_sees_every_window_k_times():
     assert isinstance(rep, RepeatedWindows) and len(rep) == 4 * len(ds)
     assert repeat_windows(ds, 1) is ds
     np.testing.assert_array_equal(rep[len(ds) + 5]["pose_2d"], ds[5]["pose_2d"])
-    order = ResumableBatchOrder(len(rep), batch_size=8, seed=3)
-    assert order.steps_per_epoch == (4 * len(ds)) // 8
-    seen = np.bincount(order.permutation(0).numpy() % len(ds), minlength=len(ds))
-    assert (seen == 4).all()  # every window exactly 4 times per epoch (before the last partial batch)
+    plan = BatchPlan(len(rep), batch_size=8)
+    assert plan.steps_per_epoch == (4 * len(ds)) // 8
+    drawn = np.array(list(build_train_loader(rep, plan, 3, lambda b: b).sampler))
+    assert len(drawn) == plan.steps_per_epoch * 8 and len(set(drawn.tolist())) == len(drawn)
+    seen = np.bincount(drawn % len(ds), minlength=len(ds))
+    if len(rep) % 8 == 0:
+        assert (seen == 4).all()  # every window exactly 4 times per epoch
+    assert seen.max() <= 4 and seen.sum() == len(drawn)
     with pytest.raises(ValueError, match="passes"):
         RepeatedWindows(ds, 0)
     with pytest.raises(ValueError, match="epoch_multiplier"):
@@ -125,7 +129,7 @@ def test_paper_configs_reproduce_the_authors_samples_and_decay(name, per_window)
     t = cfg.training
     assert t.epoch_multiplier == per_window and t.lr_schedule == "staircase" and t.lr_decay == 0.97
     authors_steps = -(-per_window * H36M_TRAIN_WINDOWS // t.batch_size)  # their DataLoader keeps the last batch
-    order = ResumableBatchOrder(t.epoch_multiplier * H36M_TRAIN_WINDOWS, t.batch_size)
+    order = BatchPlan(t.epoch_multiplier * H36M_TRAIN_WINDOWS, t.batch_size)
     assert authors_steps - 1 <= order.steps_per_epoch <= authors_steps
     from modeling_mpm.training.trainer import _lr_lambda
 

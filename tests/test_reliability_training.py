@@ -61,11 +61,11 @@ def test_checkpoint_files_are_loaded_without_running_code(run_dir, tmp_path):
     out = _copy(run_dir, tmp_path / "out")
     ck = out / "checkpoints" / "step_00000002"
     marker = tmp_path / "code_ran"
-    rng = torch.load(ck / "rng_state_0.pt", weights_only=True)  # the real file loads safely
-    assert torch.is_tensor(rng["numpy"][1])
-    rng["extra"] = _Payload(str(marker))
-    with open(ck / "rng_state_0.pt", "wb") as f:
-        pickle.dump(rng, f, protocol=2)
+    streams = ck / "custom_checkpoint_0.pkl"  # the loop's registered random streams
+    state = torch.load(streams, weights_only=True)  # the real file loads safely
+    assert state
+    with open(streams, "wb") as f:
+        pickle.dump({"state": state, "extra": _Payload(str(marker))}, f, protocol=2)
     os.remove(ck / COMPLETE_MARKER)
     _write_marker(str(ck))  # an attacker ships a consistent marker
     with pytest.raises(CheckpointError, match="refused to load"):
@@ -80,9 +80,9 @@ def test_truncated_latest_checkpoint_falls_back_to_previous(run_dir, tmp_path):
     root = str(out / "checkpoints")
     newest = os.path.join(root, "step_00000002")
     verify_checkpoint(newest)
-    with open(os.path.join(newest, "optimizer.pt"), "r+b") as f:
+    with open(os.path.join(newest, "optimizer.bin"), "r+b") as f:
         f.truncate(100)
-    with pytest.raises(CheckpointError, match="optimizer.pt has 100 bytes"):
+    with pytest.raises(CheckpointError, match="optimizer.bin has 100 bytes"):
         verify_checkpoint(newest)
     assert latest_checkpoint(root).endswith("step_00000001")
     r = train(_cfg(out, max_steps=3), resume=True, export=False)

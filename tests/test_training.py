@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from modeling_mpm.training.config import RunConfig, load_config, parse_override
-from modeling_mpm.training.sampler import ResumableBatchOrder
+from modeling_mpm.training.sampler import BatchPlan, build_train_loader, epoch_loader
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,8 +55,19 @@ def test_config_overrides_and_validation(tmp_path):
 def test_shipped_configs_parse():
     import glob
 
-    names = sorted(glob.glob(os.path.join(REPO, "configs", "*.yaml")))
-    assert len(names) >= 8
+    from modeling_mpm.training.config import CONFIG_DIR, resolve_config_path, shipped_configs
+
+    names = sorted(glob.glob(os.path.join(CONFIG_DIR, "*.yaml")))
+    assert len(names) >= 8 and os.path.dirname(CONFIG_DIR) == os.path.join(REPO, "modeling_mpm")
+    assert sorted(shipped_configs().values()) == names
+    # by name, with .yaml, or the old checkout path: the shipped file; an existing path wins
+    for spec in ("pretrain_h36m17", "pretrain_h36m17.yaml", os.path.join("configs", "pretrain_h36m17.yaml")):
+        assert resolve_config_path(spec) == os.path.join(CONFIG_DIR, "pretrain_h36m17.yaml")
+    assert load_config("tiny_pretrain").model["num_frames"] == 9
+    with pytest.raises(ValueError, match="shipped: complete3d_27"):
+        load_config("pretrain_h99")
+    with pytest.raises(ValueError, match="does not exist"):
+        resolve_config_path(os.path.join("elsewhere", "pretrain_h36m17.yaml"))
     for path in names:
         cfg = load_config(path)
         mc = cfg.build_model_config()
@@ -81,20 +92,51 @@ def test_missing_prepared_path_is_a_clear_error(tmp_path):
 
 
 # ----------------------------------------------------------------------------- batch order
+def _seedable_accelerator(seed, accumulation=1):
+    from accelerate import Accelerator, DataLoaderConfiguration
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    return Accelerator(cpu=True, gradient_accumulation_steps=accumulation,
+                       dataloader_config=DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True,
+                                                                 data_seed=seed))
+
+
 def test_batch_order_is_a_function_of_epoch_and_shards_ranks():
-    a = ResumableBatchOrder(100, 16, accumulation_steps=2, world_size=2, rank=0, seed=3)
-    b = ResumableBatchOrder(100, 16, accumulation_steps=2, world_size=2, rank=1, seed=3)
-    assert a.steps_per_epoch == 6 and a.micro_batch_size == 4
-    ea = list(a.iter_epoch(1))
-    assert ea == list(a.iter_epoch(1))                  # deterministic
-    assert list(a.iter_epoch(1, start_step=4)) == ea[4:]  # resuming mid-epoch
-    assert ea != list(a.iter_epoch(2))
-    seen = [i for (_, ms) in ea for m in ms for i in m] + [i for (_, ms) in b.iter_epoch(1) for m in ms for i in m]
-    assert len(seen) == len(set(seen)) == 96            # ranks get disjoint windows
+    from accelerate.data_loader import BatchSamplerShard, SeedableRandomSampler
+
+    plan = BatchPlan(100, 16, accumulation_steps=2, world_size=2)
+    assert (plan.steps_per_epoch, plan.global_micro_batch_size, plan.micro_batch_size) == (6, 8, 4)
     with pytest.raises(ValueError, match="divisible"):
-        ResumableBatchOrder(100, 10, accumulation_steps=4)
+        BatchPlan(100, 10, accumulation_steps=4)
     with pytest.raises(ValueError, match="fewer than one batch"):
-        ResumableBatchOrder(5, 8)
+        BatchPlan(5, 8)
+
+    plan1 = BatchPlan(100, 16, accumulation_steps=2)
+    acc = _seedable_accelerator(3, accumulation=2)
+    loader = acc.prepare(build_train_loader(list(range(100)), plan1, 3, collate_fn=list))
+    assert isinstance(loader.get_sampler(), SeedableRandomSampler)
+
+    def epoch(e, start=0):
+        return [b for b in epoch_loader(acc, loader, e, start, accumulation_steps=2)]
+
+    e1 = epoch(1)
+    assert len(e1) == 12 and all(len(b) == 8 for b in e1)    # 6 steps x 2 micro-batches of 8
+    assert e1 == epoch(1)                                     # a pure function of (seed, epoch)
+    assert epoch(1, start=4) == e1[8:]                        # resuming mid-epoch skips whole steps
+    assert e1 != epoch(2)
+    flat = [i for b in e1 for i in b]
+    assert len(set(flat)) == 96                               # no repeats, the incomplete batch dropped
+    # two processes: each micro-batch of 8 is dealt as two contiguous halves of 4
+    halves = [list(BatchSamplerShard(loader.batch_sampler, num_processes=2, process_index=r, split_batches=True))
+              for r in (0, 1)]
+    loader.get_sampler().set_epoch(1)
+    for r in (0, 1):
+        loader.get_sampler().set_epoch(1)
+        halves[r] = list(BatchSamplerShard(loader.batch_sampler, num_processes=2, process_index=r, split_batches=True))
+    assert [a + b for a, b in zip(*halves)] == e1
+    assert not set(i for b in halves[0] for i in b) & set(i for b in halves[1] for i in b)
 
 
 # ----------------------------------------------------------------------------- hub

@@ -76,17 +76,43 @@ def test_sigkill_and_resume_gives_identical_weights(tmp_path):
     assert os.path.isfile(tmp_path / "crash" / "model" / "README.md")
 
 
-def test_ddp_two_processes_on_cpu(tmp_path):
+def _torchrun(args, port, launcher="torchrun"):
+    """Two CPU processes running the installed entry point, started by torchrun or by
+    `accelerate launch` (the documented multi-process command)."""
     env = _env()
     env["ACCELERATE_USE_CPU"] = "1"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           os.path.join(REPO, "train", "pretrain.py")] + TINY + [
-        "--max_steps", "2", "--checkpoint_every", "2", "--output_dir", str(tmp_path / "ddp")]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+    if launcher == "torchrun":
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port)]
+    else:
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(port)]
+    cmd += ["-m", "modeling_mpm.training.cli", "pretrain"] + TINY + args
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+
+
+def test_ddp_two_processes_on_cpu_and_exact_resume(tmp_path):
+    res = _torchrun(["--max_steps", "4", "--checkpoint_every", "2", "--output_dir", str(tmp_path / "ddp")], 29517)
     assert res.returncode == 0, res.stderr[-4000:]
+    assert "2 processes x 1 accumulation x 4" in res.stdout and "MULTI_CPU" in res.stdout
     ck = tmp_path / "ddp" / "checkpoints" / "step_00000002"
-    assert (ck / "rng_state_0.pt").is_file() and (ck / "rng_state_1.pt").is_file()
+    # Accelerate's save_state: one RNG file per process, the loop's streams of both ranks in one file
+    assert (ck / "random_states_0.pkl").is_file() and (ck / "random_states_1.pkl").is_file()
+    streams = torch.load(ck / "custom_checkpoint_0.pkl", weights_only=True)
+    assert streams["world_size"] == 2 and len(streams["ranks"]) == 2
+    assert not torch.equal(streams["ranks"][0]["generator"], streams["ranks"][1]["generator"])
     state = json.load(open(ck / "trainer_state.json"))
     assert state["world_size"] == 2 and state["global_step"] == 2
-    assert "2 processes x 1 accumulation x 4" in res.stdout
     assert (tmp_path / "ddp" / "model" / "config.json").is_file()
+
+    # two processes resumed from the step-2 checkpoint end with the uninterrupted run's weights
+    res = _torchrun(["--max_steps", "4", "--checkpoint_every", "2", "--output_dir", str(tmp_path / "again"),
+                     "--resume", str(ck)], 29518, launcher="accelerate")
+    assert res.returncode == 0, res.stderr[-4000:]
+    a, _ = _final_weights(tmp_path / "ddp")
+    b, ckpts = _final_weights(tmp_path / "again")
+    assert ckpts == ["step_00000004"] and a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    first = load_file(ck / "model.safetensors")
+    assert any(not torch.equal(first[k], a[k]) for k in a if a[k].is_floating_point())

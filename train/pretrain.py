@@ -1,8 +1,9 @@
 """Pre-train MPM (masked 2D + masked 3D pose modeling).
 
-    accelerate launch train/pretrain.py --config configs/pretrain_h36m17.yaml [--set key=value ...]
+    accelerate launch train/pretrain.py --config pretrain_h36m17 [--set key=value ...]
 
-See ``python train/pretrain.py --help`` and docs/training.md.
+A thin wrapper for a source checkout: the installed equivalents are ``mpm train pretrain ...`` and
+``accelerate launch -m modeling_mpm.training.cli pretrain ...``. See ``--help`` and docs/training.md.
 """
 
 import os

@@ -183,7 +183,7 @@ def save_dataset(dataset, output: Union[str, os.PathLike], format: str = "arrow"
     clean_interrupted_writes(output)
     if output.exists() and not overwrite:
         raise FileExistsError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
-    if output.exists() and not is_prepared_dataset_dir(output):
+    if output.exists() and not is_prepared_dataset_dir(output) and (not output.is_dir() or any(output.iterdir())):
         raise ValueError(f"refusing to replace {output}: it is not a prepared data set (--overwrite only "
                          "replaces a folder written by 'mpm prepare'); choose a new --output folder")
     cwd = Path.cwd().absolute()

@@ -1,8 +1,9 @@
 """Training for MPM: pre-training (masked 2D + 3D pose modeling) and fine-tuning (lifting, 3D
 completion, occluded 2D -> 3D) on Accelerate, with atomic checkpoints and exact resumption.
 
-Entry points: :func:`train` (library), ``train/pretrain.py`` / ``train/finetune.py`` (scripts,
-:mod:`.cli`), configs in ``configs/``; see ``docs/training.md``.
+Entry points: :func:`train` (library), ``mpm train pretrain|finetune`` / ``python -m
+modeling_mpm.training.cli`` (:mod:`.cli`; ``train/*.py`` are thin scripts), configs shipped in
+``modeling_mpm/configs/`` (``--config NAME``); see ``docs/training.md``.
 """
 
 from .config import RunConfig, load_config

@@ -1,11 +1,16 @@
-"""Atomic, resumable training checkpoints.
+"""Atomic, resumable training checkpoints written with ``accelerator.save_state``.
 
-A checkpoint is a folder ``<output_dir>/checkpoints/step_<NNNNNNNN>/`` holding
+A checkpoint is a folder ``<output_dir>/checkpoints/step_<NNNNNNNN>/`` holding what
+:meth:`accelerate.Accelerator.save_state` writes for the engine in use, plus the trainer's state:
 
-* ``model.safetensors``: the (unwrapped) model's ``state_dict`` (exact float32 copy);
-* ``optimizer.pt``, ``scheduler.pt`` (and ``scaler.pt`` with fp16): their ``state_dict``;
-* ``rng_state_<rank>.pt``: per-process RNG states (Python ``random``, NumPy, torch CPU/CUDA and
-  the trainer's own ``torch.Generator`` for masks and flips);
+* the model: ``model.safetensors`` (single process, DDP; FSDP and DeepSpeed write their own
+  sharded files), ``optimizer.bin``, ``scheduler.bin`` (and ``scaler.pt`` with fp16);
+* ``random_states_<rank>.pkl``: per-process global RNG states (Python ``random``, NumPy, torch
+  CPU/CUDA) and Accelerate's accumulation step counter;
+* ``custom_checkpoint_<i>.pkl``: the objects registered with
+  ``accelerator.register_for_checkpointing`` - the trainer's per-process random streams (its
+  ``torch.Generator`` for masks and flips, the training windows' camera stream), gathered from
+  every rank into one file;
 * ``trainer_state.json``: ``global_step``, ``epoch``, ``step_in_epoch`` (the next step to run),
   the best validation value so far, the world size and the run config;
 * ``checkpoint_complete.json``: written last, the size and SHA-256 of every other file.
@@ -17,9 +22,9 @@ Before a checkpoint is used its files are checked against ``checkpoint_complete.
 (:func:`latest_checkpoint`), so a checkpoint truncated later (a full disk, a partial copy) is
 skipped with a warning instead of crashing the resumed run.
 
-Loading runs no code from the files: the ``.pt`` files are read with
-``torch.load(weights_only=True)`` and hold only tensors, numbers, strings and containers (the
-NumPy RNG state is stored as a tensor, see :func:`capture_rng_state`).
+Loading runs no code from the files: every ``.pkl`` / ``.bin`` / ``.pt`` file is first read as
+plain data (``weights_only=True``: tensors, numbers, strings and containers) and a file holding
+anything else is refused with :class:`CheckpointError` before ``accelerator.load_state`` sees it.
 """
 
 from __future__ import annotations
@@ -253,15 +258,10 @@ def recover_interrupted_writes(output_dir: str) -> List[str]:
     return done
 
 
-def write_checkpoint(root: str, step: int, *, accelerator, model, optimizer, scheduler,
-                     trainer_state: Dict[str, Any], generators: Dict[str, torch.Generator],
-                     rank_extra: Optional[Dict[str, Any]] = None) -> str:
-    """Write checkpoint ``step`` collectively (call on every rank). Returns its folder.
-
-    ``rank_extra``: per-process picklable state stored with the RNG states (e.g. the data set's
-    random stream), returned by :func:`load_checkpoint` as ``state["rank_extra"]``."""
-    from safetensors.torch import save_model
-
+def write_checkpoint(root: str, step: int, *, accelerator, trainer_state: Dict[str, Any]) -> str:
+    """Write checkpoint ``step`` collectively (call on every rank) with ``accelerator.save_state``
+    (the prepared model, optimizer, scheduler, scaler, RNG states and the objects registered for
+    checkpointing) plus ``trainer_state.json``. Returns its folder."""
     final = os.path.join(root, f"step_{step:08d}")
     tmp = os.path.join(root, f".tmp-step_{step:08d}")
     if accelerator.is_main_process:
@@ -270,15 +270,7 @@ def write_checkpoint(root: str, step: int, *, accelerator, model, optimizer, sch
             shutil.rmtree(tmp)
         os.makedirs(tmp)
     accelerator.wait_for_everyone()
-    rng = capture_rng_state(generators)
-    rng["extra"] = rank_extra
-    torch.save(rng, os.path.join(tmp, f"rng_state_{accelerator.process_index}.pt"))
-    if accelerator.is_main_process:
-        save_model(accelerator.unwrap_model(model), os.path.join(tmp, "model.safetensors"))
-        torch.save(optimizer.state_dict(), os.path.join(tmp, "optimizer.pt"))
-        torch.save(scheduler.state_dict(), os.path.join(tmp, "scheduler.pt"))
-        if getattr(accelerator, "scaler", None) is not None:
-            torch.save(accelerator.scaler.state_dict(), os.path.join(tmp, "scaler.pt"))
+    accelerator.save_state(tmp)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         with open(os.path.join(tmp, "trainer_state.json"), "w", encoding="utf-8") as f:
@@ -292,30 +284,36 @@ def write_checkpoint(root: str, step: int, *, accelerator, model, optimizer, sch
     return final
 
 
-def load_checkpoint(path: str, *, accelerator, model, optimizer, scheduler,
-                    generators: Dict[str, torch.Generator]) -> Dict[str, Any]:
-    """Restore a checkpoint written by :func:`write_checkpoint` into the live objects (every rank).
+def load_checkpoint(path: str, *, accelerator) -> Dict[str, Any]:
+    """Restore a checkpoint written by :func:`write_checkpoint` into the prepared objects and the
+    registered ones (every rank, with ``accelerator.load_state``). Returns the trainer state.
 
-    The RNG states are restored last; call this right before the training loop starts.
+    Every ``*.pkl`` / ``*.bin`` file is first read as plain data (``weights_only``): Accelerate
+    unpickles the registered objects without that restriction and only logs unreadable RNG
+    states. The RNG states are restored too; call this right before the training loop starts.
     """
-    from safetensors.torch import load_model
-
     verify_checkpoint(path)
     state = read_trainer_state(path)
     if int(state.get("world_size", 1)) != accelerator.num_processes:
         raise ValueError(
             f"checkpoint {path} was written by {state.get('world_size')} process(es) but this run has "
             f"{accelerator.num_processes}; resume with the same number of processes")
-    load_model(accelerator.unwrap_model(model), os.path.join(path, "model.safetensors"))
-    optimizer.load_state_dict(_load_pt(os.path.join(path, "optimizer.pt")))
-    scheduler.load_state_dict(_load_pt(os.path.join(path, "scheduler.pt")))
-    scaler_path = os.path.join(path, "scaler.pt")
-    if os.path.exists(scaler_path) and getattr(accelerator, "scaler", None) is not None:
-        accelerator.scaler.load_state_dict(_load_pt(scaler_path))
-    rng_path = os.path.join(path, f"rng_state_{accelerator.process_index}.pt")
-    rng = _load_pt(rng_path)
-    restore_rng_state(rng, generators)
-    state["rank_extra"] = rng.get("extra")
+    rng_file = os.path.join(path, f"random_states_{accelerator.process_index}.pkl")
+    if not os.path.isfile(rng_file):  # Accelerate would only log "Could not load random states"
+        raise CheckpointError(f"checkpoint {path} has no {os.path.basename(rng_file)}: not a checkpoint of this "
+                         "version of the package (or written by fewer processes)")
+    from accelerate.utils import load as safe_load
+
+    for name in sorted(os.listdir(path)):
+        if name.endswith((".pkl", ".bin")) and os.path.isfile(os.path.join(path, name)):
+            # Accelerate unpickles custom_checkpoint_* without restriction and skips unreadable RNG
+            # states with a log line: read every pickle as plain data first (weights_only)
+            try:
+                safe_load(os.path.join(path, name), map_location="cpu")
+            except Exception as err:
+                raise CheckpointError(f"checkpoint {path}: refused to load {name}: it is unreadable or holds more "
+                                 f"than tensors, numbers and containers ({type(err).__name__})") from None
+    accelerator.load_state(path)
     return state
 
 

@@ -1,15 +1,18 @@
-"""Command lines of ``train/pretrain.py`` and ``train/finetune.py`` (thin wrappers over :func:`train`).
+"""Command lines of ``mpm train pretrain|finetune``, ``python -m modeling_mpm.training.cli`` and the
+scripts ``train/pretrain.py`` / ``train/finetune.py`` (thin wrappers over :func:`train`).
 
 Examples::
 
-    accelerate launch train/pretrain.py --config configs/pretrain_h36m17.yaml
-    python train/finetune.py --task lift --config configs/finetune_lift_h36m17.yaml \\
-        --init_from runs/pretrain_h36m17/model --lr 7e-4
-    python train/pretrain.py --config configs/demo_pretrain.yaml --set training.max_steps=200 --resume
-    ACCELERATE_USE_CPU=1 torchrun --nproc_per_node 2 train/pretrain.py --config configs/tiny_pretrain.yaml
+    mpm train pretrain --config demo_pretrain --set training.max_steps=200 --resume
+    mpm train finetune --task lift --config finetune_lift_h36m17 --init_from org/mpm-pretrain --lr 7e-4
+    accelerate launch -m modeling_mpm.training.cli pretrain --config pretrain_h36m17
+    ACCELERATE_USE_CPU=1 torchrun --nproc_per_node 2 -m modeling_mpm.training.cli pretrain --config tiny_pretrain
+    mpm train configs                       # the shipped configs
+    accelerate launch train/pretrain.py --config configs/pretrain_h36m17.yaml   # from a checkout
 
-Any config key can be overridden with ``--set section.key=value`` (repeatable, YAML values);
-the shortcut flags below are the same as ``--set training.<flag>=...``.
+``--config`` takes a shipped config's name or a YAML path. Any config key can be overridden with
+``--set section.key=value`` (repeatable, YAML values); the shortcut flags below are the same as
+``--set training.<flag>=...``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import List, Optional
 
 from .config import TASKS, load_config
 
-__all__ = ["build_parser", "pretrain_main", "finetune_main", "run"]
+__all__ = ["build_parser", "pretrain_main", "finetune_main", "train_main", "main", "run"]
 
 _SHORTCUTS = {
     # flag: (config key, type, help)
@@ -36,7 +39,8 @@ _SHORTCUTS = {
                                     "micro-batches per optimizer step"),
     "checkpoint_every": ("training.checkpoint_every", int, "checkpoint every N optimizer steps"),
     "eval_every": ("training.eval_every", int, "validate every N optimizer steps (default: every epoch)"),
-    "init_from": ("training.init_from", str, "save_pretrained folder to start from (pre-trained encoder)"),
+    "init_from": ("training.init_from", str,
+                  "save_pretrained folder or Hub model repo id (org/name) to start from (pre-trained encoder)"),
     "data": ("data.source", str, "demo | prepared | synthetic"),
 }
 
@@ -46,20 +50,23 @@ def build_parser(prog: str, finetune: bool) -> argparse.ArgumentParser:
         prog=prog,
         description=("Fine-tune an MPM model (lift, complete3d, occluded2d)." if finetune else
                      "Pre-train MPM with masked 2D + masked 3D pose modeling.")
-        + " Configs: configs/*.yaml; docs/training.md explains every key.",
+        + " Configs: a shipped name (`mpm train configs` lists them) or a YAML path; docs/training.md "
+          "explains every key.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--config", help="YAML run config (default: built-in defaults)")
+    p.add_argument("--config", help="shipped config name (e.g. pretrain_h36m17) or YAML path (default: built-in "
+                                    "defaults)")
     if finetune:
         p.add_argument("--task", choices=[t for t in TASKS if t != "pretrain"],
                        help="downstream task (default: the config's training.task)")
         p.add_argument("--pretrained", dest="init_from_alias",
-                       help="alias of --init_from: a pre-trained save_pretrained folder")
+                       help="alias of --init_from: a pre-trained save_pretrained folder or Hub model repo id")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override any config key (repeatable), e.g. --set training.lr=3e-4")
     for flag, (_, typ, help_) in _SHORTCUTS.items():
         p.add_argument(f"--{flag}", type=typ, default=None, help=f"{help_} (= --set {_SHORTCUTS[flag][0]}=...)")
     p.add_argument("--data_paths", nargs="+", default=None,
-                   help="prepared data set folders (= --set data.paths=[...] and data.source=prepared)")
+                   help="prepared data sets: folders or Hub dataset repo ids (= --set data.paths=[...] and "
+                        "data.source=prepared)")
     p.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
                    help="continue from the newest complete checkpoint in output_dir (or the given folder)")
     p.add_argument("--overwrite_output_dir", action="store_true",
@@ -131,3 +138,49 @@ def pretrain_main(argv: Optional[List[str]] = None) -> int:
 
 def finetune_main(argv: Optional[List[str]] = None) -> int:
     return run(sys.argv[1:] if argv is None else argv, finetune=True, prog="finetune.py")
+
+
+def _list_configs() -> int:
+    from .config import shipped_configs
+
+    for name, path in shipped_configs().items():
+        with open(path, "r", encoding="utf-8") as f:
+            first = next((line.lstrip("# ").rstrip() for line in f if line.startswith("#")), "")
+        print(f"{name:<24} {first}")
+    return 0
+
+
+_TRAIN_USAGE = """usage: mpm train {pretrain,finetune,configs} [options]
+
+  pretrain   masked 2D + 3D pose modeling (see `mpm train pretrain --help`)
+  finetune   lift | complete3d | occluded2d (see `mpm train finetune --help`)
+  configs    list the configs shipped with the package (--config NAME)
+
+Multi-process / multi-node: accelerate launch -m modeling_mpm.training.cli pretrain --config NAME
+(the engine - DDP, FSDP, DeepSpeed - comes from `accelerate config`)."""
+
+
+def train_main(argv: Optional[List[str]] = None, prog: str = "mpm train") -> int:
+    """``mpm train pretrain|finetune|configs ...``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_TRAIN_USAGE)
+        return 0
+    stage, rest = argv[0], argv[1:]
+    if stage == "pretrain":
+        return run(rest, finetune=False, prog=f"{prog} pretrain")
+    if stage == "finetune":
+        return run(rest, finetune=True, prog=f"{prog} finetune")
+    if stage == "configs":
+        return _list_configs()
+    print(f"{prog}: unknown stage {stage!r}\n\n{_TRAIN_USAGE}", file=sys.stderr)
+    return 2
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``python -m modeling_mpm.training.cli pretrain|finetune ...`` (and ``accelerate launch -m``)."""
+    return train_main(argv, prog="python -m modeling_mpm.training.cli")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

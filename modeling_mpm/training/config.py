@@ -11,6 +11,9 @@ Layout (every key optional; defaults below)::
     eval:       # validation / test-time options
     hub:        # push_to_hub
 
+``--config`` takes a file path or the name of a config shipped inside the package
+(:data:`CONFIG_DIR`, e.g. ``pretrain_h36m17``; see :func:`shipped_configs`).
+
 Overrides: ``--set training.lr=3e-4`` (repeatable; the value is parsed as YAML, so
 ``--set data.paths=[a,b]`` gives a list) or the shortcut flags of the training scripts
 (``--lr 3e-4`` = ``--set training.lr=3e-4``). Unknown sections or keys and values of the wrong type
@@ -26,7 +29,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import yaml
 
-__all__ = ["RunConfig", "load_config", "SCHEMA", "TASKS", "parse_override"]
+__all__ = ["RunConfig", "load_config", "SCHEMA", "TASKS", "parse_override", "CONFIG_DIR", "shipped_configs",
+           "resolve_config_path"]
 
 TASKS = ("pretrain", "lift", "complete3d", "occluded2d", "refine")
 
@@ -81,6 +85,9 @@ SCHEMA: Dict[str, Dict[str, Tuple[Any, Any, Optional[Tuple[Any, ...]]]]] = {
         "best_metric": ((str, type(None)), None, None),  # None: the task's default
         "select_best": (bool, True, None),              # export the best validation weights
         "tensorboard": (bool, True, None),
+        "log_with": (list, [], None),                   # Accelerate trackers: wandb, mlflow, trackio, ... or all
+        "tracker_project": (str, "mpm", None),          # project / run name given to the trackers
+        "gradient_checkpointing": (bool, False, None),  # recompute activations (less memory, ~30% slower)
         "progress_bar": ((bool, type(None)), None, None),  # None: only on a terminal
     },
     "eval": {
@@ -145,6 +152,8 @@ def _check_value(section: str, key: str, value: Any) -> Any:
     if key == "paths":
         if not all(isinstance(p, str) for p in value):
             raise TypeError(f"config key data.paths must be a list of strings, got {value!r}")
+    if key == "log_with" and not all(isinstance(p, str) for p in value):
+        raise TypeError(f"config key training.log_with must be a list of tracker names, got {value!r}")
     return value
 
 
@@ -264,12 +273,39 @@ def parse_override(item: str) -> Tuple[str, Any]:
     return key, value
 
 
+#: the run configs shipped with the package (package data)
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+
+
+def shipped_configs() -> Dict[str, str]:
+    """``{name: path}`` of the configs in :data:`CONFIG_DIR` (name = file name without ``.yaml``)."""
+    if not os.path.isdir(CONFIG_DIR):
+        return {}
+    return {f[:-5]: os.path.join(CONFIG_DIR, f) for f in sorted(os.listdir(CONFIG_DIR)) if f.endswith(".yaml")}
+
+
+def resolve_config_path(spec: str) -> str:
+    """A config file for ``spec``: an existing file, else a shipped config by name
+    (``pretrain_h36m17``, ``pretrain_h36m17.yaml`` or the old checkout path
+    ``configs/pretrain_h36m17.yaml``). Raises ``ValueError`` listing the shipped names."""
+    if os.path.isfile(spec):
+        return spec
+    name = os.path.basename(spec)
+    name = name[:-5] if name.endswith(".yaml") else name[:-4] if name.endswith(".yml") else name
+    shipped = shipped_configs()
+    parent = os.path.basename(os.path.dirname(os.path.normpath(spec)))
+    if name in shipped and (os.sep not in spec and "/" not in spec or parent == "configs"):
+        return shipped[name]
+    raise ValueError(f"config file {spec!r} does not exist and is not a shipped config; shipped: "
+                     f"{', '.join(shipped) or 'none'}")
+
+
 def load_config(path: Optional[str] = None, overrides: Iterable[str] = ()) -> RunConfig:
-    """Read a YAML run config (or the defaults when ``path`` is None) and apply overrides."""
+    """Read a YAML run config (a path or a shipped config name; the defaults when ``path`` is
+    None) and apply overrides."""
     raw: Dict[str, Any] = {}
     if path is not None:
-        if not os.path.isfile(path):
-            raise ValueError(f"config file {path!r} does not exist")
+        path = resolve_config_path(path)
         with open(path, "r", encoding="utf-8") as f:
             raw = yaml.safe_load(f) or {}
         if not isinstance(raw, dict):

@@ -3,7 +3,8 @@
 * ``demo``: the embedded demo data (:func:`modeling_mpm.data.load_demo_dataset`, splits
   ``train`` / ``validation``; there is no separate test split, so the test evaluation uses
   ``validation``).
-* ``prepared``: one or more folders written by ``mpm prepare`` (``data.paths``); the splits named
+* ``prepared``: one or more folders written by ``mpm prepare`` or Hub dataset repo ids
+  (``data.paths``; see :func:`modeling_mpm.training.hub.load_hub_dataset`); the splits named
   ``data.train_split`` / ``val_split`` / ``test_split`` of every folder are concatenated.
 
 Training windows see world-frame motion through random virtual cameras; validation and test
@@ -109,9 +110,12 @@ def _split_sequences(cfg, split: Optional[str], skel: Skeleton) -> Optional[List
     else:
         sources = []
         for path in d.paths:
-            if not os.path.exists(path):
-                raise ValueError(f"data.paths: {path!r} does not exist (prepare it with `mpm prepare`)")
-            ds = load_dataset_dir(path)
+            from .hub import is_repo_id, load_hub_dataset
+
+            if not os.path.exists(path) and not is_repo_id(path):
+                raise ValueError(f"data.paths: {path!r} does not exist (prepare it with `mpm prepare`) and is "
+                                 "not a Hub dataset repo id like 'org/name'")
+            ds = load_dataset_dir(path) if os.path.exists(path) else load_hub_dataset(path)
             if hasattr(ds, "keys"):
                 if split not in ds:
                     if split == d.train_split:

@@ -1,36 +1,37 @@
-"""A resumable, distributed-aware batch order.
+"""The training batch plan and its Accelerate data loader.
 
-The order of an epoch is a pure function of ``(seed, epoch)``: a permutation drawn from a
-``torch.Generator`` seeded with both. One optimizer step consumes ``batch_size`` consecutive
-indices of that permutation (the global batch); they are cut into ``accumulation_steps``
-micro-batches, and every micro-batch is dealt to the ranks round-robin. Resuming at
-``(epoch, step)`` therefore needs no sampler state beyond those two integers, and a resumed run
-sees exactly the windows an uninterrupted run would have seen.
+One optimizer step consumes ``batch_size`` windows (the global batch, all processes and
+micro-batches together), cut into ``accumulation_steps`` micro-batches of
+``batch_size / accumulation_steps`` windows; Accelerate's ``split_batches`` deals every
+micro-batch to the processes in equal contiguous slices. An epoch is the first
+``steps_per_epoch * batch_size`` indices of a permutation drawn by Accelerate's
+``SeedableRandomSampler`` from ``seed + epoch`` (``use_seedable_sampler``), so the order is a pure
+function of ``(seed, epoch)``, the same for every number of processes, and resuming at
+``(epoch, step)`` is ``set_epoch(epoch)`` plus ``skip_first_batches(step * accumulation_steps)``
+(:func:`epoch_loader`): no sampler state beyond those two integers.
 """
 
 from __future__ import annotations
 
-from typing import Iterator, List, Tuple
+from typing import Callable, Optional
 
 import torch
+from torch.utils.data import DataLoader, RandomSampler
 
-__all__ = ["ResumableBatchOrder"]
+__all__ = ["BatchPlan", "build_train_loader", "epoch_loader"]
 
 
-class ResumableBatchOrder:
-    """Deterministic batches for ``num_samples`` windows.
+class BatchPlan:
+    """Sizes of the training batches for ``num_samples`` windows.
 
     Args:
         num_samples: dataset length.
-        batch_size: global windows per optimizer step (all ranks and micro-batches together).
+        batch_size: global windows per optimizer step (all processes and micro-batches together).
         accumulation_steps: micro-batches per optimizer step.
-        world_size / rank: the process group.
-        seed: base seed of the per-epoch permutations.
-        shuffle: ``False`` keeps the dataset order (every epoch the same).
+        world_size: number of processes.
     """
 
-    def __init__(self, num_samples: int, batch_size: int, accumulation_steps: int = 1,
-                 world_size: int = 1, rank: int = 0, seed: int = 0, shuffle: bool = True):
+    def __init__(self, num_samples: int, batch_size: int, accumulation_steps: int = 1, world_size: int = 1):
         if batch_size % (accumulation_steps * world_size) != 0:
             raise ValueError(
                 f"training.batch_size={batch_size} must be divisible by gradient_accumulation_steps "
@@ -43,9 +44,6 @@ class ResumableBatchOrder:
         self.batch_size = int(batch_size)
         self.accumulation_steps = int(accumulation_steps)
         self.world_size = int(world_size)
-        self.rank = int(rank)
-        self.seed = int(seed)
-        self.shuffle = shuffle
 
     @property
     def steps_per_epoch(self) -> int:
@@ -53,29 +51,42 @@ class ResumableBatchOrder:
         return self.num_samples // self.batch_size
 
     @property
+    def global_micro_batch_size(self) -> int:
+        """Windows per micro-batch, all processes together (the loader's batch size)."""
+        return self.batch_size // self.accumulation_steps
+
+    @property
     def micro_batch_size(self) -> int:
-        """Windows per rank and micro-batch."""
+        """Windows per process and micro-batch."""
         return self.batch_size // (self.accumulation_steps * self.world_size)
 
-    def permutation(self, epoch: int) -> torch.Tensor:
-        if not self.shuffle:
-            return torch.arange(self.num_samples)
-        g = torch.Generator()
-        g.manual_seed(self.seed * 1_000_003 + int(epoch) * 7_919 + 17)
-        return torch.randperm(self.num_samples, generator=g)
 
-    def step_indices(self, perm: torch.Tensor, step: int) -> List[List[int]]:
-        """This rank's micro-batches (lists of dataset indices) for optimizer step ``step``."""
-        glob = perm[step * self.batch_size:(step + 1) * self.batch_size]
-        per_micro = self.batch_size // self.accumulation_steps
-        out = []
-        for m in range(self.accumulation_steps):
-            micro = glob[m * per_micro:(m + 1) * per_micro]
-            out.append(micro[self.rank::self.world_size].tolist())
-        return out
+def build_train_loader(dataset, plan: BatchPlan, seed: int, collate_fn: Callable, num_workers: int = 0) -> DataLoader:
+    """The (not yet prepared) training loader: a ``RandomSampler`` over exactly one epoch of
+    whole global batches that ``accelerator.prepare`` turns into a ``SeedableRandomSampler``
+    (the accelerator needs ``DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True,
+    data_seed=seed)``). Its own ``torch.Generator`` keeps the global torch stream untouched."""
+    generator = torch.Generator().manual_seed(int(seed))
+    sampler = RandomSampler(dataset, num_samples=plan.steps_per_epoch * plan.batch_size, generator=generator)
+    return DataLoader(dataset, batch_size=plan.global_micro_batch_size, sampler=sampler, drop_last=True,
+                      collate_fn=collate_fn, num_workers=num_workers, generator=generator)
 
-    def iter_epoch(self, epoch: int, start_step: int = 0) -> Iterator[Tuple[int, List[List[int]]]]:
-        """Yield ``(step_in_epoch, micro_batches)`` from ``start_step`` to the end of the epoch."""
-        perm = self.permutation(epoch)
-        for step in range(start_step, self.steps_per_epoch):
-            yield step, self.step_indices(perm, step)
+
+def epoch_loader(accelerator, loader, epoch: int, start_step: int = 0, accumulation_steps: int = 1):
+    """The prepared ``loader`` positioned at optimizer step ``start_step`` of ``epoch``."""
+    loader.set_epoch(epoch)
+    if start_step <= 0:
+        return loader
+    skipped = accelerator.skip_first_batches(loader, start_step * accumulation_steps)
+    skipped.set_epoch(epoch)
+    _seedable_sampler(loader).set_epoch(epoch)
+    return skipped
+
+
+def _seedable_sampler(loader) -> Optional[object]:
+    from accelerate.data_loader import SeedableRandomSampler
+
+    s = loader.get_sampler() if hasattr(loader, "get_sampler") else None
+    if not isinstance(s, SeedableRandomSampler):
+        raise TypeError("the training loader was not prepared with use_seedable_sampler=True")
+    return s

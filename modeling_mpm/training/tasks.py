@@ -49,7 +49,7 @@ def flip_batch(batch: Dict, skeleton, generator: torch.Generator, prob: float = 
     (B, F, 3) its ``x``."""
     perm = torch.as_tensor(get_skeleton(skeleton).flip_permutation)
     ref = batch.get("pose_2d", batch.get("pose_3d"))
-    flip = torch.rand(ref.shape[0], generator=generator) < prob
+    flip = (torch.rand(ref.shape[0], generator=generator) < prob).to(ref.device)
     out = dict(batch)
     for key in ("pose_2d", "pose_3d"):
         if key in batch:

@@ -1,17 +1,20 @@
 """The training loop for pre-training and the three fine-tuning tasks, on Accelerate.
 
-A plain loop around :class:`accelerate.Accelerator` (device placement, DDP, mixed precision);
-gradient accumulation, the batch order, checkpoints and resumption are explicit here so that a
-run killed at any moment and resumed with ``resume=True`` finishes with bit-identical weights
-(see :mod:`.checkpoint` and :mod:`.sampler`). Use :func:`train`; the scripts in ``train/`` are
-thin wrappers.
+A plain loop on :class:`accelerate.Accelerator`: the engine chosen in ``accelerate config`` (one
+process, DDP, FSDP, DeepSpeed), mixed precision, the prepared data loader with Accelerate's
+seedable sampler (:mod:`.sampler`), ``accumulate()``, trackers (``training.log_with``) and
+``save_state`` / ``load_state`` checkpoints with the loop's own random streams registered
+(:mod:`.checkpoint`), so that a run killed at any moment and resumed with ``resume=True``
+finishes with bit-identical weights. Use :func:`train`; ``mpm train`` and the scripts in
+``train/`` are thin wrappers (:mod:`.cli`).
 
 Output folder layout (``training.output_dir``)::
 
     config.yaml           the resolved run config
     train.log             readable log (main process)
     metrics.csv           step, epoch, split, name, value
-    tensorboard/          TensorBoard events (training.tensorboard)
+    tensorboard/<project>/ TensorBoard events (training.tensorboard / log_with; other trackers
+                          log where they are configured)
     checkpoints/step_N/   resumable checkpoints (the newest training.keep_checkpoints)
     best_model/           save_pretrained folder of the best validation model
     model/                the exported model: save_pretrained + README.md card + eval_results.json
@@ -42,7 +45,8 @@ from .output_dir import claim_output_dir
 from .config import RunConfig
 from .data import build_splits, collate_windows, repeat_windows
 from .data_sources import dataset_rng_state, restore_dataset_rng_state
-from .sampler import ResumableBatchOrder
+from .sampler import BatchPlan, build_train_loader, epoch_loader
+from .hub import resolve_model_dir
 from .tasks import compute_loss, default_best_metric, flip_batch, model_class
 
 __all__ = ["train", "TrainResult", "build_model", "build_optimizer", "validate", "check_hub_ready", "KILL_ENV"]
@@ -119,8 +123,7 @@ def build_model(cfg: RunConfig):
         if cfg.training.task == "refine":
             mc.use_refine = True
         return cls(mc)
-    if not os.path.isdir(src) or not os.path.isfile(os.path.join(src, "config.json")):
-        raise ValueError(f"training.init_from={src!r} is not a save_pretrained folder (no config.json)")
+    src = resolve_model_dir(src, "training.init_from")  # a folder, or a Hub model repo id via the Hub cache
     model_cfg = MPMConfig.from_pretrained(src)
     section = {k: v for k, v in cfg.model.items() if k != "preset"}
     preset = cfg.model.get("preset")
@@ -153,6 +156,22 @@ def build_model(cfg: RunConfig):
                 len(info.get("missing_keys", ())), _prefixes(info.get("missing_keys", ())),
                 len(info.get("unexpected_keys", ())))
     return model
+
+
+def _enable_gradient_checkpointing(model) -> None:
+    """``training.gradient_checkpointing``: recompute the layers' activations in the backward pass
+    (``activation_checkpointing_enable``, called ``gradient_checkpointing_enable`` before
+    transformers 5.x deprecated that name)."""
+    enable = getattr(model, "activation_checkpointing_enable", None) or getattr(
+        model, "gradient_checkpointing_enable", None)
+    if enable is None or not getattr(model, "supports_gradient_checkpointing", False):
+        raise ValueError(f"training.gradient_checkpointing: {type(model).__name__} does not support gradient "
+                         "checkpointing (no working gradient_checkpointing_enable()); set it to false")
+    try:
+        enable()
+    except (ValueError, NotImplementedError, AttributeError, TypeError) as err:
+        raise ValueError(f"training.gradient_checkpointing: {type(model).__name__}.{enable.__name__}() "
+                         f"failed ({err}); set it to false") from None
 
 
 def _prefixes(keys) -> str:
@@ -213,37 +232,183 @@ def test_evaluation(model, dataset, cfg: RunConfig, progress: bool = False) -> D
 
 
 class _MetricsWriter:
-    """CSV (always) and TensorBoard (optional) scalars, main process only."""
+    """CSV (always) and the Accelerate trackers (``log_with``), main process only."""
 
-    def __init__(self, output_dir: str, tensorboard: bool):
+    def __init__(self, output_dir: str, accelerator=None):
         self.path = os.path.join(output_dir, "metrics.csv")
         new = not os.path.exists(self.path)
         self._f = open(self.path, "a", newline="", encoding="utf-8")
         self._w = csv.writer(self._f)
         if new:
             self._w.writerow(["step", "epoch", "split", "name", "value", "time"])
-        self.tb = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(os.path.join(output_dir, "tensorboard"))
-            except Exception as err:  # tensorboard not installed
-                logger.warning("TensorBoard logging disabled (%s); metrics.csv is still written", err)
+        self.acc = accelerator if accelerator is not None and accelerator.trackers else None
 
     def write(self, step: int, epoch: int, split: str, values: Dict[str, Any]) -> None:
         now = time.time()
+        scalars = {}
         for k, v in values.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 self._w.writerow([step, epoch, split, k, f"{float(v):.6g}", f"{now:.1f}"])
-                if self.tb is not None:
-                    self.tb.add_scalar(f"{split}/{k}", float(v), step)
+                scalars[f"{split}/{k}"] = float(v)
         self._f.flush()
+        if self.acc is not None and scalars:
+            self.acc.log(scalars, step=step)
 
     def close(self):
         self._f.close()
-        if self.tb is not None:
-            self.tb.close()
+        if self.acc is not None:  # not end_training(): that also destroys the process group
+            for tracker in self.acc.trackers:
+                tracker.finish()
+            self.acc.trackers = []
+
+
+#: trackers ``training.log_with`` accepts (Accelerate's names)
+TRACKERS = ("tensorboard", "wandb", "mlflow", "trackio", "comet_ml", "aim", "clearml", "dvclive", "swanlab")
+
+
+def _trackers(cfg: RunConfig) -> List[str]:
+    """Accelerate trackers for ``training.log_with`` (+ tensorboard when ``training.tensorboard``
+    and it is installed). A tracker asked for by name but not installed is a ``ValueError``."""
+    from accelerate.tracking import get_available_trackers
+
+    available = {str(getattr(x, "value", x)) for x in get_available_trackers()}
+    wanted = list(cfg.training.log_with)
+    if "all" in wanted:
+        wanted = [x for x in TRACKERS if x in available]
+    for name in wanted:
+        if name not in TRACKERS:
+            raise ValueError(f"training.log_with: unknown tracker {name!r}; choose from {list(TRACKERS)} or 'all'")
+        if name not in available:
+            raise ValueError(f"training.log_with: {name!r} is not installed (pip install {name}); "
+                             f"installed trackers: {sorted(available) or 'none'}")
+    if cfg.training.tensorboard and "tensorboard" not in wanted:
+        if "tensorboard" in available:
+            wanted.append("tensorboard")
+        else:
+            logger.warning("TensorBoard logging disabled (tensorboard is not installed); metrics.csv is still "
+                           "written")
+    return list(dict.fromkeys(wanted))
+
+
+def _tracker_config(cfg: RunConfig) -> Dict[str, Any]:
+    """The run config flattened to ``section/key`` scalars (what every tracker accepts)."""
+    flat = {}
+    for section, values in cfg.to_dict().items():
+        for k, v in values.items():
+            flat[f"{section}/{k}"] = v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
+    return flat
+
+
+def _make_accelerator(cfg: RunConfig, trackers: List[str]):
+    """The Accelerator of a run. The engine (DDP, FSDP, DeepSpeed), the number of processes and,
+    when the config says ``mixed_precision: no``, the precision come from ``accelerate launch`` /
+    ``accelerate config``."""
+    from accelerate import Accelerator, DataLoaderConfiguration
+    from accelerate.utils import ProjectConfiguration
+
+    t = cfg.training
+    return Accelerator(
+        mixed_precision=None if t.mixed_precision == "no" else t.mixed_precision,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        dataloader_config=DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True, data_seed=t.seed),
+        log_with=trackers or None,
+        project_config=ProjectConfiguration(project_dir=t.output_dir,
+                                            logging_dir=os.path.join(t.output_dir, "tensorboard")),
+        step_scheduler_with_optimizer=True)
+
+
+def _check_accelerator(acc, cfg: RunConfig) -> None:
+    t = cfg.training
+    if acc.gradient_accumulation_steps != t.gradient_accumulation_steps:
+        raise ValueError(f"the accelerator accumulates {acc.gradient_accumulation_steps} micro-batches but "
+                         f"training.gradient_accumulation_steps is {t.gradient_accumulation_steps}; set it in the "
+                         "run config (not in `accelerate config` / ACCELERATE_GRADIENT_ACCUMULATION_STEPS)")
+    if not acc.split_batches or not acc.dataloader_config.use_seedable_sampler:
+        raise ValueError("the accelerator needs DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True)")
+
+
+def _sharded(acc) -> bool:
+    """True when no process holds the whole model (FSDP, DeepSpeed, Megatron)."""
+    from accelerate.utils import DistributedType
+
+    return acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED, DistributedType.MEGATRON_LM)
+
+
+class _RankStreams:
+    """The loop's per-process random streams, registered with ``register_for_checkpointing``: the
+    ``torch.Generator`` for masks and flips and the training windows' camera stream as it was after
+    the last consumed batch (the prepared loader fetches one batch ahead). ``state_dict`` gathers
+    every rank's streams (Accelerate calls it on every rank and writes the main one's)."""
+
+    def __init__(self, accelerator, generator: torch.Generator, dataset):
+        self.acc, self.generator, self.dataset = accelerator, generator, dataset
+        self.data_state = dataset_rng_state(dataset)
+
+    def state_dict(self) -> Dict[str, Any]:
+        from accelerate.utils import gather_object
+
+        mine = {"generator": self.generator.get_state(), "data": self.data_state}
+        return {"world_size": self.acc.num_processes, "ranks": gather_object([mine])}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        if int(state["world_size"]) != self.acc.num_processes or len(state["ranks"]) != self.acc.num_processes:
+            raise ValueError(f"the checkpoint holds the random streams of {state['world_size']} process(es), "
+                             f"this run has {self.acc.num_processes}")
+        mine = state["ranks"][self.acc.process_index]
+        self.generator.set_state(mine["generator"])
+        self.data_state = mine["data"]
+        restore_dataset_rng_state(self.dataset, self.data_state)
+
+
+class _CollateWithStream:
+    """:func:`collate_windows` plus ``"data_stream"``: the data set's random stream right after this
+    batch's draws (exact with ``num_workers: 0``; a class, not a closure, so workers can pickle it)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __call__(self, items):
+        batch = collate_windows(items)
+        batch["data_stream"] = dataset_rng_state(self.dataset)
+        return batch
+
+
+class _EngineView:
+    """The model for the evaluation helpers: forward passes through the engine's wrapper (so FSDP /
+    DeepSpeed gather their shards), attributes such as ``config`` from the unwrapped model."""
+
+    def __init__(self, wrapped, unwrapped):
+        self._wrapped, self._unwrapped = wrapped, unwrapped
+
+    def __call__(self, *args, **kwargs):
+        return self._wrapped(*args, **kwargs)
+
+    @property
+    def training(self) -> bool:
+        return self._wrapped.training
+
+    def eval(self):
+        self._wrapped.eval()
+        return self
+
+    def train(self, mode: bool = True):
+        self._wrapped.train(mode)
+        return self
+
+    def __getattr__(self, name):
+        return getattr(self._unwrapped, name)
+
+
+def _full_model(acc, model, unwrapped):
+    """A model holding all the weights on the main process (None elsewhere); collective."""
+    if not _sharded(acc):
+        return unwrapped if acc.is_main_process else None
+    state_dict = acc.get_state_dict(model)
+    if not acc.is_main_process:
+        return None
+    full = type(unwrapped)(unwrapped.config)
+    full.load_state_dict(state_dict)
+    return full
 
 
 def _setup_logging(output_dir: Optional[str], main: bool) -> Optional[logging.Handler]:
@@ -308,8 +473,7 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
             outputs are deleted); without it (and without ``resume``) such a folder is refused,
             see :mod:`.output_dir`.
     """
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
+    from accelerate.utils import broadcast_object_list, set_seed
 
     t0 = time.time()
     t = cfg.training
@@ -319,16 +483,19 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
         raise ValueError(f"--resume {resume!r} is not a checkpoint folder (no trainer_state.json)")
     if kill_after_step is None and os.environ.get(KILL_ENV):
         kill_after_step = int(os.environ[KILL_ENV])
+    trackers = _trackers(cfg) if accelerator is None else []
 
     # "no" leaves room for `accelerate launch --mixed_precision ...` (read from the environment)
     if accelerator is None and int(os.environ.get("WORLD_SIZE", "1")) == 1:
         # several runs in one process (the demo, notebooks) may use different precisions; the
         # accelerate state is a process-wide singleton, so start it afresh (single process only)
-        from accelerate.state import AcceleratorState
+        from accelerate.state import AcceleratorState, GradientState
 
         if getattr(AcceleratorState, "_shared_state", None) and hasattr(AcceleratorState, "_reset_state"):
             AcceleratorState._reset_state(reset_partial_state=True)
-    acc = accelerator or Accelerator(mixed_precision=None if t.mixed_precision == "no" else t.mixed_precision)
+        if getattr(GradientState, "_shared_state", None) and hasattr(GradientState, "_reset_state"):
+            GradientState._reset_state()
+    acc = accelerator or _make_accelerator(cfg, trackers)
     main = acc.is_main_process
     out_dir = t.output_dir
     out_lock = claim_output_dir(out_dir, resume=resume, overwrite=overwrite_output_dir, accelerator=acc)
@@ -338,33 +505,43 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
             f.write(cfg.to_yaml())
     acc.wait_for_everyone()
     fh = _setup_logging(out_dir, main)
-    writer = _MetricsWriter(out_dir, t.tensorboard) if main else None
+    writer = None
     if progress is None:
         progress = t.progress_bar if t.progress_bar is not None else sys.stderr.isatty()
     progress = bool(progress) and main
+    registered: List[Any] = []
 
     try:
+        _check_accelerator(acc, cfg)
+        if getattr(acc, "log_with", None):
+            acc.init_trackers(t.tracker_project, config=_tracker_config(cfg))
+        writer = _MetricsWriter(out_dir, acc) if main else None
         # same initial weights on every rank, then per-rank streams for dropout, masks and flips
         set_seed(t.seed)
         model = build_model(cfg)
         mcfg = model.config
+        n_params = sum(p.numel() for p in model.parameters())
+        if t.gradient_checkpointing:
+            _enable_gradient_checkpointing(model)
         set_seed(t.seed + 1009 * acc.process_index)
         gen = torch.Generator().manual_seed(t.seed * 7_919 + 104_729 * acc.process_index + 1)
-        generators = {"trainer": gen}
 
         if splits is None:
             train_ds, val_ds, test_ds = build_splits(cfg, mcfg.num_frames, mcfg.skeleton)
         else:
             train_ds, val_ds, test_ds = splits
         train_ds = repeat_windows(train_ds, t.epoch_multiplier)  # the authors' samples per epoch
-        order = ResumableBatchOrder(len(train_ds), t.batch_size, t.gradient_accumulation_steps,
-                                    acc.num_processes, acc.process_index, seed=t.seed)
-        steps_per_epoch = order.steps_per_epoch
+        plan = BatchPlan(len(train_ds), t.batch_size, t.gradient_accumulation_steps, acc.num_processes)
+        steps_per_epoch = plan.steps_per_epoch
         total_steps = t.max_steps if t.max_steps is not None else t.epochs * steps_per_epoch
         best_key = t.best_metric or default_best_metric(t.task)
 
+        loader = build_train_loader(train_ds, plan, t.seed, _CollateWithStream(train_ds), t.num_workers)
         optimizer, scheduler = build_optimizer(model, cfg, steps_per_epoch)
-        model, optimizer = acc.prepare(model, optimizer)
+        model, optimizer, loader, scheduler = acc.prepare(model, optimizer, loader, scheduler)
+        streams = _RankStreams(acc, gen, train_ds)
+        acc.register_for_checkpointing(streams)
+        registered.append(streams)
 
         state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_metric": None, "best_step": None,
                  "history": []}
@@ -375,18 +552,16 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
             if ckpt is None:
                 logger.info("no checkpoint in %s: starting from scratch", ckpt_root)
         if ckpt is not None:
-            loaded = load_checkpoint(ckpt, accelerator=acc, model=model, optimizer=optimizer,
-                                     scheduler=scheduler, generators=generators)
+            loaded = load_checkpoint(ckpt, accelerator=acc)
             state.update({k: loaded[k] for k in state if k in loaded})
-            restore_dataset_rng_state(train_ds, loaded.get("rank_extra"))
             logger.info("resumed from %s (step %d, epoch %d)", ckpt, state["global_step"], state["epoch"])
 
         logger.info("task %s | %d train windows, %s val, %s test | %d steps/epoch, %d steps | "
-                    "batch %d = %d processes x %d accumulation x %d | %.2fM parameters",
+                    "batch %d = %d processes x %d accumulation x %d | %.2fM parameters | %s",
                     t.task, len(train_ds), len(val_ds) if val_ds is not None else 0,
                     len(test_ds) if test_ds is not None else 0, steps_per_epoch, total_steps, t.batch_size,
-                    acc.num_processes, t.gradient_accumulation_steps, order.micro_batch_size,
-                    sum(p.numel() for p in model.parameters()) / 1e6)
+                    acc.num_processes, t.gradient_accumulation_steps, plan.micro_batch_size, n_params / 1e6,
+                    str(acc.distributed_type).split(".")[-1])
 
         bar = None
         if progress:
@@ -398,43 +573,40 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
         running: Dict[str, float] = {}
         n_running = 0
         last_ckpt_step = state["global_step"] if ckpt is not None else -1
-        loader_gen = torch.Generator()
         unwrapped = acc.unwrap_model(model)
+        view = _EngineView(model, unwrapped)
         flip_skeleton = mcfg.get_skeleton()
 
         while state["global_step"] < total_steps:
             epoch, start = state["epoch"], state["step_in_epoch"]
-            if hasattr(train_ds, "set_epoch"):
+            step_in_epoch = start
+            if hasattr(train_ds, "set_epoch"):  # Accelerate's set_epoch reaches the data set only sometimes
                 train_ds.set_epoch(epoch)
-            micro = [m for _, ms in order.iter_epoch(epoch, start) for m in ms]
-            loader = iter(DataLoader(train_ds, batch_sampler=micro, collate_fn=collate_windows,
-                                     num_workers=t.num_workers, generator=loader_gen))
-            for step_in_epoch in range(start, steps_per_epoch):
+            batches = epoch_loader(acc, loader, epoch, start, t.gradient_accumulation_steps)
+            for batch in batches:
+                streams.data_state = batch.pop("data_stream")
                 model.train()
-                for i in range(t.gradient_accumulation_steps):
-                    batch = next(loader)
-                    if cfg.data.flip_augment:
-                        batch = flip_batch(batch, flip_skeleton, gen)
-                    batch = {k: (v.to(acc.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
-                    sync = i == t.gradient_accumulation_steps - 1
-                    ctx = contextlib.nullcontext() if sync or acc.num_processes == 1 else acc.no_sync(model)
-                    with ctx:
-                        with acc.autocast():
-                            loss, logs = compute_loss(t.task, model, batch, mcfg, gen, pairing=t.pretrain_pairing,
-                                                      occlusion=(t.occlusion_prob, t.occlusion_max_joints),
-                                                      pretrain_lift=t.pretrain_lift)
-                        acc.backward(loss / t.gradient_accumulation_steps)
+                if cfg.data.flip_augment:
+                    batch = flip_batch(batch, flip_skeleton, gen)
+                with acc.accumulate(model):
+                    with acc.autocast():
+                        loss, logs = compute_loss(t.task, model, batch, mcfg, gen, pairing=t.pretrain_pairing,
+                                                  occlusion=(t.occlusion_prob, t.occlusion_max_joints),
+                                                  pretrain_lift=t.pretrain_lift)
+                    acc.backward(loss)
                     if not torch.isfinite(loss.detach()):
                         raise FloatingPointError(f"non-finite loss {float(loss)} at step {state['global_step'] + 1}")
                     logs["loss"] = float(loss.detach())
                     for k, v in logs.items():
                         running[k] = running.get(k, 0.0) + v
                     n_running += 1
-                if t.max_grad_norm is not None:
-                    acc.clip_grad_norm_(model.parameters(), t.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+                    if acc.sync_gradients and t.max_grad_norm is not None:
+                        acc.clip_grad_norm_(model.parameters(), t.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                if not acc.sync_gradients:
+                    continue
 
                 state["global_step"] += 1
                 gs = state["global_step"]
@@ -442,12 +614,17 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
                     state["epoch"], state["step_in_epoch"] = epoch + 1, 0
                 else:
                     state["epoch"], state["step_in_epoch"] = epoch, step_in_epoch + 1
+                step_in_epoch += 1
                 lr = scheduler.get_last_lr()[0]
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{lr:.2e}")
                 if gs % t.log_every == 0 or gs == total_steps:
-                    means = {k: v / max(n_running, 1) for k, v in running.items()}
+                    keys = sorted(running)
+                    dtype = torch.float32 if acc.device.type == "mps" else torch.float64
+                    means = acc.reduce(torch.tensor([running[k] / max(n_running, 1) for k in keys],
+                                                    dtype=dtype, device=acc.device), "mean")
+                    means = {k: float(v) for k, v in zip(keys, means.tolist())}
                     means["lr"] = lr
                     if main:
                         writer.write(gs, epoch, "train", means)
@@ -457,26 +634,33 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
 
                 done = gs >= total_steps
                 if val_ds is not None and (gs % eval_every == 0 or done):
+                    # every rank runs the same validation (sharded engines need all of them for a
+                    # forward pass); the main process's numbers are the ones kept
+                    vals = validate(view if _sharded(acc) else unwrapped, val_ds, cfg) if main or _sharded(acc) else None
+                    vals = broadcast_object_list([vals])[0]
+                    flat = {k: v for k, v in vals.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+                    value = float(vals[best_key])
+                    improved = state["best_metric"] is None or value < state["best_metric"]
+                    if improved:
+                        state["best_metric"], state["best_step"] = value, gs
+                        if t.select_best:
+                            best_dir = os.path.join(out_dir, "best_model")
+                            if _sharded(acc):  # collective: the full weights on the main process
+                                weights = acc.get_state_dict(model)
+                                if main:
+                                    atomic_write_dir(best_dir, lambda tmp: unwrapped.save_pretrained(
+                                        tmp, state_dict=weights))
+                            elif main:
+                                _save_best(unwrapped, best_dir)
+                    state["history"].append({"step": gs, **flat})
                     if main:
-                        vals = validate(unwrapped, val_ds, cfg)
-                        flat = {k: v for k, v in vals.items()
-                                if isinstance(v, (int, float)) and not isinstance(v, bool)}
                         writer.write(gs, epoch, "val", flat)
-                        value = float(vals[best_key])
-                        improved = state["best_metric"] is None or value < state["best_metric"]
-                        if improved:
-                            state["best_metric"], state["best_step"] = value, gs
-                            if t.select_best:
-                                _save_best(unwrapped, os.path.join(out_dir, "best_model"))
-                        state["history"].append({"step": gs, **flat})
                         logger.info("validation step %d | %s%s", gs,
                                     " ".join(f"{k} {v:.4g}" for k, v in flat.items() if k != "windows"),
                                     " (best)" if improved else "")
                     acc.wait_for_everyone()
                 if (t.checkpoint_every and gs % t.checkpoint_every == 0) or done:
-                    write_checkpoint(ckpt_root, gs, accelerator=acc, model=model, optimizer=optimizer,
-                                     scheduler=scheduler, generators=generators,
-                                     rank_extra=dataset_rng_state(train_ds),
+                    write_checkpoint(ckpt_root, gs, accelerator=acc,
                                      trainer_state={**state, "world_size": acc.num_processes,
                                                     "config": cfg.to_dict()})
                     last_ckpt_step = gs
@@ -495,18 +679,19 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
         if bar is not None:
             bar.close()
         if last_ckpt_step != state["global_step"]:  # resumed at the very end: make sure one exists
-            write_checkpoint(ckpt_root, state["global_step"], accelerator=acc, model=model, optimizer=optimizer,
-                             scheduler=scheduler, generators=generators, rank_extra=dataset_rng_state(train_ds),
+            write_checkpoint(ckpt_root, state["global_step"], accelerator=acc,
                              trainer_state={**state, "world_size": acc.num_processes, "config": cfg.to_dict()})
 
         result = TrainResult(output_dir=out_dir, model_dir=None, global_step=state["global_step"],
                              best_metric=state["best_metric"], best_step=state["best_step"],
                              history=list(state["history"]))
         acc.wait_for_everyone()
+        best_dir = os.path.join(out_dir, "best_model")
+        use_best = t.select_best and state["best_step"] is not None and main and os.path.isdir(best_dir)
+        use_best = broadcast_object_list([use_best])[0]
+        final_model = None if use_best else _full_model(acc, model, unwrapped)
         if main:
-            best_dir = os.path.join(out_dir, "best_model")
-            final_model = unwrapped
-            if t.select_best and os.path.isdir(best_dir) and state["best_step"] is not None:
+            if use_best:
                 final_model = type(unwrapped).from_pretrained(best_dir)
             final_model.eval()
             result.model = final_model
@@ -531,3 +716,6 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
         if fh is not None:
             logger.removeHandler(fh)
             fh.close()
+        for obj in registered:  # a caller's accelerator may train again
+            if obj in acc._custom_objects:
+                acc._custom_objects.remove(obj)
