@@ -34,12 +34,12 @@ PIPELINE_TASKS = {"lift": "pose-lifting", "occluded2d": "pose-completion", "comp
 
 
 def is_hub_id(name) -> bool:
-    """True for ``org/name`` Hub repository ids; False for local paths (existing or not: absolute,
-    ``./``, ``~``, more than one ``/``, backslashes)."""
-    if not isinstance(name, str) or not name or os.path.exists(name):
-        return False
-    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*", name) is not None \
-        and not name.startswith((".", "~")) and ".." not in name
+    """True for ``org/name`` Hub repository ids (no ``@revision``); False for local paths (existing
+    or not: absolute, ``./``, ``~``, more than one ``/``, backslashes)."""
+    from .training.hub import is_repo_id
+
+    return is_repo_id(name) and "@" not in name and ".." not in name and not name.startswith("~")
+
 
 TASK_DESCRIPTIONS = {
     "pretrain": "masked 2D and masked 3D pose modeling (pre-training)",

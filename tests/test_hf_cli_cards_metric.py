@@ -228,10 +228,10 @@ def test_mpm_eval_refuses_a_bad_model(tmp_path, capsys):
 
     with pytest.raises(SystemExit):
         eval_main(["--model", str(tmp_path)])
-    assert "neither a save_pretrained folder" in capsys.readouterr().err
+    assert "is not a save_pretrained folder (no config.json)" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # a Hub id that is not in the offline cache
         eval_main(["--model", "mpm-test/not-cached"])
-    assert "could not get the Hub model" in capsys.readouterr().err
+    assert "not in the local cache and cannot be downloaded" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------- CLI
