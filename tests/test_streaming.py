@@ -126,3 +126,28 @@ def test_bad_frame_shape(lifter):
         s.push(np.zeros((16, 2)))
     with pytest.raises(ValueError, match="image_size"):
         PoseLiftingStream(lifter, None)
+
+
+def test_bench_streaming_smoke(tmp_path):
+    """bench/bench_streaming.py runs (smoke budget) and its half-window latency reproduces the
+    offline seq2frame error on whole validation sequences."""
+    import importlib
+    import json
+    import os
+    import sys
+
+    bench = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    threads = torch.get_num_threads()
+    try:
+        rc = importlib.import_module("bench_streaming").main(
+            ["--budget", "smoke", "--part", "streaming", "--threads", "1", "--max-frames", "20",
+             "--out", str(tmp_path / "s.json")])
+    finally:
+        torch.set_num_threads(threads)
+    assert rc == 0
+    res = json.loads((tmp_path / "s.json").read_text())["streaming"]
+    assert set(res["latency"]) == {"0", "4"} and res["validation_frames"] == 8 * 20
+    assert res["latency"]["4"]["head"] == "centre" and res["latency"]["0"]["head"] == "all-frames"
+    assert abs(res["latency"]["4"]["mpjpe_mm"] - res["offline_seq2frame"]["mpjpe_mm"]) < 1e-2

@@ -348,6 +348,7 @@ def render_video(video: str, result: dict, path: str, dpi: int = 80, spacing: fl
     image = ax2.imshow(np.zeros((h, w, 3), dtype=np.uint8))
     centre = np.array([spacing * (len(order) - 1) / 2, -0.2, 0.0])
     radius = max(1.0, spacing * len(order) / 2)
+    setup_camera_axes_3d(ax3, centre, radius, "3D (camera frame)")
     cols = bone_colors(skel)
     n = result["num_frames"] if max_frames is None else min(max_frames, result["num_frames"])
     fig.canvas.draw()
@@ -362,10 +363,9 @@ def render_video(video: str, result: dict, path: str, dpi: int = 80, spacing: fl
             stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
             for t, frame in enumerate(iter_video_frames(video, n)):
                 image.set_data(frame)
-                for ln in list(ax2.lines) + list(ax2.texts):
-                    ln.remove()
-                ax3.cla()
-                setup_camera_axes_3d(ax3, centre, radius, f"3D (camera frame), frame {t}")
+                for artist in list(ax2.lines) + list(ax2.texts) + list(ax3.lines) + list(ax3.texts):
+                    artist.remove()
+                ax3.set_title(f"3D (camera frame), frame {t}")
                 for tid in order:
                     tr = tracks[tid]
                     i = t - int(tr["frames"][0])

@@ -1,0 +1,167 @@
+"""Live lifting: accuracy against latency of PoseLiftingStream, and the video pipeline's frames/s.
+
+Part ``streaming`` (demo data): trains an MPM lifter from scratch with the accuracy benchmark's
+recipe (``bench/common.py``; budget ``small``: 27 frames, width 128, 2 layers, 300 steps; the model
+is cached under ``bench/results/checkpoints/stream_lifter_<budget>_seed<seed>``), then streams
+every held-out validation sequence (CMU 01_03 and climbing seq_3, 4 fixed cameras, 8 sequences,
+motion never seen in training) frame by frame through :class:`PoseLiftingStream` at each latency
+and reports MPJPE / P-MPJPE (mm, every frame) and the time per pushed frame. References: the
+offline ``lift_sequence`` in ``seq2frame`` (= latency half the window) and ``seq2seq`` modes, and the
+time of a window forward without the embedding cache (what a naive streamer pays per frame).
+
+Part ``video``: frames/s of :func:`modeling_mpm.video.lift_video` (decode -> RT-DETR -> ViTPose
+-> tracks -> MPM) on a synthetic 320x240 video with TINY RANDOM RT-DETR / ViTPose models built
+from configs (no network here; real Hub models are far slower: the number measures the pipeline's
+own overhead, not the detectors), and the share of time spent in each stage.
+
+    python bench/bench_streaming.py --budget small --threads 2
+    python bench/bench_streaming.py --budget smoke        # seconds, for the smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common as C  # noqa: E402
+
+from modeling_mpm import MPMForPoseLifting  # noqa: E402
+from modeling_mpm.data.demo import demo_validation_sequences  # noqa: E402
+from modeling_mpm.inference import lift_sequence  # noqa: E402
+from modeling_mpm.metrics import mpjpe, p_mpjpe  # noqa: E402
+from modeling_mpm.video import PoseLiftingStream  # noqa: E402
+
+
+def trained_lifter(budget: str, seed: int, train_steps=None) -> tuple:
+    b = C.BUDGETS[budget]
+    ckpt = os.path.join(C.RESULTS_DIR, "checkpoints", f"stream_lifter_{budget}_seed{seed}")
+    if budget != "smoke" and os.path.isfile(os.path.join(ckpt, "config.json")):
+        return MPMForPoseLifting.from_pretrained(ckpt).eval(), {"loaded_from": os.path.relpath(ckpt, C.ROOT)}
+    train, _ = C.demo_data(b["num_frames"], seed, b["max_val_windows"])
+    model = C.lifter_from(None, b, seed)
+    steps = b["finetune_steps"] if train_steps is None else train_steps
+    log = C.finetune(model, "mpm", b, seed, train, steps)
+    if budget != "smoke":
+        model.save_pretrained(ckpt)
+    return model.eval(), {"trained_steps": steps, "train_seconds": log["seconds"]}
+
+
+def errors(pred: np.ndarray, gt: np.ndarray) -> dict:
+    return {"mpjpe_mm": 1000 * float(mpjpe(pred, gt)), "p_mpjpe_mm": 1000 * float(p_mpjpe(pred, gt))}
+
+
+def streaming_part(args) -> dict:
+    model, train_info = trained_lifter(args.budget, args.seed)
+    seqs = demo_validation_sequences()
+    if args.max_frames:
+        seqs = [{**s, "pose_2d": s["pose_2d"][: args.max_frames], "pose_3d": s["pose_3d"][: args.max_frames]}
+                for s in seqs]
+    gt = np.concatenate([s["pose_3d"] for s in seqs])
+    T = model.config.num_frames
+    max_lat = T - 1 - model.config.center_frame
+    lats = sorted(set([0, 1, 2, 4, 6, 9, max_lat] if args.budget != "smoke" else [0, max_lat]))
+    lats = [L for L in lats if L <= max_lat]
+    out = {"model": {"num_frames": T, "hidden_size": model.config.hidden_size,
+                     "num_layers": model.config.num_layers,
+                     "parameters": sum(p.numel() for p in model.parameters()), **train_info},
+           "validation_frames": int(gt.shape[0]), "latency": {}}
+    for L in lats:
+        stream = PoseLiftingStream(model, keypoint_format="h36m", latency=L, coordinates="normalized")
+        preds, t_push, n_push = [], 0.0, 0
+        for s in seqs:
+            stream.reset()
+            res = []
+            for k in s["pose_2d"]:
+                t0 = time.perf_counter()
+                o = stream.push(k)
+                t_push += time.perf_counter() - t0
+                n_push += 1
+                if o is not None:
+                    res.append(o["pose_3d"])
+            res += [o["pose_3d"] for o in stream.flush()]
+            preds.append(np.stack(res))
+        pred = np.concatenate(preds)
+        out["latency"][str(L)] = {**errors(pred, gt), "latency_frames": L,
+                                  "head": "centre" if stream.use_center_head else "all-frames",
+                                  "ms_per_frame": 1000 * t_push / n_push}
+        print(f"latency {L:3d} frames: MPJPE {out['latency'][str(L)]['mpjpe_mm']:.1f} mm, "
+              f"{out['latency'][str(L)]['ms_per_frame']:.2f} ms/frame", flush=True)
+    # offline references and the cost of a window forward without the embedding cache
+    for mode in ("seq2frame", "seq2seq"):
+        pred = np.concatenate([lift_sequence(model, s["pose_2d"], mode=mode) for s in seqs])
+        out[f"offline_{mode}"] = errors(pred, gt)
+    x = torch.as_tensor(seqs[0]["pose_2d"][:T])[None]
+    with torch.inference_mode():
+        for _ in range(3):
+            model(pose_2d=x)
+        n = 50 if args.budget != "smoke" else 3
+        t0 = time.perf_counter()
+        for _ in range(n):
+            model(pose_2d=x)
+        out["uncached_window_forward_ms"] = 1000 * (time.perf_counter() - t0) / n
+    return out
+
+
+def video_part(args) -> dict:
+    import av  # noqa: F401  (the video extra)
+
+    from modeling_mpm import MPMConfig
+    from modeling_mpm.video.lift_video import lift_video
+    from modeling_mpm.video.testing import build_tiny_pose_models, write_synthetic_video
+
+    frames = 16 if args.budget == "smoke" else args.video_frames
+    with tempfile.TemporaryDirectory() as d:
+        det, pose = build_tiny_pose_models(d)
+        video = write_synthetic_video(os.path.join(d, "v.mp4"), frames=frames, width=320, height=240)
+        torch.manual_seed(0)
+        lifter = MPMForPoseLifting(MPMConfig.h36m_17(num_frames=27, hidden_size=128, intermediate_size=256,
+                                                     num_layers=2, num_attention_heads=8)).eval()
+        kw = dict(detector=det, pose_model=pose, detection_threshold=0.0, max_people=2, batch_size=8,
+                  progress=False)
+        lift_video(video, lifter, max_frames=8, **kw)  # warm-up
+        t0 = time.perf_counter()
+        res = lift_video(video, lifter, **kw)
+        wall = time.perf_counter() - t0
+    return {"frames": frames, "size": [320, 240], "seconds": wall, "frames_per_second": frames / wall,
+            "stage_seconds": res["timings"], "tracks": len(res["tracks"]),
+            "models": "tiny random RT-DETR (ResNet 8-16 channels, 1 decoder layer, 20 queries) and ViTPose "
+                      "(1 layer, width 16, 64x48 input); MPM lifter 27 frames, width 128, 2 layers"}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--budget", default="small", choices=["smoke", "small"])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--part", default="all", choices=["all", "streaming", "video"])
+    ap.add_argument("--max-frames", type=int, default=None, help="frames per validation sequence (default all)")
+    ap.add_argument("--video-frames", type=int, default=200)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    if args.budget == "smoke" and args.max_frames is None:
+        args.max_frames = 40
+    torch.set_num_threads(args.threads)
+    t0 = time.time()
+    meta = C.run_meta(args.budget, args.threads, argv, script="bench/bench_streaming.py")
+    res = {"meta": meta}
+    if args.part in ("all", "streaming"):
+        res["streaming"] = streaming_part(args)
+    if args.part in ("all", "video"):
+        res["video"] = video_part(args)
+    res["meta"]["load_after"] = C.load_average()
+    res["meta"]["wall_seconds"] = time.time() - t0
+    out = args.out or os.path.join(C.RESULTS_DIR, f"streaming_{args.budget}.json")
+    C.write_json(res, out)
+    print("wrote", out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
