@@ -21,6 +21,7 @@ own overhead, not the detectors), and the share of time spent in each stage.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -44,8 +45,10 @@ def trained_lifter(budget: str, seed: int, train_steps=None) -> tuple:
     ckpt = os.path.join(C.RESULTS_DIR, "checkpoints", f"stream_lifter_{budget}_seed{seed}")
     if budget != "smoke" and os.path.isfile(os.path.join(ckpt, "config.json")):
         return MPMForPoseLifting.from_pretrained(ckpt).eval(), {"loaded_from": os.path.relpath(ckpt, C.ROOT)}
-    train, _ = C.demo_data(b["num_frames"], seed, b["max_val_windows"])
     model = C.lifter_from(None, b, seed)
+    if budget == "smoke":  # untrained: the smoke run checks the mechanics, not the accuracy
+        return model.eval(), {"trained_steps": 0}
+    train, _ = C.demo_data(b["num_frames"], seed, b["max_val_windows"])
     steps = b["finetune_steps"] if train_steps is None else train_steps
     log = C.finetune(model, "mpm", b, seed, train, steps)
     if budget != "smoke":
@@ -95,7 +98,7 @@ def streaming_part(args) -> dict:
               f"{out['latency'][str(L)]['ms_per_frame']:.2f} ms/frame", flush=True)
     # offline references and the cost of a window forward without the embedding cache
     for mode in ("seq2frame", "seq2seq"):
-        pred = np.concatenate([lift_sequence(model, s["pose_2d"], mode=mode) for s in seqs])
+        pred = np.concatenate([lift_sequence(model, s["pose_2d"], mode=mode, progress=False) for s in seqs])
         out[f"offline_{mode}"] = errors(pred, gt)
     x = torch.as_tensor(seqs[0]["pose_2d"][:T])[None]
     with torch.inference_mode():
@@ -107,6 +110,41 @@ def streaming_part(args) -> dict:
             model(pose_2d=x)
         out["uncached_window_forward_ms"] = 1000 * (time.perf_counter() - t0) / n
     return out
+
+
+def speed_part(args) -> dict:
+    """Per-frame cost of the stream (cached embeddings) against a naive streamer that runs the whole
+    window through the model for every frame, interleaved in rounds in the same run (ratio = the
+    claim; absolute ms depend on the machine's load)."""
+    model, _ = trained_lifter(args.budget, args.seed)
+    T = model.config.num_frames
+    seq = demo_validation_sequences()[0]["pose_2d"][: (200 if args.budget != "smoke" else 30)]
+    x = torch.as_tensor(seq)
+    n = len(seq)
+
+    def naive():
+        with torch.inference_mode():
+            for t in range(n):
+                idx = np.clip(np.arange(t - T + 1, t + 1), 0, n - 1)
+                model(pose_2d=x[idx][None]).pose_3d[:, -1]
+
+    stream = PoseLiftingStream(model, keypoint_format="h36m", latency=0, coordinates="normalized")
+
+    def streamed():
+        stream.reset()
+        for k in seq:
+            stream.push(k)
+
+    times = {"stream": [], "naive": []}
+    streamed(), naive()  # warm-up
+    for _ in range(5 if args.budget != "smoke" else 1):
+        for name, fn in (("stream", streamed), ("naive", naive)):
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(1000 * (time.perf_counter() - t0) / n)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    return {"frames_per_round": n, "rounds": len(times["stream"]), "ms_per_frame_median": med,
+            "ms_per_frame_all": times, "naive_over_stream": med["naive"] / med["stream"]}
 
 
 def video_part(args) -> dict:
@@ -125,12 +163,20 @@ def video_part(args) -> dict:
                                                      num_layers=2, num_attention_heads=8)).eval()
         kw = dict(detector=det, pose_model=pose, detection_threshold=0.0, max_people=2, batch_size=8,
                   progress=False)
-        lift_video(video, lifter, max_frames=8, **kw)  # warm-up
-        t0 = time.perf_counter()
-        res = lift_video(video, lifter, **kw)
-        wall = time.perf_counter() - t0
-    return {"frames": frames, "size": [320, 240], "seconds": wall, "frames_per_second": frames / wall,
-            "stage_seconds": res["timings"], "tracks": len(res["tracks"]),
+        runs = {}
+        threads = torch.get_num_threads()
+        try:
+            for n in sorted({1, args.threads}):   # same run, 1 thread and --threads (on a busy shared
+                torch.set_num_threads(n)           # machine 2 threads can be slower than 1)
+                lift_video(video, lifter, max_frames=8, **kw)  # warm-up
+                t0 = time.perf_counter()
+                res = lift_video(video, lifter, **kw)
+                wall = time.perf_counter() - t0
+                runs[str(n)] = {"seconds": wall, "frames_per_second": frames / wall,
+                                "stage_seconds": res["timings"], "tracks": len(res["tracks"])}
+        finally:
+            torch.set_num_threads(threads)
+    return {"frames": frames, "size": [320, 240], "threads": runs,
             "models": "tiny random RT-DETR (ResNet 8-16 channels, 1 decoder layer, 20 queries) and ViTPose "
                       "(1 layer, width 16, 64x48 input); MPM lifter 27 frames, width 128, 2 layers"}
 
@@ -140,7 +186,7 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", default="small", choices=["smoke", "small"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--part", default="all", choices=["all", "streaming", "video"])
+    ap.add_argument("--part", default="all", choices=["all", "streaming", "speed", "video"])
     ap.add_argument("--max-frames", type=int, default=None, help="frames per validation sequence (default all)")
     ap.add_argument("--video-frames", type=int, default=200)
     ap.add_argument("--out", default=None)
@@ -149,15 +195,18 @@ def main(argv=None) -> int:
         args.max_frames = 40
     torch.set_num_threads(args.threads)
     t0 = time.time()
-    meta = C.run_meta(args.budget, args.threads, argv, script="bench/bench_streaming.py")
-    res = {"meta": meta}
-    if args.part in ("all", "streaming"):
-        res["streaming"] = streaming_part(args)
-    if args.part in ("all", "video"):
-        res["video"] = video_part(args)
-    res["meta"]["load_after"] = C.load_average()
-    res["meta"]["wall_seconds"] = time.time() - t0
     out = args.out or os.path.join(C.RESULTS_DIR, f"streaming_{args.budget}.json")
+    # each part replaces its own section of the results file, with its own run metadata
+    res = {}
+    if args.part != "all" and os.path.isfile(out):
+        with open(out) as f:
+            res = json.load(f)
+    for part, fn in (("streaming", streaming_part), ("speed", speed_part), ("video", video_part)):
+        if args.part in ("all", part):
+            t_part = time.time()
+            meta = C.run_meta(args.budget, args.threads, argv, script="bench/bench_streaming.py")
+            res[part] = fn(args)
+            res[part]["meta"] = {**meta, "load_after": C.load_average(), "wall_seconds": time.time() - t_part}
     C.write_json(res, out)
     print("wrote", out)
     return 0
