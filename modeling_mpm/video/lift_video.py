@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fractions
 import itertools
 import os
 import sys
@@ -359,7 +360,7 @@ def render_video(video: str, result: dict, path: str, dpi: int = 80, spacing: fl
     codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
     try:
         with av.open(tmp, "w") as out, _progress(n, progress) as bar:
-            stream = out.add_stream(codec, rate=int(round(result["fps"])) or 25)
+            stream = out.add_stream(codec, rate=fractions.Fraction(float(result["fps"] or 25.0)).limit_denominator(1001))
             stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
             for t, frame in enumerate(iter_video_frames(video, n)):
                 image.set_data(frame)

@@ -13,7 +13,7 @@ from typing import Tuple
 
 import numpy as np
 
-__all__ = ["build_tiny_pose_models", "write_synthetic_video"]
+__all__ = ["build_tiny_pose_models", "build_full_size_pose_models", "write_synthetic_video"]
 
 
 def build_tiny_pose_models(folder: str, seed: int = 0) -> Tuple[str, str]:
@@ -43,6 +43,27 @@ def build_tiny_pose_models(folder: str, seed: int = 0) -> Tuple[str, str]:
                                 stage_names=["stem", "stage1"])
     VitPoseForPoseEstimation(VitPoseConfig(backbone_config=vit, num_labels=17)).eval().save_pretrained(pose_dir)
     VitPoseImageProcessorPil(size={"height": 64, "width": 48}).save_pretrained(pose_dir)
+    return det_dir, pose_dir
+
+
+def build_full_size_pose_models(folder: str, seed: int = 0) -> Tuple[str, str]:
+    """Randomly initialised models with the architectures (and image processor settings) of
+    ``PekingU/rtdetr_r50vd_coco_o365`` (RT-DETR ResNet-50-vd, 640x640 input, the transformers
+    defaults) and ``usyd-community/vitpose-base-simple`` (ViT-B, 256x192 input): same compute as the
+    Hub weights, for offline speed measurements. Returns ``(detector_dir, pose_dir)``."""
+    import torch
+    from transformers import RTDetrConfig, RTDetrForObjectDetection, VitPoseConfig, VitPoseForPoseEstimation
+    from transformers.models.rt_detr.image_processing_pil_rt_detr import RTDetrImageProcessorPil
+    from transformers.models.vitpose.image_processing_pil_vitpose import VitPoseImageProcessorPil
+
+    torch.manual_seed(seed)
+    det_dir, pose_dir = os.path.join(folder, "rtdetr-r50vd-random"), os.path.join(folder, "vitpose-base-random")
+    labels = {0: "person", **{i: f"class_{i}" for i in range(1, 80)}}
+    det_cfg = RTDetrConfig(id2label=labels, label2id={v: k for k, v in labels.items()})
+    RTDetrForObjectDetection(det_cfg).eval().save_pretrained(det_dir)
+    RTDetrImageProcessorPil(size={"height": 640, "width": 640}).save_pretrained(det_dir)
+    VitPoseForPoseEstimation(VitPoseConfig(num_labels=17)).eval().save_pretrained(pose_dir)
+    VitPoseImageProcessorPil(size={"height": 256, "width": 192}).save_pretrained(pose_dir)
     return det_dir, pose_dir
 
 
