@@ -152,7 +152,10 @@ def video_part(args) -> dict:
 
     from modeling_mpm import MPMConfig
     from modeling_mpm.video.lift_video import lift_video
-    from modeling_mpm.video.testing import build_full_size_pose_models, build_tiny_pose_models, write_synthetic_video
+    from modeling_mpm.video.lift_video import PersonDetector
+    from modeling_mpm.video.testing import (
+        build_full_size_pose_models, build_tiny_pose_models, synthetic_person_boxes, write_synthetic_video,
+    )
 
     frames = 16 if args.budget == "smoke" else args.video_frames
     with tempfile.TemporaryDirectory() as d:
@@ -180,11 +183,29 @@ def video_part(args) -> dict:
         full = {}
         if args.budget != "smoke" and args.full_size_frames:
             det_f, pose_f = build_full_size_pose_models(d)
-            kw_f = {**kw, "detector": det_f, "pose_model": pose_f, "batch_size": 4}
+            detector = PersonDetector(det_f, threshold=0.0, max_people=2)
+            counter = {"t": 0}
+
+            def detect_or_true_boxes(images):
+                # the full-size detector runs (and is timed); its random weights rarely rank "person"
+                # first among 80 classes, so the synthetic figures' true boxes are added where it
+                # finds fewer than 2 people: ViTPose and MPM then see 2 people per frame as with real weights
+                res = detector(images)
+                for r in res:
+                    truth = synthetic_person_boxes(counter["t"], 320, 240)
+                    counter["t"] += 1
+                    if len(r["boxes"]) < 2:
+                        r["boxes"] = np.concatenate([r["boxes"], truth])[:2]
+                        r["scores"] = np.ones(2)
+                return res
+
+            kw_f = {**kw, "detector": detect_or_true_boxes, "pose_model": pose_f, "batch_size": 4}
             try:
                 for n in sorted({1, args.threads}):
                     torch.set_num_threads(n)
+                    counter["t"] = 0
                     lift_video(video, lifter, max_frames=4, **kw_f)  # warm-up
+                    counter["t"] = 0
                     t0 = time.perf_counter()
                     res = lift_video(video, lifter, max_frames=args.full_size_frames, **kw_f)
                     wall = time.perf_counter() - t0
@@ -265,7 +286,7 @@ def main(argv=None) -> int:
     ap.add_argument("--part", default="all", choices=["all", "streaming", "speed", "video"])
     ap.add_argument("--max-frames", type=int, default=None, help="frames per validation sequence (default all)")
     ap.add_argument("--video-frames", type=int, default=200)
-    ap.add_argument("--full-size-frames", type=int, default=24, help="frames for the full-size random models (0: skip)")
+    ap.add_argument("--full-size-frames", type=int, default=12, help="frames for the full-size random models (0: skip)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     if args.budget == "smoke" and args.max_frames is None:

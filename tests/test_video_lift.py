@@ -119,6 +119,7 @@ def test_injected_detector_and_pose_model_give_tracks_and_their_3d(tiny_models, 
     seen = []
 
     def detector(images):
+        assert 1 <= len(images) <= 3    # frames arrive batch by batch (batch_size=3), never the whole video
         res = []
         for img in images:
             t = len(seen)

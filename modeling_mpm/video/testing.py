@@ -13,7 +13,7 @@ from typing import Tuple
 
 import numpy as np
 
-__all__ = ["build_tiny_pose_models", "build_full_size_pose_models", "write_synthetic_video"]
+__all__ = ["build_tiny_pose_models", "build_full_size_pose_models", "synthetic_person_boxes", "write_synthetic_video"]
 
 
 def build_tiny_pose_models(folder: str, seed: int = 0) -> Tuple[str, str]:
@@ -67,6 +67,19 @@ def build_full_size_pose_models(folder: str, seed: int = 0) -> Tuple[str, str]:
     return det_dir, pose_dir
 
 
+def synthetic_person_boxes(t: int, width: int, height: int, people: int = 2) -> np.ndarray:
+    """``(people, 4)`` boxes (x0, y0, x1, y1 pixels) of the figures in frame ``t`` of
+    :func:`write_synthetic_video`."""
+    boxes = []
+    for p in range(people):
+        cx = int((0.25 + 0.5 * p / max(people - 1, 1)) * width + 2 * t * (1 if p % 2 == 0 else -1))
+        cx = int(np.clip(cx, width // 10, width - width // 10))
+        h, top = height // 2, height // 4
+        w = max(h // 4, 4)
+        boxes.append([cx - w // 2, top, cx - w // 2 + w, top + h])
+    return np.asarray(boxes, dtype=np.float64)
+
+
 def write_synthetic_video(path: str, frames: int = 12, width: int = 128, height: int = 96, fps: int = 10,
                           people: int = 2) -> str:
     """A clip of ``people`` bright figures (head, torso, legs) walking over a dark gradient
@@ -80,12 +93,8 @@ def write_synthetic_video(path: str, frames: int = 12, width: int = 128, height:
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for t in range(frames):
             img = background.copy()
-            for p in range(people):
-                cx = int((0.25 + 0.5 * p / max(people - 1, 1)) * width + 2 * t * (1 if p % 2 == 0 else -1))
-                cx = int(np.clip(cx, width // 10, width - width // 10))
-                h = height // 2
-                top = height // 4
-                w = max(h // 4, 4)
+            for p, (x0, top, x1, bottom) in enumerate(synthetic_person_boxes(t, width, height, people).astype(int)):
+                cx, h, w = (x0 + x1) // 2, bottom - top, x1 - x0
                 col = np.array([230, 200, 170 - 60 * p], dtype=np.uint8)
                 img[top:top + h // 5, cx - w // 3:cx + w // 3] = col                      # head
                 img[top + h // 5:top + 3 * h // 5, cx - w // 2:cx + w // 2] = col          # torso
