@@ -12,8 +12,8 @@ Command line::
     mpm lift-video clip.mp4 --model path/to/mpm-lifter -o clip_3d.npz --render clip_3d.mp4
 
 Frames are decoded with PyAV (``pip install "modeling-mpm[video]"``) and processed ``batch_size``
-at a time; only the keypoints are kept (about 0.2 KB per person and frame), so memory does not
-grow with the video beyond that. The detector and the 2D pose model are seams: ``detector`` and
+at a time; only keypoints and boxes are kept (a few hundred bytes per person and frame), so
+memory does not grow with the video beyond that. The detector and the 2D pose model are seams: ``detector`` and
 ``pose_model`` take a Hub id / folder, or any callable with the same call as
 :class:`PersonDetector` / :class:`ViTPoseEstimator`.
 """
@@ -360,7 +360,8 @@ def render_video(video: str, result: dict, path: str, dpi: int = 80, spacing: fl
     codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
     try:
         with av.open(tmp, "w") as out, _progress(n, progress) as bar:
-            stream = out.add_stream(codec, rate=fractions.Fraction(float(result["fps"] or 25.0)).limit_denominator(1001))
+            rate = fractions.Fraction(float(result["fps"] or 25.0)).limit_denominator(1001)
+            stream = out.add_stream(codec, rate=rate)
             stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
             for t, frame in enumerate(iter_video_frames(video, n)):
                 image.set_data(frame)
