@@ -578,6 +578,7 @@ def main(argv=None) -> int:
          "python bench/bench_training_speed.py --budget small --threads 2   # section 5",
          "python bench/bench_inference_scaling.py --budget small --threads 2  # section 6",
          "python bench/bench_inference.py --threads 2 --memory-frames 0 --json bench/results/inference_headline.json  # headline (inference engineer's)",
+         "python bench/bench_streaming.py --budget small       # section 7 (live lifting, video pipeline speed)",
          "python bench/make_report.py",
          "```", "",
          "`--budget smoke` runs every script in seconds (what `tests/test_bench_smoke.py` does); `--budget full` "
@@ -593,6 +594,12 @@ def main(argv=None) -> int:
         if res is not None and ("summary" in res or "steps" in res or "rows" in res):
             L += fn(res)
             sections += 1
+    stream = get("streaming")  # section 7, rendered by bench_streaming.py
+    if stream is not None:
+        import bench_streaming
+
+        L += bench_streaming.report_section(stream)
+        sections += 1
     with open(args.out, "w") as f:
         f.write("\n".join(L) + "\n")
     print(f"wrote {args.out} ({sections} sections)")

@@ -21,6 +21,7 @@ if [ "$B" = small ]; then
   python bench/bench_training_speed.py --budget small --threads 2
   python bench/bench_inference_scaling.py --budget small --threads 2
   python bench/bench_inference.py --threads 2 --memory-frames 0 --json bench/results/inference_headline.json
+  python bench/bench_streaming.py --budget small --threads 2
 else
   for s in accuracy completion ablation; do python bench/bench_$s.py --budget "$B"; done
   python bench/bench_training_speed.py --budget "$B"

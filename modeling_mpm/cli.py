@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "lift": ("modeling_mpm.inference_cli", "lift 2D keypoints (npy/npz/COCO JSON) to 3D"),
     "complete": ("modeling_mpm.inference_cli", "complete 3D poses with missing joints"),
     "render": ("modeling_mpm.inference_cli", "render a 2D+3D side-by-side animation"),
+    "lift-video": ("modeling_mpm.video.lift_video", "video -> detector -> ViTPose -> tracks -> 3D per person"),
     "export-onnx": ("modeling_mpm.export", "export a lifting model to ONNX"),
     "convert": ("modeling_mpm.convert_official", "convert an official MPM checkpoint"),
     "eval": ("modeling_mpm.evaluation_cli", "evaluate a lifting model on a prepared data set"),

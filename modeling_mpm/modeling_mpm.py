@@ -570,8 +570,11 @@ class MPMModel(MPMPreTrainedModel):
         self.layers = nn.ModuleList([MPMTransformerLayer(config) for _ in range(config.num_layers)])
         self.post_init()
 
-    def embed_frames(self, pose: torch.Tensor, spatial_mask: Optional[torch.Tensor]) -> torch.Tensor:
-        """``(batch, frames, joints, 2|3)`` -> ``(batch, frames, hidden_size)`` with position embedding."""
+    def embed_frames(self, pose: torch.Tensor, spatial_mask: Optional[torch.Tensor],
+                     add_position_embedding: bool = True) -> torch.Tensor:
+        """``(batch, frames, joints, 2|3)`` -> ``(batch, frames, hidden_size)`` with position embedding
+        (``add_position_embedding=False``: without; each frame's embedding then depends on that frame
+        only, which lets a streaming lifter cache it)."""
         b, t, j, d = pose.shape
         if d == 2:
             token, embedding = self.spatial_mask_token_2d, self.joint_embedding_2d
@@ -585,7 +588,7 @@ class MPMModel(MPMPreTrainedModel):
             pose = torch.where(spatial_mask[..., None], token.to(pose.dtype), pose)
         x = embedding(pose.reshape(b, t, j * d).transpose(1, 2))
         x = self.spatial_mlp(x).transpose(1, 2)
-        return x + self.position_embedding
+        return x + self.position_embedding if add_position_embedding else x
 
     def forward(
         self,

@@ -17,6 +17,7 @@ This module is copied next to the weights as remote code: it imports only flat s
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any, Dict, List, Optional
 
@@ -44,6 +45,14 @@ def _is_batch(inputs) -> bool:
         return np.asarray(first, dtype=object).ndim == 3
     except ValueError:
         return False
+
+
+def _vitpose_module():
+    """:mod:`modeling_mpm.video.vitpose`, or None where only this file is present (remote code)."""
+    try:
+        return importlib.import_module("modeling_mpm.video.vitpose")
+    except ImportError:
+        return None
 
 
 def _resolve_head(model, class_name: str, task: str):
@@ -110,7 +119,9 @@ class PoseLiftingPipeline(_MPMPipelineBase):
 
     Args:
         keypoints: ``(frames, joints, 2)`` pixels, or ``(frames, joints, 3)`` with confidences; a
-            list of them gives a list of results. Any number of frames >= 1.
+            list of them gives a list of results. Any number of frames >= 1. Also ViTPose
+            post-processing output (list over frames of lists of person dicts), see
+            :func:`modeling_mpm.video.vitpose.lift_pose_estimation` (``track_people``, ``tracker``).
         image_size: ``(width, height)`` in pixels (required unless ``coordinates="normalized"``).
         keypoint_format: ``"h36m"`` (17), ``"coco"`` (17) or ``"halpe26"`` (26); missing H36M joints
             are synthesised (see :mod:`modeling_mpm.keypoints`).
@@ -138,6 +149,9 @@ class PoseLiftingPipeline(_MPMPipelineBase):
             keypoints = kwargs.pop("inputs", None)
         if keypoints is None:
             raise ValueError("pass keypoints: a (frames, joints, 2 or 3) array, or a list of them")
+        vitpose = _vitpose_module()  # ViTPose post-processing output: list over frames of lists of dicts
+        if vitpose is not None and vitpose.is_pose_estimation_output(keypoints):
+            return vitpose.lift_pose_estimation(self, keypoints, **kwargs)
         kwargs = self._window_batch(kwargs)
         if _is_batch(keypoints):
             return [self(k, **kwargs) for k in keypoints]

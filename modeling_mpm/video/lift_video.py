@@ -1,0 +1,440 @@
+"""Video -> 3D: person detector (RT-DETR) -> ViTPose (COCO-17 2D) -> tracks -> MPM (3D).
+
+Python::
+
+    from modeling_mpm.video import lift_video
+    res = lift_video("clip.mp4", "path/to/mpm-lifter", output="clip_3d.npz", render="clip_3d.mp4")
+    for track_id, tr in res["tracks"].items():
+        tr["frames"], tr["pose_3d"]      # (n,) video frame indices, (n, 17, 3) metres, camera frame
+
+Command line::
+
+    mpm lift-video clip.mp4 --model path/to/mpm-lifter -o clip_3d.npz --render clip_3d.mp4
+
+Frames are decoded with PyAV (``pip install "modeling-mpm[video]"``) and processed ``batch_size``
+at a time; only keypoints and boxes are kept (a few hundred bytes per person and frame), so
+memory does not grow with the video beyond that. The detector and the 2D pose model are seams: ``detector`` and
+``pose_model`` take a Hub id / folder, or any callable with the same call as
+:class:`PersonDetector` / :class:`ViTPoseEstimator`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fractions
+import itertools
+import os
+import sys
+import time
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
+
+import numpy as np
+
+from .tracking import IoUTracker, group_tracks
+from .vitpose import person_keypoints
+
+__all__ = ["lift_video", "PersonDetector", "ViTPoseEstimator", "iter_video_frames", "video_info",
+           "render_video", "save_tracks_npz", "DEFAULT_DETECTOR", "DEFAULT_POSE_MODEL"]
+
+DEFAULT_DETECTOR = "PekingU/rtdetr_r50vd_coco_o365"
+DEFAULT_POSE_MODEL = "usyd-community/vitpose-base-simple"
+
+
+def _av():
+    try:
+        import av
+    except ImportError:
+        raise ImportError('video decoding needs PyAV: pip install "modeling-mpm[video]" (or pip install av)') from None
+    return av
+
+
+# ----------------------------------------------------------------------------- decoding
+def video_info(path: str) -> Dict[str, float]:
+    """``{"fps", "width", "height", "frames"}`` of the first video stream (``frames`` 0 if unknown)."""
+    av = _av()
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no video file at {path!r}")
+    with av.open(path) as c:
+        if not c.streams.video:
+            raise ValueError(f"{path!r} has no video stream")
+        s = c.streams.video[0]
+        fps = float(s.average_rate) if s.average_rate else 25.0
+        return {"fps": fps, "width": int(s.width), "height": int(s.height), "frames": int(s.frames or 0)}
+
+
+def iter_video_frames(path: str, max_frames: Optional[int] = None) -> Iterator[np.ndarray]:
+    """Decoded frames of ``path`` one at a time, ``(height, width, 3)`` uint8 RGB."""
+    av = _av()
+    with av.open(path) as c:
+        s = c.streams.video[0]
+        s.thread_type = "AUTO"
+        for i, frame in enumerate(c.decode(s)):
+            if max_frames is not None and i >= max_frames:
+                break
+            yield frame.to_ndarray(format="rgb24")
+
+
+# ----------------------------------------------------------------------------- models
+def _torch_device(device):
+    import torch
+
+    if device is None:
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+class PersonDetector:
+    """Person boxes with a transformers object detector (default RT-DETR, COCO classes).
+
+    Args:
+        model: Hub id or folder (``AutoModelForObjectDetection`` + ``AutoImageProcessor``).
+        threshold: minimum detection score. max_people: keep at most that many (highest scores).
+
+    ``detector(images)`` with a list of ``(height, width, 3)`` uint8 RGB frames returns, per frame,
+    ``{"boxes": (n, 4) x0, y0, x1, y1 pixels, "scores": (n,)}`` sorted by score.
+    """
+
+    def __init__(self, model: str = DEFAULT_DETECTOR, threshold: float = 0.5, max_people: Optional[int] = None,
+                 device=None):
+        from transformers import AutoImageProcessor, AutoModelForObjectDetection
+
+        self.device = _torch_device(device)
+        self.processor = AutoImageProcessor.from_pretrained(model)
+        self.model = AutoModelForObjectDetection.from_pretrained(model).to(self.device).eval()
+        labels = {int(k): str(v).lower() for k, v in self.model.config.id2label.items()}
+        self.person_ids = sorted(k for k, v in labels.items() if v == "person")
+        if not self.person_ids:
+            raise ValueError(f"detector {model!r} has no 'person' class (labels: {sorted(labels.values())[:10]}...)")
+        self.threshold, self.max_people = float(threshold), max_people
+
+    def __call__(self, images: Sequence[np.ndarray]) -> List[Dict[str, np.ndarray]]:
+        import torch
+
+        inputs = self.processor(images=list(images), return_tensors="pt").to(self.device)
+        with torch.inference_mode():
+            outputs = self.model(**inputs)
+        sizes = [img.shape[:2] for img in images]
+        res = self.processor.post_process_object_detection(outputs, threshold=self.threshold, target_sizes=sizes)
+        out = []
+        for r in res:
+            keep = np.isin(r["labels"].cpu().numpy(), self.person_ids)
+            boxes, scores = r["boxes"].cpu().numpy()[keep], r["scores"].cpu().numpy()[keep]
+            order = np.argsort(-scores, kind="stable")[: self.max_people]
+            out.append({"boxes": boxes[order].astype(np.float64), "scores": scores[order].astype(np.float64)})
+        return out
+
+
+class ViTPoseEstimator:
+    """COCO-17 keypoints of given person boxes with transformers' ViTPose.
+
+    ``estimator(images, boxes)`` with ``boxes`` per frame ``(n, 4)`` x0, y0, x1, y1 pixels returns the
+    ``VitPoseImageProcessor.post_process_pose_estimation`` output: per frame a list over the boxes
+    of ``{"keypoints": (17, 2) pixels, "scores": (17,), "bbox": (4,) x, y, w, h, ...}``.
+    """
+
+    def __init__(self, model: str = DEFAULT_POSE_MODEL, device=None):
+        from transformers import AutoProcessor, VitPoseForPoseEstimation
+
+        self.device = _torch_device(device)
+        self.processor = AutoProcessor.from_pretrained(model)
+        self.model = VitPoseForPoseEstimation.from_pretrained(model).to(self.device).eval()
+        bb = getattr(self.model.config, "backbone_config", None)
+        self.num_experts = int(getattr(bb, "num_experts", 1) or 1)
+
+    def __call__(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> List[list]:
+        import torch
+
+        out: List[list] = [[] for _ in images]
+        todo = [i for i, b in enumerate(boxes) if len(b)]
+        if not todo:
+            return out
+        coco = []
+        for i in todo:  # x0, y0, x1, y1 -> COCO x, y, w, h (what the processor takes)
+            b = np.asarray(boxes[i], dtype=np.float32).reshape(-1, 4).copy()
+            b[:, 2:] -= b[:, :2]
+            coco.append(b)
+        inputs = self.processor([images[i] for i in todo], boxes=coco, return_tensors="pt").to(self.device)
+        if self.num_experts > 1:  # ViTPose++: pick the COCO expert
+            inputs["dataset_index"] = torch.zeros(inputs["pixel_values"].shape[0], dtype=torch.long,
+                                                  device=self.device)
+        with torch.inference_mode():
+            outputs = self.model(**inputs)
+        res = self.processor.post_process_pose_estimation(outputs, boxes=coco)
+        for i, r in zip(todo, res):
+            out[i] = r
+        return out
+
+
+# ----------------------------------------------------------------------------- the pipeline
+def _lifting_pipeline(model, device=None):
+    from transformers import pipeline
+
+    from ..pipeline_mpm import PoseLiftingPipeline
+
+    if isinstance(model, PoseLiftingPipeline):
+        return model
+    kw = {} if device is None else {"device": device}
+    return pipeline("pose-lifting", model=model, **kw)
+
+
+def _progress(total: Optional[int], enabled: bool):
+    if not enabled:
+        return contextlib.nullcontext(None)
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total or None, desc="frames", unit="frame")
+
+
+def lift_video(
+    video: str,
+    model,
+    detector=DEFAULT_DETECTOR,
+    pose_model=DEFAULT_POSE_MODEL,
+    output: Optional[str] = None,
+    render: Optional[str] = None,
+    batch_size: int = 8,
+    detection_threshold: float = 0.5,
+    keypoint_threshold: float = 0.3,
+    max_people: Optional[int] = None,
+    tracker=None,
+    min_track_frames: int = 1,
+    mode: str = "seq2seq",
+    device=None,
+    max_frames: Optional[int] = None,
+    progress: bool = True,
+) -> dict:
+    """Detect, track and lift every person of a video to 3D.
+
+    Args:
+        video: path of a video file (anything FFmpeg/PyAV decodes).
+        model: MPM lifter: Hub id / folder, :class:`~modeling_mpm.MPMForPoseLifting` or a
+            ``pose-lifting`` pipeline.
+        detector: Hub id / folder of an object detector with a ``person`` class (default RT-DETR
+            ``PekingU/rtdetr_r50vd_coco_o365``), or a callable like :class:`PersonDetector`.
+        pose_model: Hub id / folder of a ViTPose model (default ``usyd-community/vitpose-base-simple``)
+            or a callable like :class:`ViTPoseEstimator`.
+        output: optional ``.npz`` to write (see :func:`save_tracks_npz`); render: optional ``.mp4``
+            with the video and 2D on the left, the 3D skeletons on the right (:func:`render_video`).
+        batch_size: frames per detector / ViTPose forward pass.
+        detection_threshold, max_people: passed to :class:`PersonDetector` (Hub id / folder only).
+        keypoint_threshold: ViTPose joints with a lower score are missing (masked for MPM).
+        tracker: anything with ``update(boxes) -> ids`` (default :class:`IoUTracker`).
+        min_track_frames: drop tracks detected in fewer frames.
+        mode: MPM mode, ``"seq2seq"`` (fast, default) or ``"seq2frame"`` (the paper's protocol).
+        device: torch device for all models (default CPU). max_frames: stop after that many frames.
+
+    Returns:
+        ``{"tracks": {id: {"frames": (n,) frame indices, "pose_3d": (n, 17, 3) metres root-relative
+        camera frame, "valid": (n, 17) bool, "keypoints_2d": (n, 17, 2) H36M-17 pixels (NaN =
+        missing), "keypoints_coco": (n, 17, 3) ViTPose x, y, score (NaN where not detected),
+        "boxes": (n, 4), "detected": (n,) bool}}, "fps", "image_size": (w, h), "num_frames",
+        "timings": seconds per stage}``.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    info = video_info(video)
+    t_start = time.perf_counter()
+    timings = {"load_models": 0.0, "decode": 0.0, "detect": 0.0, "pose": 0.0, "track": 0.0, "lift": 0.0}
+    det_fn: Callable = detector if callable(detector) else PersonDetector(
+        detector, threshold=detection_threshold, max_people=max_people, device=device)
+    pose_fn: Callable = pose_model if callable(pose_model) else ViTPoseEstimator(pose_model, device=device)
+    pipe = _lifting_pipeline(model, device)
+    timings["load_models"] = time.perf_counter() - t_start
+    tracker = IoUTracker() if tracker is None else tracker
+
+    detections, ids = [], []
+    n_frames, size = 0, (info["width"], info["height"])
+    total = info["frames"] if max_frames is None else min(max_frames, info["frames"] or max_frames)
+    frames_it = iter_video_frames(video, max_frames)
+    with _progress(total, progress) as bar:
+        while True:
+            t0 = time.perf_counter()
+            batch = list(itertools.islice(frames_it, batch_size))
+            timings["decode"] += time.perf_counter() - t0
+            if not batch:
+                break
+            size = (batch[0].shape[1], batch[0].shape[0])
+            t0 = time.perf_counter()
+            dets = det_fn(batch)
+            timings["detect"] += time.perf_counter() - t0
+            if len(dets) != len(batch):
+                raise ValueError(f"detector returned {len(dets)} results for {len(batch)} frames")
+            t0 = time.perf_counter()
+            boxes = [np.asarray(d["boxes"], dtype=np.float64).reshape(-1, 4) for d in dets]
+            people = pose_fn(batch, boxes)
+            timings["pose"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            for b, ppl in zip(boxes, people):
+                if len(ppl) != len(b):
+                    raise ValueError(f"pose model returned {len(ppl)} people for {len(b)} boxes")
+                kps = np.stack([person_keypoints(p)[0] for p in ppl]) if len(ppl) else np.zeros((0, 17, 3))
+                detections.append({"keypoints": kps.astype(np.float32), "boxes": b})
+                ids.append(np.asarray(tracker.update(b), dtype=np.int64))
+            timings["track"] += time.perf_counter() - t0
+            n_frames += len(batch)
+            if bar is not None:
+                bar.update(len(batch))
+    if n_frames == 0:
+        raise ValueError(f"no frame could be decoded from {video!r}")
+
+    t0 = time.perf_counter()
+    tracks = {}
+    for tid, tr in group_tracks(detections, ids, min_track_frames=min_track_frames).items():
+        kp = tr["keypoints"]
+        if not (kp[..., 2] >= keypoint_threshold).any():
+            continue  # no usable joint in the whole track
+        res = pipe(kp, image_size=size, keypoint_format="coco", confidence_threshold=keypoint_threshold,
+                   mode=mode, return_keypoints_2d=True)
+        tracks[int(tid)] = {"frames": tr["frames"], "pose_3d": res["pose_3d"], "valid": res["valid"],
+                            "keypoints_2d": np.asarray(res["keypoints_2d"], dtype=np.float32),
+                            "keypoints_coco": kp.astype(np.float32), "boxes": tr["boxes"],
+                            "detected": tr["detected"]}
+    timings["lift"] = time.perf_counter() - t0
+    result = {"tracks": tracks, "fps": info["fps"], "image_size": size, "num_frames": n_frames,
+              "timings": timings}
+    if output:
+        save_tracks_npz(result, output)
+    if render:
+        t0 = time.perf_counter()
+        render_video(video, result, render, progress=progress)
+        timings["render"] = time.perf_counter() - t0
+    return result
+
+
+def save_tracks_npz(result: dict, path: str) -> str:
+    """Write a :func:`lift_video` result atomically: ``track_ids`` (k,), ``fps``, ``image_size``,
+    ``num_frames`` and per track ``track{id}_frames``, ``_pose_3d``, ``_valid``, ``_keypoints_2d``,
+    ``_keypoints_coco``, ``_boxes``, ``_detected`` (shapes as in :func:`lift_video`)."""
+    if not str(path).endswith(".npz"):
+        raise ValueError(f"output must be a .npz path, got {path!r}")
+    arrays = {"track_ids": np.asarray(sorted(result["tracks"]), dtype=np.int64),
+              "fps": np.float64(result["fps"]), "image_size": np.asarray(result["image_size"], dtype=np.int64),
+              "num_frames": np.int64(result["num_frames"])}
+    for tid, tr in result["tracks"].items():
+        for k, v in tr.items():
+            arrays[f"track{tid}_{k}"] = np.asarray(v)
+    os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+# ----------------------------------------------------------------------------- rendering
+def render_video(video: str, result: dict, path: str, dpi: int = 80, spacing: float = 1.2,
+                 max_frames: Optional[int] = None, progress: bool = False) -> str:
+    """Write an MP4 (PyAV, H.264 or MPEG-4): the video with every track's 2D skeleton on the left,
+    the 3D skeletons on the right (each track shifted ``spacing`` metres along x, labelled by id).
+
+    Frames are decoded again one at a time (bounded memory). Returns ``path``.
+    """
+    av = _av()
+    from ..render import _mpl, bone_colors, plot_skeleton_3d, setup_camera_axes_3d
+    from ..skeleton import get_skeleton
+
+    if not str(path).lower().endswith(".mp4"):
+        raise ValueError(f"render writes an .mp4, got {path!r}")
+    skel = get_skeleton("h36m17")
+    plt = _mpl()
+    tracks = result["tracks"]
+    order = sorted(tracks)
+    offsets = {t: np.array([spacing * i, 0.0, 0.0]) for i, t in enumerate(order)}
+    w, h = result["image_size"]
+    fig = plt.figure(figsize=(10, 5), dpi=dpi)
+    ax2 = fig.add_subplot(1, 2, 1)
+    ax3 = fig.add_subplot(1, 2, 2, projection="3d")
+    ax2.set_axis_off()
+    image = ax2.imshow(np.zeros((h, w, 3), dtype=np.uint8))
+    centre = np.array([spacing * (len(order) - 1) / 2, -0.2, 0.0])
+    radius = max(1.0, spacing * len(order) / 2)
+    setup_camera_axes_3d(ax3, centre, radius, "3D (camera frame)")
+    cols = bone_colors(skel)
+    n = result["num_frames"] if max_frames is None else min(max_frames, result["num_frames"])
+    fig.canvas.draw()
+    W, H = fig.canvas.get_width_height()
+    W, H = W - W % 2, H - H % 2
+    os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp.mp4"
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    try:
+        with av.open(tmp, "w") as out, _progress(n, progress) as bar:
+            rate = fractions.Fraction(float(result["fps"] or 25.0)).limit_denominator(1001)
+            stream = out.add_stream(codec, rate=rate)
+            stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+            for t, frame in enumerate(iter_video_frames(video, n)):
+                image.set_data(frame)
+                for artist in list(ax2.lines) + list(ax2.texts) + list(ax3.lines) + list(ax3.texts):
+                    artist.remove()
+                ax3.set_title(f"3D (camera frame), frame {t}")
+                for tid in order:
+                    tr = tracks[tid]
+                    i = t - int(tr["frames"][0])
+                    if not 0 <= i < len(tr["frames"]):
+                        continue
+                    k2 = tr["keypoints_2d"][i]
+                    for (a, b), col in zip(skel.bones, cols):
+                        if np.isfinite(k2[[a, b]]).all():
+                            ax2.plot(k2[[a, b], 0], k2[[a, b], 1], color=col, lw=2)
+                    if np.isfinite(k2).all(1).any():
+                        top = k2[np.isfinite(k2).all(1)].min(0)
+                        ax2.text(top[0], top[1] - 5, str(tid), color="yellow", fontsize=9)
+                    p3 = tr["pose_3d"][i] + offsets[tid]
+                    plot_skeleton_3d(ax3, p3, skel)
+                    ax3.text(p3[0, 0], p3[0, 2], -p3[0, 1] + 1.0, str(tid))
+                fig.canvas.draw()
+                rgb = np.asarray(fig.canvas.buffer_rgba())[:H, :W, :3]
+                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
+                    out.mux(packet)
+                if bar is not None:
+                    bar.update(1)
+            for packet in stream.encode():
+                out.mux(packet)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+# ----------------------------------------------------------------------------- CLI
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="mpm lift-video",
+        description="Video -> 3D: RT-DETR person boxes -> ViTPose 2D -> tracks -> MPM 3D per person.",
+    )
+    ap.add_argument("video", help="input video file")
+    ap.add_argument("-o", "--output", required=True, help="output .npz (per-track 3D, see lift_video)")
+    ap.add_argument("--render", default=None, help="optional .mp4: video + 2D left, 3D right")
+    ap.add_argument("--model", required=True, help="MPM lifter: Hub id or folder")
+    ap.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"person detector (default {DEFAULT_DETECTOR})")
+    ap.add_argument("--pose-model", default=DEFAULT_POSE_MODEL, help=f"ViTPose model (default {DEFAULT_POSE_MODEL})")
+    ap.add_argument("--batch-size", type=int, default=8, help="frames per detector / ViTPose pass")
+    ap.add_argument("--detection-threshold", type=float, default=0.5)
+    ap.add_argument("--keypoint-threshold", type=float, default=0.3)
+    ap.add_argument("--max-people", type=int, default=None, help="people per frame (highest scores)")
+    ap.add_argument("--min-track-frames", type=int, default=1, help="drop tracks seen in fewer frames")
+    ap.add_argument("--mode", default="seq2seq", choices=["seq2seq", "seq2frame"])
+    ap.add_argument("--max-frames", type=int, default=None)
+    ap.add_argument("--device", default=None, help="torch device, e.g. cuda (default cpu)")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    try:
+        res = lift_video(args.video, args.model, detector=args.detector, pose_model=args.pose_model,
+                         output=args.output, render=args.render, batch_size=args.batch_size,
+                         detection_threshold=args.detection_threshold, keypoint_threshold=args.keypoint_threshold,
+                         max_people=args.max_people, min_track_frames=args.min_track_frames, mode=args.mode,
+                         device=args.device, max_frames=args.max_frames, progress=not args.no_progress)
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        print(f"mpm lift-video: error: {e}", file=sys.stderr)
+        return 2
+    lens = {t: len(tr["frames"]) for t, tr in res["tracks"].items()}
+    print(f"{res['num_frames']} frames, {len(lens)} track(s) {lens} -> {args.output}"
+          + (f", {args.render}" if args.render else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

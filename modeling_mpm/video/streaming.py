@@ -1,0 +1,190 @@
+"""Live 2D -> 3D lifting, one frame at a time, with a chosen latency.
+
+:class:`PoseLiftingStream` keeps the last ``num_frames`` frames of one person. Each new frame is
+embedded once (joint embedding + spatial MLP, :meth:`MPMModel.embed_frames` without the position
+embedding; these depend on that frame only) and the cached embeddings are reused by every later
+window; per frame only the temporal transformer and one pose head run over the window.
+
+Latency ``L`` (frames): the 3D of frame ``t - L`` is returned when frame ``t`` arrives. It sits at
+slot ``num_frames - 1 - L`` of the window of the last ``num_frames`` frames (the window is
+edge-padded with the first frame at the start and, in :meth:`PoseLiftingStream.flush`, with the
+last frame at the end, as :func:`modeling_mpm.inference.lift_sequence` pads). ``L = 0`` is causal
+(the all-frames head at the last slot); ``L = num_frames - 1 - (num_frames - 1) // 2`` (half the
+window) puts the frame at the model's centre and uses the centre-frame head, which gives exactly
+``lift_sequence(mode="seq2frame")`` for odd windows. Other latencies read the all-frames head at
+their slot. Accuracy against latency: ``bench/bench_streaming.py``.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+
+from ..keypoints import keypoints_to_h36m, normalize_screen_coordinates, validate_image_size, validate_keypoints
+from ..pipeline_mpm import _resolve_head, _skeleton_of, _to_model_layout
+
+__all__ = ["PoseLiftingStream"]
+
+
+class PoseLiftingStream:
+    """Streaming lifter for one person: ``push`` one frame's 2D keypoints, get 3D back.
+
+    Args:
+        model: an :class:`~modeling_mpm.MPMForPoseLifting` (or a Hub id / folder of one).
+        image_size: ``(width, height)`` pixels of the frames (``None`` with ``coordinates="normalized"``).
+        keypoint_format: ``"coco"`` (default, ViTPose/RT-DETR output), ``"h36m"`` or ``"halpe26"``.
+        latency: frames between input and output, ``0`` (causal) to half the window.
+        confidence_threshold: joints with a lower confidence are missing (masked for the model).
+        coordinates: ``"pixels"`` or ``"normalized"`` (model coordinates).
+
+    ``push(keypoints)`` takes ``(joints, 2)`` / ``(joints, 3)`` (x, y[, confidence]) in pixels, one
+    ViTPose person dict (``keypoints`` ``(17, 2)``, ``scores`` ``(17,)``), or ``None`` for a frame
+    without the person (all joints missing). It returns ``None`` during the first ``latency`` frames,
+    then a dict for frame ``t - latency``: ``frame`` (int), ``pose_3d`` float32 ``(J, 3)`` metres,
+    root-relative, camera frame (x right, y down, z forward), ``valid`` bool ``(J,)`` (False = that
+    2D joint was missing). ``flush()`` returns the last ``latency`` frames at the end of the stream.
+    """
+
+    def __init__(self, model, image_size=None, keypoint_format: str = "coco", latency: int = 0,
+                 confidence_threshold: float = 0.0, coordinates: str = "pixels"):
+        if isinstance(model, str):
+            from ..modeling_mpm import MPMForPoseLifting
+
+            model = MPMForPoseLifting.from_pretrained(model)
+        self.model = _resolve_head(model, "MPMForPoseLifting", "streaming lifting").eval()
+        self.skeleton = _skeleton_of(self.model)
+        cfg = self.model.config
+        self.num_frames = int(cfg.num_frames)
+        self.max_latency = self.num_frames - 1 - cfg.center_frame
+        if isinstance(latency, bool) or not isinstance(latency, (int, np.integer)) \
+                or not 0 <= latency <= self.max_latency:
+            raise ValueError(
+                f"latency must be an int from 0 (causal) to {self.max_latency} (half the model's "
+                f"{self.num_frames}-frame window), got {latency!r}"
+            )
+        self.latency = int(latency)
+        self.slot = self.num_frames - 1 - self.latency
+        self.use_center_head = self.slot == cfg.center_frame
+        if coordinates not in ("pixels", "normalized"):
+            raise ValueError(f"coordinates must be 'pixels' or 'normalized', got {coordinates!r}")
+        self.coordinates = coordinates
+        self.image_size = validate_image_size(image_size) if coordinates == "pixels" else None
+        self.keypoint_format = keypoint_format
+        try:
+            self.confidence_threshold = float(confidence_threshold)
+        except (TypeError, ValueError):
+            raise TypeError(f"confidence_threshold must be a number, got {confidence_threshold!r}") from None
+        if getattr(self.model, "mpm", None) is None:
+            raise TypeError("PoseLiftingStream needs an MPMForPoseLifting (with its .mpm encoder)")
+        self.device = next(self.model.parameters()).device
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> None:
+        """Forget all frames (start a new stream)."""
+        self._embeddings: collections.deque = collections.deque(maxlen=self.num_frames)
+        self._missing: collections.deque = collections.deque(maxlen=self.num_frames)
+        self._frames_seen = 0      # frames pushed so far
+        self._frames_out = 0       # frames returned so far
+
+    @property
+    def frames_seen(self) -> int:
+        return self._frames_seen
+
+    # ------------------------------------------------------------------ input
+    def _frame_input(self, keypoints):
+        """One frame -> (pose_2d (1, 1, J, 2) float32 model coordinates, missing (J,) bool)."""
+        J17 = 17
+        if keypoints is None:
+            xy = np.zeros((1, J17, 2))
+            valid = np.zeros((1, J17), dtype=bool)
+            fmt = "h36m"
+            conf = None
+        else:
+            if isinstance(keypoints, dict):
+                from .vitpose import person_keypoints
+
+                keypoints, fmt_in = person_keypoints(keypoints)
+                fmt = fmt_in
+            else:
+                fmt = self.keypoint_format
+            if hasattr(keypoints, "detach"):
+                keypoints = keypoints.detach().cpu().numpy()
+            arr = np.asarray(keypoints)
+            if arr.ndim != 2:
+                raise ValueError(
+                    f"push() takes one frame's keypoints, shape (joints, 2 or 3); got shape {arr.shape}"
+                )
+            xy, conf, fmt = validate_keypoints(arr[None], fmt)
+            valid = np.isfinite(xy).all(-1)
+            if conf is not None:
+                valid &= np.isfinite(conf) & (conf >= self.confidence_threshold)
+        xy17, valid17, _ = keypoints_to_h36m(xy, valid, fmt)
+        xy17 = np.where(valid17[..., None], xy17, 0.0)
+        if self.coordinates == "pixels":
+            uv = normalize_screen_coordinates(xy17, *self.image_size)
+            uv = np.where(valid17[..., None], uv, 0.0)
+        else:
+            uv = xy17
+        uv = _to_model_layout(uv, self.skeleton)
+        missing = ~_to_model_layout(valid17[..., None], self.skeleton)[..., 0]
+        return torch.as_tensor(np.asarray(uv, dtype=np.float32))[None], missing[0]
+
+    @torch.inference_mode()
+    def _embed(self, pose_2d: torch.Tensor, missing: np.ndarray) -> torch.Tensor:
+        m = torch.as_tensor(missing)[None, None].to(self.device) if missing.any() else None
+        x = self.model.mpm.embed_frames(pose_2d.to(self.device), m, add_position_embedding=False)
+        return x[0, 0]  # (hidden,)
+
+    # ------------------------------------------------------------------ output
+    @torch.inference_mode()
+    def _lift_target(self, target: int, last: int) -> Dict[str, np.ndarray]:
+        """3D of frame ``target`` from the cached embeddings (frames ``<= last`` are known)."""
+        first = last - len(self._embeddings) + 1        # oldest cached frame
+        idx = np.clip(target - self.slot + np.arange(self.num_frames), max(first, 0), last) - first
+        emb = list(self._embeddings)
+        mpm = self.model.mpm
+        x = torch.stack([emb[i] for i in idx])[None] + mpm.position_embedding
+        for layer in mpm.layers:
+            x = layer(x)
+        if self.use_center_head:
+            out = self.model.center_head(self.model.reduce(x))[0, 0]
+        else:
+            out = self.model.frames_head(x[:, self.slot:self.slot + 1])[0, 0]
+        pose = out.float().cpu().numpy().copy()
+        if self.skeleton.root is not None:
+            pose[self.skeleton.root] = 0.0
+        missing = self._missing[target - first]
+        return {"frame": int(target), "pose_3d": pose.astype(np.float32), "valid": ~missing}
+
+    def push(self, keypoints) -> Optional[Dict[str, np.ndarray]]:
+        """Add the next frame; return the result for frame ``frames_seen - 1 - latency`` (or None)."""
+        pose_2d, missing = self._frame_input(keypoints)
+        # frames that a pending output still needs must stay cached: keep the window's length
+        self._embeddings.append(self._embed(pose_2d, missing))
+        self._missing.append(missing)
+        t = self._frames_seen
+        self._frames_seen += 1
+        target = t - self.latency
+        if target < 0:
+            return None
+        self._frames_out += 1
+        return self._lift_target(target, t)
+
+    def flush(self) -> List[Dict[str, np.ndarray]]:
+        """Results of the frames still pending (the last ``latency`` ones), edge-padded with the last
+        frame; the stream can then be :meth:`reset`."""
+        last = self._frames_seen - 1
+        outs = [self._lift_target(s, last) for s in range(self._frames_out, self._frames_seen)]
+        self._frames_out = self._frames_seen
+        return outs
+
+    def run(self, keypoints) -> np.ndarray:
+        """Convenience: stream a whole ``(frames, joints, 2|3)`` sequence (from a reset state);
+        returns float32 ``(frames, J, 3)``."""
+        self.reset()
+        outs = [o for k in keypoints for o in [self.push(k)] if o is not None] + self.flush()
+        return np.stack([o["pose_3d"] for o in outs])
