@@ -75,6 +75,42 @@ def _evaluate(model, dataset, batch_size: int, seed: int) -> Dict[str, Dict]:
             for key, _, kw in SETTINGS}
 
 
+def _window_arrays(dataset):
+    """Centre-frame 3D ``(N, J, 3)``, ``(sequence, camera)`` group ids ``(N,)`` and action
+    labels of an evaluation window dataset (:class:`~modeling_mpm.training.data_sources.LabelledWindows`
+    over a fixed-camera :class:`~modeling_mpm.data.PoseWindowDataset`, optionally in a ``Subset``)."""
+    indices = np.arange(len(dataset))
+    ds = dataset
+    if hasattr(ds, "indices") and hasattr(ds, "dataset"):  # training.data.Subset
+        indices, ds = np.asarray(ds.indices, dtype=np.int64), ds.dataset
+    windows, labels = getattr(ds, "windows", None), getattr(ds, "labels", None)
+    if windows is None or not hasattr(windows, "get_batch"):
+        raise TypeError("mean_pose_baseline needs LabelledWindows over a PoseWindowDataset")
+    b = windows.get_batch(indices)
+    c = b["pose_3d"].shape[1] // 2
+    groups = b["sequence_index"].astype(np.int64) * 1000 + b["camera_index"].astype(np.int64)
+    return b["pose_3d"][:, c], groups, [labels[int(i)] for i in b["sequence_index"]]
+
+
+def mean_pose_baseline(dataset) -> Dict:
+    """MPJPE (mm, mean over actions like :func:`~modeling_mpm.evaluation.evaluate_lifting`) of
+    predicting, for every held-out sequence and camera, that sequence's mean root-relative
+    camera-frame pose on every frame: what a lifter that ignores its 2D input could at best do
+    (it even knows each test sequence's mean pose). A lifter that learned nothing that transfers
+    scores about 1.0x this."""
+    from .metrics import ActionErrorMeter
+
+    pose, groups, labels = _window_arrays(dataset)
+    pred = np.empty_like(pose)
+    for g in np.unique(groups):
+        sel = groups == g
+        pred[sel] = pose[sel].mean(axis=0)
+    err = np.linalg.norm(pred - pose, axis=-1).mean(axis=-1) * 1000.0
+    meter = ActionErrorMeter()
+    meter.update(err, labels)
+    return {"mpjpe": meter.mean_over_actions(), "per_action": meter.per_action(), "windows": len(err)}
+
+
 def _table(results: Dict[str, Dict[str, Dict]], n_windows: int) -> str:
     names = list(results)
     head = f"{'setting':<34}" + "".join(f"{n:>24}" for n in names)
