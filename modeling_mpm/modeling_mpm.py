@@ -549,7 +549,7 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
     Masked frames are dropped before the encoder and re-inserted as a learned token plus a
     decoder position embedding; a 2D decoder and a 3D decoder (``decoder_layers`` transformer
     layers each) feed BatchNorm + 1x1 conv heads. A 2D input also goes through the 3D decoder,
-    which gives 3D lifted from (masked) 2D.
+    which gives 3D lifted from (masked) 2D, when that output is needed (``output_lifted``).
     """
 
     def __init__(self, config: MPMConfig):
@@ -642,6 +642,7 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
         lift_labels: Optional[torch.Tensor] = None,
         generator: Optional[torch.Generator] = None,
         return_dict: bool = True,
+        output_lifted: Optional[bool] = None,
         **kwargs,
     ):
         """Reconstruct masked 2D and/or 3D poses.
@@ -656,11 +657,19 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
             spatial_mask_3d / temporal_mask_3d: masks for the 3D pass only, overriding the above.
             lift_labels: ``(batch, frames, joints, 3)`` target of the 3D lifted from ``pose_2d``.
             generator: torch.Generator for the sampled masks.
+            output_lifted: run the 3D decoder and head on the 2D input (``pose_3d_from_2d``).
+                Default (None): when ``lift_labels`` are given or in eval mode. A training-mode
+                2D-only pass thus leaves the 3D head's BatchNorm statistics untouched, as in the
+                authors' code, where 2D features reach the 3D decoder only in the lifting branch.
         """
         if pose_2d is None and pose_3d is None:
             raise ValueError("pass pose_2d and/or pose_3d")
         if pose_2d is None and lift_labels is not None:
             raise ValueError("lift_labels needs pose_2d (the 3D target of the 2D input)")
+        if output_lifted is None:
+            output_lifted = lift_labels is not None or not self.training
+        elif not output_lifted and lift_labels is not None:
+            raise ValueError("lift_labels needs the lifted 3D output; do not pass output_lifted=False with them")
         cfg = self.config
         root = cfg.get_skeleton().root
         out_root = root if cfg.zero_root_output else None
@@ -669,7 +678,8 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
         if pose_2d is not None:
             pose_2d, s, t, x = self._encode(pose_2d, "2d", spatial_mask, temporal_mask, generator)
             out.pose_2d = self._decode(self.decoder_2d, self.head_2d, x)
-            out.pose_3d_from_2d = _zero_root(self._decode(self.decoder_3d, self.head_3d, x), out_root)
+            if output_lifted:
+                out.pose_3d_from_2d = _zero_root(self._decode(self.decoder_3d, self.head_3d, x), out_root)
             out.spatial_mask_2d, out.temporal_mask_2d = s, t
             out.loss_2d = self._reconstruction_loss(out.pose_2d, pose_2d, s, t)
             losses.append(cfg.loss_weight_2d * out.loss_2d)
