@@ -22,7 +22,7 @@ import json
 import os
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -111,17 +111,28 @@ def mean_pose_baseline(dataset) -> Dict:
     return {"mpjpe": meter.mean_over_actions(), "per_action": meter.per_action(), "windows": len(err)}
 
 
-def _table(results: Dict[str, Dict[str, Dict]], n_windows: int) -> str:
+def _table(results: Dict[str, Dict[str, Dict]], n_windows: int, baseline: Optional[Dict] = None,
+           sequences: Optional[List[str]] = None) -> str:
     names = list(results)
+    seqs = f" ({', '.join(sequences)}: motion never used in pre-training or fine-tuning)" if sequences else ""
     head = f"{'setting':<34}" + "".join(f"{n:>24}" for n in names)
-    lines = [f"Lifting on the held-out demo split ({n_windows} windows, 4 virtual cameras): "
+    if len(names) == 2:
+        head += f"{names[0] + ' / ' + names[1]:>26}"
+    lines = [f"Lifting on the held-out demo split{seqs}, {n_windows} windows, 4 virtual cameras: "
              "MPJPE / P-MPJPE in mm", head, "-" * len(head)]
     for key, label, _ in SETTINGS:
         row = f"{label:<34}"
         for n in names:
             r = results[n][key]
             row += f"{r['mpjpe']:>14.1f} / {r['p_mpjpe']:>6.1f}"
+        if len(names) == 2:
+            row += f"{results[names[0]][key]['mpjpe'] / results[names[1]][key]['mpjpe']:>25.2f}x"
         lines.append(row)
+    if baseline is not None:
+        b = baseline["mpjpe"]
+        lines.append(f"{'per-sequence mean pose (no input)':<34}" + "".join(f"{b:>14.1f} /    -  " for _ in names))
+        lines.append(f"{'MPJPE / mean-pose baseline':<34}"
+                     + "".join(f"{results[n]['plain']['mpjpe'] / b:>23.2f}x" for n in names))
     return "\n".join(lines)
 
 
@@ -166,16 +177,24 @@ def render_example(path: str, pose_2d: np.ndarray, pred_3d: np.ndarray, gt_3d: n
     return path
 
 
-def default_threads() -> int:
-    """Torch threads for the demo: ``min(2, cores)``, but 1 when the machine is already busy
-    (load average above ``cores - 1``): small models on oversubscribed cores run several times
-    slower with two spinning threads than with one."""
+def choose_threads() -> Tuple[int, str]:
+    """Torch threads for the demo and why: ``min(2, cores)``, but 1 when the machine is already
+    busy (1-minute load average above ``cores - 1``): small models on oversubscribed cores run
+    several times slower with two spinning threads than with one. ``--threads`` overrides."""
     cores = os.cpu_count() or 1
     try:
-        busy = os.getloadavg()[0] > max(cores - 1, 0.5)
+        load = os.getloadavg()[0]
     except (AttributeError, OSError):  # pragma: no cover - not on every platform
-        busy = False
-    return 1 if busy else min(2, cores)
+        return min(2, cores), f"{cores} CPU core(s), load average unknown"
+    if load > max(cores - 1, 0.5):
+        return 1, (f"the machine is busy (load average {load:.1f} on {cores} cores): one thread runs faster "
+                   f"than two competing ones; pass --threads 2 to override")
+    return min(2, cores), f"{cores} CPU core(s), load average {load:.1f}"
+
+
+def default_threads() -> int:
+    """The thread count of :func:`choose_threads`."""
+    return choose_threads()[0]
 
 
 def run_demo(output_dir: str, *, quick: bool = False, pretrain_steps: Optional[int] = None,
@@ -195,7 +214,10 @@ def run_demo(output_dir: str, *, quick: bool = False, pretrain_steps: Optional[i
         if v is not None and (not isinstance(v, int) or v <= 0):
             raise ValueError(f"{name} must be a positive int, got {v!r}")
     t_start = time.time()
-    torch.set_num_threads(threads or default_threads())
+    if threads is not None and (not isinstance(threads, int) or threads <= 0):
+        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    n_threads, why = (threads, "set with --threads") if threads else choose_threads()
+    torch.set_num_threads(n_threads)
     hf_logging.disable_progress_bar()
     p = dict(PRESETS["quick" if quick else "full"])
     if pretrain_steps is not None:
@@ -208,6 +230,8 @@ def run_demo(output_dir: str, *, quick: bool = False, pretrain_steps: Optional[i
 
     def stage(msg):
         print(f"[mpm demo {time.time() - t_start:6.1f}s] {msg}", flush=True)
+
+    stage(f"using {torch.get_num_threads()} torch thread(s): {why}")
 
     # 1. pre-training ------------------------------------------------------------------
     stage(f"pre-training masked 2D + 3D pose modeling: {p['pretrain_steps']} steps x {p['batch_size']} windows")
@@ -242,9 +266,16 @@ def run_demo(output_dir: str, *, quick: bool = False, pretrain_steps: Optional[i
     if val is None:
         raise RuntimeError("the demo data has no validation split")
     results = {name: _evaluate(m, val, p["eval_batch_size"], seed) for name, m in lifters.items()}
+    baseline = mean_pose_baseline(val)
     timing["evaluate_s"] = time.time() - t
+    held_out = sorted(baseline["per_action"])
+    ratios = {
+        "pretrained_vs_scratch": results["pretrained"]["plain"]["mpjpe"] / results["scratch"]["plain"]["mpjpe"],
+        "pretrained_vs_mean_pose": results["pretrained"]["plain"]["mpjpe"] / baseline["mpjpe"],
+        "scratch_vs_mean_pose": results["scratch"]["plain"]["mpjpe"] / baseline["mpjpe"],
+    }
 
-    table = _table(results, len(val))
+    table = _table(results, len(val), baseline, held_out)
     print(table, flush=True)
 
     # exports ------------------------------------------------------------------------------
@@ -280,6 +311,9 @@ def run_demo(output_dir: str, *, quick: bool = False, pretrain_steps: Optional[i
         "settings": {key: label for key, label, _ in SETTINGS},
         "units": "mm",
         "windows": len(val),
+        "held_out_sequences": held_out,
+        "mean_pose_baseline": baseline,
+        "ratios": ratios,
         "results": {name: summary(r) for name, r in results.items()},
         "pretraining_validation": pre_val,
         "budget": {k: p[k] for k in ("pretrain_steps", "finetune_steps", "batch_size", "num_frames", "hidden_size",
