@@ -59,6 +59,15 @@ RECIPES: Dict[str, Dict] = {
     "wide": {"pre": ["data.augment=wide"], "ft": ["data.augment=wide"]},
     "wide_lift": {"pre": ["data.augment=wide", "training.pretrain_lift=true"], "ft": ["data.augment=wide"],
                   "paired_pretraining": True},
+    # the same, the pre-trained lifter fine-tuned with a 4x lower learning rate (scratch keeps its own)
+    "baseline_lr5e4": {"pre": [], "ft": [], "ft_pretrained": ["training.lr=5e-4"]},
+    "motion_lr5e4": {"pre": ["data.augment=motion"], "ft": ["data.augment=motion"],
+                     "ft_pretrained": ["training.lr=5e-4"]},
+    "motion_lift_lr5e4": {"pre": ["data.augment=motion", "training.pretrain_lift=true"],
+                          "ft": ["data.augment=motion"], "ft_pretrained": ["training.lr=5e-4"],
+                          "paired_pretraining": True},
+    "wide_lift_lr5e4": {"pre": ["data.augment=wide", "training.pretrain_lift=true"], "ft": ["data.augment=wide"],
+                        "ft_pretrained": ["training.lr=5e-4"], "paired_pretraining": True},
 }
 
 EXTRA_DIR = os.path.join(C.ROOT, "bench", "extra_mocap")
@@ -157,8 +166,9 @@ def run_job(job: Dict) -> Dict:
     for regime in job["regimes"]:
         t = time.time()
         seqs = [a["low_label_sequence"]] if regime == "low" else None
+        ft = recipe["ft"] + (recipe.get("ft_pretrained", []) if init else [])
         cfg = _cfg("lift", os.path.join(root, f"lift-{regime}"), p, p["finetune_steps"], p["finetune_lr"], seed,
-                   recipe["ft"], init_from=init, train_sequences=seqs)
+                   ft, init_from=init, train_sequences=seqs)
         r = train(cfg, export=False)
         res["regimes"][regime] = {"test": _evaluate(r.model, sets, p, seed, a), "finetune_s": time.time() - t}
     res["seconds"] = time.time() - t0
