@@ -33,10 +33,10 @@ __all__ = ["PRESETS", "run_demo", "main"]
 PRESETS: Dict[str, Dict] = {
     "full": dict(num_frames=27, hidden_size=128, intermediate_size=256, num_layers=2, num_attention_heads=8,
                  batch_size=64, pretrain_steps=1000, finetune_steps=700, pretrain_lr=2e-3, finetune_lr=2e-3,
-                 train_stride=1, eval_stride=4, eval_batch_size=512),
+                 train_stride=1, eval_stride=4, eval_batch_size=512, augment="motion"),
     "quick": dict(num_frames=9, hidden_size=32, intermediate_size=64, num_layers=1, num_attention_heads=4,
                   batch_size=16, pretrain_steps=3, finetune_steps=3, pretrain_lr=1e-3, finetune_lr=1e-3,
-                  train_stride=9, eval_stride=60, eval_batch_size=256),
+                  train_stride=9, eval_stride=60, eval_batch_size=256, augment="motion"),
 }
 
 SETTINGS = (
@@ -55,7 +55,7 @@ def _run_config(task: str, out: str, p: Dict, steps: int, lr: float, seed: int, 
     return RunConfig({
         "model": {} if init_from else model,
         "data": {"source": "demo", "train_stride": p["train_stride"], "eval_stride": p["eval_stride"],
-                 "flip_augment": True, "test_split": None, "max_val_windows": 2048},
+                 "flip_augment": True, "test_split": None, "max_val_windows": 2048, "augment": p.get("augment")},
         "training": {
             "task": task, "output_dir": out, "init_from": init_from, "max_steps": steps,
             "batch_size": p["batch_size"], "lr": lr, "lr_decay": 0.1, "lr_decay_steps": steps,
@@ -192,6 +192,13 @@ def choose_threads() -> Tuple[int, str]:
     return min(2, cores), f"{cores} CPU core(s), load average {load:.1f}"
 
 
+def _load_average() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except (AttributeError, OSError):  # pragma: no cover
+        return "n/a"
+
+
 def default_threads() -> int:
     """The thread count of :func:`choose_threads`."""
     return choose_threads()[0]
@@ -305,6 +312,15 @@ def run_demo(output_dir: str, *, quick: bool = False, pretrain_steps: Optional[i
                          title=f"{item['action']}, centre frame, 3 joints masked: MPJPE {err:.0f} mm (MPM-pretrained lifter)")
 
     total = time.time() - t_start
+    steps = {"pretrain": p["pretrain_steps"], "finetune_pretrained": p["finetune_steps"],
+             "finetune_scratch": p["finetune_steps"]}
+    rates = {k: steps[k] / max(timing[f"{k}_s"], 1e-9) for k in steps}
+    budget = {"optimizer_steps": sum(steps.values()), "steps": steps, "batch_size": p["batch_size"],
+              "measured_steps_per_s": rates, "threads": torch.get_num_threads(), "threads_reason": why}
+    stage(f"budget {budget['optimizer_steps']} optimizer steps of {p['batch_size']} windows "
+          f"({p['pretrain_steps']} pre-training + 2 x {p['finetune_steps']} fine-tuning); measured "
+          + ", ".join(f"{k} {v:.2f} steps/s" for k, v in rates.items())
+          + f" with {torch.get_num_threads()} thread(s) at load average {_load_average()}")
     out = {
         "table": {name: {key: {"mpjpe": r[key]["mpjpe"], "p_mpjpe": r[key]["p_mpjpe"]} for key, _, _ in SETTINGS}
                   for name, r in results.items()},
@@ -317,10 +333,12 @@ def run_demo(output_dir: str, *, quick: bool = False, pretrain_steps: Optional[i
         "results": {name: summary(r) for name, r in results.items()},
         "pretraining_validation": pre_val,
         "budget": {k: p[k] for k in ("pretrain_steps", "finetune_steps", "batch_size", "num_frames", "hidden_size",
-                                     "num_layers", "pretrain_lr", "finetune_lr")},
+                                     "num_layers", "pretrain_lr", "finetune_lr", "augment")},
         "quick": bool(quick),
         "timing_s": {**timing, "total_s": total},
         "threads": torch.get_num_threads(),
+        "threads_reason": why,
+        "step_budget": budget,
         "outputs": {"pretrained_model": pre_dir, "lifting_model": lift_dir,
                     "scratch_model": os.path.join(output_dir, "mpm-lift-scratch"), "example_png": png},
         "table_text": table,
