@@ -9,7 +9,8 @@ Protocol (held-out motion, several random cameras, seeds):
 * **train** on the demo training sequences (CMU 01_01, climbing seq_0-2), **test** on sequences
   no stage ever sees: the demo's held-out CMU 01_03 and climbing seq_3, plus, when present,
   extra real motion capture outside the repository (``--extra-test``: ``.npz`` files with
-  ``pose_3d`` (T, 17, 3) metres, world frame Z up, 50 Hz; see ``bench/extra_mocap/README``).
+  ``pose_3d`` (T, 17, 3) metres, world frame Z up, 50 Hz; default: ``bench/extra_mocap/*.npz``,
+  made with ``--prepare-extra``; see DATA_NOTES.md).
 * each test sequence is seen through ``--test-cameras`` random Human3.6M-like cameras per seed
   (any yaw, elevation 0-20 degrees, 4-6 m, focal 1145 px on 1000 x 1000, 2D noise 2 px);
 * per recipe and seed: pre-train (masked 2D + 3D pose modeling, the recipe's data), fine-tune the
@@ -82,6 +83,19 @@ def test_cameras(seed: int, n: int):
     sampler = VirtualCameraSampler(elevation_range=(0.0, math.radians(20.0)), distance_range=(4.0, 6.0),
                                    focal_range=(1145.0, 1145.0), max_offset=0.3)
     return sampler.sample_many(rng, n)
+
+
+def prepare_extra(npy: str, joint_names: Optional[str] = None, out_dir: str = EXTRA_DIR) -> str:
+    """Convert a holosoma-retargeting climbing ``.npy`` (T, 53, 3) into ``out_dir/<name>.npz``
+    (H36M-17, metres, Z up, 50 Hz) for ``--extra-test``; returns the path."""
+    from modeling_mpm.data import load_climb_npy
+
+    pose, fps = load_climb_npy(npy, joint_names=joint_names)
+    name = os.path.basename(npy).split("_joint_positions")[0].replace("mocap_", "")
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, f"{name}.npz")
+    np.savez_compressed(path, pose_3d=pose, fps=fps, sequence=name, source=os.path.basename(npy))
+    return path
 
 
 def test_sets(extra: List[str]) -> Dict[str, List[dict]]:
@@ -236,10 +250,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--low-label-sequence", default="cmu_01_01")
     ap.add_argument("--extra-test", nargs="*", default=None,
                     help="extra held-out .npz files (default: bench/extra_mocap/*.npz when present)")
+    ap.add_argument("--prepare-extra", nargs="+", metavar=("NPY", "JOINT_NAMES_JSON"), default=None,
+                    help="convert a holosoma climbing .npy (+ its joint_names.json) into bench/extra_mocap/ and exit")
     ap.add_argument("--jobs", type=int, default=1, help="trainings run at once (processes)")
     ap.add_argument("--work", default=os.path.join(C.RESULTS_DIR, "transfer_runs"), help="models and logs (not committed)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.prepare_extra:
+        print("wrote", prepare_extra(args.prepare_extra[0], args.prepare_extra[1] if len(args.prepare_extra) > 1 else None))
+        return 0
     b = dict(BUDGETS[args.budget])
     for k in ("pretrain_steps", "finetune_steps", "test_cameras"):
         if getattr(args, k) is not None:
