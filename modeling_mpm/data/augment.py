@@ -222,7 +222,7 @@ class MotionAugment:
         R = self.sample_body_rotations(rng, n)
         if R is not None:
             centre = out[:, :, self._skel.root].mean(axis=1)[:, None, None]
-            out = np.einsum("nij,nfkj->nfki", R, out - centre) + centre
+            out = np.matmul(out - centre, R.transpose(0, 2, 1)[:, None]) + centre
         return out.astype(np.float32)
 
     def sample_body_rotations(self, rng: np.random.Generator, n: int) -> Optional[np.ndarray]:
@@ -253,7 +253,7 @@ class MotionAugment:
                 p = parents[j]
                 length = np.linalg.norm(pose[rows, :, j] - pose[rows, :, p], axis=-1, keepdims=True)
                 d = donor[rows, :, j] - donor[rows, :, p]
-                d = np.einsum("nfij,nfj->nfi", to_pose[rows], d)
+                d = np.matmul(to_pose[rows], d[..., None])[..., 0]
                 d /= np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-8)
                 out[rows, :, j] = out[rows, :, p] + d * length
         return out
@@ -269,15 +269,19 @@ class MotionAugment:
         aspect = rng.uniform(*self.aspect_range, n) if self.aspect_range is not None else np.ones(n)
         pp = self.principal_point_range * rng.uniform(-1, 1, (n, 2))
         c, s = np.cos(roll), np.sin(roll)
-        R2 = np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], 1).astype(np.float32)  # (n, 2, 2)
-        if pose_3d is not None:
-            pose_3d[..., :2] = np.einsum("nij,nfkj->nfki", R2, pose_3d[..., :2])
-        if root is not None:
-            root[..., :2] = np.einsum("nij,nfj->nfi", R2, root[..., :2])
+        R2t = np.stack([np.stack([c, s], -1), np.stack([-s, c], -1)], 1).astype(np.float32)  # (n, 2, 2), transposed
+        if self.roll_deg > 0:
+            if pose_3d is not None:
+                pose_3d[..., :2] = np.matmul(pose_3d[..., :2], R2t[:, None])
+            if root is not None:
+                root[..., :2] = np.matmul(root[..., :2], R2t)
+            if pose_2d is not None:
+                pose_2d[...] = np.matmul(pose_2d, R2t[:, None])
         if pose_2d is not None:
-            pose_2d[...] = np.einsum("nij,nfkj->nfki", R2, pose_2d)
-            pose_2d[..., 1] *= aspect[:, None, None].astype(np.float32)
-            pose_2d += pp[:, None, None].astype(np.float32)
+            if self.aspect_range is not None:
+                pose_2d[..., 1] *= aspect[:, None, None].astype(np.float32)
+            if self.principal_point_range > 0:
+                pose_2d += pp[:, None, None].astype(np.float32)
         if intrinsics is not None:
             intrinsics[:, 1] *= aspect.astype(np.float32)
             intrinsics[:, 2:4] += pp.astype(np.float32)
