@@ -189,6 +189,31 @@ def run_job(job: Dict) -> Dict:
     return res
 
 
+def evaluate_demo(demo_dir: str, extra: List[str], seeds: List[int], n_cams: int, eval_stride: int) -> Dict:
+    """The two lifters written by ``mpm demo`` (``demo_dir/mpm-lift``, ``demo_dir/mpm-lift-scratch``)
+    on every test set through the random test cameras of each seed, with the mean-pose baseline."""
+    from modeling_mpm import MPMForPoseLifting
+    from modeling_mpm.demo import mean_pose_baseline
+    from modeling_mpm.evaluation import evaluate_lifting
+
+    models = {name: MPMForPoseLifting.from_pretrained(os.path.join(demo_dir, d)).eval()
+              for name, d in (("pretrained", "mpm-lift"), ("scratch", "mpm-lift-scratch"))}
+    F = models["pretrained"].config.num_frames
+    out: Dict = {}
+    for name, seqs in test_sets(extra).items():
+        rows = []
+        for seed in seeds:
+            ds = test_windows(seqs, F, seed, n_cams, eval_stride)
+            row = {k: evaluate_lifting(m, ds, batch_size=512)["mpjpe"] for k, m in models.items()}
+            row["mean_pose"] = mean_pose_baseline(ds)["mpjpe"]
+            rows.append(row)
+        pre, sc, mp = (np.array([r[k] for r in rows]) for k in ("pretrained", "scratch", "mean_pose"))
+        out[name] = {"seeds": seeds, "per_seed": rows, "pretrained": C.mean_std(pre), "scratch": C.mean_std(sc),
+                     "mean_pose": C.mean_std(mp), "pretrained_vs_scratch": C.mean_std(pre / sc),
+                     "pretrained_vs_mean_pose": C.mean_std(pre / mp), "scratch_vs_mean_pose": C.mean_std(sc / mp)}
+    return out
+
+
 def plan(recipes: List[str], seeds: List[int], regimes: List[str]) -> List[Dict]:
     jobs, scratch_seen = [], set()
     for recipe in recipes:
@@ -238,6 +263,10 @@ def summarize(jobs: List[Dict]) -> Dict:
     return out
 
 
+def _fmt(d: Dict) -> str:
+    return f"{d['mean']:6.1f} ± {d['std']:4.1f}"
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--budget", choices=sorted(BUDGETS), default="small")
@@ -252,10 +281,31 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="extra held-out .npz files (default: bench/extra_mocap/*.npz when present)")
     ap.add_argument("--prepare-extra", nargs="+", metavar=("NPY", "JOINT_NAMES_JSON"), default=None,
                     help="convert a holosoma climbing .npy (+ its joint_names.json) into bench/extra_mocap/ and exit")
+    ap.add_argument("--evaluate-demo", metavar="DEMO_DIR", default=None,
+                    help="only evaluate the two lifters an `mpm demo --output-dir DEMO_DIR` wrote, on the test sets "
+                         "(default out: bench/results/transfer_demo_lifters.json)")
     ap.add_argument("--jobs", type=int, default=1, help="trainings run at once (processes)")
     ap.add_argument("--work", default=os.path.join(C.RESULTS_DIR, "transfer_runs"), help="models and logs (not committed)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.evaluate_demo:
+        extra = args.extra_test if args.extra_test is not None else sorted(glob.glob(os.path.join(EXTRA_DIR, "*.npz")))
+        b = BUDGETS[args.budget]
+        res = evaluate_demo(args.evaluate_demo, extra, args.seeds or b["seeds"], args.test_cameras or b["test_cameras"],
+                            b["eval_stride"])
+        meta = C.run_meta(args.budget, 0, argv=None if argv is None else argv, script=__file__)
+        demo_res = os.path.join(args.evaluate_demo, "results.json")
+        if os.path.exists(demo_res):
+            with open(demo_res) as f:
+                d = json.load(f)
+            meta.update(demo_budget=d.get("budget"), demo_step_budget=d.get("step_budget"), demo_timing=d.get("timing_s"))
+        C.write_json({"meta": meta, "test": res}, args.out or os.path.join(C.RESULTS_DIR, "transfer_demo_lifters.json"))
+        for name, r in res.items():
+            print(f"{name:22s} pre {_fmt(r['pretrained'])}  scratch {_fmt(r['scratch'])}  mean-pose "
+                  f"{r['mean_pose']['mean']:.1f}  pre/scratch {r['pretrained_vs_scratch']['mean']:.3f}  "
+                  f"pre/mean-pose {r['pretrained_vs_mean_pose']['mean']:.3f}  scratch/mean-pose "
+                  f"{r['scratch_vs_mean_pose']['mean']:.3f}")
+        return 0
     if args.prepare_extra:
         print("wrote", prepare_extra(args.prepare_extra[0], args.prepare_extra[1] if len(args.prepare_extra) > 1 else None))
         return 0
