@@ -508,9 +508,22 @@ def _transfer_rows(runs: List[dict]):
                     yield run, recipe, regime, name, cell["summary"]
 
 
-def section_transfer(runs: List[dict]) -> List[str]:
+def section_transfer(runs: List[dict], demo: Optional[dict] = None) -> List[str]:
     """Section 7: bench_transfer.py (leave-sequences-out, pre-trained vs scratch vs mean pose)."""
     L = ["## 7. Does pre-training pay off on motion the lifter never saw? (leave-sequences-out)", ""]
+    if demo and demo.get("test"):
+        m = demo["meta"]
+        L += [f"**The two lifters `mpm demo` wrote** (`mpm-lift`, `mpm-lift-scratch`; demo budget "
+              f"{(m.get('demo_step_budget') or {}).get('optimizer_steps', 'n/a')} steps, augmentation "
+              f"`{(m.get('demo_budget') or {}).get('augment')}`), on the test motion below through the same random "
+              f"cameras. Command: `{m['command']}` (commit {m['git_commit']}, {m['started_utc']}).", "",
+              "| test motion | pre-trained | scratch | mean pose | pre-trained / scratch | pre-trained / mean pose | "
+              "scratch / mean pose |", "|---|---|---|---|---|---|---|"]
+        for name, r in demo["test"].items():
+            L.append(f"| {name} | {_pm(r['pretrained'])} | {_pm(r['scratch'])} | {r['mean_pose']['mean']:.1f} | "
+                     f"{_pm(r['pretrained_vs_scratch'], '{:.2f}')} | {_pm(r['pretrained_vs_mean_pose'], '{:.2f}')} | "
+                     f"{_pm(r['scratch_vs_mean_pose'], '{:.2f}')} |")
+        L += ["", "**All recipes** (each row: 3 seeds of pre-training + fine-tuning and of the scratch lifter):", ""]
     for run in runs:
         m = run["meta"]
         L.append(f"Command: `{m['command']}` (commit {m['git_commit']}, {m['started_utc']}, torch {m['torch']}, "
@@ -675,7 +688,7 @@ def main(argv=None) -> int:
             L += fn(res)
             sections += 1
     if transfer:
-        L += section_transfer(transfer)
+        L += section_transfer(transfer, _load(os.path.join(args.results, "transfer_demo_lifters.json")))
         sections += 1
     with open(args.out, "w") as f:
         f.write("\n".join(L) + "\n")
