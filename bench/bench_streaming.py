@@ -226,7 +226,7 @@ def report_section(res: dict) -> list:
         return (f"`{m['command']}` (commit {m['git_commit']}, {m['started_utc']}, {m['threads']} thread(s), "
                 f"load average before {m['load_before']}, after {m.get('load_after', 'n/a')})")
 
-    L = ["## 7. Live lifting and video -> 3D", ""]
+    L = ["## 8. Live lifting and video -> 3D", ""]
     st = res.get("streaming")
     if st:
         mdl = st["model"]

@@ -21,10 +21,15 @@ if [ "$B" = small ]; then
   python bench/bench_training_speed.py --budget small --threads 2
   python bench/bench_inference_scaling.py --budget small --threads 2
   python bench/bench_inference.py --threads 2 --memory-frames 0 --json bench/results/inference_headline.json
+  # section 7 (ran with --jobs 16 on a lent 16-core GPU machine; --jobs 1 on 2 cores takes hours)
+  python bench/bench_transfer.py --budget small --jobs "${JOBS:-1}" --recipes wide_lift,wide,baseline
+  python bench/bench_transfer.py --budget small --jobs "${JOBS:-1}" --recipes motion_lift_lr5e4,motion_lr5e4,baseline_lr5e4 \
+      --out bench/results/transfer_small_run2.json
   python bench/bench_streaming.py --budget small --threads 2
 else
   for s in accuracy completion ablation; do python bench/bench_$s.py --budget "$B"; done
   python bench/bench_training_speed.py --budget "$B"
   python bench/bench_inference_scaling.py --budget "$B"
+  python bench/bench_transfer.py --budget "$B"
 fi
 python bench/make_report.py --budget "$B"

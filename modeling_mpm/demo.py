@@ -22,7 +22,7 @@ import json
 import os
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -33,10 +33,10 @@ __all__ = ["PRESETS", "run_demo", "main"]
 PRESETS: Dict[str, Dict] = {
     "full": dict(num_frames=27, hidden_size=128, intermediate_size=256, num_layers=2, num_attention_heads=8,
                  batch_size=64, pretrain_steps=1000, finetune_steps=700, pretrain_lr=2e-3, finetune_lr=2e-3,
-                 train_stride=1, eval_stride=4, eval_batch_size=512),
+                 train_stride=1, eval_stride=4, eval_batch_size=512, augment="motion"),
     "quick": dict(num_frames=9, hidden_size=32, intermediate_size=64, num_layers=1, num_attention_heads=4,
                   batch_size=16, pretrain_steps=3, finetune_steps=3, pretrain_lr=1e-3, finetune_lr=1e-3,
-                  train_stride=9, eval_stride=60, eval_batch_size=256),
+                  train_stride=9, eval_stride=60, eval_batch_size=256, augment="motion"),
 }
 
 SETTINGS = (
@@ -55,7 +55,7 @@ def _run_config(task: str, out: str, p: Dict, steps: int, lr: float, seed: int, 
     return RunConfig({
         "model": {} if init_from else model,
         "data": {"source": "demo", "train_stride": p["train_stride"], "eval_stride": p["eval_stride"],
-                 "flip_augment": True, "test_split": None, "max_val_windows": 2048},
+                 "flip_augment": True, "test_split": None, "max_val_windows": 2048, "augment": p.get("augment")},
         "training": {
             "task": task, "output_dir": out, "init_from": init_from, "max_steps": steps,
             "batch_size": p["batch_size"], "lr": lr, "lr_decay": 0.1, "lr_decay_steps": steps,
@@ -75,17 +75,64 @@ def _evaluate(model, dataset, batch_size: int, seed: int) -> Dict[str, Dict]:
             for key, _, kw in SETTINGS}
 
 
-def _table(results: Dict[str, Dict[str, Dict]], n_windows: int) -> str:
+def _window_arrays(dataset):
+    """Centre-frame 3D ``(N, J, 3)``, ``(sequence, camera)`` group ids ``(N,)`` and action
+    labels of an evaluation window dataset (:class:`~modeling_mpm.training.data_sources.LabelledWindows`
+    over a fixed-camera :class:`~modeling_mpm.data.PoseWindowDataset`, optionally in a ``Subset``)."""
+    indices = np.arange(len(dataset))
+    ds = dataset
+    if hasattr(ds, "indices") and hasattr(ds, "dataset"):  # training.data.Subset
+        indices, ds = np.asarray(ds.indices, dtype=np.int64), ds.dataset
+    windows, labels = getattr(ds, "windows", None), getattr(ds, "labels", None)
+    if windows is None or not hasattr(windows, "get_batch"):
+        raise TypeError("mean_pose_baseline needs LabelledWindows over a PoseWindowDataset")
+    b = windows.get_batch(indices)
+    c = b["pose_3d"].shape[1] // 2
+    groups = b["sequence_index"].astype(np.int64) * 1000 + b["camera_index"].astype(np.int64)
+    return b["pose_3d"][:, c], groups, [labels[int(i)] for i in b["sequence_index"]]
+
+
+def mean_pose_baseline(dataset) -> Dict:
+    """MPJPE (mm, mean over actions like :func:`~modeling_mpm.evaluation.evaluate_lifting`) of
+    predicting, for every held-out sequence and camera, that sequence's mean root-relative
+    camera-frame pose on every frame: what a lifter that ignores its 2D input could at best do
+    (it even knows each test sequence's mean pose). A lifter that learned nothing that transfers
+    scores about 1.0x this."""
+    from .metrics import ActionErrorMeter
+
+    pose, groups, labels = _window_arrays(dataset)
+    pred = np.empty_like(pose)
+    for g in np.unique(groups):
+        sel = groups == g
+        pred[sel] = pose[sel].mean(axis=0)
+    err = np.linalg.norm(pred - pose, axis=-1).mean(axis=-1) * 1000.0
+    meter = ActionErrorMeter()
+    meter.update(err, labels)
+    return {"mpjpe": meter.mean_over_actions(), "per_action": meter.per_action(), "windows": len(err)}
+
+
+def _table(results: Dict[str, Dict[str, Dict]], n_windows: int, baseline: Optional[Dict] = None,
+           sequences: Optional[List[str]] = None) -> str:
     names = list(results)
+    seqs = f" ({', '.join(sequences)}: motion never used in pre-training or fine-tuning)" if sequences else ""
     head = f"{'setting':<34}" + "".join(f"{n:>24}" for n in names)
-    lines = [f"Lifting on the held-out demo split ({n_windows} windows, 4 virtual cameras): "
+    if len(names) == 2:
+        head += f"{names[0] + ' / ' + names[1]:>26}"
+    lines = [f"Lifting on the held-out demo split{seqs}, {n_windows} windows, 4 virtual cameras: "
              "MPJPE / P-MPJPE in mm", head, "-" * len(head)]
     for key, label, _ in SETTINGS:
         row = f"{label:<34}"
         for n in names:
             r = results[n][key]
             row += f"{r['mpjpe']:>14.1f} / {r['p_mpjpe']:>6.1f}"
+        if len(names) == 2:
+            row += f"{results[names[0]][key]['mpjpe'] / results[names[1]][key]['mpjpe']:>25.2f}x"
         lines.append(row)
+    if baseline is not None:
+        b = baseline["mpjpe"]
+        lines.append(f"{'per-sequence mean pose (no input)':<34}" + "".join(f"{b:>14.1f} /    -  " for _ in names))
+        lines.append(f"{'MPJPE / mean-pose baseline':<34}"
+                     + "".join(f"{results[n]['plain']['mpjpe'] / b:>23.2f}x" for n in names))
     return "\n".join(lines)
 
 
@@ -130,16 +177,31 @@ def render_example(path: str, pose_2d: np.ndarray, pred_3d: np.ndarray, gt_3d: n
     return path
 
 
-def default_threads() -> int:
-    """Torch threads for the demo: ``min(2, cores)``, but 1 when the machine is already busy
-    (load average above ``cores - 1``): small models on oversubscribed cores run several times
-    slower with two spinning threads than with one."""
+def choose_threads() -> Tuple[int, str]:
+    """Torch threads for the demo and why: ``min(2, cores)``, but 1 when the machine is already
+    busy (1-minute load average above ``cores - 1``): small models on oversubscribed cores run
+    several times slower with two spinning threads than with one. ``--threads`` overrides."""
     cores = os.cpu_count() or 1
     try:
-        busy = os.getloadavg()[0] > max(cores - 1, 0.5)
+        load = os.getloadavg()[0]
     except (AttributeError, OSError):  # pragma: no cover - not on every platform
-        busy = False
-    return 1 if busy else min(2, cores)
+        return min(2, cores), f"{cores} CPU core(s), load average unknown"
+    if load > max(cores - 1, 0.5):
+        return 1, (f"the machine is busy (load average {load:.1f} on {cores} cores): one thread runs faster "
+                   f"than two competing ones; pass --threads 2 to override")
+    return min(2, cores), f"{cores} CPU core(s), load average {load:.1f}"
+
+
+def _load_average() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except (AttributeError, OSError):  # pragma: no cover
+        return "n/a"
+
+
+def default_threads() -> int:
+    """The thread count of :func:`choose_threads`."""
+    return choose_threads()[0]
 
 
 def run_demo(output_dir: str, *, quick: bool = False, pretrain_steps: Optional[int] = None,
@@ -159,7 +221,10 @@ def run_demo(output_dir: str, *, quick: bool = False, pretrain_steps: Optional[i
         if v is not None and (not isinstance(v, int) or v <= 0):
             raise ValueError(f"{name} must be a positive int, got {v!r}")
     t_start = time.time()
-    torch.set_num_threads(threads or default_threads())
+    if threads is not None and (not isinstance(threads, int) or threads <= 0):
+        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    n_threads, why = (threads, "set with --threads") if threads else choose_threads()
+    torch.set_num_threads(n_threads)
     hf_logging.disable_progress_bar()
     p = dict(PRESETS["quick" if quick else "full"])
     if pretrain_steps is not None:
@@ -172,6 +237,8 @@ def run_demo(output_dir: str, *, quick: bool = False, pretrain_steps: Optional[i
 
     def stage(msg):
         print(f"[mpm demo {time.time() - t_start:6.1f}s] {msg}", flush=True)
+
+    stage(f"using {torch.get_num_threads()} torch thread(s): {why}")
 
     # 1. pre-training ------------------------------------------------------------------
     stage(f"pre-training masked 2D + 3D pose modeling: {p['pretrain_steps']} steps x {p['batch_size']} windows")
@@ -206,9 +273,16 @@ def run_demo(output_dir: str, *, quick: bool = False, pretrain_steps: Optional[i
     if val is None:
         raise RuntimeError("the demo data has no validation split")
     results = {name: _evaluate(m, val, p["eval_batch_size"], seed) for name, m in lifters.items()}
+    baseline = mean_pose_baseline(val)
     timing["evaluate_s"] = time.time() - t
+    held_out = sorted(baseline["per_action"])
+    ratios = {
+        "pretrained_vs_scratch": results["pretrained"]["plain"]["mpjpe"] / results["scratch"]["plain"]["mpjpe"],
+        "pretrained_vs_mean_pose": results["pretrained"]["plain"]["mpjpe"] / baseline["mpjpe"],
+        "scratch_vs_mean_pose": results["scratch"]["plain"]["mpjpe"] / baseline["mpjpe"],
+    }
 
-    table = _table(results, len(val))
+    table = _table(results, len(val), baseline, held_out)
     print(table, flush=True)
 
     # exports ------------------------------------------------------------------------------
@@ -238,19 +312,33 @@ def run_demo(output_dir: str, *, quick: bool = False, pretrain_steps: Optional[i
                          title=f"{item['action']}, centre frame, 3 joints masked: MPJPE {err:.0f} mm (MPM-pretrained lifter)")
 
     total = time.time() - t_start
+    steps = {"pretrain": p["pretrain_steps"], "finetune_pretrained": p["finetune_steps"],
+             "finetune_scratch": p["finetune_steps"]}
+    rates = {k: steps[k] / max(timing[f"{k}_s"], 1e-9) for k in steps}
+    budget = {"optimizer_steps": sum(steps.values()), "steps": steps, "batch_size": p["batch_size"],
+              "measured_steps_per_s": rates, "threads": torch.get_num_threads(), "threads_reason": why}
+    stage(f"budget {budget['optimizer_steps']} optimizer steps of {p['batch_size']} windows "
+          f"({p['pretrain_steps']} pre-training + 2 x {p['finetune_steps']} fine-tuning); measured "
+          + ", ".join(f"{k} {v:.2f} steps/s" for k, v in rates.items())
+          + f" with {torch.get_num_threads()} thread(s) at load average {_load_average()}")
     out = {
         "table": {name: {key: {"mpjpe": r[key]["mpjpe"], "p_mpjpe": r[key]["p_mpjpe"]} for key, _, _ in SETTINGS}
                   for name, r in results.items()},
         "settings": {key: label for key, label, _ in SETTINGS},
         "units": "mm",
         "windows": len(val),
+        "held_out_sequences": held_out,
+        "mean_pose_baseline": baseline,
+        "ratios": ratios,
         "results": {name: summary(r) for name, r in results.items()},
         "pretraining_validation": pre_val,
         "budget": {k: p[k] for k in ("pretrain_steps", "finetune_steps", "batch_size", "num_frames", "hidden_size",
-                                     "num_layers", "pretrain_lr", "finetune_lr")},
+                                     "num_layers", "pretrain_lr", "finetune_lr", "augment")},
         "quick": bool(quick),
         "timing_s": {**timing, "total_s": total},
         "threads": torch.get_num_threads(),
+        "threads_reason": why,
+        "step_budget": budget,
         "outputs": {"pretrained_model": pre_dir, "lifting_model": lift_dir,
                     "scratch_model": os.path.join(output_dir, "mpm-lift-scratch"), "example_png": png},
         "table_text": table,

@@ -81,3 +81,55 @@ def test_eval_cli_on_demo_lifter(demo_dir, tmp_path, capsys):
     assert set(res["flip"]["per_action"]) <= {"cmu_01_03", "climb_seq_3"}
     with pytest.raises(SystemExit):
         main(["eval", "--model", str(tmp_path / "missing")])
+
+
+def test_demo_reports_baseline_ratios_threads_and_budget(demo_dir):
+    res = json.load(open(demo_dir / "results.json"))
+    base = res["mean_pose_baseline"]
+    assert set(base["per_action"]) == set(res["held_out_sequences"]) == {"cmu_01_03", "climb_seq_3"}
+    assert 100 < base["mpjpe"] < 300  # the demo climbers' poses vary by ~0.2 m around their mean
+    r = res["ratios"]
+    assert r["pretrained_vs_scratch"] == pytest.approx(
+        res["table"]["pretrained"]["plain"]["mpjpe"] / res["table"]["scratch"]["plain"]["mpjpe"])
+    assert r["scratch_vs_mean_pose"] == pytest.approx(res["table"]["scratch"]["plain"]["mpjpe"] / base["mpjpe"])
+    assert "mean pose" in res["table_text"] and "pretrained / scratch" in res["table_text"]
+    assert res["threads"] == 1 and res["threads_reason"] == "set with --threads"
+    b = res["step_budget"]
+    assert b["optimizer_steps"] == 3 + 2 * 3 and all(v > 0 for v in b["measured_steps_per_s"].values())
+    assert res["budget"]["augment"] == "motion"
+
+
+def test_mean_pose_baseline_is_the_per_sequence_mean(monkeypatch):
+    """The baseline equals a direct computation on the held-out windows, and a lifter that
+    outputs exactly those means scores it."""
+    from modeling_mpm.demo import PRESETS, _run_config, _window_arrays, mean_pose_baseline
+    from modeling_mpm.training.data import build_splits
+
+    cfg = _run_config("lift", "/tmp/unused", dict(PRESETS["quick"]), 1, 1e-3, 0)
+    _, val, _ = build_splits(cfg, 9, "h36m17")
+    res = mean_pose_baseline(val)
+    pose, groups, labels = _window_arrays(val)
+    assert len(np.unique(groups)) == 2 * 4  # 2 sequences x 4 cameras
+    per = {}
+    for lab in set(labels):
+        errs = []
+        for g in np.unique(groups[np.array(labels) == lab]):
+            p = pose[groups == g]
+            errs.append(np.linalg.norm(p - p.mean(0), axis=-1).mean(-1))
+        per[lab] = np.concatenate(errs).mean() * 1000
+    assert res["per_action"] == pytest.approx(per, rel=1e-5)
+    assert res["mpjpe"] == pytest.approx(np.mean(list(per.values())), rel=1e-5)
+
+
+def test_choose_threads_says_why(monkeypatch):
+    from modeling_mpm import demo
+
+    monkeypatch.setattr(demo.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(demo.os, "getloadavg", lambda: (5.0, 5.0, 5.0))
+    n, why = demo.choose_threads()
+    assert n == 1 and "busy" in why and "5.0" in why and "--threads" in why
+    monkeypatch.setattr(demo.os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+    n, why = demo.choose_threads()
+    assert n == 2 and "0.2" in why
+    with pytest.raises(ValueError, match="threads"):
+        demo.run_demo("/tmp/x", quick=True, threads=0)

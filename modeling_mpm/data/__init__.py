@@ -4,6 +4,7 @@ one-row-per-sequence on-disk format, training windows and the embedded demo data
 See docs/data.md for the formats and the item keys of :class:`PoseWindowDataset`.
 """
 
+from .augment import AUGMENT_PRESETS, DetectorNoise2D, MotionAugment, augment_from_config, wide_camera_sampler
 from .bvh import BVHJoint, BVHMotion, parse_bvh, read_bvh
 from .demo import (DEMO_VALIDATION_CAMERAS, DEMO_VALIDATION_SEQUENCES, demo_validation_sequences,
                    demo_window_datasets, load_demo_dataset)
@@ -18,6 +19,7 @@ from .windows import (PoseNoise2D, PoseWindowDataset, WindowBatch, collate_unpai
                       materialize_camera_sequences, window_indices)
 
 __all__ = [
+    "AUGMENT_PRESETS", "DetectorNoise2D", "MotionAugment", "augment_from_config", "wide_camera_sampler",
     "BVHJoint", "BVHMotion", "parse_bvh", "read_bvh",
     "DEMO_VALIDATION_CAMERAS", "DEMO_VALIDATION_SEQUENCES", "demo_validation_sequences", "demo_window_datasets",
     "load_demo_dataset",

@@ -126,7 +126,12 @@ class PoseWindowDataset(Dataset):
         virtual_cameras: for world-frame sequences: a :class:`VirtualCameraSampler` (random
             camera per item), a list of :class:`VirtualCamera` (fixed), or None (a default
             sampler).
-        noise_2d: optional :class:`PoseNoise2D` applied to 2D items.
+        noise_2d: optional :class:`PoseNoise2D` (or
+            :class:`~modeling_mpm.data.augment.DetectorNoise2D`) applied to 2D items.
+        augment: optional :class:`~modeling_mpm.data.augment.MotionAugment` for windows seen
+            through a *random* virtual camera (speed, body-part mixing, bone lengths, body
+            rotation, camera roll / principal point / aspect); fixed-camera and camera-frame
+            windows are left as they are.
         valid_only: only centres on frames whose ``valid`` flag is set.
         seed: base seed of the item generator.
 
@@ -138,7 +143,8 @@ class PoseWindowDataset(Dataset):
     def __init__(self, sequences: Sequence[dict], num_frames: int = 243, tds: int = 1, stride: int = 1,
                  mode: str = "paired", flip_prob: float = 0.0, skeleton="h36m17",
                  virtual_cameras: Union[VirtualCameraSampler, Sequence[VirtualCamera], None] = None,
-                 noise_2d: Optional[PoseNoise2D] = None, valid_only: bool = False, seed: int = 0):
+                 noise_2d: Optional[PoseNoise2D] = None, valid_only: bool = False, seed: int = 0,
+                 augment=None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if num_frames < 1 or tds < 1 or stride < 1:
@@ -160,6 +166,9 @@ class PoseWindowDataset(Dataset):
                 raise TypeError("virtual_cameras must be a VirtualCameraSampler or a non-empty list of VirtualCamera")
             self._fixed = camera_arrays(self.fixed_cameras)
         self.noise_2d = noise_2d
+        if augment is not None and not (hasattr(augment, "apply_world") and hasattr(augment, "apply_camera")):
+            raise TypeError(f"augment must be a modeling_mpm.data.augment.MotionAugment, got {type(augment).__name__}")
+        self.augment = augment
         self.seed = int(seed)
         self.epoch = 0
         self._rng = None
@@ -341,7 +350,15 @@ class PoseWindowDataset(Dataset):
             root[: b[2]] = pose_3d[: b[2], :, 0]
             pose_3d[: b[2]] -= root[: b[2], :, None]
         if b[4] > b[2]:  # world-frame rows: virtual cameras
-            w2, w3, wroot, wintr = self._world_project(frames[b[2]:], cam_i[b[2]:], rng, need2, need3)
+            wframes = frames[b[2]:]
+            if self.augment is not None and (cam_i[b[2]:] < 0).all():
+                # playback speed: fractional frame positions, interpolated in _world_project
+                speed = self.augment.sample_speed(rng, b[4] - b[2])
+                if not np.all(speed == 1.0):
+                    ws = si[b[2]:]
+                    pos = center[b[2]:, None] + self._offsets[None] * speed[:, None]
+                    wframes = np.clip(pos, 0, (self._T[ws] - 1)[:, None]) + self._start[ws][:, None]
+            w2, w3, wroot, wintr = self._world_project(wframes, cam_i[b[2]:], rng, need2, need3)
             intr[b[2]:] = wintr
             t = b[3] - b[2]  # world rows >= t (relative) are flipped
             if need2:
@@ -371,7 +388,17 @@ class PoseWindowDataset(Dataset):
         cameras -> (2D normalised (n,F,J,2), root-relative camera 3D (n,F,J,3), root (n,F,3),
         normalised intrinsics (n,9)). The window's mean root is put in front of the camera."""
         n, F, J = frames.shape[0], frames.shape[1], self.num_joints
-        world = np.take(self._p3, frames, axis=0)
+        if np.issubdtype(frames.dtype, np.floating):  # fractional positions (speed augmentation)
+            lo = np.floor(frames).astype(np.int64)
+            frac = (frames - lo).astype(np.float32)
+            hi = np.where(frac > 0, lo + 1, lo)
+            world = np.take(self._p3, lo, axis=0)
+            world += (np.take(self._p3, hi, axis=0) - world) * frac[..., None, None]
+        else:
+            world = np.take(self._p3, frames, axis=0)
+        augment = self.augment if (self.augment is not None and (cam_i < 0).all()) else None
+        if augment is not None:
+            world = augment.apply_world(world, rng, donors=lambda k: self._donor_windows(rng, k))
         center = world[:, :, 0].mean(axis=1)
         fixed = cam_i >= 0
         if fixed.all():
@@ -403,7 +430,19 @@ class PoseWindowDataset(Dataset):
             pose_3d = np.matmul(rel.reshape(n, F * J, 3), Rt).reshape(n, F, J, 3)
         intr = np.zeros((n, 9), np.float32)
         intr[:, 0] = intr[:, 1] = scale  # principal point at the image centre -> cx' = cy' = 0
+        if augment is not None:
+            augment.apply_camera(rng, n, pose_2d, pose_3d, root, intr)
         return pose_2d, pose_3d, root, intr
+
+    def _donor_windows(self, rng: np.random.Generator, k: int) -> np.ndarray:
+        """``k`` random world-frame windows (k, F, J, 3) (any world sequence, uniform over its
+        frames), the donors of body-part mixing."""
+        seqs = np.flatnonzero(self._world & self._has3)
+        weights = self._T[seqs] / self._T[seqs].sum()
+        si = seqs[rng.choice(len(seqs), size=k, p=weights)]
+        centre = (rng.random(k) * self._T[si]).astype(np.int64)
+        frames = np.clip(centre[:, None] + self._offsets[None], 0, (self._T[si] - 1)[:, None]) + self._start[si][:, None]
+        return np.take(self._p3, frames, axis=0)
 
     def get_batch(self, indices) -> Dict[str, np.ndarray]:
         """Windows ``indices`` (B,) as a dict of NumPy arrays with a leading batch dimension, in

@@ -49,6 +49,8 @@ SCHEMA: Dict[str, Dict[str, Tuple[Any, Any, Optional[Tuple[Any, ...]]]]] = {
         "train_stride": (int, 1, None),                 # window-centre stride in training
         "eval_stride": (int, 1, None),                  # window-centre stride in val / test
         "flip_augment": (bool, True, None),             # random left/right flips in training
+        "augment": ((str, dict, type(None)), None, None),  # training-window augmentation (data/augment.py)
+        "train_sequences": ((list, type(None)), None, None),  # only these training sequences (by name)
         "max_val_windows": ((int, type(None)), 4096, None),
         "max_test_windows": ((int, type(None)), None, None),
         "synthetic_sequences": (int, 8, None),          # source=synthetic: sequences per split
@@ -149,6 +151,8 @@ def _check_value(section: str, key: str, value: Any) -> Any:
         if key in ("warmup_steps", "num_workers", "occluded_joints", "weight_decay",
                    "occlusion_max_joints") and value < 0:
             raise ValueError(f"config key {section}.{key} must be >= 0, got {value}")
+    if key == "train_sequences" and value is not None and not all(isinstance(p, str) for p in value):
+        raise TypeError(f"config key data.train_sequences must be a list of sequence names, got {value!r}")
     if key == "paths":
         if not all(isinstance(p, str) for p in value):
             raise TypeError(f"config key data.paths must be a list of strings, got {value!r}")

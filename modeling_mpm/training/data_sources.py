@@ -7,8 +7,10 @@
   (``data.paths``; see :func:`modeling_mpm.training.hub.load_hub_dataset`); the splits named
   ``data.train_split`` / ``val_split`` / ``test_split`` of every folder are concatenated.
 
-Training windows see world-frame motion through random virtual cameras; validation and test
-windows through the four fixed cameras of :data:`modeling_mpm.data.DEMO_VALIDATION_CAMERAS`.
+Training windows see world-frame motion through random virtual cameras (``data.augment``: the
+motion / camera / 2D-noise augmentation of :mod:`modeling_mpm.data.augment`, training only;
+``data.train_sequences``: keep only these training sequences); validation and test windows
+through the four fixed cameras of :data:`modeling_mpm.data.DEMO_VALIDATION_CAMERAS`.
 Every item gets an ``action`` label for the per-action tables: the Human3.6M action without its
 take number (``"Walking 1"`` -> ``"Walking"``), the subject for MPI-INF-3DHP test sequences, the
 sequence name otherwise.
@@ -138,10 +140,19 @@ def load_window_splits(cfg, num_frames: int, skel: Skeleton):
     from ..cameras import VirtualCameraSampler
     from ..data import DEMO_VALIDATION_CAMERAS, PoseWindowDataset
 
+    from ..data.augment import augment_from_config
+
     d = cfg.data
+    motion, camera, noise = augment_from_config(d.get("augment"), skel.name)
     out = []
     for split, train in ((d.train_split, True), (d.val_split, False), (d.test_split, False)):
         seqs = _split_sequences(cfg, split, skel)
+        if train and seqs and d.get("train_sequences") is not None:
+            names = [str(s.get("sequence", "")) for s in seqs]
+            unknown = sorted(set(d.train_sequences) - set(names))
+            if unknown:
+                raise ValueError(f"data.train_sequences: no training sequence(s) {unknown}; the split has {names}")
+            seqs = [s for s, n in zip(seqs, names) if n in set(d.train_sequences)]
         if seqs is None or not seqs:
             if train:
                 raise ValueError(f"no training sequences found for split {split!r} in {d.source} data")
@@ -150,8 +161,9 @@ def load_window_splits(cfg, num_frames: int, skel: Skeleton):
         windows = PoseWindowDataset(
             seqs, num_frames=num_frames, tds=d.tds, stride=d.train_stride if train else d.eval_stride,
             mode="paired", flip_prob=0.0, skeleton=skel.name,
-            virtual_cameras=VirtualCameraSampler() if train else list(DEMO_VALIDATION_CAMERAS),
-            valid_only=not train, seed=cfg.training.seed)
+            virtual_cameras=(camera or VirtualCameraSampler()) if train else list(DEMO_VALIDATION_CAMERAS),
+            valid_only=not train, seed=cfg.training.seed,
+            noise_2d=noise if train else None, augment=motion if train else None)
         out.append(LabelledWindows(windows, [sequence_label(s) for s in seqs]))
     return tuple(out)
 

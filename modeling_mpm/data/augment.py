@@ -1,0 +1,396 @@
+"""Broader motion from a little motion capture: augmentations for world-frame 3D windows.
+
+The embedded demo data is six sequences of two performers, mostly climbing. A lifter trained on
+it sees a few thousand poses, all upright, all of one body size, at one speed, through cameras
+5 m away. :class:`MotionAugment` makes new, kinematically valid motion out of those windows
+*before* they are seen by a virtual camera, and changes the camera in ways the orbit sampler of
+:class:`~modeling_mpm.cameras.VirtualCameraSampler` does not (roll, principal point, pixel aspect);
+:class:`DetectorNoise2D` makes the 2D look like a detector's. All of it is opt-in and
+configurable (``data.augment`` in a run config, ``augment=`` / ``noise_2d=`` of
+:class:`~modeling_mpm.data.PoseWindowDataset`).
+
+What one window goes through (each step has its own probability / range; ``None`` or a zero
+range turns it off):
+
+1. **speed** (0.5-2x, log-uniform): the window samples the sequence every ``speed`` frames
+   (linear interpolation between frames), i.e. the motion is played faster or slower;
+2. **body-part mixing**: with probability ``part_mix_prob`` each limb (arms, legs) takes the
+   bone directions of the same limb of another window (any sequence), expressed in that
+   window's torso frame and put into this torso's frame, with this body's bone lengths;
+3. **bone lengths**: every bone is scaled by ``global_scale`` x a per-bone factor (left and right
+   bones get the same factor), then the pose is rebuilt from the root along the kinematic tree
+   (forward kinematics), so the skeleton stays connected and symmetric;
+4. **global rotation**: with probability ``non_upright_prob`` a uniformly random 3D rotation
+   (lying, crawling, upside down), otherwise a tilt of up to ``tilt_deg`` about a random
+   horizontal axis; always about the window's mean root;
+5. after the virtual camera: **roll** about the optical axis (2D and camera-frame 3D rotated
+   together), **principal point** offset and **pixel aspect** ``fy / fx`` (2D and intrinsics).
+
+Arrays: windows ``(n, F, J, 3)`` metres, world frame Z up; 2D ``(n, F, J, 2)`` normalised screen
+coordinates (``x / w * 2 - 1``, principal point of the virtual cameras at 0); camera-frame 3D
+``(n, F, J, 3)``. Randomness comes from the NumPy generator passed in (the dataset's).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Callable, Dict, Mapping, Optional, Tuple, Union
+
+import numpy as np
+
+from ..cameras import VirtualCameraSampler
+from ..skeleton import get_skeleton
+from .windows import PoseNoise2D
+
+__all__ = ["MotionAugment", "DetectorNoise2D", "wide_camera_sampler", "augment_from_config", "AUGMENT_PRESETS",
+           "random_rotations", "rescale_bones", "torso_frames"]
+
+#: limbs that body-part mixing swaps: name -> joints from the limb root down (H36M-17 names)
+MIX_LIMBS = {
+    "left_arm": ("left_shoulder", "left_elbow", "left_wrist"),
+    "right_arm": ("right_shoulder", "right_elbow", "right_wrist"),
+    "left_leg": ("left_hip", "left_knee", "left_ankle"),
+    "right_leg": ("right_hip", "right_knee", "right_ankle"),
+}
+
+
+def _check_range(name, r, lo=None, hi=None):
+    if r is None:
+        return None
+    if len(r) != 2 or not r[0] <= r[1]:
+        raise ValueError(f"{name} must be a (low, high) pair with low <= high, got {r!r}")
+    if (lo is not None and r[0] < lo) or (hi is not None and r[1] > hi):
+        raise ValueError(f"{name} must lie in [{lo}, {hi}], got {r!r}")
+    return (float(r[0]), float(r[1]))
+
+
+def _check_prob(name, p):
+    if not 0.0 <= float(p) <= 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
+    return float(p)
+
+
+def random_rotations(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` rotation matrices (n, 3, 3) uniformly distributed over SO(3) (unit quaternions)."""
+    q = rng.normal(size=(n, 4))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    w, x, y, z = q.T
+    return np.stack([
+        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
+        np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
+        np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1),
+    ], 1)
+
+
+def _axis_angle(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """Rodrigues: unit axes (n, 3), angles (n,) radians -> (n, 3, 3)."""
+    k = axis / np.linalg.norm(axis, axis=1, keepdims=True)
+    K = np.zeros((len(k), 3, 3))
+    K[:, 0, 1], K[:, 0, 2], K[:, 1, 2] = -k[:, 2], k[:, 1], -k[:, 0]
+    K = K - K.transpose(0, 2, 1)
+    s, c = np.sin(angle)[:, None, None], np.cos(angle)[:, None, None]
+    return np.eye(3)[None] + s * K + (1 - c) * (K @ K)
+
+
+def _topological_order(parents) -> np.ndarray:
+    order, seen = [], set()
+    while len(order) < len(parents):
+        added = False
+        for j, p in enumerate(parents):
+            if j not in seen and (p < 0 or p in seen):
+                order.append(j)
+                seen.add(j)
+                added = True
+        if not added:
+            raise ValueError(f"the skeleton's parents {parents} do not form a tree")
+    return np.array(order)
+
+
+def rescale_bones(pose: np.ndarray, parents, scale: np.ndarray) -> np.ndarray:
+    """Scale every bone and rebuild the pose by forward kinematics from the root.
+
+    ``pose`` (n, F, J, 3), ``scale`` (n, J) (the factor of the bone ending at each joint; the
+    root's is ignored). Bone directions are kept; the root stays where it is."""
+    out = pose.copy()
+    for j in _topological_order(parents):
+        p = parents[j]
+        if p >= 0:
+            out[:, :, j] = out[:, :, p] + (pose[:, :, j] - pose[:, :, p]) * scale[:, None, j, None]
+    return out
+
+
+def torso_frames(pose: np.ndarray, skeleton="h36m17") -> np.ndarray:
+    """Orthonormal torso frames (..., 3, 3) (columns: right-to-left hip axis, pelvis-to-thorax
+    axis made orthogonal to it, their cross product) of poses (..., J, 3)."""
+    s = get_skeleton(skeleton)
+    lh, rh, pel, tho = (s.index(n) for n in ("left_hip", "right_hip", "pelvis", "thorax"))
+    a = pose[..., lh, :] - pose[..., rh, :]
+    a = a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-8)
+    u = pose[..., tho, :] - pose[..., pel, :]
+    u = u - (u * a).sum(-1, keepdims=True) * a
+    u = u / np.maximum(np.linalg.norm(u, axis=-1, keepdims=True), 1e-8)
+    return np.stack([a, u, np.cross(a, u)], axis=-1)
+
+
+@dataclass
+class MotionAugment:
+    """Random, kinematically consistent changes of world-frame windows and of the camera (see
+    the module docstring for the order).
+
+    Attributes:
+        speed_range: playback-speed factors (low, high), drawn log-uniformly; None = off.
+        part_mix_prob: probability that a window mixes limbs from another window.
+        part_mix_limb_prob: in a mixing window, probability of each limb to be swapped.
+        global_scale_range: body-size factor (low, high), uniform; None = off.
+        bone_scale_range: extra per-bone factor (low, high), uniform, same left and right.
+        non_upright_prob: probability of a uniformly random 3D orientation of the body.
+        tilt_deg: otherwise, tilt of up to this many degrees about a random horizontal axis.
+        roll_deg: camera roll up to +-this many degrees.
+        principal_point_range: principal-point offset, normalised units (2 = image width), +-.
+        aspect_range: pixel aspect ``fy / fx`` (low, high); None = off.
+        skeleton: joint layout of the windows (needs a kinematic tree).
+    """
+
+    speed_range: Optional[Tuple[float, float]] = (0.5, 2.0)
+    part_mix_prob: float = 0.3
+    part_mix_limb_prob: float = 0.5
+    global_scale_range: Optional[Tuple[float, float]] = (0.8, 1.2)
+    bone_scale_range: Optional[Tuple[float, float]] = (0.9, 1.1)
+    non_upright_prob: float = 0.2
+    tilt_deg: float = 20.0
+    roll_deg: float = 15.0
+    principal_point_range: float = 0.1
+    aspect_range: Optional[Tuple[float, float]] = (0.9, 1.1)
+    skeleton: str = "h36m17"
+
+    def __post_init__(self):
+        self.speed_range = _check_range("speed_range", self.speed_range, 1e-3)
+        self.global_scale_range = _check_range("global_scale_range", self.global_scale_range, 1e-3)
+        self.bone_scale_range = _check_range("bone_scale_range", self.bone_scale_range, 1e-3)
+        self.aspect_range = _check_range("aspect_range", self.aspect_range, 1e-3)
+        self.part_mix_prob = _check_prob("part_mix_prob", self.part_mix_prob)
+        self.part_mix_limb_prob = _check_prob("part_mix_limb_prob", self.part_mix_limb_prob)
+        self.non_upright_prob = _check_prob("non_upright_prob", self.non_upright_prob)
+        for name in ("tilt_deg", "roll_deg", "principal_point_range"):
+            if float(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+            setattr(self, name, float(getattr(self, name)))
+        skel = get_skeleton(self.skeleton)
+        if any(p < 0 for p in skel.parents[1:]) or skel.root is None:
+            raise ValueError(f"MotionAugment needs a skeleton with a kinematic tree, got {skel.name!r}")
+        self._skel = skel
+        self._limbs = [np.array([skel.index(n) for n in joints]) for joints in MIX_LIMBS.values()] \
+            if all(n in skel.joint_names for joints in MIX_LIMBS.values() for n in joints) else []
+
+    def to_dict(self) -> Dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    # ------------------------------------------------------------------ time
+    def sample_speed(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """(n,) playback-speed factors (ones when off)."""
+        if self.speed_range is None or self.speed_range[0] == self.speed_range[1] == 1.0:
+            return np.ones(n)
+        lo, hi = np.log(self.speed_range[0]), np.log(self.speed_range[1])
+        return np.exp(lo + (hi - lo) * rng.random(n))
+
+    # ------------------------------------------------------------------ 3D
+    def apply_world(self, world: np.ndarray, rng: np.random.Generator,
+                    donors: Optional[Callable[[int], np.ndarray]] = None) -> np.ndarray:
+        """Augment world-frame windows ``world`` (n, F, J, 3) metres (Z up); ``donors(k)`` returns
+        k random other windows (k, F, J, 3) for body-part mixing. Returns a new array."""
+        world = np.asarray(world, dtype=np.float64)
+        n = world.shape[0]
+        parents = self._skel.parents
+        out = world.copy()
+        if self.part_mix_prob > 0 and self._limbs and donors is not None:
+            mix = rng.random(n) < self.part_mix_prob
+            limb_hit = rng.random((n, len(self._limbs))) < self.part_mix_limb_prob
+            rows = np.flatnonzero(mix & limb_hit.any(1))
+            if rows.size:
+                donor = np.asarray(donors(rows.size), dtype=np.float64)
+                out[rows] = self._mix_limbs(out[rows], donor, limb_hit[rows])
+        scale = np.ones((n, len(parents)))
+        if self.global_scale_range is not None:
+            scale *= rng.uniform(*self.global_scale_range, size=(n, 1))
+        if self.bone_scale_range is not None:
+            per_bone = rng.uniform(*self.bone_scale_range, size=(n, len(parents)))
+            perm = self._skel.flip_permutation
+            scale *= np.where(np.arange(len(parents)) < perm, per_bone, per_bone[:, perm])  # left = right
+        if not np.all(scale == 1.0):
+            out = rescale_bones(out, parents, scale)
+        R = self.sample_body_rotations(rng, n)
+        if R is not None:
+            centre = out[:, :, self._skel.root].mean(axis=1)[:, None, None]
+            out = np.matmul(out - centre, R.transpose(0, 2, 1)[:, None]) + centre
+        return out.astype(np.float32)
+
+    def sample_body_rotations(self, rng: np.random.Generator, n: int) -> Optional[np.ndarray]:
+        """(n, 3, 3) body rotations (world frame, Z up) or None when off."""
+        if self.non_upright_prob == 0 and self.tilt_deg == 0:
+            return None
+        axis_angle = rng.uniform(0, 2 * np.pi, n)
+        axes = np.stack([np.cos(axis_angle), np.sin(axis_angle), np.zeros(n)], -1)
+        R = _axis_angle(axes, np.radians(self.tilt_deg) * rng.uniform(-1, 1, n))
+        free = rng.random(n) < self.non_upright_prob
+        if free.any():
+            R[free] = random_rotations(rng, int(free.sum()))
+        return R
+
+    def _mix_limbs(self, pose: np.ndarray, donor: np.ndarray, limb_hit: np.ndarray) -> np.ndarray:
+        """Limbs ``limb_hit`` (n, L) of ``pose`` (n, F, J, 3) take the donor's bone directions
+        (relative to the donor's torso) with ``pose``'s bone lengths."""
+        parents = self._skel.parents
+        Rp = torso_frames(pose, self._skel)           # (n, F, 3, 3)
+        Rd = torso_frames(donor, self._skel)
+        to_pose = Rp @ np.swapaxes(Rd, -1, -2)        # donor world -> pose world
+        out = pose.copy()
+        for li, joints in enumerate(self._limbs):
+            rows = np.flatnonzero(limb_hit[:, li])
+            if rows.size == 0:
+                continue
+            for j in joints[1:]:  # the limb root (hip / shoulder) stays on this torso
+                p = parents[j]
+                length = np.linalg.norm(pose[rows, :, j] - pose[rows, :, p], axis=-1, keepdims=True)
+                d = donor[rows, :, j] - donor[rows, :, p]
+                d = np.matmul(to_pose[rows], d[..., None])[..., 0]
+                d /= np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-8)
+                out[rows, :, j] = out[rows, :, p] + d * length
+        return out
+
+    # ------------------------------------------------------------------ camera
+    def apply_camera(self, rng: np.random.Generator, n: int, pose_2d: Optional[np.ndarray] = None,
+                     pose_3d: Optional[np.ndarray] = None, root: Optional[np.ndarray] = None,
+                     intrinsics: Optional[np.ndarray] = None) -> None:
+        """In place: camera roll (2D ``(n, F, J, 2)``, camera-frame 3D ``(n, F, J, 3)`` and root
+        ``(n, F, 3)`` rotated about the optical axis), then pixel aspect and principal-point
+        offset (2D and normalised intrinsics ``(n, 9)``). The same draws whatever is passed."""
+        roll = np.radians(self.roll_deg) * rng.uniform(-1, 1, n)
+        aspect = rng.uniform(*self.aspect_range, n) if self.aspect_range is not None else np.ones(n)
+        pp = self.principal_point_range * rng.uniform(-1, 1, (n, 2))
+        c, s = np.cos(roll), np.sin(roll)
+        R2t = np.stack([np.stack([c, s], -1), np.stack([-s, c], -1)], 1).astype(np.float32)  # (n, 2, 2), transposed
+        if self.roll_deg > 0:
+            if pose_3d is not None:
+                pose_3d[..., :2] = np.matmul(pose_3d[..., :2], R2t[:, None])
+            if root is not None:
+                root[..., :2] = np.matmul(root[..., :2], R2t)
+            if pose_2d is not None:
+                pose_2d[...] = np.matmul(pose_2d, R2t[:, None])
+        if pose_2d is not None:
+            if self.aspect_range is not None:
+                pose_2d[..., 1] *= aspect[:, None, None].astype(np.float32)
+            if self.principal_point_range > 0:
+                pose_2d += pp[:, None, None].astype(np.float32)
+        if intrinsics is not None:
+            intrinsics[:, 1] *= aspect.astype(np.float32)
+            intrinsics[:, 2:4] += pp.astype(np.float32)
+
+
+@dataclass
+class DetectorNoise2D(PoseNoise2D):
+    """2D keypoint noise that looks like a detector's (a drop-in for :class:`PoseNoise2D`).
+
+    Attributes (normalised screen units; 0.004 is ~2 px on a 1000 px wide image):
+        std: base Gaussian jitter; each window and joint gets ``std * U(0.5, 2)``.
+        drop_prob: probability that a joint in a frame is dropped (confidence 0, 2D set to 0).
+        bias_std: a constant offset per window and joint (a detector's systematic error).
+        outlier_prob: probability that a joint in a frame jumps by ``N(0, outlier_std)``.
+        outlier_std: size of those jumps.
+        swap_prob: probability that a frame has one left/right joint pair swapped.
+        skeleton: joint layout (for the left/right pairs).
+    """
+
+    bias_std: float = 0.004
+    outlier_prob: float = 0.01
+    outlier_std: float = 0.05
+    swap_prob: float = 0.02
+    skeleton: str = "h36m17"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.bias_std < 0 or self.outlier_std < 0:
+            raise ValueError(f"DetectorNoise2D needs bias_std >= 0 and outlier_std >= 0, got {self}")
+        _check_prob("outlier_prob", self.outlier_prob)
+        _check_prob("swap_prob", self.swap_prob)
+        s = get_skeleton(self.skeleton)
+        self._pairs = np.array(list(zip(s.joints_left, s.joints_right)), dtype=np.int64).reshape(-1, 2)
+
+    def apply(self, pose_2d: np.ndarray, confidence: np.ndarray, rng: np.random.Generator):
+        n, F, J = pose_2d.shape[:3]
+        pose_2d = np.array(pose_2d, dtype=np.float32, copy=True)
+        if self.swap_prob > 0 and len(self._pairs):
+            hit = np.argwhere(rng.random((n, F)) < self.swap_prob)
+            if len(hit):
+                pair = self._pairs[rng.integers(0, len(self._pairs), len(hit))]
+                a = pose_2d[hit[:, 0], hit[:, 1], pair[:, 0]].copy()
+                pose_2d[hit[:, 0], hit[:, 1], pair[:, 0]] = pose_2d[hit[:, 0], hit[:, 1], pair[:, 1]]
+                pose_2d[hit[:, 0], hit[:, 1], pair[:, 1]] = a
+        if self.std > 0:
+            sd = self.std * rng.uniform(0.5, 2.0, (n, 1, J, 1))
+            pose_2d += (rng.normal(size=pose_2d.shape) * sd).astype(np.float32)
+        if self.bias_std > 0:
+            pose_2d += rng.normal(0.0, self.bias_std, (n, 1, J, 2)).astype(np.float32)
+        if self.outlier_prob > 0:
+            jump = rng.random((n, F, J)) < self.outlier_prob
+            pose_2d += (jump[..., None] * rng.normal(0.0, self.outlier_std, pose_2d.shape)).astype(np.float32)
+        if self.drop_prob > 0:
+            drop = rng.random(confidence.shape) < self.drop_prob
+            confidence = np.where(drop, 0.0, confidence).astype(np.float32)
+        return pose_2d, confidence
+
+
+def wide_camera_sampler(**overrides) -> VirtualCameraSampler:
+    """A :class:`VirtualCameraSampler` with a wide distribution: every yaw, elevation -20..60
+    degrees, 2.5-10 m, focal 500-2000 px (on 1000 px), subject up to 1 m off the optical axis.
+    Camera roll, principal point and pixel aspect come from :class:`MotionAugment`."""
+    kw = dict(yaw_range=(-math.pi, math.pi), elevation_range=(math.radians(-20.0), math.radians(60.0)),
+              distance_range=(2.5, 10.0), focal_range=(500.0, 2000.0), max_offset=1.0)
+    kw.update(overrides)
+    return VirtualCameraSampler(**kw)
+
+
+#: named set-ups for ``data.augment``: "none" (off), "motion" (3D changes only, default cameras),
+#: "wide" (3D changes, wide cameras, detector noise)
+AUGMENT_PRESETS: Dict[str, Optional[Dict]] = {
+    "none": None,
+    "motion": {"motion": {"roll_deg": 0.0, "principal_point_range": 0.0, "aspect_range": None},
+               "camera": None, "noise_2d": None},
+    "wide": {"motion": {}, "camera": {}, "noise_2d": {}},
+}
+
+
+def augment_from_config(spec: Union[None, str, Mapping], skeleton: str = "h36m17"):
+    """``(MotionAugment or None, VirtualCameraSampler or None, DetectorNoise2D or None)`` from a
+    ``data.augment`` value: None / ``"none"``, a preset name of :data:`AUGMENT_PRESETS`, or a
+    mapping ``{"motion": {...MotionAugment fields} | null, "camera": {...wide_camera_sampler
+    overrides} | null, "noise_2d": {...DetectorNoise2D fields} | null}`` (a missing key = off)."""
+    if spec is None:
+        return None, None, None
+    if isinstance(spec, str):
+        if spec not in AUGMENT_PRESETS:
+            raise ValueError(f"data.augment must be one of {list(AUGMENT_PRESETS)} or a mapping, got {spec!r}")
+        spec = AUGMENT_PRESETS[spec]
+        if spec is None:
+            return None, None, None
+    if not isinstance(spec, Mapping):
+        raise TypeError(f"data.augment must be a preset name or a mapping, got {type(spec).__name__}")
+    bad = set(spec) - {"motion", "camera", "noise_2d"}
+    if bad:
+        raise ValueError(f"unknown data.augment key(s) {sorted(bad)}; valid: motion, camera, noise_2d")
+
+    def make(key, factory):
+        v = spec.get(key)
+        if v is None:
+            return None
+        if not isinstance(v, Mapping):
+            raise TypeError(f"data.augment.{key} must be a mapping or null, got {type(v).__name__}")
+        try:
+            return factory(**dict(v))
+        except TypeError as err:
+            raise ValueError(f"data.augment.{key}: {err}") from None
+
+    motion = make("motion", lambda **kw: MotionAugment(**{"skeleton": skeleton, **kw}))
+    camera = make("camera", wide_camera_sampler)
+    noise = make("noise_2d", lambda **kw: DetectorNoise2D(**{"skeleton": skeleton, **kw}))
+    return motion, camera, noise
