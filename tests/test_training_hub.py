@@ -5,6 +5,9 @@ checkpointing. Hub repos are hand-made offline cache entries (``models--org--nam
 
 import json
 import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
@@ -141,6 +144,41 @@ def test_mpm_train_cli_with_hub_data_and_hub_init(tmp_path, hub_cache, capsys):
     card = (tmp_path / "lift" / "model" / "README.md").read_text()
     assert "org/mpm-pretrain" in card  # a Hub id is a valid base_model
     assert mpm(["train", "nope"]) == 2
+    # publish the lifter, then use it by Hub id alone: in-process, and as remote code without the package
+    shutil.copytree(tmp_path / "lift" / "model", _snapshot(hub_cache, "model", "org/mpm-lift"), dirs_exist_ok=True)
+    from transformers import pipeline
+
+    import numpy as np
+
+    keypoints = np.random.default_rng(0).uniform(100, 500, size=(12, 17, 2))
+    want = pipeline("pose-lifting", model="org/mpm-lift")(keypoints, image_size=(640, 480))["pose_3d"]
+    assert want.shape == (12, 17, 3) and np.isfinite(want).all()
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(hub_cache), HF_HOME=str(tmp_path / "hf_home"),
+               PYTHONPATH="", OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "-c", REMOTE_HUB_PIPE, "org/mpm-lift"], cwd=tmp_path, env=env,
+                       input=json.dumps(keypoints.tolist()), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert not got["module"].startswith("modeling_mpm")
+    np.testing.assert_allclose(np.array(got["pose_3d"]), want, atol=1e-5)
+
+
+REMOTE_HUB_PIPE = textwrap.dedent(
+    """
+    import json, sys, importlib.abc
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "modeling_mpm" or name.startswith("modeling_mpm."):
+                raise ImportError("modeling_mpm is blocked in this test")
+    sys.meta_path.insert(0, Block())
+    import numpy as np
+    from transformers import pipeline
+    pipe = pipeline("pose-lifting", model=sys.argv[1], trust_remote_code=True)
+    out = pipe(np.array(json.loads(sys.stdin.read())), image_size=(640, 480))["pose_3d"]
+    assert "modeling_mpm" not in sys.modules
+    print(json.dumps({"pose_3d": out.tolist(), "module": type(pipe).__module__}))
+    """
+)
 
 
 def test_accumulation_must_come_from_the_run_config(tmp_path):
