@@ -146,16 +146,17 @@ class MPMLayerNorm(nn.Module):
         self.legacy = legacy
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Statistics and the affine part in float32 for reduced-precision inputs; the result is cast back.
+        # Statistics and the affine part in float32; the result has the dtype of the weights (the
+        # model's compute dtype), so a float32 residual stream feeds bfloat16 layers.
         h = x.float()
         w, b = self.weight.float(), self.bias.float()
         if not self.legacy:
-            return F.layer_norm(h, (h.shape[-1],), w, b, self.eps).to(x.dtype)
+            return F.layer_norm(h, (h.shape[-1],), w, b, self.eps).to(self.weight.dtype)
         # two-pass mean / sum of squares: same numerics as torch.var_mean(correction=1), ~20x faster on CPU
         mean = h.mean(-1, keepdim=True)
         d = h - mean
         var = (d * d).sum(-1, keepdim=True) / (h.shape[-1] - 1)
-        return torch.addcmul(b, d / (var.sqrt() + self.eps), w).to(x.dtype)
+        return torch.addcmul(b, d / (var.sqrt() + self.eps), w).to(self.weight.dtype)
 
 
 class MPMAttention(nn.Module):
@@ -403,8 +404,8 @@ class MPMPreTrainedModel(PreTrainedModel):
     base_model_prefix = "mpm"
     main_input_name = "pose_2d"
     _no_split_modules = ["MPMTransformerLayer", "MPMStridedLayer"]
-    # LayerNorm / BatchNorm parameters and statistics stay float32 under from_pretrained(dtype=bf16/fp16)
-    _keep_in_fp32_modules_strict = [r"norm[12]?\.(weight|bias|running_mean|running_var)"]
+    # BatchNorm parameters and statistics stay float32 under from_pretrained(dtype=bf16/fp16)
+    _keep_in_fp32_modules_strict = [r"(^|\.)norm[12]?\.(weight|bias|running_mean|running_var)"]
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -489,7 +490,7 @@ class MPMModel(MPMPreTrainedModel):
         if spatial_mask is not None:
             pose = torch.where(spatial_mask[..., None], token.to(pose.dtype), pose)
         x = embedding(pose.reshape(b, t, j * d).transpose(1, 2))
-        x = self.spatial_mlp(x).transpose(1, 2)
+        x = self.spatial_mlp(x).transpose(1, 2).float()  # the transformers' residual stream is float32
         return x + self.position_embedding if add_position_embedding else x
 
     def forward(

@@ -3,12 +3,16 @@ float32, and int8 dynamic quantisation of the linear layers.
 
 * ``MPMForPoseLifting.from_pretrained(dir, dtype=torch.bfloat16)`` or
   ``pipeline("pose-lifting", model=dir, dtype=torch.bfloat16)`` load the weights in bfloat16; the
-  LayerNorm / BatchNorm parameters and statistics stay float32 (the models'
+  BatchNorm parameters and running statistics stay float32 (the models'
   ``_keep_in_fp32_modules_strict``). :func:`cast_model` does the same for a model already in memory
   (the pipeline uses it when a model object and a ``dtype`` are passed).
-* Inputs are cast to the model's dtype where they enter the model (the joint embedding), LayerNorm
-  statistics are computed in float32, and the pose heads return float32, so callers always get
-  float32 poses.
+* Inputs are cast to the model's dtype where they enter the model (the joint embedding); the
+  transformers' residual stream (embedding output, ``x + attention(...)``, ``x + feed_forward(...)``,
+  the strided reduction's ``x[:, ::s] + conv(...)``) is float32; LayerNorm computes its statistics
+  in float32 and hands the layer after it the model's dtype; attention, linear layers and
+  convolutions run in bfloat16 (float32 accumulation in oneDNN); softmax inside
+  ``scaled_dot_product_attention`` accumulates in float32; the pose heads return float32, so
+  callers always get float32 poses.
 * :func:`quantize_int8` replaces every ``nn.Linear`` (attention projections, transformer
   feed-forwards, refiner) by a dynamically quantised int8 one (weights int8 per tensor,
   activations quantised per batch; ``torch.ao.quantization.quantize_dynamic``, x86/VNNI kernels).
@@ -46,11 +50,11 @@ def resolve_dtype(dtype: Union[str, torch.dtype, None]) -> Optional[torch.dtype]
 
 
 def _is_norm(module: nn.Module) -> bool:
-    return isinstance(module, nn.modules.batchnorm._BatchNorm) or type(module).__name__ == "MPMLayerNorm"
+    return isinstance(module, nn.modules.batchnorm._BatchNorm)
 
 
 def cast_model(model: nn.Module, dtype: Union[str, torch.dtype], copy_model: bool = True) -> nn.Module:
-    """``model`` in ``dtype`` with LayerNorm / BatchNorm parameters and buffers kept float32.
+    """``model`` in ``dtype`` with the BatchNorm parameters and statistics kept float32.
 
     Args:
         dtype: ``torch.bfloat16`` (fast on CPUs with AVX512-BF16 / AMX and on GPUs), ``torch.float16``

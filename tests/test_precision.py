@@ -54,8 +54,8 @@ def _windows(seed=1, batch=4, frames=27):
 def test_from_pretrained_bf16_keeps_norms_float32_and_returns_float32(lifter, lifter_dir):
     model = MPMForPoseLifting.from_pretrained(lifter_dir, dtype=torch.bfloat16).eval()
     for name, p in model.named_parameters():
-        is_norm = "norm" in name.split(".")[-2]
-        assert p.dtype == (torch.float32 if is_norm else torch.bfloat16), name
+        is_batch_norm = name.split(".")[-2] in ("norm", "norm1", "norm2")
+        assert p.dtype == (torch.float32 if is_batch_norm else torch.bfloat16), name
     for name, b in model.named_buffers():
         expected = torch.int64 if name.endswith("num_batches_tracked") else torch.float32
         assert b.dtype == expected, name
@@ -93,13 +93,13 @@ def test_legacy_layer_norm_statistics_match_var_mean_and_stay_float32():
     var, mean = torch.var_mean(x, dim=-1, keepdim=True, correction=1)
     expected = ln.bias * 1 + ln.weight * (x - mean) / (var.sqrt() + ln.eps)
     torch.testing.assert_close(ln(x), expected, rtol=1e-5, atol=1e-5)
-    # bfloat16 in -> bfloat16 out, statistics from the float32 values of the bf16 input
-    xb = x.bfloat16()
-    out = ln(xb)
+    # a bfloat16 norm on the float32 residual stream: float32 statistics, bfloat16 output
+    ln_bf16 = MPMLayerNorm(256).bfloat16()
+    ln_bf16.load_state_dict(ln.state_dict())
+    out = ln_bf16(x)
     assert out.dtype == torch.bfloat16
-    var, mean = torch.var_mean(xb.float(), dim=-1, keepdim=True, correction=1)
-    ref = ln.bias + ln.weight * (xb.float() - mean) / (var.sqrt() + ln.eps)
-    assert (out.float() - ref).abs().max() <= 0.02 * ref.abs().max()  # only the final bf16 rounding
+    ref = ln_bf16.bias.float() + ln_bf16.weight.float() * (x - mean) / (var.sqrt() + ln.eps)
+    torch.testing.assert_close(out.float(), ref, rtol=1e-2, atol=1e-2)  # only the final bf16 rounding
 
 
 def test_pipeline_dtype_and_device_from_folder_and_object(lifter, lifter_dir):
