@@ -38,7 +38,6 @@ import sys
 import tempfile
 import time
 import types
-import warnings
 
 import numpy as np
 import torch
@@ -107,16 +106,12 @@ def ort_session(path: str, threads: int):
 
 def ort_models(model, folder: str, threads: int):
     """fp32 and dynamic-int8 onnxruntime sessions of ``model`` (no mask input)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from modeling_mpm.export import export_onnx
+    from modeling_mpm.export import export_onnx, quantize_onnx_int8
 
     fp32 = os.path.join(folder, "lifter.onnx")
     int8 = os.path.join(folder, "lifter.int8.onnx")
     export_onnx(model, fp32, with_mask=False, check=True, atol=1e-3)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8)
+    quantize_onnx_int8(fp32, int8)
     return {"ort_fp32": ort_session(fp32, threads), "ort_int8": ort_session(int8, threads)}
 
 
@@ -171,7 +166,7 @@ def speed(args, res):
     call = dict(image_size=IMAGE, mode="seq2frame", batch_size=args.batch_size, progress=False)
     for name, pipe in pipes.items():
         runners[name] = (lambda p: lambda: p(kp, **call)["pose_3d"])(pipe)
-        if not args.skip_no_reuse:
+        if not args.skip_no_reuse and name != "mpm_int8":
             def no_reuse(p=pipe):
                 with no_feature_reuse():
                     return p(kp, **call)["pose_3d"]
@@ -241,6 +236,7 @@ def accuracy(args, res):
             p = torch.cat([fn(x[i:i + 64]).float() for i in range(0, len(x), 64)]).numpy()
         preds[k] = zero_root(p)
         out[k] = {"mpjpe_mm": float(np.linalg.norm(preds[k] - y, axis=-1).mean() * 1000)}
+        print(f"  {k}: MPJPE {out[k]['mpjpe_mm']:.2f} mm (load {load_average()})", flush=True)
     for k in out:
         out[k]["delta_mpjpe_mm_vs_fp32"] = out[k]["mpjpe_mm"] - out["fp32"]["mpjpe_mm"]
         out[k]["rel_diff_vs_fp32"] = rel_diff(preds[k], preds["fp32"])

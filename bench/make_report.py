@@ -476,6 +476,51 @@ def section_inference(res: dict, plots: str, rel: str, headline: Optional[dict])
     return L
 
 
+def section_precision(prec: Optional[dict], train: Optional[dict]) -> List[str]:
+    """Section 7 from bench_precision.py / bench_training_precision.py (same-run ratios vs the authors)."""
+    L = ["## 7. Reduced precision and the authors' code (CPU)", ""]
+    if prec is not None and "seq2frame" in prec:
+        L += [_meta_line(prec), "",
+              f"seq2frame (one 243-frame window per frame, centre head) through `pipeline(\"pose-lifting\")`, "
+              f"{prec['frames']} frames, batch {prec['batch_size']} windows, {prec['threads']} threads, "
+              f"{prec['rounds']} interleaved rounds; the authors' lifter (their `model/MPM.py`, run from a "
+              f"checkout outside the project) has the same weights (converted, max abs difference "
+              f"{prec['parity_authors_vs_mpm_fp32_max_abs_m']:.1e} m). Speed-up = median over rounds of the "
+              f"same-round time ratio. CPU flags: {', '.join(prec.get('cpu_flags', [])) or 'n/a'}.", "",
+              "| variant | frames/s (best) | x authors' fp32 (median) | rel. difference to fp32 |",
+              "|---|---|---|---|"]
+        for k, row in prec["seq2frame"].items():
+            L.append(f"| {k} | {row['frames_per_s_best']:.1f} | {row['speedup_vs_authors_median']:.2f} | "
+                     f"{prec['agreement_vs_mpm_fp32'][k]:.2e} |")
+        L.append("")
+    if prec is not None and "accuracy" in prec:
+        a = prec["accuracy"]
+        L += [f"Lifting MPJPE on the demo validation sequences ({a['windows']} windows, every "
+              f"{a['eval_stride']}th frame of 2 sequences x 4 cameras), model `{os.path.basename(a['model'].rstrip('/'))}`:", "",
+              "| variant | MPJPE (mm) | vs fp32 (mm) | mean joint shift vs fp32 (mm) |", "|---|---|---|---|"]
+        for k, v in a["results"].items():
+            L.append(f"| {k} | {v['mpjpe_mm']:.2f} | {v['delta_mpjpe_mm_vs_fp32']:+.2f} | "
+                     f"{v['mean_joint_shift_mm_vs_fp32']:.2f} |")
+        L.append("")
+    if train is not None and "train_step" in train:
+        L += [_meta_line(train), "",
+              f"One training step (forward, MPJPE losses, backward, Adam), batch {train['batch_size']} x 243 frames:", "",
+              "| variant | samples/s (best) | x authors' fp32 (median) | first step (s) |", "|---|---|---|---|"]
+        for k, row in train["train_step"].items():
+            L.append(f"| {k} | {row['samples_per_s_best']:.2f} | {row['speedup_vs_authors_median']:.2f} | "
+                     f"{train['first_step_seconds'][k]:.1f} |")
+        L.append("")
+    if train is not None and "accuracy" in train:
+        a = train["accuracy"]
+        L += [f"bf16 autocast training, accuracy cost: {a['config']}, {a['steps']} steps, batch {a['batch_size']}, "
+              f"same initialisation and batches; demo validation ({a['val_windows']} windows):", "",
+              "| training | MPJPE (mm) | P-MPJPE (mm) | train time (s) |", "|---|---|---|---|"]
+        for k, v in a["results"].items():
+            L.append(f"| {k} | {v['mpjpe_mm']:.1f} | {v['p_mpjpe_mm']:.1f} | {v['train_seconds']:.0f} |")
+        L.append("")
+    return L if len(L) > 2 else []
+
+
 def section_summary(acc, comp, abl, tr, inf, longer=None) -> List[str]:
     """Plain-language findings, each computed from the JSON (no hand-typed numbers)."""
     L = ["## Summary", ""]
@@ -578,6 +623,8 @@ def main(argv=None) -> int:
          "python bench/bench_training_speed.py --budget small --threads 2   # section 5",
          "python bench/bench_inference_scaling.py --budget small --threads 2  # section 6",
          "python bench/bench_inference.py --threads 2 --memory-frames 0 --json bench/results/inference_headline.json  # headline (inference engineer's)",
+         "python bench/bench_precision.py --official PATH/TO/AUTHORS/MPM --model LIFTER --json bench/results/precision.json  # section 7",
+         "python bench/bench_training_precision.py --official PATH/TO/AUTHORS/MPM --json bench/results/training_precision.json  # section 7",
          "python bench/make_report.py",
          "```", "",
          "`--budget smoke` runs every script in seconds (what `tests/test_bench_smoke.py` does); `--budget full` "
@@ -593,6 +640,11 @@ def main(argv=None) -> int:
         if res is not None and ("summary" in res or "steps" in res or "rows" in res):
             L += fn(res)
             sections += 1
+    prec = section_precision(_load(os.path.join(args.results, "precision.json")),
+                             _load(os.path.join(args.results, "training_precision.json")))
+    if prec:
+        L += prec
+        sections += 1
     with open(args.out, "w") as f:
         f.write("\n".join(L) + "\n")
     print(f"wrote {args.out} ({sections} sections)")

@@ -1,6 +1,8 @@
 """Reduced precision (bfloat16 at the model boundary, norms in float32), int8 dynamic quantisation
 and the seq2frame feature reuse across windows."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -172,3 +174,22 @@ def test_seq2frame_reuse_is_skipped_for_models_with_a_refiner():
     torch.manual_seed(0)
     model = MPMForPoseLifting(_small_config(use_refine=True)).eval()
     assert inference._seq2frame_reuse_fns(model) is None
+
+
+def test_onnx_int8_graph_is_smaller_and_close_to_pytorch(lifter, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from modeling_mpm.export import export_onnx, quantize_onnx_int8
+
+    fp32 = str(tmp_path / "lifter.onnx")
+    export_onnx(lifter, fp32, with_mask=False)
+    int8 = quantize_onnx_int8(fp32, str(tmp_path / "lifter.int8.onnx"))
+    assert os.path.getsize(int8) < os.path.getsize(fp32)
+    x = _windows(seed=4)
+    with torch.inference_mode():
+        ref = lifter(pose_2d=x).pose_3d_center.numpy().copy()
+    ref[..., 0, :] = 0.0  # the exported graph zeroes the root
+    out = ort.InferenceSession(int8, providers=["CPUExecutionProvider"]).run(["pose_3d_center"],
+                                                                            {"pose_2d": x.numpy()})[0]
+    assert 0 < _rel(out, ref) < 0.05
+    with pytest.raises(ValueError, match="not found"):
+        quantize_onnx_int8(str(tmp_path / "missing.onnx"), str(tmp_path / "x.onnx"))
