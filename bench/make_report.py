@@ -476,11 +476,25 @@ def section_inference(res: dict, plots: str, rel: str, headline: Optional[dict])
     return L
 
 
-def section_precision(prec: Optional[dict], train: Optional[dict]) -> List[str]:
-    """Section 7 from bench_precision.py / bench_training_precision.py (same-run ratios vs the authors)."""
+def _flat_meta_line(res: dict) -> str:
+    """Like :func:`_meta_line` for results with the run metadata at the top level."""
+    if "meta" in res:
+        return _meta_line(res)
+    cmd = res.get("command", "see docs/inference.md")
+    return (f"Command: `{cmd}` (commit {res.get('git_commit', 'n/a')}, {res.get('started_utc', 'n/a')}, torch "
+            f"{res.get('torch', 'n/a')}, {res.get('threads', 'n/a')} thread(s), load average before "
+            f"{res.get('load_before', 'n/a')}, after {res.get('load_after', 'n/a')}).")
+
+
+def section_precision(prec: Optional[dict], train: Optional[dict], headline: Optional[dict] = None,
+                      seq2seq: Optional[dict] = None) -> List[str]:
+    """Section 7 from bench_precision.py / bench_training_precision.py (same-run ratios vs the authors).
+    ``headline`` (precision_headline.json) is preferred for the speed table when present."""
     L = ["## 7. Reduced precision and the authors' code (CPU)", ""]
-    if prec is not None and "seq2frame" in prec:
-        L += [_meta_line(prec), "",
+    speed = headline if headline is not None and "seq2frame" in headline else prec
+    if speed is not None and "seq2frame" in speed:
+        prec_acc, prec = prec, speed
+        L += [_flat_meta_line(prec), "",
               f"seq2frame (one 243-frame window per frame, centre head) through `pipeline(\"pose-lifting\")`, "
               f"{prec['frames']} frames, batch {prec['batch_size']} windows, {prec['threads']} threads, "
               f"{prec['rounds']} interleaved rounds; the authors' lifter (their `model/MPM.py`, run from a "
@@ -493,6 +507,7 @@ def section_precision(prec: Optional[dict], train: Optional[dict]) -> List[str]:
             L.append(f"| {k} | {row['frames_per_s_best']:.1f} | {row['speedup_vs_authors_median']:.2f} | "
                      f"{prec['agreement_vs_mpm_fp32'][k]:.2e} |")
         L.append("")
+        prec = prec_acc
     if prec is not None and "accuracy" in prec:
         a = prec["accuracy"]
         L += [f"Lifting MPJPE on the demo validation sequences ({a['windows']} windows, every "
@@ -502,8 +517,18 @@ def section_precision(prec: Optional[dict], train: Optional[dict]) -> List[str]:
             L.append(f"| {k} | {v['mpjpe_mm']:.2f} | {v['delta_mpjpe_mm_vs_fp32']:+.2f} | "
                      f"{v['mean_joint_shift_mm_vs_fp32']:.2f} |")
         L.append("")
+    if seq2seq is not None and "seq2seq" in seq2seq:
+        L += [_flat_meta_line(seq2seq), "",
+              f"seq2seq (`bench/bench_inference.py --dtypes ...`), fp32 matmul in the same run "
+              f"{seq2seq['matmul_gflops']:.1f} GFLOP/s"
+              + (f", bf16 matmul {seq2seq['matmul_gflops_bfloat16']:.1f} GFLOP/s" if "matmul_gflops_bfloat16" in seq2seq else "")
+              + ":", "", "| dtype | batch | frames/s | GFLOP/s | % of the fp32 matmul |", "|---|---|---|---|---|"]
+        for row in seq2seq["seq2seq"]:
+            L.append(f"| {row.get('dtype', 'float32')} | {row['batch_size']} | {row['frames_per_s']:,.0f} | "
+                     f"{row['gflops']:.1f} | {100 * row['fraction_of_matmul']:.0f}% |")
+        L.append("")
     if train is not None and "train_step" in train:
-        L += [_meta_line(train), "",
+        L += [_flat_meta_line(train), "",
               f"One training step (forward, MPJPE losses, backward, Adam), batch {train['batch_size']} x 243 frames:", "",
               "| variant | samples/s (best) | x authors' fp32 (median) | first step (s) |", "|---|---|---|---|"]
         for k, row in train["train_step"].items():
@@ -641,7 +666,9 @@ def main(argv=None) -> int:
             L += fn(res)
             sections += 1
     prec = section_precision(_load(os.path.join(args.results, "precision.json")),
-                             _load(os.path.join(args.results, "training_precision.json")))
+                             _load(os.path.join(args.results, "training_precision.json")),
+                             _load(os.path.join(args.results, "precision_headline.json")),
+                             _load(os.path.join(args.results, "inference_seq2seq_dtypes.json")))
     if prec:
         L += prec
         sections += 1
