@@ -193,7 +193,8 @@ def main(argv=None) -> int:
             dtype = resolve_dtype(dtype_name)
             m_d = model if dtype == torch.float32 else cast_model(model, dtype)
             fn = _lifter_head_fn(m_d, "pose_3d")
-            xb = torch.as_tensor(x[: T * 64].reshape(64, T, 17, 2))
+            nb = max(1, min(64, len(x) // T))
+            xb = torch.as_tensor(x[: T * nb].reshape(nb, T, 17, 2))
             with torch.inference_mode():
                 fn(xb, None)
                 with profile() as prof:
@@ -203,7 +204,8 @@ def main(argv=None) -> int:
             top = sorted(table, key=lambda e: -e.self_cpu_time_total)[:12]
             key = "profile_seq2seq_batch64" + ("" if dtype == torch.float32 else f"_{dtype_name}")
             res[key] = {e.key: e.self_cpu_time_total / total for e in top}
-            print(f"seq2seq {dtype_name}, batch of 64 windows, share of self CPU time:")
+            res[key + "_total_ms"] = total / 1e3
+            print(f"seq2seq {dtype_name}, batch of {nb} windows, {total / 1e3:.0f} ms self CPU time in all, shares:")
             for e in top:
                 print(f"  {e.key:<50s} {100 * e.self_cpu_time_total / total:5.1f}%  ({e.count} calls)")
 
