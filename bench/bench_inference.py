@@ -1,11 +1,13 @@
 """Inference speed and memory of the paper-size lifter (random weights) on CPU.
 
     python bench/bench_inference.py --threads 2 --frames 20000 --seq2frame-frames 1000 \
-        --memory-frames 200000 [--batch-sizes 32,64,128] [--json out.json]
+        --memory-frames 200000 [--batch-sizes 32,64,128] [--dtypes float32,bfloat16] [--json out.json]
 
 Reports, for ``MPMConfig.h36m_17()`` (243 frames, 4 layers, width 256):
 
-* the FLOP/s of a large fp32 matmul (4096^3) measured in the same run (the machine's practical peak);
+* the FLOP/s of a large fp32 matmul (4096^3) measured in the same run (the machine's practical peak),
+  and of a matmul in every other ``--dtypes`` entry;
+* for every ``--dtypes`` entry (the model cast with ``modeling_mpm.quantization.cast_model``):
 * seq2seq lifting (``lift_sequence(..., mode="seq2seq")``, non-overlapping windows) of ``--frames``
   frames: frames/s, FLOPs per window (``torch.utils.flop_counter.FlopCounterMode`` on the
   computation actually run) and achieved FLOP/s as a fraction of the matmul's;
@@ -46,8 +48,8 @@ def load_average() -> str:
         return "n/a"
 
 
-def matmul_flops(n: int = 4096, repeats: int = 3) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_flops(n: int = 4096, repeats: int = 3, dtype=torch.float32) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     with torch.inference_mode():
         a @ b
         best = float("inf")
@@ -133,6 +135,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seq2frame-batch-size", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--profile", action="store_true", help="print the top ops of one seq2seq batch")
+    ap.add_argument("--dtypes", default="float32",
+                    help="comma list of model dtypes for the seq2seq runs, e.g. float32,bfloat16 (the "
+                         "fraction of matmul is always against the same-run fp32 matmul)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
 
@@ -152,35 +157,57 @@ def main(argv=None) -> int:
     x = rng.uniform(-1, 1, size=(args.frames, 17, 2)).astype(np.float32)
     n_windows = -(-args.frames // T) if args.frames > T else 1
     res["seq2seq"] = []
+    from modeling_mpm.quantization import cast_model, resolve_dtype
+
+    models = {}
+    for dtype_name in args.dtypes.split(","):
+        dtype = resolve_dtype(dtype_name)
+        models[dtype_name] = model if dtype == torch.float32 else cast_model(model, dtype)
+        if dtype != torch.float32:
+            key = f"matmul_gflops_{dtype_name}"
+            res[key] = matmul_flops(dtype=dtype) / 1e9
+            print(f"{dtype_name} matmul 4096^3: {res[key]:.1f} GFLOP/s")
+    windows = len(range(0, args.frames - T + 1, T)) + (1 if args.frames % T else 0)
     for bs in [int(b) for b in args.batch_sizes.split(",")]:
-        lift_sequence(model, x[: T * 4], mode="seq2seq", batch_size=bs, progress=False)  # warm-up
-        dt = timed(lambda: lift_sequence(model, x, mode="seq2seq", batch_size=bs, progress=False), args.repeats)
-        windows = len(range(0, args.frames - T + 1, T)) + (1 if args.frames % T else 0)
-        gflops = windows * f_s2s / dt / 1e9
-        row = {"batch_size": bs, "seconds": dt, "frames_per_s": args.frames / dt, "windows": windows,
-               "gflops": gflops, "fraction_of_matmul": gflops / res["matmul_gflops"]}
-        res["seq2seq"].append(row)
-        print(f"seq2seq  {args.frames} frames, batch {bs}: {dt:.2f} s, {row['frames_per_s']:.0f} frames/s, "
-              f"{gflops:.1f} GFLOP/s = {100 * row['fraction_of_matmul']:.0f}% of matmul "
-              f"({f_s2s / 1e9:.3f} GFLOP/window)")
+        best = {}
+        for m_d in models.values():
+            lift_sequence(m_d, x[: T * 4], mode="seq2seq", batch_size=bs, progress=False)  # warm-up
+        for _ in range(args.repeats):  # dtypes interleaved, so that a change of load hits all of them
+            for dtype_name, m_d in models.items():
+                dt = timed(lambda: lift_sequence(m_d, x, mode="seq2seq", batch_size=bs, progress=False), 1)
+                best[dtype_name] = min(best.get(dtype_name, float("inf")), dt)
+        for dtype_name, dt in best.items():
+            gflops = windows * f_s2s / dt / 1e9
+            row = {"dtype": dtype_name, "batch_size": bs, "seconds": dt, "frames_per_s": args.frames / dt,
+                   "windows": windows, "gflops": gflops, "fraction_of_matmul": gflops / res["matmul_gflops"]}
+            res["seq2seq"].append(row)
+            print(f"seq2seq  {dtype_name} {args.frames} frames, batch {bs}: {dt:.2f} s, "
+                  f"{row['frames_per_s']:.0f} frames/s, {gflops:.1f} GFLOP/s = "
+                  f"{100 * row['fraction_of_matmul']:.0f}% of the fp32 matmul ({f_s2s / 1e9:.3f} GFLOP/window)")
     del n_windows
 
     if args.profile:
         from torch.profiler import profile
 
-        fn = _lifter_head_fn(model, "pose_3d")
-        xb = torch.as_tensor(x[: T * 64].reshape(64, T, 17, 2))
-        with torch.inference_mode():
-            fn(xb, None)
-            with profile() as prof:
+        for dtype_name in args.dtypes.split(","):
+            dtype = resolve_dtype(dtype_name)
+            m_d = model if dtype == torch.float32 else cast_model(model, dtype)
+            fn = _lifter_head_fn(m_d, "pose_3d")
+            nb = max(1, min(64, len(x) // T))
+            xb = torch.as_tensor(x[: T * nb].reshape(nb, T, 17, 2))
+            with torch.inference_mode():
                 fn(xb, None)
-        table = prof.key_averages()
-        total = sum(e.self_cpu_time_total for e in table)
-        top = sorted(table, key=lambda e: -e.self_cpu_time_total)[:12]
-        res["profile_seq2seq_batch64"] = {e.key: e.self_cpu_time_total / total for e in top}
-        print("seq2seq batch of 64 windows, share of self CPU time:")
-        for e in top:
-            print(f"  {e.key:<50s} {100 * e.self_cpu_time_total / total:5.1f}%  ({e.count} calls)")
+                with profile() as prof:
+                    fn(xb, None)
+            table = prof.key_averages()
+            total = sum(e.self_cpu_time_total for e in table)
+            top = sorted(table, key=lambda e: -e.self_cpu_time_total)[:12]
+            key = "profile_seq2seq_batch64" + ("" if dtype == torch.float32 else f"_{dtype_name}")
+            res[key] = {e.key: e.self_cpu_time_total / total for e in top}
+            res[key + "_total_ms"] = total / 1e3
+            print(f"seq2seq {dtype_name}, batch of {nb} windows, {total / 1e3:.0f} ms self CPU time in all, shares:")
+            for e in top:
+                print(f"  {e.key:<50s} {100 * e.self_cpu_time_total / total:5.1f}%  ({e.count} calls)")
 
     # pipeline, seq2seq, pixels with confidences (includes validation and normalisation)
     from transformers import pipeline
@@ -188,7 +215,7 @@ def main(argv=None) -> int:
     pipe = pipeline("pose-lifting", model=model)
     kp = rng.uniform(0, 1000, size=(args.frames, 17, 3))
     kp[..., 2] = rng.uniform(0.2, 1.0, size=kp.shape[:2])
-    bs = max(res["seq2seq"], key=lambda r: r["frames_per_s"])["batch_size"]
+    bs = max((r for r in res["seq2seq"] if r["dtype"] == "float32"), key=lambda r: r["frames_per_s"])["batch_size"]
     dt = timed(lambda: pipe(kp, image_size=(1000, 1000), keypoint_format="coco", confidence_threshold=0.3,
                             mode="seq2seq", batch_size=bs, progress=False), 1)
     res["pipeline_seq2seq_frames_per_s"] = args.frames / dt

@@ -1,6 +1,6 @@
 """Export an :class:`MPMForPoseLifting` to ONNX (``mpm export-onnx``).
 
-    mpm export-onnx --model DIR --output lifter.onnx [--opset 17] [--no-mask] [--no-check]
+    mpm export-onnx --model DIR --output lifter.onnx [--opset 17] [--no-mask] [--no-check] [--int8 lifter.int8.onnx]
 
 The graph takes one window batch and returns both heads:
 
@@ -26,7 +26,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
-__all__ = ["export_onnx", "check_onnx", "main"]
+__all__ = ["export_onnx", "check_onnx", "quantize_onnx_int8", "main"]
 
 
 class _LifterForExport(torch.nn.Module):
@@ -127,6 +127,34 @@ def check_onnx(model, path: str, with_mask: bool = True, atol: float = 1e-4) -> 
     return {"max_abs_diff": worst}
 
 
+def quantize_onnx_int8(path: str, output: str) -> str:
+    """Dynamic int8 quantisation of an exported lifter (onnxruntime's ``quantize_dynamic``: int8
+    weights of the MatMul / Gemm nodes, activations quantised at run time; CPU). Returns ``output``.
+
+    Accuracy and speed against the fp32 graph: ``bench/bench_precision.py`` (``ort_int8``).
+    """
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("int8 quantisation of the ONNX graph needs onnxruntime: pip install onnxruntime") from e
+    if not os.path.isfile(path):
+        raise ValueError(f"ONNX file not found: {path}")
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    tmp = output + ".tmp"
+    import logging
+
+    level = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)  # its "consider pre-processing" notice
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(path, tmp, weight_type=QuantType.QInt8)
+    finally:
+        logging.getLogger().setLevel(level)
+    os.replace(tmp, output)
+    return output
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="mpm export-onnx", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -136,6 +164,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--no-mask", action="store_true", help="no spatial_mask input")
     ap.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
     ap.add_argument("--atol", type=float, default=1e-4)
+    ap.add_argument("--int8", default=None, metavar="PATH",
+                    help="also write a dynamically int8-quantised copy of the graph (onnxruntime) to PATH")
     from .cli import cli_style
 
     args = cli_style(ap).parse_args(argv)
@@ -151,6 +181,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     msg = f"wrote {args.output}"
     if info:
         msg += f" (onnxruntime vs PyTorch max abs diff {info['max_abs_diff']:.2e})"
+    if args.int8:
+        quantize_onnx_int8(args.output, args.int8)
+        msg += f"; int8 graph {args.int8}"
     print(msg)
     return 0
 

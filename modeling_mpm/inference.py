@@ -220,6 +220,38 @@ def _lifter_head_fn(model, head: str):
     return lambda x, m: getattr(model(pose_2d=x, spatial_mask=m), head)
 
 
+def _seq2frame_reuse_fns(model, chunk: int = 4096):
+    """``(embed, run_windows)`` for seq2frame with per-frame features computed once, or ``None``.
+
+    The joint embedding and the spatial MLP act on each frame alone (eval mode: BatchNorm uses its
+    running statistics), so a frame's features are the same in all the windows that contain it,
+    edge-padding repeats included. ``embed(pose (F, J, 2), mask (F, J) | None) -> (F, C)`` runs them
+    once per frame; ``run_windows((B, window, C)) -> (B, J, 3)`` adds the position embedding and runs
+    the temporal transformer, the strided reduction and the centre head on gathered windows. Only for
+    plain lifters (no refiner) whose encoder has ``embed_frames``.
+    """
+    enc = getattr(model, "mpm", None)
+    reduce, center_head = getattr(model, "reduce", None), getattr(model, "center_head", None)
+    if enc is None or reduce is None or center_head is None or getattr(model, "refiner", None) is not None \
+            or not hasattr(enc, "embed_frames") or not hasattr(enc, "layers"):
+        return None
+
+    def embed(pose: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+        parts = []
+        for s in range(0, pose.shape[0], chunk):
+            m = None if mask is None else mask[None, s:s + chunk]
+            parts.append(enc.embed_frames(pose[None, s:s + chunk], m, add_position_embedding=False)[0])
+        return torch.cat(parts, 0)
+
+    def run_windows(feats: torch.Tensor) -> torch.Tensor:
+        h = feats + enc.position_embedding
+        for layer in enc.layers:
+            h = layer(h)
+        return center_head(reduce(h))[:, 0]
+
+    return embed, run_windows
+
+
 def _device(model) -> torch.device:
     p = next(iter(model.parameters()), None)
     return p.device if p is not None else torch.device("cpu")
@@ -287,9 +319,22 @@ def lift_sequence(
             out = _merge_flipped(out, perm)
         return (out.float().cpu(),)
 
+    reuse = _seq2frame_reuse_fns(model) if mode == "seq2frame" else None
     with _eval_mode(model):
         if mode == "seq2seq":
             (pred,) = run_seq2seq(fwd, [x, m], cfg.num_frames, stride, batch_size, progress, "lifting")
+        elif reuse is not None:  # per-frame features once, then windows of features (same result)
+            embed, run_windows = reuse
+            xd, md = x.to(dev), (m.to(dev) if use_mask else None)
+            feats = [embed(xd, md)]
+            if flip_augmentation:
+                feats.append(embed(_flip(xd, perm), None if md is None else md.index_select(-1, perm)))
+
+            def fwd_feats(*fb):
+                out = run_windows(torch.cat(fb, 0) if len(fb) > 1 else fb[0])
+                return ((_merge_flipped(out, perm) if flip_augmentation else out).float().cpu(),)
+
+            (pred,) = run_seq2frame(fwd_feats, feats, cfg.num_frames, batch_size, progress, "lifting")
         else:
             (pred,) = run_seq2frame(fwd, [x, m], cfg.num_frames, batch_size, progress, "lifting")
     pred = pred.numpy().astype(np.float32, copy=False)

@@ -27,6 +27,7 @@ from transformers import Pipeline
 from .inference import LIFT_MODES, _check_bool, complete_sequence, lift_sequence
 from .keypoints import (DEFAULT_CONFIDENCE_THRESHOLD, _to_numeric_array, prepare_keypoints,
                         unnormalize_screen_coordinates, usable_3d_joints)
+from .quantization import prepare_model
 from .skeleton import get_skeleton, h36m17_to_h36m16
 
 __all__ = ["PoseLiftingPipeline", "PoseCompletionPipeline", "register_pipelines"]
@@ -97,9 +98,13 @@ class _MPMPipelineBase(Pipeline):
     _load_tokenizer = False
     _head_class = ""
 
-    def __init__(self, model, *args, **kwargs):
+    def __init__(self, model, *args, quantize=None, **kwargs):
+        # dtype: a model loaded by pipeline(model="dir", dtype=...) already has it; a model object is
+        # cast (a copy, norms kept float32). quantize="int8": dynamic int8 linear layers (CPU).
+        dtype = kwargs.pop("dtype", None)
         super().__init__(model, *args, **kwargs)
         self.model = _resolve_head(self.model, self._head_class, self.task or type(self).__name__)
+        self.model = prepare_model(self.model, dtype, quantize)
         self.model.eval()
         self.skeleton = _skeleton_of(self.model)
 

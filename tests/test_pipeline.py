@@ -153,7 +153,8 @@ def test_list_in_list_out(lift_pipe):
 
 def test_batch_size_bounds_windows(lifter):
     seen = []
-    h = lifter.mpm.register_forward_pre_hook(lambda mod, args, kw: seen.append(kw["pose_2d"].shape[0]), with_kwargs=True)
+    # windows per pass through the temporal transformer (seq2frame embeds each frame once, outside it)
+    h = lifter.mpm.layers[0].register_forward_pre_hook(lambda mod, args: seen.append(args[0].shape[0]))
     try:
         pipe = pipeline("pose-lifting", model=lifter)
         pipe(pixels(50), image_size=(W, H), mode="seq2frame", batch_size=8)
