@@ -25,3 +25,27 @@ def tiny_config():
     from modeling_mpm import MPMConfig
 
     return MPMConfig(num_frames=27, num_layers=2, hidden_size=32, intermediate_size=64, num_attention_heads=4)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models on a busy 2-core machine run faster on one thread (restored after the module)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def tiny_lifter_9():
+    """A randomly initialised 9-frame lifter (1 layer, width 32), eval mode, seed 0."""
+    import torch
+
+    from modeling_mpm import MPMConfig, MPMForPoseLifting
+
+    torch.manual_seed(0)
+    cfg = MPMConfig(num_frames=9, num_layers=1, hidden_size=32, intermediate_size=64, num_attention_heads=4,
+                    reduce_strides=[3, 3], dropout=0.0)
+    return MPMForPoseLifting(cfg).eval()

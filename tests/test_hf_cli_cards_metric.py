@@ -17,6 +17,7 @@ from transformers import pipeline
 import modeling_mpm
 from modeling_mpm import MPMConfig, MPMForMaskedPoseModeling, MPMForPoseLifting
 from modeling_mpm import metrics as M
+from remote_code import BLOCK_PACKAGE  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,15 +38,9 @@ def _export(tmp_path, model, task, **overrides):
     return export_model(model, str(tmp_path / task), cfg=cfg, eval_results={}, global_step=1)
 
 
-REMOTE_PIPE = textwrap.dedent(
+REMOTE_PIPE = BLOCK_PACKAGE + textwrap.dedent(
     """
     import json, sys, importlib.abc
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "modeling_mpm" or name.startswith("modeling_mpm."):
-                raise ImportError("modeling_mpm is blocked in this test")
-    sys.meta_path.insert(0, Block())
-    sys.path = [p for p in sys.path if "work/main" not in p and p not in ("", ".")]
     import numpy as np
     from transformers import pipeline
     lift_dir, comp_dir, kp = sys.argv[1:4]

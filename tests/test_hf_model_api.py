@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModel, AutoModelForPreTraining
 
 from modeling_mpm import MPMConfig, MPMForMaskedPoseModeling, MPMForPoseLifting, MPMModel
+from remote_code import BLOCK_PACKAGE  # noqa: E402
 
 
 def _poses(cfg, batch=2, seed=0):
@@ -54,15 +55,9 @@ AUTO_MAPS = {
     "completion": {"AutoModel": "MPMForMaskedPoseModeling", "AutoModelForPreTraining": "MPMForMaskedPoseModeling"},
 }
 
-REMOTE = textwrap.dedent(
+REMOTE = BLOCK_PACKAGE + textwrap.dedent(
     """
     import json, sys, importlib.abc
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "modeling_mpm" or name.startswith("modeling_mpm."):
-                raise ImportError("modeling_mpm is blocked in this test")
-    sys.meta_path.insert(0, Block())
-    sys.path = [p for p in sys.path if "work/main" not in p and p not in ("", ".")]
     import numpy as np, torch
     import transformers
     spec = json.loads(sys.argv[1])

@@ -13,6 +13,7 @@ from modeling_mpm import (
     MPMModel,
 )
 from modeling_mpm.masking import mirror_mask, sample_tube_mask
+from remote_code import BLOCK_PACKAGE  # noqa: E402
 
 
 def _poses(cfg, batch=3, seed=0):
@@ -308,15 +309,9 @@ def test_remote_code_loading_without_the_package(tmp_path, tiny_config):
     np.save(tmp_path / "p2.npy", p2.numpy())
     with torch.no_grad():
         np.save(tmp_path / "ref.npy", model(pose_2d=p2).pose_3d_center.numpy())
-    script = textwrap.dedent(
+    script = BLOCK_PACKAGE + textwrap.dedent(
         f"""
         import sys, importlib.abc
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name == "modeling_mpm" or name.startswith("modeling_mpm."):
-                    raise ImportError("modeling_mpm is blocked in this test")
-        sys.meta_path.insert(0, Block())
-        sys.path = [p for p in sys.path if "work/main" not in p and p not in ("", ".")]
         import numpy as np, torch
         from transformers import AutoModel
         m = AutoModel.from_pretrained({str(tmp_path / 'lift')!r}, trust_remote_code=True).eval()

@@ -17,6 +17,7 @@ from modeling_mpm import MPMConfig, MPMForMaskedPoseModeling, MPMForPoseLifting
 from modeling_mpm.keypoints import normalize_screen_coordinates
 from modeling_mpm.pipeline_mpm import PoseCompletionPipeline, PoseLiftingPipeline
 from modeling_mpm.skeleton import COCO_17, H36M_17
+from remote_code import BLOCK_PACKAGE  # noqa: E402
 
 T = 9
 W, H = 640, 480
@@ -274,16 +275,11 @@ def test_saved_dir_in_process(tmp_path, lift_pipe, lifter):
     np.testing.assert_allclose(pipe(kp, image_size=(W, H))["pose_3d"], want, atol=1e-6)
 
 
-REMOTE_SCRIPT = textwrap.dedent(
+REMOTE_SCRIPT = BLOCK_PACKAGE + textwrap.dedent(
     """
     import json, sys
     import numpy as np
 
-    class Block:
-        def find_spec(self, name, path=None, target=None):
-            if name == "modeling_mpm" or name.startswith("modeling_mpm."):
-                raise ImportError("modeling_mpm is blocked in this test")
-    sys.meta_path.insert(0, Block())
     from transformers import pipeline
 
     lifter_dir, completer_dir, kp_path, pose_path = sys.argv[1:5]

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from modeling_mpm import MPMConfig, MPMForPoseLifting
 from modeling_mpm.inference import lift_sequence
 from modeling_mpm.keypoints import prepare_keypoints
 from modeling_mpm.video import PoseLiftingStream
@@ -13,21 +12,12 @@ T = 9
 W, H = 640, 480
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models on a busy 2-core machine run faster on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def lifter():
-    torch.manual_seed(0)
-    cfg = MPMConfig(num_frames=T, num_layers=1, hidden_size=32, intermediate_size=64, num_attention_heads=4,
-                    reduce_strides=[3, 3], dropout=0.0)
-    return MPMForPoseLifting(cfg).eval()
+def lifter(tiny_lifter_9):
+    return tiny_lifter_9
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from modeling_mpm.training.config import RunConfig, load_config
+from remote_code import BLOCK_PACKAGE  # noqa: E402
 
 TINY_MODEL = {"num_frames": 9, "num_layers": 1, "hidden_size": 32, "intermediate_size": 64,
               "num_attention_heads": 4}
@@ -163,14 +164,9 @@ def test_mpm_train_cli_with_hub_data_and_hub_init(tmp_path, hub_cache, capsys):
     np.testing.assert_allclose(np.array(got["pose_3d"]), want, atol=1e-5)
 
 
-REMOTE_HUB_PIPE = textwrap.dedent(
+REMOTE_HUB_PIPE = BLOCK_PACKAGE + textwrap.dedent(
     """
     import json, sys, importlib.abc
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "modeling_mpm" or name.startswith("modeling_mpm."):
-                raise ImportError("modeling_mpm is blocked in this test")
-    sys.meta_path.insert(0, Block())
     import numpy as np
     from transformers import pipeline
     pipe = pipeline("pose-lifting", model=sys.argv[1], trust_remote_code=True)

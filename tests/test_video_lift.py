@@ -26,13 +26,7 @@ from modeling_mpm.video.testing import build_tiny_pose_models, write_synthetic_v
 W, H = 128, 96
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny convolutions on a busy 2-core machine run many times faster on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="session")

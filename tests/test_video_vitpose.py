@@ -6,7 +6,6 @@ import torch
 from transformers import pipeline
 
 import modeling_mpm  # noqa: F401  (registers the pipelines)
-from modeling_mpm import MPMConfig, MPMForPoseLifting
 from modeling_mpm.video import IoUTracker, group_tracks, is_pose_estimation_output, track_boxes
 from modeling_mpm.video.tracking import box_iou
 from modeling_mpm.video.vitpose import frames_to_detections, pose_estimation_to_tracks
@@ -15,21 +14,12 @@ T = 9
 W, H = 640, 480
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models on a busy 2-core machine run faster on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    torch.manual_seed(0)
-    cfg = MPMConfig(num_frames=T, num_layers=1, hidden_size=32, intermediate_size=64, num_attention_heads=4,
-                    reduce_strides=[3, 3], dropout=0.0)
-    return pipeline("pose-lifting", model=MPMForPoseLifting(cfg).eval())
+def pipe(tiny_lifter_9):
+    return pipeline("pose-lifting", model=tiny_lifter_9)
 
 
 def person(centre, rng, scale=60.0, as_tensor=True):
