@@ -25,6 +25,7 @@ VARIANTS = {
     "enc_lr0.1": ["training.encoder_lr_scale=0.1"],
     "enc_lr0.3": ["training.encoder_lr_scale=0.3"],
     "lpft150": ["training.freeze_encoder_steps=150"],
+    "lpft300": ["training.freeze_encoder_steps=300"],
     "lpft150_enc_lr0.3": ["training.freeze_encoder_steps=150", "training.encoder_lr_scale=0.3"],
     "warmup150": ["training.warmup_steps=150"],
 }
