@@ -69,6 +69,8 @@ SCHEMA: Dict[str, Dict[str, Tuple[Any, Any, Optional[Tuple[Any, ...]]]]] = {
         "lr_decay_steps": ((int, type(None)), None, None),  # decay period; None = one epoch
         "lr_schedule": (str, "staircase", ("staircase", "smooth")),
         "warmup_steps": (int, 0, None),
+        "encoder_lr_scale": (float, 1.0, None),         # init_from runs: the transferred encoder's LR = lr x this
+        "freeze_encoder_steps": (int, 0, None),         # init_from runs: the encoder stays fixed for this many steps (LP-FT)
         "weight_decay": (float, 0.0, None),
         "amsgrad": (bool, True, None),
         "max_grad_norm": ((float, type(None)), None, None),
@@ -142,13 +144,13 @@ def _check_value(section: str, key: str, value: Any) -> Any:
         if key in ("max_steps", "checkpoint_every", "eval_every", "lr_decay_steps",
                    "max_val_windows", "max_test_windows") and value <= 0:
             raise ValueError(f"config key {section}.{key} must be > 0 (or null), got {value}")
-        if key in ("lr",) and value <= 0:
+        if key in ("lr", "encoder_lr_scale") and value <= 0:
             raise ValueError(f"config key {section}.{key} must be > 0, got {value}")
         if key in ("lr_decay",) and not 0 < value <= 1:
             raise ValueError(f"config key {section}.{key} must be in (0, 1], got {value}")
         if key == "occlusion_prob" and not 0 <= value <= 1:
             raise ValueError(f"config key {section}.{key} must be in [0, 1], got {value}")
-        if key in ("warmup_steps", "num_workers", "occluded_joints", "weight_decay",
+        if key in ("warmup_steps", "freeze_encoder_steps", "num_workers", "occluded_joints", "weight_decay",
                    "occlusion_max_joints") and value < 0:
             raise ValueError(f"config key {section}.{key} must be >= 0, got {value}")
     if key == "train_sequences" and value is not None and not all(isinstance(p, str) for p in value):

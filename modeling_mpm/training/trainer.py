@@ -48,6 +48,7 @@ from .data_sources import dataset_rng_state, restore_dataset_rng_state
 from .sampler import BatchPlan, build_train_loader, epoch_loader
 from .hub import resolve_model_dir
 from .tasks import compute_loss, default_best_metric, flip_batch, model_class
+from .transfer import drop_frozen_encoder_grads, optimizer_param_groups
 
 __all__ = ["train", "TrainResult", "build_model", "build_optimizer", "validate", "check_hub_ready", "KILL_ENV"]
 
@@ -441,11 +442,12 @@ def _lr_lambda(cfg: RunConfig, steps_per_epoch: int):
 
 
 def build_optimizer(model, cfg: RunConfig, steps_per_epoch: int):
-    """``(optimizer, scheduler)`` of a run: Adam (amsgrad as the authors) over every parameter and
+    """``(optimizer, scheduler)`` of a run: Adam (amsgrad as the authors) over every parameter (two
+    groups with ``training.encoder_lr_scale`` / ``freeze_encoder_steps``, :mod:`.transfer`) and
     the per-step LR multiplier of :func:`_lr_lambda` (call ``scheduler.step()`` after every
     optimizer step)."""
     t = cfg.training
-    optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, amsgrad=t.amsgrad, weight_decay=t.weight_decay)
+    optimizer = torch.optim.Adam(optimizer_param_groups(model, cfg), lr=t.lr, amsgrad=t.amsgrad, weight_decay=t.weight_decay)
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps_per_epoch))
 
 
@@ -600,6 +602,8 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
                     for k, v in logs.items():
                         running[k] = running.get(k, 0.0) + v
                     n_running += 1
+                    if acc.sync_gradients:
+                        drop_frozen_encoder_grads(optimizer, cfg, state["global_step"])  # LP-FT
                     if acc.sync_gradients and t.max_grad_norm is not None:
                         acc.clip_grad_norm_(model.parameters(), t.max_grad_norm)
                     optimizer.step()
