@@ -776,7 +776,8 @@ def main(argv=None) -> int:
                              _load(os.path.join(args.results, "training_precision.json")),
                              _load(os.path.join(args.results, "precision_headline_quiet.json"))
                              or _load(os.path.join(args.results, "precision_headline.json")),
-                             _load(os.path.join(args.results, "inference_seq2seq_dtypes.json")))
+                             _load(os.path.join(args.results, "inference_seq2seq_dtypes_quiet2.json"))
+                             or _load(os.path.join(args.results, "inference_seq2seq_dtypes.json")))
     if prec:
         L += prec
         sections += 1
