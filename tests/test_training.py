@@ -12,18 +12,8 @@ from modeling_mpm.training.sampler import BatchPlan, build_train_loader, epoch_l
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-TINY_MODEL = {"num_frames": 9, "num_layers": 1, "hidden_size": 32, "intermediate_size": 64,
-              "num_attention_heads": 4}
-
-
-def _tiny(tmp, task="pretrain", **training):
-    return RunConfig({
-        "model": dict(TINY_MODEL),
-        "data": {"source": "synthetic", "synthetic_sequences": 4, "synthetic_length": 40, "eval_stride": 8},
-        "training": {"task": task, "output_dir": str(tmp), "batch_size": 8, "max_steps": 2, "checkpoint_every": 2,
-                     "log_every": 1, "tensorboard": False, "progress_bar": False, **training},
-        "eval": {"batch_size": 64},
-    })
+from tiny_runs import TINY_MODEL  # noqa: E402,F401
+from tiny_runs import tiny_run_config as _tiny  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- config

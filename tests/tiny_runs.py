@@ -1,0 +1,18 @@
+"""The tiny run configuration the training tests share: a 9-frame, 1-layer, width-32 model trained
+for 2 steps on synthetic sequences."""
+
+from modeling_mpm.training.config import RunConfig
+
+TINY_MODEL = {"num_frames": 9, "num_layers": 1, "hidden_size": 32, "intermediate_size": 64,
+              "num_attention_heads": 4}
+
+
+def tiny_run_config(tmp, task="pretrain", **training):
+    """RunConfig writing to ``tmp``; ``training`` overrides keys of the training section."""
+    return RunConfig({
+        "model": dict(TINY_MODEL),
+        "data": {"source": "synthetic", "synthetic_sequences": 4, "synthetic_length": 40, "eval_stride": 8},
+        "training": {"task": task, "output_dir": str(tmp), "batch_size": 8, "max_steps": 2, "checkpoint_every": 2,
+                     "log_every": 1, "tensorboard": False, "progress_bar": False, **training},
+        "eval": {"batch_size": 64},
+    })
