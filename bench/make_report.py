@@ -634,6 +634,41 @@ def section_precision(prec: Optional[dict], train: Optional[dict], headline: Opt
     return L if len(L) > 2 else []
 
 
+def section_gpu(res: Optional[dict]) -> List[str]:
+    """Section 10 from bench_gpu.py (``gpu_inference.json``): GPU seq2frame / seq2seq vs the authors' fp32."""
+    if not res or res.get("device") != "cuda" or not (res.get("seq2frame") or res.get("seq2seq")):
+        return []
+    L = ["## 10. GPU inference and the authors' code", "",
+         f"Measured once on {res.get('gpu', 'n/a')} ({res.get('gpu_memory_gib', 'n/a')} GiB, CUDA "
+         f"{res.get('cuda', 'n/a')}, torch {res['torch']}, transformers {res.get('transformers', 'n/a')}) on "
+         f"{res['started_utc'][:10]} (UTC), commit {res.get('git_commit', 'n/a')}: `{res.get('command', '')}`. "
+         f"Same random weights (paper configuration) in the authors' `model/MPM.py` (fp32, their checkout outside "
+         f"the project) and the package's `MPMForPoseLifting`; {res['rounds']} interleaved rounds, "
+         f"`torch.cuda.synchronize()` around each call; x authors = median over rounds of the same-round time "
+         f"ratio at the same batch size; rel. difference = mean |variant - package fp32| / mean |package fp32|. "
+         f"TF32: matmul {res.get('tf32_matmul')}, cuDNN {res.get('tf32_cudnn')}.", ""]
+    for mode, what in (("seq2frame", f"seq2frame (one 243-frame window per frame, centre head), "
+                                     f"{res.get('seq2frame_frames')} frames"),
+                       ("seq2seq", "seq2seq (all-frames head, one forward per 243-frame window)")):
+        blocks = res.get(mode) or {}
+        if not blocks:
+            continue
+        L += [f"{what}:", "", "| batch (windows) | variant | frames/s (median) | x authors' fp32 | rel. difference to fp32 |",
+              "|---|---|---|---|---|"]
+        for bs, block in blocks.items():
+            for name, row in block["variants"].items():
+                x, d = row.get("x_authors_fp32_median"), row.get("rel_diff_vs_mpm_fp32")
+                L.append(f"| {bs} | {name} | {row['frames_per_s_median']:,.0f} | {'-' if x is None else f'{x:.2f}'} | "
+                         f"{'-' if d is None else f'{d:.1e}'} |")
+        par = [b.get("parity_authors_vs_mpm_fp32_max_abs_m") for b in blocks.values()]
+        par = [p for p in par if p is not None]
+        L += ["", f"Authors' fp32 vs package fp32, max abs difference: {max(par):.1e} m." if par else "", ""]
+    errs = res.get("errors") or []
+    if errs:
+        L += ["Skipped or failed: " + "; ".join(f"{e['where']} ({e['error']})" for e in errs) + ".", ""]
+    return L
+
+
 def section_summary(acc, comp, abl, tr, inf, longer=None) -> List[str]:
     """Plain-language findings, each computed from the JSON (no hand-typed numbers)."""
     L = ["## Summary", ""]
@@ -740,6 +775,7 @@ def main(argv=None) -> int:
          "python bench/bench_streaming.py --budget small       # section 8 (live lifting, video pipeline speed)",
          "python bench/bench_precision.py --official PATH/TO/AUTHORS/MPM --model LIFTER --json bench/results/precision.json  # section 9",
          "python bench/bench_training_precision.py --official PATH/TO/AUTHORS/MPM --json bench/results/training_precision.json  # section 9",
+         "python bench/bench_gpu.py --official PATH/TO/AUTHORS/MPM --json bench/results/gpu_inference.json  # section 10 (GPU)",
          "python bench/make_report.py",
          "```", "",
          "`--budget smoke` runs every script in seconds (what `tests/test_bench_smoke.py` does); `--budget full` "
@@ -780,6 +816,10 @@ def main(argv=None) -> int:
                              or _load(os.path.join(args.results, "inference_seq2seq_dtypes.json")))
     if prec:
         L += prec
+        sections += 1
+    gpu = section_gpu(_load(os.path.join(args.results, "gpu_inference.json")))
+    if gpu:
+        L += gpu
         sections += 1
     with open(args.out, "w") as f:
         f.write("\n".join(L) + "\n")
