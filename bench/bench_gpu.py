@@ -45,6 +45,14 @@ def _is_oom(e: BaseException) -> bool:
     return isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower()
 
 
+def _flag(get):
+    """A backend setting for the record (``"unknown"`` where this torch build has no such flag)."""
+    try:
+        return bool(get())
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
 def official_seq(model):
     """``(B, 243, J, 2)`` normalised -> ``(B, 243, J, 3)`` all-frames output of the authors' model."""
     def fn(xb):
@@ -213,7 +221,8 @@ def main(argv=None) -> int:
         p = torch.cuda.get_device_properties(0)
         res.update(gpu=torch.cuda.get_device_name(0), gpu_memory_gib=round(p.total_memory / 2**30, 1),
                    cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(),
-                   tf32_matmul=torch.backends.cuda.matmul.allow_tf32, tf32_cudnn=torch.backends.cudnn.allow_tf32)
+                   tf32_matmul=_flag(lambda: torch.backends.cuda.matmul.allow_tf32),
+                   tf32_cudnn=_flag(lambda: torch.backends.cudnn.allow_tf32))
     print(f"{res['started_utc']} torch {torch.__version__} transformers {transformers.__version__} "
           f"device {res.get('gpu', 'cpu')} commit {res['git_commit']}", flush=True)
     bench = Bench(args, res)
