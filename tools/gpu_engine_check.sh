@@ -4,11 +4,12 @@
 # pre-training on synthetic data through `accelerate launch -m modeling_mpm.training.cli`;
 # the FSDP-1 and ZeRO-2 runs are also resumed from their step-2 checkpoint and the exported
 # weights compared. Usage (repository root):  OUT=gpu-check bash tools/gpu_engine_check.sh
-# Optional: wheels in .whl/ (e.g. deepspeed and its needs) are installed to /tmp/site first.
+# Optional: wheels in .whl/ (e.g. deepspeed and its needs) are installed to /tmp/site first
+# (SKIP_WHEELS=1: the caller installed them already).
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-check}
 mkdir -p "$OUT"
-if ls .whl/*.whl > /dev/null 2>&1; then
+if [ -z "$SKIP_WHEELS" ] && ls .whl/*.whl > /dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     > "$OUT/pip.txt" 2>&1 || echo "pip failed" >> "$OUT/summary.txt"
 fi
