@@ -582,6 +582,14 @@ class MPMModel(MPMPreTrainedModel):
         self.layers = nn.ModuleList([MPMTransformerLayer(config) for _ in range(config.num_layers)])
         self.post_init()
 
+    def get_input_embeddings(self) -> nn.Module:
+        """The 2D joint embedding (the input layer every task uses). transformers' default raises
+        for a model without token embeddings, and Accelerate's FSDP2 preparation calls it."""
+        return self.joint_embedding_2d
+
+    def set_input_embeddings(self, value: nn.Module):
+        self.joint_embedding_2d = value
+
     def embed_frames(self, pose: torch.Tensor, spatial_mask: Optional[torch.Tensor],
                      add_position_embedding: bool = True) -> torch.Tensor:
         """``(batch, frames, joints, 2|3)`` -> ``(batch, frames, hidden_size)`` with position embedding.

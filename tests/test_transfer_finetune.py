@@ -127,3 +127,142 @@ def test_train_with_frozen_encoder_leaves_transferred_weights(tmp_path):
     assert set(enc) <= set(pre_p) and all(torch.equal(start[n], pre_p[n]) for n in enc)  # transferred
     assert not torch.equal(got["center_head.proj.weight"], start["center_head.proj.weight"])
     assert not torch.equal(got["frames_head.proj.weight"], start["frames_head.proj.weight"])
+
+
+# ------------------------------------------------------------------ residual-stream rescaling
+def _grown_pretraining_model(factor=5.0):
+    """A pre-training model whose residual stream grew ``factor`` x (as masked-pose pre-training
+    does: nothing after ``encoder_norm`` bounds its scale)."""
+    torch.manual_seed(0)
+    m = MPMForMaskedPoseModeling(MPMConfig(**TINY, dropout=0.0, mlp_dropout=0.0))
+    with torch.no_grad():
+        e = m.mpm
+        for t in [e.spatial_mlp.out_proj.weight, e.spatial_mlp.out_proj.bias, e.position_embedding] + [
+                p for layer in e.layers for proj in (layer.attention.out_proj, layer.feed_forward.fc2)
+                for p in (proj.weight, proj.bias)]:
+            t.mul_(factor)
+    return m
+
+
+def test_rescale_keeps_what_the_encoder_computes_and_restores_a_fresh_scale():
+    from modeling_mpm.training.transfer import rescale_residual_stream, residual_stream_norm
+
+    m = _grown_pretraining_model(5.0).eval()
+    x = 0.2 * torch.randn(4, 9, 17, 2, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        before = m.encoder_norm(m.mpm(pose_2d=x).last_hidden_state)
+        raw_before = m.mpm(pose_2d=x).last_hidden_state
+    fresh_norm = residual_stream_norm(MPMForMaskedPoseModeling(m.config).mpm)
+    rng = torch.get_rng_state()
+    bn = {k: v.clone() for k, v in m.state_dict().items() if "running" in k or "num_batches" in k}
+    a = rescale_residual_stream(m)
+    assert torch.equal(torch.get_rng_state(), rng)  # the run's random streams are untouched
+    assert all(torch.equal(m.state_dict()[k], v) for k, v in bn.items())  # BatchNorm statistics too
+    assert 0.1 < a < 0.35  # undoes most of the 5x growth
+    assert residual_stream_norm(m.mpm) == pytest.approx(fresh_norm, rel=0.1)  # a fresh init's scale
+    with torch.no_grad():
+        after = m.encoder_norm(m.mpm(pose_2d=x).last_hidden_state)
+        raw_after = m.mpm(pose_2d=x).last_hidden_state
+    torch.testing.assert_close(after, before, atol=2e-4, rtol=1e-3)  # the same features, normalised
+    torch.testing.assert_close(raw_after, a * raw_before, atol=1e-4, rtol=1e-4)  # times a, raw
+
+
+def test_rescale_refuses_a_model_without_mpm_encoder():
+    from modeling_mpm.training.transfer import rescale_residual_stream
+
+    with pytest.raises(TypeError, match="no MPMModel encoder"):
+        rescale_residual_stream(torch.nn.Linear(2, 2))
+
+
+def test_train_rescales_only_a_transferred_encoder(tmp_path):
+    """``training.rescale_encoder_stream`` multiplies the transferred stream writes by one factor and
+    leaves every other transferred tensor as pre-trained; a scratch run ignores the key."""
+    from accelerate.utils import set_seed
+
+    from modeling_mpm.training import build_model, train
+
+    pre = _grown_pretraining_model(4.0)
+    pre.save_pretrained(tmp_path / "pre")
+    base = {"data": {"source": "synthetic", "synthetic_sequences": 2, "synthetic_length": 30, "val_split": None,
+                     "test_split": None},
+            "training": {"task": "lift", "init_from": str(tmp_path / "pre"), "output_dir": str(tmp_path / "lift"),
+                         "batch_size": 8, "max_steps": 1, "freeze_encoder_steps": 1, "rescale_encoder_stream": True,
+                         "checkpoint_every": None, "log_every": 1, "tensorboard": False, "progress_bar": False,
+                         "select_best": False}}
+    r = train(RunConfig(base), export=False)
+    got = dict(r.model.named_parameters())
+    pre_p = dict(pre.named_parameters())
+    ratio = (got["mpm.spatial_mlp.out_proj.weight"] / pre_p["mpm.spatial_mlp.out_proj.weight"]).detach()
+    a = float(ratio.flatten()[0])
+    assert 0.15 < a < 0.45
+    writes = ("spatial_mlp.out_proj.", "position_embedding", "attention.out_proj.", "feed_forward.fc2.")
+    for n in encoder_parameter_names(r.model):
+        expect = pre_p[n] * a if any(w in n for w in writes) else pre_p[n]
+        torch.testing.assert_close(got[n], expect, rtol=1e-5, atol=1e-7)
+    # without init_from the key does nothing: the same run with and without it ends bit-identical
+    ends = []
+    for flag in (True, False):
+        cfg = RunConfig({**base, "training": {**base["training"], "init_from": None, "freeze_encoder_steps": 0,
+                                              "rescale_encoder_stream": flag,
+                                              "output_dir": str(tmp_path / f"scratch-{flag}")}})
+        ends.append(dict(train(cfg, export=False).model.named_parameters()))
+    assert all(torch.equal(ends[0][n], ends[1][n]) for n in ends[0])
+
+
+# ------------------------------------------------------------------ the lifting pretext's input
+def _pretext_batch():
+    g = torch.Generator().manual_seed(3)
+    return {"pose_2d": 0.2 * torch.randn(8, 9, 17, 2, generator=g), "pose_3d": 0.3 * torch.randn(8, 9, 17, 3, generator=g)}
+
+
+@pytest.mark.parametrize("source", ["visible", "occluded"])
+def test_pretrain_lift_input_lifts_the_unmasked_clip(source):
+    """``pretrain_lift_input: visible`` lifts the 2D clips of the 2D pass without any pre-training
+    mask (a second pass); ``occluded`` with the lifting task's missing joints, which with
+    probability 0 is the visible clip."""
+    from modeling_mpm.training.tasks import compute_loss
+
+    torch.manual_seed(0)
+    cfg = MPMConfig(**TINY, dropout=0.0, mlp_dropout=0.0)
+    model = MPMForMaskedPoseModeling(cfg).train()
+    b = _pretext_batch()
+    occlusion = (0.0, 3) if source == "occluded" else (0.5, 3)
+    loss, logs = compute_loss("pretrain", model, b, cfg, torch.Generator().manual_seed(0), pretrain_lift=True,
+                              pretrain_lift_input=source, occlusion=occlusion)
+    direct = model(pose_2d=b["pose_2d"][:4], spatial_mask=torch.zeros(4, 9, 17, dtype=torch.bool),
+                   lift_labels=b["pose_3d"][:4])
+    assert logs["loss_lift"] == pytest.approx(float(direct.loss_lift), rel=1e-5)
+    assert float(loss) == pytest.approx(cfg.loss_weight_2d * logs["loss_2d"] + cfg.loss_weight_3d * logs["loss_3d"]
+                                        + cfg.loss_weight_lift * logs["loss_lift"], rel=1e-5)
+    masked = compute_loss("pretrain", model, b, cfg, torch.Generator().manual_seed(0), pretrain_lift=True)[1]
+    assert masked["loss_lift"] != pytest.approx(logs["loss_lift"], rel=1e-3)  # the masked pretext differs
+
+
+def test_pretrain_lift_input_occluded_hides_joints():
+    from modeling_mpm.training.tasks import compute_loss
+
+    torch.manual_seed(0)
+    cfg = MPMConfig(**TINY, dropout=0.0, mlp_dropout=0.0)
+    model = MPMForMaskedPoseModeling(cfg).train()
+    b = _pretext_batch()
+    args = dict(pretrain_lift=True, occlusion=(1.0, 3))
+    vis = compute_loss("pretrain", model, b, cfg, torch.Generator().manual_seed(0), pretrain_lift_input="visible", **args)
+    occ = compute_loss("pretrain", model, b, cfg, torch.Generator().manual_seed(0), pretrain_lift_input="occluded", **args)
+    assert vis[1]["loss_2d"] == pytest.approx(occ[1]["loss_2d"], rel=1e-6)  # the same 2D / 3D passes
+    assert vis[1]["loss_lift"] != pytest.approx(occ[1]["loss_lift"], rel=1e-4)
+    with pytest.raises(ValueError, match="pretrain_lift_input"):
+        compute_loss("pretrain", model, b, cfg, torch.Generator().manual_seed(0), pretrain_lift_input="both", **args)
+    with pytest.raises(ValueError, match="training.pretrain_lift_input"):
+        RunConfig({"training": {"pretrain_lift_input": "both"}})
+
+
+def test_every_model_names_its_input_embedding():
+    """Accelerate's FSDP2 preparation calls ``get_input_embeddings`` (transformers' default raises
+    for a model without token embeddings): the 2D joint embedding."""
+    from modeling_mpm import MPMModel
+
+    for cls in (MPMModel, MPMForMaskedPoseModeling, MPMForPoseLifting):
+        m = cls(MPMConfig(**TINY))
+        emb = m.get_input_embeddings()
+        assert emb is (m if cls is MPMModel else m.mpm).joint_embedding_2d
+        assert m.get_output_embeddings() is None

@@ -71,6 +71,7 @@ SCHEMA: Dict[str, Dict[str, Tuple[Any, Any, Optional[Tuple[Any, ...]]]]] = {
         "warmup_steps": (int, 0, None),
         "encoder_lr_scale": (float, 1.0, None),         # init_from runs: the transferred encoder's LR = lr x this
         "freeze_encoder_steps": (int, 0, None),         # init_from runs: the encoder stays fixed for this many steps (LP-FT)
+        "rescale_encoder_stream": (bool, False, None),  # init_from runs: residual stream to a fresh encoder's scale (transfer.py)
         "weight_decay": (float, 0.0, None),
         "amsgrad": (bool, True, None),
         "max_grad_norm": ((float, type(None)), None, None),
@@ -84,6 +85,9 @@ SCHEMA: Dict[str, Dict[str, Tuple[Any, Any, Optional[Tuple[Any, ...]]]]] = {
         "num_workers": (int, 0, None),
         "pretrain_pairing": (str, "split", ("split", "paired")),
         "pretrain_lift": (bool, False, None),           # + masked 2D -> 3D lifting (paper v1 pretext task)
+        # what the lifting pretext lifts: the 2D pass's masked input (v1 / authors' PoseAug branch), the
+        # visible clip (no mask) or the clip with the lifting task's missing joints (occlusion_prob/_max_joints)
+        "pretrain_lift_input": (str, "masked", ("masked", "visible", "occluded")),
         "occlusion_prob": (float, 0.0, None),           # lift: chance a window gets missing joints
         "occlusion_max_joints": (int, 3, None),         # lift: up to this many missing joints/frame
         "best_metric": ((str, type(None)), None, None),  # None: the task's default

@@ -84,12 +84,16 @@ def occlusion_mask(batch_size: int, num_frames: int, num_joints: int, max_joints
 
 
 def compute_loss(task: str, model, batch: Dict, config, generator: torch.Generator, *,
-                 pairing: str = "split", occlusion: Tuple[float, int] = (0.0, 0), pretrain_lift: bool = False):
+                 pairing: str = "split", occlusion: Tuple[float, int] = (0.0, 0), pretrain_lift: bool = False,
+                 pretrain_lift_input: str = "masked"):
     """Loss of one micro-batch for ``task``; returns ``(loss, logs)`` with ``logs`` float values.
 
     ``config`` is the model's MPMConfig; ``occlusion`` = (probability, max joints) of random
     missing joints in the lifting task; ``pretrain_lift`` adds the paper v1's third pretext task
-    (3D lifted from the masked 2D, weighted by ``config.loss_weight_lift``).
+    (3D lifted from 2D, weighted by ``config.loss_weight_lift``) and ``pretrain_lift_input`` says
+    from which 2D: ``"masked"`` the 2D pass's masked input (the paper v1, the authors' PoseAug branch),
+    ``"visible"`` the same clips without any mask, ``"occluded"`` the same clips with the lifting
+    task's random missing joints (``occlusion``); the last two are a second encoder pass.
     """
     p2d, p3d = batch.get("pose_2d"), batch.get("pose_3d")
     F, J = config.num_frames, config.num_joints
@@ -107,10 +111,22 @@ def compute_loss(task: str, model, batch: Dict, config, generator: torch.Generat
         s3, t3 = sample_spatiotemporal_mask(x3d.shape[0], F, J, config.temporal_mask_ratio,
                                             config.spatial_mask_joints, config.share_mask_across_batch,
                                             generator=generator, device=x3d.device)
+        if pretrain_lift_input not in ("masked", "visible", "occluded"):
+            raise ValueError(f"pretrain_lift_input must be 'masked', 'visible' or 'occluded', got {pretrain_lift_input!r}")
         lift = p3d[: x2d.shape[0]] if pretrain_lift else None  # the 3D of the same clips as the 2D
         out = model(pose_2d=x2d, pose_3d=x3d, spatial_mask=s2, temporal_mask=t2,
-                    spatial_mask_3d=s3, temporal_mask_3d=t3, lift_labels=lift)
+                    spatial_mask_3d=s3, temporal_mask_3d=t3,
+                    lift_labels=lift if pretrain_lift_input == "masked" else None)
         logs = {"loss_2d": out.loss_2d, "loss_3d": out.loss_3d, "loss_lift": out.loss_lift}
+        if lift is not None and pretrain_lift_input != "masked":
+            n = x2d.shape[0]
+            missing = occlusion_mask(n, F, J, occlusion[1], occlusion[0], generator) \
+                if pretrain_lift_input == "occluded" else None
+            missing = torch.zeros(n, F, J, dtype=torch.bool) if missing is None else missing
+            # an explicit (possibly empty) mask: no pre-training mask is sampled for this pass
+            lifted = model(pose_2d=x2d, spatial_mask=missing.to(x2d.device), lift_labels=lift)
+            out.loss = out.loss + config.loss_weight_lift * lifted.loss_lift
+            logs["loss_lift"] = lifted.loss_lift
     elif task == "lift":
         mask = occlusion_mask(p2d.shape[0], F, J, occlusion[1], occlusion[0], generator)
         if mask is not None:

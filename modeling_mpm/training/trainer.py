@@ -48,7 +48,7 @@ from .data_sources import dataset_rng_state, restore_dataset_rng_state
 from .sampler import BatchPlan, build_train_loader, epoch_loader
 from .hub import resolve_model_dir
 from .tasks import compute_loss, default_best_metric, flip_batch, model_class
-from .transfer import drop_frozen_encoder_grads, optimizer_param_groups
+from .transfer import drop_frozen_encoder_grads, optimizer_param_groups, rescale_residual_stream, transfer_active
 
 __all__ = ["train", "TrainResult", "build_model", "build_optimizer", "validate", "check_hub_ready", "KILL_ENV"]
 
@@ -521,6 +521,9 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
         # same initial weights on every rank, then per-rank streams for dropout, masks and flips
         set_seed(t.seed)
         model = build_model(cfg)
+        if transfer_active(cfg) and t.rescale_encoder_stream:
+            logger.info("transferred encoder's residual stream rescaled by %.3f to a fresh encoder's scale",
+                        rescale_residual_stream(model))
         mcfg = model.config
         n_params = sum(p.numel() for p in model.parameters())
         if t.gradient_checkpointing:
@@ -594,7 +597,8 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
                     with acc.autocast():
                         loss, logs = compute_loss(t.task, model, batch, mcfg, gen, pairing=t.pretrain_pairing,
                                                   occlusion=(t.occlusion_prob, t.occlusion_max_joints),
-                                                  pretrain_lift=t.pretrain_lift)
+                                                  pretrain_lift=t.pretrain_lift,
+                                                  pretrain_lift_input=t.pretrain_lift_input)
                     acc.backward(loss)
                     if not torch.isfinite(loss.detach()):
                         raise FloatingPointError(f"non-finite loss {float(loss)} at step {state['global_step'] + 1}")

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
-__all__ = ["encoder_parameter_names", "optimizer_param_groups", "drop_frozen_encoder_grads", "transfer_active"]
+__all__ = ["encoder_parameter_names", "optimizer_param_groups", "drop_frozen_encoder_grads", "transfer_active",
+           "residual_stream_norm", "rescale_residual_stream"]
 
 
 def encoder_parameter_names(model) -> List[str]:
@@ -25,6 +26,61 @@ def encoder_parameter_names(model) -> List[str]:
     if not prefix or not hasattr(model, prefix):
         raise ValueError(f"{type(model).__name__} has no base model {prefix!r}: no encoder to scale or freeze")
     return [n for n, _ in model.named_parameters() if n.startswith(prefix + ".") and "mask_token" not in n]
+
+
+def residual_stream_norm(encoder, num_windows: int = 64, seed: int = 0) -> float:
+    """Mean per-frame L2 norm of the residual stream that ``encoder`` (an :class:`MPMModel`) feeds
+    its transformer (joint embedding + spatial MLP + position embedding), as training sees it
+    (BatchNorm on batch statistics, no dropout), on ``num_windows`` random 2D windows of a private
+    generator. Runs on a copy: the encoder, its BatchNorm statistics and the global RNG are untouched.
+    The BatchNorm layers right after the input make the value nearly independent of the input."""
+    import copy
+
+    import torch
+
+    probe = copy.deepcopy(encoder).float().train()
+    for m in probe.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    cfg = probe.config
+    gen = torch.Generator().manual_seed(seed)
+    pose = 0.2 * torch.randn(num_windows, cfg.num_frames, cfg.num_joints, 2, generator=gen)
+    device = next(probe.parameters()).device
+    with torch.no_grad():
+        return float(probe.embed_frames(pose.to(device), None).norm(dim=-1).mean())
+
+
+def rescale_residual_stream(model) -> float:
+    """Scale the transferred encoder's residual stream to the size it has at a fresh
+    initialisation; returns the factor ``a``.
+
+    Masked-pose pre-training ends the encoder with a LayerNorm (``encoder_norm``), so nothing
+    bounds the stream's scale and it grows (about 4-5x a fresh encoder's after the demo's
+    pre-training). The lifter reads the raw stream with new pre-LN reduce layers, whose
+    contributions are then small against it. Every write into the stream (the spatial MLP's output
+    projection, the position embedding, each layer's attention output and feed-forward output
+    projections, weights and biases) is multiplied by ``a``: the encoder computes the same features
+    times ``a`` (its pre-LN layers only see normalised inputs), so nothing learned is lost.
+    ``model`` is a model with an :class:`MPMModel` base (``model.mpm``), changed in place."""
+    import torch
+
+    from ..modeling_mpm import MPMModel
+
+    encoder = getattr(model, getattr(model, "base_model_prefix", ""), None)
+    if not isinstance(encoder, MPMModel):
+        raise TypeError(f"{type(model).__name__} has no MPMModel encoder to rescale")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        fresh = MPMModel(encoder.config, add_3d_embedding=False)
+    a = residual_stream_norm(fresh) / residual_stream_norm(encoder)
+    with torch.no_grad():
+        writes = [encoder.spatial_mlp.out_proj.weight, encoder.spatial_mlp.out_proj.bias, encoder.position_embedding]
+        for layer in encoder.layers:
+            for proj in (layer.attention.out_proj, layer.feed_forward.fc2):
+                writes += [proj.weight, proj.bias]
+        for t in writes:
+            t.mul_(a)
+    return a
 
 
 def transfer_active(cfg) -> bool:
