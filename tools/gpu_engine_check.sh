@@ -22,13 +22,16 @@ TINY=(--config tiny_pretrain --set data.source=synthetic --set data.synthetic_se
 PORT=29600
 run() {  # name, accelerate launch args..., -- extra training args
   local name=$1; shift
+  if [ -n "$ONLY" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi  # ONLY="fsdp2 zero3": just those
   local la=(); while [ "$1" != "--" ]; do la+=("$1"); shift; done; shift
   PORT=$((PORT+1))
   echo "===== $name" >> "$LOG"
   local t0=$(date +%s)
   timeout 150 accelerate launch --num_processes 1 --num_machines 1 --dynamo_backend no --main_process_port $PORT "${la[@]}" \
-     -m modeling_mpm.training.cli pretrain "${TINY[@]}" "$@" >> "$LOG" 2>&1
+     -m modeling_mpm.training.cli pretrain "${TINY[@]}" "$@" > "$OUT/run_$name.log" 2>&1
   local rc=$?
+  cat "$OUT/run_$name.log" >> "$LOG"
+  if [ $rc -ne 0 ]; then grep -v "^\s*$" "$OUT/run_$name.log" | tail -12 | cut -c1-400 >> "$S"; fi
   echo "$name rc=$rc $(( $(date +%s) - t0 ))s $(grep -o 'task pretrain.*' "$LOG" | tail -1 | sed 's/.*| //')" >> "$S"
 }
 cmp() {  # two exported model folders
