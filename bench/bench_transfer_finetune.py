@@ -20,7 +20,8 @@ import sys
 import time
 
 VARIANTS = {
-    "pretrained": [],                                           # the demo's recipe
+    "pretrained": [],                                           # the authors' transfer (the demo's before LP-FT + rescaling)
+    "demo": ["training.freeze_encoder_steps=150", "training.rescale_encoder_stream=true"],  # the demo's transfer now
     "scratch": None,                                            # no init_from
     "enc_lr0.1": ["training.encoder_lr_scale=0.1"],
     "enc_lr0.3": ["training.encoder_lr_scale=0.3"],
@@ -38,7 +39,7 @@ def run(variant: str, seed: int, pretrained: str, work: str, steps: int) -> dict
     from modeling_mpm.training.data import build_splits
     from modeling_mpm.training.trainer import train
 
-    p = dict(PRESETS["full"])
+    p = dict(PRESETS["full"], freeze_encoder_steps=0, rescale_encoder_stream=False)  # variants set their own
     p["finetune_steps"] = steps
     out = os.path.join(work, f"{variant}-s{seed}")
     init = None if VARIANTS[variant] is None else pretrained

@@ -217,7 +217,7 @@ def _pretext_batch():
 
 @pytest.mark.parametrize("source", ["visible", "occluded"])
 def test_pretrain_lift_input_lifts_the_unmasked_clip(source):
-    """``pretrain_lift_input: visible`` lifts the 2D clips of the 2D pass without any pre-training
+    """``pretrain_lift_input: visible`` lifts every window of the batch without any pre-training
     mask (a second pass); ``occluded`` with the lifting task's missing joints, which with
     probability 0 is the visible clip."""
     from modeling_mpm.training.tasks import compute_loss
@@ -229,8 +229,8 @@ def test_pretrain_lift_input_lifts_the_unmasked_clip(source):
     occlusion = (0.0, 3) if source == "occluded" else (0.5, 3)
     loss, logs = compute_loss("pretrain", model, b, cfg, torch.Generator().manual_seed(0), pretrain_lift=True,
                               pretrain_lift_input=source, occlusion=occlusion)
-    direct = model(pose_2d=b["pose_2d"][:4], spatial_mask=torch.zeros(4, 9, 17, dtype=torch.bool),
-                   lift_labels=b["pose_3d"][:4])
+    direct = model(pose_2d=b["pose_2d"], spatial_mask=torch.zeros(8, 9, 17, dtype=torch.bool),
+                   lift_labels=b["pose_3d"])  # every window of the batch
     assert logs["loss_lift"] == pytest.approx(float(direct.loss_lift), rel=1e-5)
     assert float(loss) == pytest.approx(cfg.loss_weight_2d * logs["loss_2d"] + cfg.loss_weight_3d * logs["loss_3d"]
                                         + cfg.loss_weight_lift * logs["loss_lift"], rel=1e-5)

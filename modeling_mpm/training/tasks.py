@@ -92,8 +92,9 @@ def compute_loss(task: str, model, batch: Dict, config, generator: torch.Generat
     missing joints in the lifting task; ``pretrain_lift`` adds the paper v1's third pretext task
     (3D lifted from 2D, weighted by ``config.loss_weight_lift``) and ``pretrain_lift_input`` says
     from which 2D: ``"masked"`` the 2D pass's masked input (the paper v1, the authors' PoseAug branch),
-    ``"visible"`` the same clips without any mask, ``"occluded"`` the same clips with the lifting
-    task's random missing joints (``occlusion``); the last two are a second encoder pass.
+    ``"visible"`` every window of the micro-batch without any mask, ``"occluded"`` with the lifting
+    task's random missing joints (``occlusion``); the last two are a second encoder pass over the
+    paired 2D and 3D of the batch (the masked passes stay unpaired).
     """
     p2d, p3d = batch.get("pose_2d"), batch.get("pose_3d")
     F, J = config.num_frames, config.num_joints
@@ -119,12 +120,13 @@ def compute_loss(task: str, model, batch: Dict, config, generator: torch.Generat
                     lift_labels=lift if pretrain_lift_input == "masked" else None)
         logs = {"loss_2d": out.loss_2d, "loss_3d": out.loss_3d, "loss_lift": out.loss_lift}
         if lift is not None and pretrain_lift_input != "masked":
-            n = x2d.shape[0]
+            # every (paired) window of the micro-batch, not only those of the 2D pass
+            n = p2d.shape[0]
             missing = occlusion_mask(n, F, J, occlusion[1], occlusion[0], generator) \
                 if pretrain_lift_input == "occluded" else None
             missing = torch.zeros(n, F, J, dtype=torch.bool) if missing is None else missing
             # an explicit (possibly empty) mask: no pre-training mask is sampled for this pass
-            lifted = model(pose_2d=x2d, spatial_mask=missing.to(x2d.device), lift_labels=lift)
+            lifted = model(pose_2d=p2d, spatial_mask=missing.to(p2d.device), lift_labels=p3d)
             out.loss = out.loss + config.loss_weight_lift * lifted.loss_lift
             logs["loss_lift"] = lifted.loss_lift
     elif task == "lift":
