@@ -26,6 +26,8 @@ PRE = {  # pre-training overrides of the demo's run config
     "vis2": ["training.pretrain_lift=true", "training.pretrain_lift_input=visible", "model.loss_weight_lift=2"],
     "vis5": ["training.pretrain_lift=true", "training.pretrain_lift_input=visible", "model.loss_weight_lift=5"],
     "vis10": ["training.pretrain_lift=true", "training.pretrain_lift_input=visible", "model.loss_weight_lift=10"],
+    "occ10": ["training.pretrain_lift=true", "training.pretrain_lift_input=occluded", "model.loss_weight_lift=10",
+              "training.occlusion_prob=0.5", "training.occlusion_max_joints=3"],
     "occ2": ["training.pretrain_lift=true", "training.pretrain_lift_input=occluded", "model.loss_weight_lift=2",
              "training.occlusion_prob=0.5", "training.occlusion_max_joints=3"],
 }
@@ -37,7 +39,7 @@ FT = {  # fine-tuning overrides (run from pre-training only)
     "F5": ["training.encoder_lr_scale=3"],
 }
 MATRIX = {"mask": ["F0", "F1", "F3", "F5"], "liftonly": ["F0", "F1"], "masklift": ["F0", "F1", "F5"],
-          "vis2": ["F0", "F1", "F3"], "vis5": ["F0", "F1", "F3"], "vis10": ["F4"], "occ2": ["F0", "F1", "F3"]}
+          "vis2": ["F0", "F1", "F3"], "vis5": ["F0", "F1", "F3"], "vis10": ["F4"], "occ10": ["F4"], "occ2": ["F0", "F1", "F3"]}
 
 
 def job(j):

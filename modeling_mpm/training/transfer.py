@@ -1,6 +1,8 @@
 """Fine-tuning a pre-trained encoder under a new, randomly initialised head (runs with
-``training.init_from``): encoder learning-rate scaling and LP-FT (encoder frozen for the first
-steps). See docs/training.md, "Why the pre-trained lifter does not transfer better".
+``training.init_from``): encoder learning-rate scaling, LP-FT (encoder frozen for the first
+steps) and rescaling the encoder's residual stream to a fresh encoder's scale
+(``training.rescale_encoder_stream``). See docs/training.md, "Why the pre-trained lifter does not
+transfer better" and "What makes the encoder transfer".
 
 The **encoder** is the transferred base model (``model.mpm``: joint embeddings, spatial MLP,
 temporal transformer, position embedding) *without* its mask tokens; everything else (the
