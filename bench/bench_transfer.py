@@ -59,7 +59,7 @@ BUDGETS = {
 NO_DEMO_TRANSFER = dict(pretrain_lift_weight=0.0, freeze_encoder_steps=0, rescale_encoder_stream=False)
 
 RECIPES: Dict[str, Dict] = {
-    # `mpm demo` as shipped: motion augmentation, lifting pretext from the visible clip, rescaled stream, LP-FT
+    # `mpm demo` as shipped: motion augmentation, lifting pretext from the occluded clip, rescaled stream, LP-FT
     "demo": {"pre": [], "ft": [], "demo_defaults": True, "paired_pretraining": True},
     "baseline": {"pre": [], "ft": []},
     "motion": {"pre": ["data.augment=motion"], "ft": ["data.augment=motion"]},
