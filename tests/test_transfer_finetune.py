@@ -133,13 +133,12 @@ def test_train_with_frozen_encoder_leaves_transferred_weights(tmp_path):
 def _grown_pretraining_model(factor=5.0):
     """A pre-training model whose residual stream grew ``factor`` x (as masked-pose pre-training
     does: nothing after ``encoder_norm`` bounds its scale)."""
+    from modeling_mpm.training.transfer import residual_stream_writes
+
     torch.manual_seed(0)
     m = MPMForMaskedPoseModeling(MPMConfig(**TINY, dropout=0.0, mlp_dropout=0.0))
     with torch.no_grad():
-        e = m.mpm
-        for t in [e.spatial_mlp.out_proj.weight, e.spatial_mlp.out_proj.bias, e.position_embedding] + [
-                p for layer in e.layers for proj in (layer.attention.out_proj, layer.feed_forward.fc2)
-                for p in (proj.weight, proj.bias)]:
+        for t in residual_stream_writes(m.mpm):
             t.mul_(factor)
     return m
 

@@ -114,12 +114,12 @@ def compute_loss(task: str, model, batch: Dict, config, generator: torch.Generat
                                             generator=generator, device=x3d.device)
         if pretrain_lift_input not in ("masked", "visible", "occluded"):
             raise ValueError(f"pretrain_lift_input must be 'masked', 'visible' or 'occluded', got {pretrain_lift_input!r}")
-        lift = p3d[: x2d.shape[0]] if pretrain_lift else None  # the 3D of the same clips as the 2D
+        masked_lift = pretrain_lift and pretrain_lift_input == "masked"
+        lift = p3d[: x2d.shape[0]] if masked_lift else None  # the 3D of the same clips as the 2D
         out = model(pose_2d=x2d, pose_3d=x3d, spatial_mask=s2, temporal_mask=t2,
-                    spatial_mask_3d=s3, temporal_mask_3d=t3,
-                    lift_labels=lift if pretrain_lift_input == "masked" else None)
+                    spatial_mask_3d=s3, temporal_mask_3d=t3, lift_labels=lift)
         logs = {"loss_2d": out.loss_2d, "loss_3d": out.loss_3d, "loss_lift": out.loss_lift}
-        if lift is not None and pretrain_lift_input != "masked":
+        if pretrain_lift and not masked_lift:
             # every (paired) window of the micro-batch, not only those of the 2D pass
             n = p2d.shape[0]
             missing = occlusion_mask(n, F, J, occlusion[1], occlusion[0], generator) \

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 __all__ = ["encoder_parameter_names", "optimizer_param_groups", "drop_frozen_encoder_grads", "transfer_active",
-           "residual_stream_norm", "rescale_residual_stream"]
+           "residual_stream_norm", "residual_stream_writes", "rescale_residual_stream"]
 
 
 def encoder_parameter_names(model) -> List[str]:
@@ -52,6 +52,17 @@ def residual_stream_norm(encoder, num_windows: int = 64, seed: int = 0) -> float
         return float(probe.embed_frames(pose.to(device), None).norm(dim=-1).mean())
 
 
+def residual_stream_writes(encoder) -> List:
+    """The parameters of ``encoder`` (an :class:`MPMModel`) that write into its residual stream: the
+    spatial MLP's output projection, the position embedding, and each layer's attention output and
+    feed-forward output projections (weights and biases)."""
+    writes = [encoder.spatial_mlp.out_proj.weight, encoder.spatial_mlp.out_proj.bias, encoder.position_embedding]
+    for layer in encoder.layers:
+        for proj in (layer.attention.out_proj, layer.feed_forward.fc2):
+            writes += [proj.weight, proj.bias]
+    return writes
+
+
 def rescale_residual_stream(model) -> float:
     """Scale the transferred encoder's residual stream to the size it has at a fresh
     initialisation; returns the factor ``a``.
@@ -59,9 +70,8 @@ def rescale_residual_stream(model) -> float:
     Masked-pose pre-training ends the encoder with a LayerNorm (``encoder_norm``), so nothing
     bounds the stream's scale and it grows (about 4-5x a fresh encoder's after the demo's
     pre-training). The lifter reads the raw stream with new pre-LN reduce layers, whose
-    contributions are then small against it. Every write into the stream (the spatial MLP's output
-    projection, the position embedding, each layer's attention output and feed-forward output
-    projections, weights and biases) is multiplied by ``a``: the encoder computes the same features
+    contributions are then small against it. Every write into the stream
+    (:func:`residual_stream_writes`) is multiplied by ``a``: the encoder computes the same features
     times ``a`` (its pre-LN layers only see normalised inputs), so nothing learned is lost.
     ``model`` is a model with an :class:`MPMModel` base (``model.mpm``), changed in place."""
     import torch
@@ -76,11 +86,7 @@ def rescale_residual_stream(model) -> float:
         fresh = MPMModel(encoder.config, add_3d_embedding=False)
     a = residual_stream_norm(fresh) / residual_stream_norm(encoder)
     with torch.no_grad():
-        writes = [encoder.spatial_mlp.out_proj.weight, encoder.spatial_mlp.out_proj.bias, encoder.position_embedding]
-        for layer in encoder.layers:
-            for proj in (layer.attention.out_proj, layer.feed_forward.fc2):
-                writes += [proj.weight, proj.bias]
-        for t in writes:
+        for t in residual_stream_writes(encoder):
             t.mul_(a)
     return a
 
