@@ -265,3 +265,26 @@ def test_every_model_names_its_input_embedding():
         emb = m.get_input_embeddings()
         assert emb is (m if cls is MPMModel else m.mpm).joint_embedding_2d
         assert m.get_output_embeddings() is None
+
+
+def test_init_log_counts_the_transfer_s_new_parts(tmp_path, caplog):
+    """The lifter's reduce layers and heads are new on a pre-training folder; transformers leaves such
+    declared-expected keys out of ``missing_keys``, the run's log still counts them."""
+    import logging
+
+    from modeling_mpm.training import build_model
+
+    torch.manual_seed(0)
+    MPMForMaskedPoseModeling(MPMConfig(**TINY)).save_pretrained(tmp_path / "pre")
+    cfg = RunConfig({"training": {"task": "lift", "init_from": str(tmp_path / "pre")}})
+    log = logging.getLogger("modeling_mpm.training")  # a run sets propagate=False: listen on it directly
+    log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="modeling_mpm.training"):
+            model = build_model(cfg)
+    finally:
+        log.removeHandler(caplog.handler)
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("initialised from"))
+    new = [k for k in model.state_dict() if k.split(".")[0] in ("reduce", "center_head", "frames_head")]
+    assert new and f"{len(model.state_dict()) - len(new)} tensors loaded, {len(new)} new " \
+                   "(center_head, frames_head, reduce)" in line

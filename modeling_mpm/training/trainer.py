@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import sys
 import time
@@ -152,9 +153,13 @@ def build_model(cfg: RunConfig):
         model, info = cls.from_pretrained(src, config=model_cfg, output_loading_info=True)
     finally:
         hf_logging.set_verbosity(verbosity)
-    n_loaded = len(model.state_dict()) - len(info.get("missing_keys", ()))
-    logger.info("initialised from %s: %d tensors loaded, %d new (%s), %d unused", src, n_loaded,
-                len(info.get("missing_keys", ())), _prefixes(info.get("missing_keys", ())),
+    # transformers leaves the keys a class declares as expected-new (the lifter's reduce and heads on
+    # a pre-training folder) out of missing_keys: count them as new too
+    expected_new = getattr(model, "_keys_to_ignore_on_load_missing", None) or []
+    new = set(info.get("missing_keys", ())) | {k for k in model.state_dict()
+                                               if any(re.search(p, k) for p in expected_new)}
+    logger.info("initialised from %s: %d tensors loaded, %d new (%s), %d unused", src,
+                len(model.state_dict()) - len(new), len(new), _prefixes(sorted(new)),
                 len(info.get("unexpected_keys", ())))
     return model
 
