@@ -93,7 +93,8 @@ def test_freeze_encoder_steps_keeps_encoder_fixed_then_trains_it(lifter):
 
 @pytest.mark.parametrize("key, value, err", [
     ("encoder_lr_scale", 0.0, ValueError), ("encoder_lr_scale", -0.1, ValueError),
-    ("freeze_encoder_steps", -1, ValueError), ("freeze_encoder_steps", 1.5, TypeError)])
+    ("freeze_encoder_steps", -1, ValueError), ("freeze_encoder_steps", 1.5, TypeError),
+    ("rescale_encoder_stream", "yes", TypeError), ("pretrain_lift_input", 3, TypeError)])
 def test_bad_values_are_refused(key, value, err):
     with pytest.raises(err, match=f"training.{key}"):
         RunConfig({"training": {key: value}})
