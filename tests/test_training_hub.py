@@ -186,6 +186,24 @@ def test_accumulation_must_come_from_the_run_config(tmp_path):
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+def test_fsdp2_ram_efficient_loading_is_turned_off(monkeypatch):
+    """``accelerate launch --use_fsdp --fsdp_version 2`` enables cpu_ram_efficient_loading, whose
+    re-broadcast fails on the BatchNorm buffers (seen on an H200, Accelerate 1.15): the trainer turns
+    it off for FSDP v2 only. (FSDP plugins cannot be built without a GPU: plain objects stand in.)"""
+    from types import SimpleNamespace
+
+    from modeling_mpm.training.trainer import _fit_fsdp2_loading
+
+    monkeypatch.setenv("FSDP_CPU_RAM_EFFICIENT_LOADING", "true")
+    v1 = SimpleNamespace(fsdp_version=1, cpu_ram_efficient_loading=True)
+    _fit_fsdp2_loading(SimpleNamespace(state=SimpleNamespace(fsdp_plugin=v1)))
+    assert v1.cpu_ram_efficient_loading is True and os.environ["FSDP_CPU_RAM_EFFICIENT_LOADING"] == "true"
+    _fit_fsdp2_loading(SimpleNamespace(state=SimpleNamespace(fsdp_plugin=None)))
+    v2 = SimpleNamespace(fsdp_version=2, cpu_ram_efficient_loading=True)
+    _fit_fsdp2_loading(SimpleNamespace(state=SimpleNamespace(fsdp_plugin=v2)))
+    assert v2.cpu_ram_efficient_loading is False and os.environ["FSDP_CPU_RAM_EFFICIENT_LOADING"] == "False"
+
+
 # ----------------------------------------------------------------------------- trackers
 def test_log_with_unknown_or_missing_tracker_is_a_clear_error(tmp_path):
     from accelerate.tracking import get_available_trackers

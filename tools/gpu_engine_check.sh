@@ -2,7 +2,7 @@
 # GPU engine check of the training loop (needs one CUDA GPU; DeepSpeed installed for the ZeRO runs):
 # one GPU plain (bf16), FSDP v1 and v2, DeepSpeed ZeRO-2 and ZeRO-3, each a 4-step tiny
 # pre-training on synthetic data through `accelerate launch -m modeling_mpm.training.cli`;
-# the FSDP-1 and ZeRO-2 runs are also resumed from their step-2 checkpoint and the exported
+# the FSDP v1/v2 and ZeRO-2/3 runs are also resumed from their step-2 checkpoint and the exported
 # weights compared. Usage (repository root):  OUT=gpu-check bash tools/gpu_engine_check.sh
 # Optional: wheels in .whl/ (e.g. deepspeed and its needs) are installed to /tmp/site first
 # (SKIP_WHEELS=1: the caller installed them already).
@@ -20,9 +20,10 @@ LOG="$OUT/log.txt"
 TINY=(--config tiny_pretrain --set data.source=synthetic --set data.synthetic_sequences=8 --set data.synthetic_length=60
       --max_steps 4 --checkpoint_every 2 --set training.select_best=false --set training.tensorboard=false --no_progress)
 PORT=29600
+wanted() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }  # ONLY="fsdp2 fsdp2_resume": just those
 run() {  # name, accelerate launch args..., -- extra training args
   local name=$1; shift
-  if [ -n "$ONLY" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi  # ONLY="fsdp2 zero3": just those
+  wanted "$name" || return 0
   local la=(); while [ "$1" != "--" ]; do la+=("$1"); shift; done; shift
   PORT=$((PORT+1))
   echo "===== $name" >> "$LOG"
@@ -46,14 +47,20 @@ EOF
 }
 run plain_bf16 --mixed_precision bf16 -- --output_dir /tmp/r/plain
 run fsdp1 --use_fsdp --fsdp_version 1 --fsdp_sharding_strategy FULL_SHARD --fsdp_auto_wrap_policy NO_WRAP --mixed_precision no -- --output_dir /tmp/r/fsdp1
-ls /tmp/r/fsdp1/checkpoints/step_00000002 >> "$S" 2>&1
+wanted fsdp1 && ls /tmp/r/fsdp1/checkpoints/step_00000002 >> "$S" 2>&1
 run fsdp1_resume --use_fsdp --fsdp_version 1 --fsdp_sharding_strategy FULL_SHARD --fsdp_auto_wrap_policy NO_WRAP --mixed_precision no -- --output_dir /tmp/r/fsdp1b --resume /tmp/r/fsdp1/checkpoints/step_00000002
-cmp /tmp/r/fsdp1 /tmp/r/fsdp1b
+wanted fsdp1_resume && cmp /tmp/r/fsdp1 /tmp/r/fsdp1b
 run fsdp2 --use_fsdp --fsdp_version 2 --fsdp_reshard_after_forward true --fsdp_auto_wrap_policy NO_WRAP --mixed_precision no -- --output_dir /tmp/r/fsdp2
+wanted fsdp2 && ls /tmp/r/fsdp2/checkpoints/step_00000002 >> "$S" 2>&1
+run fsdp2_resume --use_fsdp --fsdp_version 2 --fsdp_reshard_after_forward true --fsdp_auto_wrap_policy NO_WRAP --mixed_precision no -- --output_dir /tmp/r/fsdp2b --resume /tmp/r/fsdp2/checkpoints/step_00000002
+wanted fsdp2_resume && cmp /tmp/r/fsdp2 /tmp/r/fsdp2b
 run zero2 --use_deepspeed --zero_stage 2 --gradient_accumulation_steps 1 --mixed_precision no -- --output_dir /tmp/r/zero2
-ls /tmp/r/zero2/checkpoints/step_00000002 >> "$S" 2>&1
+wanted zero2 && ls /tmp/r/zero2/checkpoints/step_00000002 >> "$S" 2>&1
 run zero2_resume --use_deepspeed --zero_stage 2 --gradient_accumulation_steps 1 --mixed_precision no -- --output_dir /tmp/r/zero2b --resume /tmp/r/zero2/checkpoints/step_00000002
-cmp /tmp/r/zero2 /tmp/r/zero2b
+wanted zero2_resume && cmp /tmp/r/zero2 /tmp/r/zero2b
 run zero3 --use_deepspeed --zero_stage 3 --zero3_save_16bit_model true --gradient_accumulation_steps 1 --mixed_precision no -- --output_dir /tmp/r/zero3
+wanted zero3 && ls /tmp/r/zero3/checkpoints/step_00000002 >> "$S" 2>&1
+run zero3_resume --use_deepspeed --zero_stage 3 --zero3_save_16bit_model true --gradient_accumulation_steps 1 --mixed_precision no -- --output_dir /tmp/r/zero3b --resume /tmp/r/zero3/checkpoints/step_00000002
+wanted zero3_resume && cmp /tmp/r/zero3 /tmp/r/zero3b
 grep -n "Error\|error:" "$LOG" | head -40 >> "$S"
 cat "$S"

@@ -331,6 +331,23 @@ def _check_accelerator(acc, cfg: RunConfig) -> None:
                          "run config (not in `accelerate config` / ACCELERATE_GRADIENT_ACCUMULATION_STEPS)")
     if not acc.split_batches or not acc.dataloader_config.use_seedable_sampler:
         raise ValueError("the accelerator needs DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True)")
+    _fit_fsdp2_loading(acc)
+
+
+def _fit_fsdp2_loading(acc) -> None:
+    """FSDP v2: turn off Accelerate's ``cpu_ram_efficient_loading`` (``accelerate launch`` enables it by
+    default). It moves the model to the meta device and re-broadcasts rank 0's state dict, which it
+    expects to hold only sharded parameters; the BatchNorm running statistics of the joint embeddings,
+    the spatial MLP and the heads are persistent buffers, and Accelerate 1.15 fails on them
+    (``'Tensor' object has no attribute 'device_mesh'``). Every rank builds the same model from the same
+    seed (and reads ``init_from`` itself), so nothing needs broadcasting."""
+    plugin = getattr(acc.state, "fsdp_plugin", None)
+    if plugin is None or getattr(plugin, "fsdp_version", 1) != 2 or not plugin.cpu_ram_efficient_loading:
+        return
+    plugin.cpu_ram_efficient_loading = False
+    os.environ["FSDP_CPU_RAM_EFFICIENT_LOADING"] = "False"
+    logger.info("FSDP v2: cpu_ram_efficient_loading turned off (every rank builds the model itself; Accelerate "
+                "cannot re-broadcast the BatchNorm running statistics, which are persistent buffers)")
 
 
 def _sharded(acc) -> bool:
