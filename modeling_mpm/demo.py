@@ -4,13 +4,15 @@
    virtual cameras): masked 2D + masked 3D pose modeling (the authors' 5 : 2 weights) plus the
    paper v1's third pretext task, 2D -> 3D lifting through the 3D decoder, here from the unmasked
    2D clip with the lifting task's random missing joints (``training.pretrain_lift_input:
-   occluded``, weight ``pretrain_lift_weight``). Measured on this data (docs/training.md): masked
+   occluded``, weight ``pretrain_lift_weight``; half of the occluded windows hide a whole arm or leg,
+   ``training.occlusion_limb_prob``). Measured on this data (docs/training.md): masked
    modeling alone gives encoder features that fine-tune worse than a random initialisation; the
    lifting pretext is what makes the encoder transfer;
 2. fine-tune a lifter (:class:`~modeling_mpm.MPMForPoseLifting`) from the pre-trained encoder, with
    its residual stream rescaled to a fresh encoder's scale and the encoder frozen for the first
-   ``freeze_encoder_steps`` steps while the new reduce layers and heads start (LP-FT);
-3. fine-tune the same lifter from scratch with the same fine-tuning budget;
+   ``freeze_encoder_steps`` steps while the new reduce layers and heads start (LP-FT), with the
+   same missing joints and limbs as occlusion augmentation;
+3. fine-tune the same lifter from scratch with the same fine-tuning budget and augmentation;
 4. evaluate both on the held-out demo split (4 fixed virtual cameras): MPJPE / P-MPJPE in mm,
    without occlusion, with flip test-time augmentation, with 3 random joints missing per frame
    and with one whole limb missing (fed to the model as ``spatial_mask``).
@@ -42,12 +44,12 @@ PRESETS: Dict[str, Dict] = {
                  batch_size=64, pretrain_steps=2000, finetune_steps=700, pretrain_lr=2e-3, finetune_lr=2e-3,
                  train_stride=1, eval_stride=4, eval_batch_size=512, augment="motion",
                  pretrain_lift_weight=10.0, pretrain_lift_input="occluded", freeze_encoder_steps=150,
-                 rescale_encoder_stream=True),
+                 rescale_encoder_stream=True, occlusion_limb_prob=0.5),
     "quick": dict(num_frames=9, hidden_size=32, intermediate_size=64, num_layers=1, num_attention_heads=4,
                   batch_size=16, pretrain_steps=3, finetune_steps=3, pretrain_lr=1e-3, finetune_lr=1e-3,
                   train_stride=9, eval_stride=60, eval_batch_size=256, augment="motion",
                   pretrain_lift_weight=10.0, pretrain_lift_input="occluded", freeze_encoder_steps=1,
-                  rescale_encoder_stream=True),
+                  rescale_encoder_stream=True, occlusion_limb_prob=0.5),
 }
 
 SETTINGS = (
@@ -82,7 +84,9 @@ def _run_config(task: str, out: str, p: Dict, steps: int, lr: float, seed: int, 
             "log_every": max(1, steps // 10), "select_best": False, "tensorboard": False,
             # the lifting task's missing joints, also in the pre-training's lifting pretext when it lifts
             # the occluded clip
+            # (half of the occluded windows hide a whole arm or leg in all frames instead of random joints)
             "occlusion_prob": 0.5 if task == "lift" or lift_pretext else 0.0, "occlusion_max_joints": 3,
+            "occlusion_limb_prob": float(p.get("occlusion_limb_prob", 0.0)) if task == "lift" or lift_pretext else 0.0,
             # pre-training: masked 2D + masked 3D modeling + lifting the clip (see module docstring)
             "pretrain_lift": lift_pretext,
             "pretrain_lift_input": p.get("pretrain_lift_input", "visible") if lift_pretext else "masked",

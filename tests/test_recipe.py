@@ -408,6 +408,47 @@ def test_occlusion_masks():
     assert 0.25 < float(hit) < 0.35
 
 
+def test_occlusion_hides_whole_limbs():
+    """``limb_prob``: that share of the occluded windows hides one whole limb in all its frames; with
+    ``limb_prob=0`` the masks (and the random stream) are those of the random-joint occlusion."""
+    from modeling_mpm import MPMConfig
+    from modeling_mpm.training.tasks import limb_joints, occlusion_mask
+
+    limbs = limb_joints(MPMConfig(skeleton="h36m17", num_joints=17))
+    assert sorted(map(sorted, limbs)) == [[1, 2, 3], [4, 5, 6], [11, 12, 13], [14, 15, 16]]
+    a = occlusion_mask(64, 9, 17, 3, 0.7, torch.Generator().manual_seed(3))
+    b = occlusion_mask(64, 9, 17, 3, 0.7, torch.Generator().manual_seed(3), limb_prob=0.0, limbs=limbs)
+    assert torch.equal(a, b)
+    m = occlusion_mask(4000, 9, 17, 3, 0.8, torch.Generator().manual_seed(0), limb_prob=0.5, limbs=limbs)
+    occluded = m.flatten(1).any(1)
+    steady = (m == m[:, :1]).all(-1).all(-1)  # the same joints in every frame
+    as_limb = occluded & steady & (m[:, 0].sum(-1) == 3)
+    assert all(sorted(torch.nonzero(w[0]).flatten().tolist()) in map(sorted, limbs) for w in m[as_limb][:50])
+    assert 0.75 < float(occluded.float().mean()) < 0.85
+    assert 0.45 < float(as_limb.sum() / occluded.sum()) < 0.56  # a random-joint window is rarely steady
+    with pytest.raises(ValueError, match="limbs"):
+        occlusion_mask(4, 9, 17, 3, 1.0, torch.Generator(), limb_prob=0.5)
+    with pytest.raises(ValueError, match="occlusion_limb_prob"):
+        from modeling_mpm.training.config import RunConfig
+        RunConfig({"training": {"occlusion_limb_prob": 1.5}})
+    # the lifting task and the occluded lifting pretext pass such masks to the model
+    from modeling_mpm import MPMForMaskedPoseModeling, MPMForPoseLifting
+    from modeling_mpm.training import tasks
+
+    cfg = MPMConfig(num_frames=9, hidden_size=32, intermediate_size=64, num_layers=1, num_attention_heads=4)
+    batch = {"pose_2d": torch.randn(6, 9, 17, 2), "pose_3d": torch.randn(6, 9, 17, 3)}
+    for task, model, kw in (("lift", MPMForPoseLifting(cfg), {}),
+                            ("pretrain", MPMForMaskedPoseModeling(cfg),
+                             dict(pretrain_lift=True, pretrain_lift_input="occluded", pairing="paired"))):
+        seen = []
+        model.register_forward_pre_hook(lambda mod, a, k: seen.append(k.get("spatial_mask")), with_kwargs=True)
+        tasks.compute_loss(task, model.train(), batch, model.config, torch.Generator().manual_seed(0),
+                           occlusion=(1.0, 3, 1.0), **kw)
+        mask = seen[-1]
+        assert mask.shape == (6, 9, 17) and all(
+            sorted(torch.nonzero(w[0]).flatten().tolist()) in map(sorted, limbs) and (w == w[:1]).all() for w in mask)
+
+
 # ---------------------------------------------------------------------------- refine stage
 FIX = pathlib.Path(__file__).parent / "fixtures"
 

@@ -90,6 +90,7 @@ SCHEMA: Dict[str, Dict[str, Tuple[Any, Any, Optional[Tuple[Any, ...]]]]] = {
         "pretrain_lift_input": (str, "masked", ("masked", "visible", "occluded")),
         "occlusion_prob": (float, 0.0, None),           # lift: chance a window gets missing joints
         "occlusion_max_joints": (int, 3, None),         # lift: up to this many missing joints/frame
+        "occlusion_limb_prob": (float, 0.0, None),      # lift: chance an occluded window hides a whole limb instead
         "best_metric": ((str, type(None)), None, None),  # None: the task's default
         "select_best": (bool, True, None),              # export the best validation weights
         "tensorboard": (bool, True, None),
@@ -152,7 +153,7 @@ def _check_value(section: str, key: str, value: Any) -> Any:
             raise ValueError(f"config key {section}.{key} must be > 0, got {value}")
         if key in ("lr_decay",) and not 0 < value <= 1:
             raise ValueError(f"config key {section}.{key} must be in (0, 1], got {value}")
-        if key == "occlusion_prob" and not 0 <= value <= 1:
+        if key in ("occlusion_prob", "occlusion_limb_prob") and not 0 <= value <= 1:
             raise ValueError(f"config key {section}.{key} must be in [0, 1], got {value}")
         if key in ("warmup_steps", "freeze_encoder_steps", "num_workers", "occluded_joints", "weight_decay",
                    "occlusion_max_joints") and value < 0:

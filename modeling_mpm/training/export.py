@@ -82,7 +82,8 @@ def _training_details(cfg, best_step, global_step) -> str:
         f", tds {cfg.data.tds}, flip augmentation {cfg.data.flip_augment}",
     ]
     if t.task == "lift" and t.occlusion_prob > 0:
-        lines.append(f"- occlusion augmentation: p={t.occlusion_prob:g}, up to {t.occlusion_max_joints} joints")
+        limbs = f", a whole limb in {t.occlusion_limb_prob:.0%} of them" if t.occlusion_limb_prob > 0 else ""
+        lines.append(f"- occlusion augmentation: p={t.occlusion_prob:g}, up to {t.occlusion_max_joints} joints{limbs}")
     if best_step is not None:
         lines.append(f"- weights of step {best_step} (best validation `{t.best_metric or 'default'}`)")
     if m:

@@ -20,11 +20,11 @@ resumed run draws the same masks.
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from ..masking import sample_spatiotemporal_mask, sample_tube_mask
+from ..masking import body_part_joints, sample_spatiotemporal_mask, sample_tube_mask
 from ..skeleton import get_skeleton
 
 __all__ = ["model_class", "default_best_metric", "flip_batch", "occlusion_mask", "compute_loss"]
@@ -69,10 +69,14 @@ def flip_batch(batch: Dict, skeleton, generator: torch.Generator, prob: float = 
 
 
 def occlusion_mask(batch_size: int, num_frames: int, num_joints: int, max_joints: int,
-                   prob: float, generator: torch.Generator) -> Optional[torch.Tensor]:
+                   prob: float, generator: torch.Generator, *, limb_prob: float = 0.0,
+                   limbs: Sequence[Sequence[int]] = ()) -> Optional[torch.Tensor]:
     """Random missing joints for occlusion-robust lifting: each window is occluded with
     probability ``prob``; an occluded window hides ``k ~ U{1..max_joints}`` random joints in every
-    frame (a different set per frame). Returns ``(B, F, J)`` bool or None when ``prob == 0``."""
+    frame (a different set per frame), or, with probability ``limb_prob``, one of ``limbs`` (joint
+    index lists, e.g. the arms and legs) in all its frames: a whole limb hidden behind the body or
+    an object cannot be filled in from neighbouring frames. Returns ``(B, F, J)`` bool or None when
+    ``prob == 0``. With ``limb_prob == 0`` the random stream is the same as without limbs."""
     if prob <= 0 or max_joints <= 0:
         return None
     hit = torch.rand(batch_size, generator=generator) < prob
@@ -80,7 +84,30 @@ def occlusion_mask(batch_size: int, num_frames: int, num_joints: int, max_joints
     scores = torch.rand(batch_size, num_frames, num_joints, generator=generator)
     ranks = scores.argsort(-1).argsort(-1)
     mask = ranks < k[:, None, None]
+    if limb_prob > 0:
+        if not limbs:
+            raise ValueError("occlusion limb_prob > 0 needs the limbs (joint index lists) to hide")
+        as_limb = torch.rand(batch_size, generator=generator) < limb_prob
+        pick = torch.randint(len(limbs), (batch_size,), generator=generator)
+        table = torch.zeros(len(limbs), num_joints, dtype=torch.bool)
+        for i, joints in enumerate(limbs):
+            table[i, list(joints)] = True
+        mask = torch.where(as_limb[:, None, None], table[pick][:, None, :].expand_as(mask), mask)
     return mask & hit[:, None, None]
+
+
+def limb_joints(config) -> List[List[int]]:
+    """The four limbs (right/left arm, right/left leg; 3 joints each) of the model's skeleton."""
+    return [body_part_joints(config.get_skeleton(), part) for part in ("right_arm", "left_arm", "right_leg", "left_leg")]
+
+
+def _occlusion(batch_size: int, config, occlusion: Tuple, generator: torch.Generator) -> Optional[torch.Tensor]:
+    """The lifting task's missing joints for one micro-batch; ``occlusion`` = (probability, max
+    joints) or (probability, max joints, limb probability)."""
+    prob, max_joints = occlusion[0], occlusion[1]
+    limb_prob = occlusion[2] if len(occlusion) > 2 else 0.0
+    return occlusion_mask(batch_size, config.num_frames, config.num_joints, max_joints, prob, generator,
+                          limb_prob=limb_prob, limbs=limb_joints(config) if limb_prob > 0 and prob > 0 else ())
 
 
 def compute_loss(task: str, model, batch: Dict, config, generator: torch.Generator, *,
@@ -88,8 +115,8 @@ def compute_loss(task: str, model, batch: Dict, config, generator: torch.Generat
                  pretrain_lift_input: str = "masked"):
     """Loss of one micro-batch for ``task``; returns ``(loss, logs)`` with ``logs`` float values.
 
-    ``config`` is the model's MPMConfig; ``occlusion`` = (probability, max joints) of random
-    missing joints in the lifting task; ``pretrain_lift`` adds the paper v1's third pretext task
+    ``config`` is the model's MPMConfig; ``occlusion`` = (probability, max joints[, limb probability])
+    of random missing joints in the lifting task (:func:`occlusion_mask`); ``pretrain_lift`` adds the paper v1's third pretext task
     (3D lifted from 2D, weighted by ``config.loss_weight_lift``) and ``pretrain_lift_input`` says
     from which 2D: ``"masked"`` the 2D pass's masked input (the paper v1, the authors' PoseAug branch),
     ``"visible"`` every window of the micro-batch without any mask, ``"occluded"`` with the lifting
@@ -122,15 +149,14 @@ def compute_loss(task: str, model, batch: Dict, config, generator: torch.Generat
         if pretrain_lift and not masked_lift:
             # every (paired) window of the micro-batch, not only those of the 2D pass
             n = p2d.shape[0]
-            missing = occlusion_mask(n, F, J, occlusion[1], occlusion[0], generator) \
-                if pretrain_lift_input == "occluded" else None
+            missing = _occlusion(n, config, occlusion, generator) if pretrain_lift_input == "occluded" else None
             missing = torch.zeros(n, F, J, dtype=torch.bool) if missing is None else missing
             # an explicit (possibly empty) mask: no pre-training mask is sampled for this pass
             lifted = model(pose_2d=p2d, spatial_mask=missing.to(p2d.device), lift_labels=p3d)
             out.loss = out.loss + config.loss_weight_lift * lifted.loss_lift
             logs["loss_lift"] = lifted.loss_lift
     elif task == "lift":
-        mask = occlusion_mask(p2d.shape[0], F, J, occlusion[1], occlusion[0], generator)
+        mask = _occlusion(p2d.shape[0], config, occlusion, generator)
         if mask is not None:
             mask = mask.to(p2d.device)
             if getattr(config, "mask_token_2d_trained", True) is False and bool(mask.any()):

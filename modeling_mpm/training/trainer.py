@@ -618,7 +618,7 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
                 with acc.accumulate(model):
                     with acc.autocast():
                         loss, logs = compute_loss(t.task, model, batch, mcfg, gen, pairing=t.pretrain_pairing,
-                                                  occlusion=(t.occlusion_prob, t.occlusion_max_joints),
+                                                  occlusion=(t.occlusion_prob, t.occlusion_max_joints, t.occlusion_limb_prob),
                                                   pretrain_lift=t.pretrain_lift,
                                                   pretrain_lift_input=t.pretrain_lift_input)
                     acc.backward(loss)
