@@ -1,4 +1,4 @@
-"""Preparation scripts: ``python -m dataset_scripts.cli <source>`` (also ``mpm prepare``).
+"""Data set preparation behind ``mpm prepare <source>`` (command line: :mod:`modeling_mpm.cli.prepare`).
 
 The conversion functions live in the installed package (:mod:`modeling_mpm.data.sources`) and
 are re-exported here lazily (so that ``--help`` stays fast); :func:`build_demo` rebuilds the

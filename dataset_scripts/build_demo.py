@@ -4,21 +4,20 @@
 Result: a ``save_to_disk`` DatasetDict with "train" and "validation" (split by sequence:
 validation = CMU 01_03 and climbing seq_3), H36M-17, metres, 50 Hz, world frame Z up.
 
-    python -m dataset_scripts.cli demo --mocap_dir /path/to/data/mocap --output modeling_mpm/demo_data
+    mpm prepare demo --mocap-dir /path/to/data/mocap --output modeling_mpm/demo_data
 """
 
 from __future__ import annotations
 
-import argparse
 import re
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 from modeling_mpm.data.demo import DEMO_VALIDATION_SEQUENCES
 from modeling_mpm.data.io import make_row, rows_to_dataset, save_dataset
 from modeling_mpm.data.mocap import load_bvh_h36m17, load_climb_npy
 
-__all__ = ["demo_rows", "build_demo", "main"]
+__all__ = ["demo_rows", "build_demo"]
 
 CMU_TAKES = ("01_01", "01_03")
 
@@ -58,27 +57,3 @@ def build_demo(mocap_dir, output=None, fps: float = 50.0, overwrite: bool = Fals
     if output is not None:
         save_dataset(dd, output, format=format, overwrite=overwrite)
     return dd
-
-
-def add_arguments(p: argparse.ArgumentParser):
-    p.add_argument("--mocap_dir", default="../shared/data/mocap",
-                   help="folder with cmu/*.bvh and holosoma_climb/*.npy (default: ../shared/data/mocap)")
-    p.add_argument("--output", default="modeling_mpm/demo_data", help="output folder")
-    p.add_argument("--fps", type=float, default=50.0)
-    p.add_argument("--format", choices=("arrow", "parquet"), default="arrow")
-    p.add_argument("--overwrite", action="store_true")
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="mpm prepare demo", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    a = p.parse_args(argv)
-    dd = build_demo(a.mocap_dir, a.output, a.fps, a.overwrite, a.format)
-    print(f"wrote {a.output}: " + ", ".join(f"{k} {len(v)} sequences / {sum(len(x) for x in v['valid'])} frames"
-                                             for k, v in dd.items()))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

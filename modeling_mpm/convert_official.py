@@ -14,26 +14,22 @@ and raw root-joint outputs (``zero_root_output=False``).
 
 Command line::
 
-    python -m modeling_mpm.convert_official CKPT OUT_DIR [--heads 8] [--strides 3 3 3] [--refine REFINE_CKPT]
+    mpm convert CKPT OUT_DIR [--heads 8] [--strides 3 3 3] [--refine REFINE_CKPT]
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
-import shutil
-import sys
-import tempfile
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Union
 
 import torch
 
 from .configuration_mpm import MPMConfig, default_reduce_strides
 from .modeling_mpm import MPMForMaskedPoseModeling, MPMForPoseLifting
 
-__all__ = ["convert_official_checkpoint", "convert_official_state_dict", "load_official_state_dict", "rename_official_key",
-           "main"]
+__all__ = ["convert_official_checkpoint", "convert_official_state_dict", "load_official_state_dict",
+           "rename_official_key"]
 
 # Parameters of the authors' models that their forward never uses.
 _UNUSED = re.compile(r"^(shared_layers_temporal\.model\.norm|decoder[23]d\.model\.norm|Transformer_reduce\.model\.norm)\.")
@@ -248,41 +244,3 @@ def convert_official_checkpoint(
     original outputs."""
     refine = load_official_state_dict(refine_path) if refine_path is not None else None
     return convert_official_state_dict(load_official_state_dict(path), num_attention_heads, reduce_strides, refine)
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m modeling_mpm.convert_official",
-        description="Convert an official MPM checkpoint into a save_pretrained folder.",
-    )
-    parser.add_argument("checkpoint", help="authors' .pth/.bin file (pre-training or fine-tuned lifter)")
-    parser.add_argument("output_dir", help="folder to write (config.json, model.safetensors, code)")
-    parser.add_argument("--heads", type=int, default=8, help="attention heads (not visible in the weights; 8)")
-    parser.add_argument("--strides", type=int, nargs="+", default=None, help="reduce strides of a lifter")
-    parser.add_argument("--refine", default=None, help="the lifter's refine module (*_refine.pth, post-refine stage)")
-    from .cli import cli_style
-
-    args = cli_style(parser).parse_args(argv)
-    try:
-        model = convert_official_checkpoint(args.checkpoint, args.heads, args.strides, args.refine)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    parent = os.path.dirname(os.path.abspath(args.output_dir)) or "."
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".convert-", dir=parent)
-    try:
-        model.save_pretrained(tmp)
-        if os.path.exists(args.output_dir):
-            shutil.rmtree(args.output_dir)
-        os.replace(tmp, args.output_dir)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
-    n = sum(p.numel() for p in model.parameters())
-    print(f"wrote {type(model).__name__} ({n:,} parameters) to {args.output_dir}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -26,17 +26,15 @@ validation frame: 2D input, predicted 3D, ground truth) and ``runs/`` (logs and 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import time
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
-__all__ = ["PRESETS", "run_demo", "main"]
+__all__ = ["PRESETS", "run_demo"]
 
 #: Budgets. "full" was sized by measuring on 2 CPU cores (docs/training.md): about 12 minutes.
 PRESETS: Dict[str, Dict] = {
@@ -376,31 +374,3 @@ def run_demo(output_dir: str, *, quick: bool = False, pretrain_steps: Optional[i
         json.dump(out, f, indent=2)
     stage(f"done in {total:.0f}s; models in {pre_dir} and {lift_dir}, table in results.json, example in {png}")
     return out
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="mpm demo",
-        description="Pre-train, fine-tune (pre-trained vs scratch) and evaluate MPM on the embedded demo "
-                    "data, offline on the CPU (about 10 minutes; --quick: seconds).")
-    parser.add_argument("--output-dir", "--output_dir", dest="output_dir", default="mpm-demo",
-                        help="where models, results.json and example.png go")
-    parser.add_argument("--quick", action="store_true", help="tiny budget (for tests / a smoke run)")
-    parser.add_argument("--pretrain-steps", dest="pretrain_steps", type=int, default=None,
-                        help="override the pre-training steps")
-    parser.add_argument("--finetune-steps", dest="finetune_steps", type=int, default=None,
-                        help="override the fine-tuning steps (each lifter)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: min(2, cores), 1 when the machine is busy)")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
-    from .cli import cli_style
-
-    args = cli_style(parser).parse_args(sys.argv[1:] if argv is None else argv)
-    run_demo(args.output_dir, quick=args.quick, pretrain_steps=args.pretrain_steps,
-             finetune_steps=args.finetune_steps, seed=args.seed, threads=args.threads, progress=args.progress)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

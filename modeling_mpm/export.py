@@ -17,16 +17,14 @@ uses the TorchScript exporter (``dynamo=False``, no ``onnxscript`` needed) and, 
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 import warnings
-from typing import Dict, List, Optional
+from typing import Dict
 
 import numpy as np
 import torch
 
-__all__ = ["export_onnx", "check_onnx", "quantize_onnx_int8", "main"]
+__all__ = ["export_onnx", "check_onnx", "quantize_onnx_int8"]
 
 
 class _LifterForExport(torch.nn.Module):
@@ -153,40 +151,3 @@ def quantize_onnx_int8(path: str, output: str) -> str:
         logging.getLogger().setLevel(level)
     os.replace(tmp, output)
     return output
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="mpm export-onnx", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, help="MPMForPoseLifting folder or Hub id")
-    ap.add_argument("--output", "-o", required=True, help="output .onnx")
-    ap.add_argument("--opset", type=int, default=17)
-    ap.add_argument("--no-mask", action="store_true", help="no spatial_mask input")
-    ap.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
-    ap.add_argument("--atol", type=float, default=1e-4)
-    ap.add_argument("--int8", default=None, metavar="PATH",
-                    help="also write a dynamically int8-quantised copy of the graph (onnxruntime) to PATH")
-    from .cli import cli_style
-
-    args = cli_style(ap).parse_args(argv)
-    from .loading import load_model_for_task
-
-    try:
-        model = load_model_for_task(args.model, "MPMForPoseLifting", "mpm export-onnx")
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    info = export_onnx(model, args.output, opset=args.opset, with_mask=not args.no_mask,
-                       check=not args.no_check, atol=args.atol)
-    msg = f"wrote {args.output}"
-    if info:
-        msg += f" (onnxruntime vs PyTorch max abs diff {info['max_abs_diff']:.2e})"
-    if args.int8:
-        quantize_onnx_int8(args.output, args.int8)
-        msg += f"; int8 graph {args.int8}"
-    print(msg)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -96,7 +96,7 @@ def test_cli_writes_a_loadable_folder(tmp_path):
     ckpt = tmp_path / "official.pth"
     torch.save(lift_sd, ckpt)
     out = tmp_path / "converted"
-    r = subprocess.run([sys.executable, "-m", "modeling_mpm.convert_official", str(ckpt), str(out)],
+    r = subprocess.run([sys.executable, "-m", "modeling_mpm.cli", "convert", str(ckpt), str(out)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     model = AutoModel.from_pretrained(out).eval()
@@ -115,6 +115,6 @@ def test_bad_checkpoints_rejected(tmp_path):
     _, lift_sd = random_official_state_dicts(17, 27, 1, 32, 64, [3, 3, 3], seed=2)
     with pytest.raises(ValueError, match="pass reduce_strides"):
         convert_official_state_dict(lift_sd, reduce_strides=[3, 9])
-    r = subprocess.run([sys.executable, "-m", "modeling_mpm.convert_official", str(tmp_path / "x.pth"),
+    r = subprocess.run([sys.executable, "-m", "modeling_mpm.cli", "convert", str(tmp_path / "x.pth"),
                         str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "not an MPM checkpoint" in r.stderr

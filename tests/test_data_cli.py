@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dataset_scripts.cli import main
+from modeling_mpm.cli.prepare import main
 from modeling_mpm.data import load_dataset_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +50,7 @@ def test_bad_input_gives_clear_error(tmp_path, capsys):
 
 
 def test_runs_as_module():
-    r = subprocess.run([sys.executable, "-m", "dataset_scripts.cli", "--help"], cwd=ROOT, capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "modeling_mpm.cli", "prepare", "--help"], cwd=ROOT, capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0
     for sub in ("h36m", "3dhp", "amass", "bvh", "mocap", "demo"):

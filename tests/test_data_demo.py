@@ -102,7 +102,7 @@ def test_demo_windows_and_reproducible_validation():
 @pytest.mark.skipif(not MOCAP_DIR.exists(), reason=f"raw mocap not available ({MOCAP_DIR} missing); "
                                                    "the shipped demo data is still tested above")
 def test_shipped_demo_matches_rebuild(tmp_path):
-    from dataset_scripts.cli import main
+    from modeling_mpm.cli.prepare import main
 
     out = tmp_path / "demo"
     assert main(["demo", "--mocap_dir", str(MOCAP_DIR), "--output", str(out)]) == 0

@@ -183,7 +183,7 @@ def test_train_folder_does_not_shadow_evaluate():
 
 
 def test_mpm_eval_uses_the_metric_module(tmp_path):
-    from modeling_mpm.evaluation_cli import main as eval_main
+    from modeling_mpm.cli.eval import main as eval_main
 
     torch.manual_seed(0)
     lifter = MPMForPoseLifting(_tiny())
@@ -203,7 +203,7 @@ def test_mpm_eval_accepts_a_hub_id_from_the_offline_cache(tmp_path, monkeypatch)
 
     import huggingface_hub
 
-    from modeling_mpm.evaluation_cli import main as eval_main
+    from modeling_mpm.cli.eval import main as eval_main
 
     torch.manual_seed(0)
     folder = _export(tmp_path, MPMForPoseLifting(_tiny()), "lift")
@@ -219,7 +219,7 @@ def test_mpm_eval_accepts_a_hub_id_from_the_offline_cache(tmp_path, monkeypatch)
 
 
 def test_mpm_eval_refuses_a_bad_model(tmp_path, capsys):
-    from modeling_mpm.evaluation_cli import main as eval_main
+    from modeling_mpm.cli.eval import main as eval_main
 
     with pytest.raises(SystemExit):
         eval_main(["--model", str(tmp_path)])
@@ -235,16 +235,38 @@ def test_mpm_help_and_version_do_not_import_torch():
             "modeling_mpm_cli.main(['--help'])\n"
             "modeling_mpm_cli.main(['--version'])\n"
             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'modeling_mpm', 'numpy'))\n"
-            "print('HEAVY', heavy)\n")
+            "print('HEAVY', heavy)\n"
+            "print('DISPATCHER', modeling_mpm_cli.load_dispatcher().__file__)\n")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "HEAVY []" in r.stdout
+    # this checkout's dispatcher, the cli package's __init__ run from its file
+    assert f"DISPATCHER {REPO / 'modeling_mpm' / 'cli' / '__init__.py'}" in r.stdout
     assert "usage: mpm <command>" in r.stdout
     assert f"mpm (modeling-mpm) {modeling_mpm.__version__}" in r.stdout
     # the console script entry point is that module
     text = (REPO / "pyproject.toml").read_text()
     assert 'mpm = "modeling_mpm_cli:main"' in text and '"modeling_mpm_cli"' in text
+
+
+def test_every_subcommand_lives_in_the_cli_package():
+    from modeling_mpm.cli import SUBCOMMANDS, entry_point
+
+    assert set(SUBCOMMANDS) == {"demo", "lift", "complete", "render", "lift-video", "export-onnx", "convert",
+                                "eval", "prepare", "train"}
+    for name, (module, _) in SUBCOMMANDS.items():
+        assert module.startswith("modeling_mpm.cli."), (name, module)
+        entry = entry_point(name)
+        assert callable(entry) and entry.__module__ == module, (name, entry)
+    assert entry_point("lift").__name__ == "lift_main" and entry_point("render").__name__ == "render_main"
+    # no command line left in the library modules
+    import modeling_mpm.convert_official
+    import modeling_mpm.demo
+    import modeling_mpm.export
+
+    for lib in (modeling_mpm.demo, modeling_mpm.export, modeling_mpm.convert_official):
+        assert not hasattr(lib, "main"), lib.__name__
 
 
 def test_import_still_registers_everything():
@@ -259,7 +281,7 @@ def test_import_still_registers_everything():
 
 def test_kebab_case_flags_with_snake_case_aliases():
     from modeling_mpm.cli import cli_style, plain_text
-    from modeling_mpm.evaluation_cli import build_parser
+    from modeling_mpm.cli.eval import build_parser
 
     p = build_parser()
     kebab = p.parse_args(["--model", "m", "--data-paths", "a", "b", "--occluded-joints", "2", "--no-progress"])

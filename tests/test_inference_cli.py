@@ -8,7 +8,7 @@ import torch
 
 from modeling_mpm import MPMConfig, MPMForMaskedPoseModeling, MPMForPoseLifting
 from modeling_mpm.cli import main as mpm
-from modeling_mpm.inference_cli import read_coco_json, read_keypoints
+from modeling_mpm.data.io import read_coco_json, read_keypoints
 
 
 def tiny(**kw):

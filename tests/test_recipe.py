@@ -465,7 +465,8 @@ def _official_refined_lifter():
 
 def test_convert_official_refine_checkpoints(tmp_path):
     from modeling_mpm import MPMForPoseLifting
-    from modeling_mpm.convert_official import convert_official_state_dict, main
+    from modeling_mpm.cli.convert import main
+    from modeling_mpm.convert_official import convert_official_state_dict
 
     lift, refine, model = _official_refined_lifter()
     assert model.config.use_refine and model.config.refine_hidden_size == 64

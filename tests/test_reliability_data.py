@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from dataset_scripts.cli import main
+from modeling_mpm.cli.prepare import main
 from modeling_mpm.data import io as dio
 from modeling_mpm.data import sources as S
 from modeling_mpm.data.bvh import parse_bvh

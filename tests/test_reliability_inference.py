@@ -143,7 +143,7 @@ def test_coco_json_field_errors(tmp_path, dirs, capsys, entry, msg):
 
 
 def test_coco_json_frame_range_is_bounded(tmp_path):
-    from modeling_mpm.inference_cli import read_coco_json
+    from modeling_mpm.data.io import read_coco_json
 
     kp = [10.0, 20.0, 1.0] * 17
     (tmp_path / "d.json").write_text(json.dumps([{"image_id": 0, "keypoints": kp}, {"image_id": 10**9, "keypoints": kp}]))

@@ -124,7 +124,7 @@ def test_second_run_into_a_locked_folder_fails_at_once(run_dir, tmp_path):
 
 
 def test_training_cli_says_why_it_refuses(tmp_path, capsys):
-    from modeling_mpm.training.cli import pretrain_main
+    from modeling_mpm.cli.train import pretrain_main
 
     (tmp_path / "notes.txt").write_text("someone else's file")
     rc = pretrain_main(["--data", "synthetic", "--output_dir", str(tmp_path), "--max_steps", "1", "--no_progress"])

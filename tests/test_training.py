@@ -141,7 +141,7 @@ def test_push_to_hub_offline_fails_before_training(tmp_path, monkeypatch):
 
 
 def test_cli_rejects_bad_input(tmp_path, capsys):
-    from modeling_mpm.training.cli import finetune_main, pretrain_main
+    from modeling_mpm.cli.train import finetune_main, pretrain_main
 
     with pytest.raises(SystemExit):
         pretrain_main(["--set", "training.nope=1"])

@@ -50,7 +50,7 @@ def _snapshot(cache, kind, repo_id):
 # ----------------------------------------------------------------------------- model repos
 def test_init_from_and_eval_accept_hub_model_ids(tmp_path, hub_cache, capsys):
     from modeling_mpm import MPMConfig, MPMForMaskedPoseModeling, MPMForPoseLifting
-    from modeling_mpm.evaluation_cli import main as eval_main
+    from modeling_mpm.cli.eval import main as eval_main
     from modeling_mpm.training import build_model
 
     torch.manual_seed(0)

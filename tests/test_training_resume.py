@@ -87,7 +87,7 @@ def _torchrun(args, port, launcher="torchrun"):
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                "--main_process_port", str(port)]
-    cmd += ["-m", "modeling_mpm.training.cli", "pretrain"] + TINY + args
+    cmd += ["-m", "modeling_mpm.cli.train", "pretrain"] + TINY + args
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
 
 

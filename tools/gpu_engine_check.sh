@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU engine check of the training loop (needs one CUDA GPU; DeepSpeed installed for the ZeRO runs):
 # one GPU plain (bf16), FSDP v1 and v2, DeepSpeed ZeRO-2 and ZeRO-3, each a 4-step tiny
-# pre-training on synthetic data through `accelerate launch -m modeling_mpm.training.cli`;
+# pre-training on synthetic data through `accelerate launch -m modeling_mpm.cli.train`;
 # the FSDP v1/v2 and ZeRO-2/3 runs are also resumed from their step-2 checkpoint and the exported
 # weights compared. Usage (repository root):  OUT=gpu-check bash tools/gpu_engine_check.sh
 # Optional: wheels in .whl/ (e.g. deepspeed and its needs) are installed to /tmp/site first
@@ -29,7 +29,7 @@ run() {  # name, accelerate launch args..., -- extra training args
   echo "===== $name" >> "$LOG"
   local t0=$(date +%s)
   timeout 150 accelerate launch --num_processes 1 --num_machines 1 --dynamo_backend no --main_process_port $PORT "${la[@]}" \
-     -m modeling_mpm.training.cli pretrain "${TINY[@]}" "$@" > "$OUT/run_$name.log" 2>&1
+     -m modeling_mpm.cli.train pretrain "${TINY[@]}" "$@" > "$OUT/run_$name.log" 2>&1
   local rc=$?
   cat "$OUT/run_$name.log" >> "$LOG"
   if [ $rc -ne 0 ]; then grep -v "^\s*$" "$OUT/run_$name.log" | tail -12 | cut -c1-400 >> "$S"; fi

@@ -7,7 +7,7 @@ post-refine stage of a fine-tuned lifter (windows with camera intrinsics and roo
         --init_from runs/finetune_lift_h36m17/model --lr 1e-4 --output_dir runs/refine_h36m17
 
 A thin wrapper for a source checkout: the installed equivalents are ``mpm train finetune ...`` and
-``accelerate launch -m modeling_mpm.training.cli finetune ...``. See ``--help`` and docs/training.md.
+``accelerate launch -m modeling_mpm.cli.train finetune ...``. See ``--help`` and docs/training.md.
 """
 
 import os
@@ -15,7 +15,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from modeling_mpm.training.cli import finetune_main  # noqa: E402
+from modeling_mpm.cli.train import finetune_main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(finetune_main())

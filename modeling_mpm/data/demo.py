@@ -37,7 +37,7 @@ def load_demo_dataset(path: str | os.PathLike | None = None):
     path = Path(path) if path is not None else DEMO_DATA_DIR
     if not (path / "dataset_dict.json").exists():
         raise FileNotFoundError(f"no demo data set at {path}; rebuild it with "
-                                "`python -m dataset_scripts.cli demo --output modeling_mpm/demo_data`")
+                                "`mpm prepare demo --output modeling_mpm/demo_data`")
     return load_from_disk(str(path))
 
 

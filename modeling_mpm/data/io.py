@@ -34,18 +34,35 @@ NumPy files (used by the converters and the command line):
   strings, bytes and NumPy arrays / scalars / dtypes and refuses every other class or function,
   so a crafted file cannot run code.
 * :func:`save_npz_atomic`: write an ``.npz`` to a temporary file next to the target, then rename.
+
+Keypoint files (the input of ``mpm lift`` and ``mpm complete --from-2d``), :func:`read_keypoints`:
+
+* ``.npy``: one array ``(frames, joints, 2 or 3)`` (pixels, optional confidence channel).
+* ``.npz``: the array under ``keypoints`` (else ``keypoints_2d``, ``pose_2d``, ``poses``, or the
+  only array); optional ``scores``/``confidence`` ``(frames, joints)`` appended as confidences and
+  ``image_size`` ``(width, height)``.
+* ``.json``: COCO-style keypoint results of 2D detectors (a list of ``{"image_id", "category_id",
+  "keypoints": [x, y, c] * K, "score"}``, or a dict with such a list under ``"annotations"``),
+  :func:`read_coco_json`. Only people (``category_id`` 1 or absent) are read; one person per
+  frame: the highest ``score`` for each ``image_id``. Frames are ordered by ``image_id``; with
+  integer ids, ids missing between the first and the last (frames without a detection) become
+  empty frames (all joints missing, filled from their neighbours by the lifter), so the output has
+  one frame per id.
+
+  Integer ids are bounded: at most :data:`MAX_JSON_FRAMES` frames between the first and the last.
 """
 
 from __future__ import annotations
 
 import io as _io
+import json
 import os
 import pickle
 import shutil
 import uuid
 import zipfile
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -65,6 +82,9 @@ __all__ = [
     "save_npz_atomic",
     "is_prepared_dataset_dir",
     "clean_interrupted_writes",
+    "read_keypoints",
+    "read_coco_json",
+    "MAX_JSON_FRAMES",
 ]
 
 STRING_COLUMNS = ("sequence", "source", "subject", "action", "camera", "skeleton", "coordinate_frame",
@@ -498,3 +518,121 @@ def save_npz_atomic(path, **arrays) -> str:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+# ----------------------------------------------------------------------------- keypoint files
+#: most frames a COCO JSON may span from its first to its last integer image id (missing ids
+#: become empty frames; this bounds the memory a file with ids 0 and 10**9 would ask for)
+MAX_JSON_FRAMES = 1_000_000
+
+
+def read_coco_json(path: str, fill_gaps: bool = True) -> Tuple[np.ndarray, List]:
+    """COCO-style keypoint results -> ``((frames, K, 3) float64 x, y, confidence, image ids)``.
+
+    One person per ``image_id`` (highest ``score``; ``category_id`` 1 or absent); see the module
+    docstring for ordering and gaps.
+    """
+    with open(path, "rb") as f:
+        try:
+            data = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if isinstance(data, dict):
+        data = data.get("annotations")
+    if not isinstance(data, list):
+        raise ValueError(
+            f"{path}: expected a list of COCO keypoint results [{{'image_id', 'keypoints': [x, y, c, ...], "
+            "'score'}, ...] (or a dict with 'annotations')"
+        )
+    best: Dict = {}
+    k_len = None
+    for i, det in enumerate(data):
+        if not isinstance(det, dict) or "keypoints" not in det or "image_id" not in det:
+            raise ValueError(f"{path}: entry {i} needs 'image_id' and 'keypoints'")
+        if det.get("category_id", 1) != 1:
+            continue
+        kps = det["keypoints"]
+        if not isinstance(kps, list) or len(kps) % 3 or not kps:
+            raise ValueError(f"{path}: entry {i}: 'keypoints' must be a flat list [x, y, c] * K")
+        if k_len is None:
+            k_len = len(kps)
+        elif len(kps) != k_len:
+            raise ValueError(f"{path}: entry {i} has {len(kps) // 3} keypoints, earlier ones {k_len // 3}")
+        score = det.get("score", 1.0)
+        if score is None:
+            score = 1.0
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or score != score:
+            raise ValueError(f"{path}: entry {i}: 'score' must be a number, got {score!r}")
+        score = float(score)
+        iid = det["image_id"]
+        if isinstance(iid, bool) or not isinstance(iid, (int, float, str)):
+            raise ValueError(f"{path}: entry {i}: 'image_id' must be an integer or a string, got {iid!r}")
+        if iid not in best or score > best[iid][0]:
+            best[iid] = (score, kps)
+    if not best:
+        raise ValueError(f"{path}: no person keypoints found")
+    ids = list(best)
+    integer = all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+    ids = sorted(ids) if integer else sorted(ids, key=str)
+    if integer and fill_gaps:
+        span = ids[-1] - ids[0] + 1
+        if span > MAX_JSON_FRAMES:
+            raise ValueError(
+                f"{path}: integer image ids span {span:,} frames ({ids[0]} to {ids[-1]}) for {len(best):,} "
+                f"detections; ids between them become empty frames, which is limited to {MAX_JSON_FRAMES:,} "
+                "frames to bound memory; number the images by frame index")
+        ids = list(range(ids[0], ids[-1] + 1))
+    k = k_len // 3
+    out = np.full((len(ids), k, 3), np.nan)
+    for n, iid in enumerate(ids):
+        if iid in best:
+            try:
+                out[n] = np.asarray(best[iid][1], dtype=np.float64).reshape(k, 3)
+            except (TypeError, ValueError):
+                raise ValueError(f"{path}: image_id {iid!r}: keypoints are not numbers") from None
+        else:
+            out[n, :, 2] = 0.0
+    return out, ids
+
+
+def read_keypoints(path: str) -> Tuple[np.ndarray, Dict]:
+    """Read 2D keypoints from ``.npy``, ``.npz`` or COCO-style ``.json``.
+
+    Returns ``(array (frames, joints, 2 or 3), meta)`` with ``meta`` possibly holding
+    ``image_size`` and ``image_ids``.
+    """
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a folder, expected a keypoint file")
+    if not os.path.isfile(path):
+        raise ValueError(f"input file not found: {path}")
+    ext = os.path.splitext(path)[1].lower()
+    meta: Dict = {}
+    if ext == ".json":
+        arr, ids = read_coco_json(path)
+        meta["image_ids"] = ids
+        return arr, meta
+    if ext == ".npy":
+        return read_npy(path), meta
+    if ext == ".npz":
+        z = read_npz(path)
+        keys = list(z.keys())
+        for key in ("keypoints", "keypoints_2d", "pose_2d", "poses"):
+            if key in z:
+                arr = z[key]
+                break
+        else:
+            cands = [k for k in keys if k not in ("image_size", "scores", "confidence")]
+            if len(cands) != 1:
+                raise ValueError(f"{path}: put the (frames, joints, 2|3) array under 'keypoints' (found {keys})")
+            arr = z[cands[0]]
+        for key in ("scores", "confidence"):
+            if key in z and arr.ndim == 3 and arr.shape[-1] == 2:
+                conf = z[key]
+                if conf.shape != arr.shape[:2]:
+                    raise ValueError(f"{path}: '{key}' must be (frames, joints) = {arr.shape[:2]}, got {conf.shape}")
+                arr = np.concatenate([arr, conf[..., None]], -1)
+                break
+        if "image_size" in z:
+            meta["image_size"] = tuple(float(v) for v in np.asarray(z["image_size"]).reshape(-1))
+        return arr, meta
+    raise ValueError(f"unsupported input {path!r}: use .npy, .npz or COCO-style .json")

@@ -2,7 +2,7 @@
 completion, occluded 2D -> 3D) on Accelerate, with atomic checkpoints and exact resumption.
 
 Entry points: :func:`train` (library), ``mpm train pretrain|finetune`` / ``python -m
-modeling_mpm.training.cli`` (:mod:`.cli`; ``train/*.py`` are thin scripts), configs shipped in
+modeling_mpm.cli.train`` (:mod:`modeling_mpm.cli.train`; ``train/*.py`` are thin scripts), configs shipped in
 ``modeling_mpm/configs/`` (``--config NAME``); see ``docs/training.md``.
 """
 

@@ -20,12 +20,10 @@ memory does not grow with the video beyond that. The detector and the 2D pose mo
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fractions
 import itertools
 import os
-import sys
 import time
 from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
@@ -397,44 +395,3 @@ def render_video(video: str, result: dict, path: str, dpi: int = 80, spacing: fl
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
-
-
-# ----------------------------------------------------------------------------- CLI
-def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="mpm lift-video",
-        description="Video -> 3D: RT-DETR person boxes -> ViTPose 2D -> tracks -> MPM 3D per person.",
-    )
-    ap.add_argument("video", help="input video file")
-    ap.add_argument("-o", "--output", required=True, help="output .npz (per-track 3D, see lift_video)")
-    ap.add_argument("--render", default=None, help="optional .mp4: video + 2D left, 3D right")
-    ap.add_argument("--model", required=True, help="MPM lifter: Hub id or folder")
-    ap.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"person detector (default {DEFAULT_DETECTOR})")
-    ap.add_argument("--pose-model", default=DEFAULT_POSE_MODEL, help=f"ViTPose model (default {DEFAULT_POSE_MODEL})")
-    ap.add_argument("--batch-size", type=int, default=8, help="frames per detector / ViTPose pass")
-    ap.add_argument("--detection-threshold", type=float, default=0.5)
-    ap.add_argument("--keypoint-threshold", type=float, default=0.3)
-    ap.add_argument("--max-people", type=int, default=None, help="people per frame (highest scores)")
-    ap.add_argument("--min-track-frames", type=int, default=1, help="drop tracks seen in fewer frames")
-    ap.add_argument("--mode", default="seq2seq", choices=["seq2seq", "seq2frame"])
-    ap.add_argument("--max-frames", type=int, default=None)
-    ap.add_argument("--device", default=None, help="torch device, e.g. cuda (default cpu)")
-    ap.add_argument("--no-progress", action="store_true")
-    args = ap.parse_args(argv)
-    try:
-        res = lift_video(args.video, args.model, detector=args.detector, pose_model=args.pose_model,
-                         output=args.output, render=args.render, batch_size=args.batch_size,
-                         detection_threshold=args.detection_threshold, keypoint_threshold=args.keypoint_threshold,
-                         max_people=args.max_people, min_track_frames=args.min_track_frames, mode=args.mode,
-                         device=args.device, max_frames=args.max_frames, progress=not args.no_progress)
-    except (ValueError, FileNotFoundError, ImportError) as e:
-        print(f"mpm lift-video: error: {e}", file=sys.stderr)
-        return 2
-    lens = {t: len(tr["frames"]) for t, tr in res["tracks"].items()}
-    print(f"{res['num_frames']} frames, {len(lens)} track(s) {lens} -> {args.output}"
-          + (f", {args.render}" if args.render else ""))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,12 +1,13 @@
-"""Command lines of ``mpm train pretrain|finetune``, ``python -m modeling_mpm.training.cli`` and the
-scripts ``train/pretrain.py`` / ``train/finetune.py`` (thin wrappers over :func:`train`).
+"""Command lines of ``mpm train pretrain|finetune``, ``python -m modeling_mpm.cli.train`` and the
+scripts ``train/pretrain.py`` / ``train/finetune.py`` (thin wrappers over
+:func:`modeling_mpm.training.train`).
 
 Examples::
 
     mpm train pretrain --config demo_pretrain --set training.max_steps=200 --resume
     mpm train finetune --task lift --config finetune_lift_h36m17 --init_from org/mpm-pretrain --lr 7e-4
-    accelerate launch -m modeling_mpm.training.cli pretrain --config pretrain_h36m17
-    ACCELERATE_USE_CPU=1 torchrun --nproc_per_node 2 -m modeling_mpm.training.cli pretrain --config tiny_pretrain
+    accelerate launch -m modeling_mpm.cli.train pretrain --config pretrain_h36m17
+    ACCELERATE_USE_CPU=1 torchrun --nproc_per_node 2 -m modeling_mpm.cli.train pretrain --config tiny_pretrain
     mpm train configs                       # the shipped configs
     accelerate launch train/pretrain.py --config configs/pretrain_h36m17.yaml   # from a checkout
 
@@ -22,7 +23,7 @@ import json
 import sys
 from typing import List, Optional
 
-from .config import TASKS, load_config
+from ..training.config import TASKS, load_config
 
 __all__ = ["build_parser", "pretrain_main", "finetune_main", "train_main", "main", "run"]
 
@@ -79,7 +80,7 @@ def build_parser(prog: str, finetune: bool) -> argparse.ArgumentParser:
                             help="show a progress bar")
     prog_group.add_argument("--no_progress", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("--print_config", action="store_true", help="print the resolved config and exit")
-    from ..cli import cli_style
+    from . import cli_style
 
     return cli_style(p)  # --kebab-case flags, --snake_case aliases
 
@@ -114,9 +115,9 @@ def run(argv: Optional[List[str]], finetune: bool, prog: str) -> int:
     if args.print_config:
         print(cfg.to_yaml())
         return 0
-    from .checkpoint import CheckpointError
-    from .output_dir import OutputDirError
-    from .trainer import train
+    from ..training.checkpoint import CheckpointError
+    from ..training.output_dir import OutputDirError
+    from ..training.trainer import train
 
     try:
         result = train(cfg, resume=args.resume, push_to_hub=args.push_to_hub, progress=args.progress,
@@ -141,7 +142,7 @@ def finetune_main(argv: Optional[List[str]] = None) -> int:
 
 
 def _list_configs() -> int:
-    from .config import shipped_configs
+    from ..training.config import shipped_configs
 
     for name, path in shipped_configs().items():
         with open(path, "r", encoding="utf-8") as f:
@@ -156,7 +157,7 @@ _TRAIN_USAGE = """usage: mpm train {pretrain,finetune,configs} [options]
   finetune   lift | complete3d | occluded2d (see `mpm train finetune --help`)
   configs    list the configs shipped with the package (--config NAME)
 
-Multi-process / multi-node: accelerate launch -m modeling_mpm.training.cli pretrain --config NAME
+Multi-process / multi-node: accelerate launch -m modeling_mpm.cli.train pretrain --config NAME
 (the engine - DDP, FSDP, DeepSpeed - comes from `accelerate config`)."""
 
 
@@ -178,8 +179,8 @@ def train_main(argv: Optional[List[str]] = None, prog: str = "mpm train") -> int
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """``python -m modeling_mpm.training.cli pretrain|finetune ...`` (and ``accelerate launch -m``)."""
-    return train_main(argv, prog="python -m modeling_mpm.training.cli")
+    """``python -m modeling_mpm.cli.train pretrain|finetune ...`` (and ``accelerate launch -m``)."""
+    return train_main(argv, prog="python -m modeling_mpm.cli.train")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import os
 import sys
 from typing import List, Optional
 
-from .cli import cli_style
+from . import cli_style
 
 __all__ = ["main", "build_parser"]
 
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    from .training.hub import resolve_model_dir
+    from ..training.hub import resolve_model_dir
 
     try:
         args.model = resolve_model_dir(args.model, "--model")  # a folder, or a Hub model repo id (cached)
@@ -62,10 +62,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.occluded_joints < 0 or args.batch_size <= 0:
         parser.error("--occluded_joints must be >= 0 and --batch_size > 0")
 
-    from .evaluation import evaluate_lifting, format_table
-    from .metrics import load_pose_metric
-    from .training.config import load_config
-    from .training.data import build_splits
+    from ..evaluation import evaluate_lifting, format_table
+    from ..metrics import load_pose_metric
+    from ..training.config import load_config
+    from ..training.data import build_splits
 
     cfg_path = args.config
     if cfg_path is None and os.path.isfile(os.path.join(args.model, "training_config.yaml")):
@@ -92,7 +92,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    from .loading import load_model_for_task
+    from ..loading import load_model_for_task
 
     try:
         model = load_model_for_task(args.model, "MPMForPoseLifting", "mpm eval")

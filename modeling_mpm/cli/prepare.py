@@ -1,5 +1,5 @@
-"""``mpm prepare <source>`` / ``python -m dataset_scripts.cli <source>``: convert released pose
-data to one-row-per-sequence data sets (``save_to_disk`` folders or Parquet shards).
+"""``mpm prepare <source>``: convert released pose data to one-row-per-sequence data sets
+(``save_to_disk`` folders or Parquet shards).
 
 Sub-commands:
   h36m    Human3.6M, VideoPose3D npz layout (data_3d_h36m.npz [+ data_2d_h36m_{gt,cpn_ft_h36m_dbb}.npz])
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mocap_dir", default="../shared/data/mocap")
     p.add_argument("--fps", type=float, default=50.0)
     _common(p, default_output="modeling_mpm/demo_data")
-    from modeling_mpm.cli import cli_style
+    from . import cli_style
 
     return cli_style(parser)  # --kebab-case flags, --snake_case aliases
 
@@ -105,10 +105,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     if a.command is None:
         parser.print_help()
         return 2
-    from modeling_mpm.data import io
+    from ..data import io
 
     if a.push_to_hub:
-        from modeling_mpm.data.dataset_card import licence_warning
+        from ..data.dataset_card import licence_warning
         if a.public and licence_warning(a.command):
             print(licence_warning(a.command), file=sys.stderr)
         try:
@@ -116,13 +116,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         except io.HubOfflineError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-    from modeling_mpm.data import sources
+    from ..data import sources
 
     try:
         if a.command == "h36m":
             cameras = None
             if a.cameras_json:
-                from modeling_mpm.cameras import load_camera_json
+                from ..cameras import load_camera_json
                 cameras = load_camera_json(a.cameras_json)
             dd = sources.prepare_h36m(a.positions_3d, a.positions_2d, a.num_joints, cameras=cameras)
         elif a.command == "3dhp":
@@ -136,7 +136,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 kw["bvh_scale"] = a.scale
             dd = sources.prepare_mocap(a.inputs, validation=a.validation, **kw)
         elif a.command == "demo":
-            from .build_demo import build_demo
+            from dataset_scripts.build_demo import build_demo
             dd = build_demo(a.mocap_dir, None, a.fps)
         else:  # pragma: no cover - argparse guards this
             parser.error(f"unknown command {a.command}")
@@ -159,7 +159,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     summary = ", ".join(f"{k}: {len(v)} sequences" for k, v in dd.items())
     print(f"wrote {a.output} ({a.format}; {summary})")
     if a.push_to_hub:
-        from modeling_mpm.data.dataset_card import push_dataset_with_card
+        from ..data.dataset_card import push_dataset_with_card
         push_dataset_with_card(dd, a.push_to_hub, a.command, private=not a.public)  # data + dataset card
         print(f"pushed to https://huggingface.co/datasets/{a.push_to_hub}")
     return 0

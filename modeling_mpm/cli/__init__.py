@@ -1,10 +1,13 @@
 """The ``mpm`` command line: a thin dispatcher over the library.
 
-Each sub-command lives in its own module and exposes ``main(argv) -> int``; they are imported
-lazily. The console script enters through the top-level ``modeling_mpm_cli`` module, which runs
-this file without the package ``__init__`` (that one imports torch and transformers to register
-the model and pipelines), so ``mpm --help`` and ``mpm --version`` import neither. This file
-therefore uses the standard library only and no relative imports.
+Each sub-command lives in its own module of this package (``modeling_mpm/cli/<command>.py``:
+argument parsing, argument validation messages and the call into the library) and exposes
+``main(argv) -> int`` (or ``<command>_main``); they are imported lazily. The console script enters
+through the top-level ``modeling_mpm_cli`` module, which runs this file without the
+``modeling_mpm`` package ``__init__`` (that one imports torch and transformers to register the
+model and pipelines), so ``mpm --help`` and ``mpm --version`` import neither. This file therefore
+uses the standard library only and no relative imports; the sub-command modules import
+:func:`cli_style` from ``modeling_mpm.cli`` (the package, loaded normally once a sub-command runs).
 
 :func:`cli_style` gives every sub-command parser one flag style: ``--kebab-case`` in the help,
 with the ``--snake_case`` spelling accepted as an alias, and help texts without reStructuredText
@@ -18,27 +21,27 @@ import importlib
 import os
 import re
 import sys
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 # name -> (module, help text)
 SUBCOMMANDS = {
-    "demo": ("modeling_mpm.demo", "run the whole pipeline on the embedded real-motion demo data"),
-    "lift": ("modeling_mpm.inference_cli", "lift 2D keypoints (npy/npz/COCO JSON) to 3D"),
-    "complete": ("modeling_mpm.inference_cli", "complete 3D poses with missing joints"),
-    "render": ("modeling_mpm.inference_cli", "render a 2D+3D side-by-side animation"),
-    "lift-video": ("modeling_mpm.video.lift_video", "video -> detector -> ViTPose -> tracks -> 3D per person"),
-    "export-onnx": ("modeling_mpm.export", "export a lifting model to ONNX"),
-    "convert": ("modeling_mpm.convert_official", "convert an official MPM checkpoint"),
-    "eval": ("modeling_mpm.evaluation_cli", "evaluate a lifting model on a prepared data set"),
-    "prepare": ("dataset_scripts.cli", "prepare Human3.6M / MPI-INF-3DHP / AMASS / BVH data sets"),
-    "train": ("modeling_mpm.training.cli", "pre-train or fine-tune (mpm train pretrain|finetune --config NAME)"),
+    "demo": ("modeling_mpm.cli.demo", "run the whole pipeline on the embedded real-motion demo data"),
+    "lift": ("modeling_mpm.cli.inference", "lift 2D keypoints (npy/npz/COCO JSON) to 3D"),
+    "complete": ("modeling_mpm.cli.inference", "complete 3D poses with missing joints"),
+    "render": ("modeling_mpm.cli.inference", "render a 2D+3D side-by-side animation"),
+    "lift-video": ("modeling_mpm.cli.lift_video", "video -> detector -> ViTPose -> tracks -> 3D per person"),
+    "export-onnx": ("modeling_mpm.cli.export_onnx", "export a lifting model to ONNX"),
+    "convert": ("modeling_mpm.cli.convert", "convert an official MPM checkpoint"),
+    "eval": ("modeling_mpm.cli.eval", "evaluate a lifting model on a prepared data set"),
+    "prepare": ("modeling_mpm.cli.prepare", "prepare Human3.6M / MPI-INF-3DHP / AMASS / BVH data sets"),
+    "train": ("modeling_mpm.cli.train", "pre-train or fine-tune (mpm train pretrain|finetune --config NAME)"),
 }
 
 
 def version() -> str:
-    """The package version: ``__version__`` of the ``modeling_mpm/__init__.py`` next to this file
+    """The package version: ``__version__`` of the ``modeling_mpm/__init__.py`` above this folder
     (read as text, without importing the package), else the installed distribution's."""
-    init = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__init__.py")
+    init = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "__init__.py")
     try:
         with open(init, encoding="utf-8") as f:
             m = re.search(r'^__version__\s*=\s*["\']([^"\']+)["\']', f.read(), re.M)
@@ -76,9 +79,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     if name not in SUBCOMMANDS:
         print(f"mpm: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    return int(entry_point(name)(rest) or 0)
+
+
+def entry_point(name: str) -> Callable[[Optional[List[str]]], int]:
+    """The function that runs ``mpm <name>``: ``<name>_main`` (dashes as underscores) of the
+    sub-command's module in :data:`SUBCOMMANDS`, else its ``main``; imports that module."""
     module = importlib.import_module(SUBCOMMANDS[name][0])
-    entry = getattr(module, f"{name.replace('-', '_')}_main", None) or getattr(module, "main")
-    return int(entry(rest) or 0)
+    return getattr(module, f"{name.replace('-', '_')}_main", None) or getattr(module, "main")
 
 
 # --------------------------------------------------------------------------- one flag style
@@ -147,7 +155,3 @@ def cli_style(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
             for sub in action.choices.values():
                 cli_style(sub)
     return parser
-
-
-if __name__ == "__main__":
-    sys.exit(main())
