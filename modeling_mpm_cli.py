@@ -35,7 +35,11 @@ def load_dispatcher():
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    return load_dispatcher().main(argv)
+    try:
+        return load_dispatcher().main(argv)
+    except BrokenPipeError:  # `mpm --help | head`: the reader left; no traceback
+        sys.stdout = open(os.devnull, "w")
+        return 141
 
 
 if __name__ == "__main__":

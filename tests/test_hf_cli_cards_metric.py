@@ -250,6 +250,16 @@ def test_mpm_help_and_version_do_not_import_torch():
     assert 'mpm = "modeling_mpm_cli:main"' in text and '"modeling_mpm_cli"' in text
 
 
+def test_mpm_help_into_a_closed_pipe_is_quiet():
+    """`mpm --help | head -1`: the reader leaves first; exit 141 (SIGPIPE's code), no traceback."""
+    code = "import sys, time, modeling_mpm_cli\ntime.sleep(0.5)\nsys.exit(modeling_mpm_cli.main(['--help']))\n"
+    p = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()  # before the child writes
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 141 and "Traceback" not in err, err
+
+
 def test_every_subcommand_lives_in_the_cli_package():
     from modeling_mpm.cli import SUBCOMMANDS, entry_point
 
