@@ -33,6 +33,9 @@ def test_card_roundtrip_and_tables(tmp_path, model):
     from huggingface_hub import ModelCard
 
     assert TEMPLATE_PATH.is_file()
+    repo_card = TEMPLATE_PATH.parent.parent / "model_card.md"
+    if repo_card.is_file():  # a checkout: the package's template is the repository's model_card.md
+        assert TEMPLATE_PATH.resolve() == repo_card.resolve()
     path = write_model_card(str(tmp_path), model, task="lift", eval_results=RESULTS, dataset_name="Human3.6M",
                             dataset_type="h36m", dataset_split="test", base_model="org/mpm-pretrain",
                             model_name="mpm-lift-test", training_details="- 10 steps")
