@@ -310,9 +310,16 @@ def test_kebab_case_flags_with_snake_case_aliases():
     assert q.parse_args(["--image_size", "4"]).image_size == 4
     assert q.format_help().count("--image") == 2  # usage + option list, kebab only
     assert plain_text(q.description) == "See modeling_mpm.inference.lift_sequence and 'tds'."
+    # mpm lift-video too
+    from modeling_mpm.cli.lift_video import build_parser as video_parser
+
+    v = video_parser()
+    assert vars(v.parse_args(["x.mp4", "-o", "o.npz", "--model", "m", "--max_frames", "5", "--pose_model", "p"])) == \
+        vars(v.parse_args(["x.mp4", "-o", "o.npz", "--model", "m", "--max-frames", "5", "--pose-model", "p"]))
 
 
-@pytest.mark.parametrize("command", ["lift", "complete", "render", "export-onnx", "prepare", "demo", "convert"])
+@pytest.mark.parametrize("command", ["lift", "complete", "render", "export-onnx", "prepare", "demo", "convert",
+                                     "eval", "lift-video"])
 def test_every_command_help_is_kebab_case(command, capsys):
     from modeling_mpm.cli import main as mpm
 

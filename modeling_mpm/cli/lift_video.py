@@ -7,11 +7,13 @@ import argparse
 import sys
 from typing import List, Optional
 
-__all__ = ["main"]
+from . import cli_style
+
+__all__ = ["build_parser", "main"]
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    from ..video.lift_video import DEFAULT_DETECTOR, DEFAULT_POSE_MODEL, lift_video
+def build_parser() -> argparse.ArgumentParser:
+    from ..video.lift_video import DEFAULT_DETECTOR, DEFAULT_POSE_MODEL
 
     ap = argparse.ArgumentParser(
         prog="mpm lift-video",
@@ -32,7 +34,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--max-frames", type=int, default=None)
     ap.add_argument("--device", default=None, help="torch device, e.g. cuda (default cpu)")
     ap.add_argument("--no-progress", action="store_true")
-    args = ap.parse_args(argv)
+    return cli_style(ap)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    from ..video.lift_video import lift_video
+
+    args = build_parser().parse_args(argv)
     try:
         res = lift_video(args.video, args.model, detector=args.detector, pose_model=args.pose_model,
                          output=args.output, render=args.render, batch_size=args.batch_size,
