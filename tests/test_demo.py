@@ -133,3 +133,29 @@ def test_choose_threads_says_why(monkeypatch):
     assert n == 2 and "0.2" in why
     with pytest.raises(ValueError, match="threads"):
         demo.run_demo("/tmp/x", quick=True, threads=0)
+
+
+@pytest.mark.parametrize("config, task", [("demo_pretrain", "pretrain"), ("demo_finetune_lift", "lift")])
+def test_shipped_demo_configs_are_the_demo_recipe(config, task):
+    """`mpm train ... --config demo_*` runs what `mpm demo` runs: every recipe key of the shipped YAML
+    (model, data, optimisation, pretext, occlusion, transfer) equals the demo's own run config; only
+    where outputs go, how often it logs / saves / validates and the seed may differ."""
+    from modeling_mpm.demo import PRESETS, _run_config
+    from modeling_mpm.training.config import load_config
+
+    operational = {("training", k) for k in ("output_dir", "seed", "keep_checkpoints", "eval_every", "select_best",
+                                             "tensorboard", "init_from")}
+    operational |= {("data", "test_split")}
+    p = dict(PRESETS["full"])
+    steps, lr = (p["pretrain_steps"], p["pretrain_lr"]) if task == "pretrain" else (p["finetune_steps"], p["finetune_lr"])
+    init = "runs/demo_pretrain/model" if task == "lift" else None
+    demo = _run_config(task, "out", p, steps, lr, 0, init_from=init).to_dict()
+    shipped = load_config(config).to_dict()
+    if init:  # a transfer takes the architecture from the pre-trained folder: the YAML's must match it
+        demo["model"] = _run_config("pretrain", "out", p, 1, lr, 0).to_dict()["model"]
+        shipped["model"] = {k: v for k, v in shipped["model"].items() if k != "loss_weight_lift"}
+        demo["model"] = {k: v for k, v in demo["model"].items() if k != "loss_weight_lift"}
+    differ = [(s, k, v, demo[s].get(k)) for s in ("model", "data", "training") for k, v in shipped[s].items()
+              if (s, k) not in operational and v != demo[s].get(k)]
+    assert not differ, differ
+    assert shipped["training"]["occlusion_limb_prob"] == 0.5 and shipped["training"]["occlusion_prob"] == 0.5
