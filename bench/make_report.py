@@ -613,6 +613,41 @@ def section_transfer_recipes(folder: str) -> List[str]:
     return L + [""]
 
 
+LIMB_ROWS = (  # (id prefix in limb_occlusion_h200.jsonl, pretext occlusion, fine-tuning occlusion, lifter)
+    ("ft-demo-D", "random joints + limbs (shipped)", "random joints + limbs", "pre-trained"),
+    ("ft-demo_jointsonly-D", "random joints", "random joints + limbs", "pre-trained"),
+    ("ft-demo-Dj", "random joints + limbs", "random joints", "pre-trained"),
+    ("scratch", "-", "random joints + limbs", "scratch"),
+)
+
+
+def section_limb_occlusion(folder: str) -> List[str]:
+    """Section 7, continued: the whole-limb occlusion sweep (``limb_occlusion_h200.jsonl``)."""
+    import statistics
+
+    path = os.path.join(folder, "limb_occlusion_h200.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        rows = [r for r in (json.loads(line) for line in f if line.strip()) if "mpjpe" in r]
+    settings = ("plain", "flip", "joints3", "limb")
+    L = ["### Missing limbs (`training.occlusion_limb_prob`)", "",
+         "The `mpm demo` recipe (2,000 pre-training + 700 fine-tuning steps) with half of the occluded windows "
+         "hiding a whole arm or leg in all frames, in the lifting pretext and / or in fine-tuning; held-out demo "
+         "split, MPJPE in mm, mean over the seeds (15 trainings at once on a lent H200's CPU cores: accuracies, "
+         "not speeds; `python bench/bench_transfer_recipes.py --base demo --pre demo,demo_jointsonly --pretrain-steps 2000 "
+         "--jobs 15`). docs/training.md, "
+         "\"Missing limbs\", compares them with the previous recipe.", "",
+         "| pretext occlusion | fine-tuning occlusion | lifter | seeds | no occlusion | flip TTA | 3 joints missing "
+         "| one limb missing |", "|---|---|---|---|---|---|---|---|"]
+    for prefix, pre, ft, lifter in LIMB_ROWS:
+        runs = [r for r in rows if r["id"].rsplit("-s", 1)[0] == prefix]
+        if runs:
+            L.append(f"| {pre} | {ft} | {lifter} | {len(runs)} | "
+                     + " | ".join(f"{statistics.mean(r['mpjpe'][k] for r in runs):.1f}" for k in settings) + " |")
+    return L + [""]
+
+
 def _flat_meta_line(res: dict) -> str:
     """Like :func:`_meta_line` for results with the run metadata at the top level."""
     if "meta" in res:
@@ -862,6 +897,7 @@ def main(argv=None) -> int:
     if transfer:
         L += section_transfer(transfer, _load(os.path.join(args.results, "transfer_demo_lifters.json")))
         L += section_transfer_recipes(args.results)
+        L += section_limb_occlusion(args.results)
         sections += 1
     stream = get("streaming")  # section 8, rendered by bench_streaming.py
     if stream is not None:
