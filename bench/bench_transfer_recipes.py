@@ -16,7 +16,9 @@ before ``training.rescale_encoder_stream`` existed.
 stream + LP-FT, random joints + whole limbs as occlusion, ``PRESETS["full"]`` as is) and varies only
 the limb occlusion: ``--base demo --pre demo,demo_jointsonly --pretrain-steps 2000`` made
 bench/results/limb_occlusion_h200.jsonl (a scratch copy of this loop run on a lent H200's 16 CPU
-cores, 15 at once; its ids renamed to these names afterwards: numbers unchanged).
+cores, 15 at once; its ids renamed to these names afterwards: numbers unchanged), and ``--base demo
+--pre "" --finetune-steps 1700 --seeds 0 --jobs 1`` the scratch lifter at the demo's total step count
+(bench/results/scratch_equal_compute_cpu.jsonl; that run used 2 threads).
 """
 import argparse
 import json
@@ -115,7 +117,7 @@ def main(argv=None):
                     help="before-demo: the demo model and budget without its pretext / transfer / limb keys (the "
                          "recorded recipe sweeps); demo: the shipped demo recipe, PRE / FT on top of it")
     a = ap.parse_args(argv)
-    pres = a.pre.split(",")
+    pres = [x for x in a.pre.split(",") if x]  # --pre "": the scratch lifters only
     for pr in pres:
         if pr not in PRE:
             raise ValueError(f"unknown pre-training recipe {pr!r}; known: {list(PRE)}")
