@@ -118,3 +118,31 @@ def test_bad_checkpoints_rejected(tmp_path):
     r = subprocess.run([sys.executable, "-m", "modeling_mpm.cli", "convert", str(tmp_path / "x.pth"),
                         str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "not an MPM checkpoint" in r.stderr
+
+
+def test_cli_never_replaces_a_folder_that_is_not_a_model(tmp_path, monkeypatch, capsys):
+    """`mpm convert CKPT OUT` replaces OUT only when it is empty or an MPM model folder: a folder
+    with other files, the working directory and its parents are refused, and nothing in them moves."""
+    from modeling_mpm.cli.convert import main as convert
+
+    _, lift_sd = random_official_state_dicts(17, 27, 1, 32, 64, [3, 3, 3], seed=2)
+    ckpt = tmp_path / "official.pth"
+    torch.save(lift_sd, ckpt)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "notes.txt").write_text("keep me")
+    monkeypatch.chdir(work)
+    for out in (work, tmp_path, "."):
+        assert convert([str(ckpt), str(out)]) == 2
+        assert "working directory" in capsys.readouterr().err
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "data.csv").write_text("1,2")
+    assert convert([str(ckpt), str(other)]) == 2
+    assert "not an MPM model folder" in capsys.readouterr().err
+    assert (other / "data.csv").read_text() == "1,2" and (work / "notes.txt").read_text() == "keep me"
+    # a model folder (here: the previous conversion) is replaced
+    model_dir = tmp_path / "model"
+    assert convert([str(ckpt), str(model_dir)]) == 0
+    assert convert([str(ckpt), str(model_dir)]) == 0
+    assert (model_dir / "config.json").is_file() and not list(tmp_path.glob(".old-*"))

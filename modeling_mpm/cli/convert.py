@@ -9,7 +9,34 @@ from typing import List, Optional
 
 from . import cli_style
 
-__all__ = ["main"]
+__all__ = ["main", "check_replaceable_model_dir"]
+
+
+def check_replaceable_model_dir(path: str) -> None:
+    """Refuse an output folder whose replacement would lose work: anything but a missing folder,
+    an empty one or an MPM ``save_pretrained`` folder (``config.json`` with ``model_type: mpm``),
+    and never the working directory or a folder above it."""
+    import json
+    import os
+
+    if not os.path.lexists(path):
+        return
+    if not os.path.isdir(path) or os.path.islink(path):
+        raise ValueError(f"{path} exists and is not a folder; choose another output folder")
+    here, target = os.path.realpath(os.getcwd()), os.path.realpath(path)
+    if here == target or here.startswith(target.rstrip(os.sep) + os.sep):
+        raise ValueError(f"{path} is the working directory or holds it; choose a new output folder")
+    entries = os.listdir(path)
+    if not entries:
+        return
+    try:
+        with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
+            is_mpm = json.load(f).get("model_type") == "mpm"
+    except (OSError, ValueError, AttributeError):
+        is_mpm = False
+    if not is_mpm:
+        raise ValueError(f"{path} holds files that are not an MPM model folder ({len(entries)} entries); "
+                         "choose a new output folder or remove it yourself")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -27,11 +54,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ..training.checkpoint import atomic_write_dir
 
     try:
+        check_replaceable_model_dir(args.output_dir)
         model = convert_official_checkpoint(args.checkpoint, args.heads, args.strides, args.refine)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    atomic_write_dir(args.output_dir, model.save_pretrained)  # an existing folder is replaced only when complete
+    # an existing model folder is replaced only when the new one is complete
+    atomic_write_dir(args.output_dir, model.save_pretrained)
     n = sum(p.numel() for p in model.parameters())
     print(f"wrote {type(model).__name__} ({n:,} parameters) to {args.output_dir}")
     return 0
