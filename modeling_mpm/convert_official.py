@@ -53,7 +53,9 @@ def load_official_state_dict(path: Union[str, os.PathLike]) -> Dict[str, torch.T
     """
     if not os.path.isfile(path):
         raise ValueError(f"checkpoint file not found: {path}")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    from .data.io import read_torch_plain
+
+    obj = read_torch_plain(path)  # plain data only: nothing in the file runs
     if isinstance(obj, dict):
         for key in ("state_dict", "model", "model_pos"):
             if key in obj and isinstance(obj[key], dict):

@@ -19,7 +19,7 @@ length. Inputs are the model's coordinates (see ``docs/CONTRACTS.md``): normalis
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch

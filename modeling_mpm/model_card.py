@@ -10,9 +10,8 @@ would, so it is not called).
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, List, Mapping, Optional
 
 __all__ = ["TEMPLATE_PATH", "TASK_DESCRIPTIONS", "eval_results_from", "results_markdown", "build_model_card",
            "write_model_card", "is_hub_id"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict
 
 import numpy as np
 from transformers import Pipeline

@@ -11,7 +11,7 @@ COCO-17 and Halpe-26 in the order of their keypoint detectors).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 

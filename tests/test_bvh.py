@@ -1,12 +1,10 @@
-import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from modeling_mpm.data.bvh import parse_bvh, read_bvh
-from modeling_mpm.data.mocap import CMU_BVH_SCALE, CMU_BVH_TO_H36M17, load_bvh_h36m17
+from modeling_mpm.data.mocap import CMU_BVH_SCALE, load_bvh_h36m17
 
 CMU_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mocap" / "cmu"
 needs_cmu = pytest.mark.skipif(not CMU_DIR.exists(), reason=f"real CMU BVH files not available ({CMU_DIR} missing)")

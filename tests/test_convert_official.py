@@ -146,3 +146,36 @@ def test_cli_never_replaces_a_folder_that_is_not_a_model(tmp_path, monkeypatch, 
     assert convert([str(ckpt), str(model_dir)]) == 0
     assert convert([str(ckpt), str(model_dir)]) == 0
     assert (model_dir / "config.json").is_file() and not list(tmp_path.glob(".old-*"))
+
+
+class _RunsCodeWhenUnpickled:
+    """Unpickling this calls ``open(marker, "w")``: the file appears if a loader runs pickled code."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_unreadable_or_unsafe_checkpoints_are_a_sentence(tmp_path, capsys):
+    """Empty, truncated, random-bytes and code-carrying files: a ValueError naming the file (exit 2
+    from `mpm convert`), never a traceback, and nothing in the file runs."""
+    from modeling_mpm.cli.convert import main as convert
+    from modeling_mpm.convert_official import load_official_state_dict
+
+    _, lift_sd = random_official_state_dicts(17, 27, 1, 32, 64, [3, 3, 3], seed=2)
+    good = tmp_path / "good.pth"
+    torch.save(lift_sd, good)
+    marker = tmp_path / "ran.txt"
+    files = {"empty.pth": b"", "random.pth": bytes(range(256)) * 4, "truncated.pth": good.read_bytes()[:5000]}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    torch.save({"model_pos": lift_sd, "args": _RunsCodeWhenUnpickled(str(marker))}, tmp_path / "code.pth")
+    for name in list(files) + ["code.pth"]:
+        with pytest.raises(ValueError, match="refused to load .*tensors, numbers") as err:
+            load_official_state_dict(tmp_path / name)
+        assert name in str(err.value) and "weights_only=False" not in str(err.value)
+        assert convert([str(tmp_path / name), str(tmp_path / "out")]) == 2
+        assert name in capsys.readouterr().err
+    assert not marker.exists() and not (tmp_path / "out").exists()

@@ -3,7 +3,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from modeling_mpm.cli.prepare import main
 from modeling_mpm.data import load_dataset_dir

@@ -7,7 +7,6 @@ import pytest
 
 from modeling_mpm.cameras import h36m_camera, qrot
 from modeling_mpm.data import sources as S
-from modeling_mpm.skeleton import mpi3dhp17_to_h36m17
 
 
 def save_pickled(path, **arrays):

@@ -1,7 +1,6 @@
 """`mpm demo --quick` end to end: models load, results.json holds the table, the PNG exists."""
 
 import json
-import os
 
 import numpy as np
 import pytest

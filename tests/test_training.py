@@ -3,11 +3,10 @@ from a pre-trained folder, the other tasks, model cards."""
 
 import os
 
-import numpy as np
 import pytest
 import torch
 
-from modeling_mpm.training.config import RunConfig, load_config, parse_override
+from modeling_mpm.training.config import load_config, parse_override
 from modeling_mpm.training.sampler import BatchPlan, build_train_loader, epoch_loader
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

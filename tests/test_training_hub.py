@@ -12,7 +12,7 @@ import textwrap
 import pytest
 import torch
 
-from modeling_mpm.training.config import RunConfig, load_config
+from modeling_mpm.training.config import load_config
 from remote_code import BLOCK_PACKAGE  # noqa: E402
 
 from tiny_runs import TINY_MODEL  # noqa: E402,F401

@@ -177,9 +177,8 @@ def test_rescale_refuses_a_model_without_mpm_encoder():
 def test_train_rescales_only_a_transferred_encoder(tmp_path):
     """``training.rescale_encoder_stream`` multiplies the transferred stream writes by one factor and
     leaves every other transferred tensor as pre-trained; a scratch run ignores the key."""
-    from accelerate.utils import set_seed
 
-    from modeling_mpm.training import build_model, train
+    from modeling_mpm.training import train
 
     pre = _grown_pretraining_model(4.0)
     pre.save_pretrained(tmp_path / "pre")

@@ -34,7 +34,7 @@ coordinates (``x / w * 2 - 1``, principal point of the virtual cameras at 0); ca
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Callable, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np

@@ -79,6 +79,7 @@ __all__ = [
     "read_npy",
     "read_npz",
     "read_npz_object",
+    "read_torch_plain",
     "save_npz_atomic",
     "is_prepared_dataset_dir",
     "clean_interrupted_writes",
@@ -195,7 +196,7 @@ def save_dataset(dataset, output: Union[str, os.PathLike], format: str = "arrow"
     or :func:`load_dataset_dir`). Everything is written to a temporary folder next to
     ``output`` and renamed into place, so a crash never leaves a half-written data set.
     """
-    from datasets import Dataset, DatasetDict
+    from datasets import DatasetDict
 
     output = Path(output).absolute()
     if format not in ("arrow", "parquet"):
@@ -461,6 +462,26 @@ def _read_member_restricted(fp):
         return npformat.read_array(fp, allow_pickle=False)
     obj = RestrictedUnpickler(fp, encoding="latin1").load()
     return obj
+
+
+def read_torch_plain(path, error: type = ValueError):
+    """``torch.load(path, weights_only=True)`` on the CPU: tensors, numbers, strings and containers
+    only, so nothing in the file runs. A file that is empty, truncated, not a PyTorch file or holds
+    other objects raises ``error`` (a ``ValueError`` subclass) naming the file and the reason, never
+    torch's advice to retry with ``weights_only=False``."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        text = str(err)
+        if "WeightsUnpickler error:" in text:
+            reason = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0]
+        else:
+            reason = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+        raise error(f"refused to load {path}: it is unreadable or holds objects other than tensors, numbers, "
+                    f"strings and containers ({reason}); files are read as plain data (torch.load "
+                    "weights_only=True), never run as code") from None
 
 
 def read_npz_object(path, key: str):

@@ -33,7 +33,6 @@ import hashlib
 import json
 import logging
 import os
-import pickle
 import random
 import re
 import shutil
@@ -315,17 +314,6 @@ def load_checkpoint(path: str, *, accelerator) -> Dict[str, Any]:
                                  f"than tensors, numbers and containers ({type(err).__name__})") from None
     accelerator.load_state(path)
     return state
-
-
-def _load_pt(path: str):
-    """``torch.load(weights_only=True)``: tensors, numbers, strings and containers only, so a
-    crafted file cannot run code; anything else is a :class:`CheckpointError`."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: refused to load, it holds objects other than tensors, numbers, "
-                              f"strings and containers ({first})") from None
 
 
 def prune_checkpoints(root: str, keep: int) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import inspect
 import os
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
 import yaml
 

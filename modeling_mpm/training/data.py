@@ -15,8 +15,7 @@ The loop consumes map-style datasets whose items are dicts::
 
 from __future__ import annotations
 
-import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch

@@ -26,7 +26,6 @@ import contextlib
 import csv
 import json
 import logging
-import math
 import os
 import re
 import signal
@@ -35,9 +34,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from .. import evaluation as E
 from .checkpoint import (atomic_write_dir, capture_rng_state, latest_checkpoint, load_checkpoint,

@@ -16,7 +16,7 @@ for long; for crowded scenes plug in any tracker with the same ``update`` call (
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 
