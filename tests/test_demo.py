@@ -158,3 +158,14 @@ def test_shipped_demo_configs_are_the_demo_recipe(config, task):
               if (s, k) not in operational and v != demo[s].get(k)]
     assert not differ, differ
     assert shipped["training"]["occlusion_limb_prob"] == 0.5 and shipped["training"]["occlusion_prob"] == 0.5
+
+
+@pytest.mark.parametrize("flag", ["--threads", "--pretrain-steps", "--finetune-steps"])
+def test_demo_refuses_non_positive_counts(flag, tmp_path, capsys):
+    from modeling_mpm.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--quick", "--output-dir", str(tmp_path / "d"), flag, "0"])
+    assert exit_info.value.code == 2
+    assert f"{flag} must be at least 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
