@@ -181,6 +181,11 @@ def test_cli_errors(tiny_models, tmp_path, capsys):
     rc = main(["lift-video", str(tmp_path / "none.mp4"), "-o", str(tmp_path / "o.npz"), "--model",
                tiny_models["lifter"]])
     assert rc == 2 and "no video file" in capsys.readouterr().err
+    (tmp_path / "junk.mp4").write_bytes(bytes(range(256)) * 8)  # not a video: a sentence, exit 2
+    rc = main(["lift-video", str(tmp_path / "junk.mp4"), "-o", str(tmp_path / "o.npz"), "--model",
+               tiny_models["lifter"]])
+    assert rc == 2 and "junk.mp4: not a readable video" in capsys.readouterr().err
+    assert not (tmp_path / "o.npz").exists()
     with pytest.raises(ValueError, match="batch_size"):
         lift_video(str(tmp_path / "x.mp4"), tiny_models["lifter"], batch_size=0)
 

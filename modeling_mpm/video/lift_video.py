@@ -53,7 +53,11 @@ def video_info(path: str) -> Dict[str, float]:
     av = _av()
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no video file at {path!r}")
-    with av.open(path) as c:
+    try:
+        container = av.open(path)
+    except av.FFmpegError as e:  # not a video, truncated, unknown container
+        raise ValueError(f"{path}: not a readable video ({getattr(e, 'strerror', None) or e})") from None
+    with container as c:
         if not c.streams.video:
             raise ValueError(f"{path!r} has no video stream")
         s = c.streams.video[0]
