@@ -12,6 +12,7 @@ from modeling_mpm import MPMForMaskedPoseModeling, MPMForPoseLifting
 from modeling_mpm.convert_official import convert_official_checkpoint, convert_official_state_dict
 
 from official_reference import lifter_forward, pretrain_forward, random_official_state_dicts
+from unsafe_pickle import RunsCodeWhenUnpickled
 
 # the authors' checkpoints and outputs (copied from ../shared/fixtures, so every clone checks parity)
 FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "official_mpm_compat"
@@ -148,16 +149,6 @@ def test_cli_never_replaces_a_folder_that_is_not_a_model(tmp_path, monkeypatch, 
     assert (model_dir / "config.json").is_file() and not list(tmp_path.glob(".old-*"))
 
 
-class _RunsCodeWhenUnpickled:
-    """Unpickling this calls ``open(marker, "w")``: the file appears if a loader runs pickled code."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
 def test_unreadable_or_unsafe_checkpoints_are_a_sentence(tmp_path, capsys):
     """Empty, truncated, random-bytes and code-carrying files: a ValueError naming the file (exit 2
     from `mpm convert`), never a traceback, and nothing in the file runs."""
@@ -171,7 +162,7 @@ def test_unreadable_or_unsafe_checkpoints_are_a_sentence(tmp_path, capsys):
     files = {"empty.pth": b"", "random.pth": bytes(range(256)) * 4, "truncated.pth": good.read_bytes()[:5000]}
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
-    torch.save({"model_pos": lift_sd, "args": _RunsCodeWhenUnpickled(str(marker))}, tmp_path / "code.pth")
+    torch.save({"model_pos": lift_sd, "args": RunsCodeWhenUnpickled(str(marker))}, tmp_path / "code.pth")
     for name in list(files) + ["code.pth"]:
         with pytest.raises(ValueError, match="refused to load .*tensors, numbers") as err:
             load_official_state_dict(tmp_path / name)

@@ -10,16 +10,7 @@ from modeling_mpm.cli.prepare import main
 from modeling_mpm.data import io as dio
 from modeling_mpm.data import sources as S
 from modeling_mpm.data.bvh import parse_bvh
-
-
-class _Payload:
-    """Unpickling calls ``open(path, "w")``: a stand-in for arbitrary code in a crafted file."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
+from unsafe_pickle import RunsCodeWhenUnpickled
 
 
 def _h36m_dict(subjects=("S1", "S9")):
@@ -31,7 +22,7 @@ def _h36m_dict(subjects=("S1", "S9")):
 def test_prepare_refuses_code_in_pickled_npz(tmp_path, capsys, command, key):
     marker = tmp_path / "code_ran"
     src = tmp_path / "crafted.npz"
-    np.savez(src, **{key: np.array({"S1": {"Walking": _Payload(str(marker))}}, dtype=object)})
+    np.savez(src, **{key: np.array({"S1": {"Walking": RunsCodeWhenUnpickled(str(marker))}}, dtype=object)})
     flag = {"h36m": "--positions_3d", "3dhp": "--train", "amass": "--input"}[command]
     rc = main([command, flag, str(src), "--output", str(tmp_path / "out")])
     assert rc == 2

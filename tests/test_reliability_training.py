@@ -12,6 +12,7 @@ from modeling_mpm.training.checkpoint import (COMPLETE_MARKER, CheckpointError, 
                                               verify_checkpoint)
 from modeling_mpm.training.config import RunConfig
 from modeling_mpm.training.output_dir import LOCK_NAME, OutputDirLock
+from unsafe_pickle import RunsCodeWhenUnpickled
 
 TINY_MODEL = {"num_frames": 9, "num_layers": 1, "hidden_size": 16, "intermediate_size": 32,
               "num_attention_heads": 2}
@@ -45,16 +46,6 @@ def _copy(src, dst):
     return dst
 
 
-class _Payload:
-    """Unpickling this calls ``open(path, "w")``: a stand-in for arbitrary code."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
-
-
 def test_checkpoint_files_are_loaded_without_running_code(run_dir, tmp_path):
     from modeling_mpm.training import train
 
@@ -65,7 +56,7 @@ def test_checkpoint_files_are_loaded_without_running_code(run_dir, tmp_path):
     state = torch.load(streams, weights_only=True)  # the real file loads safely
     assert state
     with open(streams, "wb") as f:
-        pickle.dump({"state": state, "extra": _Payload(str(marker))}, f, protocol=2)
+        pickle.dump({"state": state, "extra": RunsCodeWhenUnpickled(str(marker))}, f, protocol=2)
     os.remove(ck / COMPLETE_MARKER)
     _write_marker(str(ck))  # an attacker ships a consistent marker
     with pytest.raises(CheckpointError, match="refused to load"):
