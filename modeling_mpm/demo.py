@@ -64,6 +64,7 @@ def _run_config(task: str, out: str, p: Dict, steps: int, lr: float, seed: int, 
     model = {k: p[k] for k in ("num_frames", "hidden_size", "intermediate_size", "num_layers", "num_attention_heads")}
     model.update(skeleton="h36m17", num_joints=17)
     lift_pretext = task == "pretrain" and bool(p.get("pretrain_lift_weight"))
+    occluded = task == "lift" or lift_pretext
     if lift_pretext:
         model["loss_weight_lift"] = float(p["pretrain_lift_weight"])
     transfer = {}
@@ -80,11 +81,10 @@ def _run_config(task: str, out: str, p: Dict, steps: int, lr: float, seed: int, 
             "lr_schedule": "smooth", "warmup_steps": max(1, steps // 20), "seed": seed,
             "checkpoint_every": max(1, steps // 2), "keep_checkpoints": 1, "eval_every": steps,
             "log_every": max(1, steps // 10), "select_best": False, "tensorboard": False,
-            # the lifting task's missing joints, also in the pre-training's lifting pretext when it lifts
-            # the occluded clip
-            # (half of the occluded windows hide a whole arm or leg in all frames instead of random joints)
-            "occlusion_prob": 0.5 if task == "lift" or lift_pretext else 0.0, "occlusion_max_joints": 3,
-            "occlusion_limb_prob": float(p.get("occlusion_limb_prob", 0.0)) if task == "lift" or lift_pretext else 0.0,
+            # the lifting task's missing joints (half of the occluded windows hide a whole arm or leg in
+            # all frames), also in the pre-training's lifting pretext, which lifts the occluded clip
+            "occlusion_prob": 0.5 if occluded else 0.0, "occlusion_max_joints": 3,
+            "occlusion_limb_prob": float(p.get("occlusion_limb_prob", 0.0)) if occluded else 0.0,
             # pre-training: masked 2D + masked 3D modeling + lifting the clip (see module docstring)
             "pretrain_lift": lift_pretext,
             "pretrain_lift_input": p.get("pretrain_lift_input", "visible") if lift_pretext else "masked",

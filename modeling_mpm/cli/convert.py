@@ -23,8 +23,9 @@ def check_replaceable_model_dir(path: str) -> None:
         return
     if not os.path.isdir(path) or os.path.islink(path):
         raise ValueError(f"{path} exists and is not a folder; choose another output folder")
-    here, target = os.path.realpath(os.getcwd()), os.path.realpath(path)
-    if here == target or here.startswith(target.rstrip(os.sep) + os.sep):
+    from ..data.io import holds_working_directory
+
+    if holds_working_directory(path):
         raise ValueError(f"{path} is the working directory or holds it; choose a new output folder")
     entries = os.listdir(path)
     if not entries:

@@ -82,6 +82,7 @@ __all__ = [
     "read_torch_plain",
     "save_npz_atomic",
     "is_prepared_dataset_dir",
+    "holds_working_directory",
     "clean_interrupted_writes",
     "read_keypoints",
     "read_coco_json",
@@ -207,8 +208,7 @@ def save_dataset(dataset, output: Union[str, os.PathLike], format: str = "arrow"
     if output.exists() and not is_prepared_dataset_dir(output) and (not output.is_dir() or any(output.iterdir())):
         raise ValueError(f"refusing to replace {output}: it is not a prepared data set (--overwrite only "
                          "replaces a folder written by 'mpm prepare'); choose a new --output folder")
-    cwd = Path.cwd().absolute()
-    if output.exists() and (output == cwd or output in cwd.parents):
+    if output.exists() and holds_working_directory(output):
         raise ValueError(f"refusing to replace {output}: it is (or contains) the working directory")
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.parent / f".{output.name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -234,6 +234,13 @@ def save_dataset(dataset, output: Union[str, os.PathLike], format: str = "arrow"
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return output
+
+
+def holds_working_directory(path: Union[str, os.PathLike]) -> bool:
+    """True when ``path`` is the working directory or a folder above it (symlinks resolved): a
+    folder no command may replace."""
+    here, target = os.path.realpath(os.getcwd()), os.path.realpath(path)
+    return here == target or here.startswith(target.rstrip(os.sep) + os.sep)
 
 
 def is_prepared_dataset_dir(path: Union[str, os.PathLike]) -> bool:

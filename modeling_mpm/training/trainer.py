@@ -328,7 +328,6 @@ def _check_accelerator(acc, cfg: RunConfig) -> None:
                          "run config (not in `accelerate config` / ACCELERATE_GRADIENT_ACCUMULATION_STEPS)")
     if not acc.split_batches or not acc.dataloader_config.use_seedable_sampler:
         raise ValueError("the accelerator needs DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True)")
-    _fit_fsdp2_loading(acc)
 
 
 def _fit_fsdp2_loading(acc) -> None:
@@ -534,6 +533,7 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
 
     try:
         _check_accelerator(acc, cfg)
+        _fit_fsdp2_loading(acc)
         if getattr(acc, "log_with", None):
             acc.init_trackers(t.tracker_project, config=_tracker_config(cfg))
         writer = _MetricsWriter(out_dir, acc) if main else None
