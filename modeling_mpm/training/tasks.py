@@ -111,7 +111,7 @@ def _occlusion(batch_size: int, config, occlusion: Tuple, generator: torch.Gener
 
 
 def compute_loss(task: str, model, batch: Dict, config, generator: torch.Generator, *,
-                 pairing: str = "split", occlusion: Tuple[float, int] = (0.0, 0), pretrain_lift: bool = False,
+                 pairing: str = "split", occlusion: Tuple[float, ...] = (0.0, 0), pretrain_lift: bool = False,
                  pretrain_lift_input: str = "masked"):
     """Loss of one micro-batch for ``task``; returns ``(loss, logs)`` with ``logs`` float values.
 
