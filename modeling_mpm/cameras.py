@@ -442,6 +442,13 @@ class VirtualCameraSampler:
     distance in ``distance_range`` (metres), focal length in ``focal_range`` (pixels), subject
     offset in the image plane up to ``max_offset`` metres. Defaults resemble Human3.6M
     (cameras about 5 m away, ~1150 px focal length, slightly above the subject, 1000 x 1000).
+
+    Frames of other shapes (:meth:`sample_arrays` only): ``frame_aspects`` (height / width
+    ratios, e.g. ``(0.5625, 1.0, 1.7778)`` for landscape, square and portrait) draws each camera's
+    frame height from that list, and ``in_frame`` > 0 places the subject's centre uniformly
+    within that share of the frame's half width / half height (the offset in metres then follows
+    from distance and focal length: the subject is in view however close or long the lens);
+    ``max_offset`` is then unused. Both off by default (the random stream is unchanged).
     """
 
     yaw_range: Tuple[float, float] = (-math.pi, math.pi)
@@ -451,6 +458,17 @@ class VirtualCameraSampler:
     width: int = 1000
     height: int = 1000
     max_offset: float = 0.5
+    frame_aspects: Optional[Tuple[float, ...]] = None
+    in_frame: float = 0.0
+
+    def __post_init__(self):
+        if self.frame_aspects is not None:
+            self.frame_aspects = tuple(float(a) for a in self.frame_aspects)
+            if not self.frame_aspects or min(self.frame_aspects) <= 0:
+                raise ValueError(f"frame_aspects must be positive height / width ratios, got {self.frame_aspects!r}")
+        if not 0.0 <= float(self.in_frame) <= 1.0:
+            raise ValueError(f"in_frame must lie in [0, 1] (a share of the frame's half size), got {self.in_frame!r}")
+        self.in_frame = float(self.in_frame)
 
     def sample(self, rng: np.random.Generator) -> VirtualCamera:
         """One random camera drawn with the NumPy generator ``rng``."""
@@ -474,13 +492,22 @@ class VirtualCameraSampler:
         """``n`` random cameras as :func:`camera_arrays` (same draws as :meth:`sample_many`)."""
         u = rng.random((n, 6))
         lerp = lambda r, t: r[0] + (r[1] - r[0]) * t  # noqa: E731
+        distance, focal = lerp(self.distance_range, u[:, 2]), lerp(self.focal_range, u[:, 3])
+        height = np.full(n, float(self.height))
+        if self.frame_aspects is not None:
+            height = float(self.width) * np.asarray(self.frame_aspects)[rng.integers(0, len(self.frame_aspects), n)]
+        if self.in_frame > 0:  # image position (pixels from the centre) -> metres at the subject's depth
+            px = self.in_frame * (2 * u[:, 4] - 1) * self.width / 2
+            py = self.in_frame * (2 * u[:, 5] - 1) * height / 2
+            offset = np.stack([px, py], axis=-1) * (distance / focal)[:, None]
+        else:
+            offset = np.stack([self.max_offset * (2 * u[:, 4] - 1), self.max_offset * (2 * u[:, 5] - 1) * 0.5], -1)
         return {
             "rotation": orbit_rotations(lerp(self.yaw_range, u[:, 0]), lerp(self.elevation_range, u[:, 1])),
-            "translation": np.stack([self.max_offset * (2 * u[:, 4] - 1), self.max_offset * (2 * u[:, 5] - 1) * 0.5,
-                                     lerp(self.distance_range, u[:, 2])], axis=-1),
-            "focal": lerp(self.focal_range, u[:, 3]),
+            "translation": np.concatenate([offset, distance[:, None]], axis=-1),
+            "focal": focal,
             "width": np.full(n, float(self.width)),
-            "height": np.full(n, float(self.height)),
+            "height": height,
         }
 
     def fixed(self, n: int = 4, elevation: float = math.radians(10.0), distance: float = 5.0,

@@ -206,3 +206,85 @@ def test_run_config_augment_and_training_sequences():
         build_splits(RunConfig({"data": {"source": "demo", "train_sequences": ["cmu_01_03"]}}), 9, "h36m17")
     with pytest.raises(TypeError, match="train_sequences"):
         RunConfig({"data": {"train_sequences": [1]}})
+    # every embedded sequence: "train+validation" concatenates the demo's splits
+    both = RunConfig({"data": {"source": "demo", "train_split": "train+validation", "max_val_windows": 16,
+                               "eval_stride": 50}})
+    train, _, _ = build_splits(both, 9, "h36m17")
+    assert train.windows.num_sequences == 6
+    with pytest.raises(ValueError, match="no split 'tset'"):
+        build_splits(RunConfig({"data": {"source": "demo", "train_split": "train+tset"}}), 9, "h36m17")
+
+
+# ----------------------------------------------------------------------------- the "real" preset
+def test_key_poses_keep_bone_lengths_and_the_torso(train_seqs):
+    pose = _windows(train_seqs, 32, F=27)
+    aug = MotionAugment(**{**OFF, "key_pose_prob": 1.0, "key_pose_limb_prob": 1.0})
+    out = aug.apply_world(pose, np.random.default_rng(0)).astype(np.float64)
+    np.testing.assert_allclose(_bone_lengths(out), _bone_lengths(pose), rtol=1e-4, atol=1e-5)
+    torso = [H36M_17.index(n) for n in ("pelvis", "spine", "thorax", "neck_nose", "head_top", "left_hip",
+                                        "right_hip", "left_shoulder", "right_shoulder")]
+    np.testing.assert_allclose(out[:, :, torso], pose[:, :, torso], atol=1e-5)
+    wrist = H36M_17.index("left_wrist")
+    moved = np.linalg.norm(out[:, :, wrist] - pose[:, :, wrist], axis=-1).mean()
+    assert moved > 0.1  # the arms really took new poses
+    # smooth in time: frame-to-frame wrist steps stay small (one key pose to another over 27 frames)
+    step = np.linalg.norm(np.diff(out[:, :, wrist], axis=1), axis=-1)
+    assert step.max() < 0.25
+
+
+def test_lean_bends_the_upper_body_only(train_seqs):
+    pose = _windows(train_seqs, 32, F=9)
+    aug = MotionAugment(**{**OFF, "lean_prob": 1.0, "lean_deg": (45.0, 25.0, 45.0)})
+    out = aug.apply_world(pose, np.random.default_rng(0)).astype(np.float64)
+    lower = [H36M_17.index(n) for n in ("pelvis", "left_hip", "left_knee", "left_ankle", "right_hip",
+                                        "right_knee", "right_ankle")]
+    np.testing.assert_allclose(out[:, :, lower], pose[:, :, lower], atol=1e-5)
+    np.testing.assert_allclose(_bone_lengths(out), _bone_lengths(pose), rtol=1e-4, atol=1e-5)
+    head = H36M_17.index("head_top")
+    assert np.linalg.norm(out[:, :, head] - pose[:, :, head], axis=-1).mean() > 0.05
+    with pytest.raises(ValueError, match="lean_deg"):
+        MotionAugment(lean_deg=(10.0, -1.0, 0.0))
+    with pytest.raises(ValueError, match="key_pose_prob"):
+        MotionAugment(key_pose_prob=1.5)
+
+
+def test_relative_detector_noise_grows_with_the_person():
+    rng = np.random.default_rng(0)
+    base = rng.uniform(-0.2, 0.2, (64, 9, 17, 2)).astype(np.float32)
+    noise = DetectorNoise2D(std=0.01, bias_std=0.0, outlier_prob=0.0, swap_prob=0.0, relative=True)
+    conf = np.ones(base.shape[:3], np.float32)
+    err_small = np.abs(noise.apply(base, conf, np.random.default_rng(1))[0] - base).mean()
+    err_large = np.abs(noise.apply(base * 4, conf, np.random.default_rng(1))[0] - base * 4).mean()
+    np.testing.assert_allclose(err_large / err_small, 4.0, rtol=1e-3)
+    lost = DetectorNoise2D(std=0.0, bias_std=0.0, outlier_prob=0.0, swap_prob=0.0, frame_drop_prob=0.5)
+    _, c = lost.apply(base, conf, np.random.default_rng(2))
+    whole = (c == 0).all(-1)
+    assert 0.3 < whole.mean() < 0.7 and ((c == 0).any(-1) == whole).all()  # whole frames, not joints
+    with pytest.raises(TypeError, match="relative"):
+        DetectorNoise2D(relative="yes")
+
+
+def test_real_camera_preset_keeps_the_subject_in_frames_of_every_shape(train_seqs):
+    motion, cameras, noise = augment_from_config("real")
+    rng = np.random.default_rng(0)
+    cams = cameras.sample_arrays(rng, 4000)
+    aspects = np.unique(np.round(cams["height"] / cams["width"], 3))
+    assert len(aspects) == 5 and aspects.min() < 0.6 and aspects.max() > 1.7  # landscape .. portrait
+    # the subject's centre projects inside the central 70% of each frame, whatever lens and distance
+    t = cams["translation"]
+    u = cams["focal"] * t[:, 0] / t[:, 2] / (cams["width"] / 2)
+    v = cams["focal"] * t[:, 1] / t[:, 2] / (cams["height"] / 2)
+    assert np.abs(u).max() <= 0.7 + 1e-9 and np.abs(v).max() <= 0.7 + 1e-9
+    assert np.abs(u).max() > 0.6 and np.abs(v).max() > 0.6
+    # cameras from below the subject to 60 degrees above it, 2-8 m away
+    forward = cams["rotation"][:, 2]
+    down_angle = np.degrees(np.arcsin(-forward[:, 2]))
+    assert down_angle.min() < -10 and 55 < down_angle.max() <= 60 + 1e-6
+    assert 2.0 <= t[:, 2].min() and t[:, 2].max() <= 8.0
+    w = PoseWindowDataset(train_seqs, num_frames=9, virtual_cameras=cameras, augment=motion, noise_2d=noise, seed=0)
+    b = w.get_batch(np.arange(0, 2000, 10))
+    assert np.isfinite(b["pose_2d"]).all() and np.isfinite(b["pose_3d"]).all()
+    with pytest.raises(ValueError, match="in_frame"):
+        wide_camera_sampler(in_frame=1.5)
+    with pytest.raises(ValueError, match="frame_aspects"):
+        wide_camera_sampler(frame_aspects=(1.0, 0.0))

@@ -133,6 +133,48 @@ def torso_frames(pose: np.ndarray, skeleton="h36m17") -> np.ndarray:
     return np.stack([a, u, np.cross(a, u)], axis=-1)
 
 
+MIX_LIST = tuple(MIX_LIMBS)
+
+
+def _descends_from(parents, j: int, ancestor: int) -> bool:
+    while j >= 0:
+        if j == ancestor:
+            return True
+        j = parents[j]
+    return False
+
+
+def _smoothstep(F: int) -> np.ndarray:
+    """(F,) weights going smoothly from 0 at the first frame to 1 at the last."""
+    t = np.linspace(0.0, 1.0, F) if F > 1 else np.zeros(1)
+    return t * t * (3 - 2 * t)
+
+
+def _limb_key_pose(rng: np.random.Generator, k: int, side: float, arm: bool) -> Tuple[np.ndarray, np.ndarray]:
+    """``k`` random key poses of one limb as unit bone directions in the torso frame (x towards
+    the body's left, y up, z forward): (upper bone (k, 3), lower bone (k, 3)). ``side`` is +1
+    for a left limb, -1 for a right one."""
+    if arm:
+        upper = rng.normal(size=(k, 3))
+        upper /= np.linalg.norm(upper, axis=1, keepdims=True)
+        across = upper[:, 0] * side < -0.4                         # deep across the chest: mirror it out
+        upper[across, 0] *= -1
+        ref = np.where(np.abs(upper[:, 1:2]) < 0.9, [[0.0, 1.0, 0.0]], [[0.0, 0.0, 1.0]])
+        perp = np.cross(upper, ref)
+        perp /= np.linalg.norm(perp, axis=1, keepdims=True)
+        spin = rng.uniform(0, 2 * np.pi, k)
+        axis = np.cos(spin)[:, None] * perp + np.sin(spin)[:, None] * np.cross(upper, perp)
+        bend = np.radians(rng.uniform(0.0, 145.0, k))
+        lower = np.einsum("kij,kj->ki", _axis_angle(axis, bend), upper)
+        return upper, lower
+    flex = np.radians(rng.uniform(-30.0, 110.0, k))
+    out = np.radians(rng.uniform(-10.0, 45.0, k))
+    knee = np.radians(rng.uniform(0.0, 130.0, k))
+    upper = np.stack([side * np.sin(out), -np.cos(out) * np.cos(flex), np.cos(out) * np.sin(flex)], -1)
+    lower = np.stack([side * np.sin(out), -np.cos(out) * np.cos(flex - knee), np.cos(out) * np.sin(flex - knee)], -1)
+    return upper, lower
+
+
 @dataclass
 class MotionAugment:
     """Random, kinematically consistent changes of world-frame windows and of the camera (see
@@ -162,6 +204,10 @@ class MotionAugment:
     roll_deg: float = 15.0
     principal_point_range: float = 0.1
     aspect_range: Optional[Tuple[float, float]] = (0.9, 1.1)
+    lean_prob: float = 0.0
+    lean_deg: Tuple[float, float, float] = (45.0, 25.0, 45.0)
+    key_pose_prob: float = 0.0
+    key_pose_limb_prob: float = 0.5
     skeleton: str = "h36m17"
 
     def __post_init__(self):
@@ -172,6 +218,12 @@ class MotionAugment:
         self.part_mix_prob = _check_prob("part_mix_prob", self.part_mix_prob)
         self.part_mix_limb_prob = _check_prob("part_mix_limb_prob", self.part_mix_limb_prob)
         self.non_upright_prob = _check_prob("non_upright_prob", self.non_upright_prob)
+        self.lean_prob = _check_prob("lean_prob", self.lean_prob)
+        self.key_pose_prob = _check_prob("key_pose_prob", self.key_pose_prob)
+        self.key_pose_limb_prob = _check_prob("key_pose_limb_prob", self.key_pose_limb_prob)
+        if len(self.lean_deg) != 3 or min(float(a) for a in self.lean_deg) < 0:
+            raise ValueError(f"lean_deg must be three angles >= 0 (forward, sideways, twist), got {self.lean_deg!r}")
+        self.lean_deg = tuple(float(a) for a in self.lean_deg)
         for name in ("tilt_deg", "roll_deg", "principal_point_range"):
             if float(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
@@ -182,6 +234,9 @@ class MotionAugment:
         self._skel = skel
         self._limbs = [np.array([skel.index(n) for n in joints]) for joints in MIX_LIMBS.values()] \
             if all(n in skel.joint_names for joints in MIX_LIMBS.values() for n in joints) else []
+        spine = skel.index("spine") if "spine" in skel.joint_names else None
+        self._upper = np.array([j for j in range(len(skel.parents)) if spine is not None
+                                and _descends_from(skel.parents, j, spine)], dtype=np.int64)
 
     def to_dict(self) -> Dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -210,6 +265,15 @@ class MotionAugment:
             if rows.size:
                 donor = np.asarray(donors(rows.size), dtype=np.float64)
                 out[rows] = self._mix_limbs(out[rows], donor, limb_hit[rows])
+        if self.key_pose_prob > 0 and self._limbs:
+            hit = (rng.random(n) < self.key_pose_prob)[:, None] & (rng.random((n, len(self._limbs))) < self.key_pose_limb_prob)
+            rows = np.flatnonzero(hit.any(1))
+            if rows.size:
+                out[rows] = self._key_pose_limbs(out[rows], hit[rows], rng)
+        if self.lean_prob > 0 and self._upper.size:
+            rows = np.flatnonzero(rng.random(n) < self.lean_prob)
+            if rows.size:
+                out[rows] = self._lean(out[rows], rng)
         scale = np.ones((n, len(parents)))
         if self.global_scale_range is not None:
             scale *= rng.uniform(*self.global_scale_range, size=(n, 1))
@@ -258,6 +322,55 @@ class MotionAugment:
                 out[rows, :, j] = out[rows, :, p] + d * length
         return out
 
+    def _lean(self, pose: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Bend the upper body (spine and everything above it) of ``pose`` (n, F, J, 3) about the
+        pelvis: forward / backward, sideways and a twist about the vertical axis, each angle going
+        smoothly from one random value to another over the window (up to ``lean_deg``)."""
+        n, F = pose.shape[:2]
+        root = self._skel.root
+        frame = torso_frames(pose[:, F // 2], self._skel)            # (n, 3, 3): left, up, forward
+        left, forward = frame[..., 0], frame[..., 2]
+        up = np.broadcast_to(np.array([0.0, 0.0, 1.0]), left.shape)
+        ease = _smoothstep(F)                                          # (F,)
+        out = pose.copy()
+        centre = pose[:, :, root:root + 1]
+        for axis, limit in ((left, self.lean_deg[0]), (forward, self.lean_deg[1]), (up, self.lean_deg[2])):
+            if limit == 0:
+                continue
+            a0, a1 = np.radians(limit) * rng.uniform(-1, 1, (2, n))
+            angle = a0[:, None] + (a1 - a0)[:, None] * ease[None]      # (n, F)
+            R = _axis_angle(np.repeat(axis, F, axis=0), angle.reshape(-1)).reshape(n, F, 3, 3)
+            upper = out[:, :, self._upper] - centre
+            out[:, :, self._upper] = np.einsum("nfij,nfkj->nfki", R, upper) + centre
+        return out
+
+    def _key_pose_limbs(self, pose: np.ndarray, hit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Limbs ``hit`` (n, L) of ``pose`` (n, F, J, 3) move from one random key pose to another
+        over the window (smoothly interpolated bone directions in the torso frame, this body's
+        bone lengths). Key poses lie within rough joint limits: an upper arm anywhere but deep
+        across the chest, an elbow bent 0-145 degrees; a thigh 30 degrees back to 110 degrees
+        forward and up to 45 degrees out, a knee bent 0-130 degrees backward."""
+        n, F = pose.shape[:2]
+        parents = self._skel.parents
+        frames = torso_frames(pose, self._skel)                       # (n, F, 3, 3) columns left, up, forward
+        ease = _smoothstep(F)[None, :, None]
+        out = pose.copy()
+        for li, joints in enumerate(self._limbs):
+            rows = np.flatnonzero(hit[:, li])
+            if rows.size == 0:
+                continue
+            side = 1.0 if MIX_LIST[li].startswith("left") else -1.0
+            keys = [_limb_key_pose(rng, rows.size, side, MIX_LIST[li].endswith("arm")) for _ in range(2)]
+            for b, j in enumerate(joints[1:]):
+                d0, d1 = keys[0][b], keys[1][b]                       # (k, 3) local directions
+                d = d0[:, None] * (1 - ease) + d1[:, None] * ease
+                d /= np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-8)
+                d = np.einsum("kfij,kfj->kfi", frames[rows], d)      # local -> world
+                p = parents[j]
+                length = np.linalg.norm(pose[rows, :, j] - pose[rows, :, p], axis=-1, keepdims=True)
+                out[rows, :, j] = out[rows, :, p] + d * length
+        return out
+
     # ------------------------------------------------------------------ camera
     def apply_camera(self, rng: np.random.Generator, n: int, pose_2d: Optional[np.ndarray] = None,
                      pose_3d: Optional[np.ndarray] = None, root: Optional[np.ndarray] = None,
@@ -298,6 +411,11 @@ class DetectorNoise2D(PoseNoise2D):
         outlier_prob: probability that a joint in a frame jumps by ``N(0, outlier_std)``.
         outlier_std: size of those jumps.
         swap_prob: probability that a frame has one left/right joint pair swapped.
+        frame_drop_prob: probability that a whole frame is lost (every joint's confidence 0).
+        relative: when True, ``std``, ``bias_std`` and ``outlier_std`` are shares of the person's
+            size in the window (the median over frames of the 2D bounding-box diagonal) instead
+            of normalised screen units: a detector's error grows with the person's size in the
+            image, so near, large people get proportionally the same noise as far, small ones.
         skeleton: joint layout (for the left/right pairs).
     """
 
@@ -305,6 +423,8 @@ class DetectorNoise2D(PoseNoise2D):
     outlier_prob: float = 0.01
     outlier_std: float = 0.05
     swap_prob: float = 0.02
+    frame_drop_prob: float = 0.0
+    relative: bool = False
     skeleton: str = "h36m17"
 
     def __post_init__(self):
@@ -313,6 +433,9 @@ class DetectorNoise2D(PoseNoise2D):
             raise ValueError(f"DetectorNoise2D needs bias_std >= 0 and outlier_std >= 0, got {self}")
         _check_prob("outlier_prob", self.outlier_prob)
         _check_prob("swap_prob", self.swap_prob)
+        _check_prob("frame_drop_prob", self.frame_drop_prob)
+        if not isinstance(self.relative, bool):
+            raise TypeError(f"DetectorNoise2D.relative must be a bool, got {type(self.relative).__name__}")
         s = get_skeleton(self.skeleton)
         self._pairs = np.array(list(zip(s.joints_left, s.joints_right)), dtype=np.int64).reshape(-1, 2)
 
@@ -326,17 +449,24 @@ class DetectorNoise2D(PoseNoise2D):
                 a = pose_2d[hit[:, 0], hit[:, 1], pair[:, 0]].copy()
                 pose_2d[hit[:, 0], hit[:, 1], pair[:, 0]] = pose_2d[hit[:, 0], hit[:, 1], pair[:, 1]]
                 pose_2d[hit[:, 0], hit[:, 1], pair[:, 1]] = a
+        unit = np.ones((n, 1, 1, 1), np.float32)
+        if self.relative:  # person size per window: median bounding-box diagonal over frames
+            extent = pose_2d.max(axis=2) - pose_2d.min(axis=2)                    # (n, F, 2)
+            unit = np.median(np.linalg.norm(extent, axis=-1), axis=1).reshape(n, 1, 1, 1).astype(np.float32)
         if self.std > 0:
             sd = self.std * rng.uniform(0.5, 2.0, (n, 1, J, 1))
-            pose_2d += (rng.normal(size=pose_2d.shape) * sd).astype(np.float32)
+            pose_2d += (rng.normal(size=pose_2d.shape) * sd * unit).astype(np.float32)
         if self.bias_std > 0:
-            pose_2d += rng.normal(0.0, self.bias_std, (n, 1, J, 2)).astype(np.float32)
+            pose_2d += (rng.normal(0.0, self.bias_std, (n, 1, J, 2)) * unit).astype(np.float32)
         if self.outlier_prob > 0:
             jump = rng.random((n, F, J)) < self.outlier_prob
-            pose_2d += (jump[..., None] * rng.normal(0.0, self.outlier_std, pose_2d.shape)).astype(np.float32)
+            pose_2d += (jump[..., None] * rng.normal(0.0, self.outlier_std, pose_2d.shape) * unit).astype(np.float32)
         if self.drop_prob > 0:
             drop = rng.random(confidence.shape) < self.drop_prob
             confidence = np.where(drop, 0.0, confidence).astype(np.float32)
+        if self.frame_drop_prob > 0:
+            lost = rng.random((n, F)) < self.frame_drop_prob
+            confidence = np.where(lost[..., None], 0.0, confidence).astype(np.float32)
         return pose_2d, confidence
 
 
@@ -357,6 +487,26 @@ AUGMENT_PRESETS: Dict[str, Optional[Dict]] = {
     "motion": {"motion": {"roll_deg": 0.0, "principal_point_range": 0.0, "aspect_range": None},
                "camera": None, "noise_2d": None},
     "wide": {"motion": {}, "camera": {}, "noise_2d": {}},
+    "real": None,  # filled below: REAL_CAMERAS
+}
+
+#: "real": the footage people have (README, "Video to 3D"). Cameras 2-8 m away, from 15 degrees
+#: below the subject's centre to 60 degrees above it (about 0.5-4 m high for a standing person at
+#: those distances), roll up to 10 degrees; landscape, square and portrait frames with the subject
+#: anywhere in the central 70%; focal lengths of 0.7-2.2 frame widths (phones held either way up,
+#: lab cameras). Motion: the embedded sequences re-timed, mirrored (flip), with limbs recombined,
+#: limbs moved between random key poses within joint limits and the upper body leaning and
+#: twisting, bodies 0.8-1.2x. 2D: a detector's errors in proportion to the person's size
+#: (jitter, per-joint offsets, outliers, left/right swaps, dropped joints and frames).
+AUGMENT_PRESETS["real"] = {
+    "motion": {"part_mix_prob": 0.5, "non_upright_prob": 0.05, "tilt_deg": 15.0, "roll_deg": 10.0,
+               "principal_point_range": 0.05, "aspect_range": (0.95, 1.05), "lean_prob": 0.5,
+               "key_pose_prob": 0.4, "key_pose_limb_prob": 0.5},
+    "camera": {"elevation_range": (math.radians(-15.0), math.radians(60.0)), "distance_range": (2.0, 8.0),
+               "focal_range": (700.0, 2200.0), "frame_aspects": (0.5625, 0.75, 1.0, 1.3333, 1.7778),
+               "in_frame": 0.7},
+    "noise_2d": {"std": 0.006, "bias_std": 0.012, "outlier_prob": 0.01, "outlier_std": 0.06, "swap_prob": 0.01,
+                 "drop_prob": 0.02, "frame_drop_prob": 0.01, "relative": True},
 }
 
 

@@ -103,6 +103,8 @@ def _split_sequences(cfg, split: Optional[str], skel: Skeleton) -> Optional[List
     d = cfg.data
     if d.source == "demo":
         dd = load_demo_dataset()
+        if "+" in split:  # "train+validation": every named split, concatenated
+            return [s for part in split.split("+") for s in _split_sequences(cfg, part, skel)]
         if split not in dd:
             if split == d.test_split and "validation" in dd:
                 split = "validation"  # the demo has no test split: evaluate on the held-out split
