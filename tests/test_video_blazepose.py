@@ -199,3 +199,24 @@ def test_lift_video_takes_an_estimator_and_the_cli_runs(lifter_dir, tmp_path, ca
     z = np.load(out)
     assert z["track0_pose_3d"].shape == (4, 17, 3) and np.isfinite(z["track0_pose_3d"]).all()
     assert z["track0_keypoints_blazepose"].shape == (4, 33, 3) and mp4.exists()
+
+
+@needs_mediapipe
+def test_bench_video_speed_smoke(tmp_path):
+    """bench/bench_video_speed.py runs on the shipped clip and writes its JSON (one round)."""
+    import importlib
+    import json
+
+    import torch
+
+    sys.path.insert(0, str(REPO / "bench"))
+    threads = torch.get_num_threads()
+    try:
+        bench = importlib.import_module("bench_video_speed")
+        assert bench.main(["--rounds", "1", "--threads", "1", "--out", str(tmp_path / "v.json")]) == 0
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+        torch.set_num_threads(threads)
+    res = json.loads((tmp_path / "v.json").read_text())
+    assert res["video"]["frames"] == 12 and res["a_fps"] > 0 and res["b_fps"] > 0
+    assert res["ratio_b_over_a"] == pytest.approx(res["b_fps"] / res["a_fps"]) and res["target"] == 0.8
