@@ -146,6 +146,10 @@ def test_blazepose_reset_close_and_bad_input(frames01, blaze01):
         est(frames01[:1])
     with pytest.raises(ValueError, match="model_complexity"):
         BlazePoseEstimator(model_complexity=3)
+    heavy = os.path.join(os.path.dirname(mediapipe.__file__), "modules", "pose_landmark", "pose_landmark_heavy.tflite")
+    if not os.path.exists(heavy):  # not in the wheel: a sentence, never a download
+        with pytest.raises(ValueError, match="does not ship .*model_complexity=1"):
+            BlazePoseEstimator(model_complexity=2)
     with pytest.raises(ValueError, match="min_detection_confidence"):
         BlazePoseEstimator(min_detection_confidence=1.5)
 
