@@ -116,7 +116,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         except io.HubOfflineError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-    from ..data import sources
+    try:
+        with io.dataset_write_lock(a.output):  # one writer at a time: a second one is refused at once
+            return _prepare(a, parser)
+    except io.DatasetLockError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _prepare(a, parser) -> int:
+    from ..data import io, sources
 
     try:
         if a.command == "h36m":

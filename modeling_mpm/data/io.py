@@ -54,6 +54,7 @@ Keypoint files (the input of ``mpm lift`` and ``mpm complete --from-2d``), :func
 
 from __future__ import annotations
 
+import contextlib
 import io as _io
 import json
 import os
@@ -65,6 +66,8 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+from ..errors import MPMInputError
 
 __all__ = [
     "sequence_features",
@@ -84,6 +87,8 @@ __all__ = [
     "is_prepared_dataset_dir",
     "holds_working_directory",
     "clean_interrupted_writes",
+    "dataset_write_lock",
+    "DatasetLockError",
     "read_keypoints",
     "read_coco_json",
     "MAX_JSON_FRAMES",
@@ -91,6 +96,10 @@ __all__ = [
 
 STRING_COLUMNS = ("sequence", "source", "subject", "action", "camera", "skeleton", "coordinate_frame",
                   "pose_2d_units")
+
+
+class DatasetLockError(MPMInputError):
+    """Another process is writing the same output data set."""
 
 
 class HubOfflineError(RuntimeError):
@@ -187,8 +196,75 @@ def push_dataset_to_hub(dataset, repo_id: str, private: bool = True):
     dataset.push_to_hub(repo_id, private=private)
 
 
+_HELD_LOCKS: set = set()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def dataset_write_lock(output: Union[str, os.PathLike]):
+    """Hold ``.<name>.lock`` next to ``output`` (created with ``O_CREAT | O_EXCL``, holding the
+    writer's process id) while a data set is written there: a second writer is refused with
+    :class:`DatasetLockError` instead of deleting the first one's temporary folder or swapping a
+    folder it is replacing. A lock left by a killed process (its id no longer runs) is taken over.
+    Re-entrant within one process."""
+    output = Path(output).absolute()
+    lock = output.parent / f".{output.name}.lock"
+    if str(lock) in _HELD_LOCKS:
+        yield lock
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            break
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text(encoding="ascii").strip() or "0")
+            except (OSError, ValueError):
+                pid = 0
+            if pid > 0 and _pid_alive(pid) and pid != os.getpid():
+                raise DatasetLockError(
+                    f"{output}: another 'mpm prepare' (process {pid}) is writing this data set; wait for it to "
+                    f"finish or choose another --output (remove {lock} if no such process runs)") from None
+            if pid == 0:  # being written this instant, or not ours
+                raise DatasetLockError(f"{output}: {lock} exists (another 'mpm prepare' is starting); wait or "
+                                       "choose another --output") from None
+            os.remove(lock)  # its process is gone (killed): a stale lock
+    else:  # pragma: no cover - lost the race twice
+        raise DatasetLockError(f"{output}: another 'mpm prepare' is writing this data set; try again")
+    try:
+        os.write(fd, str(os.getpid()).encode("ascii"))
+    finally:
+        os.close(fd)
+    _HELD_LOCKS.add(str(lock))
+    try:
+        yield lock
+    finally:
+        _HELD_LOCKS.discard(str(lock))
+        try:
+            os.remove(lock)
+        except OSError:
+            pass
+
+
 def save_dataset(dataset, output: Union[str, os.PathLike], format: str = "arrow",
                  overwrite: bool = False, max_shard_rows: int = 200) -> Path:
+    """See :func:`_save_dataset`; holds :func:`dataset_write_lock` while writing."""
+    with dataset_write_lock(output):
+        return _save_dataset(dataset, output, format, overwrite, max_shard_rows)
+
+
+def _save_dataset(dataset, output: Union[str, os.PathLike], format: str = "arrow",
+                  overwrite: bool = False, max_shard_rows: int = 200) -> Path:
     """Write a Dataset or DatasetDict atomically to the folder ``output``.
 
     ``format="arrow"``: ``save_to_disk`` layout (load with :func:`load_dataset_dir` or
