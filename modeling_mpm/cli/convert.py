@@ -33,7 +33,7 @@ def check_replaceable_model_dir(path: str) -> None:
     try:
         with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
             is_mpm = json.load(f).get("model_type") == "mpm"
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         is_mpm = False
     if not is_mpm:
         raise ValueError(f"{path} holds files that are not an MPM model folder ({len(entries)} entries); "

@@ -333,14 +333,21 @@ def amass_joints_rows(paths: Union[str, os.PathLike, Sequence], joint_map: Joint
         files = [Path(x) for x in paths]
     if not files:
         raise ValueError(f"no .npz files found in {paths}")
+    from .io import read_npz
+
     for f in files:
-        with np.load(f, allow_pickle=False) as z:
-            for k in ("joint_names", "fps"):
-                if k not in z.files:
-                    raise ValueError(f"{f}: missing key {k!r} (keys: {z.files})")
-            names = [str(n) for n in z["joint_names"]]
-            fps = float(z["fps"])
-            arrays = {k: z[k] for k in z.files if k not in ("joint_names", "fps")}
+        z = read_npz(f)  # plain arrays only, sizes checked; a ValueError naming the file otherwise
+        for k in ("joint_names", "fps"):
+            if k not in z:
+                raise ValueError(f"{f}: missing key {k!r} (keys: {list(z)})")
+        try:
+            names = [str(n) for n in np.asarray(z["joint_names"]).reshape(-1)]
+            fps = float(np.asarray(z["fps"]).reshape(-1)[0])
+        except (TypeError, ValueError, IndexError):
+            raise ValueError(f"{f}: 'joint_names' must be strings and 'fps' one number") from None
+        if not fps > 0 or fps == float("inf"):
+            raise ValueError(f"{f}: 'fps' must be a positive number, got {fps}")
+        arrays = {k: z[k] for k in z if k not in ("joint_names", "fps")}
         if not arrays:
             raise ValueError(f"{f}: no position arrays besides joint_names and fps")
         for key, pos in sorted(arrays.items()):

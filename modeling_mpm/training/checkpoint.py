@@ -149,7 +149,7 @@ def verify_checkpoint(path: str) -> None:
         with open(marker, "r", encoding="utf-8") as f:
             files = json.load(f)["files"]
         items = list(files.items())
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         raise CheckpointError(f"checkpoint {path}: unreadable {COMPLETE_MARKER} ({e})") from None
     if "trainer_state.json" not in files:
         raise CheckpointError(f"checkpoint {path}: {COMPLETE_MARKER} does not list trainer_state.json")

@@ -77,7 +77,7 @@ def is_run_dir(output_dir: str) -> bool:
     try:
         with open(path, "r", encoding="utf-8") as f:
             data = json.loads(f.read(1 << 16))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(data, dict) and data.get("kind") == _MANIFEST_KIND
 
