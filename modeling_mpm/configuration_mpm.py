@@ -306,7 +306,7 @@ def _check_int(name: str, v, minimum: int = 0) -> None:
     if isinstance(v, bool) or not isinstance(v, int):
         raise TypeError(f"MPMConfig.{name} must be an int, got {type(v).__name__} ({v!r})")
     if v < minimum:
-        raise ValueError(f"MPMConfig.{name} must be >= {minimum}, got {v}")
+        raise ValueError(f"MPMConfig.{name} must be > {minimum - 1}, got {v}")
 
 
 def _check_int_list(name: str, v) -> None:

@@ -105,6 +105,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     if a.command is None:
         parser.print_help()
         return 2
+    import math
+
+    for flag in ("fps", "scale", "npy_fps"):
+        v = getattr(a, flag, None)
+        if v is not None and not (math.isfinite(v) and v > 0):
+            parser.error(f"--{flag.replace('_', '-')} must be a finite number > 0, got {v}")
+    if getattr(a, "skip_frames", 0) < 0:
+        parser.error(f"--skip-frames must be >= 0, got {a.skip_frames}")
     from ..data import io
 
     if a.push_to_hub:

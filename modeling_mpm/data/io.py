@@ -140,6 +140,16 @@ def make_row(*, sequence: str, source: str, pose_3d: np.ndarray, fps: float, ske
     if pose_3d.ndim != 3 or pose_3d.shape[-1] != 3:
         raise ValueError(f"{sequence}: pose_3d must be (T, J, 3), got shape {pose_3d.shape}")
     T, J = pose_3d.shape[:2]
+    if T == 0:
+        raise ValueError(f"{sequence}: no frames (0 frames of pose_3d; was every frame skipped, e.g. by a "
+                         "--skip-frames past the end of the take?); remove the input or keep some frames")
+    if not np.isfinite(pose_3d).all():
+        bad = int((~np.isfinite(pose_3d)).any(axis=(1, 2)).sum())
+        raise ValueError(f"{sequence}: pose_3d has NaN or infinite values in {bad} of {T} frames (a bad --scale, or "
+                         "a corrupt input); a data set for training must hold finite positions")
+    if J > 1 and not (np.ptp(pose_3d, axis=1) > 0).any():
+        raise ValueError(f"{sequence}: every joint is at the same point in every frame (degenerate motion, e.g. "
+                         "--scale 0); nothing to learn from")
     if pose_2d is None:
         pose_2d = np.zeros((0, J, 2), np.float32)
         pose_2d_units = "none"
@@ -147,6 +157,8 @@ def make_row(*, sequence: str, source: str, pose_3d: np.ndarray, fps: float, ske
         pose_2d = np.asarray(pose_2d, dtype=np.float32)
         if pose_2d.shape != (T, J, 2):
             raise ValueError(f"{sequence}: pose_2d must be {(T, J, 2)} to match pose_3d, got {pose_2d.shape}")
+        if not np.isfinite(pose_2d).all():
+            raise ValueError(f"{sequence}: pose_2d has NaN or infinite values; a data set must hold finite keypoints")
         if pose_2d_units not in ("pixels", "normalized"):
             raise ValueError(f"{sequence}: pose_2d_units must be 'pixels' or 'normalized', got {pose_2d_units!r}")
     if coordinate_frame not in ("camera", "world"):
