@@ -111,7 +111,7 @@ class MPMConfig(PretrainedConfig):
             _check_int("embedding_size", embedding_size, minimum=1)
         for name, v in (("reduce_strides", reduce_strides), ("tube_manners_2d", tube_manners_2d),
                         ("tube_manners_3d", tube_manners_3d)):
-            if v is not None:
+            if v is not None or name != "reduce_strides":
                 _check_int_list(name, v)
         for key in ("dtype", "torch_dtype"):
             if key in kwargs:

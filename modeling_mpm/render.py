@@ -234,6 +234,9 @@ def render_animation(
         raise ValueError(f"frame_step must be a positive int, got {frame_step!r}")
     if not (isinstance(fps, (int, float)) and fps > 0):
         raise ValueError(f"fps must be a positive number, got {fps!r}")
+    if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, (int, np.integer))
+                                   or max_frames < 1):
+        raise ValueError(f"max_frames must be a positive int (or None for all frames), got {max_frames!r}")
     frames = np.arange(0, p3.shape[0], int(frame_step))
     if max_frames is not None:
         frames = frames[: int(max_frames)]

@@ -191,6 +191,12 @@ def render_main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--max-frames", type=int, default=None)
     ap.add_argument("--frame", type=int, default=0, help="frame for .png output")
     args = _cli_style(ap).parse_args(argv)
+    if args.max_frames is not None and args.max_frames < 1:
+        ap.error(f"--max-frames must be at least 1 (leave it out for every frame), got {args.max_frames}")
+    if args.frame_step < 1:
+        ap.error(f"--frame-step must be at least 1, got {args.frame_step}")
+    if not args.fps > 0 or args.fps == float("inf"):
+        ap.error(f"--fps must be a positive number, got {args.fps}")
     return _run(lambda _: _render(args), None)
 
 

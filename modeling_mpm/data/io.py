@@ -200,8 +200,8 @@ def rows_to_dataset(rows: Iterable[dict], num_joints: Optional[int] = None):
 
 def _check_push_allowed():
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
-        raise HubOfflineError("--push_to_hub was requested but HF_HUB_OFFLINE=1 is set: the data was "
-                              "not pushed. Unset HF_HUB_OFFLINE (and log in) to push, or drop --push_to_hub.")
+        raise HubOfflineError("--push-to-hub was requested but HF_HUB_OFFLINE=1 is set: the data was "
+                              "not pushed. Unset HF_HUB_OFFLINE (and log in) to push, or drop --push-to-hub.")
 
 
 def push_dataset_to_hub(dataset, repo_id: str, private: bool = True):

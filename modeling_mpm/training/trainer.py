@@ -78,12 +78,13 @@ class TrainResult:
 
 # ----------------------------------------------------------------------------- hub
 def check_hub_ready(repo_id: Optional[str]) -> None:
-    """Fail fast (before any training) when ``--push_to_hub`` cannot work: offline mode, no
-    network or no token. Raises ``RuntimeError`` with the reason."""
+    """Fail fast (before any training) when ``--push-to-hub`` cannot work: offline mode, no
+    network or no token. Raises :class:`~modeling_mpm.errors.MPMInputError` (a ``ValueError``)
+    with the reason."""
     if not repo_id:
         return
     if not isinstance(repo_id, str) or repo_id.count("/") > 1 or repo_id.strip() != repo_id:
-        raise ValueError(f"--push_to_hub expects a repo id like 'user/mpm-lift', got {repo_id!r}")
+        raise ValueError(f"--push-to-hub expects a repo id like 'user/mpm-lift', got {repo_id!r}")
     env_offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
     try:
         from huggingface_hub import constants
@@ -92,19 +93,19 @@ def check_hub_ready(repo_id: Optional[str]) -> None:
     except ImportError:  # pragma: no cover
         lib_offline = False
     if env_offline or lib_offline:
-        raise RuntimeError(
-            f"--push_to_hub {repo_id}: the Hugging Face Hub is in offline mode (HF_HUB_OFFLINE=1). "
-            "Unset HF_HUB_OFFLINE, or train without --push_to_hub and upload the model folder later "
+        raise MPMInputError(
+            f"--push-to-hub {repo_id}: the Hugging Face Hub is in offline mode (HF_HUB_OFFLINE=1). "
+            "Unset HF_HUB_OFFLINE, or train without --push-to-hub and upload the model folder later "
             "with `hf upload`. Nothing was trained.")
     from huggingface_hub import HfApi, get_token
 
     if get_token() is None:
-        raise RuntimeError(f"--push_to_hub {repo_id}: no Hugging Face token found; run `hf auth login` "
+        raise MPMInputError(f"--push-to-hub {repo_id}: no Hugging Face token found; run `hf auth login` "
                            "or set HF_TOKEN. Nothing was trained.")
     try:
         HfApi().whoami()
     except Exception as err:  # network errors, invalid token
-        raise RuntimeError(f"--push_to_hub {repo_id}: cannot reach the Hugging Face Hub ({type(err).__name__}: "
+        raise MPMInputError(f"--push-to-hub {repo_id}: cannot reach the Hugging Face Hub ({type(err).__name__}: "
                            f"{err}). Nothing was trained.") from None
 
 
