@@ -147,3 +147,37 @@ def test_bugs_are_not_turned_into_sentences(monkeypatch, capsys):
     monkeypatch.setattr(ex, "main", refused)
     assert cli.main(["export-onnx"]) == 2
     assert capsys.readouterr().err == "mpm export-onnx: error: x.npz: no such thing: pass another file\n"
+
+
+# ----------------------------------------------------------------------------- E: newcomer stumbles
+def test_render_mp4_uses_pyav_without_ffmpeg(tmp_path, capsys, monkeypatch):
+    av = pytest.importorskip("av")
+    import modeling_mpm.render as R
+
+    monkeypatch.setattr(R, "ffmpeg_available", lambda: False)  # no ffmpeg executable
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "r.npz", pose_3d=rng.normal(0, 0.3, (5, 17, 3)).astype(np.float32))
+    rc, err = _mpm(["render", str(tmp_path / "r.npz"), "-o", str(tmp_path / "r.mp4"), "--fps", "10"], capsys)
+    assert rc == 0, err
+    with av.open(str(tmp_path / "r.mp4")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 5
+
+
+def test_coco_json_with_image_sizes_needs_no_image_size_flag(tmp_path, capsys, model_dir):
+    from modeling_mpm.data.io import read_keypoints
+
+    rng = np.random.default_rng(0)
+    dets = [{"image_id": i, "category_id": 1, "score": 0.9,
+             "keypoints": np.c_[rng.uniform(10, 90, (17, 2)), np.ones(17)].ravel().tolist()} for i in range(4)]
+    coco = {"images": [{"id": i, "width": 640, "height": 480} for i in range(4)], "annotations": dets}
+    (tmp_path / "det.json").write_text(json.dumps(coco))
+    assert read_keypoints(str(tmp_path / "det.json"))[1]["image_size"] == (640.0, 480.0)
+    rc, err = _mpm(["lift", str(tmp_path / "det.json"), "--model", str(model_dir), "-o", str(tmp_path / "o.npz"),
+                    "--no-progress"], capsys)
+    assert rc == 0, err
+    assert np.load(tmp_path / "o.npz")["image_size"].tolist() == [640.0, 480.0]
+    coco["images"][1]["width"] = 1280  # sizes that disagree are not guessed
+    (tmp_path / "det.json").write_text(json.dumps(coco))
+    rc, err = _mpm(["lift", str(tmp_path / "det.json"), "--model", str(model_dir), "-o", str(tmp_path / "o.npz")],
+                   capsys)
+    assert rc == 2 and "--image-size" in err

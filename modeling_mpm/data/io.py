@@ -91,6 +91,7 @@ __all__ = [
     "DatasetLockError",
     "read_keypoints",
     "read_coco_json",
+    "coco_image_size",
     "read_json",
     "MAX_ARRAY_BYTES",
     "MAX_JSON_DEPTH",
@@ -827,7 +828,27 @@ def read_coco_json(path: str, fill_gaps: bool = True) -> Tuple[np.ndarray, List]
     One person per ``image_id`` (highest ``score``; ``category_id`` 1 or absent); see the module
     docstring for ordering and gaps.
     """
-    data = read_json(path)
+    return _parse_coco(read_json(path), path, fill_gaps)
+
+
+def coco_image_size(data) -> Optional[Tuple[float, float]]:
+    """``(width, height)`` from a COCO dict's ``images`` entries when every entry gives the same
+    positive ``width`` and ``height``; None otherwise (no entries, missing or differing sizes)."""
+    images = data.get("images") if isinstance(data, dict) else None
+    if not isinstance(images, list) or not images:
+        return None
+    sizes = set()
+    for im in images:
+        if not isinstance(im, dict):
+            return None
+        w, h = im.get("width"), im.get("height")
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf") for v in (w, h)):
+            return None
+        sizes.add((float(w), float(h)))
+    return sizes.pop() if len(sizes) == 1 else None
+
+
+def _parse_coco(data, path, fill_gaps: bool = True) -> Tuple[np.ndarray, List]:
     if isinstance(data, dict):
         data = data.get("annotations")
     if not isinstance(data, list):
@@ -899,8 +920,12 @@ def read_keypoints(path: str) -> Tuple[np.ndarray, Dict]:
     ext = os.path.splitext(path)[1].lower()
     meta: Dict = {}
     if ext == ".json":
-        arr, ids = read_coco_json(path)
+        data = read_json(path)
+        arr, ids = _parse_coco(data, path)
         meta["image_ids"] = ids
+        size = coco_image_size(data)
+        if size is not None:
+            meta["image_size"] = size  # every 'images' entry gives this width and height
         return arr, meta
     if ext == ".npy":
         return read_npy(path), meta
