@@ -161,9 +161,15 @@ def check_output_dir(output_dir: str, resume=None, overwrite: bool = False) -> N
         raise OutputDirError(f"output_dir {output_dir} is the working directory (or holds it); {flag} never "
                              "resumes over or clears it: choose a new --output_dir")
     if not is_run_dir(output_dir):
+        import glob
+
+        legacy = glob.glob(os.path.join(glob.escape(output_dir), "checkpoints", "step_*", "checkpoint_complete.json"))
+        hint = (f" (if it is a run of a modeling_mpm older than {MANIFEST_NAME} and yours, write "
+                f"{{\"kind\": \"{_MANIFEST_KIND}\"}} into {os.path.join(output_dir, MANIFEST_NAME)} to claim it)"
+                if legacy else "")
         raise OutputDirError(
             f"output_dir {output_dir} holds files ({shown}) but no {MANIFEST_NAME}, so no training run of this "
-            f"package wrote it; {flag} only resumes or clears a run's own folder: choose a new --output_dir")
+            f"package wrote it; {flag} only resumes or clears a run's own folder: choose a new --output_dir{hint}")
     for name in RUN_OUTPUTS + (MANIFEST_NAME,):
         if os.path.islink(os.path.join(output_dir, name)):
             raise OutputDirError(f"{os.path.join(output_dir, name)} is a symbolic link; training never writes "
