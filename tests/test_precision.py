@@ -177,6 +177,7 @@ def test_seq2frame_reuse_is_skipped_for_models_with_a_refiner():
 
 
 def test_onnx_int8_graph_is_smaller_and_close_to_pytorch(lifter, tmp_path):
+    pytest.importorskip("onnx", exc_type=ImportError)  # the exporter needs it (as tests/test_export.py)
     ort = pytest.importorskip("onnxruntime")
     from modeling_mpm.export import export_onnx, quantize_onnx_int8
 
