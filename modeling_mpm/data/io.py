@@ -251,10 +251,20 @@ def dataset_write_lock(output: Union[str, os.PathLike]):
                 raise DatasetLockError(
                     f"{output}: another 'mpm prepare' (process {pid}) is writing this data set; wait for it to "
                     f"finish or choose another --output (remove {lock} if no such process runs)") from None
-            if pid == 0:  # being written this instant, or not ours
-                raise DatasetLockError(f"{output}: {lock} exists (another 'mpm prepare' is starting); wait or "
-                                       "choose another --output") from None
-            os.remove(lock)  # its process is gone (killed): a stale lock
+            if pid == 0:  # being written this instant, or left empty by a writer killed at that instant
+                import time
+
+                try:
+                    age = time.time() - os.path.getmtime(lock)
+                except OSError:
+                    age = 0.0
+                if age < 10:
+                    raise DatasetLockError(f"{output}: {lock} exists (another 'mpm prepare' is starting); wait or "
+                                           "choose another --output") from None
+            try:
+                os.remove(lock)  # its process is gone (killed): a stale lock
+            except FileNotFoundError:
+                pass
     else:  # pragma: no cover - lost the race twice
         raise DatasetLockError(f"{output}: another 'mpm prepare' is writing this data set; try again")
     try:
