@@ -254,7 +254,7 @@ def main(argv=None) -> int:
         if bs == args.pipeline_batch_size:
             for name, p in pipes.items():
                 runners[f"pipeline_{name}"] = (lambda p, bs: lambda: p(
-                    kp, image_size=IMAGE, mode="seq2frame", batch_size=bs, progress=False)["pose_3d"])(p, bs)
+                    kp, image_size=IMAGE, keypoint_format="h36m", mode="seq2frame", batch_size=bs, progress=False)["pose_3d"])(p, bs)
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         rows, parity = bench.measure(f"seq2frame b{bs}", runners, args.frames)

@@ -112,7 +112,7 @@ MEMORY_SCRIPT = textwrap.dedent(
         reset = True
     except OSError:
         reset = False
-    out = pipe(kp, image_size=(1000, 1000), mode="seq2seq", batch_size={batch}, confidence_threshold=0.3,
+    out = pipe(kp, image_size=(1000, 1000), keypoint_format="h36m", mode="seq2seq", batch_size={batch}, confidence_threshold=0.3,
                progress=False)
     after = hwm_kib() if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     assert out["pose_3d"].shape == ({frames}, 17, 3) and np.isfinite(out["pose_3d"]).all()

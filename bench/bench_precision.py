@@ -163,7 +163,7 @@ def speed(args, res):
         "mpm_int8": pipeline("pose-lifting", model=mpm, quantize="int8"),
     }
     runners = {"authors_fp32": windows_runner(official_centre(official), x_norm, args.batch_size, T)}
-    call = dict(image_size=IMAGE, mode="seq2frame", batch_size=args.batch_size, progress=False)
+    call = dict(image_size=IMAGE, keypoint_format="h36m", mode="seq2frame", batch_size=args.batch_size, progress=False)
     for name, pipe in pipes.items():
         runners[name] = (lambda p: lambda: p(kp, **call)["pose_3d"])(pipe)
         if not args.skip_no_reuse and name != "mpm_int8":

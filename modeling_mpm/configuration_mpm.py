@@ -104,6 +104,18 @@ class MPMConfig(PretrainedConfig):
         skeleton="h36m17",
         **kwargs,
     ):
+        # types first: the derived defaults below compute with these values
+        for name, v in (("num_joints", num_joints), ("num_frames", num_frames), ("hidden_size", hidden_size)):
+            _check_int(name, v, minimum=1)
+        if embedding_size is not None:
+            _check_int("embedding_size", embedding_size, minimum=1)
+        for name, v in (("reduce_strides", reduce_strides), ("tube_manners_2d", tube_manners_2d),
+                        ("tube_manners_3d", tube_manners_3d)):
+            if v is not None or name != "reduce_strides":
+                _check_int_list(name, v)
+        for key in ("dtype", "torch_dtype"):
+            if key in kwargs:
+                _check_dtype(key, kwargs[key])
         skel = get_skeleton(skeleton)
         if embedding_size is None:
             embedding_size = 2 * hidden_size
@@ -172,9 +184,9 @@ class MPMConfig(PretrainedConfig):
             )
         for name in ("dropout", "mlp_dropout", "lifter_mlp_dropout"):
             v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
+            if not _is_number(v) or not 0.0 <= v < 1.0:
                 raise ValueError(f"MPMConfig.{name} must be in [0, 1), got {v!r}")
-        if not isinstance(self.temporal_mask_ratio, (int, float)) or not 0.0 <= self.temporal_mask_ratio < 1.0:
+        if not _is_number(self.temporal_mask_ratio) or not 0.0 <= self.temporal_mask_ratio < 1.0:
             raise ValueError(
                 f"MPMConfig.temporal_mask_ratio must be in [0, 1) (at least one frame must stay visible), "
                 f"got {self.temporal_mask_ratio!r}"
@@ -195,6 +207,9 @@ class MPMConfig(PretrainedConfig):
             raise ValueError(
                 f"MPMConfig.dropped_frames_input must be one of {_DROPPED_FRAMES_INPUT}, got {self.dropped_frames_input!r}"
             )
+        _check_int_list("reduce_strides", self.reduce_strides)
+        _check_int_list("tube_manners_2d", self.tube_manners_2d)
+        _check_int_list("tube_manners_3d", self.tube_manners_3d)
         if not self.reduce_strides or any(s <= 0 for s in self.reduce_strides):
             raise ValueError(f"MPMConfig.reduce_strides must be positive ints, got {self.reduce_strides}")
         if reduced_length(self.num_frames, self.reduce_strides) != 1:
@@ -214,8 +229,16 @@ class MPMConfig(PretrainedConfig):
         for name in ("loss_weight_2d", "loss_weight_3d", "loss_weight_lift", "lift_center_loss_weight",
                      "lift_all_frames_loss_weight"):
             v = getattr(self, name)
-            if not isinstance(v, (int, float)) or v < 0:
-                raise ValueError(f"MPMConfig.{name} must be a number >= 0, got {v!r}")
+            if not _is_number(v) or not 0 <= v < float("inf"):
+                raise ValueError(f"MPMConfig.{name} must be a finite number >= 0, got {v!r}")
+        for name in ("layer_norm_eps", "embedding_init_std"):
+            v = getattr(self, name)
+            if not _is_number(v) or not 0 < v < float("inf"):
+                raise ValueError(f"MPMConfig.{name} must be a finite number > 0, got {v!r}")
+        for name in ("share_mask_across_batch", "legacy_layer_norm", "use_refine", "zero_root_output"):
+            v = getattr(self, name)
+            if not isinstance(v, bool):
+                raise TypeError(f"MPMConfig.{name} must be true or false, got {type(v).__name__} ({v!r})")
 
     # ------------------------------------------------------------------ pipelines
     @property
@@ -273,6 +296,45 @@ class MPMConfig(PretrainedConfig):
                     decoder_layers=2, skeleton="h36m17", mask_mode="tube", temporal_mask_ratio=0.0)
         base.update(kwargs)
         return cls(**base)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_int(name: str, v, minimum: int = 0) -> None:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"MPMConfig.{name} must be an int, got {type(v).__name__} ({v!r})")
+    if v < minimum:
+        raise ValueError(f"MPMConfig.{name} must be > {minimum - 1}, got {v}")
+
+
+def _check_int_list(name: str, v) -> None:
+    if isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple)) or \
+            any(isinstance(d, bool) or not isinstance(d, int) for d in v):
+        raise TypeError(f"MPMConfig.{name} must be a list of ints, got {v!r}")
+
+
+_DTYPE_NAMES = ("float32", "float16", "bfloat16", "float64", "float", "half", "double", "auto")
+
+
+def _check_dtype(key: str, v) -> None:
+    """``dtype`` / ``torch_dtype``: None, a torch floating dtype or its name (what transformers
+    resolves with ``getattr(torch, name)``)."""
+    if v is None:
+        return
+    if isinstance(v, str):
+        if v in _DTYPE_NAMES:
+            return
+    else:
+        try:
+            import torch
+
+            if isinstance(v, torch.dtype) and v.is_floating_point:
+                return
+        except ImportError:  # pragma: no cover
+            pass
+    raise ValueError(f"MPMConfig.{key} must be one of {list(_DTYPE_NAMES)} (or null), got {v!r}")
 
 
 def _installed_pipeline_tasks():

@@ -75,6 +75,7 @@ def export_onnx(
         raise TypeError(f"export_onnx needs an MPMForPoseLifting, got {type(model).__name__}")
     if type(model).__name__ != "MPMForPoseLifting":
         raise TypeError(f"export_onnx exports MPMForPoseLifting models, got {type(model).__name__}")
+    _require_onnx()
     was_training = model.training
     model.eval()
     wrapper = _LifterForExport(model, with_mask).eval()
@@ -92,6 +93,17 @@ def export_onnx(
     finally:
         model.train(was_training)
     return check_onnx(model, path, with_mask=with_mask, atol=atol) if check else {}
+
+
+def _require_onnx() -> None:
+    """The ``onnx`` package torch's exporter needs, else a sentence saying how to get it."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError as err:
+        from .errors import MPMInputError
+
+        raise MPMInputError(f"exporting to ONNX needs the onnx package, which is not importable ({err}): "
+                            "pip install 'modeling-mpm[onnx]' (or pip install onnx onnxruntime)") from None
 
 
 def check_onnx(model, path: str, with_mask: bool = True, atol: float = 1e-4) -> Dict[str, float]:

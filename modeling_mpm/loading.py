@@ -59,7 +59,7 @@ def load_model_for_task(src: str, class_name: str, command: str = "this command"
         raise ValueError(f"{src}: no such model folder")
     try:
         found = saved_model_class(src)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, TypeError, RecursionError) as e:
         raise ValueError(f"{src}: not a readable model folder ({_first_line(e)})") from None
     if found is not None and found != class_name and found in MODEL_KINDS:
         hint = _HINT.get(class_name, "").format(src=src)

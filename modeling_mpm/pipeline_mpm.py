@@ -90,6 +90,27 @@ def _to_model_layout(arr: np.ndarray, skel) -> np.ndarray:
     raise ValueError(f"the pipelines support H36M-17/16 models, this model uses {skel.name!r}")
 
 
+def _resolve_format(keypoints, keypoint_format):
+    """``keypoint_format`` as given; without one, 26 joints are Halpe-26, 33 BlazePose and anything
+    else is refused: 17 joints can be H36M or COCO (different joint orders, reading one as the other
+    lifts garbage), so the caller must say which."""
+    if keypoint_format is not None:
+        return keypoint_format
+    shape = np.shape(keypoints) if isinstance(keypoints, np.ndarray) else None
+    if shape is None:
+        try:
+            shape = np.asarray(keypoints, dtype=object).shape
+        except (ValueError, TypeError):
+            shape = ()
+    joints = shape[1] if len(shape) == 3 else None
+    if joints in (26, 33):
+        return {26: "halpe26", 33: "blazepose"}[joints]
+    raise ValueError(
+        f"pass keypoint_format='h36m' or 'coco' (or 'halpe26'): the pipeline does not guess the joint order of "
+        f"{'%d-joint' % joints if joints is not None else 'these'} keypoints (17 joints can be H36M or COCO, and "
+        "reading one as the other gives wrong 3D)")
+
+
 class _MPMPipelineBase(Pipeline):
     _load_processor = False
     _load_image_processor = False
@@ -129,7 +150,8 @@ class PoseLiftingPipeline(_MPMPipelineBase):
             :func:`modeling_mpm.video.vitpose.lift_pose_estimation` (``track_people``, ``tracker``).
         image_size: ``(width, height)`` in pixels (required unless ``coordinates="normalized"``).
         keypoint_format: ``"h36m"`` (17), ``"coco"`` (17), ``"halpe26"`` (26) or ``"blazepose"`` (33);
-            missing H36M joints are synthesised (see :mod:`modeling_mpm.keypoints`).
+            missing H36M joints are synthesised (see :mod:`modeling_mpm.keypoints`). Required for
+            17 joints (H36M and COCO cannot be told apart); 26 joints default to ``"halpe26"``.
         confidence_threshold: joints whose confidence is below it (default 0.3, as ``mpm lift``), and
             NaN/inf joints or joints too far outside the image to represent, are missing and masked.
         coordinates: ``"pixels"`` (default) or ``"normalized"`` (model coordinates).
@@ -195,8 +217,9 @@ class PoseLiftingPipeline(_MPMPipelineBase):
         _check_flags(fwd, post)
         return pre, fwd, post
 
-    def preprocess(self, keypoints, image_size=None, keypoint_format="h36m",
+    def preprocess(self, keypoints, image_size=None, keypoint_format=None,
                    confidence_threshold=DEFAULT_CONFIDENCE_THRESHOLD, coordinates="pixels"):
+        keypoint_format = _resolve_format(keypoints, keypoint_format)
         prep = prepare_keypoints(keypoints, image_size, keypoint_format, confidence_threshold, coordinates)
         prep["pose_2d"] = _to_model_layout(prep["pose_2d"], self.skeleton)
         prep["missing"] = _to_model_layout(prep["missing"][..., None], self.skeleton)[..., 0]
@@ -211,7 +234,8 @@ class PoseLiftingPipeline(_MPMPipelineBase):
         return {"pose_3d": pose, "missing": inputs["missing"], "keypoints_2d": inputs["keypoints_2d"]}
 
     def postprocess(self, outputs, return_keypoints_2d=False):
-        res = {"pose_3d": outputs["pose_3d"], "valid": ~np.asarray(outputs["missing"], dtype=bool)}
+        valid = ~np.asarray(outputs["missing"], dtype=bool) & _finite_joints(outputs["pose_3d"], self.skeleton)
+        res = {"pose_3d": outputs["pose_3d"], "valid": valid}
         if return_keypoints_2d:
             res["keypoints_2d"] = outputs["keypoints_2d"]
         return res
@@ -284,9 +308,10 @@ class PoseCompletionPipeline(_MPMPipelineBase):
         _check_flags(fwd)
         return pre, fwd, {}
 
-    def preprocess(self, item, image_size=None, keypoint_format="h36m",
+    def preprocess(self, item, image_size=None, keypoint_format=None,
                    confidence_threshold=DEFAULT_CONFIDENCE_THRESHOLD, coordinates="pixels", missing=None):
         if "keypoints" in item:
+            keypoint_format = _resolve_format(item["keypoints"], keypoint_format)
             prep = prepare_keypoints(item["keypoints"], image_size, keypoint_format, confidence_threshold,
                                      coordinates)
             prep["pose"] = _to_model_layout(prep.pop("pose_2d"), self.skeleton)
@@ -354,7 +379,18 @@ class PoseCompletionPipeline(_MPMPipelineBase):
             rec = unnormalize_screen_coordinates(rec, *out["image_size"])
         given = _to_model_layout(out["keypoints_2d"], self.skeleton)
         kp = np.where(miss[..., None], rec, given)
-        return {"pose_3d": pose, "keypoints_2d": kp, "valid": ~miss}
+        return {"pose_3d": pose, "keypoints_2d": kp, "valid": ~miss & _finite_joints(pose, self.skeleton)}
+
+
+def _finite_joints(pose, skeleton) -> np.ndarray:
+    """``(frames, J)``: True where the model's output joint is finite; in a frame whose other joints
+    are all non-finite (e.g. NaN weights) the root, set to 0 by construction, is not usable either."""
+    finite = np.isfinite(np.asarray(pose)).all(axis=-1)
+    root = skeleton.root
+    if root is not None and finite.shape[-1] > 1:
+        others = np.delete(finite, root, axis=-1).any(axis=-1)
+        finite[..., root] &= others
+    return finite
 
 
 def _check_flags(*groups: Dict[str, Any]) -> None:

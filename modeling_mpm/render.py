@@ -1,7 +1,7 @@
 """Rendering of 2D keypoints next to 3D poses (matplotlib, headless).
 
 * :func:`render_frame_png`: one frame, 2D (optional) | 3D, to a PNG.
-* :func:`render_animation`: a sequence to a GIF (Pillow) or MP4 (needs ``ffmpeg`` on ``PATH``).
+* :func:`render_animation`: a sequence to a GIF (Pillow) or MP4 (``ffmpeg`` on ``PATH``, else PyAV).
 
 3D poses are in the camera frame (x right, y down, z forward, metres); they are drawn with
 ``-y`` up so that the person stands upright. 2D keypoints are pixels (image y down), drawn with
@@ -20,9 +20,66 @@ import numpy as np
 
 from .skeleton import get_skeleton
 
-__all__ = ["render_frame_png", "render_animation", "ffmpeg_available", "setup_camera_axes_3d", "plot_skeleton_3d", "bone_colors"]
+__all__ = ["render_frame_png", "render_animation", "ffmpeg_available", "pyav_available", "setup_camera_axes_3d", "plot_skeleton_3d", "bone_colors"]
 
 _LEFT, _RIGHT, _MID = "#1f77b4", "#d62728", "#444444"
+
+
+def pyav_available() -> bool:
+    """True when PyAV (``import av``, the ``video`` extra) can encode MP4."""
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class _PyAVWriter:
+    """The part of matplotlib's movie-writer interface :func:`render_animation` uses
+    (``saving`` + ``grab_frame``), encoding H.264 (else MPEG-4 Part 2) MP4 with PyAV: MP4 without
+    an ``ffmpeg`` executable."""
+
+    def __init__(self, fps: float):
+        self.fps = fps
+
+    @contextlib.contextmanager
+    def saving(self, fig, path: str, dpi: float):
+        import av
+
+        fig.set_dpi(dpi)
+        self._fig, self._stream = fig, None
+        self._container = av.open(path, mode="w", format="mp4")
+        try:
+            yield self
+            if self._stream is not None:
+                for packet in self._stream.encode():
+                    self._container.mux(packet)
+        finally:
+            self._container.close()
+
+    def grab_frame(self):
+        import av
+        from fractions import Fraction
+
+        self._fig.canvas.draw()
+        rgb = np.asarray(self._fig.canvas.buffer_rgba())[..., :3]
+        h, w = rgb.shape[:2]
+        rgb = np.ascontiguousarray(rgb[: h - h % 2, : w - w % 2])  # yuv420p needs even sizes
+        if self._stream is None:
+            rate = Fraction(self.fps).limit_denominator(1000)
+            for codec in ("libx264", "h264", "mpeg4"):
+                try:
+                    self._stream = self._container.add_stream(codec, rate=rate)
+                    break
+                except Exception:  # this PyAV build lacks the encoder: try the next one
+                    continue
+            else:  # pragma: no cover - PyAV builds ship these encoders
+                raise ValueError("PyAV has no H.264 or MPEG-4 encoder; install ffmpeg or write a .gif")
+            self._stream.width, self._stream.height = rgb.shape[1], rgb.shape[0]
+            self._stream.pix_fmt = "yuv420p"
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
 
 
 def ffmpeg_available() -> bool:
@@ -216,7 +273,7 @@ def render_animation(
 
     Args:
         pose_3d: ``(frames, joints, 3)`` metres, camera frame.
-        path: ``.gif`` (matplotlib's PillowWriter) or ``.mp4`` (needs ffmpeg).
+        path: ``.gif`` (matplotlib's PillowWriter) or ``.mp4`` (ffmpeg on ``PATH``, else PyAV).
         keypoints_2d: optional ``(frames, joints, 2)`` pixels (NaN = missing, not drawn).
         image_size: optional ``(width, height)`` for the 2D axes.
         fps: frames per second of the output (of the rendered frames).
@@ -228,12 +285,16 @@ def render_animation(
     ext = os.path.splitext(path)[1].lower()
     if ext not in (".gif", ".mp4"):
         raise ValueError(f"render_animation writes .gif or .mp4, got {path!r}")
-    if ext == ".mp4" and not ffmpeg_available():
-        raise ValueError("MP4 output needs ffmpeg on PATH; install ffmpeg or write a .gif instead")
+    if ext == ".mp4" and not ffmpeg_available() and not pyav_available():
+        raise ValueError("MP4 output needs ffmpeg on PATH or PyAV (pip install av); install one or write a .gif "
+                         "instead")
     if isinstance(frame_step, bool) or not isinstance(frame_step, (int, np.integer)) or frame_step < 1:
         raise ValueError(f"frame_step must be a positive int, got {frame_step!r}")
     if not (isinstance(fps, (int, float)) and fps > 0):
         raise ValueError(f"fps must be a positive number, got {fps!r}")
+    if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, (int, np.integer))
+                                   or max_frames < 1):
+        raise ValueError(f"max_frames must be a positive int (or None for all frames), got {max_frames!r}")
     frames = np.arange(0, p3.shape[0], int(frame_step))
     if max_frames is not None:
         frames = frames[: int(max_frames)]
@@ -241,7 +302,10 @@ def render_animation(
     from matplotlib import animation
 
     fig, _, lines = _setup(skel, p3[frames], None if p2 is None else p2[frames], image_size, title, None)
-    writer = animation.PillowWriter(fps=fps) if ext == ".gif" else animation.FFMpegWriter(fps=fps)
+    if ext == ".gif":
+        writer = animation.PillowWriter(fps=fps)
+    else:
+        writer = animation.FFMpegWriter(fps=fps) if ffmpeg_available() else _PyAVWriter(fps)
     try:
         with _atomic_path(path) as tmp, writer.saving(fig, tmp, dpi=dpi):
             for t in frames:

@@ -50,7 +50,7 @@ def test_demo_models_load(demo_dir):
         assert not torch.equal(pre.state_dict()[key], lift.state_dict()[key])
     pipe = pipeline("pose-lifting", model=str(lift_dir))
     kp = np.random.default_rng(0).uniform(300, 700, size=(12, 17, 2)).astype(np.float32)
-    out = pipe(kp, image_size=(1000, 1000))
+    out = pipe(kp, image_size=(1000, 1000), keypoint_format="h36m")
     assert np.asarray(out["pose_3d"]).shape == (12, 17, 3)
     card = (lift_dir / "README.md").read_text()
     assert "model-index" in card and "MPJPE" in card

@@ -46,7 +46,7 @@ REMOTE_PIPE = BLOCK_PACKAGE + textwrap.dedent(
     lift_dir, comp_dir, kp = sys.argv[1:4]
     lift = pipeline("pose-lifting", model=lift_dir, trust_remote_code=True)
     comp = pipeline("pose-completion", model=comp_dir, trust_remote_code=True)
-    a = lift(np.load(kp), image_size=(640, 480), mode="seq2seq")["pose_3d"]
+    a = lift(np.load(kp), image_size=(640, 480), keypoint_format="h36m", mode="seq2seq")["pose_3d"]
     pose = np.zeros((9, 17, 3)); pose[:, 3] = np.nan
     b = comp(pose)["pose_3d"]
     assert "modeling_mpm" not in sys.modules
@@ -70,7 +70,7 @@ def test_exported_folders_carry_the_pipeline_code(tmp_path):
     assert type(pipe).__module__ == "modeling_mpm.pipeline_mpm"
     kp = np.random.default_rng(0).uniform(100, 500, size=(12, 17, 2))
     np.save(tmp_path / "kp.npy", kp)
-    want = pipe(kp, image_size=(640, 480), mode="seq2seq")["pose_3d"]
+    want = pipe(kp, image_size=(640, 480), keypoint_format="h36m", mode="seq2seq")["pose_3d"]
     # the hidden custom_pipelines entry is still saved when the folder is saved again
     pipe.model.config.save_pretrained(tmp_path / "resaved")
     assert "pose-lifting" in json.loads((tmp_path / "resaved" / "config.json").read_text())["custom_pipelines"]

@@ -69,17 +69,17 @@ def test_registered_and_class(lift_pipe):
 
 def test_one_window_matches_the_model(lift_pipe, lifter):
     kp = pixels(T)
-    out = lift_pipe(kp, image_size=(W, H), mode="seq2seq")
+    out = lift_pipe(kp, image_size=(W, H), keypoint_format="h36m", mode="seq2seq")
     np.testing.assert_allclose(out["pose_3d"], model_3d(lifter, kp), atol=1e-5)
     assert out["valid"].all() and out["pose_3d"].dtype == np.float32
-    out = lift_pipe(kp, image_size=(W, H), mode="seq2frame")
+    out = lift_pipe(kp, image_size=(W, H), keypoint_format="h36m", mode="seq2frame")
     np.testing.assert_allclose(out["pose_3d"][T // 2], model_3d(lifter, kp, head="pose_3d_center")[0], atol=1e-5)
 
 
 @pytest.mark.parametrize("frames", [1, 2, 40])
 @pytest.mark.parametrize("mode", ["seq2frame", "seq2seq"])
 def test_any_length(lift_pipe, frames, mode):
-    out = lift_pipe(pixels(frames), image_size=(W, H), mode=mode, batch_size=7)
+    out = lift_pipe(pixels(frames), image_size=(W, H), keypoint_format="h36m", mode=mode, batch_size=7)
     assert out["pose_3d"].shape == (frames, 17, 3)
     assert np.isfinite(out["pose_3d"]).all()
     assert np.all(out["pose_3d"][:, 0] == 0)
@@ -90,7 +90,7 @@ def test_missing_joints_are_masked(lift_pipe, lifter):
     kp[2, 5, :2] = np.nan
     kp[4, 13, 2] = 0.05
     kp[6, 3, 0] = np.inf
-    out = lift_pipe(kp, image_size=(W, H), confidence_threshold=0.2, mode="seq2seq", return_keypoints_2d=True)
+    out = lift_pipe(kp, image_size=(W, H), keypoint_format="h36m", confidence_threshold=0.2, mode="seq2seq", return_keypoints_2d=True)
     mask = np.zeros((T, 17), bool)
     mask[2, 5] = mask[4, 13] = mask[6, 3] = True
     np.testing.assert_array_equal(out["valid"], ~mask)
@@ -104,12 +104,12 @@ def test_missing_joints_are_masked(lift_pipe, lifter):
 def test_empty_frame_filled_and_all_missing_raises(lift_pipe):
     kp = np.concatenate([pixels(12), np.ones((12, 17, 1))], -1)
     kp[5, :, 2] = 0.0
-    out = lift_pipe(kp, image_size=(W, H), confidence_threshold=0.5)
+    out = lift_pipe(kp, image_size=(W, H), keypoint_format="h36m", confidence_threshold=0.5)
     assert not out["valid"][5].any() and out["valid"][[4, 6]].all()
     assert np.isfinite(out["pose_3d"]).all()
     kp[:, :, 2] = 0.0
     with pytest.raises(ValueError, match="no valid joint"):
-        lift_pipe(kp, image_size=(W, H), confidence_threshold=0.5)
+        lift_pipe(kp, image_size=(W, H), keypoint_format="h36m", confidence_threshold=0.5)
 
 
 def test_flip_augmentation_mirrors_mask(lift_pipe, lifter):
@@ -118,7 +118,7 @@ def test_flip_augmentation_mirrors_mask(lift_pipe, lifter):
     mask[:, H36M_17.index("left_elbow")] = True
     kp_in = kp.copy()
     kp_in[mask] = np.nan
-    out = lift_pipe(kp_in, image_size=(W, H), mode="seq2seq", flip_augmentation=True)
+    out = lift_pipe(kp_in, image_size=(W, H), keypoint_format="h36m", mode="seq2seq", flip_augmentation=True)
     # manual: mirrored pixels x -> W - x is u -> -u; swap sides of the joints and of the mask
     perm = H36M_17.flip_permutation
     flipped = kp[:, perm].copy()
@@ -145,10 +145,10 @@ def test_coco_and_halpe_input(lift_pipe):
 
 
 def test_list_in_list_out(lift_pipe):
-    res = lift_pipe([pixels(3), pixels(11)], image_size=(W, H))
+    res = lift_pipe([pixels(3), pixels(11)], image_size=(W, H), keypoint_format="h36m")
     assert isinstance(res, list) and [r["pose_3d"].shape[0] for r in res] == [3, 11]
     # a nested Python list is one sequence
-    one = lift_pipe(pixels(2).tolist(), image_size=(W, H))
+    one = lift_pipe(pixels(2).tolist(), image_size=(W, H), keypoint_format="h36m")
     assert one["pose_3d"].shape == (2, 17, 3)
 
 
@@ -158,7 +158,7 @@ def test_batch_size_bounds_windows(lifter):
     h = lifter.mpm.layers[0].register_forward_pre_hook(lambda mod, args: seen.append(args[0].shape[0]))
     try:
         pipe = pipeline("pose-lifting", model=lifter)
-        pipe(pixels(50), image_size=(W, H), mode="seq2frame", batch_size=8)
+        pipe(pixels(50), image_size=(W, H), keypoint_format="h36m", mode="seq2frame", batch_size=8)
     finally:
         h.remove()
     assert max(seen) == 8 and sum(seen) == 50
@@ -184,6 +184,7 @@ def test_batch_size_bounds_windows(lifter):
 )
 def test_lifting_errors(lift_pipe, kwargs, exc, msg):
     kwargs.setdefault("image_size", (W, H))
+    kwargs.setdefault("keypoint_format", "h36m")
     kp = kwargs.pop("keypoints")
     with pytest.raises(exc, match=msg):
         lift_pipe(kp, **kwargs)
@@ -224,7 +225,7 @@ def test_completion_from_occluded_2d(completer):
     pipe = pipeline("pose-completion", model=completer)
     kp = np.concatenate([pixels(T), np.ones((T, 17, 1))], -1)
     kp[:, [1, 2, 3], 2] = 0.0
-    out = pipe(keypoints=kp, image_size=(W, H), confidence_threshold=0.5)
+    out = pipe(keypoints=kp, image_size=(W, H), keypoint_format="h36m", confidence_threshold=0.5)
     assert out["pose_3d"].shape == (T, 17, 3) and np.isfinite(out["pose_3d"]).all()
     assert not out["valid"][:, [1, 2, 3]].any() and out["valid"][:, 4:].all()
     np.testing.assert_allclose(out["keypoints_2d"][:, 4:], kp[:, 4:, :2])
@@ -246,7 +247,8 @@ def test_completion_from_occluded_2d(completer):
         (lambda p: p(np.zeros((17, 3))), ValueError, r"pose_3d\[None\]"),
         (lambda p: p(np.full((3, 17, 3), np.nan)), ValueError, "every joint"),
         (lambda p: p(np.zeros((3, 17, 3)), missing=np.zeros((2, 17), bool)), ValueError, "missing"),
-        (lambda p: p(keypoints=np.zeros((3, 17, 2))), ValueError, "image_size"),
+        (lambda p: p(keypoints=np.zeros((3, 17, 2)), keypoint_format="coco"), ValueError, "image_size"),
+        (lambda p: p(keypoints=np.zeros((3, 17, 2)), image_size=(W, H)), ValueError, "pass keypoint_format"),
     ],
 )
 def test_completion_errors(completer, call, exc, msg):
@@ -262,17 +264,17 @@ def test_wrong_model_class(completer):
 
 def test_saved_dir_in_process(tmp_path, lift_pipe, lifter):
     kp = pixels(5)
-    want = lift_pipe(kp, image_size=(W, H))["pose_3d"]
+    want = lift_pipe(kp, image_size=(W, H), keypoint_format="h36m")["pose_3d"]
     # a model folder (model.save_pretrained) loads by task name
     lifter.save_pretrained(tmp_path / "model")
     pipe = pipeline("pose-lifting", model=str(tmp_path / "model"))
     assert isinstance(pipe, PoseLiftingPipeline) and isinstance(pipe.model, MPMForPoseLifting)
-    np.testing.assert_allclose(pipe(kp, image_size=(W, H))["pose_3d"], want, atol=1e-6)
+    np.testing.assert_allclose(pipe(kp, image_size=(W, H), keypoint_format="h36m")["pose_3d"], want, atol=1e-6)
     # a pipeline folder (with custom_pipelines) needs trust_remote_code, or the installed class
     lift_pipe.save_pretrained(tmp_path / "pipe")
     pipe = pipeline("pose-lifting", model=str(tmp_path / "pipe"), pipeline_class=PoseLiftingPipeline)
     assert isinstance(pipe.model, MPMForPoseLifting)
-    np.testing.assert_allclose(pipe(kp, image_size=(W, H))["pose_3d"], want, atol=1e-6)
+    np.testing.assert_allclose(pipe(kp, image_size=(W, H), keypoint_format="h36m")["pose_3d"], want, atol=1e-6)
 
 
 REMOTE_SCRIPT = BLOCK_PACKAGE + textwrap.dedent(
@@ -343,7 +345,7 @@ def test_h36m16_model_gets_16_joints():
     pipe = pipeline("pose-lifting", model=model)
     kp = np.concatenate([pixels(4), np.ones((4, 17, 1))], -1)
     kp[:, 10, 2] = 0  # head top missing -> H36M-16 joint 9
-    out = pipe(kp, image_size=(W, H), confidence_threshold=0.5, return_keypoints_2d=True)
+    out = pipe(kp, image_size=(W, H), keypoint_format="h36m", confidence_threshold=0.5, return_keypoints_2d=True)
     assert out["pose_3d"].shape == (4, 16, 3) and out["valid"].shape == (4, 16)
     assert not out["valid"][:, 9].any() and out["valid"][:, [8, 10]].all()
     assert out["keypoints_2d"].shape == (4, 17, 2)
@@ -351,4 +353,4 @@ def test_h36m16_model_gets_16_joints():
 
 def test_ragged_nested_list_is_a_clear_error(lift_pipe):
     with pytest.raises(ValueError, match="rectangular"):
-        lift_pipe([[[0.0, 0.0]] * 17, [[0.0, 0.0]] * 16], image_size=(W, H))
+        lift_pipe([[[0.0, 0.0]] * 17, [[0.0, 0.0]] * 16], image_size=(W, H), keypoint_format="h36m")

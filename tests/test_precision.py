@@ -106,14 +106,14 @@ def test_legacy_layer_norm_statistics_match_var_mean_and_stay_float32():
 
 def test_pipeline_dtype_and_device_from_folder_and_object(lifter, lifter_dir):
     kp = np.random.default_rng(0).uniform(0, 1000, size=(40, 17, 2))
-    ref = pipeline("pose-lifting", model=lifter)(kp, image_size=(1000, 1000))["pose_3d"]
+    ref = pipeline("pose-lifting", model=lifter)(kp, image_size=(1000, 1000), keypoint_format="h36m")["pose_3d"]
     for kwargs in (dict(model=lifter_dir, dtype=torch.bfloat16), dict(model=lifter, dtype="bfloat16", device="cpu")):
         pipe = pipeline("pose-lifting", **kwargs)
         assert pipe.model.dtype == torch.bfloat16
         for mode in ("seq2frame", "seq2seq"):
             want = ref if mode == "seq2frame" else pipeline("pose-lifting", model=lifter)(
-                kp, image_size=(1000, 1000), mode=mode)["pose_3d"]
-            out = pipe(kp, image_size=(1000, 1000), mode=mode)["pose_3d"]
+                kp, image_size=(1000, 1000), keypoint_format="h36m", mode=mode)["pose_3d"]
+            out = pipe(kp, image_size=(1000, 1000), keypoint_format="h36m", mode=mode)["pose_3d"]
             assert out.dtype == np.float32 and out.shape == (40, 17, 3)
             assert _rel(out, want) < 0.01
     assert lifter.dtype == torch.float32  # the pipeline cast a copy
@@ -131,8 +131,8 @@ def test_int8_quantisation_replaces_linear_layers(lifter):
     assert 0 < err < 0.05  # quantised (not identical), and close
     kp = np.random.default_rng(1).uniform(0, 1000, size=(30, 17, 2))
     pipe = pipeline("pose-lifting", model=lifter, quantize="int8")
-    assert _rel(pipe(kp, image_size=(1000, 1000))["pose_3d"],
-                pipeline("pose-lifting", model=lifter)(kp, image_size=(1000, 1000))["pose_3d"]) < 0.05
+    assert _rel(pipe(kp, image_size=(1000, 1000), keypoint_format="h36m")["pose_3d"],
+                pipeline("pose-lifting", model=lifter)(kp, image_size=(1000, 1000), keypoint_format="h36m")["pose_3d"]) < 0.05
 
 
 def test_precision_options_reject_bad_values(lifter):
@@ -177,6 +177,7 @@ def test_seq2frame_reuse_is_skipped_for_models_with_a_refiner():
 
 
 def test_onnx_int8_graph_is_smaller_and_close_to_pytorch(lifter, tmp_path):
+    pytest.importorskip("onnx", exc_type=ImportError)  # the exporter needs it (as tests/test_export.py)
     ort = pytest.importorskip("onnxruntime")
     from modeling_mpm.export import export_onnx, quantize_onnx_int8
 

@@ -173,12 +173,12 @@ def test_failed_write_keeps_the_previous_result(tmp_path, dirs, capsys, monkeypa
 def test_stride_larger_than_window_is_refused(lift_pipe, complete_pipe, tmp_path, dirs, capsys):
     kp = _kp(40)
     with pytest.raises(ValueError, match="stride 20 is larger than the window of 9 frames"):
-        lift_pipe(kp, image_size=(200, 200), mode="seq2seq", stride=20)
+        lift_pipe(kp, image_size=(200, 200), keypoint_format="h36m", mode="seq2seq", stride=20)
     pose = np.random.default_rng(0).normal(0, 0.3, (40, 17, 3))
     pose[:, 5] = np.nan
     with pytest.raises(ValueError, match="larger than the window"):
         complete_pipe(pose, stride=20)
-    out = lift_pipe(kp, image_size=(200, 200), mode="seq2seq", stride=9)
+    out = lift_pipe(kp, image_size=(200, 200), keypoint_format="h36m", mode="seq2seq", stride=9)
     assert np.isfinite(out["pose_3d"]).all()
     np.save(tmp_path / "k.npy", kp)
     rc = mpm(["lift", str(tmp_path / "k.npy"), "--format", "h36m", "--image-size", "200", "200", "--mode",
@@ -190,7 +190,7 @@ def test_overflowing_joint_is_reported_missing(lift_pipe, complete_pipe):
     kp = _kp()
     kp[3, 5] = [1e39, 50.0]          # finite in float64, inf in float32
     kp[4, 6] = [-1e7, 50.0]          # 50,000 image widths outside the frame
-    out = lift_pipe(kp, image_size=(200, 200))
+    out = lift_pipe(kp, image_size=(200, 200), keypoint_format="h36m")
     assert not out["valid"][3, 5] and not out["valid"][4, 6]
     assert out["valid"].sum() == kp.shape[0] * 17 - 2
     assert np.isfinite(out["pose_3d"]).all()
@@ -212,7 +212,7 @@ def test_one_confidence_default(lift_pipe, capsys):
     kp = np.concatenate([_kp(), np.ones((12, 17, 1))], -1)
     kp[:, 4] = [0.0, 0.0, 0.0]       # undetected joint: confidence 0 at the origin
     kp[:, 5, 2] = 0.2
-    out = lift_pipe(kp, image_size=(200, 200))
+    out = lift_pipe(kp, image_size=(200, 200), keypoint_format="h36m")
     assert DEFAULT_CONFIDENCE_THRESHOLD == 0.3
     assert not out["valid"][:, 4].any() and not out["valid"][:, 5].any() and out["valid"][:, 6].all()
 
@@ -220,9 +220,9 @@ def test_one_confidence_default(lift_pipe, capsys):
 @pytest.mark.parametrize("flag", ["flip_augmentation", "return_keypoints_2d"])
 def test_boolean_options_must_be_booleans(lift_pipe, complete_pipe, flag):
     with pytest.raises(TypeError, match=f"{flag} must be True or False, got 'no'"):
-        lift_pipe(_kp(), image_size=(200, 200), **{flag: "no"})
+        lift_pipe(_kp(), image_size=(200, 200), keypoint_format="h36m", **{flag: "no"})
     if flag == "flip_augmentation":
         with pytest.raises(TypeError, match="flip_augmentation must be True or False"):
             complete_pipe(np.zeros((5, 17, 3)), flip_augmentation="no")
-    out = lift_pipe(_kp(), image_size=(200, 200), **{flag: np.bool_(True)})
+    out = lift_pipe(_kp(), image_size=(200, 200), keypoint_format="h36m", **{flag: np.bool_(True)})
     assert np.isfinite(out["pose_3d"]).all()

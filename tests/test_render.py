@@ -52,6 +52,8 @@ def test_render_errors(tmp_path):
         render_animation(p3, str(tmp_path / "a.gif"), keypoints_2d=p2[:2])
     with pytest.raises(ValueError, match="skeleton"):
         render_animation(p3[:, :16], str(tmp_path / "a.gif"))
-    if not ffmpeg_available():
+    from modeling_mpm.render import pyav_available
+
+    if not ffmpeg_available() and not pyav_available():
         with pytest.raises(ValueError, match="ffmpeg"):
             render_animation(p3, str(tmp_path / "a.mp4"))

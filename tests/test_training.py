@@ -134,7 +134,9 @@ def test_push_to_hub_offline_fails_before_training(tmp_path, monkeypatch):
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     cfg = _tiny(tmp_path / "run")
-    with pytest.raises(RuntimeError, match="offline"):
+    from modeling_mpm.errors import MPMInputError
+
+    with pytest.raises(MPMInputError, match="--push-to-hub .*offline"):
         train(cfg, push_to_hub="someone/mpm-test")
     assert not (tmp_path / "run").exists()  # nothing was started
 

@@ -144,7 +144,7 @@ def test_mpm_train_cli_with_hub_data_and_hub_init(tmp_path, hub_cache, capsys):
     import numpy as np
 
     keypoints = np.random.default_rng(0).uniform(100, 500, size=(12, 17, 2))
-    want = pipeline("pose-lifting", model="org/mpm-lift")(keypoints, image_size=(640, 480))["pose_3d"]
+    want = pipeline("pose-lifting", model="org/mpm-lift")(keypoints, image_size=(640, 480), keypoint_format="h36m")["pose_3d"]
     assert want.shape == (12, 17, 3) and np.isfinite(want).all()
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(hub_cache), HF_HOME=str(tmp_path / "hf_home"),
                PYTHONPATH="", OMP_NUM_THREADS="1")
@@ -162,7 +162,7 @@ REMOTE_HUB_PIPE = BLOCK_PACKAGE + textwrap.dedent(
     import numpy as np
     from transformers import pipeline
     pipe = pipeline("pose-lifting", model=sys.argv[1], trust_remote_code=True)
-    out = pipe(np.array(json.loads(sys.stdin.read())), image_size=(640, 480))["pose_3d"]
+    out = pipe(np.array(json.loads(sys.stdin.read())), image_size=(640, 480), keypoint_format="h36m")["pose_3d"]
     assert "modeling_mpm" not in sys.modules
     print(json.dumps({"pose_3d": out.tolist(), "module": type(pipe).__module__}))
     """

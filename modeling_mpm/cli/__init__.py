@@ -79,7 +79,66 @@ def main(argv: Optional[List[str]] = None) -> int:
     if name not in SUBCOMMANDS:
         print(f"mpm: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    return int(entry_point(name)(rest) or 0)
+    try:
+        return int(entry_point(name)(rest) or 0)
+    except (ValueError, TypeError, OSError, ImportError) as err:
+        if not is_input_error(err):
+            raise  # a bug: its traceback is what a report needs
+        print(f"mpm {name}: error: {error_sentence(err)}", file=sys.stderr)
+        return 2
+
+
+# --------------------------------------------------------------------------- errors -> sentences
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def is_input_error(err: BaseException) -> bool:
+    """True when ``err`` reports bad user input rather than a bug, so ``mpm`` prints a sentence
+    (exit code 2) instead of a traceback:
+
+    * ``MPMInputError`` (``modeling_mpm.errors``), the package's own base for refused input;
+    * a ``ValueError`` / ``TypeError`` / ``ImportError`` the package raises itself with a message
+      (the innermost frame of the traceback is a ``raise`` statement in a ``modeling_mpm`` file):
+      the package's input checks;
+    * a missing optional package (``ModuleNotFoundError``), and a file-system error on a named
+      path (no such file, a folder, no permission).
+
+    Anything else (an ``AttributeError``, a ``TypeError`` from a bad call, an error inside torch)
+    keeps its traceback."""
+    if any(c.__name__ == "MPMInputError" for c in type(err).__mro__):
+        return True
+    if isinstance(err, ModuleNotFoundError):
+        return not (err.name or "modeling_mpm").startswith("modeling_mpm")
+    if isinstance(err, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)):
+        return bool(getattr(err, "filename", None)) or _raised_here(err)
+    if isinstance(err, (ValueError, TypeError, ImportError)) and str(err):
+        return _raised_here(err)
+    return False
+
+
+def _raised_here(err: BaseException) -> bool:
+    """The innermost frame of ``err``'s traceback is a ``raise`` statement in this package."""
+    import linecache
+
+    tb = err.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    filename = os.path.abspath(tb.tb_frame.f_code.co_filename)
+    if not filename.startswith(_PACKAGE_DIR + os.sep):
+        return False
+    return linecache.getline(filename, tb.tb_lineno).lstrip().startswith("raise")
+
+
+def error_sentence(err: BaseException) -> str:
+    """The one-line text ``mpm`` prints for an input error."""
+    if isinstance(err, ModuleNotFoundError) and not str(err).endswith("pip install") and err.name:
+        return f"{err} (an optional dependency): pip install {err.name.split('.')[0]}"
+    if isinstance(err, OSError) and getattr(err, "filename", None) and err.strerror:
+        return f"{err.filename}: {err.strerror}"
+    text = str(err).strip()
+    return text if text else type(err).__name__
 
 
 def entry_point(name: str) -> Callable[[Optional[List[str]]], int]:

@@ -33,7 +33,7 @@ def check_replaceable_model_dir(path: str) -> None:
     try:
         with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
             is_mpm = json.load(f).get("model_type") == "mpm"
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         is_mpm = False
     if not is_mpm:
         raise ValueError(f"{path} holds files that are not an MPM model folder ({len(entries)} entries); "
@@ -52,9 +52,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--refine", default=None, help="the lifter's refine module (*_refine.pth, post-refine stage)")
     args = cli_style(parser).parse_args(argv)
     from ..convert_official import convert_official_checkpoint
-    from ..training.checkpoint import atomic_write_dir
+    from ..training.checkpoint import atomic_write_dir, recover_replaced_dir
 
     try:
+        check_replaceable_model_dir(args.output_dir)
+        # a previous run killed between its two renames left the old folder under .old-<name>-<pid>
+        for line in recover_replaced_dir(args.output_dir):
+            print(f"note: {line}", file=sys.stderr)
         check_replaceable_model_dir(args.output_dir)
         model = convert_official_checkpoint(args.checkpoint, args.heads, args.strides, args.refine)
     except ValueError as e:

@@ -88,6 +88,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             cfg = cfg.with_overrides(["data.test_split=test"])
     except (ValueError, TypeError) as err:
         parser.error(str(err))
+    if args.split:
+        known = _split_names(cfg)
+        if known is not None and args.split not in known:
+            parser.error(f"--split {args.split!r}: the {cfg.data.source} data has no such split; it has "
+                         f"{', '.join(sorted(known))}")
+    if args.output_json:  # checked before the (long) evaluation, not after it
+        _check_writable_file(parser, args.output_json)
 
     from transformers.utils import logging as hf_logging
 
@@ -114,7 +121,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                                          metric=load_pose_metric())
     occl = (" one limb missing" if args.occluded_limb else
             f" {args.occluded_joints} joints missing per frame" if args.occluded_joints else "")
-    title = (f"{args.model} on {cfg.data.source} split {cfg.data.test_split!r}: {len(test)} windows, "
+    label = repr(cfg.data.test_split)
+    if cfg.data.source == "demo" and cfg.data.test_split not in (_split_names(cfg) or {cfg.data.test_split}):
+        label = f"'validation' (the demo data has no {cfg.data.test_split!r} split)"
+    title = (f"{args.model} on {cfg.data.source} split {label}: {len(test)} windows, "
              f"{args.mode} frame{occl}; MPJPE / P-MPJPE in mm (per action: mean over frames; Average: over actions)")
     print(format_table(results, title=title))
     for name, r in results.items():
@@ -129,9 +139,52 @@ def main(argv: Optional[List[str]] = None) -> int:
                   f"(MPI-INF-3DHP protocol: 14 joints, "
                   f"frame-weighted over {r['windows']} windows)")
     if args.output_json:
-        with open(args.output_json, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=2)
+        _write_json_atomic(args.output_json, results)
     return 0
+
+
+def _write_json_atomic(path: str, obj) -> None:
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _split_names(cfg) -> Optional[set]:
+    """The split names the configured data has (None when unknown, e.g. a Hub data set)."""
+    d = cfg.data
+    if d.source == "synthetic":
+        return {"train", "validation", "test"}
+    if d.source == "demo":
+        from ..data.demo import load_demo_dataset
+
+        return set(load_demo_dataset())
+    names: set = set()
+    from ..data.io import load_dataset_dir
+
+    for path in d.paths:
+        if not os.path.isdir(path):
+            return None  # a Hub id or a missing folder: loading it says what is wrong
+        try:
+            ds = load_dataset_dir(path)
+        except (OSError, ValueError):
+            return None
+        names |= set(ds.keys()) if hasattr(ds, "keys") else {d.train_split}
+    return names
+
+
+def _check_writable_file(parser, path: str) -> None:
+    if os.path.isdir(path):
+        parser.error(f"--output-json {path} is a folder; give a file name such as eval.json")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        parser.error(f"--output-json {path}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        parser.error(f"--output-json {path}: not writable")
 
 
 if __name__ == "__main__":

@@ -49,7 +49,8 @@ def _common_2d_args(ap: argparse.ArgumentParser):
                     help="2D keypoint layout (default: halpe26 for 26 joints, blazepose for 33, coco for "
                          "17-joint JSON)")
     ap.add_argument("--image-size", nargs=2, type=float, metavar=("W", "H"), default=None,
-                    help="frame size in pixels (default: 'image_size' stored in an .npz input)")
+                    help="frame size in pixels (default: 'image_size' stored in an .npz input, or the width and "
+                         "height of a COCO JSON's 'images' entries when they all agree)")
     from ..keypoints import DEFAULT_CONFIDENCE_THRESHOLD
 
     ap.add_argument("--confidence-threshold", type=float, default=DEFAULT_CONFIDENCE_THRESHOLD,
@@ -86,7 +87,7 @@ def lift_main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--stride", type=int, default=None,
                     help="seq2seq window stride, at most the window length (default: window length)")
     ap.add_argument("--flip", action="store_true", help="test-time flip augmentation")
-    ap.add_argument("--render", default=None, help="also write an animation (.gif, or .mp4 with ffmpeg)")
+    ap.add_argument("--render", default=None, help="also write an animation (.gif, or .mp4 with ffmpeg or PyAV)")
     ap.add_argument("--no-progress", action="store_true")
     args = _cli_style(ap).parse_args(argv)
     return _run(lambda _: _lift(args), None)
@@ -101,7 +102,8 @@ def _lift(args) -> int:
     fmt = _guess_format(np.asarray(arr), args.keypoint_format, args.input)
     image_size = args.image_size or meta.get("image_size")
     if image_size is None:
-        raise ValueError("pass --image-size W H (pixels) or store 'image_size' in the .npz input")
+        raise ValueError("pass --image-size W H (pixels), store 'image_size' in the .npz input or list the "
+                             "images with their width and height in the COCO JSON")
     model = _load_model(args.model, "MPMForPoseLifting", "mpm lift")
     pipe = pipeline("pose-lifting", model=model)
     out = pipe(arr, image_size=tuple(image_size), keypoint_format=fmt, confidence_threshold=args.confidence_threshold,
@@ -157,7 +159,8 @@ def _complete(args) -> int:
         fmt = _guess_format(np.asarray(arr), args.keypoint_format, args.input)
         image_size = args.image_size or meta.get("image_size")
         if image_size is None:
-            raise ValueError("pass --image-size W H (pixels) or store 'image_size' in the .npz input")
+            raise ValueError("pass --image-size W H (pixels), store 'image_size' in the .npz input or list the "
+                             "images with their width and height in the COCO JSON")
         out = pipe(keypoints=arr, image_size=tuple(image_size), keypoint_format=fmt,
                    confidence_threshold=args.confidence_threshold, batch_size=args.batch_size,
                    flip_augmentation=args.flip)
@@ -184,7 +187,7 @@ def render_main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(
         prog="mpm render",
         description="Render a 2D + 3D side-by-side animation from the .npz of 'mpm lift' (pose_3d, and "
-                    "keypoints_2d / image_size when present). .gif uses Pillow; .mp4 needs ffmpeg; .png "
+                    "keypoints_2d / image_size when present). .gif uses Pillow; .mp4 uses ffmpeg, else PyAV; .png "
                     "writes one frame (--frame).",
     )
     ap.add_argument("input")
@@ -194,6 +197,12 @@ def render_main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--max-frames", type=int, default=None)
     ap.add_argument("--frame", type=int, default=0, help="frame for .png output")
     args = _cli_style(ap).parse_args(argv)
+    if args.max_frames is not None and args.max_frames < 1:
+        ap.error(f"--max-frames must be at least 1 (leave it out for every frame), got {args.max_frames}")
+    if args.frame_step < 1:
+        ap.error(f"--frame-step must be at least 1, got {args.frame_step}")
+    if not args.fps > 0 or args.fps == float("inf"):
+        ap.error(f"--fps must be a positive number, got {args.fps}")
     return _run(lambda _: _render(args), None)
 
 

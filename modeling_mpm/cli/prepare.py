@@ -105,6 +105,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     if a.command is None:
         parser.print_help()
         return 2
+    import math
+
+    for flag in ("fps", "scale", "npy_fps"):
+        v = getattr(a, flag, None)
+        if v is not None and not (math.isfinite(v) and v > 0):
+            parser.error(f"--{flag.replace('_', '-')} must be a finite number > 0, got {v}")
+    if getattr(a, "skip_frames", 0) < 0:
+        parser.error(f"--skip-frames must be >= 0, got {a.skip_frames}")
     from ..data import io
 
     if a.push_to_hub:
@@ -116,7 +124,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         except io.HubOfflineError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-    from ..data import sources
+    try:
+        with io.dataset_write_lock(a.output):  # one writer at a time: a second one is refused at once
+            return _prepare(a, parser)
+    except io.DatasetLockError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _prepare(a, parser) -> int:
+    from ..data import io, sources
 
     try:
         if a.command == "h36m":

@@ -54,6 +54,7 @@ Keypoint files (the input of ``mpm lift`` and ``mpm complete --from-2d``), :func
 
 from __future__ import annotations
 
+import contextlib
 import io as _io
 import json
 import os
@@ -65,6 +66,8 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+from ..errors import MPMInputError
 
 __all__ = [
     "sequence_features",
@@ -84,13 +87,23 @@ __all__ = [
     "is_prepared_dataset_dir",
     "holds_working_directory",
     "clean_interrupted_writes",
+    "dataset_write_lock",
+    "DatasetLockError",
     "read_keypoints",
     "read_coco_json",
+    "coco_image_size",
+    "read_json",
+    "MAX_ARRAY_BYTES",
+    "MAX_JSON_DEPTH",
     "MAX_JSON_FRAMES",
 ]
 
 STRING_COLUMNS = ("sequence", "source", "subject", "action", "camera", "skeleton", "coordinate_frame",
                   "pose_2d_units")
+
+
+class DatasetLockError(MPMInputError):
+    """Another process is writing the same output data set."""
 
 
 class HubOfflineError(RuntimeError):
@@ -128,6 +141,16 @@ def make_row(*, sequence: str, source: str, pose_3d: np.ndarray, fps: float, ske
     if pose_3d.ndim != 3 or pose_3d.shape[-1] != 3:
         raise ValueError(f"{sequence}: pose_3d must be (T, J, 3), got shape {pose_3d.shape}")
     T, J = pose_3d.shape[:2]
+    if T == 0:
+        raise ValueError(f"{sequence}: no frames (0 frames of pose_3d; was every frame skipped, e.g. by a "
+                         "--skip-frames past the end of the take?); remove the input or keep some frames")
+    if not np.isfinite(pose_3d).all():
+        bad = int((~np.isfinite(pose_3d)).any(axis=(1, 2)).sum())
+        raise ValueError(f"{sequence}: pose_3d has NaN or infinite values in {bad} of {T} frames (a bad --scale, or "
+                         "a corrupt input); a data set for training must hold finite positions")
+    if J > 1 and not (np.ptp(pose_3d, axis=1) > 0).any():
+        raise ValueError(f"{sequence}: every joint is at the same point in every frame (degenerate motion, e.g. "
+                         "--scale 0); nothing to learn from")
     if pose_2d is None:
         pose_2d = np.zeros((0, J, 2), np.float32)
         pose_2d_units = "none"
@@ -135,6 +158,8 @@ def make_row(*, sequence: str, source: str, pose_3d: np.ndarray, fps: float, ske
         pose_2d = np.asarray(pose_2d, dtype=np.float32)
         if pose_2d.shape != (T, J, 2):
             raise ValueError(f"{sequence}: pose_2d must be {(T, J, 2)} to match pose_3d, got {pose_2d.shape}")
+        if not np.isfinite(pose_2d).all():
+            raise ValueError(f"{sequence}: pose_2d has NaN or infinite values; a data set must hold finite keypoints")
         if pose_2d_units not in ("pixels", "normalized"):
             raise ValueError(f"{sequence}: pose_2d_units must be 'pixels' or 'normalized', got {pose_2d_units!r}")
     if coordinate_frame not in ("camera", "world"):
@@ -176,8 +201,8 @@ def rows_to_dataset(rows: Iterable[dict], num_joints: Optional[int] = None):
 
 def _check_push_allowed():
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
-        raise HubOfflineError("--push_to_hub was requested but HF_HUB_OFFLINE=1 is set: the data was "
-                              "not pushed. Unset HF_HUB_OFFLINE (and log in) to push, or drop --push_to_hub.")
+        raise HubOfflineError("--push-to-hub was requested but HF_HUB_OFFLINE=1 is set: the data was "
+                              "not pushed. Unset HF_HUB_OFFLINE (and log in) to push, or drop --push-to-hub.")
 
 
 def push_dataset_to_hub(dataset, repo_id: str, private: bool = True):
@@ -187,8 +212,85 @@ def push_dataset_to_hub(dataset, repo_id: str, private: bool = True):
     dataset.push_to_hub(repo_id, private=private)
 
 
+_HELD_LOCKS: set = set()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def dataset_write_lock(output: Union[str, os.PathLike]):
+    """Hold ``.<name>.lock`` next to ``output`` (created with ``O_CREAT | O_EXCL``, holding the
+    writer's process id) while a data set is written there: a second writer is refused with
+    :class:`DatasetLockError` instead of deleting the first one's temporary folder or swapping a
+    folder it is replacing. A lock left by a killed process (its id no longer runs) is taken over.
+    Re-entrant within one process."""
+    output = Path(output).absolute()
+    lock = output.parent / f".{output.name}.lock"
+    if str(lock) in _HELD_LOCKS:
+        yield lock
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            break
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text(encoding="ascii").strip() or "0")
+            except (OSError, ValueError):
+                pid = 0
+            if pid > 0 and _pid_alive(pid) and pid != os.getpid():
+                raise DatasetLockError(
+                    f"{output}: another 'mpm prepare' (process {pid}) is writing this data set; wait for it to "
+                    f"finish or choose another --output (remove {lock} if no such process runs)") from None
+            if pid == 0:  # being written this instant, or left empty by a writer killed at that instant
+                import time
+
+                try:
+                    age = time.time() - os.path.getmtime(lock)
+                except OSError:
+                    age = 0.0
+                if age < 10:
+                    raise DatasetLockError(f"{output}: {lock} exists (another 'mpm prepare' is starting); wait or "
+                                           "choose another --output") from None
+            try:
+                os.remove(lock)  # its process is gone (killed): a stale lock
+            except FileNotFoundError:
+                pass
+    else:  # pragma: no cover - lost the race twice
+        raise DatasetLockError(f"{output}: another 'mpm prepare' is writing this data set; try again")
+    try:
+        os.write(fd, str(os.getpid()).encode("ascii"))
+    finally:
+        os.close(fd)
+    _HELD_LOCKS.add(str(lock))
+    try:
+        yield lock
+    finally:
+        _HELD_LOCKS.discard(str(lock))
+        try:
+            os.remove(lock)
+        except OSError:
+            pass
+
+
 def save_dataset(dataset, output: Union[str, os.PathLike], format: str = "arrow",
                  overwrite: bool = False, max_shard_rows: int = 200) -> Path:
+    """See :func:`_save_dataset`; holds :func:`dataset_write_lock` while writing."""
+    with dataset_write_lock(output):
+        return _save_dataset(dataset, output, format, overwrite, max_shard_rows)
+
+
+def _save_dataset(dataset, output: Union[str, os.PathLike], format: str = "arrow",
+                  overwrite: bool = False, max_shard_rows: int = 200) -> Path:
     """Write a Dataset or DatasetDict atomically to the folder ``output``.
 
     ``format="arrow"``: ``save_to_disk`` layout (load with :func:`load_dataset_dir` or
@@ -340,6 +442,57 @@ def load_sequences(dataset, columns: Sequence[str] = ("pose_3d", "pose_2d", "int
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
 
+#: most bytes one array (or one ``.npz`` member, or one object a pickled member builds) may take;
+#: sizes are checked before anything is allocated. ``MPM_MAX_ARRAY_BYTES`` overrides it.
+MAX_ARRAY_BYTES = 4 << 30
+
+
+def max_array_bytes() -> int:
+    try:
+        return int(os.environ.get("MPM_MAX_ARRAY_BYTES", MAX_ARRAY_BYTES))
+    except ValueError:
+        return MAX_ARRAY_BYTES
+
+
+def _too_big(where: str, what: str, nbytes: int) -> ValueError:
+    return ValueError(f"{where}: {what} would take {nbytes:,} bytes, more than the {max_array_bytes():,}-byte limit "
+                      "on one array (set MPM_MAX_ARRAY_BYTES to raise it if the file is genuine)")
+
+
+def _read_npy_header(fp, where: str):
+    """``(shape, fortran_order, dtype, header_end)`` of the ``.npy`` stream ``fp`` (at its start),
+    read with NumPy's own header parser; nothing of the data is read."""
+    from numpy.lib import format as npformat
+
+    try:
+        version = npformat.read_magic(fp)
+        if version == (1, 0):
+            shape, fortran, dtype = npformat.read_array_header_1_0(fp, max_header_size=1 << 16)
+        elif version == (2, 0):
+            shape, fortran, dtype = npformat.read_array_header_2_0(fp, max_header_size=1 << 16)
+        elif version == (3, 0) and hasattr(npformat, "_read_array_header"):  # utf-8 header
+            shape, fortran, dtype = npformat._read_array_header(fp, version, max_header_size=1 << 16)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+    except (ValueError, EOFError, SyntaxError, TypeError, OverflowError) as e:
+        raise ValueError(f"{where}: unreadable .npy header ({e})") from None
+    return shape, fortran, dtype, fp.tell()
+
+
+def _check_declared_size(where: str, shape, dtype, available: Optional[int]) -> None:
+    """Refuse a header whose array would exceed :func:`max_array_bytes`, or (plain data) needs
+    more bytes than the file holds (a 200-byte file claiming 10**13 elements)."""
+    n = 1
+    for d in shape:
+        n *= int(d)
+    nbytes = n * dtype.itemsize
+    if nbytes > max_array_bytes():
+        raise _too_big(where, f"the array its header declares ({'x'.join(map(str, shape)) or 'scalar'} {dtype})",
+                       nbytes)
+    if not dtype.hasobject and available is not None and nbytes > available:
+        raise ValueError(f"{where}: its header declares {nbytes:,} bytes of data ({shape} {dtype}) but the file "
+                         f"holds {available:,}; the file is truncated or crafted")
+
 
 def _describe_start(path: str) -> str:
     with open(path, "rb") as f:
@@ -367,6 +520,9 @@ def read_npy(path) -> np.ndarray:
         head = f.read(len(_NPY_MAGIC))
     if head != _NPY_MAGIC:
         raise ValueError(f"{path}: not a NumPy .npy file ({_describe_start(path)})")
+    with open(path, "rb") as f:
+        shape, _, dtype, start = _read_npy_header(f, path)
+    _check_declared_size(path, shape, dtype, os.path.getsize(path) - start)
     try:
         return np.load(path, allow_pickle=False)
     except ValueError as e:
@@ -388,6 +544,7 @@ def read_npz(path) -> dict:
         head = f.read(4)
     if head != _ZIP_MAGIC:
         raise ValueError(f"{path}: not a NumPy .npz file ({_describe_start(path)})")
+    _check_npz_members(path)
     out = {}
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -407,6 +564,25 @@ def read_npz(path) -> dict:
         raise ValueError(f"{path}: unreadable .npz file ({e or type(e).__name__}); the file is probably "
                          "truncated") from None
     return out
+
+
+def _check_npz_members(path: str, only: Optional[str] = None) -> None:
+    """Check every ``.npy`` member's declared size (the zip entry and the array header) before
+    NumPy reads it (``only``: that member)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy") or (only is not None and info.filename != only + ".npy"):
+                    continue
+                where = f"{path}[{info.filename[:-4]!r}]"
+                if info.file_size > max_array_bytes():
+                    raise _too_big(where, "the member, unpacked,", info.file_size)
+                with zf.open(info) as member:
+                    shape, _, dtype, start = _read_npy_header(member, where)
+                _check_declared_size(where, shape, dtype, info.file_size - start)
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError, NotImplementedError) as e:
+        raise ValueError(f"{path}: unreadable .npz file ({e or type(e).__name__}); the file is probably "
+                         "truncated") from None
 
 
 def _numpy_multiarray(name: str):
@@ -432,6 +608,8 @@ class RestrictedUnpickler(pickle.Unpickler):
                  "bytes", "bytearray"}
 
     def find_class(self, module, name):
+        if module in ("builtins", "__builtin__") and name in ("bytes", "bytearray"):
+            return _sized_bytes(name)
         if module in ("builtins", "__builtin__") and name in self._BUILTINS:
             import builtins
 
@@ -444,26 +622,77 @@ class RestrictedUnpickler(pickle.Unpickler):
             import codecs
 
             return codecs.encode
-        if module == "numpy" and name in ("ndarray", "dtype"):
-            return getattr(np, name)
-        if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name in ("_reconstruct", "scalar"):
-            return _numpy_multiarray(name)
+        if module == "numpy" and name == "dtype":
+            return np.dtype
+        if module == "numpy" and name == "ndarray":
+            return _NDARRAY
+        if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "_reconstruct":
+            return _sized_reconstruct
+        if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "scalar":
+            return _sized_scalar
         raise pickle.UnpicklingError(
             f"refused to load {module}.{name}: only builtin containers, numbers, strings and NumPy arrays "
             "are allowed in a data file")
+
+
+class _SizedNdarray:
+    """What the restricted unpickler gives for ``numpy.ndarray``: calling it checks the requested
+    size first; :func:`_sized_reconstruct` turns it back into ``np.ndarray``."""
+
+    def __call__(self, shape, dtype=float, *args, **kwargs):
+        _check_pickled_array(shape, dtype)
+        return np.ndarray(shape, dtype, *args, **kwargs)
+
+
+_NDARRAY = _SizedNdarray()
+
+
+def _check_pickled_array(shape, dtype) -> None:
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    n = 1
+    for d in shape:
+        n *= int(d)
+    nbytes = n * np.dtype(dtype).itemsize
+    if nbytes > max_array_bytes():
+        raise pickle.UnpicklingError(f"a pickled array of shape {shape} would take {nbytes:,} bytes, more than the "
+                                     f"{max_array_bytes():,}-byte limit")
+
+
+def _sized_reconstruct(subtype, shape, dtype):
+    if subtype is _NDARRAY:
+        subtype = np.ndarray
+    if subtype is not np.ndarray:
+        raise pickle.UnpicklingError("refused to rebuild an array of a class other than numpy.ndarray")
+    _check_pickled_array(shape, dtype)
+    return _numpy_multiarray("_reconstruct")(subtype, shape, dtype)
+
+
+def _sized_scalar(dtype, *args):
+    if np.dtype(dtype).itemsize > max_array_bytes():
+        raise pickle.UnpicklingError(f"a pickled scalar of {np.dtype(dtype).itemsize:,} bytes exceeds the limit")
+    return _numpy_multiarray("scalar")(dtype, *args)
+
+
+def _sized_bytes(name: str):
+    import builtins
+
+    cls = getattr(builtins, name)
+
+    def make(*args):
+        if args and isinstance(args[0], (int, np.integer)) and not isinstance(args[0], bool) \
+                and int(args[0]) > max_array_bytes():
+            raise pickle.UnpicklingError(f"a pickled {name}({int(args[0]):,}) would exceed the "
+                                         f"{max_array_bytes():,}-byte limit")
+        return cls(*args)
+
+    return make
 
 
 def _read_member_restricted(fp):
     """One ``.npy`` member: plain data as NumPy reads it; object arrays through the restricted unpickler."""
     from numpy.lib import format as npformat
 
-    version = npformat.read_magic(fp)
-    if version == (1, 0):
-        shape, fortran, dtype = npformat.read_array_header_1_0(fp)
-    elif version == (2, 0):
-        shape, fortran, dtype = npformat.read_array_header_2_0(fp)
-    else:
-        raise ValueError(f"unsupported .npy format version {version}")
+    shape, fortran, dtype, _ = _read_npy_header(fp, "member")
     if not dtype.hasobject:
         fp.seek(0)
         return npformat.read_array(fp, allow_pickle=False)
@@ -508,6 +737,7 @@ def read_npz_object(path, key: str):
             names = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
             if key not in names:
                 raise ValueError(f"{path}: no key {key!r} (keys: {names})")
+            _check_npz_members(path, only=key)
             with zf.open(key + ".npy") as member:
                 obj = _read_member_restricted(_io.BufferedReader(member))
     except pickle.UnpicklingError as e:
@@ -554,17 +784,81 @@ def save_npz_atomic(path, **arrays) -> str:
 MAX_JSON_FRAMES = 1_000_000
 
 
+#: deepest JSON nesting :func:`read_json` reads (COCO files nest 3 deep)
+MAX_JSON_DEPTH = 64
+
+
+def read_json(path) -> object:
+    """``json.load`` of a user's file: a ``ValueError`` naming the file when it is not JSON, nests
+    deeper than :data:`MAX_JSON_DEPTH` (checked before parsing, never a ``RecursionError``) or
+    is larger than :func:`max_array_bytes`."""
+    path = _check_file(path)
+    size = os.path.getsize(path)
+    if size > max_array_bytes():
+        raise _too_big(path, "the JSON file", size)
+    with open(path, "rb") as f:
+        raw = f.read()
+    depth = _json_depth(raw)
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"{path}: JSON nested {depth} levels deep, more than the {MAX_JSON_DEPTH} this reader "
+                         "accepts; it is not a keypoint / joint-name file")
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+
+
+def _json_depth(raw: bytes) -> int:
+    """Deepest ``[`` / ``{`` nesting of JSON text, brackets inside strings ignored (vectorised)."""
+    a = np.frombuffer(raw, dtype=np.uint8)
+    if not a.size:
+        return 0
+    quote = a == ord('"')
+    if quote.any():
+        # a quote preceded by an odd number of backslashes is escaped
+        bs = a == ord("\\")
+        idx = np.flatnonzero(quote)
+        # length of the backslash run just before each quote
+        last_non_bs = np.maximum.accumulate(np.where(~bs, np.arange(a.size), -1))
+        prev = idx - 1
+        before = np.where(prev >= 0, last_non_bs[np.maximum(prev, 0)], -1)
+        n_bs = np.where(prev >= 0, prev - before, 0)
+        quote[idx[n_bs % 2 == 1]] = False
+        inside = (np.cumsum(quote) % 2 == 1) & ~quote
+    else:
+        inside = np.zeros(a.size, bool)
+    step = np.where((a == ord("[")) | (a == ord("{")), 1, 0) - np.where((a == ord("]")) | (a == ord("}")), 1, 0)
+    step[inside] = 0
+    return int(np.cumsum(step).max(initial=0))
+
+
 def read_coco_json(path: str, fill_gaps: bool = True) -> Tuple[np.ndarray, List]:
     """COCO-style keypoint results -> ``((frames, K, 3) float64 x, y, confidence, image ids)``.
 
     One person per ``image_id`` (highest ``score``; ``category_id`` 1 or absent); see the module
     docstring for ordering and gaps.
     """
-    with open(path, "rb") as f:
-        try:
-            data = json.load(f)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"{path}: not valid JSON ({e})") from None
+    return _parse_coco(read_json(path), path, fill_gaps)
+
+
+def coco_image_size(data) -> Optional[Tuple[float, float]]:
+    """``(width, height)`` from a COCO dict's ``images`` entries when every entry gives the same
+    positive ``width`` and ``height``; None otherwise (no entries, missing or differing sizes)."""
+    images = data.get("images") if isinstance(data, dict) else None
+    if not isinstance(images, list) or not images:
+        return None
+    sizes = set()
+    for im in images:
+        if not isinstance(im, dict):
+            return None
+        w, h = im.get("width"), im.get("height")
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf") for v in (w, h)):
+            return None
+        sizes.add((float(w), float(h)))
+    return sizes.pop() if len(sizes) == 1 else None
+
+
+def _parse_coco(data, path, fill_gaps: bool = True) -> Tuple[np.ndarray, List]:
     if isinstance(data, dict):
         data = data.get("annotations")
     if not isinstance(data, list):
@@ -636,8 +930,12 @@ def read_keypoints(path: str) -> Tuple[np.ndarray, Dict]:
     ext = os.path.splitext(path)[1].lower()
     meta: Dict = {}
     if ext == ".json":
-        arr, ids = read_coco_json(path)
+        data = read_json(path)
+        arr, ids = _parse_coco(data, path)
         meta["image_ids"] = ids
+        size = coco_image_size(data)
+        if size is not None:
+            meta["image_size"] = size  # every 'images' entry gives this width and height
         return arr, meta
     if ext == ".npy":
         return read_npy(path), meta

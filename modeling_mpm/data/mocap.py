@@ -12,7 +12,6 @@ World convention of everything returned here: metres, **Z up**, right-handed.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Dict, Optional, Sequence, Tuple, Union
 
@@ -160,7 +159,7 @@ def load_climb_npy(path, joint_names: Union[str, Sequence[str], None] = None,
     """holosoma climbing ``(T, 53, 3)`` ``.npy`` (metres, Z up) -> ((T', 17, 3) float32 H36M-17,
     fps). ``joint_names`` is a list or the path of ``joint_names.json`` (default: next to the
     file). The capture's frame rate is undocumented; 120 Hz is assumed (see DATA_NOTES.md)."""
-    from .io import read_npy
+    from .io import read_json, read_npy
 
     pos = read_npy(path)
     if pos.ndim != 3 or pos.shape[-1] != 3:
@@ -169,11 +168,10 @@ def load_climb_npy(path, joint_names: Union[str, Sequence[str], None] = None,
         joint_names = os.path.join(os.path.dirname(os.path.abspath(path)), "joint_names.json")
     if isinstance(joint_names, (str, os.PathLike)):
         names_path = joint_names
-        with open(names_path) as fh:
-            try:
-                joint_names = json.load(fh)
-            except ValueError as e:
-                raise ValueError(f"{names_path}: not valid JSON ({e})") from None
+        if not os.path.isfile(names_path):
+            raise ValueError(f"{names_path}: no such file (the joint names of {path}; pass joint_names or put "
+                             "joint_names.json next to the .npy)")
+        joint_names = read_json(names_path)
         if not isinstance(joint_names, list) or not all(isinstance(n, str) for n in joint_names):
             raise ValueError(f"{names_path}: expected a JSON list of joint names")
     h36m = map_joints_by_name(pos, list(joint_names), joint_map)

@@ -63,6 +63,30 @@ def _select_joints(pose: np.ndarray, num_joints: int) -> np.ndarray:
 
 # ============================================================================ Human3.6M
 
+def _numeric(value, where: str, what: str) -> np.ndarray:
+    """``value`` as a float64 array, or a ValueError saying where the input is not numeric."""
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{where}: {what} is not a numeric array (got {type(value).__name__})") from None
+
+
+def _mapping(value, where: str, layout: str) -> dict:
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: expected {layout}, got {type(value).__name__}")
+    return value
+
+
+def _number(value, where: str, what: str) -> float:
+    try:
+        v = float(np.asarray(value).reshape(-1)[0]) if not isinstance(value, (int, float)) else float(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        raise ValueError(f"{where}: {what} must be a number, got {value!r:.60}") from None
+    if not np.isfinite(v) or v <= 0:
+        raise ValueError(f"{where}: {what} must be a finite number > 0, got {v}")
+    return v
+
+
 def load_h36m_2d(path) -> dict:
     """``positions_2d`` dict of a VideoPose3D 2D file; checks ``metadata`` (17 joints) if present."""
     positions_2d = load_npz_object(path, "positions_2d")
@@ -118,10 +142,11 @@ def h36m_rows(positions_3d: Union[str, os.PathLike, dict], positions_2d: Union[s
             cams = cameras[subject]
         else:
             cams = h36m_cameras(subject)  # raises ValueError for unknown subjects
-        for action in sorted(positions_3d[subject]):
+        actions = _mapping(positions_3d[subject], f"3D subject {subject!r}", "a dict[action] -> (T, 32, 3) array")
+        for action in sorted(actions, key=str):
             if skip_corrupted and subject == "S11" and action == "Directions":
                 continue
-            pos = np.asarray(positions_3d[subject][action], dtype=np.float64)
+            pos = _numeric(actions[action], f"{subject}/{action}", "the 3D")
             if pos.ndim != 3 or pos.shape[-1] != 3 or pos.shape[1] not in (32, 17):
                 raise ValueError(f"{subject}/{action}: 3D must be (T, 32, 3) or (T, 17, 3), got {pos.shape}")
             if pos.shape[1] == 32:
@@ -129,15 +154,18 @@ def h36m_rows(positions_3d: Union[str, os.PathLike, dict], positions_2d: Union[s
             T = pos.shape[0]
             views2d = None
             if positions_2d is not None:
-                if subject not in positions_2d or action not in positions_2d[subject]:
+                if subject not in positions_2d or action not in _mapping(
+                        positions_2d[subject], f"2D subject {subject!r}", "a dict[action] -> list of 4 arrays"):
                     raise ValueError(f"2D file has no {subject}/{action}")
                 views2d = positions_2d[subject][action]
+                if not isinstance(views2d, (list, tuple)) and not (isinstance(views2d, np.ndarray) and views2d.ndim):
+                    raise ValueError(f"{subject}/{action}: the 2D must be a list of {len(cams)} per-camera arrays")
                 if len(views2d) != len(cams):
                     raise ValueError(f"{subject}/{action}: {len(views2d)} 2D views for {len(cams)} cameras")
             for ci, cam in enumerate(cams):
                 p3 = world_to_camera(pos, cam.orientation, cam.translation)
                 if views2d is not None:
-                    p2 = np.asarray(views2d[ci], dtype=np.float64)
+                    p2 = _numeric(views2d[ci], f"{subject}/{action} camera {ci}", "the 2D")
                     if p2.ndim != 3 or p2.shape[1:] != (17, 2):
                         raise ValueError(f"{subject}/{action} camera {ci}: 2D must be (T, 17, 2), got {p2.shape}")
                     if p2.shape[0] < T:
@@ -198,8 +226,8 @@ override with ``fps=``)."""
 
 
 def _mpi_convert(d2: np.ndarray, d3: np.ndarray, w: int, h: int, num_joints: int, legacy: bool, where: str):
-    d2 = np.asarray(d2, dtype=np.float64)
-    d3 = np.asarray(d3, dtype=np.float64)
+    d2 = _numeric(d2, where, "data_2d")
+    d3 = _numeric(d3, where, "data_3d")
     if d2.ndim != 3 or d2.shape[1:] != (17, 2):
         raise ValueError(f"{where}: data_2d must be (T, 17, 2), got {d2.shape}")
     if d3.ndim != 3 or d3.shape[1:] != (17, 3):
@@ -233,15 +261,16 @@ def mpi3dhp_train_rows(path_or_dict, num_joints: int = 17, legacy: bool = False,
     if not isinstance(data, dict):
         raise TypeError("3DHP train data must be a dict['S<i> Seq<j>'] -> [dict_cam, fps]")
     w, h = image_size
-    for key in sorted(data):
+    for key in sorted(data, key=str):
         entry = data[key]
         if not isinstance(entry, (list, tuple)) or len(entry) != 2 or not isinstance(entry[0], dict):
             raise ValueError(f"3DHP train entry {key!r} must be [dict_cam, fps]")
         cams, fps = entry
-        parts = key.split()
-        subject, seq = (parts[0], parts[1]) if len(parts) == 2 else (key, "")
-        for cam in sorted(cams, key=lambda c: int(c) if str(c).isdigit() else str(c)):
-            d = cams[cam]
+        fps = _number(fps, f"3DHP train entry {key!r}", "fps")
+        parts = str(key).split()
+        subject, seq = (parts[0], parts[1]) if len(parts) == 2 else (str(key), "")
+        for cam in sorted(cams, key=lambda c: (0, int(c), "") if str(c).isdigit() else (1, 0, str(c))):
+            d = _mapping(cams[cam], f"3DHP train {key} camera {cam}", "a dict with 'data_2d' and 'data_3d'")
             missing = {"data_2d", "data_3d"} - set(d)
             if missing:
                 raise ValueError(f"3DHP train {key} camera {cam}: missing {sorted(missing)}")
@@ -259,10 +288,10 @@ def mpi3dhp_test_rows(path_or_dict, num_joints: int = 17, legacy: bool = False,
     if not isinstance(data, dict):
         raise TypeError("3DHP test data must be a dict['TS<i>'] -> {'data_2d','data_3d','valid'}")
     rates = dict(MPI3DHP_TEST_FPS, **(fps or {}))
-    for key in sorted(data):
+    for key in sorted(data, key=str):
         if key not in MPI3DHP_TEST_IMAGE_SIZE:
             raise ValueError(f"unknown 3DHP test sequence {key!r}; expected TS1..TS6")
-        d = data[key]
+        d = _mapping(data[key], f"3DHP test {key}", "a dict with 'data_2d', 'data_3d' and 'valid'")
         missing = {"data_2d", "data_3d", "valid"} - set(d)
         if missing:
             raise ValueError(f"3DHP test {key}: missing {sorted(missing)}")
@@ -301,16 +330,19 @@ def amass_authors_rows(path_or_dict, fps: float = 50.0) -> Iterator[dict]:
     if not isinstance(data, dict):
         raise TypeError("AMASS data must be a dict[seq] -> {'length','pose2d','pose3d'}")
     for key in sorted(data, key=str):
-        d = data[key]
+        d = _mapping(data[key], f"AMASS sequence {key!r}", "a dict with 'length', 'pose2d' and 'pose3d'")
         missing = {"length", "pose2d", "pose3d"} - set(d)
         if missing:
             raise ValueError(f"AMASS sequence {key!r}: missing {sorted(missing)}")
-        p2 = np.asarray(d["pose2d"], np.float32)
-        p3 = np.asarray(d["pose3d"], np.float32)
+        p2 = _numeric(d["pose2d"], f"AMASS sequence {key!r}", "pose2d").astype(np.float32)
+        p3 = _numeric(d["pose3d"], f"AMASS sequence {key!r}", "pose3d").astype(np.float32)
         if p2.ndim != 3 or p2.shape[1:] != (16, 2) or p3.ndim != 3 or p3.shape[1:] != (16, 3):
             raise ValueError(f"AMASS sequence {key!r}: pose2d must be (T,16,2) and pose3d (T,16,3), "
                              f"got {p2.shape} and {p3.shape}")
-        T = int(d["length"])
+        try:
+            T = int(np.asarray(d["length"]).reshape(-1)[0])
+        except (TypeError, ValueError, IndexError, OverflowError):
+            raise ValueError(f"AMASS sequence {key!r}: 'length' must be an integer, got {d['length']!r:.60}") from None
         if T != len(p3) or T != len(p2):
             raise ValueError(f"AMASS sequence {key!r}: length {T} but pose2d has {len(p2)} and pose3d {len(p3)} frames")
         yield make_row(sequence=str(key), source="amass", pose_3d=p3, pose_2d=p2, pose_2d_units="normalized",
@@ -333,14 +365,21 @@ def amass_joints_rows(paths: Union[str, os.PathLike, Sequence], joint_map: Joint
         files = [Path(x) for x in paths]
     if not files:
         raise ValueError(f"no .npz files found in {paths}")
+    from .io import read_npz
+
     for f in files:
-        with np.load(f, allow_pickle=False) as z:
-            for k in ("joint_names", "fps"):
-                if k not in z.files:
-                    raise ValueError(f"{f}: missing key {k!r} (keys: {z.files})")
-            names = [str(n) for n in z["joint_names"]]
-            fps = float(z["fps"])
-            arrays = {k: z[k] for k in z.files if k not in ("joint_names", "fps")}
+        z = read_npz(f)  # plain arrays only, sizes checked; a ValueError naming the file otherwise
+        for k in ("joint_names", "fps"):
+            if k not in z:
+                raise ValueError(f"{f}: missing key {k!r} (keys: {list(z)})")
+        try:
+            names = [str(n) for n in np.asarray(z["joint_names"]).reshape(-1)]
+            fps = float(np.asarray(z["fps"]).reshape(-1)[0])
+        except (TypeError, ValueError, IndexError):
+            raise ValueError(f"{f}: 'joint_names' must be strings and 'fps' one number") from None
+        if not fps > 0 or fps == float("inf"):
+            raise ValueError(f"{f}: 'fps' must be a positive number, got {fps}")
+        arrays = {k: z[k] for k in z if k not in ("joint_names", "fps")}
         if not arrays:
             raise ValueError(f"{f}: no position arrays besides joint_names and fps")
         for key, pos in sorted(arrays.items()):

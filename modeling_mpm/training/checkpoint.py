@@ -41,6 +41,8 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 import torch
 
+from ..errors import MPMInputError
+
 __all__ = [
     "capture_rng_state",
     "restore_rng_state",
@@ -53,6 +55,7 @@ __all__ = [
     "prune_checkpoints",
     "verify_checkpoint",
     "recover_interrupted_writes",
+    "recover_replaced_dir",
     "CheckpointError",
     "COMPLETE_MARKER",
 ]
@@ -65,7 +68,7 @@ _STEP_RE = re.compile(r"^step_(\d+)$")
 COMPLETE_MARKER = "checkpoint_complete.json"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(MPMInputError):
     """A checkpoint folder is incomplete, truncated or not in the expected format."""
 
 
@@ -146,7 +149,7 @@ def verify_checkpoint(path: str) -> None:
         with open(marker, "r", encoding="utf-8") as f:
             files = json.load(f)["files"]
         items = list(files.items())
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         raise CheckpointError(f"checkpoint {path}: unreadable {COMPLETE_MARKER} ({e})") from None
     if "trainer_state.json" not in files:
         raise CheckpointError(f"checkpoint {path}: {COMPLETE_MARKER} does not list trainer_state.json")
@@ -251,6 +254,37 @@ def recover_interrupted_writes(output_dir: str) -> List[str]:
             if not os.path.exists(target):
                 os.replace(path, target)
                 done.append(f"restored {target} from the interrupted replacement {path}")
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+                done.append(f"removed {path} left by an interrupted replacement")
+    return done
+
+
+def recover_replaced_dir(final_dir: str) -> List[str]:
+    """Tidy what a killed :func:`atomic_write_dir` left next to ``final_dir`` (one folder, e.g.
+    ``mpm convert``'s output): ``.tmp-<name>-<pid>`` (an unfinished new folder) is deleted;
+    ``.old-<name>-<pid>`` (the previous folder, moved aside just before the swap) is moved back when
+    ``final_dir`` is missing (the kill fell between the two renames), else deleted (the new folder
+    is complete). Returns one line per action."""
+    parent = os.path.dirname(os.path.abspath(final_dir))
+    base = os.path.basename(os.path.normpath(final_dir))
+    if not os.path.isdir(parent):
+        return []
+    done: List[str] = []
+    tmp_re = re.compile(rf"^\.tmp-{re.escape(base)}-\d+$")
+    old_re = re.compile(rf"^\.old-{re.escape(base)}-\d+$")
+    names = sorted(os.listdir(parent))
+    for name in names:
+        path = os.path.join(parent, name)
+        if tmp_re.match(name) and os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+            done.append(f"removed the unfinished write {path}")
+    for name in names:
+        path = os.path.join(parent, name)
+        if old_re.match(name) and os.path.isdir(path) and not os.path.islink(path):
+            if not os.path.lexists(final_dir):
+                os.replace(path, final_dir)
+                done.append(f"restored {final_dir} from the interrupted replacement {path}")
             else:
                 shutil.rmtree(path, ignore_errors=True)
                 done.append(f"removed {path} left by an interrupted replacement")

@@ -37,7 +37,8 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import torch
 
 from .. import evaluation as E
-from .checkpoint import (atomic_write_dir, capture_rng_state, latest_checkpoint, load_checkpoint,
+from ..errors import MPMInputError
+from .checkpoint import (CheckpointError, atomic_write_dir, capture_rng_state, latest_checkpoint, load_checkpoint,
                          prune_checkpoints, restore_rng_state, write_checkpoint)
 from .output_dir import claim_output_dir
 from .config import RunConfig
@@ -77,12 +78,13 @@ class TrainResult:
 
 # ----------------------------------------------------------------------------- hub
 def check_hub_ready(repo_id: Optional[str]) -> None:
-    """Fail fast (before any training) when ``--push_to_hub`` cannot work: offline mode, no
-    network or no token. Raises ``RuntimeError`` with the reason."""
+    """Fail fast (before any training) when ``--push-to-hub`` cannot work: offline mode, no
+    network or no token. Raises :class:`~modeling_mpm.errors.MPMInputError` (a ``ValueError``)
+    with the reason."""
     if not repo_id:
         return
     if not isinstance(repo_id, str) or repo_id.count("/") > 1 or repo_id.strip() != repo_id:
-        raise ValueError(f"--push_to_hub expects a repo id like 'user/mpm-lift', got {repo_id!r}")
+        raise ValueError(f"--push-to-hub expects a repo id like 'user/mpm-lift', got {repo_id!r}")
     env_offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
     try:
         from huggingface_hub import constants
@@ -91,37 +93,36 @@ def check_hub_ready(repo_id: Optional[str]) -> None:
     except ImportError:  # pragma: no cover
         lib_offline = False
     if env_offline or lib_offline:
-        raise RuntimeError(
-            f"--push_to_hub {repo_id}: the Hugging Face Hub is in offline mode (HF_HUB_OFFLINE=1). "
-            "Unset HF_HUB_OFFLINE, or train without --push_to_hub and upload the model folder later "
+        raise MPMInputError(
+            f"--push-to-hub {repo_id}: the Hugging Face Hub is in offline mode (HF_HUB_OFFLINE=1). "
+            "Unset HF_HUB_OFFLINE, or train without --push-to-hub and upload the model folder later "
             "with `hf upload`. Nothing was trained.")
     from huggingface_hub import HfApi, get_token
 
     if get_token() is None:
-        raise RuntimeError(f"--push_to_hub {repo_id}: no Hugging Face token found; run `hf auth login` "
+        raise MPMInputError(f"--push-to-hub {repo_id}: no Hugging Face token found; run `hf auth login` "
                            "or set HF_TOKEN. Nothing was trained.")
     try:
         HfApi().whoami()
     except Exception as err:  # network errors, invalid token
-        raise RuntimeError(f"--push_to_hub {repo_id}: cannot reach the Hugging Face Hub ({type(err).__name__}: "
+        raise MPMInputError(f"--push-to-hub {repo_id}: cannot reach the Hugging Face Hub ({type(err).__name__}: "
                            f"{err}). Nothing was trained.") from None
 
 
 # ----------------------------------------------------------------------------- model
-def build_model(cfg: RunConfig):
-    """The model of ``training.task``: fresh from the ``model`` section, or loaded from
-    ``training.init_from`` (a save_pretrained folder; the ``model`` section then overrides
-    non-geometric keys such as dropout, mask or loss settings, and ``model.preset`` applies what
-    it sets, e.g. ``completion_27``'s 2-layer decoders and tube masks)."""
+def model_config(cfg: RunConfig):
+    """``(MPMConfig, init_from folder or None)`` of a run, validated, without building the model:
+    fresh from the ``model`` section, or ``training.init_from``'s config with the ``model``
+    section's non-geometric keys applied (see :func:`build_model`). Raises ``ValueError`` /
+    ``TypeError`` naming the bad key."""
     from ..configuration_mpm import MPMConfig
 
-    cls = model_class(cfg.training.task)
     src = cfg.training.init_from
     if not src:
         mc = cfg.build_model_config()
         if cfg.training.task == "refine":
             mc.use_refine = True
-        return cls(mc)
+        return mc, None
     src = resolve_model_dir(src, "training.init_from")  # a folder, or a Hub model repo id via the Hub cache
     model_cfg = MPMConfig.from_pretrained(src)
     section = {k: v for k, v in cfg.model.items() if k != "preset"}
@@ -142,6 +143,18 @@ def build_model(cfg: RunConfig):
     if cfg.training.task == "refine":
         model_cfg.use_refine = True  # the refiner is new; the lifter comes from init_from
     model_cfg.validate_mpm()
+    return model_cfg, src
+
+
+def build_model(cfg: RunConfig):
+    """The model of ``training.task``: fresh from the ``model`` section, or loaded from
+    ``training.init_from`` (a save_pretrained folder; the ``model`` section then overrides
+    non-geometric keys such as dropout, mask or loss settings, and ``model.preset`` applies what
+    it sets, e.g. ``completion_27``'s 2-layer decoders and tube masks)."""
+    cls = model_class(cfg.training.task)
+    model_cfg, src = model_config(cfg)
+    if src is None:
+        return cls(model_cfg)
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
@@ -237,13 +250,29 @@ def test_evaluation(model, dataset, cfg: RunConfig, progress: bool = False) -> D
 class _MetricsWriter:
     """CSV (always) and the Accelerate trackers (``log_with``), main process only."""
 
-    def __init__(self, output_dir: str, accelerator=None):
+    HEADER = ["step", "epoch", "split", "name", "value", "time"]
+
+    def __init__(self, output_dir: str, accelerator=None, keep_through_step: int = 0):
+        """Rewrite ``metrics.csv`` atomically with its header and the previous rows of steps
+        ``<= keep_through_step`` (none on a fresh start), then append to it."""
+        from .output_dir import open_nofollow
+
         self.path = os.path.join(output_dir, "metrics.csv")
-        new = not os.path.exists(self.path)
-        self._f = open(self.path, "a", newline="", encoding="utf-8")
+        kept = []
+        if keep_through_step > 0 and os.path.isfile(self.path) and not os.path.islink(self.path):
+            with open(self.path, "r", newline="", encoding="utf-8", errors="replace") as f:
+                for row in csv.reader(f):
+                    if len(row) == len(self.HEADER) and row[0].isdigit() and int(row[0]) <= keep_through_step:
+                        kept.append(row)
+        tmp = os.path.join(output_dir, f".metrics.csv.tmp-{os.getpid()}")
+        with os.fdopen(open_nofollow(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w", newline="",
+                       encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(self.HEADER)
+            w.writerows(kept)
+        os.replace(tmp, self.path)
+        self._f = os.fdopen(open_nofollow(self.path, os.O_WRONLY | os.O_APPEND), "a", newline="", encoding="utf-8")
         self._w = csv.writer(self._f)
-        if new:
-            self._w.writerow(["step", "epoch", "split", "name", "value", "time"])
         self.acc = accelerator if accelerator is not None and accelerator.trackers else None
 
     def write(self, step: int, epoch: int, split: str, values: Dict[str, Any]) -> None:
@@ -473,6 +502,81 @@ def _save_best(model, path: str) -> None:
     atomic_write_dir(path, lambda tmp: model.save_pretrained(tmp))
 
 
+# ----------------------------------------------------------------------------- before the first write
+#: what must match between a run and the checkpoint it resumes (the weights' shapes follow from them)
+_RESUME_KEYS = _GEOMETRY_KEYS + ("decoder_layers", "reduce_strides", "use_refine", "skeleton")
+
+
+def _resume_checkpoint(out_dir: str, resume) -> Optional[str]:
+    """The checkpoint folder ``resume`` points at (read only): the given folder, or the newest
+    complete one in ``out_dir/checkpoints`` (None when there is none)."""
+    if not resume:
+        return None
+    if isinstance(resume, str):
+        return resume
+    if not os.path.isdir(os.path.join(out_dir, "checkpoints")):
+        return None
+    return latest_checkpoint(os.path.join(out_dir, "checkpoints"))
+
+
+def _check_resume_matches(cfg: RunConfig, mcfg, ckpt: str) -> None:
+    """Refuse to resume ``ckpt`` with another task or model geometry than the run that wrote it."""
+    from .checkpoint import read_trainer_state
+
+    try:
+        old = read_trainer_state(ckpt).get("config")
+    except (OSError, ValueError, AttributeError) as err:
+        raise CheckpointError(f"checkpoint {ckpt}: unreadable trainer_state.json ({err})") from None
+    if not isinstance(old, dict):
+        return  # an older checkpoint without its config: loading it checks the shapes
+    try:
+        old_cfg = RunConfig(old)
+    except (ValueError, TypeError):
+        return
+    if old_cfg.training.task != cfg.training.task:
+        raise MPMInputError(f"--resume: checkpoint {ckpt} is a {old_cfg.training.task!r} run, this config trains "
+                            f"{cfg.training.task!r}; resume with the run's own config or choose a new --output_dir")
+    try:
+        old_mcfg, _ = model_config(old_cfg)
+    except (ValueError, TypeError, OSError):
+        return  # e.g. its init_from folder is gone: loading the checkpoint still checks the shapes
+    for k in _RESUME_KEYS:
+        a, b = getattr(old_mcfg, k, None), getattr(mcfg, k, None)
+        if a != b:
+            shown = (lambda v: v.get("name", v) if isinstance(v, dict) else v)
+            raise MPMInputError(
+                f"--resume: model.{k} is {shown(b)!r} but checkpoint {ckpt} was trained with {shown(a)!r}; resume "
+                "with the run's own model settings (its config.yaml) or start a new run in another --output_dir")
+
+
+def _preflight(cfg: RunConfig, resume, splits) -> None:
+    """Every check that can fail on the user's settings, before anything is written: the model
+    config (``init_from`` included), the prepared data folders and what ``--resume`` would load."""
+    mcfg, _ = model_config(cfg)
+    if splits is None and cfg.data.source == "prepared":
+        from .hub import is_repo_id
+
+        for path in cfg.data.paths:
+            if not os.path.exists(path) and not is_repo_id(path):
+                raise MPMInputError(f"data.paths: {path!r} does not exist (prepare it with `mpm prepare`) and is "
+                                    "not a Hub dataset repo id like 'org/name'")
+    ckpt = _resume_checkpoint(cfg.training.output_dir, resume)
+    if ckpt is not None:
+        _check_resume_matches(cfg, mcfg, ckpt)
+
+
+def _write_text_atomic(path: str, text: str) -> None:
+    """Write ``path`` through a temporary file and ``os.replace`` (a link at ``path`` is replaced,
+    its target never written)."""
+    from .output_dir import open_nofollow
+
+    tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    fd = open_nofollow(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 # ----------------------------------------------------------------------------- train
 def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub: Optional[str] = None,
           splits: Optional[Tuple[Any, Any, Any]] = None, progress: Optional[bool] = None,
@@ -500,10 +604,12 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
     push_to_hub = push_to_hub or cfg.hub.push_to_hub
     check_hub_ready(push_to_hub)
     if isinstance(resume, str) and not os.path.isfile(os.path.join(resume, "trainer_state.json")):
-        raise ValueError(f"--resume {resume!r} is not a checkpoint folder (no trainer_state.json)")
+        raise MPMInputError(f"--resume {resume!r} is not a checkpoint folder (no trainer_state.json); give a "
+                            "checkpoints/step_N folder of a run, or --resume alone for the newest one")
     if kill_after_step is None and os.environ.get(KILL_ENV):
         kill_after_step = int(os.environ[KILL_ENV])
     trackers = _trackers(cfg) if accelerator is None else []
+    _preflight(cfg, resume, splits)  # nothing is written before every setting is known to work
 
     # "no" leaves room for `accelerate launch --mixed_precision ...` (read from the environment)
     if accelerator is None and int(os.environ.get("WORLD_SIZE", "1")) == 1:
@@ -518,11 +624,11 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
     acc = accelerator or _make_accelerator(cfg, trackers)
     main = acc.is_main_process
     out_dir = t.output_dir
-    out_lock = claim_output_dir(out_dir, resume=resume, overwrite=overwrite_output_dir, accelerator=acc)
+    _check_accelerator(acc, cfg)
+    out_lock = claim_output_dir(out_dir, resume=resume, overwrite=overwrite_output_dir, accelerator=acc,
+                                task=t.task)
     if main:
-        os.makedirs(out_dir, exist_ok=True)
-        with open(os.path.join(out_dir, "config.yaml"), "w", encoding="utf-8") as f:
-            f.write(cfg.to_yaml())
+        _write_text_atomic(os.path.join(out_dir, "config.yaml"), cfg.to_yaml())
     acc.wait_for_everyone()
     fh = _setup_logging(out_dir, main)
     writer = None
@@ -532,11 +638,9 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
     registered: List[Any] = []
 
     try:
-        _check_accelerator(acc, cfg)
         _fit_fsdp2_loading(acc)
         if getattr(acc, "log_with", None):
             acc.init_trackers(t.tracker_project, config=_tracker_config(cfg))
-        writer = _MetricsWriter(out_dir, acc) if main else None
         # same initial weights on every rank, then per-rank streams for dropout, masks and flips
         set_seed(t.seed)
         model = build_model(cfg)
@@ -579,6 +683,9 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
             loaded = load_checkpoint(ckpt, accelerator=acc)
             state.update({k: loaded[k] for k in state if k in loaded})
             logger.info("resumed from %s (step %d, epoch %d)", ckpt, state["global_step"], state["epoch"])
+        # metrics.csv: the header and the rows up to the step the run continues from (a killed run
+        # wrote rows past its last checkpoint; they are written again)
+        writer = _MetricsWriter(out_dir, acc, keep_through_step=state["global_step"]) if main else None
 
         logger.info("task %s | %d train windows, %s val, %s test | %d steps/epoch, %d steps | "
                     "batch %d = %d processes x %d accumulation x %d | %.2fM parameters | %s",
