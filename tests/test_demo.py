@@ -95,7 +95,7 @@ def test_demo_reports_baseline_ratios_threads_and_budget(demo_dir):
     assert res["threads"] == 1 and res["threads_reason"] == "set with --threads"
     b = res["step_budget"]
     assert b["optimizer_steps"] == 3 + 2 * 3 and all(v > 0 for v in b["measured_steps_per_s"].values())
-    assert res["budget"]["augment"] == "motion"
+    assert res["budget"]["augment"] == "real"
 
 
 def test_mean_pose_baseline_is_the_per_sequence_mean(monkeypatch):

@@ -492,14 +492,14 @@ AUGMENT_PRESETS: Dict[str, Optional[Dict]] = {
 
 #: "real": the footage people have (README, "Video to 3D"). Cameras 2-8 m away, from 15 degrees
 #: below the subject's centre to 60 degrees above it (about 0.5-4 m high for a standing person at
-#: those distances), roll up to 10 degrees; landscape, square and portrait frames with the subject
+#: those distances), roll up to 25 degrees; landscape, square and portrait frames with the subject
 #: anywhere in the central 70%; focal lengths of 0.7-2.2 frame widths (phones held either way up,
 #: lab cameras). Motion: the embedded sequences re-timed, mirrored (flip), with limbs recombined,
 #: limbs moved between random key poses within joint limits and the upper body leaning and
 #: twisting, bodies 0.8-1.2x. 2D: a detector's errors in proportion to the person's size
 #: (jitter, per-joint offsets, outliers, left/right swaps, dropped joints and frames).
 AUGMENT_PRESETS["real"] = {
-    "motion": {"part_mix_prob": 0.5, "non_upright_prob": 0.05, "tilt_deg": 15.0, "roll_deg": 10.0,
+    "motion": {"part_mix_prob": 0.5, "non_upright_prob": 0.05, "tilt_deg": 15.0, "roll_deg": 25.0,
                "principal_point_range": 0.05, "aspect_range": (0.95, 1.05), "lean_prob": 0.5,
                "key_pose_prob": 0.4, "key_pose_limb_prob": 0.5},
     "camera": {"elevation_range": (math.radians(-15.0), math.radians(60.0)), "distance_range": (2.0, 8.0),
