@@ -19,7 +19,6 @@ used by VideoPose3D and its successors); they are facts about the recording setu
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -222,12 +221,15 @@ def load_camera_json(path: str) -> Dict[str, List[Camera]]:
     """Cameras from a JSON file: ``{subject: [ {id, width, height, intrinsics (9, pixels),
     orientation (w,x,y,z), translation (3, millimetres)}, ... ]}``. Overrides the built-in
     Human3.6M calibration when a user has their own."""
-    with open(path) as fh:
-        data = json.load(fh)
+    from .data.io import read_json  # bounded: size and nesting checked before parsing
+
+    data = read_json(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object subject -> list of cameras")
     out: Dict[str, List[Camera]] = {}
     for subject, cams in data.items():
+        if not isinstance(cams, list) or not all(isinstance(c, dict) for c in cams):
+            raise ValueError(f"{path}: the cameras of {subject!r} must be a list of JSON objects")
         out[subject] = []
         for i, c in enumerate(cams):
             missing = {"id", "width", "height", "intrinsics", "orientation", "translation"} - set(c)

@@ -127,3 +127,13 @@ def test_load_camera_json(tmp_path):
     p.write_text(json.dumps({"S1": [cam]}))
     with pytest.raises(ValueError, match="lacks"):
         C.load_camera_json(str(p))
+
+
+def test_load_camera_json_refuses_deep_nesting_and_wrong_shapes(tmp_path):
+    p = tmp_path / "deep.json"
+    p.write_text("[" * 5000 + "]" * 5000)
+    with pytest.raises(ValueError, match="nested"):
+        C.load_camera_json(str(p))
+    p.write_text(json.dumps({"S1": {"id": "c0"}}))
+    with pytest.raises(ValueError, match="list of JSON objects"):
+        C.load_camera_json(str(p))
