@@ -40,6 +40,7 @@ from .skeleton import COCO_17, H36M_17, HALPE_26
 
 __all__ = [
     "KEYPOINT_FORMATS",
+    "BLAZEPOSE_LANDMARKS",
     "normalize_format",
     "validate_keypoints",
     "validate_image_size",
@@ -62,6 +63,15 @@ DEFAULT_CONFIDENCE_THRESHOLD = 0.3
 MAX_ABS_NORMALIZED = 1e4
 #: a 3D joint coordinate beyond this many metres is missing (same reason)
 MAX_ABS_METRES = 1e4
+
+#: the 33 MediaPipe BlazePose landmarks, in MediaPipe's order (``keypoint_format="blazepose"``)
+BLAZEPOSE_LANDMARKS: Tuple[str, ...] = (
+    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
+    "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder", "right_shoulder", "left_elbow",
+    "right_elbow", "left_wrist", "right_wrist", "left_pinky", "right_pinky", "left_index", "right_index",
+    "left_thumb", "right_thumb", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "left_heel", "right_heel", "left_foot_index", "right_foot_index",
+)
 
 #: canonical format name -> number of joints
 KEYPOINT_FORMATS: Dict[str, int] = {"h36m": 17, "coco": 17, "halpe26": 26}

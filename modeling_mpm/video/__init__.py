@@ -5,6 +5,8 @@
 * :mod:`.tracking`: groups people into tracks across frames (:class:`IoUTracker`).
 * :mod:`.streaming`: :class:`PoseLiftingStream`, live lifting one frame at a time with a latency.
 * :mod:`.lift_video`: :func:`lift_video` and ``mpm lift-video`` (needs the ``video`` extra, PyAV).
+* :mod:`.blazepose`: :class:`BlazePoseEstimator`, offline 2D with MediaPipe BlazePose (the
+  ``mediapipe`` extra).
 """
 
 from .streaming import PoseLiftingStream
@@ -19,6 +21,7 @@ __all__ = [
     "is_pose_estimation_output",
     "pose_estimation_to_tracks",
     "lift_video",
+    "BlazePoseEstimator",
 ]
 
 
@@ -27,4 +30,8 @@ def __getattr__(name):
         from .lift_video import lift_video
 
         return lift_video
+    if name == "BlazePoseEstimator":  # imports MediaPipe only when instantiated
+        from .blazepose import BlazePoseEstimator
+
+        return BlazePoseEstimator
     raise AttributeError(name)

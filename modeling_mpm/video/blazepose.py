@@ -1,0 +1,149 @@
+"""Offline 2D pose with MediaPipe BlazePose (33 landmarks, one person, no Hub download).
+
+``BlazePoseEstimator`` wraps ``mediapipe.solutions.pose.Pose`` (``model_complexity=1`` =
+``pose_landmark_full``, shipped inside the ``mediapipe`` wheel). In video mode
+(``static_image_mode=False``, the default) the person found first is tracked from frame to frame,
+so pass the frames of one video in order and call :meth:`BlazePoseEstimator.reset` before the next
+video. BlazePose follows one person; with several people in view use the ViTPose path.
+
+Install: ``pip install "modeling-mpm[mediapipe]"``. The landmark order is
+:data:`BLAZEPOSE_LANDMARKS` (``keypoint_format="blazepose"`` converts it to H36M-17, see
+:mod:`modeling_mpm.keypoints`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from ..keypoints import BLAZEPOSE_LANDMARKS
+
+__all__ = ["BlazePoseEstimator", "BLAZEPOSE_LANDMARKS", "NUM_BLAZEPOSE_LANDMARKS"]
+
+#: number of BlazePose landmarks (len(BLAZEPOSE_LANDMARKS))
+NUM_BLAZEPOSE_LANDMARKS = len(BLAZEPOSE_LANDMARKS)
+
+_INSTALL = 'BlazePose needs MediaPipe: pip install "modeling-mpm[mediapipe]"'
+
+
+def _mediapipe_pose():
+    """``mediapipe.solutions.pose`` or an ImportError saying how to install it."""
+    try:
+        import mediapipe as mp
+
+        return mp.solutions.pose
+    except (ImportError, AttributeError):
+        raise ImportError(_INSTALL) from None
+
+
+def _landmarks(lms, scale_x: float, scale_y: float) -> np.ndarray:
+    """MediaPipe landmark list -> ``(33, 3)`` float32 ``x * scale_x, y * scale_y, visibility``."""
+    a = np.array([(p.x, p.y, p.visibility) for p in lms.landmark], dtype=np.float32)
+    if a.shape != (NUM_BLAZEPOSE_LANDMARKS, 3):
+        raise ValueError(f"MediaPipe returned {a.shape[0]} landmarks, expected {NUM_BLAZEPOSE_LANDMARKS}")
+    a[:, 0] *= scale_x
+    a[:, 1] *= scale_y
+    return a
+
+
+class BlazePoseEstimator:
+    """33 BlazePose landmarks per frame of one video (MediaPipe, CPU, offline).
+
+    Args:
+        model_complexity: 0 (lite), 1 (full, default) or 2 (heavy); all ship with ``mediapipe``
+            (0.10.14 has 0 and 1 inside the wheel).
+        min_detection_confidence: minimum person-detector score to start tracking (0..1).
+        min_tracking_confidence: below this landmark-tracking score the detector runs again (0..1).
+        static_image_mode: True = detect in every frame independently (no tracking, slower).
+
+    ``est(images)`` with a list of ``(height, width, 3)`` uint8 RGB frames (consecutive frames of
+    one video, in order) returns one dict per frame::
+
+        {"keypoints": (33, 3) float32 x, y pixels + visibility in [0, 1] (all NaN: nobody found),
+         "world": (33, 3) float32 MediaPipe world landmarks, metres, origin between the hips
+                  (all NaN: nobody found),
+         "detected": bool}
+
+    Calls continue the same video (the tracker keeps its state); :meth:`reset` starts a new one.
+    Use as a context manager or call :meth:`close` to free the MediaPipe graph.
+    """
+
+    def __init__(self, model_complexity: int = 1, min_detection_confidence: float = 0.5,
+                 min_tracking_confidence: float = 0.5, static_image_mode: bool = False):
+        if isinstance(model_complexity, bool) or model_complexity not in (0, 1, 2):
+            raise ValueError(f"model_complexity must be 0 (lite), 1 (full) or 2 (heavy), got {model_complexity!r}")
+        for name, v in (("min_detection_confidence", min_detection_confidence),
+                        ("min_tracking_confidence", min_tracking_confidence)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= float(v) <= 1.0:
+                raise ValueError(f"{name} must be a number in [0, 1], got {v!r}")
+        if not isinstance(static_image_mode, bool):
+            raise TypeError(f"static_image_mode must be True or False, got {static_image_mode!r}")
+        pose = _mediapipe_pose()
+        self.model_complexity = int(model_complexity)
+        self.min_detection_confidence = float(min_detection_confidence)
+        self.min_tracking_confidence = float(min_tracking_confidence)
+        self.static_image_mode = static_image_mode
+        self._pose = pose.Pose(static_image_mode=static_image_mode, model_complexity=self.model_complexity,
+                               smooth_landmarks=not static_image_mode, enable_segmentation=False,
+                               min_detection_confidence=self.min_detection_confidence,
+                               min_tracking_confidence=self.min_tracking_confidence)
+
+    def __repr__(self) -> str:
+        return (f"BlazePoseEstimator(model_complexity={self.model_complexity}, "
+                f"min_detection_confidence={self.min_detection_confidence}, "
+                f"min_tracking_confidence={self.min_tracking_confidence}, "
+                f"static_image_mode={self.static_image_mode})")
+
+    @staticmethod
+    def _check_frame(img, i: int) -> np.ndarray:
+        if not isinstance(img, np.ndarray):
+            raise TypeError(f"frame {i} must be a NumPy array (height, width, 3) uint8 RGB, got {type(img).__name__}")
+        if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] == 0 or img.shape[1] == 0:
+            raise ValueError(f"frame {i} must have shape (height, width, 3) RGB, got {img.shape}")
+        if img.dtype != np.uint8:
+            raise TypeError(f"frame {i} must be uint8 RGB (0..255), got dtype {img.dtype}")
+        return np.ascontiguousarray(img)
+
+    def __call__(self, images: Sequence[np.ndarray]) -> List[Dict[str, object]]:
+        if self._pose is None:
+            raise ValueError("this BlazePoseEstimator was closed; create a new one")
+        if isinstance(images, np.ndarray) and images.ndim == 3:
+            raise ValueError("pass a list of frames; for one frame of shape (height, width, 3) use [frame]")
+        out = []
+        for i, img in enumerate(images):
+            img = self._check_frame(img, i)
+            h, w = img.shape[:2]
+            with warnings.catch_warnings():  # protobuf 4's GetPrototype deprecation, once per frame
+                warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype", category=UserWarning)
+                res = self._pose.process(img)
+            if res.pose_landmarks is None:
+                nan = np.full((NUM_BLAZEPOSE_LANDMARKS, 3), np.nan, dtype=np.float32)
+                out.append({"keypoints": nan, "world": nan.copy(), "detected": False})
+                continue
+            kp = _landmarks(res.pose_landmarks, w, h)
+            if res.pose_world_landmarks is not None:
+                world = np.array([(p.x, p.y, p.z) for p in res.pose_world_landmarks.landmark], dtype=np.float32)
+            else:
+                world = np.full((NUM_BLAZEPOSE_LANDMARKS, 3), np.nan, dtype=np.float32)
+            out.append({"keypoints": kp, "world": world, "detected": True})
+        return out
+
+    def reset(self) -> None:
+        """Start a new video: forget the tracked person (the next frame runs the detector)."""
+        if self._pose is None:
+            raise ValueError("this BlazePoseEstimator was closed; create a new one")
+        self._pose.reset()
+
+    def close(self) -> None:
+        """Free the MediaPipe graph (further calls raise a ValueError)."""
+        if self._pose is not None:
+            self._pose.close()
+            self._pose = None
+
+    def __enter__(self) -> "BlazePoseEstimator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
