@@ -217,7 +217,8 @@ class TriangulationResult:
         points: (..., 3) world metres; NaN where fewer than ``min_views`` views saw the point.
         reprojection_error: (V, ...) pixels, the distance between each view's observation and the
             projection of the final point (also for left-out views); NaN where the view had no
-            observation or the point is NaN.
+            observation or the point could not be solved (kept for points set to NaN by
+            ``reject_unresolved``).
         used: (V, ...) bool, the views the final point was solved from.
     """
 
@@ -244,7 +245,8 @@ def _solve_dlt(xy: np.ndarray, P: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def triangulate(points_2d, cameras: Sequence[CaptureCamera], weights=None,
-                max_reprojection_error: Optional[float] = None, min_views: int = 2) -> TriangulationResult:
+                max_reprojection_error: Optional[float] = None, min_views: int = 2,
+                reject_unresolved: bool = False) -> TriangulationResult:
     """Linear multi-view triangulation (DLT) with optional outlier views left out.
 
     Args:
@@ -257,6 +259,9 @@ def triangulate(points_2d, cameras: Sequence[CaptureCamera], weights=None,
             ``min_views + 1`` views are in use and the worst used view's reprojection error exceeds
             it, that view is left out and the point solved again.
         min_views: fewest views a point is solved from (>= 2).
+        reject_unresolved: with ``max_reprojection_error``, a point whose used views still reproject
+            further than it once only ``min_views`` are left is set to NaN (the views disagree:
+            no reliable point), instead of being kept.
 
     Returns:
         :class:`TriangulationResult` (points in world metres, per-view reprojection errors in px).
@@ -289,14 +294,14 @@ def triangulate(points_2d, cameras: Sequence[CaptureCamera], weights=None,
     P = np.stack([np.concatenate([c.R, np.asarray(c.t, dtype=np.float64)[:, None]], axis=1) for c in cameras])
     xy_n, w_n = np.transpose(xy, (1, 0, 2)), w.T.copy()  # (N, V, 2), (N, V)
 
-    def errors(X):
+    def errors(X, rows=slice(None)):
         err = np.full((len(X), V), np.nan)
         for v, c in enumerate(cameras):
             cam = c.world_to_camera(X)
             with np.errstate(invalid="ignore"):
                 front = cam[:, 2] > 1e-6
             proj = project_to_pixels(cam, c.intrinsics)
-            e = np.linalg.norm(proj - uv[v], axis=-1)
+            e = np.linalg.norm(proj - uv[v][rows], axis=-1)
             err[:, v] = np.where(front | ~np.isfinite(cam[:, 2]), e, np.inf)  # behind the camera: never kept
         return err
 
@@ -313,9 +318,13 @@ def triangulate(points_2d, cameras: Sequence[CaptureCamera], weights=None,
             idx = np.flatnonzero(bad)
             w_n[idx, worst[idx]] = 0.0
             X[idx] = _solve_dlt(xy_n[idx], P, w_n[idx])
-            err[idx] = errors(X[idx])
+            err[idx] = errors(X[idx], idx)
     err = np.where(seen.T, err, np.nan)
     err[~np.isfinite(X).all(-1)] = np.nan
+    if max_reprojection_error is not None and reject_unresolved:
+        # errors of rejected points are kept: they say why the point was rejected
+        worst = np.max(np.where(w_n > 0, np.nan_to_num(err, nan=0.0), 0.0), axis=1)
+        X[worst > max_reprojection_error] = np.nan
     used = (w_n > 0) & np.isfinite(X).all(-1, keepdims=True)
     return TriangulationResult(points=X.reshape(lead + (3,)), reprojection_error=err.T.reshape((V,) + lead),
                                used=used.T.reshape((V,) + lead))
