@@ -151,8 +151,8 @@ def video_part(args) -> dict:
     import av  # noqa: F401  (the video extra)
 
     from modeling_mpm import MPMConfig
-    from modeling_mpm.video.lift_video import lift_video
-    from modeling_mpm.video.lift_video import PersonDetector
+    from modeling_mpm.video.pipeline import lift_video
+    from modeling_mpm.video.pipeline import PersonDetector
     from modeling_mpm.video.testing import (
         build_full_size_pose_models, build_tiny_pose_models, synthetic_person_boxes, write_synthetic_video,
     )

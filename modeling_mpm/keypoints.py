@@ -8,6 +8,8 @@ Supported formats (``keypoint_format``):
 * ``"coco"`` (aliases ``coco17``): 17 COCO keypoints (nose, eyes, ears, shoulders, elbows, wrists,
   hips, knees, ankles).
 * ``"halpe26"`` (aliases ``halpe``): Halpe-26 (COCO-17 + head, neck, hip and six foot points).
+* ``"blazepose"`` (aliases ``mediapipe``, ``blazepose33``, ``mediapipe_pose``): the 33 MediaPipe
+  BlazePose landmarks (:data:`BLAZEPOSE_LANDMARKS`); the confidence is the landmark visibility.
 
 H36M joints that a detector does not give are synthesised as fixed affine combinations of detector
 joints (the weights sum to 1, so the rule commutes with translation, scaling and flips):
@@ -25,7 +27,21 @@ limbs           same-named joints                                     same-named
 ==============  ===================================================  =================================
 
 (``E + 0.5 (E - thorax)`` extends the thorax -> ear-level direction by half its length, about the
-head-top height above the ears on an adult.) The first rule whose source joints are all valid is
+head-top height above the ears on an adult.)
+
+BlazePose (``"blazepose"``) uses the COCO rules for ``thorax``, ``spine``, ``head_top`` and the
+limbs (BlazePose has the same shoulders, elbows, wrists, knees, ankles, eyes and ears), plus:
+
+* ``right_hip`` / ``left_hip``: ``0.9 * hip + 0.1 * knee`` of the same side (else the BlazePose hip).
+  BlazePose's hip landmarks sit higher than mocap hip joint centres: on the pose2sim demo capture
+  (cameras 1 and 3, see DATA_NOTES.md) its world landmarks give thigh / shank = 1.03..1.11
+  against 0.98 in the H36M skeleton, so each hip moves a tenth of the thigh toward its knee. They
+  were not wider than H36M's there (hip width / thigh 0.46..0.58 against 0.60), so the hips are
+  not moved toward each other.
+* ``pelvis``: the midpoint of those two H36M hips, ``0.45 (lhip + rhip) + 0.05 (lknee + rknee)``
+  (H36M's pelvis is level with its hips); else mid-hips ``(lhip + rhip) / 2``.
+* ``neck_nose``: ``nose`` (as COCO, where the lifters' 2D training inputs put it); else the
+  mouth midpoint. The first rule whose source joints are all valid is
 used. A synthesised joint is *missing* when no rule has all of its source joints valid, and its
 confidence is the minimum confidence of the sources it was computed from.
 """
@@ -41,6 +57,7 @@ from .skeleton import COCO_17, H36M_17, HALPE_26
 __all__ = [
     "KEYPOINT_FORMATS",
     "BLAZEPOSE_LANDMARKS",
+    "BLAZEPOSE_HIP_TO_KNEE",
     "normalize_format",
     "validate_keypoints",
     "validate_image_size",
@@ -74,16 +91,18 @@ BLAZEPOSE_LANDMARKS: Tuple[str, ...] = (
 )
 
 #: canonical format name -> number of joints
-KEYPOINT_FORMATS: Dict[str, int] = {"h36m": 17, "coco": 17, "halpe26": 26}
+KEYPOINT_FORMATS: Dict[str, int] = {"h36m": 17, "coco": 17, "halpe26": 26, "blazepose": 33}
 _FORMAT_ALIASES = {
     "h36m": "h36m", "h36m17": "h36m", "human36m": "h36m",
     "coco": "coco", "coco17": "coco",
     "halpe": "halpe26", "halpe26": "halpe26",
+    "blazepose": "blazepose", "blazepose33": "blazepose", "mediapipe": "blazepose", "mediapipepose": "blazepose",
 }
 
 
 def normalize_format(keypoint_format: str) -> str:
-    """Canonical name (``"h36m"``, ``"coco"``, ``"halpe26"``) of a keypoint format; ValueError if unknown."""
+    """Canonical name (``"h36m"``, ``"coco"``, ``"halpe26"``, ``"blazepose"``) of a keypoint format;
+    ValueError if unknown."""
     if not isinstance(keypoint_format, str):
         raise TypeError(
             f"keypoint_format must be a string, one of {sorted(KEYPOINT_FORMATS)}; "
@@ -94,7 +113,7 @@ def normalize_format(keypoint_format: str) -> str:
         raise ValueError(
             f"unknown keypoint_format {keypoint_format!r}; pass one of {sorted(KEYPOINT_FORMATS)} "
             "(h36m: 17 joints in the Human3.6M/VideoPose3D order, coco: 17 COCO keypoints, "
-            "halpe26: 26 Halpe/AlphaPose keypoints)"
+            "halpe26: 26 Halpe/AlphaPose keypoints, blazepose: 33 MediaPipe BlazePose landmarks)"
         )
     return _FORMAT_ALIASES[key]
 
@@ -142,7 +161,7 @@ def validate_keypoints(
 
     Args:
         keypoints: array-like ``(frames, joints, 2)`` (x, y) or ``(frames, joints, 3)`` (x, y, confidence).
-        keypoint_format: ``"h36m"``, ``"coco"`` or ``"halpe26"``.
+        keypoint_format: ``"h36m"``, ``"coco"``, ``"halpe26"`` or ``"blazepose"``.
 
     Returns:
         ``(xy, confidence, format)``: ``xy`` ``(frames, joints, 2)``, ``confidence`` ``(frames, joints)``
@@ -220,7 +239,12 @@ def unnormalize_screen_coordinates(uv: np.ndarray, width: float, height: float) 
 # Format conversion. Each H36M joint gets a list of rules; a rule is ((source index, weight), ...)
 # with weights summing to 1. The first rule whose sources are all valid is used.
 
-def _coco_like_rules(names: Sequence[str], halpe: bool) -> List[List[Tuple[Tuple[int, float], ...]]]:
+#: BlazePose hip -> H36M hip: this fraction of the hip -> knee vector is added (see the module docstring)
+BLAZEPOSE_HIP_TO_KNEE = 0.1
+
+
+def _coco_like_rules(names: Sequence[str], halpe: bool = False,
+                     blazepose: bool = False) -> List[List[Tuple[Tuple[int, float], ...]]]:
     idx = {n: i for i, n in enumerate(names)}
     lh, rh, ls, rs = idx["left_hip"], idx["right_hip"], idx["left_shoulder"], idx["right_shoulder"]
     le, re, ley, rey = idx["left_ear"], idx["right_ear"], idx["left_eye"], idx["right_eye"]
@@ -229,6 +253,16 @@ def _coco_like_rules(names: Sequence[str], halpe: bool) -> List[List[Tuple[Tuple
     if halpe:
         pelvis = [((idx["hip"], 1.0),)] + pelvis
         thorax = [((idx["neck"], 1.0),)] + thorax
+    extra = {}
+    if blazepose:
+        k = BLAZEPOSE_HIP_TO_KNEE
+        lk, rk = idx["left_knee"], idx["right_knee"]
+        pelvis = [((lh, 0.5 * (1 - k)), (rh, 0.5 * (1 - k)), (lk, 0.5 * k), (rk, 0.5 * k))] + pelvis
+        extra = {
+            "left_hip": [((lh, 1 - k), (lk, k)), ((lh, 1.0),)],
+            "right_hip": [((rh, 1 - k), (rk, k)), ((rh, 1.0),)],
+            "neck_nose": [((idx["nose"], 1.0),), ((idx["mouth_left"], 0.5), (idx["mouth_right"], 0.5))],
+        }
     # spine = (pelvis + thorax) / 2 for every combination of pelvis and thorax rules
     spine = [tuple((i, w * 0.5) for i, w in p + t) for p in pelvis for t in thorax]
     head_top = []
@@ -243,6 +277,7 @@ def _coco_like_rules(names: Sequence[str], halpe: bool) -> List[List[Tuple[Tuple
 
     rules = {
         "pelvis": pelvis, "spine": spine, "thorax": thorax, "neck_nose": one("nose"), "head_top": head_top,
+        **extra,
     }
     out = []
     for jn in H36M_17.joint_names:
@@ -253,6 +288,7 @@ def _coco_like_rules(names: Sequence[str], halpe: bool) -> List[List[Tuple[Tuple
 _RULES = {
     "coco": _coco_like_rules(COCO_17.joint_names, halpe=False),
     "halpe26": _coco_like_rules(HALPE_26.joint_names, halpe=True),
+    "blazepose": _coco_like_rules(BLAZEPOSE_LANDMARKS, blazepose=True),
 }
 
 
@@ -360,7 +396,7 @@ def prepare_keypoints(
     Args:
         keypoints: ``(frames, J, 2)`` pixels or ``(frames, J, 3)`` with confidences.
         image_size: ``(width, height)`` pixels (required when ``coordinates="pixels"``).
-        keypoint_format: ``"h36m"``, ``"coco"``, ``"halpe26"``.
+        keypoint_format: ``"h36m"``, ``"coco"``, ``"halpe26"``, ``"blazepose"``.
         confidence_threshold: joints with confidence below it are missing (default
             :data:`DEFAULT_CONFIDENCE_THRESHOLD` = 0.3); NaN/inf joints and joints further than
             :data:`MAX_ABS_NORMALIZED` from the image centre (normalised) always are.

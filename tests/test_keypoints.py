@@ -2,6 +2,9 @@ import numpy as np
 import pytest
 
 from modeling_mpm.keypoints import (
+    BLAZEPOSE_HIP_TO_KNEE,
+    BLAZEPOSE_LANDMARKS,
+    KEYPOINT_FORMATS,
     fill_missing,
     keypoints_to_h36m,
     normalize_format,
@@ -182,3 +185,100 @@ def test_float32_input_stays_float32_and_agrees():
     np.testing.assert_array_equal(a["missing"], b["missing"])
     np.testing.assert_allclose(a["pose_2d"], b["pose_2d"], atol=1e-5)
     np.testing.assert_allclose(a["keypoints_2d"], b["keypoints_2d"], rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- BlazePose (33)
+def b(name):
+    return BLAZEPOSE_LANDMARKS.index(name)
+
+
+def blazepose_pose(frames=3):
+    """Constructed BlazePose landmarks: a standing person (y down, pixels) plus noise."""
+    base = {"nose": (200, 100), "left_eye": (210, 92), "right_eye": (190, 92), "left_ear": (222, 98),
+            "right_ear": (178, 98), "mouth_left": (208, 112), "mouth_right": (192, 112),
+            "left_shoulder": (240, 150), "right_shoulder": (160, 150), "left_elbow": (250, 220),
+            "right_elbow": (150, 220), "left_wrist": (255, 280), "right_wrist": (145, 280),
+            "left_hip": (225, 300), "right_hip": (175, 300), "left_knee": (228, 400), "right_knee": (172, 400),
+            "left_ankle": (230, 500), "right_ankle": (170, 500)}
+    xy = RNG.uniform(100, 300, size=(frames, 33, 2))  # face/hand/foot extras: anything
+    for name, p in base.items():
+        xy[:, BLAZEPOSE_LANDMARKS.index(name)] = p
+    return xy + RNG.normal(0, 2, size=xy.shape)
+
+
+def test_blazepose_format_and_aliases():
+    assert KEYPOINT_FORMATS["blazepose"] == len(BLAZEPOSE_LANDMARKS) == 33
+    assert BLAZEPOSE_LANDMARKS[0] == "nose" and BLAZEPOSE_LANDMARKS[23:25] == ("left_hip", "right_hip")
+    for alias in ("blazepose", "BlazePose", "mediapipe", "MediaPipe-Pose", "blazepose33"):
+        assert normalize_format(alias) == "blazepose"
+    with pytest.raises(ValueError, match="keypoint_format='blazepose' has 33 joints but keypoints has 17"):
+        validate_keypoints(np.zeros((2, 17, 3)), "blazepose")
+    with pytest.raises(ValueError, match="did you mean keypoint_format='blazepose'"):
+        validate_keypoints(np.zeros((2, 33, 3)), "coco")
+
+
+def test_blazepose_rules():
+    k = BLAZEPOSE_HIP_TO_KNEE
+    xy = blazepose_pose()
+    out, v, _ = keypoints_to_h36m(xy, np.ones(xy.shape[:2], bool), "blazepose")
+    assert v.all()
+    lhip = (1 - k) * xy[:, b("left_hip")] + k * xy[:, b("left_knee")]
+    rhip = (1 - k) * xy[:, b("right_hip")] + k * xy[:, b("right_knee")]
+    pelvis = (lhip + rhip) / 2
+    thorax = (xy[:, b("left_shoulder")] + xy[:, b("right_shoulder")]) / 2
+    ears = (xy[:, b("left_ear")] + xy[:, b("right_ear")]) / 2
+    np.testing.assert_allclose(out[:, h("left_hip")], lhip)
+    np.testing.assert_allclose(out[:, h("right_hip")], rhip)
+    np.testing.assert_allclose(out[:, h("pelvis")], pelvis)
+    np.testing.assert_allclose(out[:, h("thorax")], thorax)
+    np.testing.assert_allclose(out[:, h("spine")], (pelvis + thorax) / 2)
+    np.testing.assert_allclose(out[:, h("neck_nose")], xy[:, b("nose")])
+    np.testing.assert_allclose(out[:, h("head_top")], ears + 0.5 * (ears - thorax))
+    for name in ("left_knee", "right_wrist", "left_ankle", "right_shoulder", "left_elbow"):
+        np.testing.assert_allclose(out[:, h(name)], xy[:, b(name)])
+    # the H36M hips sit below the BlazePose hips (image y down), as far apart, and the skeleton is upright
+    assert (out[:, h("left_hip"), 1] > xy[:, b("left_hip"), 1]).all()
+    np.testing.assert_allclose(out[:, h("left_hip"), 0] - out[:, h("right_hip"), 0],
+                               xy[:, b("left_hip"), 0] - xy[:, b("right_hip"), 0], atol=2)
+    assert (out[:, h("head_top"), 1] < out[:, h("neck_nose"), 1]).all()
+    assert (out[:, h("neck_nose"), 1] < out[:, h("thorax"), 1]).all()
+    assert (out[:, h("thorax"), 1] < out[:, h("spine"), 1]).all() and (out[:, h("spine"), 1] < pelvis[:, 1]).all()
+
+
+def test_blazepose_fallbacks_and_confidence():
+    xy = blazepose_pose(2)
+    valid = np.ones(xy.shape[:2], bool)
+    conf = np.full(xy.shape[:2], 0.9)
+    conf[:, b("left_knee")] = 0.4
+    valid[0, b("left_knee")] = False  # knee missing in frame 0: that hip = BlazePose hip, pelvis = mid-hips
+    valid[:, b("nose")] = False  # nose missing: neck_nose = mouth midpoint
+    valid[1, b("left_ear")] = False  # an ear missing: head top from the eyes
+    out, v, c17 = keypoints_to_h36m(xy, valid, "blazepose", conf)
+    assert v[:, [h("left_hip"), h("pelvis"), h("neck_nose"), h("head_top")]].all() and not v[0, h("left_knee")]
+    np.testing.assert_allclose(out[0, h("left_hip")], xy[0, b("left_hip")])
+    np.testing.assert_allclose(out[0, h("pelvis")], (xy[0, b("left_hip")] + xy[0, b("right_hip")]) / 2)
+    np.testing.assert_allclose(out[:, h("neck_nose")], (xy[:, b("mouth_left")] + xy[:, b("mouth_right")]) / 2)
+    thorax = (xy[1, b("left_shoulder")] + xy[1, b("right_shoulder")]) / 2
+    eyes = (xy[1, b("left_eye")] + xy[1, b("right_eye")]) / 2
+    np.testing.assert_allclose(out[1, h("head_top")], eyes + 0.5 * (eyes - thorax))
+    # confidence (= visibility) of a synthesised joint: the minimum over its sources
+    assert c17[0, h("left_hip")] == pytest.approx(0.9) and c17[1, h("left_hip")] == pytest.approx(0.4)
+    assert c17[1, h("pelvis")] == pytest.approx(0.4) and c17[0, h("right_knee")] == pytest.approx(0.9)
+    assert np.isnan(out[0, h("left_knee")]).all()
+
+
+def test_blazepose_commutes_with_mirroring_and_prepare():
+    xy = blazepose_pose(4)
+    valid = np.ones(xy.shape[:2], bool)
+    out, _, _ = keypoints_to_h36m(xy, valid, "blazepose")
+    swap = [b(n.replace("left", "@").replace("right", "left").replace("@", "right")) for n in BLAZEPOSE_LANDMARKS]
+    mirrored = xy[:, swap] * np.array([-1.0, 1.0])
+    out_m, _, _ = keypoints_to_h36m(mirrored, valid, "blazepose")
+    perm = [H36M_17.index(n.replace("left", "@").replace("right", "left").replace("@", "right"))
+            for n in H36M_17.joint_names]
+    np.testing.assert_allclose(out_m[:, perm] * np.array([-1.0, 1.0]), out, atol=1e-9)
+    k = np.concatenate([xy, np.full((4, 33, 1), 0.95)], -1)
+    k[2, b("left_wrist"), 2] = 0.1  # low visibility -> missing
+    r = prepare_keypoints(k, (400, 600), "mediapipe")
+    assert r["pose_2d"].shape == (4, 17, 2) and np.isfinite(r["pose_2d"]).all()
+    assert r["missing"].sum() == 1 and r["missing"][2, h("left_wrist")]

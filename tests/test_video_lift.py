@@ -18,7 +18,7 @@ from transformers import pipeline  # noqa: E402
 
 import modeling_mpm  # noqa: E402,F401
 from modeling_mpm import MPMConfig, MPMForPoseLifting  # noqa: E402
-from modeling_mpm.video.lift_video import (  # noqa: E402
+from modeling_mpm.video.pipeline import (  # noqa: E402
     PersonDetector, ViTPoseEstimator, iter_video_frames, lift_video, video_info,
 )
 from modeling_mpm.video.testing import build_tiny_pose_models, write_synthetic_video  # noqa: E402

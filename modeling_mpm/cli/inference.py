@@ -29,10 +29,12 @@ def _guess_format(arr: np.ndarray, fmt: Optional[str], path: str) -> str:
     j = arr.shape[1] if arr.ndim == 3 else None
     if j == 26:
         return "halpe26"
+    if j == 33:
+        return "blazepose"
     if j == 17 and path.lower().endswith(".json"):
         return "coco"
     raise ValueError(
-        f"pass --format (h36m, coco or halpe26) for {path} ({j} joints; 17 joints can be H36M or COCO)"
+        f"pass --format (h36m, coco, halpe26 or blazepose) for {path} ({j} joints; 17 joints can be H36M or COCO)"
     )
 
 
@@ -43,8 +45,9 @@ def _load_model(model_dir: str, cls_name: str, command: str = "this command"):
 
 
 def _common_2d_args(ap: argparse.ArgumentParser):
-    ap.add_argument("--format", dest="keypoint_format", default=None, choices=["h36m", "coco", "halpe26"],
-                    help="2D keypoint layout (default: halpe26 for 26 joints, coco for 17-joint JSON)")
+    ap.add_argument("--format", dest="keypoint_format", default=None, choices=["h36m", "coco", "halpe26", "blazepose"],
+                    help="2D keypoint layout (default: halpe26 for 26 joints, blazepose for 33, coco for "
+                         "17-joint JSON)")
     ap.add_argument("--image-size", nargs=2, type=float, metavar=("W", "H"), default=None,
                     help="frame size in pixels (default: 'image_size' stored in an .npz input)")
     from ..keypoints import DEFAULT_CONFIDENCE_THRESHOLD

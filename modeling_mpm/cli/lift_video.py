@@ -1,4 +1,5 @@
-"""``mpm lift-video``: video -> person detector -> ViTPose -> tracks -> 3D per person
+"""``mpm lift-video``: video -> person detector -> ViTPose -> tracks -> 3D per person, or
+``--pose-model mediapipe``: video -> MediaPipe BlazePose (offline, one person) -> 3D
 (:func:`modeling_mpm.video.lift_video`)."""
 
 from __future__ import annotations
@@ -13,19 +14,25 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..video.lift_video import DEFAULT_DETECTOR, DEFAULT_POSE_MODEL
+    from ..video.pipeline import DEFAULT_DETECTOR, DEFAULT_OFFLINE_LIFTER, DEFAULT_POSE_MODEL
 
     ap = argparse.ArgumentParser(
         prog="mpm lift-video",
-        description="Video -> 3D: RT-DETR person boxes -> ViTPose 2D -> tracks -> MPM 3D per person.",
+        description="Video -> 3D: RT-DETR person boxes -> ViTPose 2D -> tracks -> MPM 3D per person; "
+                    "--pose-model mediapipe: MediaPipe BlazePose 2D (offline, one person) -> MPM 3D.",
     )
     ap.add_argument("video", help="input video file")
     ap.add_argument("-o", "--output", required=True, help="output .npz (per-track 3D, see lift_video)")
     ap.add_argument("--render", default=None, help="optional .mp4: video + 2D left, 3D right")
-    ap.add_argument("--model", required=True, help="MPM lifter: Hub id or folder")
-    ap.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"person detector (default {DEFAULT_DETECTOR})")
-    ap.add_argument("--pose-model", default=DEFAULT_POSE_MODEL, help=f"ViTPose model (default {DEFAULT_POSE_MODEL})")
-    ap.add_argument("--batch-size", type=int, default=8, help="frames per detector / ViTPose pass")
+    ap.add_argument("--model", required=DEFAULT_OFFLINE_LIFTER is None, default=DEFAULT_OFFLINE_LIFTER,
+                    help="MPM lifter: Hub id or folder"
+                         + (f" (default {DEFAULT_OFFLINE_LIFTER})" if DEFAULT_OFFLINE_LIFTER else ""))
+    ap.add_argument("--detector", default=None,
+                    help=f"person detector, Hub id or folder (default {DEFAULT_DETECTOR}; not with mediapipe)")
+    ap.add_argument("--pose-model", default=DEFAULT_POSE_MODEL,
+                    help=f"ViTPose model, Hub id or folder (default {DEFAULT_POSE_MODEL}), or 'mediapipe': "
+                         "BlazePose, offline, one person, no detector")
+    ap.add_argument("--batch-size", type=int, default=8, help="frames per detector / 2D model pass")
     ap.add_argument("--detection-threshold", type=float, default=0.5)
     ap.add_argument("--keypoint-threshold", type=float, default=0.3)
     ap.add_argument("--max-people", type=int, default=None, help="people per frame (highest scores)")
@@ -38,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from ..video.lift_video import lift_video
+    from ..video.pipeline import lift_video
 
     args = build_parser().parse_args(argv)
     try:
@@ -47,7 +54,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                          detection_threshold=args.detection_threshold, keypoint_threshold=args.keypoint_threshold,
                          max_people=args.max_people, min_track_frames=args.min_track_frames, mode=args.mode,
                          device=args.device, max_frames=args.max_frames, progress=not args.no_progress)
-    except (ValueError, FileNotFoundError, ImportError) as e:
+    except (ValueError, OSError, ImportError) as e:  # OSError: a model not on this machine, offline
         print(f"mpm lift-video: error: {e}", file=sys.stderr)
         return 2
     lens = {t: len(tr["frames"]) for t, tr in res["tracks"].items()}

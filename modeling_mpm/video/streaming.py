@@ -35,7 +35,8 @@ class PoseLiftingStream:
     Args:
         model: an :class:`~modeling_mpm.MPMForPoseLifting` (or a Hub id / folder of one).
         image_size: ``(width, height)`` pixels of the frames (``None`` with ``coordinates="normalized"``).
-        keypoint_format: ``"coco"`` (default, ViTPose/RT-DETR output), ``"h36m"`` or ``"halpe26"``.
+        keypoint_format: ``"coco"`` (default, ViTPose/RT-DETR output), ``"h36m"``, ``"halpe26"`` or
+            ``"blazepose"``.
         latency: frames between input and output, ``0`` (causal) to half the window.
         confidence_threshold: joints with a lower confidence are missing (masked for the model).
         coordinates: ``"pixels"`` or ``"normalized"`` (model coordinates).

@@ -1,4 +1,5 @@
-"""Video -> 3D: person detector (RT-DETR) -> ViTPose (COCO-17 2D) -> tracks -> MPM (3D).
+"""Video -> 3D: person detector (RT-DETR) -> ViTPose (COCO-17 2D) -> tracks -> MPM (3D), or
+MediaPipe BlazePose (33 landmarks, one person, offline) -> MPM (3D).
 
 Python::
 
@@ -6,16 +7,19 @@ Python::
     res = lift_video("clip.mp4", "path/to/mpm-lifter", output="clip_3d.npz", render="clip_3d.mp4")
     for track_id, tr in res["tracks"].items():
         tr["frames"], tr["pose_3d"]      # (n,) video frame indices, (n, 17, 3) metres, camera frame
+    res = lift_video("clip.mp4", "path/to/mpm-lifter", pose_model="mediapipe")   # offline, one person
 
 Command line::
 
     mpm lift-video clip.mp4 --model path/to/mpm-lifter -o clip_3d.npz --render clip_3d.mp4
+    mpm lift-video clip.mp4 --model path/to/mpm-lifter -o clip_3d.npz --pose-model mediapipe
 
 Frames are decoded with PyAV (``pip install "modeling-mpm[video]"``) and processed ``batch_size``
 at a time; only keypoints and boxes are kept (a few hundred bytes per person and frame), so
 memory does not grow with the video beyond that. The detector and the 2D pose model are seams: ``detector`` and
 ``pose_model`` take a Hub id / folder, or any callable with the same call as
-:class:`PersonDetector` / :class:`ViTPoseEstimator`.
+:class:`PersonDetector` / :class:`ViTPoseEstimator`; ``pose_model="mediapipe"`` (or a
+:class:`~modeling_mpm.video.blazepose.BlazePoseEstimator`) needs no detector and no download.
 """
 
 from __future__ import annotations
@@ -25,18 +29,26 @@ import fractions
 import itertools
 import os
 import time
+import warnings
 from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
+from .blazepose import BlazePoseEstimator
 from .tracking import IoUTracker, group_tracks
 from .vitpose import person_keypoints
 
 __all__ = ["lift_video", "PersonDetector", "ViTPoseEstimator", "iter_video_frames", "video_info",
-           "render_video", "save_tracks_npz", "DEFAULT_DETECTOR", "DEFAULT_POSE_MODEL"]
+           "render_video", "save_tracks_npz", "DEFAULT_DETECTOR", "DEFAULT_POSE_MODEL", "BLAZEPOSE_NAMES",
+           "DEFAULT_OFFLINE_LIFTER"]
 
 DEFAULT_DETECTOR = "PekingU/rtdetr_r50vd_coco_o365"
 DEFAULT_POSE_MODEL = "usyd-community/vitpose-base-simple"
+#: ``pose_model`` names that select MediaPipe BlazePose (offline, one person, no detector)
+BLAZEPOSE_NAMES = ("mediapipe", "blazepose")
+#: the lifter ``mpm lift-video`` uses when ``--model`` is not given: a folder or Hub id of a shipped
+#: lifter. None = ``--model`` is required (no lifter ships yet).
+DEFAULT_OFFLINE_LIFTER: Optional[str] = None
 
 
 def _av():
@@ -78,6 +90,37 @@ def iter_video_frames(path: str, max_frames: Optional[int] = None) -> Iterator[n
 
 
 # ----------------------------------------------------------------------------- models
+def _unavailable(what: str, model, hint: str) -> OSError:
+    """One sentence for a model that could not be loaded (transformers raises OSError offline)."""
+    if isinstance(model, str) and not os.path.exists(model):
+        from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+        try:
+            validate_repo_id(model)
+        except HFValidationError:
+            return OSError(f"no folder at {model!r} for the {what} (and it is not a Hugging Face Hub id)")
+    return OSError(
+        f"could not load the {what} {model!r}: it is not a local folder and not in the Hugging Face cache, "
+        f"and the Hub could not be reached (offline, HF_HUB_OFFLINE=1?) or has no such model; {hint}"
+    )
+
+
+_OFFLINE_HINT = ("pose_model='mediapipe' (mpm lift-video --pose-model mediapipe) runs offline, or pass a local "
+                 "folder holding the model")
+
+
+def _from_pretrained(load, model, what: str, hint: str = _OFFLINE_HINT):
+    """``load(model)``; an OSError for a Hub id (offline, unknown) becomes one sentence naming it.
+
+    A local folder's own errors (missing files, bad config) pass through unchanged."""
+    try:
+        return load(model)
+    except OSError as e:
+        if isinstance(model, str) and os.path.isdir(model):
+            raise
+        raise _unavailable(what, model, hint) from e
+
+
 def _torch_device(device):
     import torch
 
@@ -102,8 +145,9 @@ class PersonDetector:
         from transformers import AutoImageProcessor, AutoModelForObjectDetection
 
         self.device = _torch_device(device)
-        self.processor = AutoImageProcessor.from_pretrained(model)
-        self.model = AutoModelForObjectDetection.from_pretrained(model).to(self.device).eval()
+        self.processor = _from_pretrained(AutoImageProcessor.from_pretrained, model, "person detector")
+        self.model = _from_pretrained(AutoModelForObjectDetection.from_pretrained, model,
+                                      "person detector").to(self.device).eval()
         labels = {int(k): str(v).lower() for k, v in self.model.config.id2label.items()}
         self.person_ids = sorted(k for k, v in labels.items() if v == "person")
         if not self.person_ids:
@@ -139,8 +183,9 @@ class ViTPoseEstimator:
         from transformers import AutoProcessor, VitPoseForPoseEstimation
 
         self.device = _torch_device(device)
-        self.processor = AutoProcessor.from_pretrained(model)
-        self.model = VitPoseForPoseEstimation.from_pretrained(model).to(self.device).eval()
+        self.processor = _from_pretrained(AutoProcessor.from_pretrained, model, "ViTPose model")
+        self.model = _from_pretrained(VitPoseForPoseEstimation.from_pretrained, model,
+                                      "ViTPose model").to(self.device).eval()
         bb = getattr(self.model.config, "backbone_config", None)
         self.num_experts = int(getattr(bb, "num_experts", 1) or 1)
 
@@ -177,7 +222,8 @@ def _lifting_pipeline(model, device=None):
     if isinstance(model, PoseLiftingPipeline):
         return model
     kw = {} if device is None else {"device": device}
-    return pipeline("pose-lifting", model=model, **kw)
+    return _from_pretrained(lambda m: pipeline("pose-lifting", model=m, **kw), model, "MPM lifter",
+                            hint="pass a local folder holding the lifter (save_pretrained output)")
 
 
 def _progress(total: Optional[int], enabled: bool):
@@ -188,10 +234,16 @@ def _progress(total: Optional[int], enabled: bool):
     return tqdm(total=total or None, desc="frames", unit="frame")
 
 
+def _is_blazepose(pose_model) -> bool:
+    if isinstance(pose_model, BlazePoseEstimator):
+        return True
+    return isinstance(pose_model, str) and pose_model.strip().lower().replace("-", "") in BLAZEPOSE_NAMES
+
+
 def lift_video(
     video: str,
     model,
-    detector=DEFAULT_DETECTOR,
+    detector=None,
     pose_model=DEFAULT_POSE_MODEL,
     output: Optional[str] = None,
     render: Optional[str] = None,
@@ -206,92 +258,90 @@ def lift_video(
     max_frames: Optional[int] = None,
     progress: bool = True,
 ) -> dict:
-    """Detect, track and lift every person of a video to 3D.
+    """Detect, track and lift every person of a video to 3D (or, with BlazePose, the one person).
 
     Args:
         video: path of a video file (anything FFmpeg/PyAV decodes).
         model: MPM lifter: Hub id / folder, :class:`~modeling_mpm.MPMForPoseLifting` or a
             ``pose-lifting`` pipeline.
-        detector: Hub id / folder of an object detector with a ``person`` class (default RT-DETR
-            ``PekingU/rtdetr_r50vd_coco_o365``), or a callable like :class:`PersonDetector`.
+        detector: Hub id / folder of an object detector with a ``person`` class (default, ``None``:
+            RT-DETR ``PekingU/rtdetr_r50vd_coco_o365``), or a callable like :class:`PersonDetector`.
+            Not used (must stay ``None``) with BlazePose.
         pose_model: Hub id / folder of a ViTPose model (default ``usyd-community/vitpose-base-simple``)
-            or a callable like :class:`ViTPoseEstimator`.
+            or a callable like :class:`ViTPoseEstimator`; ``"mediapipe"`` (or ``"blazepose"``, or a
+            :class:`~modeling_mpm.video.blazepose.BlazePoseEstimator`) runs MediaPipe BlazePose
+            instead: offline, no detector, one person followed through the video (track id 0).
         output: optional ``.npz`` to write (see :func:`save_tracks_npz`); render: optional ``.mp4``
             with the video and 2D on the left, the 3D skeletons on the right (:func:`render_video`).
-        batch_size: frames per detector / ViTPose forward pass.
+        batch_size: frames per detector / ViTPose forward pass (frames decoded at a time for BlazePose).
         detection_threshold, max_people: passed to :class:`PersonDetector` (Hub id / folder only).
-        keypoint_threshold: ViTPose joints with a lower score are missing (masked for MPM).
-        tracker: anything with ``update(boxes) -> ids`` (default :class:`IoUTracker`).
+        keypoint_threshold: 2D joints with a lower score (ViTPose) or visibility (BlazePose) are
+            missing (masked for MPM).
+        tracker: anything with ``update(boxes) -> ids`` (default :class:`IoUTracker`; ViTPose only).
         min_track_frames: drop tracks detected in fewer frames.
         mode: MPM mode, ``"seq2seq"`` (fast, default) or ``"seq2frame"`` (the paper's protocol).
-        device: torch device for all models (default CPU). max_frames: stop after that many frames.
+        device: torch device for all models (default CPU; BlazePose always runs on the CPU).
+        max_frames: stop after that many frames.
 
     Returns:
         ``{"tracks": {id: {"frames": (n,) frame indices, "pose_3d": (n, 17, 3) metres root-relative
         camera frame, "valid": (n, 17) bool, "keypoints_2d": (n, 17, 2) H36M-17 pixels (NaN =
         missing), "keypoints_coco": (n, 17, 3) ViTPose x, y, score (NaN where not detected),
         "boxes": (n, 4), "detected": (n,) bool}}, "fps", "image_size": (w, h), "num_frames",
-        "timings": seconds per stage}``.
+        "timings": seconds per stage}``. With BlazePose the one track (id 0, from the first to the
+        last frame with a person) has ``"keypoints_blazepose"`` (n, 33, 3) x, y pixels + visibility
+        and ``"world_blazepose"`` (n, 33, 3) MediaPipe world landmarks in metres instead of
+        ``"keypoints_coco"``, and ``boxes`` around the landmarks.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    blazepose = _is_blazepose(pose_model)
+    if blazepose and detector is not None:
+        raise ValueError("BlazePose finds the person itself; leave detector out with pose_model='mediapipe'")
     info = video_info(video)
     t_start = time.perf_counter()
     timings = {"load_models": 0.0, "decode": 0.0, "detect": 0.0, "pose": 0.0, "track": 0.0, "lift": 0.0}
-    det_fn: Callable = detector if callable(detector) else PersonDetector(
-        detector, threshold=detection_threshold, max_people=max_people, device=device)
-    pose_fn: Callable = pose_model if callable(pose_model) else ViTPoseEstimator(pose_model, device=device)
-    pipe = _lifting_pipeline(model, device)
-    timings["load_models"] = time.perf_counter() - t_start
-    tracker = IoUTracker() if tracker is None else tracker
-
-    detections, ids = [], []
-    n_frames, size = 0, (info["width"], info["height"])
-    total = info["frames"] if max_frames is None else min(max_frames, info["frames"] or max_frames)
-    frames_it = iter_video_frames(video, max_frames)
-    with _progress(total, progress) as bar:
-        while True:
-            t0 = time.perf_counter()
-            batch = list(itertools.islice(frames_it, batch_size))
-            timings["decode"] += time.perf_counter() - t0
-            if not batch:
-                break
-            size = (batch[0].shape[1], batch[0].shape[0])
-            t0 = time.perf_counter()
-            dets = det_fn(batch)
-            timings["detect"] += time.perf_counter() - t0
-            if len(dets) != len(batch):
-                raise ValueError(f"detector returned {len(dets)} results for {len(batch)} frames")
-            t0 = time.perf_counter()
-            boxes = [np.asarray(d["boxes"], dtype=np.float64).reshape(-1, 4) for d in dets]
-            people = pose_fn(batch, boxes)
-            timings["pose"] += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            for b, ppl in zip(boxes, people):
-                if len(ppl) != len(b):
-                    raise ValueError(f"pose model returned {len(ppl)} people for {len(b)} boxes")
-                kps = np.stack([person_keypoints(p)[0] for p in ppl]) if len(ppl) else np.zeros((0, 17, 3))
-                detections.append({"keypoints": kps.astype(np.float32), "boxes": b})
-                ids.append(np.asarray(tracker.update(b), dtype=np.int64))
-            timings["track"] += time.perf_counter() - t0
-            n_frames += len(batch)
-            if bar is not None:
-                bar.update(len(batch))
+    own_estimator = None
+    if blazepose:
+        if isinstance(pose_model, BlazePoseEstimator):
+            pose_model.reset()  # a new video: forget the person tracked before
+            pose_fn = pose_model
+        else:
+            pose_fn = own_estimator = BlazePoseEstimator()
+    else:
+        det_fn: Callable = detector if callable(detector) else PersonDetector(
+            DEFAULT_DETECTOR if detector is None else detector, threshold=detection_threshold,
+            max_people=max_people, device=device)
+        pose_fn = pose_model if callable(pose_model) else ViTPoseEstimator(pose_model, device=device)
+    try:
+        pipe = _lifting_pipeline(model, device)
+        timings["load_models"] = time.perf_counter() - t_start
+        total = info["frames"] if max_frames is None else min(max_frames, info["frames"] or max_frames)
+        with _progress(total, progress) as bar:
+            batches = _batches(video, batch_size, max_frames, timings, bar)
+            if blazepose:
+                frames2d, n_frames, size = _blazepose_2d(batches, pose_fn, timings)
+            else:
+                frames2d, n_frames, size = _vitpose_2d(batches, det_fn, pose_fn, tracker, timings)
+    finally:
+        if own_estimator is not None:
+            own_estimator.close()
     if n_frames == 0:
         raise ValueError(f"no frame could be decoded from {video!r}")
+    size = size or (info["width"], info["height"])
 
     t0 = time.perf_counter()
     tracks = {}
-    for tid, tr in group_tracks(detections, ids, min_track_frames=min_track_frames).items():
-        kp = tr["keypoints"]
+    for tid, tr in frames2d(min_track_frames).items():
+        kp = tr.pop("keypoints")
         if not (kp[..., 2] >= keypoint_threshold).any():
             continue  # no usable joint in the whole track
-        res = pipe(kp, image_size=size, keypoint_format="coco", confidence_threshold=keypoint_threshold,
-                   mode=mode, return_keypoints_2d=True)
-        tracks[int(tid)] = {"frames": tr["frames"], "pose_3d": res["pose_3d"], "valid": res["valid"],
+        res = pipe(kp, image_size=size, keypoint_format="blazepose" if blazepose else "coco",
+                   confidence_threshold=keypoint_threshold, mode=mode, return_keypoints_2d=True)
+        tracks[int(tid)] = {"frames": tr.pop("frames"), "pose_3d": res["pose_3d"], "valid": res["valid"],
                             "keypoints_2d": np.asarray(res["keypoints_2d"], dtype=np.float32),
-                            "keypoints_coco": kp.astype(np.float32), "boxes": tr["boxes"],
-                            "detected": tr["detected"]}
+                            ("keypoints_blazepose" if blazepose else "keypoints_coco"): kp.astype(np.float32),
+                            **tr}
     timings["lift"] = time.perf_counter() - t0
     result = {"tracks": tracks, "fps": info["fps"], "image_size": size, "num_frames": n_frames,
               "timings": timings}
@@ -302,6 +352,89 @@ def lift_video(
         render_video(video, result, render, progress=progress)
         timings["render"] = time.perf_counter() - t0
     return result
+
+
+def _batches(video: str, batch_size: int, max_frames: Optional[int], timings: dict, bar) -> Iterator[list]:
+    """Lists of up to ``batch_size`` decoded frames; decoding time goes to ``timings["decode"]`` and
+    the progress ``bar`` advances by each batch once the caller asks for the next one."""
+    frames_it = iter_video_frames(video, max_frames)
+    while True:
+        t0 = time.perf_counter()
+        batch = list(itertools.islice(frames_it, batch_size))
+        timings["decode"] += time.perf_counter() - t0
+        if not batch:
+            return
+        yield batch
+        if bar is not None:
+            bar.update(len(batch))
+
+
+def _vitpose_2d(batches, det_fn, pose_fn, tracker, timings):
+    """Detector -> ViTPose -> IoU tracks over all batches.
+
+    Returns ``(tracks(min_track_frames) -> {id: {"frames", "keypoints" (n, 17, 3), "boxes",
+    "detected"}}, frames, (w, h))``."""
+    tracker = IoUTracker() if tracker is None else tracker
+    detections, ids, n_frames, size = [], [], 0, None
+    for batch in batches:
+        size = (batch[0].shape[1], batch[0].shape[0])
+        t0 = time.perf_counter()
+        dets = det_fn(batch)
+        timings["detect"] += time.perf_counter() - t0
+        if len(dets) != len(batch):
+            raise ValueError(f"detector returned {len(dets)} results for {len(batch)} frames")
+        t0 = time.perf_counter()
+        boxes = [np.asarray(d["boxes"], dtype=np.float64).reshape(-1, 4) for d in dets]
+        people = pose_fn(batch, boxes)
+        timings["pose"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for b, ppl in zip(boxes, people):
+            if len(ppl) != len(b):
+                raise ValueError(f"pose model returned {len(ppl)} people for {len(b)} boxes")
+            kps = np.stack([person_keypoints(p)[0] for p in ppl]) if len(ppl) else np.zeros((0, 17, 3))
+            detections.append({"keypoints": kps.astype(np.float32), "boxes": b})
+            ids.append(np.asarray(tracker.update(b), dtype=np.int64))
+        timings["track"] += time.perf_counter() - t0
+        n_frames += len(batch)
+
+    def tracks(min_track_frames):
+        return group_tracks(detections, ids, min_track_frames=min_track_frames)
+
+    return tracks, n_frames, size
+
+
+def _blazepose_2d(batches, estimator, timings):
+    """BlazePose on every frame: one track (id 0) from the first to the last frame with a person.
+
+    Returns ``(tracks(min_track_frames) -> {0: {"frames", "keypoints" (n, 33, 3), "world_blazepose",
+    "boxes", "detected"}} or {}, frames, (w, h))``."""
+    kps, world, detected, size = [], [], [], None
+    for batch in batches:
+        size = (batch[0].shape[1], batch[0].shape[0])
+        t0 = time.perf_counter()
+        res = estimator(batch)
+        timings["pose"] += time.perf_counter() - t0
+        if len(res) != len(batch):
+            raise ValueError(f"BlazePose returned {len(res)} results for {len(batch)} frames")
+        for r in res:
+            kps.append(np.asarray(r["keypoints"], dtype=np.float32))
+            world.append(np.asarray(r["world"], dtype=np.float32))
+            detected.append(bool(r["detected"]))
+    n_frames = len(kps)
+
+    def tracks(min_track_frames):
+        seen = np.flatnonzero(detected)
+        if len(seen) == 0 or len(seen) < min_track_frames:
+            return {}
+        first, last = int(seen[0]), int(seen[-1]) + 1
+        kp = np.stack(kps[first:last])
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN frames (nobody) -> NaN box
+            boxes = np.concatenate([np.nanmin(kp[..., :2], axis=1), np.nanmax(kp[..., :2], axis=1)], axis=1)
+        return {0: {"frames": np.arange(first, last), "keypoints": kp, "world_blazepose": np.stack(world[first:last]),
+                    "boxes": boxes.astype(np.float64), "detected": np.asarray(detected[first:last], dtype=bool)}}
+
+    return tracks, n_frames, size
 
 
 def save_tracks_npz(result: dict, path: str) -> str:

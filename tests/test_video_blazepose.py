@@ -1,0 +1,201 @@
+"""Offline video -> 3D with MediaPipe BlazePose, on real frames.
+
+``tests/data/pose2sim_cam01.mp4`` / ``pose2sim_cam03.mp4``: 12 real frames (540 x 960, 15 fps) of a
+person throwing, from the pose2sim demo capture (BSD-3-Clause, see DATA_NOTES.md). The tests that
+run MediaPipe skip (with the reason) only when ``mediapipe`` cannot be imported; the offline error
+of the Hub path, the package exports and the missing-MediaPipe message need no MediaPipe.
+"""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("av")
+
+from conftest import REPO  # noqa: E402
+
+from modeling_mpm.keypoints import BLAZEPOSE_LANDMARKS  # noqa: E402
+
+try:
+    import mediapipe  # noqa: F401
+
+    _NO_MEDIAPIPE = None
+except ImportError as e:  # pragma: no cover - the dev extra installs it
+    _NO_MEDIAPIPE = f"mediapipe cannot be imported ({e}); pip install 'modeling-mpm[mediapipe]'"
+
+needs_mediapipe = pytest.mark.skipif(_NO_MEDIAPIPE is not None, reason=_NO_MEDIAPIPE or "")
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+CAM01 = str(REPO / "tests" / "data" / "pose2sim_cam01.mp4")
+CAM03 = str(REPO / "tests" / "data" / "pose2sim_cam03.mp4")
+I = {n: i for i, n in enumerate(BLAZEPOSE_LANDMARKS)}
+BODY = [I[n] for n in ("left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+                       "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")]
+
+
+@pytest.fixture(scope="module")
+def lifter_dir(tmp_path_factory, tiny_lifter_9):
+    d = str(tmp_path_factory.mktemp("lifter") / "tiny-mpm")
+    tiny_lifter_9.save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def frames01():
+    from modeling_mpm.video.pipeline import iter_video_frames
+
+    return list(iter_video_frames(CAM01))
+
+
+@pytest.fixture(scope="module")
+def blaze01(frames01):
+    from modeling_mpm.video import BlazePoseEstimator
+
+    with BlazePoseEstimator() as est:
+        return est(frames01)
+
+
+# ----------------------------------------------------------------------------- no MediaPipe needed
+def test_package_exports_stay_the_function_and_classes():
+    import modeling_mpm.video.pipeline  # noqa: F401  (the submodule import must not shadow the function)
+    from modeling_mpm.video import BlazePoseEstimator, PersonDetector, ViTPoseEstimator, lift_video
+    from modeling_mpm.video.pipeline import lift_video as lv
+
+    assert callable(lift_video) and lift_video is lv
+    assert PersonDetector.__name__ == "PersonDetector" and ViTPoseEstimator.__name__ == "ViTPoseEstimator"
+    assert BlazePoseEstimator.__module__ == "modeling_mpm.video.blazepose"
+
+
+def test_missing_mediapipe_is_one_sentence(monkeypatch):
+    from modeling_mpm.video import BlazePoseEstimator
+
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # import mediapipe -> ImportError
+    with pytest.raises(ImportError, match=r'^BlazePose needs MediaPipe: pip install "modeling-mpm\[mediapipe\]"$'):
+        BlazePoseEstimator()
+
+
+def test_hub_models_offline_are_one_sentence(lifter_dir, tmp_path, capsys):
+    """HF_HUB_OFFLINE=1 (conftest): transformers raises at once; the CLI prints one line, exit 2."""
+    from modeling_mpm.cli import main
+    from modeling_mpm.video import lift_video
+
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    rc = main(["lift-video", CAM01, "-o", str(tmp_path / "o.npz"), "--model", lifter_dir, "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert "'PekingU/rtdetr_r50vd_coco_o365'" in err and "--pose-model mediapipe" in err and "local folder" in err
+    assert "Traceback" not in err and not (tmp_path / "o.npz").exists()
+    with pytest.raises(OSError, match="ViTPose model 'usyd-community/vitpose-base-simple'.*pose_model='mediapipe'"):
+        lift_video(CAM01, lifter_dir, detector=lambda imgs: [{"boxes": np.zeros((0, 4))} for _ in imgs],
+                   progress=False)
+    with pytest.raises(OSError, match="MPM lifter 'nobody/no-lifter'.*local folder"):
+        lift_video(CAM01, "nobody/no-lifter", pose_model="mediapipe", progress=False)
+    with pytest.raises(OSError, match=r"no folder at '\./no/such/dir' for the ViTPose model"):
+        lift_video(CAM01, lifter_dir, pose_model="./no/such/dir",
+                   detector=lambda imgs: [{"boxes": np.zeros((0, 4))} for _ in imgs], progress=False)
+
+
+# ----------------------------------------------------------------------------- BlazePose on real frames
+@needs_mediapipe
+def test_blazepose_finds_the_person_in_every_real_frame(frames01, blaze01):
+    h, w = frames01[0].shape[:2]
+    assert (w, h) == (540, 960) and len(blaze01) == 12
+    for r in blaze01:
+        kp, world = r["keypoints"], r["world"]
+        assert r["detected"] is True
+        assert kp.shape == world.shape == (33, 3) and kp.dtype == world.dtype == np.float32
+        assert np.isfinite(kp).all() and np.isfinite(world).all()
+        assert ((kp[:, 2] >= 0) & (kp[:, 2] <= 1)).all() and (kp[BODY, 2] > 0.5).all()
+        body = kp[BODY, :2]
+        assert (body >= 0).all() and (body[:, 0] < w).all() and (body[:, 1] < h).all()   # inside the image
+        assert kp[[I["left_ankle"], I["right_ankle"]], 1].min() > kp[[I["left_hip"], I["right_hip"]], 1].max()
+        assert kp[[I["left_hip"], I["right_hip"]], 1].min() > kp[[I["left_shoulder"], I["right_shoulder"]], 1].max()
+        shoulders = np.linalg.norm(kp[I["left_shoulder"], :2] - kp[I["right_shoulder"], :2])
+        assert 25 < shoulders < 150, shoulders        # the person is ~450 px tall here
+        # world landmarks: metres, origin between the hips, a human-sized leg
+        np.testing.assert_allclose((world[I["left_hip"]] + world[I["right_hip"]]) / 2, 0, atol=0.05)
+        thigh = np.linalg.norm(world[I["left_hip"]] - world[I["left_knee"]])
+        assert 0.25 < thigh < 0.6, thigh
+
+
+@needs_mediapipe
+def test_blazepose_reset_close_and_bad_input(frames01, blaze01):
+    from modeling_mpm.video import BlazePoseEstimator
+
+    est = BlazePoseEstimator()
+    first = est(frames01[:3])
+    est.reset()                                   # a new video: the same frames give the same landmarks
+    again = est(frames01[:3])
+    for a, b, ref in zip(first, again, blaze01[:3]):
+        np.testing.assert_allclose(a["keypoints"][:, :2], b["keypoints"][:, :2], atol=1.0)
+        np.testing.assert_allclose(a["keypoints"][:, :2], ref["keypoints"][:, :2], atol=1.0)
+    nobody = est([np.zeros((64, 48, 3), np.uint8)])[0]
+    assert nobody["detected"] is False and np.isnan(nobody["keypoints"]).all() and np.isnan(nobody["world"]).all()
+    with pytest.raises(TypeError, match="uint8"):
+        est([frames01[0].astype(np.float32)])
+    with pytest.raises(ValueError, match=r"\(height, width, 3\)"):
+        est([frames01[0][..., 0]])
+    with pytest.raises(ValueError, match=r"use \[frame\]"):
+        est(frames01[0])
+    est.close()
+    est.close()                                   # twice is fine
+    with pytest.raises(ValueError, match="closed"):
+        est(frames01[:1])
+    with pytest.raises(ValueError, match="model_complexity"):
+        BlazePoseEstimator(model_complexity=3)
+    with pytest.raises(ValueError, match="min_detection_confidence"):
+        BlazePoseEstimator(min_detection_confidence=1.5)
+
+
+@needs_mediapipe
+def test_lift_video_with_mediapipe_writes_npz_and_render(lifter_dir, tmp_path):
+    from modeling_mpm.video import lift_video
+    from modeling_mpm.video.pipeline import iter_video_frames, video_info
+
+    out, mp4 = tmp_path / "cam03.npz", tmp_path / "cam03.mp4"
+    res = lift_video(CAM03, lifter_dir, pose_model="mediapipe", output=str(out), render=str(mp4), progress=False)
+    assert res["num_frames"] == 12 and res["image_size"] == (544, 960) and list(res["tracks"]) == [0]
+    tr = res["tracks"][0]
+    n = len(tr["frames"])
+    assert n >= 10 and tr["frames"].tolist() == list(range(tr["frames"][0], tr["frames"][0] + n))
+    assert tr["detected"][0] and tr["detected"][-1] and tr["detected"].sum() >= 10  # first..last seen frame
+    assert tr["pose_3d"].shape == (n, 17, 3) and np.isfinite(tr["pose_3d"]).all()
+    assert tr["keypoints_2d"].shape == (n, 17, 2) and tr["valid"].shape == (n, 17)
+    assert tr["keypoints_blazepose"].shape == tr["world_blazepose"].shape == (n, 33, 3)
+    assert "keypoints_coco" not in tr and tr["boxes"].shape == (n, 4)
+    assert res["timings"]["detect"] == 0.0 and res["timings"]["pose"] > 0
+    z = np.load(out)
+    assert z["track_ids"].tolist() == [0] and z["track0_pose_3d"].shape == (n, 17, 3)
+    np.testing.assert_array_equal(z["track0_world_blazepose"], tr["world_blazepose"])
+    assert video_info(str(mp4))["width"] > video_info(str(mp4))["height"]          # 2D | 3D side by side
+    assert len(list(iter_video_frames(str(mp4)))) == 12
+    assert not [f for f in os.listdir(tmp_path) if ".tmp" in f]
+
+
+@needs_mediapipe
+def test_lift_video_takes_an_estimator_and_the_cli_runs(lifter_dir, tmp_path, capsys, blaze01):
+    from modeling_mpm.cli import main
+    from modeling_mpm.video import BlazePoseEstimator, lift_video
+
+    with BlazePoseEstimator() as est:
+        est([np.zeros((64, 48, 3), np.uint8)])            # state from an earlier "video" is reset
+        res = lift_video(CAM01, lifter_dir, pose_model=est, max_frames=6, progress=False)
+        tr = res["tracks"][0]
+        assert tr["frames"].tolist() == list(range(6)) and tr["detected"].all()
+        np.testing.assert_allclose(tr["keypoints_blazepose"][:, :, :2],
+                                   np.stack([r["keypoints"][:, :2] for r in blaze01[:6]]), atol=1.0)
+        assert est([np.zeros((64, 48, 3), np.uint8)])      # still open: lift_video closes only its own
+    with pytest.raises(ValueError, match="leave detector out"):
+        lift_video(CAM01, lifter_dir, detector="PekingU/rtdetr_r50vd_coco_o365", pose_model="mediapipe")
+
+    out, mp4 = tmp_path / "o.npz", tmp_path / "o.mp4"
+    rc = main(["lift-video", CAM01, "--pose-model", "mediapipe", "-o", str(out), "--render", str(mp4),
+               "--model", lifter_dir, "--max-frames", "4", "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    assert "4 frames, 1 track(s) {0: 4}" in capsys.readouterr().out
+    z = np.load(out)
+    assert z["track0_pose_3d"].shape == (4, 17, 3) and np.isfinite(z["track0_pose_3d"]).all()
+    assert z["track0_keypoints_blazepose"].shape == (4, 33, 3) and mp4.exists()
