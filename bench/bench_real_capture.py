@@ -485,6 +485,69 @@ def format_table(result: Dict) -> str:
     return "\n".join(lines)
 
 
+METHOD_NOTES = {
+    "blazepose_3d": "BlazePose's own 3D (world landmarks)",
+    "mean_pose": "per-sequence mean pose (input-blind)",
+}
+
+
+def _method_name(m: str) -> str:
+    if m in METHOD_NOTES:
+        return METHOD_NOTES[m]
+    if m.endswith("+clean"):
+        return f"`{m[:-6]}` fed clean projections of the reference"
+    return f"`{m}` (BlazePose 2D)"
+
+
+def report_section(res: Dict, number: int = 11) -> List[str]:
+    """The bench/RESULTS.md section (Markdown lines) for a ``real_capture.json`` result."""
+    m = res.get("meta", {})
+    caps = list(res["captures"])
+    L = [f"## {number}. Real capture: BlazePose 2D -> 3D on a four-camera recording", "",
+         f"Command: `{m.get('command', 'n/a')}` (commit {m.get('git_commit', 'n/a')}, {m.get('started_utc', 'n/a')}, "
+         f"torch {m.get('torch', 'n/a')}, {m.get('threads', 'n/a')} thread(s), load average before "
+         f"{m.get('load_before', 'n/a')}, after {m.get('load_after', 'n/a')}, {m.get('wall_s', 0):.0f} s wall-clock, "
+         f"BlazePose detections cached). Lifters: "
+         + ", ".join(f"`{k}` = `{v}`" for k, v in (m.get("lifters") or {}).items()) + ".", "",
+         "Data: the two demo captures of the pose2sim 0.10.49 wheel (BSD-3-Clause, DATA_NOTES.md): four "
+         "synchronised 60 fps cameras mounted high, 100 frames of a throwing-like motion; in `Demo_MultiPerson` a "
+         "second person is painted out per view (fixed black rectangles, `MULTIPERSON_MASKS`). Reference: the 33 "
+         "BlazePose landmarks of the four views triangulated (DLT, visibility >= "
+         f"{m.get('reference_rule', {}).get('min_visibility', REFERENCE_MIN_VISIBILITY)}, the worst view left out "
+         f"per joint while it reprojects > {m.get('reference_rule', {}).get('max_reprojection_error_px', REFERENCE_MAX_ERROR_PX)} px "
+         "and >= 3 views are in use, joints whose last two views still disagree dropped, BlazePose's left/right "
+         "swaps in a view undone for the reference by leave-one-view-out consistency). Each view's BlazePose 2D "
+         f"is lifted alone (`pose-lifting` pipeline, `keypoint_format=\"blazepose\"`, mode {res.get('mode')}) and "
+         "compared with the reference in that camera's frame on 12 body joints (hips, knees, ankles, shoulders, "
+         "elbows, wrists): P-MPJPE (per-frame Procrustes) / root-relative MPJPE (root = mid-hip), mm, mean of "
+         "the four views; frames where all 12 reference joints exist and BlazePose found the person in the view.", ""]
+    L += ["| method | " + " | ".join(f"{c} P-MPJPE / MPJPE" for c in caps) + " | mean P-MPJPE / MPJPE |",
+          "|" + "---|" * (len(caps) + 2)]
+    for meth, mo in res["mean_over_captures"].items():
+        cells = [f"{res['captures'][c]['mean_over_views'][meth]['p_mpjpe_mm']:.1f} / "
+                 f"{res['captures'][c]['mean_over_views'][meth]['mpjpe_mm']:.1f}" for c in caps]
+        L.append(f"| {_method_name(meth)} | " + " | ".join(cells) + f" | {mo['p_mpjpe_mm']:.1f} / {mo['mpjpe_mm']:.1f} |")
+    L.append("")
+    views = list(next(iter(res["captures"].values()))["views"])
+    L += ["P-MPJPE per view (mm):", "", "| capture | method | " + " | ".join(views) + " |",
+          "|" + "---|" * (len(views) + 2)]
+    for c in caps:
+        for meth in res["mean_over_captures"]:
+            L.append(f"| {c} | {meth} | " + " | ".join(
+                f"{res['captures'][c]['views'][v][meth]['p_mpjpe_mm']:.1f}" for v in views) + " |")
+    L.append("")
+    for c in caps:
+        r, cap = res["captures"][c]["reprojection_error_px"], res["captures"][c]
+        L.append(f"- {c}: {cap['frames']} of {cap['total_frames']} frames with all 12 body joints triangulated; "
+                 f"reprojection error of the body joints over the views used: median {r['body_used_median']:.1f} px, "
+                 f"mean {r['body_used_mean']:.1f} px (all 33 landmarks: median {r['all33_used_median']:.1f} px); "
+                 f"{100 * r['body_views_left_out_fraction']:.0f}% of the body-joint observations left out; per view, "
+                 "median over all observations: " + ", ".join(f"{v} {e:.1f}" for v, e in r["per_view_body_median"].items())
+                 + " px.")
+    L.append("")
+    return L
+
+
 def convert_official(ckpt: str, out_dir: str, refine: Optional[str] = None) -> str:
     """Convert an authors'-layout lifter checkpoint with the package's converter; returns the folder."""
     from modeling_mpm.convert_official import convert_official_checkpoint

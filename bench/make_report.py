@@ -918,6 +918,12 @@ def main(argv=None) -> int:
     if gpu:
         L += gpu
         sections += 1
+    real = _load(os.path.join(args.results, "real_capture.json"))  # section 11, rendered by bench_real_capture.py
+    if real is not None and real.get("captures"):
+        import bench_real_capture
+
+        L += bench_real_capture.report_section(real)
+        sections += 1
     with open(args.out, "w") as f:
         f.write("\n".join(L) + "\n")
     print(f"wrote {args.out} ({sections} sections)")
