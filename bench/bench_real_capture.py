@@ -589,7 +589,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    meta = C.run_meta("real_capture", args.threads, argv)
+    meta = C.run_meta("real_capture", args.threads, argv, script=os.path.abspath(__file__))
     t0 = time.time()
     paths = prepare_captures(args.wheel, args.cache_dir, args.export_dir,
                              [c for c in args.captures.split(",") if c], force=args.redetect)

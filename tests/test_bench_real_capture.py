@@ -160,3 +160,35 @@ def test_evaluate_on_capture_smoke(rc, tmp_path):
     assert "blazepose_3d" in table and "Synthetic" in table
     with pytest.raises(ValueError, match="does not exist"):
         rc.evaluate_on_capture({}, str(tmp_path / "nothing.npz"))
+
+
+def test_command_line_with_an_official_checkpoint(rc, tmp_path):
+    """main(): cached detections + calibration in the cache folder -> reference, an authors'-layout
+    checkpoint converted and scored next to a --model folder, JSON written, report section rendered."""
+    import json
+    import shutil
+
+    import torch
+
+    from official_reference import random_official_state_dicts
+
+    det, _ = _synthetic_capture(rc, tmp_path)
+    cache = tmp_path / "cache"
+    (cache / "Synthetic" / "calibration").mkdir(parents=True)
+    shutil.copy(CALIB, cache / "Synthetic" / "calibration" / "Calib.qca.txt")
+    shutil.copy(det, cache / "Synthetic_blazepose.npz")
+    _, lift_sd = random_official_state_dicts(17, 27, 1, 32, 64, [3, 3, 3], seed=2)
+    torch.save(lift_sd, tmp_path / "official.pth")
+    out = tmp_path / "real_capture.json"
+    threads = torch.get_num_threads()
+    try:
+        assert rc.main(["--cache-dir", str(cache), "--captures", "Synthetic", "--official", str(tmp_path / "official.pth"),
+                        "--mode", "seq2seq", "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    res = json.loads(out.read_text())
+    assert set(res["mean_over_captures"]) == {"official", "official+clean", "blazepose_3d", "mean_pose"}
+    assert res["meta"]["command"].startswith("python bench/bench_real_capture.py")
+    assert (cache / "Synthetic.npz").is_file()
+    section = "\n".join(rc.report_section(res))
+    assert section.startswith("## 11. Real capture") and "`official` fed clean projections" in section
