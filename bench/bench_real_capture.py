@@ -507,8 +507,9 @@ def report_section(res: Dict, number: int = 11) -> List[str]:
          f"Command: `{m.get('command', 'n/a')}` (commit {m.get('git_commit', 'n/a')}, {m.get('started_utc', 'n/a')}, "
          f"torch {m.get('torch', 'n/a')}, {m.get('threads', 'n/a')} thread(s), load average before "
          f"{m.get('load_before', 'n/a')}, after {m.get('load_after', 'n/a')}, {m.get('wall_s', 0):.0f} s wall-clock, "
-         f"BlazePose detections cached). Lifters: "
-         + ", ".join(f"`{k}` = `{v}`" for k, v in (m.get("lifters") or {}).items()) + ".", "",
+         "BlazePose detections cached). Lifters: "
+         + (", ".join(f"`{k}` = `{v}`" for k, v in (m.get("lifters") or {}).items()) or "none (baselines only)")
+         + ".", "",
          "Data: the two demo captures of the pose2sim 0.10.49 wheel (BSD-3-Clause, DATA_NOTES.md): four "
          "synchronised 60 fps cameras mounted high, 100 frames of a throwing-like motion; in `Demo_MultiPerson` a "
          "second person is painted out per view (fixed black rectangles, `MULTIPERSON_MASKS`). Reference: the 33 "
