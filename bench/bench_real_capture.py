@@ -521,7 +521,10 @@ def report_section(res: Dict, number: int = 11) -> List[str]:
          f"is lifted alone (`pose-lifting` pipeline, `keypoint_format=\"blazepose\"`, mode {res.get('mode')}) and "
          "compared with the reference in that camera's frame on 12 body joints (hips, knees, ankles, shoulders, "
          "elbows, wrists): P-MPJPE (per-frame Procrustes) / root-relative MPJPE (root = mid-hip), mm, mean of "
-         "the four views; frames where all 12 reference joints exist and BlazePose found the person in the view.", ""]
+         "the four views; frames where all 12 reference joints exist and BlazePose found the person in the view. "
+         "The numbers depend on the reference rule: a reference that keeps BlazePose's left/right swaps and the "
+         "joints whose views disagree is noisier and raises every method's error (also the input-blind mean "
+         "pose's), so compare methods within one run, not with numbers made from another reference.", ""]
     L += ["| method | " + " | ".join(f"{c} P-MPJPE / MPJPE" for c in caps) + " | mean P-MPJPE / MPJPE |",
           "|" + "---|" * (len(caps) + 2)]
     for meth, mo in res["mean_over_captures"].items():
