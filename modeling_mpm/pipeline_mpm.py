@@ -128,8 +128,8 @@ class PoseLiftingPipeline(_MPMPipelineBase):
             post-processing output (list over frames of lists of person dicts), see
             :func:`modeling_mpm.video.vitpose.lift_pose_estimation` (``track_people``, ``tracker``).
         image_size: ``(width, height)`` in pixels (required unless ``coordinates="normalized"``).
-        keypoint_format: ``"h36m"`` (17), ``"coco"`` (17), ``"halpe26"`` (26) or ``"blazepose"`` (33); missing H36M joints
-            are synthesised (see :mod:`modeling_mpm.keypoints`).
+        keypoint_format: ``"h36m"`` (17), ``"coco"`` (17), ``"halpe26"`` (26) or ``"blazepose"`` (33);
+            missing H36M joints are synthesised (see :mod:`modeling_mpm.keypoints`).
         confidence_threshold: joints whose confidence is below it (default 0.3, as ``mpm lift``), and
             NaN/inf joints or joints too far outside the image to represent, are missing and masked.
         coordinates: ``"pixels"`` (default) or ``"normalized"`` (model coordinates).

@@ -146,6 +146,10 @@ def test_blazepose_reset_close_and_bad_input(frames01, blaze01):
         est(frames01[:1])
     with pytest.raises(ValueError, match="model_complexity"):
         BlazePoseEstimator(model_complexity=3)
+    heavy = os.path.join(os.path.dirname(mediapipe.__file__), "modules", "pose_landmark", "pose_landmark_heavy.tflite")
+    if not os.path.exists(heavy):  # not in the wheel: a sentence, never a download
+        with pytest.raises(ValueError, match="does not ship .*model_complexity=1"):
+            BlazePoseEstimator(model_complexity=2)
     with pytest.raises(ValueError, match="min_detection_confidence"):
         BlazePoseEstimator(min_detection_confidence=1.5)
 
@@ -191,11 +195,39 @@ def test_lift_video_takes_an_estimator_and_the_cli_runs(lifter_dir, tmp_path, ca
     with pytest.raises(ValueError, match="leave detector out"):
         lift_video(CAM01, lifter_dir, detector="PekingU/rtdetr_r50vd_coco_o365", pose_model="mediapipe")
 
+    # the README's offline command, as written, with the clip and the tiny lifter
+    readme = (REPO / "README.md").read_text()
+    block = readme[readme.index("## Video to 3D offline"):].split("```bash\n", 1)[1].split("```", 1)[0]
+    line = [ln for ln in block.splitlines() if ln.startswith("mpm lift-video")][0]
     out, mp4 = tmp_path / "o.npz", tmp_path / "o.mp4"
-    rc = main(["lift-video", CAM01, "--pose-model", "mediapipe", "-o", str(out), "--render", str(mp4),
-               "--model", lifter_dir, "--max-frames", "4", "--no-progress"])
+    for real, local in (("clip.mp4", CAM01), ("demo_out/mpm-lift", lifter_dir), ("clip_3d.npz", str(out)),
+                        ("clip_3d.mp4", str(mp4))):
+        assert real in line, real
+        line = line.replace(real, local)
+    rc = main(line.split()[1:] + ["--max-frames", "4", "--no-progress"])
     assert rc == 0, capsys.readouterr().err
     assert "4 frames, 1 track(s) {0: 4}" in capsys.readouterr().out
     z = np.load(out)
     assert z["track0_pose_3d"].shape == (4, 17, 3) and np.isfinite(z["track0_pose_3d"]).all()
     assert z["track0_keypoints_blazepose"].shape == (4, 33, 3) and mp4.exists()
+
+
+@needs_mediapipe
+def test_bench_video_speed_smoke(tmp_path):
+    """bench/bench_video_speed.py runs on the shipped clip and writes its JSON (one round)."""
+    import importlib
+    import json
+
+    import torch
+
+    sys.path.insert(0, str(REPO / "bench"))
+    threads = torch.get_num_threads()
+    try:
+        bench = importlib.import_module("bench_video_speed")
+        assert bench.main(["--rounds", "1", "--threads", "1", "--out", str(tmp_path / "v.json")]) == 0
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+        torch.set_num_threads(threads)
+    res = json.loads((tmp_path / "v.json").read_text())
+    assert res["video"]["frames"] == 12 and res["a_fps"] > 0 and res["b_fps"] > 0
+    assert res["ratio_b_over_a"] == pytest.approx(res["b_fps"] / res["a_fps"]) and res["target"] == 0.8

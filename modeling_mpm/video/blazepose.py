@@ -48,12 +48,27 @@ def _landmarks(lms, scale_x: float, scale_y: float) -> np.ndarray:
     return a
 
 
+def _check_model_file(pose_module, model_complexity: int) -> None:
+    """ValueError when the lite / heavy landmark model is not on this machine (no download here)."""
+    import os
+
+    name = {0: "pose_landmark_lite.tflite", 2: "pose_landmark_heavy.tflite"}[model_complexity]
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(pose_module.__file__))))
+    path = os.path.join(root, "modules", "pose_landmark", name)
+    if not os.path.isfile(path):
+        raise ValueError(
+            f"model_complexity={model_complexity} needs {name}, which the mediapipe wheel does not ship (MediaPipe "
+            f"would download it); use model_complexity=1 (shipped) or place the file at {path}"
+        )
+
+
 class BlazePoseEstimator:
     """33 BlazePose landmarks per frame of one video (MediaPipe, CPU, offline).
 
     Args:
-        model_complexity: 0 (lite), 1 (full, default) or 2 (heavy); all ship with ``mediapipe``
-            (0.10.14 has 0 and 1 inside the wheel).
+        model_complexity: 0 (lite), 1 (full, default) or 2 (heavy). Only the full model ships inside
+            the ``mediapipe`` wheel; MediaPipe would download lite / heavy from Google's storage on
+            first use, so they raise a ValueError here unless their ``.tflite`` is already in place.
         min_detection_confidence: minimum person-detector score to start tracking (0..1).
         min_tracking_confidence: below this landmark-tracking score the detector runs again (0..1).
         static_image_mode: True = detect in every frame independently (no tracking, slower).
@@ -81,6 +96,8 @@ class BlazePoseEstimator:
         if not isinstance(static_image_mode, bool):
             raise TypeError(f"static_image_mode must be True or False, got {static_image_mode!r}")
         pose = _mediapipe_pose()
+        if model_complexity != 1:
+            _check_model_file(pose, int(model_complexity))
         self.model_complexity = int(model_complexity)
         self.min_detection_confidence = float(min_detection_confidence)
         self.min_tracking_confidence = float(min_tracking_confidence)

@@ -226,6 +226,32 @@ def _lifting_pipeline(model, device=None):
                             hint="pass a local folder holding the lifter (save_pretrained output)")
 
 
+#: torch threads of the lifting stage on the CPU (see :func:`_lifting_threads`)
+LIFT_THREADS = 1
+
+
+@contextlib.contextmanager
+def _lifting_threads(pipe):
+    """Run the lifter on :data:`LIFT_THREADS` torch thread(s) when it is on the CPU (restored after).
+
+    Lifting a video is a few small matrix products (the demo-sized lifter: ~5 ms per 100 frames on
+    one thread, against ~40 ms per frame for the 2D model), too small for a second intra-op thread
+    to help; on a busy CPU its thread waits made the stage ~100x slower (0.3-0.5 s per call on the
+    shared 2-core test machine, bench/bench_video_speed.py)."""
+    import torch
+
+    dev = getattr(getattr(pipe, "model", None), "device", None)
+    n = torch.get_num_threads()
+    if dev is None or dev.type != "cpu" or n <= LIFT_THREADS:
+        yield
+        return
+    torch.set_num_threads(LIFT_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 def _progress(total: Optional[int], enabled: bool):
     if not enabled:
         return contextlib.nullcontext(None)
@@ -332,16 +358,17 @@ def lift_video(
 
     t0 = time.perf_counter()
     tracks = {}
-    for tid, tr in frames2d(min_track_frames).items():
-        kp = tr.pop("keypoints")
-        if not (kp[..., 2] >= keypoint_threshold).any():
-            continue  # no usable joint in the whole track
-        res = pipe(kp, image_size=size, keypoint_format="blazepose" if blazepose else "coco",
-                   confidence_threshold=keypoint_threshold, mode=mode, return_keypoints_2d=True)
-        tracks[int(tid)] = {"frames": tr.pop("frames"), "pose_3d": res["pose_3d"], "valid": res["valid"],
-                            "keypoints_2d": np.asarray(res["keypoints_2d"], dtype=np.float32),
-                            ("keypoints_blazepose" if blazepose else "keypoints_coco"): kp.astype(np.float32),
-                            **tr}
+    with _lifting_threads(pipe):
+        for tid, tr in frames2d(min_track_frames).items():
+            kp = tr.pop("keypoints")
+            if not (kp[..., 2] >= keypoint_threshold).any():
+                continue  # no usable joint in the whole track
+            res = pipe(kp, image_size=size, keypoint_format="blazepose" if blazepose else "coco",
+                       confidence_threshold=keypoint_threshold, mode=mode, return_keypoints_2d=True)
+            tracks[int(tid)] = {"frames": tr.pop("frames"), "pose_3d": res["pose_3d"], "valid": res["valid"],
+                                "keypoints_2d": np.asarray(res["keypoints_2d"], dtype=np.float32),
+                                ("keypoints_blazepose" if blazepose else "keypoints_coco"): kp.astype(np.float32),
+                                **tr}
     timings["lift"] = time.perf_counter() - t0
     result = {"tracks": tracks, "fps": info["fps"], "image_size": size, "num_frames": n_frames,
               "timings": timings}
