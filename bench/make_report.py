@@ -863,6 +863,7 @@ def main(argv=None) -> int:
          "python bench/bench_precision.py --official PATH/TO/AUTHORS/MPM --model LIFTER --json bench/results/precision.json  # section 9",
          "python bench/bench_training_precision.py --official PATH/TO/AUTHORS/MPM --json bench/results/training_precision.json  # section 9",
          "python bench/bench_gpu.py --official PATH/TO/AUTHORS/MPM --json bench/results/gpu_inference.json  # section 10 (GPU)",
+         "python bench/bench_real_capture.py --model demo=demo_out/mpm-lift --model demo_scratch=demo_out/mpm-lift-scratch  # section 11 (real capture, BlazePose)",
          "python bench/make_report.py",
          "```", "",
          "`--budget smoke` runs every script in seconds (what `tests/test_bench_smoke.py` does); `--budget full` "
@@ -917,6 +918,12 @@ def main(argv=None) -> int:
     gpu = section_gpu(_load(os.path.join(args.results, "gpu_inference.json")))
     if gpu:
         L += gpu
+        sections += 1
+    real = _load(os.path.join(args.results, "real_capture.json"))  # section 11, rendered by bench_real_capture.py
+    if real is not None and real.get("captures"):
+        import bench_real_capture
+
+        L += bench_real_capture.report_section(real)
         sections += 1
     with open(args.out, "w") as f:
         f.write("\n".join(L) + "\n")

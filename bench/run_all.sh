@@ -26,6 +26,11 @@ if [ "$B" = small ]; then
   python bench/bench_transfer.py --budget small --jobs "${JOBS:-1}" --recipes motion_lift_lr5e4,motion_lr5e4,baseline_lr5e4 \
       --out bench/results/transfer_small_run2.json
   python bench/bench_streaming.py --budget small --threads 2
+  # section 11 (real capture; needs mediapipe and the pose2sim wheel, fetched with pip download; the demo's lifters)
+  if [ -d "${DEMO_DIR:-demo_out}/mpm-lift" ]; then
+    python bench/bench_real_capture.py --model demo="${DEMO_DIR:-demo_out}/mpm-lift" \
+        --model demo_scratch="${DEMO_DIR:-demo_out}/mpm-lift-scratch"
+  fi
 else
   for s in accuracy completion ablation; do python bench/bench_$s.py --budget "$B"; done
   python bench/bench_training_speed.py --budget "$B"
