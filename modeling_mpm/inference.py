@@ -12,7 +12,7 @@ and stitched back:
   ``num_frames / stride`` times fewer windows than seq2frame.
 
 Memory is bounded by ``batch_size`` windows plus the input and the output arrays, whatever the
-length. Inputs are the model's coordinates (see ``docs/CONTRACTS.md``): normalised 2D
+length. Inputs are the model's coordinates (README, "Coordinate conventions"): normalised 2D
 ``(frames, J, 2)`` and/or root-relative metres ``(frames, J, 3)``; masks are bool, True = missing.
 """
 
