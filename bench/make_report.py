@@ -257,7 +257,7 @@ def section_completion(res: dict, plots: str, rel: str) -> List[str]:
     tube = [summ[k]["mpm_completion"]["mean"] for k in summ if k.startswith("tube/")]
     if tube:
         L += [f"For comparison with the authors' completion numbers, which average over *all* 17 joints with "
-              f"the visible ones counted as 0 (MPM_SPEC 9.2, `metrics.completion_errors(...)['mpjpe_all']`): a "
+              f"the visible ones counted as 0 (docs/authors_code.md section 9.2, `metrics.completion_errors(...)['mpjpe_all']`): a "
               f"3-joint tube gives 3/17 of the masked-joint error, i.e. {np.mean(tube) * 3 / 17:.1f} mm for "
               f"`mpm_completion` here on average over the limbs (the authors' code comments quote 12-24 mm on "
               f"Human3.6M after full training).", ""]

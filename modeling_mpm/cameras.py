@@ -1,7 +1,7 @@
 """Cameras: Human3.6M calibration, projection, screen-coordinate normalisation and random
 virtual cameras.
 
-Conventions (see docs/CONTRACTS.md):
+Conventions (README, "Coordinate conventions"; docs/data.md, "Conventions"):
 
 * Camera frame: x right, y down, z forward (OpenCV / Human3.6M), metres.
 * Pixel intrinsics: 9-vector ``[fx, fy, cx, cy, k1, k2, k3, p1, p2]`` (pixels; k radial,

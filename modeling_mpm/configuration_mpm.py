@@ -39,7 +39,7 @@ class MPMConfig(PretrainedConfig):
         spatial_mask_joints: joints per frame whose coordinates are replaced by the mask token.
         mask_mode: masks sampled in training when none are passed: ``"random"``
             (spatio-temporal, pre-training), ``"tube"`` (body-part tubes, completion) or ``"none"``.
-        tube_manners_2d / tube_manners_3d: the body-part tube choices (MPM_SPEC 9.1; 0..3 body
+        tube_manners_2d / tube_manners_3d: the body-part tube choices (docs/authors_code.md section 9.1; 0..3 body
             parts, ``d >= 4`` means ``d - 3`` random joints).
         share_mask_across_batch: sample one mask for the whole batch as the authors do (default:
             one mask per sample).
@@ -59,7 +59,7 @@ class MPMConfig(PretrainedConfig):
         layer_norm_eps: epsilon of every LayerNorm.
         embedding_init_std: std of the normal init of position embeddings and mask tokens
             (authors: ``torch.randn``, std 1).
-        use_refine: add the post-refinement module to the lifter (MPM_SPEC 6.5).
+        use_refine: add the post-refinement module to the lifter (docs/authors_code.md section 6.5).
         zero_root_output: set the root joint of every 3D output to 0 (root-relative output). The
             authors' heads leave it free (their losses train it towards 0) and zero it in
             evaluation; converted official checkpoints set this to ``False`` to reproduce their

@@ -319,7 +319,7 @@ def evaluate_masked_modeling(model, dataset, *, batch_size: int = 256, seed: int
 def evaluate_completion(model, dataset, *, modality: str, manners: Optional[Iterable[int]] = None,
                         batch_size: int = 256, seed: int = 0, flip: bool = False, progress: bool = False,
                         device=None) -> Dict:
-    """Completion with body-part tubes, one pass per tube manner (MPM_SPEC 9).
+    """Completion with body-part tubes, one pass per tube manner (docs/authors_code.md section 9).
 
     ``modality="3d"``: 3D with the tube joints missing -> 3D; reports ``mpjpe_masked`` (mm over
     the missing joints) and ``mpjpe_all`` (the authors' diluted number: the completed pose takes

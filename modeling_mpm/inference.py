@@ -12,7 +12,7 @@ and stitched back:
   ``num_frames / stride`` times fewer windows than seq2frame.
 
 Memory is bounded by ``batch_size`` windows plus the input and the output arrays, whatever the
-length. Inputs are the model's coordinates (see ``docs/CONTRACTS.md``): normalised 2D
+length. Inputs are the model's coordinates (README, "Coordinate conventions"): normalised 2D
 ``(frames, J, 2)`` and/or root-relative metres ``(frames, J, 3)``; masks are bool, True = missing.
 """
 
@@ -97,7 +97,7 @@ def _flip(x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
 
 def _with_flipped(x: torch.Tensor, mask: torch.Tensor, perm: torch.Tensor):
     """Append the mirrored batch to ``x`` and ``mask``; the mask is mirrored with the joints, so the
-    flipped pass hides the same limb (the authors' code does not: MPM_SPEC 13.8)."""
+    flipped pass hides the same limb (the authors' code does not: docs/authors_code.md section 11.8)."""
     return torch.cat([x, _flip(x, perm)], 0), torch.cat([mask, mask.index_select(-1, perm)], 0)
 
 

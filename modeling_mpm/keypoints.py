@@ -400,7 +400,7 @@ def prepare_keypoints(
         confidence_threshold: joints with confidence below it are missing (default
             :data:`DEFAULT_CONFIDENCE_THRESHOLD` = 0.3); NaN/inf joints and joints further than
             :data:`MAX_ABS_NORMALIZED` from the image centre (normalised) always are.
-        coordinates: ``"pixels"`` or ``"normalized"`` (already in model coordinates, see CONTRACTS).
+        coordinates: ``"pixels"`` or ``"normalized"`` (already in model coordinates, README "Coordinate conventions").
 
     Returns:
         dict with ``pose_2d`` float32 ``(frames, 17, 2)`` normalised and finite, ``missing`` bool

@@ -31,7 +31,7 @@ __all__ = [
     "TUBE_PARTS_3D",
 ]
 
-# Body-part tubes of the completion tasks (MPM_SPEC 9.1), with the sides named after the
+# Body-part tubes of the completion tasks (docs/authors_code.md section 9.1), with the sides named after the
 # subject (the authors' README labels are mirrored; the index sets are theirs).
 TUBE_PARTS_3D: Tuple[Tuple[str, ...], ...] = (
     ("right_leg",), ("right_arm",), ("left_arm",), ("left_leg",),
@@ -91,7 +91,7 @@ def sample_spatiotemporal_mask(
     generator: Optional[torch.Generator] = None,
     device=None,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The pre-training mask (MPM_SPEC 4.3).
+    """The pre-training mask (docs/authors_code.md section 4.3).
 
     Every frame gets ``spatial_mask_joints`` joints chosen uniformly without replacement (the
     root may be chosen), and ``int(num_frames * temporal_mask_ratio)`` frames are dropped.
@@ -128,7 +128,7 @@ def body_part_joints(skeleton, part: str) -> List[int]:
 
 
 def tube_joints(skeleton, manner: int, modality: str) -> Optional[List[int]]:
-    """Joints of tube ``manner`` for ``modality`` ``"2d"`` or ``"3d"`` (MPM_SPEC 9.1):
+    """Joints of tube ``manner`` for ``modality`` ``"2d"`` or ``"3d"`` (docs/authors_code.md section 9.1):
     manners 0-3 are body parts, ``d >= 4`` means ``d - 3`` random joints (returns ``None``)."""
     if modality not in ("2d", "3d"):
         raise ValueError(f"modality must be '2d' or '3d', got {modality!r}")

@@ -9,7 +9,7 @@ Conventions (see the README):
 - masks are bool with ``True`` = masked: spatial ``(batch, frames, joints)`` or ``(frames, joints)``,
   temporal ``(batch, frames)`` or ``(frames,)``.
 
-The layer numerics follow the authors' code (MPM_SPEC sections 4 and 6) so that converted
+The layer numerics follow the authors' code (docs/authors_code.md sections 4 and 6) so that converted
 official checkpoints reproduce their outputs (``modeling_mpm.convert_official``).
 """
 
@@ -403,7 +403,7 @@ class MPMStridedReduce(nn.Module):
 
 
 class MPMPoseRefiner(nn.Module):
-    """Post-refinement of the centre frame (MPM_SPEC 6.5): blends the predicted x, y with the
+    """Post-refinement of the centre frame (docs/authors_code.md section 6.5): blends the predicted x, y with the
     back-projection of the input 2D at the predicted depth, per joint, with a learned gate.
 
     Needs the normalised intrinsics ``(batch, >=4)`` ``[fx, fy, cx, cy, ...]`` and the root depth

@@ -242,7 +242,7 @@ class PoseLiftingPipeline(_MPMPipelineBase):
 
 
 class PoseCompletionPipeline(_MPMPipelineBase):
-    """Completion with an :class:`MPMForMaskedPoseModeling` (MPM_SPEC 9).
+    """Completion with an :class:`MPMForMaskedPoseModeling` (docs/authors_code.md section 9).
 
     Two calls:
 

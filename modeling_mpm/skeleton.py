@@ -111,7 +111,7 @@ class Skeleton:
         )
 
 
-# Human3.6M, 17 joints, VideoPose3D order (MPM_SPEC 2.1).
+# Human3.6M, 17 joints, VideoPose3D order (docs/authors_code.md section 2.1).
 H36M_17 = Skeleton(
     name="h36m17",
     joint_names=(
@@ -124,7 +124,7 @@ H36M_17 = Skeleton(
     joints_right=(1, 2, 3, 14, 15, 16),
 )
 
-# Human3.6M, 16 joints: H36M-17 without index 9 (neck/nose) (MPM_SPEC 2.2).
+# Human3.6M, 16 joints: H36M-17 without index 9 (neck/nose) (docs/authors_code.md section 2.2).
 H36M_16 = Skeleton(
     name="h36m16",
     joint_names=(
@@ -137,7 +137,7 @@ H36M_16 = Skeleton(
     joints_right=(1, 2, 3, 13, 14, 15),
 )
 
-# MPI-INF-3DHP "relevant" 17 joints in the P-STMO npz order (MPM_SPEC 2.3); root = pelvis (14).
+# MPI-INF-3DHP "relevant" 17 joints in the P-STMO npz order (docs/authors_code.md section 2.3); root = pelvis (14).
 MPI_INF_3DHP_17 = Skeleton(
     name="mpi3dhp17",
     joint_names=(
@@ -234,7 +234,7 @@ def mpi3dhp17_to_h36m16(pose: np.ndarray, legacy: bool = False) -> np.ndarray:
     """MPI-INF-3DHP-17 (..., 17, C) -> H36M-16 (..., 16, C).
 
     Default (correct): thorax <- neck (1), head_top <- head_top (0).
-    ``legacy=True`` reproduces the MPM authors' mapping (MPM_SPEC 2.3) for checkpoint
+    ``legacy=True`` reproduces the MPM authors' mapping (docs/authors_code.md section 2.3) for checkpoint
     compatibility: head_top := mean(head_top, head), thorax <- head (16), neck dropped.
     """
     pose = _check_joints(pose, 17, "mpi3dhp17_to_h36m16")

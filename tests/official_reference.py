@@ -1,4 +1,4 @@
-"""An independent, functional re-statement of the authors' forward passes (MPM_SPEC 4.2, 6.1-6.2),
+"""An independent, functional re-statement of the authors' forward passes (docs/authors_code.md sections 4.2, 6.1-6.2),
 written over their raw state-dict keys. The tests check it against the authors' own outputs
 (the fixture in ../shared) and then use it to test the converter on state dicts they build.
 

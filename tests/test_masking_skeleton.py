@@ -1,4 +1,4 @@
-"""Mask arithmetic (MPM_SPEC 4.3) and skeleton definitions."""
+"""Mask arithmetic (docs/authors_code.md section 4.3) and skeleton definitions."""
 
 import numpy as np
 import pytest
@@ -131,6 +131,6 @@ def test_3dhp_mappings_by_joint_name():
     assert np.array_equal(h17[:, H36M_17.index("neck_nose")], pose[:, MPI_INF_3DHP_17.index("head")])
     h16 = mpi3dhp17_to_h36m16(pose)
     assert np.array_equal(h16[:, 8], pose[:, 1]) and np.array_equal(h16[:, 9], pose[:, 0])
-    legacy = mpi3dhp17_to_h36m16(pose, legacy=True)  # the authors' mapping (MPM_SPEC 2.3)
+    legacy = mpi3dhp17_to_h36m16(pose, legacy=True)  # the authors' mapping (docs/authors_code.md section 2.3)
     assert np.array_equal(legacy[:, 8], pose[:, 16])
     assert np.allclose(legacy[:, 9], (pose[:, 0] + pose[:, 16]) / 2)

@@ -165,7 +165,7 @@ def test_training_samples_per_sample_masks_with_paper_counts():
 
 
 def test_tube_masks_for_completion(tiny_config):
-    """3D completion: tube masks name the subject's own sides (MPM_SPEC 9.1)."""
+    """3D completion: tube masks name the subject's own sides (docs/authors_code.md section 9.1)."""
     cfg = MPMConfig.completion_27(num_layers=1, hidden_size=32, intermediate_size=64, num_attention_heads=4)
     assert cfg.decoder_layers == 2 and cfg.mask_mode == "tube"
     g = torch.Generator().manual_seed(0)
@@ -380,7 +380,7 @@ def test_bad_inputs_rejected(tiny_config):
 
 
 # ---------------------------------------------------------------------------- parameter counts
-# The authors' totals (MPM_SPEC 4.1 / 6.1) minus parameters their forward never uses: the final
+# The authors' totals (docs/authors_code.md section 4.1) minus parameters their forward never uses: the final
 # LayerNorm of the temporal encoder (C weights + C biases = 512), of each pre-training decoder
 # (2 x 512) and of the strided reduce (512); plus the lifter's 2D mask token (2), which lets it
 # take missing joints.

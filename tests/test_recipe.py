@@ -113,7 +113,7 @@ def test_lr_staircase_decays_once_per_epoch(tiny_config):
     np.testing.assert_allclose(lrs, want, rtol=1e-12)
 
 
-# the authors' training windows (MPM_SPEC 3.4): H36M S1, S5-S8, one window per frame
+# the authors' training windows (docs/authors_code.md section 3.3): H36M S1, S5-S8, one window per frame
 H36M_TRAIN_WINDOWS = 1_559_752
 
 

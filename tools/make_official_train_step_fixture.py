@@ -12,8 +12,8 @@ scratch folder (their option parser creates ./checkpoint):
 
 PoseAug's ``torchgeometry`` is stubbed (unused), ``.cuda()`` is a no-op, and the tube / random
 masks are given to their step functions instead of their samplers (which reseed NumPy from OS
-entropy). Their 3D completion branch calls ``MaskGen(opt, N)`` (a TypeError at HEAD, MPM_SPEC
-13.3); it gets the tube masks, as ``TubeMaskGen`` would.
+entropy). Their 3D completion branch calls ``MaskGen(opt, N)`` (a TypeError at HEAD,
+docs/authors_code.md section 11.3); it gets the tube masks, as ``TubeMaskGen`` would.
 """
 import os, sys, json, types
 import numpy as np
@@ -214,7 +214,7 @@ def run_completion(kind):
     s3 = tube(rng, 5, manner3d, 6)
     t0 = np.zeros(F)
     fn = lambda *a, **k: (torch.from_numpy(s2), torch.from_numpy(s3), torch.zeros(F).bool(), torch.zeros(F).bool(), t0.copy(), t0.copy())
-    PE.MaskGen = fn      # their comp3d branch calls MaskGen(opt, N) (a TypeError at HEAD; MPM_SPEC 13.3): the tube masks
+    PE.MaskGen = fn      # their comp3d branch calls MaskGen(opt, N) (a TypeError at HEAD; docs/authors_code.md section 11.3): the tube masks
     PE.TubeMaskGen = fn
     outs = []
     h = hook_outputs(model.module, outs)

@@ -1,6 +1,6 @@
 """What each task trains: the model class, the loss of one micro-batch, the validation metrics.
 
-Tasks (MPM_SPEC sections 5, 6 and 9):
+Tasks (docs/authors_code.md sections 5, 6 and 9):
 
 * ``pretrain``: masked 2D + masked 3D pose modeling (:class:`MPMForMaskedPoseModeling`,
   spatio-temporal masks). With ``training.pretrain_pairing: split`` the first half of a batch
