@@ -23,7 +23,7 @@ from typing import Callable, List, Optional
 
 from .errors import MPMInputError
 
-__all__ = ["atomic_write_file", "atomic_write_dir", "replace_dir", "recover_replaced", "leftover_names",
+__all__ = ["atomic_write_file", "atomic_write_text", "atomic_write_dir", "replace_dir", "recover_replaced", "leftover_names",
            "temp_path", "ExclusiveLock", "exclusive_lock", "LockBusyError"]
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -77,6 +77,15 @@ def atomic_write_file(path: str, write: Callable[[str], None], *, suffix: str = 
         if os.path.lexists(tmp):
             os.remove(tmp)
     return path
+
+
+def atomic_write_text(path: str, text: str) -> str:
+    """:func:`atomic_write_file` of ``text`` (UTF-8, line ends written as given)."""
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+
+    return atomic_write_file(path, write)
 
 
 def _fsync_tree(path: str) -> None:
@@ -184,21 +193,26 @@ class ExclusiveLock:
     a context manager or call :meth:`release`.
 
     ``fcntl.flock`` on ``path`` (created with ``O_NOFOLLOW``: a link is refused), holding the owner's
-    process id. A second process is refused at once with ``on_busy(pid)`` (an exception; default
-    :class:`LockBusyError`). The kernel drops a dead process's lock, so a file left by a killed
-    owner is simply taken over. Re-entrant within one process. Without ``fcntl`` (Windows) the
+    process id. A second holder is refused at once with ``on_busy(pid)`` (an exception; default
+    :class:`LockBusyError`); with ``reentrant`` a second holder in the same process shares the lock
+    (the outermost release frees it). The kernel drops a dead process's lock, so a file left by a
+    killed owner is simply taken over. Without ``fcntl`` (Windows) the
     file is created with ``O_EXCL``: a leftover file must then be removed by hand (the message says so).
     """
 
     _held: dict = {}  # path -> [fd, depth] for this process
 
-    def __init__(self, path: str, on_busy: Optional[Callable[[Optional[int]], Exception]] = None):
+    def __init__(self, path: str, on_busy: Optional[Callable[[Optional[int]], Exception]] = None,
+                 reentrant: bool = False):
         self.path = os.path.abspath(os.fspath(path))
         self._on_busy = on_busy or (lambda pid: LockBusyError(
             f"{self.path} is held by {f'process {pid}' if pid else 'another process'}; wait for it to finish", pid))
         self._released = False
         held = self._held.get(self.path)
         if held is not None:
+            if not reentrant:
+                self._released = True
+                raise self._on_busy(os.getpid())
             held[1] += 1
             return
         _refuse_link(self.path)
@@ -270,6 +284,7 @@ class ExclusiveLock:
         self.release()
 
 
-def exclusive_lock(path: str, on_busy: Optional[Callable[[Optional[int]], Exception]] = None) -> ExclusiveLock:
+def exclusive_lock(path: str, on_busy: Optional[Callable[[Optional[int]], Exception]] = None,
+                   reentrant: bool = False) -> ExclusiveLock:
     """``with exclusive_lock(path): ...``: see :class:`ExclusiveLock`."""
-    return ExclusiveLock(path, on_busy)
+    return ExclusiveLock(path, on_busy, reentrant)
