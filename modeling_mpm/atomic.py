@@ -196,8 +196,8 @@ class ExclusiveLock:
     process id. A second holder is refused at once with ``on_busy(pid)`` (an exception; default
     :class:`LockBusyError`); with ``reentrant`` a second holder in the same process shares the lock
     (the outermost release frees it). The kernel drops a dead process's lock, so a file left by a
-    killed owner is simply taken over. Without ``fcntl`` (Windows) the
-    file is created with ``O_EXCL``: a leftover file must then be removed by hand (the message says so).
+    killed owner is simply taken over. Without ``fcntl`` (Windows) the file is created with
+    ``O_EXCL`` instead, so a file left by a killed owner must be removed by hand there.
     """
 
     _held: dict = {}  # path -> [fd, depth] for this process
@@ -221,7 +221,8 @@ class ExclusiveLock:
 
     def _busy(self, fd: int) -> Exception:
         try:
-            pid = int(os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "0") or None
+            os.lseek(fd, 0, os.SEEK_SET)
+            pid = int(os.read(fd, 32).decode("ascii", "replace").strip() or "0") or None
         except (OSError, ValueError):
             pid = None
         os.close(fd)
@@ -271,11 +272,14 @@ class ExclusiveLock:
         held[1] -= 1
         if held[1] == 0:
             del self._held[self.path]
+            if os.name != "posix":  # pragma: no cover - an open file cannot be removed there
+                os.close(held[0])
             try:
                 os.remove(self.path)  # while still locked: a waiter that opened it retries on the new file
             except OSError:
                 pass
-            os.close(held[0])
+            if os.name == "posix":
+                os.close(held[0])
 
     def __enter__(self) -> "ExclusiveLock":
         return self
