@@ -4,8 +4,9 @@
   folder next to the target, which is then renamed into place with ``os.replace``, so the target is
   always either the complete old or the complete new one (a full disk, an exception or SIGKILL
   leave the old one). A symbolic link at the target is refused, never written through.
-* Temporary names, one scheme for files and folders: ``.<name>.tmp-<hex>`` (being written) and
-  ``.<name>.old-<hex>`` (the previous folder, moved aside for the instant of the swap).
+* Temporary names, one scheme for files and folders: ``.<name>.tmp-<hex>`` (being written; a
+  file may carry an extension after it) and ``.<name>.old-<hex>`` (the previous folder, moved aside
+  for the instant of the swap).
   :func:`recover_replaced` tidies what a killed writer left next to one target.
 * :class:`ExclusiveLock` (:func:`exclusive_lock`): one writer at a time for a target, an
   exclusive ``flock`` on a lock file holding the owner's process id. The kernel drops the lock when
@@ -23,11 +24,11 @@ from typing import Callable, List, Optional
 
 from .errors import MPMInputError
 
-__all__ = ["atomic_write_file", "atomic_write_text", "atomic_write_dir", "replace_dir", "recover_replaced", "leftover_names",
-           "temp_path", "ExclusiveLock", "exclusive_lock", "LockBusyError"]
+__all__ = ["atomic_write_file", "atomic_write_text", "atomic_write_dir", "replace_dir", "recover_replaced",
+           "leftover_names", "temp_path", "ExclusiveLock", "exclusive_lock", "LockBusyError"]
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_LEFTOVER_RE = re.compile(r"^\.(.+)\.(tmp|old)-[0-9a-f]+$")
+_LEFTOVER_RE = re.compile(r"^\.(.+)\.(tmp|old)-[0-9a-f]+(\.[A-Za-z0-9]+)?$")  # optional suffix: see temp_path
 
 
 def temp_path(final: str, kind: str = "tmp", token: Optional[str] = None, suffix: str = "") -> str:
@@ -108,7 +109,7 @@ def replace_dir(tmp: str, final_dir: str) -> str:
         os.replace(final_dir, old)
     os.replace(tmp, final_dir)
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
     return final_dir
 
 

@@ -29,10 +29,11 @@ def test_one_naming_scheme(tmp_path):
     assert os.path.basename(temp_path(str(tmp_path / "x.mp4"), "old", "ab", ".mp4")) == ".x.mp4.old-ab.mp4"
     for name in (".model.tmp-0", ".model.old-deadbeef", ".a.b.tmp-12", ".model2.old-1"):
         (tmp_path / name).mkdir()
+    (tmp_path / ".model.tmp-1f.png").write_bytes(b"half")  # a killed render's temp file
     for name in (".model.tmp-xyz", ".model.old-", "model.tmp-1", ".lock"):  # not ours: never touched
         (tmp_path / name).mkdir()
     assert leftover_names(str(tmp_path)) == ["a.b", "model", "model2"]
-    assert len(recover_replaced(str(tmp_path / "model"))) == 2
+    assert len(recover_replaced(str(tmp_path / "model"))) == 3
     assert sorted(os.listdir(tmp_path)) == [".a.b.tmp-12", ".lock", ".model.old-", ".model.tmp-xyz",
                                             ".model2.old-1", "model", "model.tmp-1"]
 
