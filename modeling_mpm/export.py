@@ -149,17 +149,17 @@ def quantize_onnx_int8(path: str, output: str) -> str:
         raise ImportError("int8 quantisation of the ONNX graph needs onnxruntime: pip install onnxruntime") from e
     if not os.path.isfile(path):
         raise ValueError(f"ONNX file not found: {path}")
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    tmp = output + ".tmp"
     import logging
+
+    from .atomic import atomic_write_file
 
     level = logging.getLogger().level
     logging.getLogger().setLevel(logging.ERROR)  # its "consider pre-processing" notice
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            quantize_dynamic(path, tmp, weight_type=QuantType.QInt8)
+            atomic_write_file(output, lambda tmp: quantize_dynamic(path, tmp, weight_type=QuantType.QInt8),
+                              suffix=".onnx")
     finally:
         logging.getLogger().setLevel(level)
-    os.replace(tmp, output)
     return output

@@ -13,11 +13,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import uuid
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from .atomic import atomic_write_file
 from .skeleton import get_skeleton
 
 __all__ = ["render_frame_png", "render_animation", "ffmpeg_available", "pyav_available", "setup_camera_axes_3d", "plot_skeleton_3d", "bone_colors"]
@@ -250,8 +250,7 @@ def render_frame_png(
     fig, _, lines = _setup(skel, p3[None], None if p2 is None else p2[None], image_size, title, None)
     _draw(skel, lines, p3, p2)
     try:
-        with _atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=dpi, format="png")
+        atomic_write_file(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"), suffix=".png")
     finally:
         plt.close(fig)
     return path
@@ -307,26 +306,15 @@ def render_animation(
     else:
         writer = animation.FFMpegWriter(fps=fps) if ffmpeg_available() else _PyAVWriter(fps)
     try:
-        with _atomic_path(path) as tmp, writer.saving(fig, tmp, dpi=dpi):
-            for t in frames:
-                _draw(skel, lines, p3[t], None if p2 is None else p2[t])
-                writer.grab_frame()
+        def write(tmp: str) -> None:
+            with writer.saving(fig, tmp, dpi=dpi):
+                for t in frames:
+                    _draw(skel, lines, p3[t], None if p2 is None else p2[t])
+                    writer.grab_frame()
+
+        atomic_write_file(path, write, suffix=ext)
     finally:
         plt.close(fig)
     return path
 
 
-@contextlib.contextmanager
-def _atomic_path(path: str):
-    """Yield a temporary file name next to ``path`` (same extension); rename it to ``path`` when
-    the block succeeds, delete it otherwise, so an existing ``path`` is only ever replaced whole."""
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    base, ext = os.path.splitext(os.path.basename(path))
-    tmp = os.path.join(parent, f".{base}.tmp-{uuid.uuid4().hex[:8]}{ext}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

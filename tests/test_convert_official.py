@@ -146,7 +146,7 @@ def test_cli_never_replaces_a_folder_that_is_not_a_model(tmp_path, monkeypatch, 
     model_dir = tmp_path / "model"
     assert convert([str(ckpt), str(model_dir)]) == 0
     assert convert([str(ckpt), str(model_dir)]) == 0
-    assert (model_dir / "config.json").is_file() and not list(tmp_path.glob(".old-*"))
+    assert (model_dir / "config.json").is_file() and not list(tmp_path.glob(".model.old-*"))
 
 
 def test_unreadable_or_unsafe_checkpoints_are_a_sentence(tmp_path, capsys):

@@ -164,7 +164,7 @@ _KILL_BETWEEN_RENAMES = textwrap.dedent("""
     real = os.replace
     def replace(src, dst):
         real(src, dst)
-        if os.path.basename(str(dst)).startswith(".old-"):  # the old folder moved aside: die here
+        if ".old-" in os.path.basename(str(dst)):  # the old folder moved aside: die here
             os.kill(os.getpid(), signal.SIGKILL)
     os.replace = replace
     from modeling_mpm.cli.convert import main
@@ -189,18 +189,18 @@ def test_convert_killed_between_its_two_renames_is_restored_on_the_next_run(tmp_
     r = subprocess.run([sys.executable, "-c", _KILL_BETWEEN_RENAMES, str(ckpt), str(out)], env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == -signal.SIGKILL, r.stderr[-2000:]
-    assert not out.exists() and list(tmp_path.glob(".old-model-*"))  # the state the kill left
-    from modeling_mpm.training.checkpoint import recover_replaced_dir
+    assert not out.exists() and list(tmp_path.glob(".model.old-*"))  # the state the kill left
+    from modeling_mpm.atomic import recover_replaced
 
-    assert any("restored" in line for line in recover_replaced_dir(str(out)))
-    assert (out / "model.safetensors").read_bytes() == before and not list(tmp_path.glob(".*-model-*"))
+    assert any("restored" in line for line in recover_replaced(str(out)))
+    assert (out / "model.safetensors").read_bytes() == before and not list(tmp_path.glob(".model.*"))
     # and the same through a rerun of the command
     r = subprocess.run([sys.executable, "-c", _KILL_BETWEEN_RENAMES, str(ckpt), str(out)], env=env,
                        capture_output=True, text=True, timeout=300)
     assert not out.exists()
     assert convert([str(ckpt), str(out)]) == 0
     assert "restored" in capsys.readouterr().err
-    assert (out / "config.json").is_file() and not list(tmp_path.glob(".*-model-*"))
+    assert (out / "config.json").is_file() and not list(tmp_path.glob(".model.*"))
 
 
 _HOLD_LOCK = textwrap.dedent("""

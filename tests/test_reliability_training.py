@@ -109,9 +109,10 @@ def test_second_run_into_a_locked_folder_fails_at_once(run_dir, tmp_path):
             train(_cfg(out, max_steps=3), resume=True, export=False)
     finally:
         lock.release()
-    assert (out / LOCK_NAME).exists()
+    assert not (out / LOCK_NAME).exists()  # a clean release leaves no lock file
+    (out / LOCK_NAME).write_text("999999999")  # the file a killed run leaves: no process holds its lock
     r = train(_cfg(out, max_steps=3), resume=True, export=False)  # the lock is free again
-    assert r.global_step == 3
+    assert r.global_step == 3 and not (out / LOCK_NAME).exists()
 
 
 def test_training_cli_says_why_it_refuses(tmp_path, capsys):
@@ -127,12 +128,12 @@ def test_training_cli_says_why_it_refuses(tmp_path, capsys):
 
 def test_leftovers_of_a_killed_run_are_cleaned_or_restored(tmp_path):
     out = tmp_path / "out"
-    (out / "checkpoints" / ".tmp-step_00000009").mkdir(parents=True)           # killed mid-checkpoint
-    (out / ".old-best_model-4242").mkdir()                                       # killed mid-swap of best_model
-    (out / ".old-best_model-4242" / "config.json").write_text("{}")
-    (out / ".tmp-best_model-4242").mkdir()
+    (out / "checkpoints" / ".step_00000009.tmp-0").mkdir(parents=True)         # killed mid-checkpoint
+    (out / ".best_model.old-4242").mkdir()                                       # killed mid-swap of best_model
+    (out / ".best_model.old-4242" / "config.json").write_text("{}")
+    (out / ".best_model.tmp-4242").mkdir()
     (out / "model").mkdir()
-    (out / ".old-model-17").mkdir()                                              # the new model/ is complete
+    (out / ".model.old-17").mkdir()                                              # the new model/ is complete
     done = recover_interrupted_writes(str(out))
     assert len(done) == 4
     assert sorted(os.listdir(out)) == ["best_model", "checkpoints", "model"]

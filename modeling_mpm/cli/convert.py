@@ -52,12 +52,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--refine", default=None, help="the lifter's refine module (*_refine.pth, post-refine stage)")
     args = cli_style(parser).parse_args(argv)
     from ..convert_official import convert_official_checkpoint
-    from ..training.checkpoint import atomic_write_dir, recover_replaced_dir
+    from ..atomic import atomic_write_dir, recover_replaced
 
     try:
         check_replaceable_model_dir(args.output_dir)
-        # a previous run killed between its two renames left the old folder under .old-<name>-<pid>
-        for line in recover_replaced_dir(args.output_dir):
+        # a previous run killed between its two renames left the old folder under .<name>.old-<hex>
+        for line in recover_replaced(args.output_dir):
             print(f"note: {line}", file=sys.stderr)
         check_replaceable_model_dir(args.output_dir)
         model = convert_official_checkpoint(args.checkpoint, args.heads, args.strides, args.refine)

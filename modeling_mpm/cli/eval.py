@@ -139,19 +139,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                   f"(MPI-INF-3DHP protocol: 14 joints, "
                   f"frame-weighted over {r['windows']} windows)")
     if args.output_json:
-        _write_json_atomic(args.output_json, results)
+        from ..atomic import atomic_write_text
+
+        atomic_write_text(args.output_json, json.dumps(results, indent=2))
     return 0
-
-
-def _write_json_atomic(path: str, obj) -> None:
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _split_names(cfg) -> Optional[set]:

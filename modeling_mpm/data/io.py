@@ -54,19 +54,17 @@ Keypoint files (the input of ``mpm lift`` and ``mpm complete --from-2d``), :func
 
 from __future__ import annotations
 
-import contextlib
 import io as _io
 import json
 import os
 import pickle
-import shutil
-import uuid
 import zipfile
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..atomic import ExclusiveLock, LockBusyError, atomic_write_dir, atomic_write_file, recover_replaced
 from ..errors import MPMInputError
 
 __all__ = [
@@ -102,7 +100,7 @@ STRING_COLUMNS = ("sequence", "source", "subject", "action", "camera", "skeleton
                   "pose_2d_units")
 
 
-class DatasetLockError(MPMInputError):
+class DatasetLockError(LockBusyError):
     """Another process is writing the same output data set."""
 
 
@@ -212,74 +210,16 @@ def push_dataset_to_hub(dataset, repo_id: str, private: bool = True):
     dataset.push_to_hub(repo_id, private=private)
 
 
-_HELD_LOCKS: set = set()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True
-
-
-@contextlib.contextmanager
-def dataset_write_lock(output: Union[str, os.PathLike]):
-    """Hold ``.<name>.lock`` next to ``output`` (created with ``O_CREAT | O_EXCL``, holding the
-    writer's process id) while a data set is written there: a second writer is refused with
-    :class:`DatasetLockError` instead of deleting the first one's temporary folder or swapping a
-    folder it is replacing. A lock left by a killed process (its id no longer runs) is taken over.
-    Re-entrant within one process."""
+def dataset_write_lock(output: Union[str, os.PathLike]) -> ExclusiveLock:
+    """Hold ``.<name>.lock`` next to ``output`` (an :class:`~modeling_mpm.atomic.ExclusiveLock`
+    holding the writer's process id) while a data set is written there: a second writer is refused
+    with :class:`DatasetLockError` instead of deleting the first one's temporary folder or swapping a
+    folder it is replacing. A lock left by a killed process is taken over. Re-entrant within one
+    process. Use as ``with dataset_write_lock(output): ...``."""
     output = Path(output).absolute()
-    lock = output.parent / f".{output.name}.lock"
-    if str(lock) in _HELD_LOCKS:
-        yield lock
-        return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
-            break
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text(encoding="ascii").strip() or "0")
-            except (OSError, ValueError):
-                pid = 0
-            if pid > 0 and _pid_alive(pid) and pid != os.getpid():
-                raise DatasetLockError(
-                    f"{output}: another 'mpm prepare' (process {pid}) is writing this data set; wait for it to "
-                    f"finish or choose another --output (remove {lock} if no such process runs)") from None
-            if pid == 0:  # being written this instant, or left empty by a writer killed at that instant
-                import time
-
-                try:
-                    age = time.time() - os.path.getmtime(lock)
-                except OSError:
-                    age = 0.0
-                if age < 10:
-                    raise DatasetLockError(f"{output}: {lock} exists (another 'mpm prepare' is starting); wait or "
-                                           "choose another --output") from None
-            try:
-                os.remove(lock)  # its process is gone (killed): a stale lock
-            except FileNotFoundError:
-                pass
-    else:  # pragma: no cover - lost the race twice
-        raise DatasetLockError(f"{output}: another 'mpm prepare' is writing this data set; try again")
-    try:
-        os.write(fd, str(os.getpid()).encode("ascii"))
-    finally:
-        os.close(fd)
-    _HELD_LOCKS.add(str(lock))
-    try:
-        yield lock
-    finally:
-        _HELD_LOCKS.discard(str(lock))
-        try:
-            os.remove(lock)
-        except OSError:
-            pass
+    return ExclusiveLock(output.parent / f".{output.name}.lock", reentrant=True, on_busy=lambda pid: DatasetLockError(
+        f"{output}: another 'mpm prepare'{f' (process {pid})' if pid else ''} is writing this data set; wait for "
+        "it to finish or choose another --output"))
 
 
 def save_dataset(dataset, output: Union[str, os.PathLike], format: str = "arrow",
@@ -312,29 +252,21 @@ def _save_dataset(dataset, output: Union[str, os.PathLike], format: str = "arrow
                          "replaces a folder written by 'mpm prepare'); choose a new --output folder")
     if output.exists() and holds_working_directory(output):
         raise ValueError(f"refusing to replace {output}: it is (or contains) the working directory")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.parent / f".{output.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
+
+    def write(tmp: str) -> None:
         if format == "arrow":
-            dataset.save_to_disk(str(tmp))
+            os.rmdir(tmp)  # save_to_disk makes the folder itself
+            dataset.save_to_disk(tmp)
         else:
             splits = dataset if isinstance(dataset, DatasetDict) else {"train": dataset}
             for split, ds in splits.items():
-                (tmp / split).mkdir(parents=True)
+                os.makedirs(os.path.join(tmp, split))
                 n = max(1, -(-len(ds) // max_shard_rows))
                 for k in range(n):
                     shard = ds.shard(num_shards=n, index=k, contiguous=True)
-                    shard.to_parquet(str(tmp / split / f"part-{k:05d}-of-{n:05d}.parquet"))
-        if output.exists():
-            old = output.parent / f".{output.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(output, old)
-            os.replace(tmp, output)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, output)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+                    shard.to_parquet(os.path.join(tmp, split, f"part-{k:05d}-of-{n:05d}.parquet"))
+
+    atomic_write_dir(str(output), write)
     return output
 
 
@@ -367,27 +299,13 @@ def is_prepared_dataset_dir(path: Union[str, os.PathLike]) -> bool:
 
 
 def clean_interrupted_writes(output: Union[str, os.PathLike]) -> List[str]:
-    """Tidy what an interrupted :func:`save_dataset` left next to ``output``.
-
-    ``.<name>.tmp-*`` folders (a half-written new data set) are deleted. A ``.<name>.old-*``
-    folder is the complete previous data set moved aside just before the swap: it is moved
-    back when ``output`` is missing (the crash fell between the two renames), else deleted.
-    Returns one line per action taken."""
-    output = Path(output).absolute()
-    done: List[str] = []
-    if not output.parent.is_dir():
-        return done
-    for p in sorted(output.parent.glob(f".{output.name}.tmp-*")):
-        shutil.rmtree(p, ignore_errors=True)
-        done.append(f"removed the unfinished write {p}")
-    for p in sorted(output.parent.glob(f".{output.name}.old-*")):
-        if not output.exists() and is_prepared_dataset_dir(p):
-            os.replace(p, output)
-            done.append(f"restored {output} from the interrupted replacement {p}")
-        else:
-            shutil.rmtree(p, ignore_errors=True)
-            done.append(f"removed the previous data set {p} left by an interrupted replacement")
-    return done
+    """Tidy what an interrupted :func:`save_dataset` left next to ``output``
+    (:func:`~modeling_mpm.atomic.recover_replaced`): ``.<name>.tmp-*`` folders (a half-written new
+    data set) are deleted; a ``.<name>.old-*`` folder (the complete previous data set moved aside
+    just before the swap) is moved back when ``output`` is missing and it is a prepared data set,
+    else deleted. Returns one line per action taken."""
+    return recover_replaced(str(Path(output).absolute()), is_complete=is_prepared_dataset_dir,
+                            what="the previous data set ")
 
 
 def load_dataset_dir(path: Union[str, os.PathLike]):
@@ -763,18 +681,12 @@ def save_npz_atomic(path, **arrays) -> str:
         path += ".npz"
     if os.path.isdir(path):
         raise ValueError(f"{path}: is a folder; give an output file name ending in .npz")
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
+
+    def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+    atomic_write_file(path, write)
     return path
 
 

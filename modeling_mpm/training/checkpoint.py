@@ -15,8 +15,9 @@ A checkpoint is a folder ``<output_dir>/checkpoints/step_<NNNNNNNN>/`` holding w
   the best validation value so far, the world size and the run config;
 * ``checkpoint_complete.json``: written last, the size and SHA-256 of every other file.
 
-Everything is written into ``checkpoints/.tmp-step_<N>`` first and the folder is renamed with
-``os.replace`` when complete, so a folder named ``step_*`` is always whole, even after SIGKILL.
+Everything is written into ``checkpoints/.step_<N>.tmp-0`` first and the folder is renamed with
+``os.replace`` when complete (:func:`modeling_mpm.atomic.replace_dir`), so a folder named
+``step_*`` is always whole, even after SIGKILL.
 Before a checkpoint is used its files are checked against ``checkpoint_complete.json``
 (:func:`verify_checkpoint`); ``--resume`` falls back to the newest checkpoint that passes
 (:func:`latest_checkpoint`), so a checkpoint truncated later (a full disk, a partial copy) is
@@ -36,11 +37,12 @@ import os
 import random
 import re
 import shutil
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
 
+from ..atomic import leftover_names, recover_replaced, replace_dir, temp_path
 from ..errors import MPMInputError
 
 __all__ = [
@@ -51,11 +53,9 @@ __all__ = [
     "write_checkpoint",
     "read_trainer_state",
     "load_checkpoint",
-    "atomic_write_dir",
     "prune_checkpoints",
     "verify_checkpoint",
     "recover_interrupted_writes",
-    "recover_replaced_dir",
     "CheckpointError",
     "COMPLETE_MARKER",
 ]
@@ -130,12 +130,8 @@ def _write_marker(path: str) -> None:
         full = os.path.join(path, name)
         if name != COMPLETE_MARKER and os.path.isfile(full):
             files[name] = {"bytes": os.path.getsize(full), "sha256": _sha256(full)}
-    tmp = os.path.join(path, COMPLETE_MARKER + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with open(os.path.join(path, COMPLETE_MARKER), "w", encoding="utf-8") as f:  # the folder is not yet in place
         json.dump({"files": files}, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, os.path.join(path, COMPLETE_MARKER))
 
 
 def verify_checkpoint(path: str) -> None:
@@ -189,105 +185,14 @@ def read_trainer_state(path: str) -> Dict[str, Any]:
         return json.load(f)
 
 
-def _fsync_tree(path: str) -> None:
-    for dirpath, _, files in os.walk(path):
-        for name in files:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-
-def atomic_write_dir(final_dir: str, write: Callable[[str], None]) -> str:
-    """Call ``write(tmp_dir)`` then move ``tmp_dir`` to ``final_dir`` with ``os.replace``.
-
-    An existing ``final_dir`` is moved aside first and deleted after the swap, so at every
-    moment either the old or the new folder is complete.
-    """
-    parent = os.path.dirname(os.path.abspath(final_dir))
-    os.makedirs(parent, exist_ok=True)
-    base = os.path.basename(os.path.normpath(final_dir))
-    tmp = os.path.join(parent, f".tmp-{base}-{os.getpid()}")
-    if os.path.exists(tmp):
-        shutil.rmtree(tmp)
-    os.makedirs(tmp)
-    write(tmp)
-    _fsync_tree(tmp)
-    old = None
-    if os.path.exists(final_dir):
-        old = os.path.join(parent, f".old-{base}-{os.getpid()}")
-        if os.path.exists(old):
-            shutil.rmtree(old)
-        os.replace(final_dir, old)
-    os.replace(tmp, final_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    return final_dir
-
-
-_OLD_RE = re.compile(r"^\.old-(.+)-\d+$")
-
-
 def recover_interrupted_writes(output_dir: str) -> List[str]:
-    """Tidy what a killed run left in ``output_dir`` (call while holding its lock).
-
-    ``checkpoints/.tmp-step_*`` and ``.tmp-*`` folders (unfinished writes) are deleted; an
-    ``.old-<name>-<pid>`` folder (the previous ``<name>`` moved aside by :func:`atomic_write_dir`)
-    is moved back when ``<name>`` is missing, else deleted. Returns one line per action."""
+    """Tidy what a killed run left in ``output_dir`` and its ``checkpoints/`` (call while holding
+    its lock): :func:`~modeling_mpm.atomic.recover_replaced` for every name with ``.<name>.tmp-*`` /
+    ``.<name>.old-*`` leftovers there. Returns one line per action."""
     done: List[str] = []
     for parent in (output_dir, os.path.join(output_dir, "checkpoints")):
-        if not os.path.isdir(parent):
-            continue
-        for name in sorted(os.listdir(parent)):
-            path = os.path.join(parent, name)
-            if not os.path.isdir(path) or os.path.islink(path):
-                continue
-            if name.startswith(".tmp-"):
-                shutil.rmtree(path, ignore_errors=True)
-                done.append(f"removed the unfinished write {path}")
-                continue
-            m = _OLD_RE.match(name)
-            if m is None:
-                continue
-            target = os.path.join(parent, m.group(1))
-            if not os.path.exists(target):
-                os.replace(path, target)
-                done.append(f"restored {target} from the interrupted replacement {path}")
-            else:
-                shutil.rmtree(path, ignore_errors=True)
-                done.append(f"removed {path} left by an interrupted replacement")
-    return done
-
-
-def recover_replaced_dir(final_dir: str) -> List[str]:
-    """Tidy what a killed :func:`atomic_write_dir` left next to ``final_dir`` (one folder, e.g.
-    ``mpm convert``'s output): ``.tmp-<name>-<pid>`` (an unfinished new folder) is deleted;
-    ``.old-<name>-<pid>`` (the previous folder, moved aside just before the swap) is moved back when
-    ``final_dir`` is missing (the kill fell between the two renames), else deleted (the new folder
-    is complete). Returns one line per action."""
-    parent = os.path.dirname(os.path.abspath(final_dir))
-    base = os.path.basename(os.path.normpath(final_dir))
-    if not os.path.isdir(parent):
-        return []
-    done: List[str] = []
-    tmp_re = re.compile(rf"^\.tmp-{re.escape(base)}-\d+$")
-    old_re = re.compile(rf"^\.old-{re.escape(base)}-\d+$")
-    names = sorted(os.listdir(parent))
-    for name in names:
-        path = os.path.join(parent, name)
-        if tmp_re.match(name) and os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-            done.append(f"removed the unfinished write {path}")
-    for name in names:
-        path = os.path.join(parent, name)
-        if old_re.match(name) and os.path.isdir(path) and not os.path.islink(path):
-            if not os.path.lexists(final_dir):
-                os.replace(path, final_dir)
-                done.append(f"restored {final_dir} from the interrupted replacement {path}")
-            else:
-                shutil.rmtree(path, ignore_errors=True)
-                done.append(f"removed {path} left by an interrupted replacement")
+        for name in leftover_names(parent):
+            done += recover_replaced(os.path.join(parent, name))
     return done
 
 
@@ -296,7 +201,7 @@ def write_checkpoint(root: str, step: int, *, accelerator, trainer_state: Dict[s
     (the prepared model, optimizer, scheduler, scaler, RNG states and the objects registered for
     checkpointing) plus ``trainer_state.json``. Returns its folder."""
     final = os.path.join(root, f"step_{step:08d}")
-    tmp = os.path.join(root, f".tmp-step_{step:08d}")
+    tmp = temp_path(final, token="0")  # one name every rank agrees on
     if accelerator.is_main_process:
         os.makedirs(root, exist_ok=True)
         if os.path.exists(tmp):
@@ -308,11 +213,8 @@ def write_checkpoint(root: str, step: int, *, accelerator, trainer_state: Dict[s
     if accelerator.is_main_process:
         with open(os.path.join(tmp, "trainer_state.json"), "w", encoding="utf-8") as f:
             json.dump(trainer_state, f, indent=2)
-        _fsync_tree(tmp)
         _write_marker(tmp)
-        if os.path.exists(final):
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        replace_dir(tmp, final)
     accelerator.wait_for_everyone()
     return final
 

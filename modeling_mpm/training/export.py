@@ -10,7 +10,7 @@ import os
 from typing import Any, Dict, Optional
 
 from ..model_card import is_hub_id, write_model_card
-from .checkpoint import atomic_write_dir
+from ..atomic import atomic_write_dir
 
 __all__ = ["save_model_with_pipeline", "export_model", "dataset_description"]
 

@@ -14,12 +14,13 @@
   writes: :data:`RUN_OUTPUTS`) before starting, other files are left alone;
 * no run output is written through a symbolic link: a run output name that is a link is refused
   (files are replaced with ``os.replace`` or opened with ``O_NOFOLLOW``);
-* ``.tmp-*`` / ``.old-*`` folders a killed run left behind are removed or moved back
+* ``.<name>.tmp-*`` / ``.<name>.old-*`` leftovers of a killed run are removed or moved back
   (:func:`~modeling_mpm.training.checkpoint.recover_interrupted_writes`);
-* the main process holds an exclusive lock on ``<output_dir>/.mpm-train.lock`` (``fcntl.flock``)
-  for the whole run, so a second run into the same folder fails at once. The lock belongs to
-  the process: it is released when the run ends or the process dies (SIGKILL included), so a
-  killed run can be resumed without removing anything by hand.
+* the main process holds an exclusive lock on ``<output_dir>/.mpm-train.lock``
+  (:class:`~modeling_mpm.atomic.ExclusiveLock`, ``fcntl.flock``) for the whole run, so a second
+  run into the same folder fails at once. The lock belongs to the process: it is released when the
+  run ends or the process dies (SIGKILL included), so a killed run can be resumed without removing
+  anything by hand.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import shutil
 import time
 from typing import Optional
 
+from ..atomic import ExclusiveLock, atomic_write_text
 from ..errors import MPMInputError
 
 __all__ = ["LOCK_NAME", "MANIFEST_NAME", "RUN_OUTPUTS", "OutputDirError", "OutputDirLock", "check_output_dir",
@@ -83,51 +85,23 @@ def is_run_dir(output_dir: str) -> bool:
 
 
 def write_manifest(output_dir: str, task: str) -> None:
-    """Write :data:`MANIFEST_NAME` (atomically, replacing a link rather than following it)."""
+    """Write :data:`MANIFEST_NAME` (atomically; a link there is refused, never followed)."""
     path = os.path.join(output_dir, MANIFEST_NAME)
     if is_run_dir(output_dir):
         return
-    tmp = os.path.join(output_dir, f".{MANIFEST_NAME}.tmp-{os.getpid()}")
-    fd = open_nofollow(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump({"kind": _MANIFEST_KIND, "task": task,
-                   "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps({"kind": _MANIFEST_KIND, "task": task,
+                                        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+                                       indent=1) + "\n")
 
 
-class OutputDirLock:
-    """An exclusive ``flock`` on ``<output_dir>/.mpm-train.lock``; :meth:`release` (or process exit)
-    frees it."""
+class OutputDirLock(ExclusiveLock):
+    """The run's :class:`~modeling_mpm.atomic.ExclusiveLock` on ``<output_dir>/.mpm-train.lock``;
+    :meth:`release` (or process exit) frees it."""
 
     def __init__(self, output_dir: str):
-        self.path = os.path.join(output_dir, LOCK_NAME)
-        self._fd: Optional[int] = None
-        fd = open_nofollow(self.path, os.O_RDWR | os.O_CREAT)
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: no advisory locks, the folder check still applies
-            self._fd = fd
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            try:
-                other = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
-            except OSError:
-                other = ""
-            os.close(fd)
-            raise OutputDirError(
-                f"another training run{f' (process {other})' if other else ''} is writing to {output_dir}; "
-                "wait for it to finish or choose another --output_dir") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor drops the flock
-            self._fd = None
+        super().__init__(os.path.join(output_dir, LOCK_NAME), on_busy=lambda pid: OutputDirError(
+            f"another training run{f' (process {pid})' if pid else ''} is writing to {output_dir}; "
+            "wait for it to finish or choose another --output_dir"))
 
 
 def _contents(output_dir: str):

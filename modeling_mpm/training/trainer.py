@@ -37,8 +37,9 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import torch
 
 from .. import evaluation as E
+from ..atomic import atomic_write_dir, atomic_write_text
 from ..errors import MPMInputError
-from .checkpoint import (CheckpointError, atomic_write_dir, capture_rng_state, latest_checkpoint, load_checkpoint,
+from .checkpoint import (CheckpointError, capture_rng_state, latest_checkpoint, load_checkpoint,
                          prune_checkpoints, restore_rng_state, write_checkpoint)
 from .output_dir import claim_output_dir
 from .config import RunConfig
@@ -255,6 +256,8 @@ class _MetricsWriter:
     def __init__(self, output_dir: str, accelerator=None, keep_through_step: int = 0):
         """Rewrite ``metrics.csv`` atomically with its header and the previous rows of steps
         ``<= keep_through_step`` (none on a fresh start), then append to it."""
+        import io
+
         from .output_dir import open_nofollow
 
         self.path = os.path.join(output_dir, "metrics.csv")
@@ -264,13 +267,11 @@ class _MetricsWriter:
                 for row in csv.reader(f):
                     if len(row) == len(self.HEADER) and row[0].isdigit() and int(row[0]) <= keep_through_step:
                         kept.append(row)
-        tmp = os.path.join(output_dir, f".metrics.csv.tmp-{os.getpid()}")
-        with os.fdopen(open_nofollow(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w", newline="",
-                       encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(self.HEADER)
-            w.writerows(kept)
-        os.replace(tmp, self.path)
+        text = io.StringIO()
+        w = csv.writer(text)
+        w.writerow(self.HEADER)
+        w.writerows(kept)
+        atomic_write_text(self.path, text.getvalue())
         self._f = os.fdopen(open_nofollow(self.path, os.O_WRONLY | os.O_APPEND), "a", newline="", encoding="utf-8")
         self._w = csv.writer(self._f)
         self.acc = accelerator if accelerator is not None and accelerator.trackers else None
@@ -565,18 +566,6 @@ def _preflight(cfg: RunConfig, resume, splits) -> None:
         _check_resume_matches(cfg, mcfg, ckpt)
 
 
-def _write_text_atomic(path: str, text: str) -> None:
-    """Write ``path`` through a temporary file and ``os.replace`` (a link at ``path`` is replaced,
-    its target never written)."""
-    from .output_dir import open_nofollow
-
-    tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    fd = open_nofollow(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 # ----------------------------------------------------------------------------- train
 def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub: Optional[str] = None,
           splits: Optional[Tuple[Any, Any, Any]] = None, progress: Optional[bool] = None,
@@ -628,7 +617,7 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
     out_lock = claim_output_dir(out_dir, resume=resume, overwrite=overwrite_output_dir, accelerator=acc,
                                 task=t.task)
     if main:
-        _write_text_atomic(os.path.join(out_dir, "config.yaml"), cfg.to_yaml())
+        atomic_write_text(os.path.join(out_dir, "config.yaml"), cfg.to_yaml())
     acc.wait_for_everyone()
     fh = _setup_logging(out_dir, main)
     writer = None

@@ -34,6 +34,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
+from ..atomic import atomic_write_file
 from .blazepose import BlazePoseEstimator
 from .tracking import IoUTracker, group_tracks
 from .vitpose import person_keypoints
@@ -476,12 +477,12 @@ def save_tracks_npz(result: dict, path: str) -> str:
     for tid, tr in result["tracks"].items():
         for k, v in tr.items():
             arrays[f"track{tid}_{k}"] = np.asarray(v)
-    os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
-    return path
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    return atomic_write_file(path, write)
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -517,10 +518,9 @@ def render_video(video: str, result: dict, path: str, dpi: int = 80, spacing: fl
     fig.canvas.draw()
     W, H = fig.canvas.get_width_height()
     W, H = W - W % 2, H - H % 2
-    os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp.mp4"
     codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-    try:
+
+    def write(tmp: str) -> None:
         with av.open(tmp, "w") as out, _progress(n, progress) as bar:
             rate = fractions.Fraction(float(result["fps"] or 25.0)).limit_denominator(1001)
             stream = out.add_stream(codec, rate=rate)
@@ -553,9 +553,9 @@ def render_video(video: str, result: dict, path: str, dpi: int = 80, spacing: fl
                     bar.update(1)
             for packet in stream.encode():
                 out.mux(packet)
-        os.replace(tmp, path)
+
+    try:
+        atomic_write_file(path, write, suffix=".mp4")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
