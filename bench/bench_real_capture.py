@@ -386,7 +386,8 @@ def _capture_files(capture_cache) -> List[str]:
 
 
 def evaluate_on_capture(lifter_paths: Dict[str, str], capture_cache, mode: str = "seq2frame",
-                        clean_projections: bool = True, progress: bool = False) -> Dict:
+                        clean_projections: bool = True, progress: bool = False,
+                        fix_left_right_swaps: bool = True) -> Dict:
     """Score lifters on the real captures.
 
     Args:
@@ -395,6 +396,8 @@ def evaluate_on_capture(lifter_paths: Dict[str, str], capture_cache, mode: str =
             holding ``Demo_SinglePerson.npz`` / ``Demo_MultiPerson.npz``.
         mode: the pipeline's mode (``"seq2frame"``: the paper's protocol; ``"seq2seq"``: faster).
         clean_projections: also lift the reference projected into each camera (``<label>+clean``).
+        fix_left_right_swaps: relabel BlazePose's left/right swaps before lifting, as ``lift_video``
+            does (``keypoints.undo_left_right_swaps``); False lifts the 2D exactly as detected.
 
     Returns:
         ``{"captures": {name: {"views": {camera: {method: {"p_mpjpe_mm", "mpjpe_mm", "frames"}}},
@@ -436,7 +439,7 @@ def evaluate_on_capture(lifter_paths: Dict[str, str], capture_cache, mode: str =
                 clean, _ = _lifter_input(clean)
             for label, pipe in pipes.items():
                 pred = pipe(kp, image_size=(w, h), keypoint_format=fmt, confidence_threshold=CONFIDENCE_THRESHOLD,
-                            mode=mode, progress=progress)["pose_3d"]
+                            mode=mode, progress=progress, fix_left_right_swaps=fix_left_right_swaps)["pose_3d"]
                 res[label] = score(body_joints(pred, "h36m")[frames], ref_body)
                 if clean is not None:
                     pred = pipe(clean, image_size=(w, h), keypoint_format=fmt, confidence_threshold=0.5,

@@ -384,12 +384,55 @@ def usable_3d_joints(pose: np.ndarray) -> np.ndarray:
         return (np.isfinite(p) & (np.abs(p) <= MAX_ABS_METRES)).all(-1)
 
 
+#: left / right H36M-17 joint groups whose labels a 2D detector swaps together (arms, legs)
+_SWAP_GROUPS = tuple(
+    (np.array([H36M_17.index(f"left_{j}") for j in js]), np.array([H36M_17.index(f"right_{j}") for j in js]))
+    for js in (("shoulder", "elbow", "wrist"), ("hip", "knee", "ankle")))
+
+
+def undo_left_right_swaps(xy: np.ndarray, valid: np.ndarray, ratio: float = 0.5) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Undo a 2D detector's left/right label swaps in an H36M-17 sequence.
+
+    Detectors (BlazePose, OpenPose, ViTPose) sometimes give the left arm's or leg's labels to the
+    right one, for single frames or for long runs (a person seen from behind taken as seen from the
+    front); the lifter then mirrors the body in depth. Frame by frame, each group (arms, legs) keeps
+    the labelling that continues the previous frames: it is swapped when the swapped labels lie
+    nearer to where those joints last were than ``ratio`` times the given ones. A group seen
+    side-on (left and right close together) is never swapped. The first frames are taken as given.
+
+    Args:
+        xy: ``(frames, 17, 2)`` H36M-17 keypoints (any unit); valid: ``(frames, 17)`` bool.
+    Returns:
+        ``(xy, valid, swapped)``: relabelled copies and ``(frames, 2)`` bool (arms, legs swapped).
+    """
+    xy, valid = np.array(xy, copy=True), np.array(valid, dtype=bool, copy=True)
+    F = xy.shape[0]
+    swapped = np.zeros((F, len(_SWAP_GROUPS)), dtype=bool)
+    last = np.full(xy.shape[1:], np.nan)
+    for t in range(F):
+        for g, (left, right) in enumerate(_SWAP_GROUPS):
+            ok = valid[t, left] & valid[t, right] & np.isfinite(last[left]).all(-1) & np.isfinite(last[right]).all(-1)
+            if not ok.any():
+                continue
+            a, b = xy[t, left[ok]], xy[t, right[ok]]
+            pa, pb = last[left[ok]], last[right[ok]]
+            keep = np.linalg.norm(a - pa, axis=-1).sum() + np.linalg.norm(b - pb, axis=-1).sum()
+            swap = np.linalg.norm(b - pa, axis=-1).sum() + np.linalg.norm(a - pb, axis=-1).sum()
+            if swap < ratio * keep:
+                both = np.concatenate([left, right]), np.concatenate([right, left])
+                xy[t, both[0]], valid[t, both[0]] = xy[t, both[1]], valid[t, both[1]]
+                swapped[t, g] = True
+        last[valid[t]] = xy[t, valid[t]]
+    return xy, valid, swapped
+
+
 def prepare_keypoints(
     keypoints,
     image_size=None,
     keypoint_format: str = "h36m",
     confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD,
     coordinates: str = "pixels",
+    fix_left_right_swaps: bool = False,
 ) -> Dict[str, np.ndarray]:
     """Validate, convert to H36M-17 and normalise one 2D sequence for the lifter.
 
@@ -401,6 +444,7 @@ def prepare_keypoints(
             :data:`DEFAULT_CONFIDENCE_THRESHOLD` = 0.3); NaN/inf joints and joints further than
             :data:`MAX_ABS_NORMALIZED` from the image centre (normalised) always are.
         coordinates: ``"pixels"`` or ``"normalized"`` (already in model coordinates, README "Coordinate conventions").
+        fix_left_right_swaps: relabel a detector's left/right swaps first (:func:`undo_left_right_swaps`).
 
     Returns:
         dict with ``pose_2d`` float32 ``(frames, 17, 2)`` normalised and finite, ``missing`` bool
@@ -426,6 +470,10 @@ def prepare_keypoints(
     # joints whose normalised coordinates would be absurd (or overflow float32) are missing too
     valid &= _in_range(_normalize(np.where(valid[..., None], xy, 0.0).astype(np.float64), w, h))
     xy17, valid17, _ = keypoints_to_h36m(xy, valid, fmt, conf)
+    if not isinstance(fix_left_right_swaps, bool):
+        raise TypeError(f"fix_left_right_swaps must be a bool, got {type(fix_left_right_swaps).__name__}")
+    if fix_left_right_swaps:
+        xy17, valid17, _ = undo_left_right_swaps(xy17, valid17)
     for _ in range(2):  # a synthesised joint (weighted sum) can still leave the range: mask it, refill
         if not valid17.any():
             raise ValueError(

@@ -155,6 +155,8 @@ class PoseLiftingPipeline(_MPMPipelineBase):
         confidence_threshold: joints whose confidence is below it (default 0.3, as ``mpm lift``), and
             NaN/inf joints or joints too far outside the image to represent, are missing and masked.
         coordinates: ``"pixels"`` (default) or ``"normalized"`` (model coordinates).
+        fix_left_right_swaps: relabel frames where a 2D detector swapped left and right arms or legs
+            (:func:`modeling_mpm.keypoints.undo_left_right_swaps`; default False; ``lift_video`` turns it on).
         mode: ``"seq2frame"`` (centre-frame head, one window per frame, the paper's protocol) or
             ``"seq2seq"`` (all-frames head over windows every ``stride`` frames; much faster).
         batch_size: windows per forward pass (default 64).
@@ -192,6 +194,7 @@ class PoseLiftingPipeline(_MPMPipelineBase):
         keypoint_format=None,
         confidence_threshold=None,
         coordinates=None,
+        fix_left_right_swaps=None,
         mode=None,
         window_batch_size=None,
         stride=None,
@@ -206,6 +209,7 @@ class PoseLiftingPipeline(_MPMPipelineBase):
         for d, k, v in (
             (pre, "image_size", image_size), (pre, "keypoint_format", keypoint_format),
             (pre, "confidence_threshold", confidence_threshold), (pre, "coordinates", coordinates),
+            (pre, "fix_left_right_swaps", fix_left_right_swaps),
             (fwd, "mode", mode), (fwd, "batch_size", window_batch_size), (fwd, "stride", stride),
             (fwd, "flip_augmentation", flip_augmentation), (fwd, "progress", progress),
             (post, "return_keypoints_2d", return_keypoints_2d),
@@ -218,9 +222,11 @@ class PoseLiftingPipeline(_MPMPipelineBase):
         return pre, fwd, post
 
     def preprocess(self, keypoints, image_size=None, keypoint_format=None,
-                   confidence_threshold=DEFAULT_CONFIDENCE_THRESHOLD, coordinates="pixels"):
+                   confidence_threshold=DEFAULT_CONFIDENCE_THRESHOLD, coordinates="pixels",
+                   fix_left_right_swaps=False):
         keypoint_format = _resolve_format(keypoints, keypoint_format)
-        prep = prepare_keypoints(keypoints, image_size, keypoint_format, confidence_threshold, coordinates)
+        prep = prepare_keypoints(keypoints, image_size, keypoint_format, confidence_threshold, coordinates,
+                                 fix_left_right_swaps)
         prep["pose_2d"] = _to_model_layout(prep["pose_2d"], self.skeleton)
         prep["missing"] = _to_model_layout(prep["missing"][..., None], self.skeleton)[..., 0]
         return prep

@@ -282,3 +282,41 @@ def test_blazepose_commutes_with_mirroring_and_prepare():
     r = prepare_keypoints(k, (400, 600), "mediapipe")
     assert r["pose_2d"].shape == (4, 17, 2) and np.isfinite(r["pose_2d"]).all()
     assert r["missing"].sum() == 1 and r["missing"][2, h("left_wrist")]
+
+
+def test_undo_left_right_swaps_repairs_runs_and_single_frames():
+    from modeling_mpm.keypoints import undo_left_right_swaps
+    from modeling_mpm.skeleton import H36M_17
+
+    rng = np.random.default_rng(0)
+    F = 60
+    base = rng.uniform(200, 800, (17, 2))
+    drift = np.cumsum(rng.normal(0, 1.0, (F, 1, 2)), axis=0)          # smooth motion, ~1 px per frame
+    truth = base[None] + drift
+    valid = np.ones((F, 17), bool)
+    perm = H36M_17.flip_permutation
+    seen = truth.copy()
+    seen[20:35] = seen[20:35][:, perm]                                  # a run of whole-body swaps
+    legs = [H36M_17.index(n) for n in ("left_hip", "left_knee", "left_ankle", "right_hip", "right_knee", "right_ankle")]
+    seen[45, legs] = truth[45][[perm[j] for j in legs]]                # one frame with only the legs swapped
+    fixed, v, swapped = undo_left_right_swaps(seen, valid)
+    np.testing.assert_allclose(fixed, truth)
+    assert swapped[20:35].all() and swapped[45].tolist() == [False, True] and swapped.sum() == 31
+    # clean motion is left alone, and a body seen side-on (left over right) is never relabelled
+    np.testing.assert_array_equal(undo_left_right_swaps(truth, valid)[0], truth)
+    left, right = list(H36M_17.joints_left), list(H36M_17.joints_right)
+    side = truth.copy()
+    side[:, left] = side[:, right] + [3.0, 0.0]                          # left just beside right
+    side += rng.normal(0, 1.0, side.shape)                               # with a detector's jitter
+    assert not undo_left_right_swaps(side, valid)[2].any()
+
+
+def test_pipeline_takes_the_swap_repair_flag(tiny_lifter_9):
+    from modeling_mpm.pipeline_mpm import PoseLiftingPipeline
+
+    pipe = PoseLiftingPipeline(model=tiny_lifter_9)
+    kp = np.random.default_rng(0).uniform(100, 500, (12, 17, 2))
+    out = pipe(kp, image_size=(640, 480), keypoint_format="h36m", fix_left_right_swaps=True)
+    assert out["pose_3d"].shape == (12, 17, 3)
+    with pytest.raises(TypeError, match="fix_left_right_swaps"):
+        pipe(kp, image_size=(640, 480), keypoint_format="h36m", fix_left_right_swaps="yes")
