@@ -530,7 +530,7 @@ def report_section(res: Dict, number: int = 11) -> List[str]:
          f"per joint while it reprojects > {m.get('reference_rule', {}).get('max_reprojection_error_px', REFERENCE_MAX_ERROR_PX)} px "
          "and >= 3 views are in use, joints whose last two views still disagree dropped, BlazePose's left/right "
          "swaps in a view undone for the reference by leave-one-view-out consistency). Each view's BlazePose 2D "
-         f"is lifted alone (`pose-lifting` pipeline, `keypoint_format=\"blazepose\"`, mode {res.get('mode')}) and "
+         f"is lifted alone (`pose-lifting` pipeline, the detector's left/right swaps relabelled as `lift_video` does, `keypoint_format=\"blazepose\"`, mode {res.get('mode')}) and "
          "compared with the reference in that camera's frame on 12 body joints (hips, knees, ankles, shoulders, "
          "elbows, wrists): P-MPJPE (per-frame Procrustes) / root-relative MPJPE (root = mid-hip), mm, mean of "
          "the four views; frames where all 12 reference joints exist and BlazePose found the person in the view. "

@@ -14,7 +14,7 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..video.pipeline import DEFAULT_DETECTOR, DEFAULT_OFFLINE_LIFTER, DEFAULT_POSE_MODEL
+    from ..video.pipeline import DEFAULT_DETECTOR, DEFAULT_POSE_MODEL
 
     ap = argparse.ArgumentParser(
         prog="mpm lift-video",
@@ -24,9 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("video", help="input video file")
     ap.add_argument("-o", "--output", required=True, help="output .npz (per-track 3D, see lift_video)")
     ap.add_argument("--render", default=None, help="optional .mp4: video + 2D left, 3D right")
-    ap.add_argument("--model", required=DEFAULT_OFFLINE_LIFTER is None, default=DEFAULT_OFFLINE_LIFTER,
-                    help="MPM lifter: Hub id or folder"
-                         + (f" (default {DEFAULT_OFFLINE_LIFTER})" if DEFAULT_OFFLINE_LIFTER else ""))
+    ap.add_argument("--model", default=None,
+                    help="MPM lifter: Hub id or folder (default: the general lifter shipped in the package, "
+                         "modeling_mpm/pretrained/mpm-lift-general)")
     ap.add_argument("--detector", default=None,
                     help=f"person detector, Hub id or folder (default {DEFAULT_DETECTOR}; not with mediapipe)")
     ap.add_argument("--pose-model", default=DEFAULT_POSE_MODEL,

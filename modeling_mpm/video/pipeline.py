@@ -35,6 +35,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence
 import numpy as np
 
 from ..atomic import atomic_write_file
+from ..pretrained import GENERAL_LIFTER
 from .blazepose import BlazePoseEstimator
 from .tracking import IoUTracker, group_tracks
 from .vitpose import person_keypoints
@@ -47,9 +48,9 @@ DEFAULT_DETECTOR = "PekingU/rtdetr_r50vd_coco_o365"
 DEFAULT_POSE_MODEL = "usyd-community/vitpose-base-simple"
 #: ``pose_model`` names that select MediaPipe BlazePose (offline, one person, no detector)
 BLAZEPOSE_NAMES = ("mediapipe", "blazepose")
-#: the lifter ``mpm lift-video`` uses when ``--model`` is not given: a folder or Hub id of a shipped
-#: lifter. None = ``--model`` is required (no lifter ships yet).
-DEFAULT_OFFLINE_LIFTER: Optional[str] = None
+#: the lifter used when none is given (``model=None`` / no ``--model``): the general lifter that ships
+#: inside the package (:data:`modeling_mpm.pretrained.GENERAL_LIFTER`), so the BlazePose path runs offline
+DEFAULT_OFFLINE_LIFTER: Optional[str] = GENERAL_LIFTER
 
 
 def _av():
@@ -269,7 +270,7 @@ def _is_blazepose(pose_model) -> bool:
 
 def lift_video(
     video: str,
-    model,
+    model=None,
     detector=None,
     pose_model=DEFAULT_POSE_MODEL,
     output: Optional[str] = None,
@@ -290,7 +291,8 @@ def lift_video(
     Args:
         video: path of a video file (anything FFmpeg/PyAV decodes).
         model: MPM lifter: Hub id / folder, :class:`~modeling_mpm.MPMForPoseLifting` or a
-            ``pose-lifting`` pipeline.
+            ``pose-lifting`` pipeline; None (default): the general lifter that ships with the
+            package (:data:`DEFAULT_OFFLINE_LIFTER`).
         detector: Hub id / folder of an object detector with a ``person`` class (default, ``None``:
             RT-DETR ``PekingU/rtdetr_r50vd_coco_o365``), or a callable like :class:`PersonDetector`.
             Not used (must stay ``None``) with BlazePose.
@@ -341,7 +343,7 @@ def lift_video(
             max_people=max_people, device=device)
         pose_fn = pose_model if callable(pose_model) else ViTPoseEstimator(pose_model, device=device)
     try:
-        pipe = _lifting_pipeline(model, device)
+        pipe = _lifting_pipeline(DEFAULT_OFFLINE_LIFTER if model is None else model, device)
         timings["load_models"] = time.perf_counter() - t_start
         total = info["frames"] if max_frames is None else min(max_frames, info["frames"] or max_frames)
         with _progress(total, progress) as bar:
@@ -365,7 +367,8 @@ def lift_video(
             if not (kp[..., 2] >= keypoint_threshold).any():
                 continue  # no usable joint in the whole track
             res = pipe(kp, image_size=size, keypoint_format="blazepose" if blazepose else "coco",
-                       confidence_threshold=keypoint_threshold, mode=mode, return_keypoints_2d=True)
+                       confidence_threshold=keypoint_threshold, mode=mode, return_keypoints_2d=True,
+                       fix_left_right_swaps=True)
             tracks[int(tid)] = {"frames": tr.pop("frames"), "pose_3d": res["pose_3d"], "valid": res["valid"],
                                 "keypoints_2d": np.asarray(res["keypoints_2d"], dtype=np.float32),
                                 ("keypoints_blazepose" if blazepose else "keypoints_coco"): kp.astype(np.float32),

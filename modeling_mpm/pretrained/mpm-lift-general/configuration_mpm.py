@@ -1,0 +1,378 @@
+"""Configuration of the MPM model family (masked 2D-3D pose modeling)."""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+from transformers import PretrainedConfig
+
+from .skeleton import Skeleton, get_skeleton
+
+_MASK_MODES = ("random", "tube", "none")
+_LOSS_ON = ("all", "masked")
+_DROPPED_FRAMES_INPUT = ("coordinates", "mask_token")
+
+
+class MPMConfig(PretrainedConfig):
+    r"""Configuration for :class:`MPMModel`, :class:`MPMForMaskedPoseModeling` and
+    :class:`MPMForPoseLifting`.
+
+    The defaults are the paper's Human3.6M set-up (17 joints, 243 frames, 4 temporal layers,
+    width 256); see :meth:`h36m_17`, :meth:`h36m_16` and :meth:`completion_27` for the presets.
+
+    Args:
+        num_joints: joints per frame ``J``; must match ``skeleton``.
+        num_frames: frames per input window ``F`` (odd, so that a centre frame exists).
+        hidden_size: width ``C`` of the temporal transformer (the authors' ``channel``).
+        embedding_size: width of the per-frame joint embedding and spatial MLP (authors: ``2 C``).
+        intermediate_size: feed-forward width ``H`` of every transformer layer (``d_hid``).
+        num_layers: depth of the shared temporal transformer (authors' ``layers``).
+        num_attention_heads: heads of every attention layer (8 in the paper).
+        dropout: dropout in the transformers (attention weights, feed-forward, residual).
+        mlp_dropout: dropout in the joint embedding and spatial MLP of the pre-training model.
+        lifter_mlp_dropout: the same for :class:`MPMForPoseLifting` (0.2 in the authors' code).
+        decoder_layers: depth of each 2D/3D decoder of the masked model (1 pre-training,
+            2 completion).
+        reduce_strides: strides of the strided-transformer reduction of the lifter; their
+            product must reduce ``num_frames`` to one frame (e.g. ``[3, 3, 3, 3, 3]`` for 243).
+        temporal_mask_ratio: fraction of frames dropped in random masking (``int(F * ratio)``).
+        spatial_mask_joints: joints per frame whose coordinates are replaced by the mask token.
+        mask_mode: masks sampled in training when none are passed: ``"random"``
+            (spatio-temporal, pre-training), ``"tube"`` (body-part tubes, completion) or ``"none"``.
+        tube_manners_2d / tube_manners_3d: the body-part tube choices (docs/authors_code.md section 9.1; 0..3 body
+            parts, ``d >= 4`` means ``d - 3`` random joints).
+        share_mask_across_batch: sample one mask for the whole batch as the authors do (default:
+            one mask per sample).
+        reconstruction_loss_on: ``"all"`` tokens (authors) or only ``"masked"`` ones.
+        dropped_frames_input: what temporally dropped frames carry into the joint embedding and
+            spatial MLP before they are removed: ``"coordinates"`` (authors; BatchNorm batch
+            statistics in training see the real pose distribution; non-finite values still get the
+            mask token) or ``"mask_token"`` (every dropped joint gets the mask token; measured in
+            bench/RESULTS.md to leave BatchNorm running statistics unlike unmasked inputs, so
+            eval-mode reconstruction without masks degrades).
+        loss_weight_2d / loss_weight_3d / loss_weight_lift: weights of the masked 2D, masked 3D
+            and 2D->3D lifting losses (authors 5 : 2, lifting 2 in the occluded-2D task).
+        lift_center_loss_weight / lift_all_frames_loss_weight: weights of the lifter's centre-frame
+            and all-frames losses (1 : 1).
+        legacy_layer_norm: the authors' LayerNorm (unbiased std, ``eps`` added to the std). Needed
+            for numerical parity with official checkpoints; ``False`` uses ``nn.LayerNorm``.
+        layer_norm_eps: epsilon of every LayerNorm.
+        embedding_init_std: std of the normal init of position embeddings and mask tokens
+            (authors: ``torch.randn``, std 1).
+        use_refine: add the post-refinement module to the lifter (docs/authors_code.md section 6.5).
+        zero_root_output: set the root joint of every 3D output to 0 (root-relative output). The
+            authors' heads leave it free (their losses train it towards 0) and zero it in
+            evaluation; converted official checkpoints set this to ``False`` to reproduce their
+            raw outputs. Losses always see the raw root output.
+        skeleton: a skeleton name (``"h36m17"``...) or its dict (:meth:`Skeleton.to_dict`).
+    """
+
+    model_type = "mpm"
+
+    def __init__(
+        self,
+        num_joints: int = 17,
+        num_frames: int = 243,
+        hidden_size: int = 256,
+        embedding_size: Optional[int] = None,
+        intermediate_size: int = 512,
+        num_layers: int = 4,
+        num_attention_heads: int = 8,
+        dropout: float = 0.1,
+        mlp_dropout: float = 0.1,
+        lifter_mlp_dropout: float = 0.2,
+        decoder_layers: int = 1,
+        reduce_strides: Optional[Sequence[int]] = None,
+        temporal_mask_ratio: float = 0.6,
+        spatial_mask_joints: int = 5,
+        mask_mode: str = "random",
+        tube_manners_2d: Sequence[int] = (0, 1, 2, 3, 9),
+        tube_manners_3d: Sequence[int] = (0, 1, 2, 3, 6),
+        share_mask_across_batch: bool = False,
+        reconstruction_loss_on: str = "all",
+        dropped_frames_input: str = "coordinates",
+        loss_weight_2d: float = 5.0,
+        loss_weight_3d: float = 2.0,
+        loss_weight_lift: float = 2.0,
+        lift_center_loss_weight: float = 1.0,
+        lift_all_frames_loss_weight: float = 1.0,
+        legacy_layer_norm: bool = True,
+        layer_norm_eps: float = 1e-6,
+        embedding_init_std: float = 1.0,
+        use_refine: bool = False,
+        zero_root_output: bool = True,
+        skeleton="h36m17",
+        **kwargs,
+    ):
+        # types first: the derived defaults below compute with these values
+        for name, v in (("num_joints", num_joints), ("num_frames", num_frames), ("hidden_size", hidden_size)):
+            _check_int(name, v, minimum=1)
+        if embedding_size is not None:
+            _check_int("embedding_size", embedding_size, minimum=1)
+        for name, v in (("reduce_strides", reduce_strides), ("tube_manners_2d", tube_manners_2d),
+                        ("tube_manners_3d", tube_manners_3d)):
+            if v is not None or name != "reduce_strides":
+                _check_int_list(name, v)
+        for key in ("dtype", "torch_dtype"):
+            if key in kwargs:
+                _check_dtype(key, kwargs[key])
+        skel = get_skeleton(skeleton)
+        if embedding_size is None:
+            embedding_size = 2 * hidden_size
+        if reduce_strides is None:
+            reduce_strides = default_reduce_strides(num_frames)
+        self.num_joints = num_joints
+        self.num_frames = num_frames
+        self.hidden_size = hidden_size
+        self.embedding_size = embedding_size
+        self.intermediate_size = intermediate_size
+        self.num_layers = num_layers
+        self.num_attention_heads = num_attention_heads
+        self.dropout = dropout
+        self.mlp_dropout = mlp_dropout
+        self.lifter_mlp_dropout = lifter_mlp_dropout
+        self.decoder_layers = decoder_layers
+        self.reduce_strides = [int(s) for s in reduce_strides]
+        self.temporal_mask_ratio = temporal_mask_ratio
+        self.spatial_mask_joints = spatial_mask_joints
+        self.mask_mode = mask_mode
+        self.tube_manners_2d = [int(d) for d in tube_manners_2d]
+        self.tube_manners_3d = [int(d) for d in tube_manners_3d]
+        self.share_mask_across_batch = share_mask_across_batch
+        self.reconstruction_loss_on = reconstruction_loss_on
+        self.dropped_frames_input = dropped_frames_input
+        self.loss_weight_2d = loss_weight_2d
+        self.loss_weight_3d = loss_weight_3d
+        self.loss_weight_lift = loss_weight_lift
+        self.lift_center_loss_weight = lift_center_loss_weight
+        self.lift_all_frames_loss_weight = lift_all_frames_loss_weight
+        self.legacy_layer_norm = legacy_layer_norm
+        self.layer_norm_eps = layer_norm_eps
+        self.embedding_init_std = embedding_init_std
+        self.use_refine = use_refine
+        self.zero_root_output = zero_root_output
+        self.skeleton = skel.to_dict()
+        super().__init__(**kwargs)
+        if self.architectures is None:
+            # AutoModel picks the class from this list (the registered tuple); transformers cannot
+            # iterate None (AutoModel.from_config(MPMConfig()) -> MPMModel).
+            self.architectures = []
+        self.validate_mpm()
+
+    # ------------------------------------------------------------------ checks
+    def validate_mpm(self) -> None:
+        """Raise ``ValueError``/``TypeError`` naming the first bad value."""
+
+        def positive_int(name):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError(f"MPMConfig.{name} must be an int, got {type(v).__name__} ({v!r})")
+            if v <= 0:
+                raise ValueError(f"MPMConfig.{name} must be > 0, got {v}")
+
+        for name in ("num_joints", "num_frames", "hidden_size", "embedding_size",
+                     "intermediate_size", "num_layers", "num_attention_heads", "decoder_layers"):
+            positive_int(name)
+        if self.num_frames % 2 != 1:
+            raise ValueError(
+                f"MPMConfig.num_frames must be odd so that windows have a centre frame, got {self.num_frames}"
+            )
+        if self.hidden_size % self.num_attention_heads != 0:
+            raise ValueError(
+                f"MPMConfig.hidden_size ({self.hidden_size}) must be divisible by "
+                f"num_attention_heads ({self.num_attention_heads})"
+            )
+        for name in ("dropout", "mlp_dropout", "lifter_mlp_dropout"):
+            v = getattr(self, name)
+            if not _is_number(v) or not 0.0 <= v < 1.0:
+                raise ValueError(f"MPMConfig.{name} must be in [0, 1), got {v!r}")
+        if not _is_number(self.temporal_mask_ratio) or not 0.0 <= self.temporal_mask_ratio < 1.0:
+            raise ValueError(
+                f"MPMConfig.temporal_mask_ratio must be in [0, 1) (at least one frame must stay visible), "
+                f"got {self.temporal_mask_ratio!r}"
+            )
+        if isinstance(self.spatial_mask_joints, bool) or not isinstance(self.spatial_mask_joints, int) \
+                or not 0 <= self.spatial_mask_joints <= self.num_joints:
+            raise ValueError(
+                f"MPMConfig.spatial_mask_joints must be an int in [0, num_joints={self.num_joints}], "
+                f"got {self.spatial_mask_joints!r}"
+            )
+        if self.mask_mode not in _MASK_MODES:
+            raise ValueError(f"MPMConfig.mask_mode must be one of {_MASK_MODES}, got {self.mask_mode!r}")
+        if self.reconstruction_loss_on not in _LOSS_ON:
+            raise ValueError(
+                f"MPMConfig.reconstruction_loss_on must be one of {_LOSS_ON}, got {self.reconstruction_loss_on!r}"
+            )
+        if self.dropped_frames_input not in _DROPPED_FRAMES_INPUT:
+            raise ValueError(
+                f"MPMConfig.dropped_frames_input must be one of {_DROPPED_FRAMES_INPUT}, got {self.dropped_frames_input!r}"
+            )
+        _check_int_list("reduce_strides", self.reduce_strides)
+        _check_int_list("tube_manners_2d", self.tube_manners_2d)
+        _check_int_list("tube_manners_3d", self.tube_manners_3d)
+        if not self.reduce_strides or any(s <= 0 for s in self.reduce_strides):
+            raise ValueError(f"MPMConfig.reduce_strides must be positive ints, got {self.reduce_strides}")
+        if reduced_length(self.num_frames, self.reduce_strides) != 1:
+            raise ValueError(
+                f"MPMConfig.reduce_strides {self.reduce_strides} reduce {self.num_frames} frames to "
+                f"{reduced_length(self.num_frames, self.reduce_strides)}, not 1; pick strides whose "
+                f"product is about num_frames (e.g. {default_reduce_strides(self.num_frames)})"
+            )
+        skel = get_skeleton(self.skeleton)
+        if skel.num_joints != self.num_joints:
+            raise ValueError(
+                f"MPMConfig.num_joints={self.num_joints} but skeleton {skel.name!r} has {skel.num_joints} joints"
+            )
+        for name in ("tube_manners_2d", "tube_manners_3d"):
+            if any(d < 0 for d in getattr(self, name)):
+                raise ValueError(f"MPMConfig.{name} must hold non-negative ints, got {getattr(self, name)}")
+        for name in ("loss_weight_2d", "loss_weight_3d", "loss_weight_lift", "lift_center_loss_weight",
+                     "lift_all_frames_loss_weight"):
+            v = getattr(self, name)
+            if not _is_number(v) or not 0 <= v < float("inf"):
+                raise ValueError(f"MPMConfig.{name} must be a finite number >= 0, got {v!r}")
+        for name in ("layer_norm_eps", "embedding_init_std"):
+            v = getattr(self, name)
+            if not _is_number(v) or not 0 < v < float("inf"):
+                raise ValueError(f"MPMConfig.{name} must be a finite number > 0, got {v!r}")
+        for name in ("share_mask_across_batch", "legacy_layer_norm", "use_refine", "zero_root_output"):
+            v = getattr(self, name)
+            if not isinstance(v, bool):
+                raise TypeError(f"MPMConfig.{name} must be true or false, got {type(v).__name__} ({v!r})")
+
+    # ------------------------------------------------------------------ pipelines
+    @property
+    def custom_pipelines(self):
+        """The saved ``custom_pipelines`` (pipeline code shipped with the folder for remote use).
+
+        Where this package is imported, its registered ``pose-lifting`` / ``pose-completion``
+        classes serve those tasks: the entries for them are hidden from transformers' ``pipeline()``,
+        which would otherwise insist on ``trust_remote_code=True`` and run the folder's copy. They
+        are still saved (``to_dict`` reads the stored value)."""
+        try:
+            stored = self.__dict__["custom_pipelines"]
+        except KeyError:
+            raise AttributeError("custom_pipelines") from None
+        local = _installed_pipeline_tasks()
+        if not local or not isinstance(stored, dict):
+            return stored
+        return {task: info for task, info in stored.items() if task not in local}
+
+    @custom_pipelines.setter
+    def custom_pipelines(self, value):
+        self.__dict__["custom_pipelines"] = value
+
+    def get_skeleton(self) -> Skeleton:
+        return get_skeleton(self.skeleton)
+
+    @property
+    def center_frame(self) -> int:
+        """Index of the centre frame of a window (``(F - 1) // 2``)."""
+        return (self.num_frames - 1) // 2
+
+    # ------------------------------------------------------------------ presets
+    @classmethod
+    def h36m_17(cls, **kwargs) -> "MPMConfig":
+        """Paper set-up for Human3.6M: 17 joints, 243 frames, 4 layers, width 256."""
+        base = dict(num_joints=17, num_frames=243, num_layers=4, hidden_size=256, intermediate_size=512,
+                    skeleton="h36m17", temporal_mask_ratio=0.6, spatial_mask_joints=5)
+        base.update(kwargs)
+        return cls(**base)
+
+    @classmethod
+    def h36m_16(cls, **kwargs) -> "MPMConfig":
+        """Paper set-up for multi-dataset pre-training / MPI-INF-3DHP: 16 joints, 243 frames,
+        3 layers."""
+        base = dict(num_joints=16, num_frames=243, num_layers=3, hidden_size=256, intermediate_size=512,
+                    skeleton="h36m16", temporal_mask_ratio=0.6, spatial_mask_joints=5)
+        base.update(kwargs)
+        return cls(**base)
+
+    @classmethod
+    def completion_27(cls, **kwargs) -> "MPMConfig":
+        """Completion set-up (3D completion / occluded 2D -> 3D): 17 joints, 27 frames, 3 layers,
+        2-layer decoders, body-part tube masks and no temporal masking."""
+        base = dict(num_joints=17, num_frames=27, num_layers=3, hidden_size=256, intermediate_size=512,
+                    decoder_layers=2, skeleton="h36m17", mask_mode="tube", temporal_mask_ratio=0.0)
+        base.update(kwargs)
+        return cls(**base)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_int(name: str, v, minimum: int = 0) -> None:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"MPMConfig.{name} must be an int, got {type(v).__name__} ({v!r})")
+    if v < minimum:
+        raise ValueError(f"MPMConfig.{name} must be > {minimum - 1}, got {v}")
+
+
+def _check_int_list(name: str, v) -> None:
+    if isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple)) or \
+            any(isinstance(d, bool) or not isinstance(d, int) for d in v):
+        raise TypeError(f"MPMConfig.{name} must be a list of ints, got {v!r}")
+
+
+_DTYPE_NAMES = ("float32", "float16", "bfloat16", "float64", "float", "half", "double", "auto")
+
+
+def _check_dtype(key: str, v) -> None:
+    """``dtype`` / ``torch_dtype``: None, a torch floating dtype or its name (what transformers
+    resolves with ``getattr(torch, name)``)."""
+    if v is None:
+        return
+    if isinstance(v, str):
+        if v in _DTYPE_NAMES:
+            return
+    else:
+        try:
+            import torch
+
+            if isinstance(v, torch.dtype) and v.is_floating_point:
+                return
+        except ImportError:  # pragma: no cover
+            pass
+    raise ValueError(f"MPMConfig.{key} must be one of {list(_DTYPE_NAMES)} (or null), got {v!r}")
+
+
+def _installed_pipeline_tasks():
+    """Tasks registered in this process by the installed package's pipelines (empty in a process
+    that loaded this file as remote code without the package)."""
+    import sys
+
+    module = sys.modules.get("modeling_mpm.pipeline_mpm")
+    if module is None:
+        return set()
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    tasks = set()
+    for task in ("pose-lifting", "pose-completion"):
+        impl = PIPELINE_REGISTRY.supported_tasks.get(task, {}).get("impl")
+        if impl is not None and getattr(impl, "__module__", "") == module.__name__:
+            tasks.add(task)
+    return tasks
+
+
+def reduced_length(num_frames: int, strides: Sequence[int]) -> int:
+    """Frames left after the strided reduction (Conv1d k=3, pad=1 per stride)."""
+    n = num_frames
+    for s in strides:
+        n = (n + 2 - 3) // s + 1
+    return n
+
+
+def default_reduce_strides(num_frames: int) -> List[int]:
+    """Strides reducing ``num_frames`` to 1: powers of 3 where possible (243 -> [3]*5), else
+    a greedy factorisation ending in the remainder."""
+    known = {1: [1], 3: [3], 9: [3, 3], 27: [3, 3, 3], 81: [3, 3, 3, 3], 243: [3, 3, 3, 3, 3],
+             351: [3, 9, 13]}
+    if num_frames in known:
+        return list(known[num_frames])
+    strides, n = [], num_frames
+    while n > 1:
+        s = 3 if n > 3 else n
+        strides.append(s)
+        n = (n + 2 - 3) // s + 1
+    return strides or [1]

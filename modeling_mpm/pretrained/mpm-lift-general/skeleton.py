@@ -1,0 +1,245 @@
+"""Skeleton definitions: joint names, parents, left/right lists, flip permutations and
+mappings between the layouts used in 2D-3D human pose work.
+
+Every layout is a :class:`Skeleton`. Indices follow the order of each data set's usual
+release (Human3.6M in the VideoPose3D order, MPI-INF-3DHP in the P-STMO "relevant 17" order,
+COCO-17 and Halpe-26 in the order of their keypoint detectors).
+
+"Left" and "right" are the subject's own sides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+__all__ = [
+    "Skeleton",
+    "H36M_17",
+    "H36M_16",
+    "MPI_INF_3DHP_17",
+    "COCO_17",
+    "HALPE_26",
+    "SKELETONS",
+    "get_skeleton",
+    "h36m17_to_h36m16",
+    "mpi3dhp17_to_h36m17",
+    "mpi3dhp17_to_h36m16",
+]
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """A named joint layout.
+
+    Attributes:
+        name: short identifier (``"h36m17"``, ``"coco17"``...).
+        joint_names: one name per joint, in array order.
+        parents: parent index per joint (``-1`` for roots); may be all ``-1`` for 2D detector
+            layouts that have no kinematic tree.
+        joints_left / joints_right: indices of the subject's left / right joints, paired
+            element-wise (``joints_left[i]`` mirrors ``joints_right[i]``).
+        root: index of the root joint (pelvis) or ``None`` if the layout has none.
+    """
+
+    name: str
+    joint_names: Tuple[str, ...]
+    parents: Tuple[int, ...]
+    joints_left: Tuple[int, ...]
+    joints_right: Tuple[int, ...]
+    root: int | None = 0
+    _index: Dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self):
+        n = len(self.joint_names)
+        if len(self.parents) != n:
+            raise ValueError(f"{self.name}: {len(self.parents)} parents for {n} joints")
+        if len(self.joints_left) != len(self.joints_right):
+            raise ValueError(f"{self.name}: left and right joint lists must pair up")
+        for p in self.parents:
+            if not -1 <= p < n:
+                raise ValueError(f"{self.name}: parent index {p} out of range")
+        self._index.update({j: i for i, j in enumerate(self.joint_names)})
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joint_names)
+
+    def index(self, joint_name: str) -> int:
+        """Index of a joint by name; raises ``ValueError`` listing the valid names."""
+        try:
+            return self._index[joint_name]
+        except KeyError:
+            raise ValueError(
+                f"{self.name} has no joint {joint_name!r}; joints are {list(self.joint_names)}"
+            ) from None
+
+    @property
+    def flip_permutation(self) -> np.ndarray:
+        """Index array ``perm`` so that ``pose[..., perm, :]`` swaps left and right joints."""
+        perm = np.arange(self.num_joints)
+        perm[list(self.joints_left)] = self.joints_right
+        perm[list(self.joints_right)] = self.joints_left
+        return perm
+
+    @property
+    def bones(self) -> List[Tuple[int, int]]:
+        """(parent, child) pairs of the kinematic tree."""
+        return [(p, c) for c, p in enumerate(self.parents) if p >= 0]
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "joint_names": list(self.joint_names),
+            "parents": list(self.parents),
+            "joints_left": list(self.joints_left),
+            "joints_right": list(self.joints_right),
+            "root": self.root,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Skeleton":
+        return cls(
+            name=d["name"],
+            joint_names=tuple(d["joint_names"]),
+            parents=tuple(d["parents"]),
+            joints_left=tuple(d["joints_left"]),
+            joints_right=tuple(d["joints_right"]),
+            root=d.get("root", 0),
+        )
+
+
+# Human3.6M, 17 joints, VideoPose3D order (docs/authors_code.md section 2.1).
+H36M_17 = Skeleton(
+    name="h36m17",
+    joint_names=(
+        "pelvis", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
+        "spine", "thorax", "neck_nose", "head_top", "left_shoulder", "left_elbow", "left_wrist",
+        "right_shoulder", "right_elbow", "right_wrist",
+    ),
+    parents=(-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15),
+    joints_left=(4, 5, 6, 11, 12, 13),
+    joints_right=(1, 2, 3, 14, 15, 16),
+)
+
+# Human3.6M, 16 joints: H36M-17 without index 9 (neck/nose) (docs/authors_code.md section 2.2).
+H36M_16 = Skeleton(
+    name="h36m16",
+    joint_names=(
+        "pelvis", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
+        "spine", "thorax", "head_top", "left_shoulder", "left_elbow", "left_wrist",
+        "right_shoulder", "right_elbow", "right_wrist",
+    ),
+    parents=(-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 8, 10, 11, 8, 13, 14),
+    joints_left=(4, 5, 6, 10, 11, 12),
+    joints_right=(1, 2, 3, 13, 14, 15),
+)
+
+# MPI-INF-3DHP "relevant" 17 joints in the P-STMO npz order (docs/authors_code.md section 2.3); root = pelvis (14).
+MPI_INF_3DHP_17 = Skeleton(
+    name="mpi3dhp17",
+    joint_names=(
+        "head_top", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder",
+        "left_elbow", "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip",
+        "left_knee", "left_ankle", "pelvis", "spine", "head",
+    ),
+    parents=(16, 15, 1, 2, 3, 1, 5, 6, 14, 8, 9, 14, 11, 12, -1, 14, 1),
+    joints_left=(5, 6, 7, 11, 12, 13),
+    joints_right=(2, 3, 4, 8, 9, 10),
+    root=14,
+)
+
+# COCO-17 keypoints (2D detectors); no pelvis, so no root.
+COCO_17 = Skeleton(
+    name="coco17",
+    joint_names=(
+        "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
+        "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip",
+        "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+    ),
+    parents=(-1, 0, 0, 1, 2, -1, -1, 5, 6, 7, 8, 5, 6, 11, 12, 13, 14),
+    joints_left=(1, 3, 5, 7, 9, 11, 13, 15),
+    joints_right=(2, 4, 6, 8, 10, 12, 14, 16),
+    root=None,
+)
+
+# Halpe-26 keypoints (AlphaPose): COCO-17 + head, neck, hip and six foot points.
+HALPE_26 = Skeleton(
+    name="halpe26",
+    joint_names=COCO_17.joint_names
+    + (
+        "head", "neck", "hip", "left_big_toe", "right_big_toe", "left_small_toe",
+        "right_small_toe", "left_heel", "right_heel",
+    ),
+    parents=(18, 0, 0, 1, 2, 18, 18, 5, 6, 7, 8, 19, 19, 11, 12, 13, 14, 18, 19, -1,
+             15, 16, 15, 16, 15, 16),
+    joints_left=(1, 3, 5, 7, 9, 11, 13, 15, 20, 22, 24),
+    joints_right=(2, 4, 6, 8, 10, 12, 14, 16, 21, 23, 25),
+    root=19,
+)
+
+SKELETONS: Dict[str, Skeleton] = {
+    s.name: s for s in (H36M_17, H36M_16, MPI_INF_3DHP_17, COCO_17, HALPE_26)
+}
+
+
+def get_skeleton(name_or_skeleton) -> Skeleton:
+    """Look up a skeleton by name (``h36m17``, ``h36m16``, ``mpi3dhp17``, ``coco17``,
+    ``halpe26``); a :class:`Skeleton` or a dict from :meth:`Skeleton.to_dict` passes through."""
+    if isinstance(name_or_skeleton, Skeleton):
+        return name_or_skeleton
+    if isinstance(name_or_skeleton, dict):
+        return Skeleton.from_dict(name_or_skeleton)
+    if not isinstance(name_or_skeleton, str):
+        raise TypeError(f"skeleton must be a name or a Skeleton, got {type(name_or_skeleton).__name__}")
+    key = name_or_skeleton.lower().replace("-", "").replace("_", "")
+    aliases = {"h36m": "h36m17", "mpiinf3dhp17": "mpi3dhp17", "3dhp": "mpi3dhp17", "coco": "coco17",
+               "halpe": "halpe26"}
+    key = aliases.get(key, key)
+    if key not in SKELETONS:
+        raise ValueError(f"unknown skeleton {name_or_skeleton!r}; choose one of {sorted(SKELETONS)}")
+    return SKELETONS[key]
+
+
+def _check_joints(pose: np.ndarray, n: int, what: str) -> np.ndarray:
+    pose = np.asarray(pose)
+    if pose.ndim < 2 or pose.shape[-2] != n:
+        raise ValueError(f"{what} expects (..., {n}, C) arrays, got shape {pose.shape}")
+    return pose
+
+
+def h36m17_to_h36m16(pose: np.ndarray) -> np.ndarray:
+    """H36M-17 (..., 17, C) -> H36M-16 (..., 16, C): drops joint 9 (neck/nose)."""
+    pose = _check_joints(pose, 17, "h36m17_to_h36m16")
+    return np.concatenate([pose[..., :9, :], pose[..., 10:, :]], axis=-2)
+
+
+# 3DHP index for each H36M-17 joint. The natural anatomical mapping:
+# thorax <- neck (1), neck/nose <- head (16), head_top <- head_top (0).
+_MPI_TO_H36M17 = [14, 8, 9, 10, 11, 12, 13, 15, 1, 16, 0, 5, 6, 7, 2, 3, 4]
+
+
+def mpi3dhp17_to_h36m17(pose: np.ndarray) -> np.ndarray:
+    """MPI-INF-3DHP-17 (..., 17, C) -> H36M-17 (..., 17, C).
+
+    thorax <- neck, neck/nose <- head, head_top <- head_top; pelvis, spine and limbs map by name.
+    """
+    pose = _check_joints(pose, 17, "mpi3dhp17_to_h36m17")
+    return pose[..., _MPI_TO_H36M17, :]
+
+
+def mpi3dhp17_to_h36m16(pose: np.ndarray, legacy: bool = False) -> np.ndarray:
+    """MPI-INF-3DHP-17 (..., 17, C) -> H36M-16 (..., 16, C).
+
+    Default (correct): thorax <- neck (1), head_top <- head_top (0).
+    ``legacy=True`` reproduces the MPM authors' mapping (docs/authors_code.md section 2.3) for checkpoint
+    compatibility: head_top := mean(head_top, head), thorax <- head (16), neck dropped.
+    """
+    pose = _check_joints(pose, 17, "mpi3dhp17_to_h36m16")
+    if legacy:
+        pose = pose.copy()
+        pose[..., 0, :] = (pose[..., 16, :] + pose[..., 0, :]) / 2
+        return pose[..., [14, 8, 9, 10, 11, 12, 13, 15, 16, 0, 5, 6, 7, 2, 3, 4], :]
+    return h36m17_to_h36m16(mpi3dhp17_to_h36m17(pose))

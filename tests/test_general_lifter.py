@@ -1,0 +1,61 @@
+"""The general lifter that ships in the package (modeling_mpm/pretrained/mpm-lift-general): a
+Hub-layout folder that loads offline with AutoModel, is the default of the offline video path, and
+lifts real BlazePose 2D (the pose2sim frames in tests/data) to plausible bodies."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import REPO  # noqa: E402
+
+from modeling_mpm.pretrained import GENERAL_LIFTER
+from modeling_mpm.skeleton import H36M_17
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_shipped_folder_is_a_small_hub_layout_lifter():
+    from transformers import AutoModel
+
+    import modeling_mpm  # noqa: F401
+    from modeling_mpm import MPMForPoseLifting
+
+    files = set(os.listdir(GENERAL_LIFTER))
+    assert {"config.json", "model.safetensors", "README.md"} <= files
+    size = sum(os.path.getsize(os.path.join(GENERAL_LIFTER, f)) for f in files)
+    assert size <= 25 * 2 ** 20
+    model = AutoModel.from_pretrained(GENERAL_LIFTER)
+    assert isinstance(model, MPMForPoseLifting) and model.config.num_joints == 17
+    card = open(os.path.join(GENERAL_LIFTER, "README.md"), encoding="utf-8").read()
+    assert "P-MPJPE" in card and "BlazePose" in card and "bench/bench_real_capture.py" in card
+    cfg = json.load(open(os.path.join(GENERAL_LIFTER, "config.json")))
+    assert cfg["architectures"] == ["MPMForPoseLifting"]
+
+
+def test_it_is_the_default_of_the_video_path():
+    from modeling_mpm.video.pipeline import DEFAULT_OFFLINE_LIFTER
+
+    assert os.path.samefile(DEFAULT_OFFLINE_LIFTER, GENERAL_LIFTER)
+
+
+def test_real_blazepose_2d_lifts_to_plausible_bodies(tmp_path):
+    """Lift the shipped real clip offline without naming a lifter: upright bodies (ankles below knees
+    below hips in the camera's y-down frame, the camera looking slightly down), limbs of human length."""
+    pytest.importorskip("av")
+    pytest.importorskip("mediapipe", reason="pip install 'modeling-mpm[mediapipe]'")
+    from modeling_mpm.video import lift_video
+
+    res = lift_video(str(REPO / "tests" / "data" / "pose2sim_cam01.mp4"), pose_model="mediapipe",
+                     output=str(tmp_path / "out.npz"), progress=False)
+    (track,) = res["tracks"].values()
+    pose = track["pose_3d"]
+    assert pose.shape == (12, 17, 3) and np.isfinite(pose).all()
+    y = pose[..., 1]
+    for hip, knee, ankle in (("left_hip", "left_knee", "left_ankle"), ("right_hip", "right_knee", "right_ankle")):
+        h, k, a = (H36M_17.index(n) for n in (hip, knee, ankle))
+        assert (y[:, a] > y[:, k]).all() and (y[:, k] > y[:, h]).all()
+    assert (y[:, H36M_17.index("head_top")] < y[:, H36M_17.index("thorax")]).all()
+    thigh = np.linalg.norm(pose[:, H36M_17.index("left_knee")] - pose[:, H36M_17.index("left_hip")], axis=-1)
+    assert 0.3 < thigh.mean() < 0.55
