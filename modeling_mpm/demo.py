@@ -250,6 +250,7 @@ def run_demo(output_dir: str, *, quick: bool = False, pretrain_steps: Optional[i
     """Run the demo (see the module docstring); returns the ``results.json`` content."""
     from transformers.utils import logging as hf_logging
 
+    from .atomic import atomic_write_text
     from .evaluation import predict_lifting, random_joint_mask
     from .training.data import build_splits
     from .training.export import export_model
@@ -384,7 +385,6 @@ def run_demo(output_dir: str, *, quick: bool = False, pretrain_steps: Optional[i
                     "scratch_model": os.path.join(output_dir, "mpm-lift-scratch"), "example_png": png},
         "table_text": table,
     }
-    with open(os.path.join(output_dir, "results.json"), "w", encoding="utf-8") as f:
-        json.dump(out, f, indent=2)
+    atomic_write_text(os.path.join(output_dir, "results.json"), json.dumps(out, indent=2))
     stage(f"done in {total:.0f}s; models in {pre_dir} and {lift_dir}, table in results.json, example in {png}")
     return out

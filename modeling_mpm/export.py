@@ -24,6 +24,8 @@ from typing import Dict
 import numpy as np
 import torch
 
+from .atomic import atomic_write_file
+
 __all__ = ["export_onnx", "check_onnx", "quantize_onnx_int8"]
 
 
@@ -86,10 +88,10 @@ def export_onnx(
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about the input checks (constant here)
-            torch.onnx.export(
-                wrapper, args, path, input_names=names, output_names=["pose_3d", "pose_3d_center"],
+            atomic_write_file(path, lambda tmp: torch.onnx.export(  # never a half-written .onnx
+                wrapper, args, tmp, input_names=names, output_names=["pose_3d", "pose_3d_center"],
                 dynamic_axes=dyn, opset_version=opset, dynamo=False,
-            )
+            ), suffix=".onnx")
     finally:
         model.train(was_training)
     return check_onnx(model, path, with_mask=with_mask, atol=atol) if check else {}
@@ -150,8 +152,6 @@ def quantize_onnx_int8(path: str, output: str) -> str:
     if not os.path.isfile(path):
         raise ValueError(f"ONNX file not found: {path}")
     import logging
-
-    from .atomic import atomic_write_file
 
     level = logging.getLogger().level
     logging.getLogger().setLevel(logging.ERROR)  # its "consider pre-processing" notice
