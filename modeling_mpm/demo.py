@@ -42,7 +42,7 @@ import torch
 
 __all__ = ["PRESETS", "run_demo"]
 
-#: Budgets. "full" was sized by measuring on 2 CPU cores (docs/training.md): about 12 minutes.
+#: Budgets. "full" was sized by measuring on 2 CPU cores (docs/training.md): about 12 minutes with the "motion" augmentation; the "real" one costs more per batch: 1,012 s measured (1 thread).
 PRESETS: Dict[str, Dict] = {
     "full": dict(num_frames=27, hidden_size=128, intermediate_size=256, num_layers=2, num_attention_heads=8,
                  batch_size=64, pretrain_steps=2000, finetune_steps=700, pretrain_lr=2e-3, finetune_lr=2e-3,
