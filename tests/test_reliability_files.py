@@ -17,21 +17,10 @@ import pytest
 
 from modeling_mpm.training.config import RunConfig
 from modeling_mpm.training.output_dir import MANIFEST_NAME, OutputDirError
+from tiny_runs import RELIABILITY_MODEL as TINY_MODEL, reliability_raw_config  # noqa: E402
 
-TINY_MODEL = {"num_frames": 9, "num_layers": 1, "hidden_size": 16, "intermediate_size": 32,
-              "num_attention_heads": 2}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _raw(out, **training):
-    return {
-        "model": dict(TINY_MODEL),
-        "data": {"source": "synthetic", "synthetic_sequences": 3, "synthetic_length": 30, "eval_stride": 9},
-        "training": {"task": "pretrain", "output_dir": str(out), "batch_size": 4, "max_steps": 2,
-                     "checkpoint_every": 1, "keep_checkpoints": 3, "log_every": 1, "tensorboard": False,
-                     "progress_bar": False, "eval_every": 100, **training},
-        "eval": {"batch_size": 16},
-    }
+_raw = reliability_raw_config
 
 
 def _cfg(out, **training):

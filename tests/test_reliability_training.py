@@ -12,21 +12,11 @@ from modeling_mpm.training.checkpoint import (COMPLETE_MARKER, CheckpointError, 
                                               verify_checkpoint)
 from modeling_mpm.training.config import RunConfig
 from modeling_mpm.training.output_dir import LOCK_NAME, OutputDirLock
+from tiny_runs import reliability_raw_config
 from unsafe_pickle import RunsCodeWhenUnpickled
 
-TINY_MODEL = {"num_frames": 9, "num_layers": 1, "hidden_size": 16, "intermediate_size": 32,
-              "num_attention_heads": 2}
-
-
 def _cfg(out, **training):
-    return RunConfig({
-        "model": dict(TINY_MODEL),
-        "data": {"source": "synthetic", "synthetic_sequences": 3, "synthetic_length": 30, "eval_stride": 9},
-        "training": {"task": "pretrain", "output_dir": str(out), "batch_size": 4, "max_steps": 2,
-                     "checkpoint_every": 1, "keep_checkpoints": 3, "log_every": 1, "tensorboard": False,
-                     "progress_bar": False, "eval_every": 100, **training},
-        "eval": {"batch_size": 16},
-    })
+    return RunConfig(reliability_raw_config(out, **training))
 
 
 @pytest.fixture(scope="module")

@@ -16,3 +16,20 @@ def tiny_run_config(tmp, task="pretrain", **training):
                      "log_every": 1, "tensorboard": False, "progress_bar": False, **training},
         "eval": {"batch_size": 64},
     })
+
+
+#: the smaller model of the reliability tests (checkpoints every step, three kept)
+RELIABILITY_MODEL = {"num_frames": 9, "num_layers": 1, "hidden_size": 16, "intermediate_size": 32,
+                     "num_attention_heads": 2}
+
+
+def reliability_raw_config(out, **training):
+    """The reliability tests' run configuration as a plain dict (they also corrupt it before use)."""
+    return {
+        "model": dict(RELIABILITY_MODEL),
+        "data": {"source": "synthetic", "synthetic_sequences": 3, "synthetic_length": 30, "eval_stride": 9},
+        "training": {"task": "pretrain", "output_dir": str(out), "batch_size": 4, "max_steps": 2,
+                     "checkpoint_every": 1, "keep_checkpoints": 3, "log_every": 1, "tensorboard": False,
+                     "progress_bar": False, "eval_every": 100, **training},
+        "eval": {"batch_size": 16},
+    }
