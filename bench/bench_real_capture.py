@@ -387,7 +387,7 @@ def _capture_files(capture_cache) -> List[str]:
 
 def evaluate_on_capture(lifter_paths: Dict[str, str], capture_cache, mode: str = "seq2frame",
                         clean_projections: bool = True, progress: bool = False,
-                        fix_left_right_swaps: bool = True) -> Dict:
+                        fix_left_right_swaps: bool = True, flip_augmentation: bool = True) -> Dict:
     """Score lifters on the real captures.
 
     Args:
@@ -398,6 +398,7 @@ def evaluate_on_capture(lifter_paths: Dict[str, str], capture_cache, mode: str =
         clean_projections: also lift the reference projected into each camera (``<label>+clean``).
         fix_left_right_swaps: relabel BlazePose's left/right swaps before lifting, as ``lift_video``
             does (``keypoints.undo_left_right_swaps``); False lifts the 2D exactly as detected.
+        flip_augmentation: average with the mirrored input, as ``lift_video`` does by default.
 
     Returns:
         ``{"captures": {name: {"views": {camera: {method: {"p_mpjpe_mm", "mpjpe_mm", "frames"}}},
@@ -415,7 +416,8 @@ def evaluate_on_capture(lifter_paths: Dict[str, str], capture_cache, mode: str =
     out = {"captures": {}, "body_joints": list(BODY_NAMES),
            "protocol": "per view: BlazePose 2D of that view lifted, compared with the multi-view triangulated "
                        "reference in that camera's frame on 12 body joints; P-MPJPE = per-frame Procrustes, "
-                       "MPJPE = root-relative (mid-hip), mm", "mode": mode}
+                       "MPJPE = root-relative (mid-hip), mm", "mode": mode,
+           "fix_left_right_swaps": fix_left_right_swaps, "flip_augmentation": flip_augmentation}
     for path in _capture_files(capture_cache):
         cap = _load_capture(path)
         name = str(cap.get("name", os.path.splitext(os.path.basename(path))[0]))
@@ -439,11 +441,12 @@ def evaluate_on_capture(lifter_paths: Dict[str, str], capture_cache, mode: str =
                 clean, _ = _lifter_input(clean)
             for label, pipe in pipes.items():
                 pred = pipe(kp, image_size=(w, h), keypoint_format=fmt, confidence_threshold=CONFIDENCE_THRESHOLD,
-                            mode=mode, progress=progress, fix_left_right_swaps=fix_left_right_swaps)["pose_3d"]
+                            mode=mode, progress=progress, fix_left_right_swaps=fix_left_right_swaps,
+                            flip_augmentation=flip_augmentation)["pose_3d"]
                 res[label] = score(body_joints(pred, "h36m")[frames], ref_body)
                 if clean is not None:
                     pred = pipe(clean, image_size=(w, h), keypoint_format=fmt, confidence_threshold=0.5,
-                                mode=mode, progress=progress)["pose_3d"]
+                                mode=mode, progress=progress, flip_augmentation=flip_augmentation)["pose_3d"]
                     res[label + "+clean"] = score(body_joints(pred, "h36m")[frames], ref_body)
             res["blazepose_3d"] = score(body_joints(cap["world_blazepose"][v], "blazepose")[frames], ref_body)
             mean_pose = ref_body.mean(axis=0, keepdims=True) if len(ref_body) else ref_body
@@ -530,7 +533,7 @@ def report_section(res: Dict, number: int = 11) -> List[str]:
          f"per joint while it reprojects > {m.get('reference_rule', {}).get('max_reprojection_error_px', REFERENCE_MAX_ERROR_PX)} px "
          "and >= 3 views are in use, joints whose last two views still disagree dropped, BlazePose's left/right "
          "swaps in a view undone for the reference by leave-one-view-out consistency). Each view's BlazePose 2D "
-         f"is lifted alone (`pose-lifting` pipeline, the detector's left/right swaps relabelled as `lift_video` does, `keypoint_format=\"blazepose\"`, mode {res.get('mode')}) and "
+         f"is lifted alone (`pose-lifting` pipeline, the detector's left/right swaps relabelled and flip test-time augmentation, as `lift_video` does, `keypoint_format=\"blazepose\"`, mode {res.get('mode')}) and "
          "compared with the reference in that camera's frame on 12 body joints (hips, knees, ankles, shoulders, "
          "elbows, wrists): P-MPJPE (per-frame Procrustes) / root-relative MPJPE (root = mid-hip), mm, mean of "
          "the four views; frames where all 12 reference joints exist and BlazePose found the person in the view. "
@@ -599,6 +602,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--captures", default=",".join(CAPTURES))
     ap.add_argument("--mode", default="seq2frame", choices=("seq2frame", "seq2seq"))
     ap.add_argument("--redetect", action="store_true", help="run BlazePose again even when cached")
+    ap.add_argument("--no-flip", action="store_true", help="no flip test-time augmentation (lift_video's --no-flip)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=RESULTS_JSON)
     args = ap.parse_args(argv)
@@ -615,7 +619,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.official:
         lifters["official"] = convert_official(args.official, os.path.join(args.cache_dir, "official_converted"),
                                                args.official_refine)
-    result = evaluate_on_capture(lifters, paths, mode=args.mode)
+    result = evaluate_on_capture(lifters, paths, mode=args.mode, flip_augmentation=not args.no_flip)
     result["meta"] = dict(meta, wall_s=round(time.time() - t0, 1), load_after=C.load_average(),
                           lifters=lifters, capture_files=paths,
                           reference_rule={"min_visibility": REFERENCE_MIN_VISIBILITY,

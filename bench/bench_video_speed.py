@@ -10,8 +10,9 @@ In one run, on the same video, alternating over ``--rounds``:
 Frames/s = frames / wall seconds of the whole call. The ratio (b) / (a) of the medians is the
 share of BlazePose-only throughput that the full chain keeps (target >= 0.8). One warm-up call of
 each comes first (MediaPipe's and transformers' first-use costs in a fresh process; reported as
-``first_call_s``). The lifter has the demo's size (27 frames, width 128, 2 layers, 8 heads,
-H36M-17), randomly initialised (the speed does not depend on the weights).
+``first_call_s``). The lifter is the default of the offline path, the general lifter that ships in
+the package (``modeling_mpm.pretrained.GENERAL_LIFTER``: 27 frames, width 128, 2 layers), with
+lift_video's defaults (left/right swap repair, flip test-time augmentation, seq2seq).
 
     python bench/bench_video_speed.py                       # the shipped 12-frame test clip
     python bench/bench_video_speed.py --video /tmp/p2s/Pose2Sim/Demo_SinglePerson/videos/cam01.mp4
@@ -39,8 +40,6 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 DEFAULT_VIDEO = os.path.join(ROOT, "tests", "data", "pose2sim_cam01.mp4")
 DEFAULT_OUT = os.path.join(ROOT, "bench", "results", "video_speed.json")
-LIFTER = dict(num_frames=27, hidden_size=128, intermediate_size=256, num_layers=2, num_attention_heads=8,
-              skeleton="h36m17")
 TARGET = 0.8
 
 
@@ -112,7 +111,7 @@ def main(argv=None) -> int:
 
 def _measure(args, torch) -> dict:
     """The warm-up and the timed rounds; returns the JSON object."""
-    from modeling_mpm import MPMConfig, MPMForPoseLifting
+    from modeling_mpm.pretrained import GENERAL_LIFTER
     from modeling_mpm.video.pipeline import video_info
 
     pinned = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
@@ -121,9 +120,7 @@ def _measure(args, torch) -> dict:
     info = video_info(args.video)
 
     with tempfile.TemporaryDirectory() as tmp:
-        torch.manual_seed(0)
-        lifter_dir = os.path.join(tmp, "lifter")
-        MPMForPoseLifting(MPMConfig(**LIFTER)).eval().save_pretrained(lifter_dir)
+        lifter_dir = GENERAL_LIFTER
         first_a, n = _timed(blazepose_only, args.video, args.batch_size)
         first_b, _ = _timed(end_to_end, args.video, lifter_dir, args.batch_size)
         rounds = []
@@ -148,7 +145,7 @@ def _measure(args, torch) -> dict:
                  "torch": torch.__version__, "mediapipe": mediapipe.__version__},
         "video": {"path": os.path.relpath(os.path.abspath(args.video), ROOT) if args.video == DEFAULT_VIDEO
                   else args.video, "frames": n, "width": info["width"], "height": info["height"], "fps": info["fps"]},
-        "lifter": LIFTER, "batch_size": args.batch_size,
+        "lifter": "modeling_mpm/pretrained/mpm-lift-general", "batch_size": args.batch_size,
         "first_call_s": {"a": first_a, "b": first_b},
         "rounds": rounds,
         "a_fps": a_fps, "b_fps": b_fps, "ratio_b_over_a": ratio, "target": TARGET, "meets_target": ratio >= TARGET,
