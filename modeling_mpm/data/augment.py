@@ -16,7 +16,9 @@ range turns it off):
    (linear interpolation between frames), i.e. the motion is played faster or slower;
 2. **body-part mixing**: with probability ``part_mix_prob`` each limb (arms, legs) takes the
    bone directions of the same limb of another window (any sequence), expressed in that
-   window's torso frame and put into this torso's frame, with this body's bone lengths;
+   window's torso frame and put into this torso's frame, with this body's bone lengths; then
+   **key poses** (``key_pose_prob``: limbs moving between random poses within joint limits) and
+   **lean** (``lean_prob``: the upper body bending and twisting over the window);
 3. **bone lengths**: every bone is scaled by ``global_scale`` x a per-bone factor (left and right
    bones get the same factor), then the pose is rebuilt from the root along the kinematic tree
    (forward kinematics), so the skeleton stays connected and symmetric;
@@ -191,6 +193,12 @@ class MotionAugment:
         roll_deg: camera roll up to +-this many degrees.
         principal_point_range: principal-point offset, normalised units (2 = image width), +-.
         aspect_range: pixel aspect ``fy / fx`` (low, high); None = off.
+        lean_prob: probability that the upper body (spine and above) leans and twists about the
+            pelvis, by angles going smoothly from one random value to another over the window.
+        lean_deg: the largest lean (forward / backward, sideways, twist about the vertical), degrees.
+        key_pose_prob: probability that a window's limbs move between two random key poses within
+            rough joint limits (motion the embedded sequences do not contain: throws, kicks, reaches).
+        key_pose_limb_prob: in such a window, probability of each limb to take key poses.
         skeleton: joint layout of the windows (needs a kinematic tree).
     """
 
