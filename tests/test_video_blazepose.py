@@ -83,14 +83,15 @@ def test_hub_models_offline_are_one_sentence(lifter_dir, tmp_path, capsys):
     from modeling_mpm.video import lift_video
 
     assert os.environ["HF_HUB_OFFLINE"] == "1"
-    rc = main(["lift-video", CAM01, "-o", str(tmp_path / "o.npz"), "--model", lifter_dir, "--no-progress"])
+    rc = main(["lift-video", CAM01, "-o", str(tmp_path / "o.npz"), "--model", lifter_dir, "--no-progress",
+               "--pose-model", "usyd-community/vitpose-base-simple"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1, err
     assert "'PekingU/rtdetr_r50vd_coco_o365'" in err and "--pose-model mediapipe" in err and "local folder" in err
     assert "Traceback" not in err and not (tmp_path / "o.npz").exists()
     with pytest.raises(OSError, match="ViTPose model 'usyd-community/vitpose-base-simple'.*pose_model='mediapipe'"):
         lift_video(CAM01, lifter_dir, detector=lambda imgs: [{"boxes": np.zeros((0, 4))} for _ in imgs],
-                   progress=False)
+                   pose_model="usyd-community/vitpose-base-simple", progress=False)
     with pytest.raises(OSError, match="MPM lifter 'nobody/no-lifter'.*local folder"):
         lift_video(CAM01, "nobody/no-lifter", pose_model="mediapipe", progress=False)
     with pytest.raises(OSError, match=r"no folder at '\./no/such/dir' for the ViTPose model"):

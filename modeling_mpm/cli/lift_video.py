@@ -1,5 +1,5 @@
-"""``mpm lift-video``: video -> person detector -> ViTPose -> tracks -> 3D per person, or
-``--pose-model mediapipe``: video -> MediaPipe BlazePose (offline, one person) -> 3D
+"""``mpm lift-video``: video -> MediaPipe BlazePose (offline, one person; the default) -> 3D, or
+``--pose-model <ViTPose>``: video -> person detector -> ViTPose -> tracks -> 3D per person
 (:func:`modeling_mpm.video.lift_video`)."""
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "modeling_mpm/pretrained/mpm-lift-general)")
     ap.add_argument("--detector", default=None,
                     help=f"person detector, Hub id or folder (default {DEFAULT_DETECTOR}; not with mediapipe)")
-    ap.add_argument("--pose-model", default=DEFAULT_POSE_MODEL,
-                    help=f"ViTPose model, Hub id or folder (default {DEFAULT_POSE_MODEL}), or 'mediapipe': "
-                         "BlazePose, offline, one person, no detector")
+    ap.add_argument("--pose-model", default="mediapipe",
+                    help="'mediapipe' (default): BlazePose, offline, one person, no detector; or a ViTPose model, "
+                         f"Hub id or folder (e.g. {DEFAULT_POSE_MODEL}: several people, RT-DETR boxes + tracking)")
     ap.add_argument("--batch-size", type=int, default=8, help="frames per detector / 2D model pass")
     ap.add_argument("--detection-threshold", type=float, default=0.5)
     ap.add_argument("--keypoint-threshold", type=float, default=0.3)

@@ -272,7 +272,7 @@ def lift_video(
     video: str,
     model=None,
     detector=None,
-    pose_model=DEFAULT_POSE_MODEL,
+    pose_model="mediapipe",
     output: Optional[str] = None,
     render: Optional[str] = None,
     batch_size: int = 8,
@@ -297,7 +297,8 @@ def lift_video(
         detector: Hub id / folder of an object detector with a ``person`` class (default, ``None``:
             RT-DETR ``PekingU/rtdetr_r50vd_coco_o365``), or a callable like :class:`PersonDetector`.
             Not used (must stay ``None``) with BlazePose.
-        pose_model: Hub id / folder of a ViTPose model (default ``usyd-community/vitpose-base-simple``)
+        pose_model: ``"mediapipe"`` (default: BlazePose, offline, one person, no detector), a Hub id /
+            folder of a ViTPose model (e.g. ``usyd-community/vitpose-base-simple``, several people)
             or a callable like :class:`ViTPoseEstimator`; ``"mediapipe"`` (or ``"blazepose"``, or a
             :class:`~modeling_mpm.video.blazepose.BlazePoseEstimator`) runs MediaPipe BlazePose
             instead: offline, no detector, one person followed through the video (track id 0).
