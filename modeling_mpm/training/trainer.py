@@ -206,45 +206,46 @@ def _rng_guard():
         restore_rng_state(state)
 
 
+def _evaluate_task(model, dataset, cfg: RunConfig, progress: bool = False, flip: bool = False,
+                   occluded_joints: int = 0) -> Dict[str, Any]:
+    """One evaluation of ``training.task`` on ``dataset``, the dispatch :func:`validate` and
+    :func:`test_evaluation` share (no RNG guard: the callers hold one). ``occluded_joints``
+    applies to lifting only."""
+    task, ev = cfg.training.task, cfg.eval
+    bs = ev.batch_size
+    if task == "pretrain":
+        return E.evaluate_masked_modeling(model, dataset, batch_size=bs, seed=ev.occlusion_seed)
+    if task in ("lift", "refine"):
+        occlusion = {"occluded_joints": occluded_joints, "seed": ev.occlusion_seed} if occluded_joints > 0 else {}
+        return E.evaluate_lifting(model, dataset, batch_size=bs, flip=flip, **occlusion, mode=ev.mode,
+                                  progress=progress)
+    modality = "3d" if task == "complete3d" else "2d"
+    return E.evaluate_completion(model, dataset, modality=modality, batch_size=bs, seed=ev.occlusion_seed, flip=flip)
+
+
 def validate(model, dataset, cfg: RunConfig, progress: bool = False) -> Dict[str, Any]:
     """Validation metrics of ``training.task`` on ``dataset`` (deterministic; no flip here)."""
-    task = cfg.training.task
-    bs = cfg.eval.batch_size
     with _rng_guard():
-        if task == "pretrain":
-            return E.evaluate_masked_modeling(model, dataset, batch_size=bs, seed=cfg.eval.occlusion_seed)
-        if task in ("lift", "refine"):
-            return E.evaluate_lifting(model, dataset, batch_size=bs, flip=False, mode=cfg.eval.mode,
-                                      progress=progress)
-        modality = "3d" if task == "complete3d" else "2d"
-        return E.evaluate_completion(model, dataset, modality=modality, batch_size=bs, seed=cfg.eval.occlusion_seed)
+        return _evaluate_task(model, dataset, cfg, progress=progress)
 
 
 def test_evaluation(model, dataset, cfg: RunConfig, progress: bool = False) -> Dict[str, Any]:
     """Final evaluation on the test split: for lifting with flip off and on (as configured) and
     with occluded joints when ``eval.occluded_joints > 0``."""
-    task = cfg.training.task
-    bs = cfg.eval.batch_size
+    task, ev = cfg.training.task, cfg.eval
     out: Dict[str, Any] = {}
     with _rng_guard():
         if task in ("lift", "refine"):
-            out["plain"] = E.evaluate_lifting(model, dataset, batch_size=bs, flip=False, mode=cfg.eval.mode,
-                                              progress=progress)
-            if cfg.eval.flip:
-                out["flip"] = E.evaluate_lifting(model, dataset, batch_size=bs, flip=True, mode=cfg.eval.mode,
-                                                 progress=progress)
-            if cfg.eval.occluded_joints > 0:
-                out["occluded"] = E.evaluate_lifting(model, dataset, batch_size=bs, flip=cfg.eval.flip,
-                                                     occluded_joints=cfg.eval.occluded_joints,
-                                                     seed=cfg.eval.occlusion_seed, mode=cfg.eval.mode,
-                                                     progress=progress)
+            out["plain"] = _evaluate_task(model, dataset, cfg, progress=progress)
+            if ev.flip:
+                out["flip"] = _evaluate_task(model, dataset, cfg, progress=progress, flip=True)
+            if ev.occluded_joints > 0:
+                out["occluded"] = _evaluate_task(model, dataset, cfg, progress=progress, flip=ev.flip,
+                                                 occluded_joints=ev.occluded_joints)
         elif task == "pretrain":
-            out["masked_modeling"] = E.evaluate_masked_modeling(model, dataset, batch_size=bs,
-                                                                seed=cfg.eval.occlusion_seed)
+            out["masked_modeling"] = _evaluate_task(model, dataset, cfg)
         else:
-            modality = "3d" if task == "complete3d" else "2d"
-            out["completion"] = E.evaluate_completion(model, dataset, modality=modality, batch_size=bs,
-                                                      seed=cfg.eval.occlusion_seed, flip=cfg.eval.flip)
+            out["completion"] = _evaluate_task(model, dataset, cfg, flip=ev.flip)
     return out
 
 
