@@ -206,45 +206,46 @@ def _rng_guard():
         restore_rng_state(state)
 
 
+def _evaluate_task(model, dataset, cfg: RunConfig, progress: bool = False, flip: bool = False,
+                   occluded_joints: int = 0) -> Dict[str, Any]:
+    """One evaluation of ``training.task`` on ``dataset``, the dispatch :func:`validate` and
+    :func:`test_evaluation` share (no RNG guard: the callers hold one). ``occluded_joints``
+    applies to lifting only."""
+    task, ev = cfg.training.task, cfg.eval
+    bs = ev.batch_size
+    if task == "pretrain":
+        return E.evaluate_masked_modeling(model, dataset, batch_size=bs, seed=ev.occlusion_seed)
+    if task in ("lift", "refine"):
+        occlusion = {"occluded_joints": occluded_joints, "seed": ev.occlusion_seed} if occluded_joints > 0 else {}
+        return E.evaluate_lifting(model, dataset, batch_size=bs, flip=flip, **occlusion, mode=ev.mode,
+                                  progress=progress)
+    modality = "3d" if task == "complete3d" else "2d"
+    return E.evaluate_completion(model, dataset, modality=modality, batch_size=bs, seed=ev.occlusion_seed, flip=flip)
+
+
 def validate(model, dataset, cfg: RunConfig, progress: bool = False) -> Dict[str, Any]:
     """Validation metrics of ``training.task`` on ``dataset`` (deterministic; no flip here)."""
-    task = cfg.training.task
-    bs = cfg.eval.batch_size
     with _rng_guard():
-        if task == "pretrain":
-            return E.evaluate_masked_modeling(model, dataset, batch_size=bs, seed=cfg.eval.occlusion_seed)
-        if task in ("lift", "refine"):
-            return E.evaluate_lifting(model, dataset, batch_size=bs, flip=False, mode=cfg.eval.mode,
-                                      progress=progress)
-        modality = "3d" if task == "complete3d" else "2d"
-        return E.evaluate_completion(model, dataset, modality=modality, batch_size=bs, seed=cfg.eval.occlusion_seed)
+        return _evaluate_task(model, dataset, cfg, progress=progress)
 
 
 def test_evaluation(model, dataset, cfg: RunConfig, progress: bool = False) -> Dict[str, Any]:
     """Final evaluation on the test split: for lifting with flip off and on (as configured) and
     with occluded joints when ``eval.occluded_joints > 0``."""
-    task = cfg.training.task
-    bs = cfg.eval.batch_size
+    task, ev = cfg.training.task, cfg.eval
     out: Dict[str, Any] = {}
     with _rng_guard():
         if task in ("lift", "refine"):
-            out["plain"] = E.evaluate_lifting(model, dataset, batch_size=bs, flip=False, mode=cfg.eval.mode,
-                                              progress=progress)
-            if cfg.eval.flip:
-                out["flip"] = E.evaluate_lifting(model, dataset, batch_size=bs, flip=True, mode=cfg.eval.mode,
-                                                 progress=progress)
-            if cfg.eval.occluded_joints > 0:
-                out["occluded"] = E.evaluate_lifting(model, dataset, batch_size=bs, flip=cfg.eval.flip,
-                                                     occluded_joints=cfg.eval.occluded_joints,
-                                                     seed=cfg.eval.occlusion_seed, mode=cfg.eval.mode,
-                                                     progress=progress)
+            out["plain"] = _evaluate_task(model, dataset, cfg, progress=progress)
+            if ev.flip:
+                out["flip"] = _evaluate_task(model, dataset, cfg, progress=progress, flip=True)
+            if ev.occluded_joints > 0:
+                out["occluded"] = _evaluate_task(model, dataset, cfg, progress=progress, flip=ev.flip,
+                                                 occluded_joints=ev.occluded_joints)
         elif task == "pretrain":
-            out["masked_modeling"] = E.evaluate_masked_modeling(model, dataset, batch_size=bs,
-                                                                seed=cfg.eval.occlusion_seed)
+            out["masked_modeling"] = _evaluate_task(model, dataset, cfg)
         else:
-            modality = "3d" if task == "complete3d" else "2d"
-            out["completion"] = E.evaluate_completion(model, dataset, modality=modality, batch_size=bs,
-                                                      seed=cfg.eval.occlusion_seed, flip=cfg.eval.flip)
+            out["completion"] = _evaluate_task(model, dataset, cfg, flip=ev.flip)
     return out
 
 
@@ -567,6 +568,372 @@ def _preflight(cfg: RunConfig, resume, splits) -> None:
 
 
 # ----------------------------------------------------------------------------- train
+@dataclass
+class _Run:
+    """The state of one :func:`train` call, from set-up to finish (every rank holds its own)."""
+
+    cfg: RunConfig
+    acc: Any
+    out_dir: str
+    out_lock: Any
+    fh: Optional[logging.Handler]
+    progress: bool
+    kill_after_step: Optional[int]
+    writer: Optional[_MetricsWriter] = None
+    registered: List[Any] = field(default_factory=list)
+    # set by _build
+    model: Any = None
+    mcfg: Any = None
+    n_params: int = 0
+    gen: Optional[torch.Generator] = None
+    train_ds: Any = None
+    val_ds: Any = None
+    test_ds: Any = None
+    plan: Optional[BatchPlan] = None
+    total_steps: int = 0
+    best_key: str = ""
+    loader: Any = None
+    optimizer: Any = None
+    scheduler: Any = None
+    streams: Optional[_RankStreams] = None
+    # set by _restore
+    state: Dict[str, Any] = field(default_factory=dict)
+    ckpt_root: str = ""
+    last_ckpt_step: int = -1
+    bar: Any = None
+    eval_every: int = 0
+    running: Dict[str, float] = field(default_factory=dict)
+    n_running: int = 0
+    unwrapped: Any = None
+    view: Any = None
+    flip_skeleton: Any = None
+
+    @property
+    def main(self) -> bool:
+        return self.acc.is_main_process
+
+    @property
+    def t(self):
+        return self.cfg.training
+
+
+def _fresh_accelerator(cfg: RunConfig, trackers: List[str]):
+    """A new Accelerator for the run, with Accelerate's process-wide state started afresh."""
+    # "no" leaves room for `accelerate launch --mixed_precision ...` (read from the environment)
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        # several runs in one process (the demo, notebooks) may use different precisions; the
+        # accelerate state is a process-wide singleton, so start it afresh (single process only)
+        from accelerate.state import AcceleratorState, GradientState
+
+        if getattr(AcceleratorState, "_shared_state", None) and hasattr(AcceleratorState, "_reset_state"):
+            AcceleratorState._reset_state(reset_partial_state=True)
+        if getattr(GradientState, "_shared_state", None) and hasattr(GradientState, "_reset_state"):
+            GradientState._reset_state()
+    return _make_accelerator(cfg, trackers)
+
+
+def _open_run(cfg: RunConfig, acc, *, resume, overwrite: bool, progress: Optional[bool],
+              kill_after_step: Optional[int]) -> _Run:
+    """Claim (lock) the output folder, write ``config.yaml`` and start the log file."""
+    t = cfg.training
+    main = acc.is_main_process
+    _check_accelerator(acc, cfg)
+    out_lock = claim_output_dir(t.output_dir, resume=resume, overwrite=overwrite, accelerator=acc, task=t.task)
+    if main:
+        atomic_write_text(os.path.join(t.output_dir, "config.yaml"), cfg.to_yaml())
+    acc.wait_for_everyone()
+    fh = _setup_logging(t.output_dir, main)
+    if progress is None:
+        progress = t.progress_bar if t.progress_bar is not None else sys.stderr.isatty()
+    return _Run(cfg=cfg, acc=acc, out_dir=t.output_dir, out_lock=out_lock, fh=fh, progress=bool(progress) and main,
+                kill_after_step=kill_after_step)
+
+
+def _build(run: _Run, splits) -> None:
+    """The model, data, optimizer and random streams, prepared by the accelerator."""
+    from accelerate.utils import set_seed
+
+    t, acc, cfg = run.t, run.acc, run.cfg
+    _fit_fsdp2_loading(acc)
+    if getattr(acc, "log_with", None):
+        acc.init_trackers(t.tracker_project, config=_tracker_config(cfg))
+    # same initial weights on every rank, then per-rank streams for dropout, masks and flips
+    set_seed(t.seed)
+    model = build_model(cfg)
+    if transfer_active(cfg) and t.rescale_encoder_stream:
+        logger.info("transferred encoder's residual stream rescaled by %.3f to a fresh encoder's scale",
+                    rescale_residual_stream(model))
+    run.mcfg = model.config
+    run.n_params = sum(p.numel() for p in model.parameters())
+    if t.gradient_checkpointing:
+        _enable_gradient_checkpointing(model)
+    set_seed(t.seed + 1009 * acc.process_index)
+    run.gen = torch.Generator().manual_seed(t.seed * 7_919 + 104_729 * acc.process_index + 1)
+
+    if splits is None:
+        train_ds, run.val_ds, run.test_ds = build_splits(cfg, run.mcfg.num_frames, run.mcfg.skeleton)
+    else:
+        train_ds, run.val_ds, run.test_ds = splits
+    run.train_ds = train_ds = repeat_windows(train_ds, t.epoch_multiplier)  # the authors' samples per epoch
+    run.plan = BatchPlan(len(train_ds), t.batch_size, t.gradient_accumulation_steps, acc.num_processes)
+    steps_per_epoch = run.plan.steps_per_epoch
+    run.total_steps = t.max_steps if t.max_steps is not None else t.epochs * steps_per_epoch
+    run.best_key = t.best_metric or default_best_metric(t.task)
+
+    loader = build_train_loader(train_ds, run.plan, t.seed, _CollateWithStream(train_ds), t.num_workers)
+    optimizer, scheduler = build_optimizer(model, cfg, steps_per_epoch)
+    run.model, run.optimizer, run.loader, run.scheduler = acc.prepare(model, optimizer, loader, scheduler)
+    run.streams = _RankStreams(acc, run.gen, train_ds)
+    acc.register_for_checkpointing(run.streams)
+    run.registered.append(run.streams)
+
+
+def _restore(run: _Run, resume) -> None:
+    """The loop's counters: fresh, or loaded from the checkpoint ``resume`` points at; then
+    ``metrics.csv``, the run summary line and the progress bar."""
+    t, acc = run.t, run.acc
+    state = run.state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_metric": None, "best_step": None,
+                         "history": []}
+    run.ckpt_root = os.path.join(run.out_dir, "checkpoints")
+    ckpt = None
+    if resume:
+        ckpt = resume if isinstance(resume, str) else latest_checkpoint(run.ckpt_root)
+        if ckpt is None:
+            logger.info("no checkpoint in %s: starting from scratch", run.ckpt_root)
+    if ckpt is not None:
+        loaded = load_checkpoint(ckpt, accelerator=acc)
+        state.update({k: loaded[k] for k in state if k in loaded})
+        logger.info("resumed from %s (step %d, epoch %d)", ckpt, state["global_step"], state["epoch"])
+    # metrics.csv: the header and the rows up to the step the run continues from (a killed run
+    # wrote rows past its last checkpoint; they are written again)
+    run.writer = _MetricsWriter(run.out_dir, acc, keep_through_step=state["global_step"]) if run.main else None
+
+    val_ds, test_ds, plan = run.val_ds, run.test_ds, run.plan
+    logger.info("task %s | %d train windows, %s val, %s test | %d steps/epoch, %d steps | "
+                "batch %d = %d processes x %d accumulation x %d | %.2fM parameters | %s",
+                t.task, len(run.train_ds), len(val_ds) if val_ds is not None else 0,
+                len(test_ds) if test_ds is not None else 0, plan.steps_per_epoch, run.total_steps, t.batch_size,
+                acc.num_processes, t.gradient_accumulation_steps, plan.micro_batch_size, run.n_params / 1e6,
+                str(acc.distributed_type).split(".")[-1])
+
+    if run.progress:
+        from tqdm.auto import tqdm
+
+        run.bar = tqdm(total=run.total_steps, initial=state["global_step"], desc=f"{t.task}", unit="step",
+                       dynamic_ncols=True)
+    run.eval_every = t.eval_every or plan.steps_per_epoch
+    run.last_ckpt_step = state["global_step"] if ckpt is not None else -1
+    run.unwrapped = acc.unwrap_model(run.model)
+    run.view = _EngineView(run.model, run.unwrapped)
+    run.flip_skeleton = run.mcfg.get_skeleton()
+
+
+def _set_up(run: _Run, resume, splits) -> None:
+    """Everything before the first step: see :func:`_build` and :func:`_restore`."""
+    _build(run, splits)
+    _restore(run, resume)
+
+
+def _train_step(run: _Run, batch: Dict[str, Any]) -> Dict[str, float]:
+    """One micro-batch: forward, backward and, when the accumulation is complete, the optimizer
+    step. Returns the batch's loss terms (``loss`` included)."""
+    t, acc, model, cfg = run.t, run.acc, run.model, run.cfg
+    run.streams.data_state = batch.pop("data_stream")
+    model.train()
+    if cfg.data.flip_augment:
+        batch = flip_batch(batch, run.flip_skeleton, run.gen)
+    with acc.accumulate(model):
+        with acc.autocast():
+            loss, logs = compute_loss(t.task, model, batch, run.mcfg, run.gen, pairing=t.pretrain_pairing,
+                                      occlusion=(t.occlusion_prob, t.occlusion_max_joints, t.occlusion_limb_prob),
+                                      pretrain_lift=t.pretrain_lift,
+                                      pretrain_lift_input=t.pretrain_lift_input)
+        acc.backward(loss)
+        if not torch.isfinite(loss.detach()):
+            raise FloatingPointError(f"non-finite loss {float(loss)} at step {run.state['global_step'] + 1}")
+        logs["loss"] = float(loss.detach())
+        for k, v in logs.items():
+            run.running[k] = run.running.get(k, 0.0) + v
+        run.n_running += 1
+        if acc.sync_gradients:
+            drop_frozen_encoder_grads(run.optimizer, cfg, run.state["global_step"])  # LP-FT
+        if acc.sync_gradients and t.max_grad_norm is not None:
+            acc.clip_grad_norm_(model.parameters(), t.max_grad_norm)
+        run.optimizer.step()
+        run.scheduler.step()
+        run.optimizer.zero_grad(set_to_none=True)
+    return logs
+
+
+def _log_train(run: _Run, epoch: int, logs: Dict[str, float]) -> None:
+    """The progress bar, and every ``training.log_every`` steps the mean loss terms over all ranks."""
+    t, acc = run.t, run.acc
+    gs = run.state["global_step"]
+    lr = run.scheduler.get_last_lr()[0]
+    if run.bar is not None:
+        run.bar.update(1)
+        run.bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{lr:.2e}")
+    if gs % t.log_every == 0 or gs == run.total_steps:
+        keys = sorted(run.running)
+        dtype = torch.float32 if acc.device.type == "mps" else torch.float64
+        means = acc.reduce(torch.tensor([run.running[k] / max(run.n_running, 1) for k in keys],
+                                        dtype=dtype, device=acc.device), "mean")
+        means = {k: float(v) for k, v in zip(keys, means.tolist())}
+        means["lr"] = lr
+        if run.main:
+            run.writer.write(gs, epoch, "train", means)
+            logger.info("step %d/%d epoch %d | %s", gs, run.total_steps, epoch,
+                        " ".join(f"{k} {v:.4g}" for k, v in means.items()))
+        run.running, run.n_running = {}, 0
+
+
+def _save_best_model(run: _Run) -> None:
+    """Write ``best_model/`` (main process; a collective gather first on sharded engines)."""
+    best_dir = os.path.join(run.out_dir, "best_model")
+    if _sharded(run.acc):  # collective: the full weights on the main process
+        weights = run.acc.get_state_dict(run.model)
+        if run.main:
+            atomic_write_dir(best_dir, lambda tmp: run.unwrapped.save_pretrained(tmp, state_dict=weights))
+    elif run.main:
+        _save_best(run.unwrapped, best_dir)
+
+
+def _validate_and_keep_best(run: _Run, epoch: int) -> None:
+    """Validate, log, and keep the best model so far (``best_model/`` with ``training.select_best``)."""
+    from accelerate.utils import broadcast_object_list
+
+    acc, state, gs = run.acc, run.state, run.state["global_step"]
+    # every rank runs the same validation (sharded engines need all of them for a
+    # forward pass); the main process's numbers are the ones kept
+    sharded = _sharded(acc)
+    vals = validate(run.view if sharded else run.unwrapped, run.val_ds, run.cfg) if run.main or sharded else None
+    vals = broadcast_object_list([vals])[0]
+    flat = {k: v for k, v in vals.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    value = float(vals[run.best_key])
+    improved = state["best_metric"] is None or value < state["best_metric"]
+    if improved:
+        state["best_metric"], state["best_step"] = value, gs
+        if run.t.select_best:
+            _save_best_model(run)
+    state["history"].append({"step": gs, **flat})
+    if run.main:
+        run.writer.write(gs, epoch, "val", flat)
+        logger.info("validation step %d | %s%s", gs,
+                    " ".join(f"{k} {v:.4g}" for k, v in flat.items() if k != "windows"),
+                    " (best)" if improved else "")
+    acc.wait_for_everyone()
+
+
+def _save_checkpoint(run: _Run) -> None:
+    """A resumable checkpoint of the current step (collective)."""
+    acc = run.acc
+    write_checkpoint(run.ckpt_root, run.state["global_step"], accelerator=acc,
+                     trainer_state={**run.state, "world_size": acc.num_processes, "config": run.cfg.to_dict()})
+
+
+def _evaluate_and_save(run: _Run, epoch: int, done: bool) -> None:
+    """After an optimizer step: validation when due (or ``done``), then a checkpoint when due."""
+    t, gs = run.t, run.state["global_step"]
+    if run.val_ds is not None and (gs % run.eval_every == 0 or done):
+        _validate_and_keep_best(run, epoch)
+    if (t.checkpoint_every and gs % t.checkpoint_every == 0) or done:
+        _save_checkpoint(run)
+        run.last_ckpt_step = gs
+        if run.main:
+            prune_checkpoints(run.ckpt_root, t.keep_checkpoints)
+
+
+def _kill_if_asked(run: _Run) -> None:
+    """The :data:`KILL_ENV` testing hook: SIGKILL this process after step ``kill_after_step``."""
+    gs = run.state["global_step"]
+    if run.kill_after_step is not None and gs == run.kill_after_step:
+        logger.warning("%s=%d: killing this process (SIGKILL) after step %d", KILL_ENV, run.kill_after_step, gs)
+        for h in logger.handlers:
+            h.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _run_epoch(run: _Run) -> None:
+    """The rest of the current epoch (from ``step_in_epoch``), stopping at ``total_steps``."""
+    state, steps_per_epoch = run.state, run.plan.steps_per_epoch
+    epoch, start = state["epoch"], state["step_in_epoch"]
+    step_in_epoch = start
+    if hasattr(run.train_ds, "set_epoch"):  # Accelerate's set_epoch reaches the data set only sometimes
+        run.train_ds.set_epoch(epoch)
+    for batch in epoch_loader(run.acc, run.loader, epoch, start, run.t.gradient_accumulation_steps):
+        logs = _train_step(run, batch)
+        if not run.acc.sync_gradients:
+            continue
+        state["global_step"] += 1
+        if step_in_epoch + 1 >= steps_per_epoch:
+            state["epoch"], state["step_in_epoch"] = epoch + 1, 0
+        else:
+            state["epoch"], state["step_in_epoch"] = epoch, step_in_epoch + 1
+        step_in_epoch += 1
+        _log_train(run, epoch, logs)
+        done = state["global_step"] >= run.total_steps
+        _evaluate_and_save(run, epoch, done)
+        _kill_if_asked(run)
+        if done:
+            break
+
+
+def _finish(run: _Run, *, export: bool, export_dir: Optional[str], push_to_hub: Optional[str],
+            t0: float) -> TrainResult:
+    """After the last step: a final checkpoint if none exists, the final (best or last) model,
+    and with ``export`` the test evaluation and the exported folder."""
+    from accelerate.utils import broadcast_object_list
+
+    t, acc, state, main = run.t, run.acc, run.state, run.main
+    if run.bar is not None:
+        run.bar.close()
+    if run.last_ckpt_step != state["global_step"]:  # resumed at the very end: make sure one exists
+        _save_checkpoint(run)
+
+    result = TrainResult(output_dir=run.out_dir, model_dir=None, global_step=state["global_step"],
+                         best_metric=state["best_metric"], best_step=state["best_step"],
+                         history=list(state["history"]))
+    acc.wait_for_everyone()
+    best_dir = os.path.join(run.out_dir, "best_model")
+    use_best = t.select_best and state["best_step"] is not None and main and os.path.isdir(best_dir)
+    use_best = broadcast_object_list([use_best])[0]
+    final_model = None if use_best else _full_model(acc, run.model, run.unwrapped)
+    if main:
+        if use_best:
+            final_model = type(run.unwrapped).from_pretrained(best_dir)
+        final_model.eval()
+        result.model = final_model
+        if export:
+            test_ds = run.test_ds
+            eval_results = test_evaluation(final_model, test_ds, run.cfg, progress=run.progress) if test_ds is not None else {}
+            result.eval_results = eval_results
+            from .export import export_model
+
+            result.model_dir = export_model(final_model, export_dir or os.path.join(run.out_dir, "model"), cfg=run.cfg,
+                                            eval_results=eval_results,
+                                            best_step=state["best_step"] if t.select_best else None,
+                                            global_step=state["global_step"], push_to_hub=push_to_hub)
+            logger.info("exported %s", result.model_dir)
+    acc.wait_for_everyone()
+    result.seconds = time.time() - t0
+    return result
+
+
+def _close(run: _Run) -> None:
+    """Release the output folder's lock, close the metrics and the log file, and unregister the
+    random streams (a caller's accelerator may train again)."""
+    if run.out_lock is not None:
+        run.out_lock.release()
+    if run.writer is not None:
+        run.writer.close()
+    if run.fh is not None:
+        logger.removeHandler(run.fh)
+        run.fh.close()
+    for obj in run.registered:
+        if obj in run.acc._custom_objects:
+            run.acc._custom_objects.remove(obj)
+
+
 def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub: Optional[str] = None,
           splits: Optional[Tuple[Any, Any, Any]] = None, progress: Optional[bool] = None,
           export: bool = True, export_dir: Optional[str] = None, kill_after_step: Optional[int] = None,
@@ -586,10 +953,7 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
             outputs are deleted); without it (and without ``resume``) such a folder is refused,
             see :mod:`.output_dir`.
     """
-    from accelerate.utils import broadcast_object_list, set_seed
-
     t0 = time.time()
-    t = cfg.training
     push_to_hub = push_to_hub or cfg.hub.push_to_hub
     check_hub_ready(push_to_hub)
     if isinstance(resume, str) and not os.path.isfile(os.path.join(resume, "trainer_state.json")):
@@ -600,245 +964,13 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
     trackers = _trackers(cfg) if accelerator is None else []
     _preflight(cfg, resume, splits)  # nothing is written before every setting is known to work
 
-    # "no" leaves room for `accelerate launch --mixed_precision ...` (read from the environment)
-    if accelerator is None and int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        # several runs in one process (the demo, notebooks) may use different precisions; the
-        # accelerate state is a process-wide singleton, so start it afresh (single process only)
-        from accelerate.state import AcceleratorState, GradientState
-
-        if getattr(AcceleratorState, "_shared_state", None) and hasattr(AcceleratorState, "_reset_state"):
-            AcceleratorState._reset_state(reset_partial_state=True)
-        if getattr(GradientState, "_shared_state", None) and hasattr(GradientState, "_reset_state"):
-            GradientState._reset_state()
-    acc = accelerator or _make_accelerator(cfg, trackers)
-    main = acc.is_main_process
-    out_dir = t.output_dir
-    _check_accelerator(acc, cfg)
-    out_lock = claim_output_dir(out_dir, resume=resume, overwrite=overwrite_output_dir, accelerator=acc,
-                                task=t.task)
-    if main:
-        atomic_write_text(os.path.join(out_dir, "config.yaml"), cfg.to_yaml())
-    acc.wait_for_everyone()
-    fh = _setup_logging(out_dir, main)
-    writer = None
-    if progress is None:
-        progress = t.progress_bar if t.progress_bar is not None else sys.stderr.isatty()
-    progress = bool(progress) and main
-    registered: List[Any] = []
-
+    acc = accelerator or _fresh_accelerator(cfg, trackers)
+    run = _open_run(cfg, acc, resume=resume, overwrite=overwrite_output_dir, progress=progress,
+                    kill_after_step=kill_after_step)
     try:
-        _fit_fsdp2_loading(acc)
-        if getattr(acc, "log_with", None):
-            acc.init_trackers(t.tracker_project, config=_tracker_config(cfg))
-        # same initial weights on every rank, then per-rank streams for dropout, masks and flips
-        set_seed(t.seed)
-        model = build_model(cfg)
-        if transfer_active(cfg) and t.rescale_encoder_stream:
-            logger.info("transferred encoder's residual stream rescaled by %.3f to a fresh encoder's scale",
-                        rescale_residual_stream(model))
-        mcfg = model.config
-        n_params = sum(p.numel() for p in model.parameters())
-        if t.gradient_checkpointing:
-            _enable_gradient_checkpointing(model)
-        set_seed(t.seed + 1009 * acc.process_index)
-        gen = torch.Generator().manual_seed(t.seed * 7_919 + 104_729 * acc.process_index + 1)
-
-        if splits is None:
-            train_ds, val_ds, test_ds = build_splits(cfg, mcfg.num_frames, mcfg.skeleton)
-        else:
-            train_ds, val_ds, test_ds = splits
-        train_ds = repeat_windows(train_ds, t.epoch_multiplier)  # the authors' samples per epoch
-        plan = BatchPlan(len(train_ds), t.batch_size, t.gradient_accumulation_steps, acc.num_processes)
-        steps_per_epoch = plan.steps_per_epoch
-        total_steps = t.max_steps if t.max_steps is not None else t.epochs * steps_per_epoch
-        best_key = t.best_metric or default_best_metric(t.task)
-
-        loader = build_train_loader(train_ds, plan, t.seed, _CollateWithStream(train_ds), t.num_workers)
-        optimizer, scheduler = build_optimizer(model, cfg, steps_per_epoch)
-        model, optimizer, loader, scheduler = acc.prepare(model, optimizer, loader, scheduler)
-        streams = _RankStreams(acc, gen, train_ds)
-        acc.register_for_checkpointing(streams)
-        registered.append(streams)
-
-        state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_metric": None, "best_step": None,
-                 "history": []}
-        ckpt_root = os.path.join(out_dir, "checkpoints")
-        ckpt = None
-        if resume:
-            ckpt = resume if isinstance(resume, str) else latest_checkpoint(ckpt_root)
-            if ckpt is None:
-                logger.info("no checkpoint in %s: starting from scratch", ckpt_root)
-        if ckpt is not None:
-            loaded = load_checkpoint(ckpt, accelerator=acc)
-            state.update({k: loaded[k] for k in state if k in loaded})
-            logger.info("resumed from %s (step %d, epoch %d)", ckpt, state["global_step"], state["epoch"])
-        # metrics.csv: the header and the rows up to the step the run continues from (a killed run
-        # wrote rows past its last checkpoint; they are written again)
-        writer = _MetricsWriter(out_dir, acc, keep_through_step=state["global_step"]) if main else None
-
-        logger.info("task %s | %d train windows, %s val, %s test | %d steps/epoch, %d steps | "
-                    "batch %d = %d processes x %d accumulation x %d | %.2fM parameters | %s",
-                    t.task, len(train_ds), len(val_ds) if val_ds is not None else 0,
-                    len(test_ds) if test_ds is not None else 0, steps_per_epoch, total_steps, t.batch_size,
-                    acc.num_processes, t.gradient_accumulation_steps, plan.micro_batch_size, n_params / 1e6,
-                    str(acc.distributed_type).split(".")[-1])
-
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=total_steps, initial=state["global_step"], desc=f"{t.task}", unit="step",
-                       dynamic_ncols=True)
-        eval_every = t.eval_every or steps_per_epoch
-        running: Dict[str, float] = {}
-        n_running = 0
-        last_ckpt_step = state["global_step"] if ckpt is not None else -1
-        unwrapped = acc.unwrap_model(model)
-        view = _EngineView(model, unwrapped)
-        flip_skeleton = mcfg.get_skeleton()
-
-        while state["global_step"] < total_steps:
-            epoch, start = state["epoch"], state["step_in_epoch"]
-            step_in_epoch = start
-            if hasattr(train_ds, "set_epoch"):  # Accelerate's set_epoch reaches the data set only sometimes
-                train_ds.set_epoch(epoch)
-            batches = epoch_loader(acc, loader, epoch, start, t.gradient_accumulation_steps)
-            for batch in batches:
-                streams.data_state = batch.pop("data_stream")
-                model.train()
-                if cfg.data.flip_augment:
-                    batch = flip_batch(batch, flip_skeleton, gen)
-                with acc.accumulate(model):
-                    with acc.autocast():
-                        loss, logs = compute_loss(t.task, model, batch, mcfg, gen, pairing=t.pretrain_pairing,
-                                                  occlusion=(t.occlusion_prob, t.occlusion_max_joints, t.occlusion_limb_prob),
-                                                  pretrain_lift=t.pretrain_lift,
-                                                  pretrain_lift_input=t.pretrain_lift_input)
-                    acc.backward(loss)
-                    if not torch.isfinite(loss.detach()):
-                        raise FloatingPointError(f"non-finite loss {float(loss)} at step {state['global_step'] + 1}")
-                    logs["loss"] = float(loss.detach())
-                    for k, v in logs.items():
-                        running[k] = running.get(k, 0.0) + v
-                    n_running += 1
-                    if acc.sync_gradients:
-                        drop_frozen_encoder_grads(optimizer, cfg, state["global_step"])  # LP-FT
-                    if acc.sync_gradients and t.max_grad_norm is not None:
-                        acc.clip_grad_norm_(model.parameters(), t.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                if not acc.sync_gradients:
-                    continue
-
-                state["global_step"] += 1
-                gs = state["global_step"]
-                if step_in_epoch + 1 >= steps_per_epoch:
-                    state["epoch"], state["step_in_epoch"] = epoch + 1, 0
-                else:
-                    state["epoch"], state["step_in_epoch"] = epoch, step_in_epoch + 1
-                step_in_epoch += 1
-                lr = scheduler.get_last_lr()[0]
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{lr:.2e}")
-                if gs % t.log_every == 0 or gs == total_steps:
-                    keys = sorted(running)
-                    dtype = torch.float32 if acc.device.type == "mps" else torch.float64
-                    means = acc.reduce(torch.tensor([running[k] / max(n_running, 1) for k in keys],
-                                                    dtype=dtype, device=acc.device), "mean")
-                    means = {k: float(v) for k, v in zip(keys, means.tolist())}
-                    means["lr"] = lr
-                    if main:
-                        writer.write(gs, epoch, "train", means)
-                        logger.info("step %d/%d epoch %d | %s", gs, total_steps, epoch,
-                                    " ".join(f"{k} {v:.4g}" for k, v in means.items()))
-                    running, n_running = {}, 0
-
-                done = gs >= total_steps
-                if val_ds is not None and (gs % eval_every == 0 or done):
-                    # every rank runs the same validation (sharded engines need all of them for a
-                    # forward pass); the main process's numbers are the ones kept
-                    vals = validate(view if _sharded(acc) else unwrapped, val_ds, cfg) if main or _sharded(acc) else None
-                    vals = broadcast_object_list([vals])[0]
-                    flat = {k: v for k, v in vals.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-                    value = float(vals[best_key])
-                    improved = state["best_metric"] is None or value < state["best_metric"]
-                    if improved:
-                        state["best_metric"], state["best_step"] = value, gs
-                        if t.select_best:
-                            best_dir = os.path.join(out_dir, "best_model")
-                            if _sharded(acc):  # collective: the full weights on the main process
-                                weights = acc.get_state_dict(model)
-                                if main:
-                                    atomic_write_dir(best_dir, lambda tmp: unwrapped.save_pretrained(
-                                        tmp, state_dict=weights))
-                            elif main:
-                                _save_best(unwrapped, best_dir)
-                    state["history"].append({"step": gs, **flat})
-                    if main:
-                        writer.write(gs, epoch, "val", flat)
-                        logger.info("validation step %d | %s%s", gs,
-                                    " ".join(f"{k} {v:.4g}" for k, v in flat.items() if k != "windows"),
-                                    " (best)" if improved else "")
-                    acc.wait_for_everyone()
-                if (t.checkpoint_every and gs % t.checkpoint_every == 0) or done:
-                    write_checkpoint(ckpt_root, gs, accelerator=acc,
-                                     trainer_state={**state, "world_size": acc.num_processes,
-                                                    "config": cfg.to_dict()})
-                    last_ckpt_step = gs
-                    if main:
-                        prune_checkpoints(ckpt_root, t.keep_checkpoints)
-                if kill_after_step is not None and gs == kill_after_step:
-                    logger.warning("%s=%d: killing this process (SIGKILL) after step %d", KILL_ENV,
-                                   kill_after_step, gs)
-                    for h in logger.handlers:
-                        h.flush()
-                    os.kill(os.getpid(), signal.SIGKILL)
-                if done:
-                    break
-            if state["global_step"] >= total_steps:
-                break
-        if bar is not None:
-            bar.close()
-        if last_ckpt_step != state["global_step"]:  # resumed at the very end: make sure one exists
-            write_checkpoint(ckpt_root, state["global_step"], accelerator=acc,
-                             trainer_state={**state, "world_size": acc.num_processes, "config": cfg.to_dict()})
-
-        result = TrainResult(output_dir=out_dir, model_dir=None, global_step=state["global_step"],
-                             best_metric=state["best_metric"], best_step=state["best_step"],
-                             history=list(state["history"]))
-        acc.wait_for_everyone()
-        best_dir = os.path.join(out_dir, "best_model")
-        use_best = t.select_best and state["best_step"] is not None and main and os.path.isdir(best_dir)
-        use_best = broadcast_object_list([use_best])[0]
-        final_model = None if use_best else _full_model(acc, model, unwrapped)
-        if main:
-            if use_best:
-                final_model = type(unwrapped).from_pretrained(best_dir)
-            final_model.eval()
-            result.model = final_model
-            if export:
-                eval_results = test_evaluation(final_model, test_ds, cfg, progress=progress) if test_ds is not None else {}
-                result.eval_results = eval_results
-                from .export import export_model
-
-                result.model_dir = export_model(final_model, export_dir or os.path.join(out_dir, "model"), cfg=cfg,
-                                                eval_results=eval_results,
-                                                best_step=state["best_step"] if t.select_best else None,
-                                                global_step=state["global_step"], push_to_hub=push_to_hub)
-                logger.info("exported %s", result.model_dir)
-        acc.wait_for_everyone()
-        result.seconds = time.time() - t0
-        return result
+        _set_up(run, resume, splits)
+        while run.state["global_step"] < run.total_steps:
+            _run_epoch(run)
+        return _finish(run, export=export, export_dir=export_dir, push_to_hub=push_to_hub, t0=t0)
     finally:
-        if out_lock is not None:
-            out_lock.release()
-        if writer is not None:
-            writer.close()
-        if fh is not None:
-            logger.removeHandler(fh)
-            fh.close()
-        for obj in registered:  # a caller's accelerator may train again
-            if obj in acc._custom_objects:
-                acc._custom_objects.remove(obj)
+        _close(run)
