@@ -42,26 +42,24 @@ import torch
 
 __all__ = ["PRESETS", "run_demo"]
 
-#: Budgets. "full" was sized by measuring on 2 CPU cores (docs/training.md): about 12 minutes with the "motion" augmentation; the "real" one costs more per batch: 1,012 s measured (1 thread).
+#: Budgets. "full" was sized by measuring on 2 CPU cores (docs/training.md): about 12 minutes with the
+#: "motion" augmentation; the "real" one costs more per batch: 1,012 s measured (1 thread).
 PRESETS: Dict[str, Dict] = {
     "full": dict(num_frames=27, hidden_size=128, intermediate_size=256, num_layers=2, num_attention_heads=8,
                  batch_size=64, pretrain_steps=2000, finetune_steps=700, pretrain_lr=2e-3, finetune_lr=2e-3,
                  train_stride=1, eval_stride=4, eval_batch_size=512, augment="real",
                  pretrain_lift_weight=10.0, pretrain_lift_input="occluded", freeze_encoder_steps=150,
                  rescale_encoder_stream=True, occlusion_limb_prob=0.5),
-    # the general lifter the package ships (train/general_lifter.py): the demo's recipe, longer, on every
-    # embedded sequence
-    "general": dict(num_frames=27, hidden_size=128, intermediate_size=256, num_layers=2, num_attention_heads=8,
-                    batch_size=64, pretrain_steps=2500, finetune_steps=2500, pretrain_lr=2e-3, finetune_lr=2e-3,
-                    train_stride=1, eval_stride=4, eval_batch_size=512, augment="real", train_split="train+validation",
-                    pretrain_lift_weight=10.0, pretrain_lift_input="occluded", freeze_encoder_steps=150,
-                    rescale_encoder_stream=True, occlusion_limb_prob=0.5),
     "quick": dict(num_frames=9, hidden_size=32, intermediate_size=64, num_layers=1, num_attention_heads=4,
                   batch_size=16, pretrain_steps=3, finetune_steps=3, pretrain_lr=1e-3, finetune_lr=1e-3,
                   train_stride=9, eval_stride=60, eval_batch_size=256, augment="real",
                   pretrain_lift_weight=10.0, pretrain_lift_input="occluded", freeze_encoder_steps=1,
                   rescale_encoder_stream=True, occlusion_limb_prob=0.5),
 }
+
+#: the general lifter the package ships (train/general_lifter.py): the demo's recipe, longer, on every
+#: embedded sequence
+PRESETS["general"] = dict(PRESETS["full"], pretrain_steps=2500, finetune_steps=2500, train_split="train+validation")
 
 SETTINGS = (
     ("plain", "no occlusion", dict()),

@@ -52,7 +52,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .skeleton import COCO_17, H36M_17, HALPE_26
+from .skeleton import COCO_17, H36M_17, HALPE_26, LIMBS
 
 __all__ = [
     "KEYPOINT_FORMATS",
@@ -385,9 +385,8 @@ def usable_3d_joints(pose: np.ndarray) -> np.ndarray:
 
 
 #: left / right H36M-17 joint groups whose labels a 2D detector swaps together (arms, legs)
-_SWAP_GROUPS = tuple(
-    (np.array([H36M_17.index(f"left_{j}") for j in js]), np.array([H36M_17.index(f"right_{j}") for j in js]))
-    for js in (("shoulder", "elbow", "wrist"), ("hip", "knee", "ankle")))
+_SWAP_GROUPS = tuple((np.array([H36M_17.index(n) for n in LIMBS[f"left_{part}"]]),
+                      np.array([H36M_17.index(n) for n in LIMBS[f"right_{part}"]])) for part in ("arm", "leg"))
 
 
 def undo_left_right_swaps(xy: np.ndarray, valid: np.ndarray, ratio: float = 0.5) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -452,6 +451,8 @@ def prepare_keypoints(
         input units (NaN where missing; float32 for float32 input, else float64) and ``image_size``.
     """
     xy, conf, fmt = validate_keypoints(keypoints, keypoint_format)
+    if not isinstance(fix_left_right_swaps, bool):
+        raise TypeError(f"fix_left_right_swaps must be a bool, got {type(fix_left_right_swaps).__name__}")
     if coordinates not in ("pixels", "normalized"):
         raise ValueError(f"coordinates must be 'pixels' or 'normalized', got {coordinates!r}")
     if coordinates == "pixels":
@@ -470,8 +471,6 @@ def prepare_keypoints(
     # joints whose normalised coordinates would be absurd (or overflow float32) are missing too
     valid &= _in_range(_normalize(np.where(valid[..., None], xy, 0.0).astype(np.float64), w, h))
     xy17, valid17, _ = keypoints_to_h36m(xy, valid, fmt, conf)
-    if not isinstance(fix_left_right_swaps, bool):
-        raise TypeError(f"fix_left_right_swaps must be a bool, got {type(fix_left_right_swaps).__name__}")
     if fix_left_right_swaps:
         xy17, valid17, _ = undo_left_right_swaps(xy17, valid17)
     for _ in range(2):  # a synthesised joint (weighted sum) can still leave the range: mask it, refill

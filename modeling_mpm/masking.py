@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
-from .skeleton import Skeleton, get_skeleton
+from .skeleton import LIMBS, Skeleton, get_skeleton
 
 __all__ = [
     "num_masked_frames",
@@ -39,13 +39,6 @@ TUBE_PARTS_3D: Tuple[Tuple[str, ...], ...] = (
 TUBE_PARTS_2D: Tuple[Tuple[str, ...], ...] = (
     ("right_leg", "left_leg"), ("left_arm", "right_arm"), ("right_leg", "right_arm"), ("left_leg", "left_arm"),
 )
-
-_PART_JOINTS = {
-    "right_leg": ("right_hip", "right_knee", "right_ankle"),
-    "left_leg": ("left_hip", "left_knee", "left_ankle"),
-    "right_arm": ("right_shoulder", "right_elbow", "right_wrist"),
-    "left_arm": ("left_shoulder", "left_elbow", "left_wrist"),
-}
 
 
 def num_masked_frames(num_frames: int, temporal_mask_ratio: float) -> int:
@@ -122,9 +115,9 @@ def sample_spatiotemporal_mask(
 def body_part_joints(skeleton, part: str) -> List[int]:
     """Joint indices of a body part (``right_leg``, ``left_leg``, ``right_arm``, ``left_arm``)."""
     skel = get_skeleton(skeleton)
-    if part not in _PART_JOINTS:
-        raise ValueError(f"unknown body part {part!r}; choose one of {sorted(_PART_JOINTS)}")
-    return [skel.index(name) for name in _PART_JOINTS[part]]
+    if part not in LIMBS:
+        raise ValueError(f"unknown body part {part!r}; choose one of {sorted(LIMBS)}")
+    return [skel.index(name) for name in LIMBS[part]]
 
 
 def tube_joints(skeleton, manner: int, modality: str) -> Optional[List[int]]:

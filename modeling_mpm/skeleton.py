@@ -23,6 +23,7 @@ __all__ = [
     "COCO_17",
     "HALPE_26",
     "SKELETONS",
+    "LIMBS",
     "get_skeleton",
     "h36m17_to_h36m16",
     "mpi3dhp17_to_h36m17",
@@ -109,6 +110,17 @@ class Skeleton:
             joints_right=tuple(d["joints_right"]),
             root=d.get("root", 0),
         )
+
+
+#: the four limbs by joint name, from the limb root down (the same names in every skeleton that has
+#: them): masked as body parts (masking.py), recombined and posed by the augmentation, and relabelled
+#: together when a 2D detector swaps left and right (keypoints.py)
+LIMBS: Dict[str, Tuple[str, str, str]] = {
+    "right_leg": ("right_hip", "right_knee", "right_ankle"),
+    "left_leg": ("left_hip", "left_knee", "left_ankle"),
+    "right_arm": ("right_shoulder", "right_elbow", "right_wrist"),
+    "left_arm": ("left_shoulder", "left_elbow", "left_wrist"),
+}
 
 
 # Human3.6M, 17 joints, VideoPose3D order (docs/authors_code.md section 2.1).

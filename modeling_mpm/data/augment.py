@@ -42,19 +42,14 @@ from typing import Callable, Dict, Mapping, Optional, Tuple, Union
 import numpy as np
 
 from ..cameras import VirtualCameraSampler
-from ..skeleton import get_skeleton
+from ..skeleton import LIMBS, get_skeleton
 from .windows import PoseNoise2D
 
 __all__ = ["MotionAugment", "DetectorNoise2D", "wide_camera_sampler", "augment_from_config", "AUGMENT_PRESETS",
            "random_rotations", "rescale_bones", "torso_frames"]
 
 #: limbs that body-part mixing swaps: name -> joints from the limb root down (H36M-17 names)
-MIX_LIMBS = {
-    "left_arm": ("left_shoulder", "left_elbow", "left_wrist"),
-    "right_arm": ("right_shoulder", "right_elbow", "right_wrist"),
-    "left_leg": ("left_hip", "left_knee", "left_ankle"),
-    "right_leg": ("right_hip", "right_knee", "right_ankle"),
-}
+MIX_LIMBS = {name: LIMBS[name] for name in ("left_arm", "right_arm", "left_leg", "right_leg")}
 
 
 def _check_range(name, r, lo=None, hi=None):
@@ -133,9 +128,6 @@ def torso_frames(pose: np.ndarray, skeleton="h36m17") -> np.ndarray:
     u = u - (u * a).sum(-1, keepdims=True) * a
     u = u / np.maximum(np.linalg.norm(u, axis=-1, keepdims=True), 1e-8)
     return np.stack([a, u, np.cross(a, u)], axis=-1)
-
-
-MIX_LIST = tuple(MIX_LIMBS)
 
 
 def _descends_from(parents, j: int, ancestor: int) -> bool:
@@ -363,12 +355,12 @@ class MotionAugment:
         frames = torso_frames(pose, self._skel)                       # (n, F, 3, 3) columns left, up, forward
         ease = _smoothstep(F)[None, :, None]
         out = pose.copy()
-        for li, joints in enumerate(self._limbs):
+        for li, (name, joints) in enumerate(zip(MIX_LIMBS, self._limbs)):
             rows = np.flatnonzero(hit[:, li])
             if rows.size == 0:
                 continue
-            side = 1.0 if MIX_LIST[li].startswith("left") else -1.0
-            keys = [_limb_key_pose(rng, rows.size, side, MIX_LIST[li].endswith("arm")) for _ in range(2)]
+            side = 1.0 if name.startswith("left") else -1.0
+            keys = [_limb_key_pose(rng, rows.size, side, name.endswith("arm")) for _ in range(2)]
             for b, j in enumerate(joints[1:]):
                 d0, d1 = keys[0][b], keys[1][b]                       # (k, 3) local directions
                 d = d0[:, None] * (1 - ease) + d1[:, None] * ease
@@ -489,32 +481,30 @@ def wide_camera_sampler(**overrides) -> VirtualCameraSampler:
 
 
 #: named set-ups for ``data.augment``: "none" (off), "motion" (3D changes only, default cameras),
-#: "wide" (3D changes, wide cameras, detector noise)
+#: "wide" (3D changes, wide cameras, detector noise) and "real", the footage people have (README,
+#: "Real footage"): cameras 2-8 m away, from 15 degrees below the subject's centre to 60 degrees
+#: above it (about 0.5-4 m high for a standing person at those distances), roll up to 25 degrees;
+#: landscape, square and portrait frames with the subject anywhere in the central 70%; focal lengths
+#: of 0.7-2.2 frame widths (phones held either way up, lab cameras). Motion: the embedded sequences
+#: re-timed, mirrored (flip), with limbs recombined, limbs moved between random key poses within
+#: joint limits and the upper body leaning and twisting, bodies 0.8-1.2x. 2D: a detector's errors in
+#: proportion to the person's size (jitter, per-joint offsets, outliers, left/right swaps, dropped
+#: joints and frames).
 AUGMENT_PRESETS: Dict[str, Optional[Dict]] = {
     "none": None,
     "motion": {"motion": {"roll_deg": 0.0, "principal_point_range": 0.0, "aspect_range": None},
                "camera": None, "noise_2d": None},
     "wide": {"motion": {}, "camera": {}, "noise_2d": {}},
-    "real": None,  # filled below: REAL_CAMERAS
-}
-
-#: "real": the footage people have (README, "Video to 3D"). Cameras 2-8 m away, from 15 degrees
-#: below the subject's centre to 60 degrees above it (about 0.5-4 m high for a standing person at
-#: those distances), roll up to 25 degrees; landscape, square and portrait frames with the subject
-#: anywhere in the central 70%; focal lengths of 0.7-2.2 frame widths (phones held either way up,
-#: lab cameras). Motion: the embedded sequences re-timed, mirrored (flip), with limbs recombined,
-#: limbs moved between random key poses within joint limits and the upper body leaning and
-#: twisting, bodies 0.8-1.2x. 2D: a detector's errors in proportion to the person's size
-#: (jitter, per-joint offsets, outliers, left/right swaps, dropped joints and frames).
-AUGMENT_PRESETS["real"] = {
-    "motion": {"part_mix_prob": 0.5, "non_upright_prob": 0.05, "tilt_deg": 15.0, "roll_deg": 25.0,
-               "principal_point_range": 0.05, "aspect_range": (0.95, 1.05), "lean_prob": 0.7,
-               "key_pose_prob": 0.7, "key_pose_limb_prob": 0.5},
-    "camera": {"elevation_range": (math.radians(-15.0), math.radians(60.0)), "distance_range": (2.0, 8.0),
-               "focal_range": (700.0, 2200.0), "frame_aspects": (0.5625, 0.75, 1.0, 1.3333, 1.7778),
-               "in_frame": 0.7},
-    "noise_2d": {"std": 0.006, "bias_std": 0.012, "outlier_prob": 0.01, "outlier_std": 0.06, "swap_prob": 0.01,
-                 "drop_prob": 0.02, "frame_drop_prob": 0.01, "relative": True},
+    "real": {
+        "motion": {"part_mix_prob": 0.5, "non_upright_prob": 0.05, "tilt_deg": 15.0, "roll_deg": 25.0,
+                   "principal_point_range": 0.05, "aspect_range": (0.95, 1.05), "lean_prob": 0.7,
+                   "key_pose_prob": 0.7, "key_pose_limb_prob": 0.5},
+        "camera": {"elevation_range": (math.radians(-15.0), math.radians(60.0)), "distance_range": (2.0, 8.0),
+                   "focal_range": (700.0, 2200.0), "frame_aspects": (0.5625, 0.75, 1.0, 1.3333, 1.7778),
+                   "in_frame": 0.7},
+        "noise_2d": {"std": 0.006, "bias_std": 0.012, "outlier_prob": 0.01, "outlier_std": 0.06,
+                     "swap_prob": 0.01, "drop_prob": 0.02, "frame_drop_prob": 0.01, "relative": True},
+    },
 }
 
 
