@@ -11,6 +11,7 @@ copy the latter into ``modeling_mpm/pretrained/`` with its measured numbers in t
 """
 
 import argparse
+import copy
 import os
 import sys
 import time
@@ -18,9 +19,37 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+#: encoder sizes (``--size``); the demo's is PRESETS["full"]'s
+SIZES = {"demo": {}, "large": dict(hidden_size=256, intermediate_size=512, num_layers=4, num_attention_heads=8)}
+
+
+def _with_workers(cfg, workers: int):
+    from modeling_mpm.training.config import RunConfig
+
+    raw = cfg.to_dict()
+    raw["training"]["num_workers"] = workers
+    return RunConfig(raw)
+
+
+def _seconds_per_step(p, out: str, seed: int, workers: int = 0, warmup: int = 20, steps: int = 80) -> float:
+    """Seconds per pre-training step of recipe ``p`` here, from two short runs (their difference
+    leaves out set-up and evaluation)."""
+    from modeling_mpm.demo import _run_config
+    from modeling_mpm.training.trainer import train
+
+    took = []
+    for n in (warmup, steps):
+        cfg = _with_workers(_run_config("pretrain", f"{out}-{n}", p, n, p["pretrain_lr"], seed), workers)
+        t = time.time()
+        train(cfg, progress=False, export=False, overwrite_output_dir=True)
+        took.append(time.time() - t)
+    return max((took[1] - took[0]) / (steps - warmup), 1e-4)
+
+
 def main(argv=None) -> int:
     import torch
 
+    from modeling_mpm.data.augment import AUGMENT_PRESETS
     from modeling_mpm.demo import PRESETS, _run_config
     from modeling_mpm.training.export import export_model
     from modeling_mpm.training.trainer import train
@@ -31,21 +60,39 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pretrain-steps", type=int, default=None)
     ap.add_argument("--finetune-steps", type=int, default=None)
+    ap.add_argument("--size", choices=sorted(SIZES), default="demo",
+                    help="encoder size: 'demo' (the demo's, 1.1M parameters) or 'large' (256 wide, 4 layers)")
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--human-proportions", type=float, default=None, metavar="P",
+                    help="probability of H36M body proportions per window (MotionAugment.human_proportions_prob)")
+    ap.add_argument("--num-workers", type=int, default=0, help="data-loader worker processes (training.num_workers)")
+    ap.add_argument("--budget-seconds", type=float, default=None,
+                    help="time the first pre-training steps, then give pre-training and fine-tuning half of "
+                         "this budget each (overrides --pretrain-steps / --finetune-steps)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    p = dict(PRESETS["general"])
-    for key in ("pretrain_steps", "finetune_steps"):
+    p = dict(PRESETS["general"], **SIZES[args.size])
+    for key in ("pretrain_steps", "finetune_steps", "batch_size"):
         if getattr(args, key) is not None:
             p[key] = getattr(args, key)
+    if args.human_proportions is not None:
+        aug = copy.deepcopy(AUGMENT_PRESETS[p["augment"]])
+        aug["motion"]["human_proportions_prob"] = args.human_proportions
+        p["augment"] = aug
     runs = os.path.join(args.output_dir, "runs")
+    if args.budget_seconds:
+        per_step = _seconds_per_step(p, os.path.join(runs, "timing"), args.seed, args.num_workers)
+        p["pretrain_steps"] = p["finetune_steps"] = max(10, int(args.budget_seconds / 2 / per_step))
+        print(f"{per_step * 1000:.1f} ms per pre-training step: {p['pretrain_steps']} steps per stage", flush=True)
     t = time.time()
-    cfg = _run_config("pretrain", os.path.join(runs, "pretrain"), p, p["pretrain_steps"], p["pretrain_lr"], args.seed)
+    cfg = _with_workers(_run_config("pretrain", os.path.join(runs, "pretrain"), p, p["pretrain_steps"],
+                                    p["pretrain_lr"], args.seed), args.num_workers)
     r = train(cfg, progress=False, export=False, overwrite_output_dir=True)
     pre_dir = os.path.join(args.output_dir, "mpm-pretrain")
     export_model(r.model, pre_dir, cfg=cfg, global_step=r.global_step, model_name="mpm-pretrain")
     print(f"pre-training: {p['pretrain_steps']} steps in {time.time() - t:.0f} s", flush=True)
-    cfg = _run_config("lift", os.path.join(runs, "lift"), p, p["finetune_steps"], p["finetune_lr"], args.seed,
-                      init_from=pre_dir)
+    cfg = _with_workers(_run_config("lift", os.path.join(runs, "lift"), p, p["finetune_steps"], p["finetune_lr"],
+                                    args.seed, init_from=pre_dir), args.num_workers)
     r = train(cfg, progress=False, export=False, overwrite_output_dir=True)
     out = os.path.join(args.output_dir, "mpm-lift-general")
     export_model(r.model, out, cfg=cfg, global_step=r.global_step, model_name="mpm-lift-general")
