@@ -25,9 +25,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from . import metrics as M
-from .inference import _flip
-from .masking import mirror_mask, sample_spatiotemporal_mask, tube_joints
-from .skeleton import get_skeleton
+from .masking import (flip_pose, mirror_mask, random_joint_mask, random_limb_mask, sample_spatiotemporal_mask,
+                      tube_mask)
+from .modeling_mpm import zero_root
 
 __all__ = [
     "flip_pose",
@@ -39,12 +39,6 @@ __all__ = [
     "random_limb_mask",
     "format_table",
 ]
-
-
-def flip_pose(pose: torch.Tensor, skeleton) -> torch.Tensor:
-    """Mirror poses ``(..., J, C)``: ``x -> -x`` and left/right joints swapped."""
-    perm = torch.as_tensor(get_skeleton(skeleton).flip_permutation, device=pose.device)
-    return _flip(pose, perm)
 
 
 @contextlib.contextmanager
@@ -98,8 +92,6 @@ def predict_lifting(model, pose_2d: torch.Tensor, spatial_mask: Optional[torch.T
 
 
 def _predict_refined(model, pose_2d, spatial_mask, flip, camera_intrinsics, root_depth):
-    from .modeling_mpm import _zero_root
-
     skel = model.config.get_skeleton()
 
     def raw_center(x, m):
@@ -113,34 +105,7 @@ def _predict_refined(model, pose_2d, spatial_mask, flip, camera_intrinsics, root
     intr = torch.as_tensor(camera_intrinsics, dtype=pred.dtype, device=pred.device)
     depth = torch.as_tensor(root_depth, dtype=pred.dtype, device=pred.device)
     pred = model.refiner(pred, pose_2d[:, c:c + 1].to(pred.dtype), intr, depth)
-    return _zero_root(pred, skel.root) if model.config.zero_root_output else pred
-
-
-def random_joint_mask(batch: int, frames: int, joints: int, k: int, generator: torch.Generator,
-                      exclude: Sequence[int] = ()) -> torch.Tensor:
-    """``(B, F, J)`` bool with ``k`` random joints missing in every frame (never those in
-    ``exclude``, e.g. the root)."""
-    allowed = [j for j in range(joints) if j not in set(exclude)]
-    if not 0 < k <= len(allowed):
-        raise ValueError(f"cannot hide {k} of the {len(allowed)} maskable joints")
-    scores = torch.rand(batch, frames, len(allowed), generator=generator)
-    pick = scores.argsort(-1)[..., :k]
-    mask = torch.zeros(batch, frames, joints, dtype=torch.bool)
-    idx = torch.as_tensor(allowed)[pick]
-    mask.scatter_(-1, idx, True)
-    return mask
-
-
-def random_limb_mask(batch: int, frames: int, skeleton, generator: torch.Generator) -> torch.Tensor:
-    """``(B, F, J)`` bool hiding one random limb (right/left arm/leg) per window in all frames."""
-    from .masking import body_part_joints
-
-    parts = [body_part_joints(skeleton, p) for p in ("right_arm", "left_arm", "right_leg", "left_leg")]
-    pick = torch.randint(len(parts), (batch,), generator=generator)
-    mask = torch.zeros(batch, frames, get_skeleton(skeleton).num_joints, dtype=torch.bool)
-    for i in range(batch):
-        mask[i, :, parts[int(pick[i])]] = True
-    return mask
+    return zero_root(pred, skel.root) if model.config.zero_root_output else pred
 
 
 def _loader(dataset, batch_size):
@@ -157,14 +122,7 @@ def _progress(total, enabled, desc):
     return tqdm(total=total, desc=desc, unit="window", leave=False)
 
 
-def _root_zero(pose: torch.Tensor, root: Optional[int]) -> torch.Tensor:
-    """The root joint set to 0, the other joints unchanged: the authors' rule (their evaluation
-    sets the predicted root to 0, it does not subtract it), the same as :mod:`.inference`."""
-    if root is None:
-        return pose
-    pose = pose.clone()
-    pose[..., root, :] = 0
-    return pose
+_root_zero = zero_root  # the former name
 
 
 def evaluate_lifting(model, dataset, *, batch_size: int = 256, flip: bool = False, occluded_joints: int = 0,
@@ -225,7 +183,7 @@ def evaluate_lifting(model, dataset, *, batch_size: int = 256, flip: bool = Fals
             if mode == "center":
                 c = f // 2
                 y = y[:, c:c + 1]
-            pred, y = _root_zero(pred, root), _root_zero(y, root)
+            pred, y = zero_root(pred, root), zero_root(y, root)
             e1 = M.mpjpe_per_frame(pred, y).mean(axis=-1) * 1000.0
             e2 = M.p_mpjpe_per_frame(pred, y).mean(axis=-1) * 1000.0
             if pck_joints is not None:  # MPI-INF-3DHP protocol: 14 joints, frame-weighted
@@ -344,14 +302,7 @@ def evaluate_completion(model, dataset, *, modality: str, manners: Optional[Iter
             for batch in _loader(dataset, batch_size):
                 x2, x3 = batch["pose_2d"].to(dev), batch["pose_3d"].to(dev)
                 b, f, j, _ = x3.shape
-                joints = tube_joints(skel, int(d), modality)
-                mask = torch.zeros(b, f, j, dtype=torch.bool)
-                if joints is None:
-                    for i in range(b):
-                        mask[i, :, torch.randperm(j, generator=gen)[: int(d) - 3]] = True
-                else:
-                    mask[:, :, joints] = True
-                mask = mask.to(dev)
+                mask = tube_mask([int(d)] * b, f, skel, modality, gen, dev)
                 if modality == "3d":
                     out = model(pose_3d=x3, spatial_mask_3d=mask)
                     r = M.completion_errors(out.pose_3d, x3, mask)
@@ -363,7 +314,7 @@ def evaluate_completion(model, dataset, *, modality: str, manners: Optional[Iter
                         fo = model(pose_2d=flip_pose(x2, skel), spatial_mask=mirror_mask(mask, skel))
                         p3 = (p3 + flip_pose(fo.pose_3d_from_2d, skel)) / 2
                         p2 = (p2 + flip_pose(fo.pose_2d, skel)) / 2
-                    vals = {"mpjpe": M.mpjpe(_root_zero(p3, skel.root), _root_zero(x3, skel.root)) * 1000.0,
+                    vals = {"mpjpe": M.mpjpe(zero_root(p3, skel.root), zero_root(x3, skel.root)) * 1000.0,
                             "error_2d": M.mpjpe(p2, x2) * 1000.0,
                             "error_2d_masked": M.mpjpe(p2, x2, mask=mask.cpu()) * 1000.0}
                 for k, v in vals.items():

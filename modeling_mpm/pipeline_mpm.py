@@ -27,6 +27,7 @@ from transformers import Pipeline
 from .inference import LIFT_MODES, _check_bool, complete_sequence, lift_sequence
 from .keypoints import (DEFAULT_CONFIDENCE_THRESHOLD, _to_numeric_array, prepare_keypoints,
                         unnormalize_screen_coordinates, usable_3d_joints)
+from .modeling_mpm import zero_root
 from .quantization import prepare_model
 from .skeleton import get_skeleton, h36m17_to_h36m16
 
@@ -377,9 +378,7 @@ class PoseCompletionPipeline(_MPMPipelineBase):
             pred = out["out_pose_3d"].astype(np.float64) + out["root"][:, None]
             pose = np.where(miss[..., None], pred, out["given"])
             return {"pose_3d": pose.astype(np.float32), "missing": miss}
-        pose = out["out_pose_3d"].astype(np.float32)
-        if self.skeleton.root is not None:
-            pose[:, self.skeleton.root] = 0.0
+        pose = zero_root(out["out_pose_3d"].astype(np.float32), self.skeleton.root)
         rec = out["out_pose_2d"].astype(np.float64)
         if out["image_size"] is not None:
             rec = unnormalize_screen_coordinates(rec, *out["image_size"])
