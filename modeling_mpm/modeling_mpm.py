@@ -623,17 +623,10 @@ class MPMModel(MPMPreTrainedModel):
         x = self.spatial_mlp(x).transpose(1, 2).float()  # the transformers' residual stream is float32
         return x + self.position_embedding if add_position_embedding else x
 
-    def forward(
-        self,
-        pose_2d: Optional[torch.Tensor] = None,
-        pose_3d: Optional[torch.Tensor] = None,
-        spatial_mask: Optional[torch.Tensor] = None,
-        temporal_mask: Optional[torch.Tensor] = None,
-        output_attentions: Optional[bool] = None,
-        output_hidden_states: Optional[bool] = None,
-        return_dict: Optional[bool] = None,
-        **kwargs,
-    ):
+    def forward(self, pose_2d: Optional[torch.Tensor] = None, pose_3d: Optional[torch.Tensor] = None,
+                spatial_mask: Optional[torch.Tensor] = None, temporal_mask: Optional[torch.Tensor] = None,
+                output_attentions: Optional[bool] = None, output_hidden_states: Optional[bool] = None,
+                return_dict: Optional[bool] = None, **kwargs):
         """Encode one modality: pass exactly one of ``pose_2d`` / ``pose_3d``.
 
         ``output_attentions`` / ``output_hidden_states`` / ``return_dict`` default to the config's
@@ -741,12 +734,9 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
         cfg = self.config
         if cfg.mask_mode == "tube":
             manners = cfg.tube_manners_2d if modality == "2d" else cfg.tube_manners_3d
-            if cfg.share_mask_across_batch:
-                s = sample_tube_mask(1, cfg.num_frames, cfg.skeleton, manners, modality, generator, device)
-                s = s.expand(batch_size, -1, -1)
-            else:
-                s = sample_tube_mask(batch_size, cfg.num_frames, cfg.skeleton, manners, modality, generator, device)
-            return s, None
+            draws = 1 if cfg.share_mask_across_batch else batch_size
+            return sample_tube_mask(draws, cfg.num_frames, cfg.skeleton, manners, modality, generator,
+                                    device).expand(batch_size, -1, -1), None
         if cfg.mask_mode == "none":
             return None, None
         return sample_spatiotemporal_mask(
@@ -802,22 +792,12 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
         x, enc = self._decoder_input(pose, modality, s, t, **output_flags)
         return pose, s, t, x, enc
 
-    def forward(
-        self,
-        pose_2d: Optional[torch.Tensor] = None,
-        pose_3d: Optional[torch.Tensor] = None,
-        spatial_mask: Optional[torch.Tensor] = None,
-        temporal_mask: Optional[torch.Tensor] = None,
-        spatial_mask_3d: Optional[torch.Tensor] = None,
-        temporal_mask_3d: Optional[torch.Tensor] = None,
-        lift_labels: Optional[torch.Tensor] = None,
-        generator: Optional[torch.Generator] = None,
-        output_lifted: Optional[bool] = None,
-        output_attentions: Optional[bool] = None,
-        output_hidden_states: Optional[bool] = None,
-        return_dict: Optional[bool] = None,
-        **kwargs,
-    ):
+    def forward(self, pose_2d: Optional[torch.Tensor] = None, pose_3d: Optional[torch.Tensor] = None,
+                spatial_mask: Optional[torch.Tensor] = None, temporal_mask: Optional[torch.Tensor] = None,
+                spatial_mask_3d: Optional[torch.Tensor] = None, temporal_mask_3d: Optional[torch.Tensor] = None,
+                lift_labels: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None,
+                output_lifted: Optional[bool] = None, output_attentions: Optional[bool] = None,
+                output_hidden_states: Optional[bool] = None, return_dict: Optional[bool] = None, **kwargs):
         """Reconstruct masked 2D and/or 3D poses.
 
         Args:
@@ -914,18 +894,10 @@ class MPMForPoseLifting(MPMPreTrainedModel):
                                  r"^mpm\.joint_embedding_3d\.", r"^mpm\.spatial_mask_token_3d$")
     _transfer_missing_keys = (r"^reduce\.", r"^center_head\.", r"^frames_head\.", r"^refiner\.")
 
-    def forward(
-        self,
-        pose_2d: torch.Tensor,
-        spatial_mask: Optional[torch.Tensor] = None,
-        labels: Optional[torch.Tensor] = None,
-        camera_intrinsics: Optional[torch.Tensor] = None,
-        root_depth: Optional[torch.Tensor] = None,
-        output_attentions: Optional[bool] = None,
-        output_hidden_states: Optional[bool] = None,
-        return_dict: Optional[bool] = None,
-        **kwargs,
-    ):
+    def forward(self, pose_2d: torch.Tensor, spatial_mask: Optional[torch.Tensor] = None,
+                labels: Optional[torch.Tensor] = None, camera_intrinsics: Optional[torch.Tensor] = None,
+                root_depth: Optional[torch.Tensor] = None, output_attentions: Optional[bool] = None,
+                output_hidden_states: Optional[bool] = None, return_dict: Optional[bool] = None, **kwargs):
         """Lift a window of 2D poses.
 
         Args:
