@@ -28,6 +28,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .keypoints import normalize_screen_coordinates  # the one screen normalisation
+from .keypoints import unnormalize_screen_coordinates as image_coordinates
+
 __all__ = [
     "H36M_CAMERA_IDS",
     "H36M_INTRINSICS",
@@ -169,20 +172,6 @@ def load_camera_json(path: str) -> Dict[str, List[Camera]]:
 
 
 # ----------------------------------------------------------------------------- geometry
-
-def normalize_screen_coordinates(x: np.ndarray, w: float, h: float) -> np.ndarray:
-    """Pixels (..., 2) -> normalised screen coordinates: ``x/w*2 - 1``, ``y/w*2 - h/w``."""
-    x = np.asarray(x)
-    if x.shape[-1] != 2:
-        raise ValueError(f"expected (..., 2) pixel coordinates, got shape {x.shape}")
-    return (x / w * 2 - np.array([1.0, h / w])).astype(x.dtype if x.dtype.kind == "f" else np.float32)
-
-
-def image_coordinates(x: np.ndarray, w: float, h: float) -> np.ndarray:
-    """Inverse of :func:`normalize_screen_coordinates`: (..., 2) normalised -> pixels."""
-    x = np.asarray(x)
-    return ((x + np.array([1.0, h / w])) * w / 2).astype(x.dtype if x.dtype.kind == "f" else np.float32)
-
 
 def normalize_intrinsics(intrinsics: np.ndarray, w: float, h: float) -> np.ndarray:
     """(..., 9) pixel intrinsics -> (..., 9) normalised ``[fx', fy', cx', cy', k1..k3, p1, p2]``."""
