@@ -63,20 +63,38 @@ def load_official_state_dict(path: Union[str, os.PathLike]) -> Dict[str, torch.T
                 break
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ValueError(f"{path} does not hold a state dict of tensors")
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
+    return _strip(obj)
+
+
+def _layer(k: str) -> str:
+    """An authors' transformer-layer key tail -> this package's."""
+    for pat, rep in _LAYER_RENAMES:
+        k = re.sub(pat, rep, k)
+    return k.replace("feed_forward.w_1.", "feed_forward.fc1.").replace("feed_forward.w_2.", "feed_forward.fc2.")
+
+
+#: (pattern, new key from its match) for the keys that are not renamed one to one
+_PATTERN_RENAMES = (
+    (r"encoder([23])d\.(fc_1|bn_1)\.(.+)$",
+     lambda m: f"mpm.joint_embedding_{m[1]}d.{'proj' if m[2] == 'fc_1' else 'norm'}.{m[3]}"),
+    (r"shared_layers_spatial\.layers\.(\d+)\.(w1|w2|batch_norm1|batch_norm2)\.(.+)$",
+     lambda m: f"mpm.spatial_mlp.blocks.{m[1]}."
+               f"{dict(w1='linear1', w2='linear2', batch_norm1='norm1', batch_norm2='norm2')[m[2]]}.{m[3]}"),
+    (r"shared_layers_spatial\.fc_2\.(.+)$", lambda m: f"mpm.spatial_mlp.out_proj.{m[1]}"),
+    (r"shared_layers_temporal\.model\.layers\.(.+)$", lambda m: "mpm.layers." + _layer(m[1])),
+    (r"decoder([23])d\.model\.layers\.(.+)$", lambda m: f"decoder_{m[1]}d." + _layer(m[2])),
+    (r"fcn_dec([23])d\.([01])\.(.+)$", lambda m: f"head_{m[1]}d.{('norm', 'proj')[int(m[2])]}.{m[3]}"),
+    (r"Transformer_reduce\.model\.pos_embedding_(\d)$", lambda m: f"reduce.position_embeddings.{int(m[1]) - 1}.weight"),
+    (r"Transformer_reduce\.model\.layers\.(.+)$",
+     lambda m: "reduce.layers." + _layer(m[1]).replace("feed_forward.fc1.", "ffn_in.").replace("feed_forward.fc2.", "ffn_out.")),
+    (r"fcn(_1)?\.([01])\.(.+)$", lambda m: f"{'frames_head' if m[1] else 'center_head'}.{('norm', 'proj')[int(m[2])]}.{m[3]}"),
+)
 
 
 def _rename(key: str) -> Optional[str]:
     """Authors' key -> this package's key (``None`` for unused parameters)."""
     if _UNUSED.match(key):
         return None
-
-    def layer(k):
-        for pat, rep in _LAYER_RENAMES:
-            k = re.sub(pat, rep, k)
-        k = k.replace("feed_forward.w_1.", "feed_forward.fc1.").replace("feed_forward.w_2.", "feed_forward.fc2.")
-        return k
-
     simple = {
         "spatial_mask_token2d": "mpm.spatial_mask_token_2d",
         "spatial_mask_token3d": "mpm.spatial_mask_token_3d",
@@ -88,36 +106,10 @@ def _rename(key: str) -> Optional[str]:
     }
     if key in simple:
         return simple[key]
-    m = re.match(r"encoder([23])d\.(fc_1|bn_1)\.(.+)$", key)
-    if m:
-        return f"mpm.joint_embedding_{m.group(1)}d.{'proj' if m.group(2) == 'fc_1' else 'norm'}.{m.group(3)}"
-    m = re.match(r"shared_layers_spatial\.layers\.(\d+)\.(w1|w2|batch_norm1|batch_norm2)\.(.+)$", key)
-    if m:
-        sub = {"w1": "linear1", "w2": "linear2", "batch_norm1": "norm1", "batch_norm2": "norm2"}[m.group(2)]
-        return f"mpm.spatial_mlp.blocks.{m.group(1)}.{sub}.{m.group(3)}"
-    m = re.match(r"shared_layers_spatial\.fc_2\.(.+)$", key)
-    if m:
-        return f"mpm.spatial_mlp.out_proj.{m.group(1)}"
-    m = re.match(r"shared_layers_temporal\.model\.layers\.(.+)$", key)
-    if m:
-        return "mpm.layers." + layer(m.group(1))
-    m = re.match(r"decoder([23])d\.model\.layers\.(.+)$", key)
-    if m:
-        return f"decoder_{m.group(1)}d." + layer(m.group(2))
-    m = re.match(r"fcn_dec([23])d\.([01])\.(.+)$", key)
-    if m:
-        return f"head_{m.group(1)}d.{'norm' if m.group(2) == '0' else 'proj'}.{m.group(3)}"
-    m = re.match(r"Transformer_reduce\.model\.pos_embedding_(\d)$", key)
-    if m:
-        return f"reduce.position_embeddings.{int(m.group(1)) - 1}.weight"
-    m = re.match(r"Transformer_reduce\.model\.layers\.(.+)$", key)
-    if m:
-        k = layer(m.group(1)).replace("feed_forward.fc1.", "ffn_in.").replace("feed_forward.fc2.", "ffn_out.")
-        return "reduce.layers." + k
-    m = re.match(r"fcn(_1)?\.([01])\.(.+)$", key)
-    if m:
-        head = "frames_head" if m.group(1) else "center_head"
-        return f"{head}.{'norm' if m.group(2) == '0' else 'proj'}.{m.group(3)}"
+    for pattern, new_key in _PATTERN_RENAMES:
+        m = re.match(pattern, key)
+        if m:
+            return new_key(m)
     raise ValueError(f"unrecognised key in official checkpoint: {key!r}")
 
 
@@ -235,12 +227,9 @@ def convert_official_state_dict(
     return model.eval()
 
 
-def convert_official_checkpoint(
-    path: Union[str, os.PathLike],
-    num_attention_heads: int = 8,
-    reduce_strides: Optional[Sequence[int]] = None,
-    refine_path: Optional[Union[str, os.PathLike]] = None,
-) -> Union[MPMForMaskedPoseModeling, MPMForPoseLifting]:
+def convert_official_checkpoint(path: Union[str, os.PathLike], num_attention_heads: int = 8,
+                                reduce_strides: Optional[Sequence[int]] = None,
+                                refine_path: Optional[Union[str, os.PathLike]] = None):
     """Read an authors' checkpoint (pre-training or fine-tuning, plus optionally the refine
     module of a fine-tuned lifter) and return the matching model, in eval mode, reproducing the
     original outputs."""

@@ -25,9 +25,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from . import metrics as M
-from .inference import _flip
-from .masking import mirror_mask, sample_spatiotemporal_mask, tube_joints
-from .skeleton import get_skeleton
+from .masking import (flip_pose, mirror_mask, random_joint_mask, random_limb_mask, sample_spatiotemporal_mask,
+                      tube_mask)
+from .modeling_mpm import zero_root
 
 __all__ = [
     "flip_pose",
@@ -39,12 +39,6 @@ __all__ = [
     "random_limb_mask",
     "format_table",
 ]
-
-
-def flip_pose(pose: torch.Tensor, skeleton) -> torch.Tensor:
-    """Mirror poses ``(..., J, C)``: ``x -> -x`` and left/right joints swapped."""
-    perm = torch.as_tensor(get_skeleton(skeleton).flip_permutation, device=pose.device)
-    return _flip(pose, perm)
 
 
 @contextlib.contextmanager
@@ -98,8 +92,6 @@ def predict_lifting(model, pose_2d: torch.Tensor, spatial_mask: Optional[torch.T
 
 
 def _predict_refined(model, pose_2d, spatial_mask, flip, camera_intrinsics, root_depth):
-    from .modeling_mpm import _zero_root
-
     skel = model.config.get_skeleton()
 
     def raw_center(x, m):
@@ -113,34 +105,7 @@ def _predict_refined(model, pose_2d, spatial_mask, flip, camera_intrinsics, root
     intr = torch.as_tensor(camera_intrinsics, dtype=pred.dtype, device=pred.device)
     depth = torch.as_tensor(root_depth, dtype=pred.dtype, device=pred.device)
     pred = model.refiner(pred, pose_2d[:, c:c + 1].to(pred.dtype), intr, depth)
-    return _zero_root(pred, skel.root) if model.config.zero_root_output else pred
-
-
-def random_joint_mask(batch: int, frames: int, joints: int, k: int, generator: torch.Generator,
-                      exclude: Sequence[int] = ()) -> torch.Tensor:
-    """``(B, F, J)`` bool with ``k`` random joints missing in every frame (never those in
-    ``exclude``, e.g. the root)."""
-    allowed = [j for j in range(joints) if j not in set(exclude)]
-    if not 0 < k <= len(allowed):
-        raise ValueError(f"cannot hide {k} of the {len(allowed)} maskable joints")
-    scores = torch.rand(batch, frames, len(allowed), generator=generator)
-    pick = scores.argsort(-1)[..., :k]
-    mask = torch.zeros(batch, frames, joints, dtype=torch.bool)
-    idx = torch.as_tensor(allowed)[pick]
-    mask.scatter_(-1, idx, True)
-    return mask
-
-
-def random_limb_mask(batch: int, frames: int, skeleton, generator: torch.Generator) -> torch.Tensor:
-    """``(B, F, J)`` bool hiding one random limb (right/left arm/leg) per window in all frames."""
-    from .masking import body_part_joints
-
-    parts = [body_part_joints(skeleton, p) for p in ("right_arm", "left_arm", "right_leg", "left_leg")]
-    pick = torch.randint(len(parts), (batch,), generator=generator)
-    mask = torch.zeros(batch, frames, get_skeleton(skeleton).num_joints, dtype=torch.bool)
-    for i in range(batch):
-        mask[i, :, parts[int(pick[i])]] = True
-    return mask
+    return zero_root(pred, skel.root) if model.config.zero_root_output else pred
 
 
 def _loader(dataset, batch_size):
@@ -157,14 +122,61 @@ def _progress(total, enabled, desc):
     return tqdm(total=total, desc=desc, unit="window", leave=False)
 
 
-def _root_zero(pose: torch.Tensor, root: Optional[int]) -> torch.Tensor:
-    """The root joint set to 0, the other joints unchanged: the authors' rule (their evaluation
-    sets the predicted root to 0, it does not subtract it), the same as :mod:`.inference`."""
-    if root is None:
-        return pose
-    pose = pose.clone()
-    pose[..., root, :] = 0
-    return pose
+_root_zero = zero_root  # the former name
+
+
+def _occlusion(b: int, f: int, skel, joints: int, limb: bool, gen) -> Optional[torch.Tensor]:
+    """Evaluation's missing joints ``(b, f, J)``: one random limb, ``joints`` random non-root joints, or None."""
+    if limb:
+        return random_limb_mask(b, f, skel, gen)
+    if joints > 0:
+        return random_joint_mask(b, f, skel.num_joints, joints, gen, exclude=[] if skel.root is None else [skel.root])
+    return None
+
+
+def _predicted_and_target(model, batch: Dict, mask, flip: bool, mode: str, refine: bool, dev):
+    """One batch's prediction and target ``(B, 1 | F, J, 3)`` (CPU float32), root joints set to 0."""
+    x = batch["pose_2d"].to(dev)
+    f = x.shape[1]
+    cam = depth = None
+    if refine:
+        cam, depth = batch["intrinsics"].to(dev), batch["root_3d"][:, f // 2, 2].to(dev)
+    pred = predict_lifting(model, x, None if mask is None else mask.to(dev), flip=flip, mode=mode,
+                           camera_intrinsics=cam, root_depth=depth).float().cpu()
+    y = batch["pose_3d"][:, f // 2:f // 2 + 1] if mode == "center" else batch["pose_3d"]
+    root = model.config.get_skeleton().root
+    return zero_root(pred, root), zero_root(y, root)
+
+
+def _action_means(m1, m2) -> Dict:
+    """MPJPE (``m1``) and P-MPJPE (``m2``) meters -> means over actions and frames, per action, windows."""
+    p1, p2, n = m1.per_action(), m2.per_action(), m1.counts()
+    return {"mpjpe": m1.mean_over_actions(), "p_mpjpe": m2.mean_over_actions(),
+            "mpjpe_frames": m1.mean_over_frames(), "p_mpjpe_frames": m2.mean_over_frames(),
+            "per_action": {a: {"mpjpe": p1[a], "p_mpjpe": p2[a], "windows": n[a]} for a in p1}, "windows": len(m1)}
+
+
+class _Pck3dhp:
+    """The MPI-INF-3DHP protocol streamed over batches: its 14 joints, every pose weighted equally;
+    ``result()`` gives ``pck`` (PCK@150 mm, %), ``auc`` (0:5:150 mm, %) and ``mpjpe_3dhp`` (mm), None for
+    skeletons without the 14 joints."""
+
+    def __init__(self, skel):
+        self.joints = M.PCK_JOINTS.get(skel.name)
+        self.hits, self.count, self.error_sum = np.zeros(len(M.AUC_THRESHOLDS_MM)), 0, 0.0
+
+    def update(self, pred, target) -> None:
+        if self.joints is not None:
+            je = M.joint_errors(pred, target)[..., list(self.joints)] * 1000.0
+            self.hits += np.array([(je < th).sum() for th in M.AUC_THRESHOLDS_MM])
+            self.count += je.size
+            self.error_sum += float(je.sum())
+
+    def result(self) -> Dict:
+        n = self.count
+        return {"pck": float(self.hits[-1] / n * 100.0) if n else None,
+                "auc": float(np.mean(self.hits / n) * 100.0) if n else None,
+                "mpjpe_3dhp": float(self.error_sum / n) if n else None}
 
 
 def evaluate_lifting(model, dataset, *, batch_size: int = 256, flip: bool = False, occluded_joints: int = 0,
@@ -193,13 +205,11 @@ def evaluate_lifting(model, dataset, *, batch_size: int = 256, flip: bool = Fals
     its ``compute()`` result is returned under ``"metric"`` (adds N-MPJPE, and MPJVE within windows).
     """
     cfg = model.config
-    root = cfg.get_skeleton().root
+    skel = cfg.get_skeleton()
     dev = _device(model, device)
     gen = torch.Generator().manual_seed(int(seed))
     m1, m2 = M.ActionErrorMeter(), M.ActionErrorMeter()
-    pck_joints = M.PCK_JOINTS.get(cfg.get_skeleton().name)
-    pck_hits = np.zeros(len(M.AUC_THRESHOLDS_MM))
-    pck_count, pck_error_sum = 0, 0.0
+    pck = _Pck3dhp(skel)
     metric_actions, metric_windows = [], []
     bar = _progress(len(dataset), progress, "evaluate")
     refine = None
@@ -208,31 +218,12 @@ def evaluate_lifting(model, dataset, *, batch_size: int = 256, flip: bool = Fals
             if refine is None:  # the refiner needs camera data (intrinsics, root depth) in the windows
                 refine = (mode == "center" and getattr(model, "refiner", None) is not None
                           and "intrinsics" in batch and "root_3d" in batch)
-            x = batch["pose_2d"].to(dev)
-            y = batch["pose_3d"]
-            b, f, j, _ = x.shape
-            mask = None
-            if occluded_limb:
-                mask = random_limb_mask(b, f, cfg.get_skeleton(), gen).to(dev)
-            elif occluded_joints > 0:
-                mask = random_joint_mask(b, f, j, occluded_joints, gen, exclude=[root] if root is not None else [])
-                mask = mask.to(dev)
-            cam = depth = None
-            if refine:
-                cam, depth = batch["intrinsics"].to(dev), batch["root_3d"][:, f // 2, 2].to(dev)
-            pred = predict_lifting(model, x, mask, flip=flip, mode=mode, camera_intrinsics=cam,
-                                   root_depth=depth).float().cpu()
-            if mode == "center":
-                c = f // 2
-                y = y[:, c:c + 1]
-            pred, y = _root_zero(pred, root), _root_zero(y, root)
+            b, f, j, _ = batch["pose_2d"].shape
+            mask = _occlusion(b, f, skel, occluded_joints, occluded_limb, gen)
+            pred, y = _predicted_and_target(model, batch, mask, flip, mode, refine, dev)
             e1 = M.mpjpe_per_frame(pred, y).mean(axis=-1) * 1000.0
             e2 = M.p_mpjpe_per_frame(pred, y).mean(axis=-1) * 1000.0
-            if pck_joints is not None:  # MPI-INF-3DHP protocol: 14 joints, frame-weighted
-                je = M.joint_errors(pred, y)[..., list(pck_joints)] * 1000.0
-                pck_hits += np.array([(je < th).sum() for th in M.AUC_THRESHOLDS_MM])
-                pck_count += je.size
-                pck_error_sum += float(je.sum())
+            pck.update(pred, y)
             if metric is not None:
                 poses = y.shape[1]
                 metric.add_batch(predictions=pred.reshape(-1, j, 3).double().numpy(),
@@ -247,30 +238,12 @@ def evaluate_lifting(model, dataset, *, batch_size: int = 256, flip: bool = Fals
         bar.close()
     if len(m1) == 0:
         raise ValueError("the evaluation dataset is empty")
-    p1, p2, n = m1.per_action(), m2.per_action(), m1.counts()
     extra = {}
     if metric is not None:
-        extra["metric"] = metric.compute(actions=metric_actions, skeleton=cfg.get_skeleton().name if pck_joints else None,
+        extra["metric"] = metric.compute(actions=metric_actions, skeleton=skel.name if pck.joints else None,
                                          sequence_ids=metric_windows if mode == "all_frames" else None)
-    return {
-        "mpjpe": m1.mean_over_actions(),
-        "p_mpjpe": m2.mean_over_actions(),
-        "mpjpe_frames": m1.mean_over_frames(),
-        "p_mpjpe_frames": m2.mean_over_frames(),
-        "per_action": {a: {"mpjpe": p1[a], "p_mpjpe": p2[a], "windows": n[a]} for a in p1},
-        "windows": len(m1),
-        "flip": bool(flip),
-        "occluded_joints": int(occluded_joints),
-        "occluded_limb": bool(occluded_limb),
-        "mode": mode,
-        "refined": bool(refine),
-        # PCK@150 mm and AUC (0:5:150 mm) over the official 14 joints, every window weighted equally
-        "pck": float(pck_hits[-1] / pck_count * 100.0) if pck_count else None,
-        "auc": float(np.mean(pck_hits / pck_count) * 100.0) if pck_count else None,
-        # MPJPE (mm) in the same protocol: the 14 joints, every window weighted equally
-        "mpjpe_3dhp": float(pck_error_sum / pck_count) if pck_count else None,
-        **extra,
-    }
+    return {**_action_means(m1, m2), "flip": bool(flip), "occluded_joints": int(occluded_joints),
+            "occluded_limb": bool(occluded_limb), "mode": mode, "refined": bool(refine), **pck.result(), **extra}
 
 
 def evaluate_masked_modeling(model, dataset, *, batch_size: int = 256, seed: int = 0, pairing: str = "paired",
@@ -344,14 +317,7 @@ def evaluate_completion(model, dataset, *, modality: str, manners: Optional[Iter
             for batch in _loader(dataset, batch_size):
                 x2, x3 = batch["pose_2d"].to(dev), batch["pose_3d"].to(dev)
                 b, f, j, _ = x3.shape
-                joints = tube_joints(skel, int(d), modality)
-                mask = torch.zeros(b, f, j, dtype=torch.bool)
-                if joints is None:
-                    for i in range(b):
-                        mask[i, :, torch.randperm(j, generator=gen)[: int(d) - 3]] = True
-                else:
-                    mask[:, :, joints] = True
-                mask = mask.to(dev)
+                mask = tube_mask([int(d)] * b, f, skel, modality, gen, dev)
                 if modality == "3d":
                     out = model(pose_3d=x3, spatial_mask_3d=mask)
                     r = M.completion_errors(out.pose_3d, x3, mask)
@@ -363,7 +329,7 @@ def evaluate_completion(model, dataset, *, modality: str, manners: Optional[Iter
                         fo = model(pose_2d=flip_pose(x2, skel), spatial_mask=mirror_mask(mask, skel))
                         p3 = (p3 + flip_pose(fo.pose_3d_from_2d, skel)) / 2
                         p2 = (p2 + flip_pose(fo.pose_2d, skel)) / 2
-                    vals = {"mpjpe": M.mpjpe(_root_zero(p3, skel.root), _root_zero(x3, skel.root)) * 1000.0,
+                    vals = {"mpjpe": M.mpjpe(zero_root(p3, skel.root), zero_root(x3, skel.root)) * 1000.0,
                             "error_2d": M.mpjpe(p2, x2) * 1000.0,
                             "error_2d_masked": M.mpjpe(p2, x2, mask=mask.cpu()) * 1000.0}
                 for k, v in vals.items():

@@ -24,6 +24,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from .masking import flip_pose, mirror_mask
+from .modeling_mpm import zero_root
 from .skeleton import get_skeleton
 
 __all__ = [
@@ -87,24 +89,16 @@ def _eval_mode(model: torch.nn.Module):
         model.train(was_training)
 
 
-def _flip(x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
-    """Mirror ``(..., J, C)`` coordinates: negate x and swap left/right joints."""
-    x = x.index_select(-2, perm)
-    sign = torch.ones(x.shape[-1], dtype=x.dtype, device=x.device)
-    sign[0] = -1
-    return x * sign
-
-
-def _with_flipped(x: torch.Tensor, mask: torch.Tensor, perm: torch.Tensor):
+def _with_flipped(x: torch.Tensor, mask: torch.Tensor, skel):
     """Append the mirrored batch to ``x`` and ``mask``; the mask is mirrored with the joints, so the
     flipped pass hides the same limb (the authors' code does not: docs/authors_code.md section 11.8)."""
-    return torch.cat([x, _flip(x, perm)], 0), torch.cat([mask, mask.index_select(-1, perm)], 0)
+    return torch.cat([x, flip_pose(x, skel)], 0), torch.cat([mask, mirror_mask(mask, skel)], 0)
 
 
-def _merge_flipped(out: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+def _merge_flipped(out: torch.Tensor, skel) -> torch.Tensor:
     """Average the plain half of a :func:`_with_flipped` batch with the mirrored-back second half."""
     n = out.shape[0] // 2
-    return (out[:n] + _flip(out[n:], perm)) / 2
+    return (out[:n] + flip_pose(out[n:], skel)) / 2
 
 
 def run_seq2seq(
@@ -257,13 +251,8 @@ def _device(model) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-def _flip_perm(model) -> torch.Tensor:
-    skel = get_skeleton(getattr(model.config, "skeleton", "h36m17"))
-    return torch.as_tensor(skel.flip_permutation, dtype=torch.long)
-
-
-def _root_index(model) -> Optional[int]:
-    return get_skeleton(getattr(model.config, "skeleton", "h36m17")).root
+def _skeleton(model):
+    return get_skeleton(getattr(model.config, "skeleton", "h36m17"))
 
 
 def lift_sequence(
@@ -301,22 +290,18 @@ def lift_sequence(
     cfg = model.config
     x, m = _as_inputs(pose_2d, missing, 2, cfg.num_joints, "pose_2d")
     use_mask = bool(m.any())
-    perm = _flip_perm(model)
-    head = "pose_3d" if mode == "seq2seq" else "pose_3d_center"
-    run_model = _lifter_head_fn(model, head)
-
-    dev = _device(model)
-    perm = perm.to(dev)
+    skel, dev = _skeleton(model), _device(model)
+    run_model = _lifter_head_fn(model, "pose_3d" if mode == "seq2seq" else "pose_3d_center")
 
     def fwd(xb, mb):
         xb, mb = xb.to(dev), mb.to(dev)
         if flip_augmentation:
-            xb, mb = _with_flipped(xb, mb, perm)
+            xb, mb = _with_flipped(xb, mb, skel)
         out = run_model(xb.contiguous(), mb.contiguous() if use_mask else None)
         if mode == "seq2frame":
             out = out[:, 0] if out.dim() == 4 else out
         if flip_augmentation:
-            out = _merge_flipped(out, perm)
+            out = _merge_flipped(out, skel)
         return (out.float().cpu(),)
 
     reuse = _seq2frame_reuse_fns(model) if mode == "seq2frame" else None
@@ -328,20 +313,16 @@ def lift_sequence(
             xd, md = x.to(dev), (m.to(dev) if use_mask else None)
             feats = [embed(xd, md)]
             if flip_augmentation:
-                feats.append(embed(_flip(xd, perm), None if md is None else md.index_select(-1, perm)))
+                feats.append(embed(flip_pose(xd, skel), None if md is None else mirror_mask(md, skel)))
 
             def fwd_feats(*fb):
                 out = run_windows(torch.cat(fb, 0) if len(fb) > 1 else fb[0])
-                return ((_merge_flipped(out, perm) if flip_augmentation else out).float().cpu(),)
+                return ((_merge_flipped(out, skel) if flip_augmentation else out).float().cpu(),)
 
             (pred,) = run_seq2frame(fwd_feats, feats, cfg.num_frames, batch_size, progress, "lifting")
         else:
             (pred,) = run_seq2frame(fwd, [x, m], cfg.num_frames, batch_size, progress, "lifting")
-    pred = pred.numpy().astype(np.float32, copy=False)
-    root = _root_index(model)
-    if root is not None:
-        pred[:, root] = 0.0
-    return pred
+    return zero_root(pred.numpy().astype(np.float32, copy=False), skel.root)
 
 
 def complete_sequence(
@@ -378,15 +359,12 @@ def complete_sequence(
     if channels not in (2, 3):
         raise ValueError(f"pose must be (frames, {cfg.num_joints}, 2 or 3), got shape {arr.shape}")
     x, m = _as_inputs(arr, missing, channels, cfg.num_joints, "pose")
-    perm = _flip_perm(model)
-
-    dev = _device(model)
-    perm = perm.to(dev)
+    skel, dev = _skeleton(model), _device(model)
 
     def fwd(xb, mb):
         xb, mb = xb.to(dev), mb.to(dev)
         if flip_augmentation:
-            xb, mb = _with_flipped(xb, mb, perm)
+            xb, mb = _with_flipped(xb, mb, skel)
         tmask = torch.zeros(xb.shape[:2], dtype=torch.bool, device=xb.device)
         if channels == 3:
             out = model(pose_3d=xb.contiguous(), spatial_mask_3d=mb.contiguous(), temporal_mask_3d=tmask)
@@ -395,7 +373,7 @@ def complete_sequence(
             out = model(pose_2d=xb.contiguous(), spatial_mask=mb.contiguous(), temporal_mask=tmask)
             outs = [out.pose_3d_from_2d, out.pose_2d]
         if flip_augmentation:
-            outs = [_merge_flipped(o, perm) for o in outs]
+            outs = [_merge_flipped(o, skel) for o in outs]
         return [o.float().cpu() for o in outs]
 
     with _eval_mode(model):

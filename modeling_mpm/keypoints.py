@@ -224,15 +224,19 @@ def validate_image_size(image_size) -> Tuple[float, float]:
 
 
 def normalize_screen_coordinates(xy: np.ndarray, width: float, height: float) -> np.ndarray:
-    """Pixels -> model coordinates: ``u = x / w * 2 - 1``, ``v = y / w * 2 - h / w`` (same shape)."""
+    """Pixels ``(..., 2)`` -> model coordinates: ``u = x / w * 2 - 1``, ``v = y / w * 2 - h / w``.
+    The package's one screen normalisation (:mod:`.cameras` re-exports it); float32 / float64 stay,
+    other dtypes give float64."""
     xy = _float(xy)
-    return xy / xy.dtype.type(width / 2.0) - np.array([1.0, height / width], dtype=xy.dtype)
+    if xy.shape[-1] != 2:
+        raise ValueError(f"expected (..., 2) pixel coordinates, got shape {xy.shape}")
+    return (xy / width * 2 - np.array([1.0, height / width])).astype(xy.dtype)
 
 
 def unnormalize_screen_coordinates(uv: np.ndarray, width: float, height: float) -> np.ndarray:
     """Inverse of :func:`normalize_screen_coordinates` (model coordinates -> pixels)."""
     uv = _float(uv)
-    return (uv + np.array([1.0, height / width], dtype=uv.dtype)) * uv.dtype.type(width / 2.0)
+    return ((uv + np.array([1.0, height / width])) * width / 2).astype(uv.dtype)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,6 +6,12 @@ All masks are ``torch.bool`` with ``True`` = masked:
 - temporal masks ``(batch, frames)``: the frame is dropped before the encoder and re-inserted
   as a learned token before the decoder.
 
+Every mask sampler of the package is here: pre-training (:func:`sample_spatiotemporal_mask`),
+completion tubes (:func:`sample_tube_mask`, :func:`tube_mask`), the lifting task's occlusion
+(:func:`occlusion_mask`) and evaluation's missing joints / limbs (:func:`random_joint_mask`,
+:func:`random_limb_mask`). Left/right mirroring lives here too (:func:`flip_pose`,
+:func:`mirror_mask`): every flip of a pose (training augmentation, test-time flip) and of its mask.
+
 Randomness comes only from the ``generator`` passed in (no global seeding), so runs are
 reproducible.
 """
@@ -25,8 +31,14 @@ __all__ = [
     "sample_spatiotemporal_mask",
     "sample_tube_mask",
     "tube_joints",
+    "tube_mask",
+    "random_joint_mask",
+    "random_limb_mask",
+    "limb_joints",
+    "occlusion_mask",
     "body_part_joints",
     "mirror_mask",
+    "flip_pose",
     "TUBE_PARTS_2D",
     "TUBE_PARTS_3D",
 ]
@@ -63,12 +75,14 @@ def _check_generator(generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
 
 
-def _random_subset_mask(rows: int, n: int, k: int, generator, device) -> torch.Tensor:
-    """(rows, n) bool with exactly ``k`` True per row, uniformly without replacement."""
+def _random_subset_mask(rows: int, n: int, k: int, generator, device=None, allowed=None) -> torch.Tensor:
+    """(rows, n) bool with exactly ``k`` True per row, uniformly without replacement among the
+    ``allowed`` columns (default all)."""
     if k <= 0:
         return torch.zeros(rows, n, dtype=torch.bool, device=device)
-    scores = torch.rand(rows, n, generator=generator).to(device)
-    idx = scores.argsort(dim=-1)[:, :k]
+    cols = torch.arange(n) if allowed is None else torch.as_tensor(list(allowed), dtype=torch.long)
+    scores = torch.rand(rows, len(cols), generator=generator).to(device)
+    idx = cols.to(scores.device)[scores.argsort(dim=-1)[:, :k]]
     mask = torch.zeros(rows, n, dtype=torch.bool, device=device)
     mask.scatter_(1, idx, True)
     return mask
@@ -151,27 +165,100 @@ def sample_tube_mask(
     Returns ``(batch, frames, joints)`` bool.
     """
     _check_generator(generator)
-    skel: Skeleton = get_skeleton(skeleton)
     if not manners:
         raise ValueError("manners must be a non-empty list of tube choices")
-    J = skel.num_joints
     choice = torch.randint(len(manners), (batch_size,), generator=generator)
-    rows = torch.zeros(batch_size, J, dtype=torch.bool)
-    for b in range(batch_size):
-        d = int(manners[int(choice[b])])
-        joints = tube_joints(skel, d, modality)
+    return tube_mask([int(manners[int(c)]) for c in choice], num_frames, skeleton, modality, generator, device)
+
+
+def tube_mask(manners: Sequence[int], num_frames: int, skeleton, modality: str,
+              generator: Optional[torch.Generator] = None, device=None) -> torch.Tensor:
+    """``(len(manners), frames, joints)`` bool: window ``b`` hides tube ``manners[b]`` in every frame
+    (random joints drawn per window for ``d >= 4``)."""
+    skel: Skeleton = get_skeleton(skeleton)
+    J = skel.num_joints
+    rows = torch.zeros(len(manners), J, dtype=torch.bool)
+    for b, d in enumerate(manners):
+        joints = tube_joints(skel, int(d), modality)
         if joints is None:
-            k = min(d - 3, J)
-            joints = torch.randperm(J, generator=generator)[:k].tolist()
+            joints = torch.randperm(J, generator=generator)[:min(int(d) - 3, J)].tolist()
         rows[b, joints] = True
-    return rows[:, None, :].expand(batch_size, num_frames, J).contiguous().to(device)
+    return rows[:, None, :].expand(len(manners), num_frames, J).contiguous().to(device)
 
 
-def mirror_mask(mask: torch.Tensor, skeleton) -> torch.Tensor:
-    """Swap left and right joints of a spatial mask ``(..., joints)``, as a left/right flip of the
-    pose does; use it with flip test-time augmentation so the flipped pass hides the same limb."""
+def random_joint_mask(batch: int, frames: int, joints: int, k: int, generator: torch.Generator,
+                      exclude: Sequence[int] = ()) -> torch.Tensor:
+    """``(B, F, J)`` bool with ``k`` random joints missing in every frame (never those in
+    ``exclude``, e.g. the root)."""
+    allowed = [j for j in range(joints) if j not in set(exclude)]
+    if not 0 < k <= len(allowed):
+        raise ValueError(f"cannot hide {k} of the {len(allowed)} maskable joints")
+    return _random_subset_mask(batch * frames, joints, k, generator, allowed=allowed).view(batch, frames, joints)
+
+
+def limb_joints(skeleton) -> List[List[int]]:
+    """The four limbs (right/left arm, right/left leg; 3 joints each) of ``skeleton`` (a name, a
+    Skeleton or a model config)."""
+    skeleton = skeleton.get_skeleton() if hasattr(skeleton, "get_skeleton") else skeleton
+    return [body_part_joints(skeleton, part) for part in ("right_arm", "left_arm", "right_leg", "left_leg")]
+
+
+def _limb_rows(limbs: Sequence[Sequence[int]], pick: torch.Tensor, num_joints: int) -> torch.Tensor:
+    """``(len(pick), J)`` bool: row ``b`` hides the joints of ``limbs[pick[b]]``."""
+    table = torch.zeros(len(limbs), num_joints, dtype=torch.bool)
+    for i, joints in enumerate(limbs):
+        table[i, list(joints)] = True
+    return table[pick]
+
+
+def random_limb_mask(batch: int, frames: int, skeleton, generator: torch.Generator) -> torch.Tensor:
+    """``(B, F, J)`` bool hiding one random limb (right/left arm/leg) per window in all frames."""
+    limbs = limb_joints(skeleton)
+    pick = torch.randint(len(limbs), (batch,), generator=generator)
+    return _limb_rows(limbs, pick, get_skeleton(skeleton).num_joints)[:, None, :].expand(-1, frames, -1).contiguous()
+
+
+def occlusion_mask(batch_size: int, num_frames: int, num_joints: int, max_joints: int,
+                   prob: float, generator: torch.Generator, *, limb_prob: float = 0.0,
+                   limbs: Sequence[Sequence[int]] = ()) -> Optional[torch.Tensor]:
+    """Random missing joints for occlusion-robust lifting: each window is occluded with
+    probability ``prob``; an occluded window hides ``k ~ U{1..max_joints}`` random joints in every
+    frame (a different set per frame), or, with probability ``limb_prob``, one of ``limbs`` (joint
+    index lists, e.g. :func:`limb_joints`) in all its frames: a whole limb hidden behind the body or
+    an object cannot be filled in from neighbouring frames. Returns ``(B, F, J)`` bool or None when
+    ``prob == 0``. With ``limb_prob == 0`` the random stream is the same as without limbs."""
+    if prob <= 0 or max_joints <= 0:
+        return None
+    hit = torch.rand(batch_size, generator=generator) < prob
+    k = torch.randint(1, max_joints + 1, (batch_size,), generator=generator)
+    scores = torch.rand(batch_size, num_frames, num_joints, generator=generator)
+    mask = scores.argsort(-1).argsort(-1) < k[:, None, None]
+    if limb_prob > 0:
+        if not limbs:
+            raise ValueError("occlusion limb_prob > 0 needs the limbs (joint index lists) to hide")
+        as_limb = torch.rand(batch_size, generator=generator) < limb_prob
+        pick = torch.randint(len(limbs), (batch_size,), generator=generator)
+        mask = torch.where(as_limb[:, None, None], _limb_rows(limbs, pick, num_joints)[:, None, :].expand_as(mask), mask)
+    return mask & hit[:, None, None]
+
+
+def flip_pose(pose: torch.Tensor, skeleton) -> torch.Tensor:
+    """Mirror poses ``(..., J, C)`` left/right: ``x -> -x`` and left/right joints swapped."""
+    sign = torch.ones(pose.shape[-1], dtype=pose.dtype, device=pose.device)
+    sign[0] = -1
+    return pose.index_select(-2, _flip_index(skeleton, pose.shape[-2], pose.device)) * sign
+
+
+def mirror_mask(mask, skeleton):
+    """Swap left and right joints of a spatial mask ``(..., joints)`` (torch or NumPy), as
+    :func:`flip_pose` does to the pose, so the flipped pass hides the same limb."""
+    if isinstance(mask, torch.Tensor):
+        return mask.index_select(-1, _flip_index(skeleton, mask.shape[-1], mask.device))
+    return mask[..., _flip_index(skeleton, mask.shape[-1], None).numpy()]
+
+
+def _flip_index(skeleton, joints: int, device) -> torch.Tensor:
     skel = get_skeleton(skeleton)
-    if mask.shape[-1] != skel.num_joints:
-        raise ValueError(f"mask has {mask.shape[-1]} joints, skeleton {skel.name} has {skel.num_joints}")
-    perm = torch.as_tensor(skel.flip_permutation, device=mask.device)
-    return mask.index_select(-1, perm)
+    if joints != skel.num_joints:
+        raise ValueError(f"{joints} joints given, skeleton {skel.name} has {skel.num_joints}")
+    return torch.as_tensor(skel.flip_permutation, device=device)

@@ -353,11 +353,9 @@ def completion_errors(pred, target, mask) -> Dict[str, float]:
 
 def flip_mask(mask, skeleton) -> np.ndarray:
     """Mirror a joint mask ``(..., J)`` left/right with the skeleton's flip permutation."""
-    m = np.asarray(to_numpy(mask)).astype(bool)
-    perm = get_skeleton(skeleton).flip_permutation
-    if m.shape[-1] != len(perm):
-        raise ValueError(f"mask has {m.shape[-1]} joints, skeleton has {len(perm)}")
-    return m[..., perm]
+    from .masking import mirror_mask
+
+    return mirror_mask(np.asarray(to_numpy(mask)).astype(bool), skeleton)
 
 
 #: The ``evaluate`` metric module shipped with the package (``evaluate.load(str(EVALUATE_METRIC_DIR))``).

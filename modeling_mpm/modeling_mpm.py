@@ -42,6 +42,7 @@ __all__ = [
     "MPMMaskedPoseModelingOutput",
     "MPMPoseLiftingOutput",
     "mpjpe_loss",
+    "zero_root",
 ]
 
 
@@ -160,12 +161,21 @@ def _fields_tuple(out: ModelOutput) -> tuple:
     return tuple(getattr(out, f.name) for f in fields(out) if getattr(out, f.name) is not None)
 
 
-def _zero_root(pose: torch.Tensor, root: Optional[int]) -> torch.Tensor:
+def zero_root(pose, root: Optional[int]):
+    """The root rule, the one used everywhere (model outputs, evaluation, inference): joint ``root``
+    of ``pose`` ``(..., J, C)`` (torch or NumPy) set to 0, the other joints unchanged (the
+    authors' evaluation sets it, it does not subtract it); ``root=None`` returns ``pose``."""
     if root is None:
         return pose
-    keep = torch.ones(pose.shape[-2], 1, dtype=pose.dtype, device=pose.device)
-    keep[root] = 0
-    return pose * keep
+    if not isinstance(pose, torch.Tensor):
+        pose = np.array(pose, copy=True)
+        pose[..., root, :] = 0
+        return pose
+    is_root = (torch.arange(pose.shape[-2], device=pose.device) == root)[:, None]
+    return torch.where(is_root, torch.zeros((), dtype=pose.dtype, device=pose.device), pose)
+
+
+_zero_root = zero_root  # the former private name (baselines.py)
 
 
 # ----------------------------------------------------------------------------- modules
@@ -613,17 +623,10 @@ class MPMModel(MPMPreTrainedModel):
         x = self.spatial_mlp(x).transpose(1, 2).float()  # the transformers' residual stream is float32
         return x + self.position_embedding if add_position_embedding else x
 
-    def forward(
-        self,
-        pose_2d: Optional[torch.Tensor] = None,
-        pose_3d: Optional[torch.Tensor] = None,
-        spatial_mask: Optional[torch.Tensor] = None,
-        temporal_mask: Optional[torch.Tensor] = None,
-        output_attentions: Optional[bool] = None,
-        output_hidden_states: Optional[bool] = None,
-        return_dict: Optional[bool] = None,
-        **kwargs,
-    ):
+    def forward(self, pose_2d: Optional[torch.Tensor] = None, pose_3d: Optional[torch.Tensor] = None,
+                spatial_mask: Optional[torch.Tensor] = None, temporal_mask: Optional[torch.Tensor] = None,
+                output_attentions: Optional[bool] = None, output_hidden_states: Optional[bool] = None,
+                return_dict: Optional[bool] = None, **kwargs):
         """Encode one modality: pass exactly one of ``pose_2d`` / ``pose_3d``.
 
         ``output_attentions`` / ``output_hidden_states`` / ``return_dict`` default to the config's
@@ -731,12 +734,9 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
         cfg = self.config
         if cfg.mask_mode == "tube":
             manners = cfg.tube_manners_2d if modality == "2d" else cfg.tube_manners_3d
-            if cfg.share_mask_across_batch:
-                s = sample_tube_mask(1, cfg.num_frames, cfg.skeleton, manners, modality, generator, device)
-                s = s.expand(batch_size, -1, -1)
-            else:
-                s = sample_tube_mask(batch_size, cfg.num_frames, cfg.skeleton, manners, modality, generator, device)
-            return s, None
+            draws = 1 if cfg.share_mask_across_batch else batch_size
+            return sample_tube_mask(draws, cfg.num_frames, cfg.skeleton, manners, modality, generator,
+                                    device).expand(batch_size, -1, -1), None
         if cfg.mask_mode == "none":
             return None, None
         return sample_spatiotemporal_mask(
@@ -792,22 +792,12 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
         x, enc = self._decoder_input(pose, modality, s, t, **output_flags)
         return pose, s, t, x, enc
 
-    def forward(
-        self,
-        pose_2d: Optional[torch.Tensor] = None,
-        pose_3d: Optional[torch.Tensor] = None,
-        spatial_mask: Optional[torch.Tensor] = None,
-        temporal_mask: Optional[torch.Tensor] = None,
-        spatial_mask_3d: Optional[torch.Tensor] = None,
-        temporal_mask_3d: Optional[torch.Tensor] = None,
-        lift_labels: Optional[torch.Tensor] = None,
-        generator: Optional[torch.Generator] = None,
-        output_lifted: Optional[bool] = None,
-        output_attentions: Optional[bool] = None,
-        output_hidden_states: Optional[bool] = None,
-        return_dict: Optional[bool] = None,
-        **kwargs,
-    ):
+    def forward(self, pose_2d: Optional[torch.Tensor] = None, pose_3d: Optional[torch.Tensor] = None,
+                spatial_mask: Optional[torch.Tensor] = None, temporal_mask: Optional[torch.Tensor] = None,
+                spatial_mask_3d: Optional[torch.Tensor] = None, temporal_mask_3d: Optional[torch.Tensor] = None,
+                lift_labels: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None,
+                output_lifted: Optional[bool] = None, output_attentions: Optional[bool] = None,
+                output_hidden_states: Optional[bool] = None, return_dict: Optional[bool] = None, **kwargs):
         """Reconstruct masked 2D and/or 3D poses.
 
         Args:
@@ -849,7 +839,7 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
             out.pose_2d = self._decode(self.decoder_2d, self.head_2d, x)
             if output_lifted:
                 lifted = self._decode(self.decoder_3d, self.head_3d, x)  # raw: the loss sees the root as predicted
-                out.pose_3d_from_2d = _zero_root(lifted, out_root)
+                out.pose_3d_from_2d = zero_root(lifted, out_root)
             out.spatial_mask_2d, out.temporal_mask_2d = s, t
             out.loss_2d = self._reconstruction_loss(out.pose_2d, pose_2d, s, t)
             losses.append(cfg.loss_weight_2d * out.loss_2d)
@@ -857,7 +847,7 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
                 lift_labels = _as_pose(lift_labels, "lift_labels", 3, cfg.num_joints, cfg.num_frames)
                 if lift_labels.shape[0] != pose_2d.shape[0]:
                     raise ValueError("lift_labels must have the batch size of pose_2d")
-                out.loss_lift = mpjpe_loss(lifted, _zero_root(lift_labels, root))
+                out.loss_lift = mpjpe_loss(lifted, zero_root(lift_labels, root))
                 losses.append(cfg.loss_weight_lift * out.loss_lift)
         if pose_3d is not None:
             if spatial_mask_3d is not None or temporal_mask_3d is not None:
@@ -865,7 +855,7 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
             pose_3d, s, t, x, enc = self._encode(pose_3d, "3d", spatial_mask, temporal_mask, generator, **flags)
             out.hidden_states_3d, out.attentions_3d = enc.hidden_states, enc.attentions
             recon = self._decode(self.decoder_3d, self.head_3d, x)
-            out.pose_3d = _zero_root(recon, out_root)
+            out.pose_3d = zero_root(recon, out_root)
             out.spatial_mask_3d, out.temporal_mask_3d = s, t
             out.loss_3d = self._reconstruction_loss(recon, pose_3d, s, t)
             losses.append(cfg.loss_weight_3d * out.loss_3d)
@@ -904,18 +894,10 @@ class MPMForPoseLifting(MPMPreTrainedModel):
                                  r"^mpm\.joint_embedding_3d\.", r"^mpm\.spatial_mask_token_3d$")
     _transfer_missing_keys = (r"^reduce\.", r"^center_head\.", r"^frames_head\.", r"^refiner\.")
 
-    def forward(
-        self,
-        pose_2d: torch.Tensor,
-        spatial_mask: Optional[torch.Tensor] = None,
-        labels: Optional[torch.Tensor] = None,
-        camera_intrinsics: Optional[torch.Tensor] = None,
-        root_depth: Optional[torch.Tensor] = None,
-        output_attentions: Optional[bool] = None,
-        output_hidden_states: Optional[bool] = None,
-        return_dict: Optional[bool] = None,
-        **kwargs,
-    ):
+    def forward(self, pose_2d: torch.Tensor, spatial_mask: Optional[torch.Tensor] = None,
+                labels: Optional[torch.Tensor] = None, camera_intrinsics: Optional[torch.Tensor] = None,
+                root_depth: Optional[torch.Tensor] = None, output_attentions: Optional[bool] = None,
+                output_hidden_states: Optional[bool] = None, return_dict: Optional[bool] = None, **kwargs):
         """Lift a window of 2D poses.
 
         Args:
@@ -944,7 +926,7 @@ class MPMForPoseLifting(MPMPreTrainedModel):
                                   torch.as_tensor(root_depth, dtype=center.dtype))
         raw_all, raw_center = all_frames, center  # the loss sees the root as predicted (authors)
         if cfg.zero_root_output:
-            all_frames, center = _zero_root(all_frames, root), _zero_root(center, root)
+            all_frames, center = zero_root(all_frames, root), zero_root(center, root)
         loss = None
         if labels is not None:
             labels = labels if isinstance(labels, torch.Tensor) else torch.as_tensor(np.asarray(labels))
@@ -955,7 +937,7 @@ class MPMForPoseLifting(MPMPreTrainedModel):
                     f"labels must have shape ({b}, {cfg.num_frames}, {j}, 3) or ({b}, 1, {j}, 3), "
                     f"got {tuple(labels.shape)}"
                 )
-            labels = _zero_root(labels.to(all_frames.dtype), root)
+            labels = zero_root(labels.to(all_frames.dtype), root)
             if labels.shape[1] == 1:
                 loss = cfg.lift_center_loss_weight * mpjpe_loss(raw_center, labels)
             else:

@@ -27,6 +27,7 @@ from transformers import Pipeline
 from .inference import LIFT_MODES, _check_bool, complete_sequence, lift_sequence
 from .keypoints import (DEFAULT_CONFIDENCE_THRESHOLD, _to_numeric_array, prepare_keypoints,
                         unnormalize_screen_coordinates, usable_3d_joints)
+from .modeling_mpm import zero_root
 from .quantization import prepare_model
 from .skeleton import get_skeleton, h36m17_to_h36m16
 
@@ -129,6 +130,34 @@ class _MPMPipelineBase(Pipeline):
         self.model.eval()
         self.skeleton = _skeleton_of(self.model)
 
+    # call arguments by stage: preprocess, _forward, postprocess (``window_batch_size`` -> ``batch_size``)
+    _pre = ("image_size", "keypoint_format", "confidence_threshold", "coordinates")
+    _fwd = ("window_batch_size", "stride", "flip_augmentation", "progress")
+    _post: tuple = ()
+
+    def _sanitize_parameters(self, **kwargs):
+        unknown = set(kwargs) - set(self._pre + self._fwd + self._post)
+        if unknown:
+            raise TypeError(f"unexpected argument(s) {sorted(unknown)} for the {self._task_name} pipeline")
+        pre, fwd, post = ({k: kwargs[k] for k in keys if kwargs.get(k) is not None}
+                          for keys in (self._pre, self._fwd, self._post))
+        if "window_batch_size" in fwd:
+            fwd["batch_size"] = fwd.pop("window_batch_size")
+        if "mode" in fwd and fwd["mode"] not in LIFT_MODES:
+            raise ValueError(f"mode must be one of {LIFT_MODES}, got {fwd['mode']!r}")
+        _check_flags(fwd, post)
+        return pre, fwd, post
+
+    def _prepare_2d(self, keypoints, image_size, keypoint_format, confidence_threshold, coordinates,
+                    fix_left_right_swaps=False) -> Dict[str, Any]:
+        """:func:`prepare_keypoints` output with ``pose_2d`` and ``missing`` in the model's joint layout."""
+        keypoint_format = _resolve_format(keypoints, keypoint_format)
+        prep = prepare_keypoints(keypoints, image_size, keypoint_format, confidence_threshold, coordinates,
+                                 fix_left_right_swaps)
+        prep["pose_2d"] = _to_model_layout(prep["pose_2d"], self.skeleton)
+        prep["missing"] = _to_model_layout(prep["missing"][..., None], self.skeleton)[..., 0]
+        return prep
+
     def _window_batch(self, kwargs: Dict[str, Any]) -> Dict[str, Any]:
         # transformers' Pipeline consumes ``batch_size`` for its DataLoader; here it means windows.
         if "batch_size" in kwargs:
@@ -171,7 +200,10 @@ class PoseLiftingPipeline(_MPMPipelineBase):
         ``(frames, 17, 2)``. ``J`` is the model's joint count (17 for H36M-17 models).
     """
 
-    _head_class = "MPMForPoseLifting"
+    _head_class, _task_name = "MPMForPoseLifting", "pose-lifting"
+    _pre = _MPMPipelineBase._pre + ("fix_left_right_swaps",)
+    _fwd = _MPMPipelineBase._fwd + ("mode",)
+    _post = ("return_keypoints_2d",)
 
     def __call__(self, keypoints=None, **kwargs):
         if keypoints is None:
@@ -188,48 +220,11 @@ class PoseLiftingPipeline(_MPMPipelineBase):
             keypoints = _to_numeric_array(keypoints, "keypoints")
         return super().__call__(keypoints, **kwargs)
 
-    def _sanitize_parameters(
-        self,
-        image_size=None,
-        keypoint_format=None,
-        confidence_threshold=None,
-        coordinates=None,
-        fix_left_right_swaps=None,
-        mode=None,
-        window_batch_size=None,
-        stride=None,
-        flip_augmentation=None,
-        progress=None,
-        return_keypoints_2d=None,
-        **unknown,
-    ):
-        if unknown:
-            raise TypeError(f"unexpected argument(s) {sorted(unknown)} for the pose-lifting pipeline")
-        pre, fwd, post = {}, {}, {}
-        for d, k, v in (
-            (pre, "image_size", image_size), (pre, "keypoint_format", keypoint_format),
-            (pre, "confidence_threshold", confidence_threshold), (pre, "coordinates", coordinates),
-            (pre, "fix_left_right_swaps", fix_left_right_swaps),
-            (fwd, "mode", mode), (fwd, "batch_size", window_batch_size), (fwd, "stride", stride),
-            (fwd, "flip_augmentation", flip_augmentation), (fwd, "progress", progress),
-            (post, "return_keypoints_2d", return_keypoints_2d),
-        ):
-            if v is not None:
-                d[k] = v
-        if "mode" in fwd and fwd["mode"] not in LIFT_MODES:
-            raise ValueError(f"mode must be one of {LIFT_MODES}, got {fwd['mode']!r}")
-        _check_flags(fwd, post)
-        return pre, fwd, post
-
     def preprocess(self, keypoints, image_size=None, keypoint_format=None,
                    confidence_threshold=DEFAULT_CONFIDENCE_THRESHOLD, coordinates="pixels",
                    fix_left_right_swaps=False):
-        keypoint_format = _resolve_format(keypoints, keypoint_format)
-        prep = prepare_keypoints(keypoints, image_size, keypoint_format, confidence_threshold, coordinates,
-                                 fix_left_right_swaps)
-        prep["pose_2d"] = _to_model_layout(prep["pose_2d"], self.skeleton)
-        prep["missing"] = _to_model_layout(prep["missing"][..., None], self.skeleton)[..., 0]
-        return prep
+        return self._prepare_2d(keypoints, image_size, keypoint_format, confidence_threshold, coordinates,
+                                fix_left_right_swaps)
 
     def _forward(self, inputs, mode="seq2frame", batch_size=64, stride=None, flip_augmentation=False,
                  progress=None):
@@ -266,7 +261,8 @@ class PoseCompletionPipeline(_MPMPipelineBase):
     length), ``flip_augmentation`` (mask mirrored with the joints), ``progress``.
     """
 
-    _head_class = "MPMForMaskedPoseModeling"
+    _head_class, _task_name = "MPMForMaskedPoseModeling", "pose-completion"
+    _pre = _MPMPipelineBase._pre + ("missing",)
 
     def __call__(self, pose_3d=None, *, keypoints=None, **kwargs):
         if pose_3d is None:
@@ -287,41 +283,11 @@ class PoseCompletionPipeline(_MPMPipelineBase):
             item = {"pose_3d": pose_3d}
         return super().__call__(item, **kwargs)
 
-    def _sanitize_parameters(
-        self,
-        image_size=None,
-        keypoint_format=None,
-        confidence_threshold=None,
-        coordinates=None,
-        missing=None,
-        window_batch_size=None,
-        stride=None,
-        flip_augmentation=None,
-        progress=None,
-        **unknown,
-    ):
-        if unknown:
-            raise TypeError(f"unexpected argument(s) {sorted(unknown)} for the pose-completion pipeline")
-        pre, fwd = {}, {}
-        for d, k, v in (
-            (pre, "image_size", image_size), (pre, "keypoint_format", keypoint_format),
-            (pre, "confidence_threshold", confidence_threshold), (pre, "coordinates", coordinates),
-            (pre, "missing", missing), (fwd, "batch_size", window_batch_size), (fwd, "stride", stride),
-            (fwd, "flip_augmentation", flip_augmentation), (fwd, "progress", progress),
-        ):
-            if v is not None:
-                d[k] = v
-        _check_flags(fwd)
-        return pre, fwd, {}
-
     def preprocess(self, item, image_size=None, keypoint_format=None,
                    confidence_threshold=DEFAULT_CONFIDENCE_THRESHOLD, coordinates="pixels", missing=None):
         if "keypoints" in item:
-            keypoint_format = _resolve_format(item["keypoints"], keypoint_format)
-            prep = prepare_keypoints(item["keypoints"], image_size, keypoint_format, confidence_threshold,
-                                     coordinates)
-            prep["pose"] = _to_model_layout(prep.pop("pose_2d"), self.skeleton)
-            prep["missing"] = _to_model_layout(prep["missing"][..., None], self.skeleton)[..., 0]
+            prep = self._prepare_2d(item["keypoints"], image_size, keypoint_format, confidence_threshold, coordinates)
+            prep["pose"] = prep.pop("pose_2d")
             prep["kind"] = "2d"
             return prep
         return self._prepare_3d(item["pose_3d"], missing)
@@ -377,9 +343,7 @@ class PoseCompletionPipeline(_MPMPipelineBase):
             pred = out["out_pose_3d"].astype(np.float64) + out["root"][:, None]
             pose = np.where(miss[..., None], pred, out["given"])
             return {"pose_3d": pose.astype(np.float32), "missing": miss}
-        pose = out["out_pose_3d"].astype(np.float32)
-        if self.skeleton.root is not None:
-            pose[:, self.skeleton.root] = 0.0
+        pose = zero_root(out["out_pose_3d"].astype(np.float32), self.skeleton.root)
         rec = out["out_pose_2d"].astype(np.float64)
         if out["image_size"] is not None:
             rec = unnormalize_screen_coordinates(rec, *out["image_size"])

@@ -227,15 +227,8 @@ def _prepare(pose_3d, keypoints_2d, skeleton, image_size, frames_axis):
     return skel, p3, p2, image_size
 
 
-def render_frame_png(
-    pose_3d,
-    path: str,
-    keypoints_2d=None,
-    skeleton="h36m17",
-    image_size: Optional[Sequence[float]] = None,
-    title: Optional[str] = None,
-    dpi: int = 100,
-) -> str:
+def render_frame_png(pose_3d, path: str, keypoints_2d=None, skeleton="h36m17",
+                     image_size: Optional[Sequence[float]] = None, title: Optional[str] = None, dpi: int = 100) -> str:
     """Save one frame (2D | 3D side by side) as a PNG.
 
     Args:
@@ -256,18 +249,9 @@ def render_frame_png(
     return path
 
 
-def render_animation(
-    pose_3d,
-    path: str,
-    keypoints_2d=None,
-    skeleton="h36m17",
-    image_size: Optional[Sequence[float]] = None,
-    fps: float = 25.0,
-    frame_step: int = 1,
-    max_frames: Optional[int] = None,
-    dpi: int = 72,
-    title: Optional[str] = None,
-) -> str:
+def render_animation(pose_3d, path: str, keypoints_2d=None, skeleton="h36m17",
+                     image_size: Optional[Sequence[float]] = None, fps: float = 25.0, frame_step: int = 1,
+                     max_frames: Optional[int] = None, dpi: int = 72, title: Optional[str] = None) -> str:
     """Render a 2D + 3D side-by-side animation.
 
     Args:

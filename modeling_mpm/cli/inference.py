@@ -58,9 +58,20 @@ def _common_2d_args(ap: argparse.ArgumentParser):
                          "the pipelines' default too)")
 
 
-def _run(fn, argv) -> int:
+def _parser(prog: str, description: str, model_help: Optional[str], output_help: Optional[str] = None):
+    """The command's parser with its ``input``, ``--model`` (when ``model_help``) and ``--output``."""
+    ap = argparse.ArgumentParser(prog=prog, description=description)
+    ap.add_argument("input")
+    if model_help:
+        ap.add_argument("--model", required=True, help=model_help)
+    ap.add_argument("--output", "-o", required=True, help=output_help)
+    return ap
+
+
+def _run(fn) -> int:
+    """``fn()``, with bad input and OS errors reported as ``error: ...`` and exit code 2."""
     try:
-        return fn(argv)
+        return fn()
     except (ValueError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -72,15 +83,10 @@ def _run(fn, argv) -> int:
 
 def lift_main(argv: Optional[List[str]] = None) -> int:
     """``mpm lift INPUT --model DIR --output OUT.npz [--format coco] [--image-size W H] ...``"""
-    ap = argparse.ArgumentParser(
-        prog="mpm lift",
-        description="Lift 2D keypoints (.npy/.npz/COCO-style .json) to 3D with an MPM lifter. Writes an .npz "
-                    "with pose_3d (frames, 17, 3) metres, root-relative, camera frame (x right, y down, z "
-                    "forward), valid (frames, 17) and keypoints_2d (frames, 17, 2) pixels (H36M-17 order).",
-    )
-    ap.add_argument("input")
-    ap.add_argument("--model", required=True, help="MPMForPoseLifting folder or Hub id")
-    ap.add_argument("--output", "-o", required=True, help="output .npz")
+    ap = _parser("mpm lift", "Lift 2D keypoints (.npy/.npz/COCO-style .json) to 3D with an MPM lifter. Writes an .npz "
+                 "with pose_3d (frames, 17, 3) metres, root-relative, camera frame (x right, y down, z "
+                 "forward), valid (frames, 17) and keypoints_2d (frames, 17, 2) pixels (H36M-17 order).",
+                 "MPMForPoseLifting folder or Hub id", "output .npz")
     _common_2d_args(ap)
     ap.add_argument("--mode", choices=["seq2frame", "seq2seq"], default="seq2frame")
     ap.add_argument("--batch-size", type=int, default=64, help="windows per forward pass")
@@ -90,23 +96,31 @@ def lift_main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--render", default=None, help="also write an animation (.gif, or .mp4 with ffmpeg or PyAV)")
     ap.add_argument("--no-progress", action="store_true")
     args = _cli_style(ap).parse_args(argv)
-    return _run(lambda _: _lift(args), None)
+    return _run(lambda: _lift(args))
 
 
-def _lift(args) -> int:
-    from transformers import pipeline
-
-    from ..data.io import read_keypoints, save_npz_atomic
+def _read_2d(args):
+    """``(keypoints, format, image_size)`` of a 2D input file (format and size from the file when not given)."""
+    from ..data.io import read_keypoints
 
     arr, meta = read_keypoints(args.input)
     fmt = _guess_format(np.asarray(arr), args.keypoint_format, args.input)
     image_size = args.image_size or meta.get("image_size")
     if image_size is None:
         raise ValueError("pass --image-size W H (pixels), store 'image_size' in the .npz input or list the "
-                             "images with their width and height in the COCO JSON")
+                         "images with their width and height in the COCO JSON")
+    return arr, fmt, tuple(image_size)
+
+
+def _lift(args) -> int:
+    from transformers import pipeline
+
+    from ..data.io import save_npz_atomic
+
+    arr, fmt, image_size = _read_2d(args)
     model = _load_model(args.model, "MPMForPoseLifting", "mpm lift")
     pipe = pipeline("pose-lifting", model=model)
-    out = pipe(arr, image_size=tuple(image_size), keypoint_format=fmt, confidence_threshold=args.confidence_threshold,
+    out = pipe(arr, image_size=image_size, keypoint_format=fmt, confidence_threshold=args.confidence_threshold,
                mode=args.mode, batch_size=args.batch_size, stride=args.stride, flip_augmentation=args.flip,
                return_keypoints_2d=True, progress=False if args.no_progress else None)
     args.output = save_npz_atomic(
@@ -125,28 +139,23 @@ def _lift(args) -> int:
 
 def complete_main(argv: Optional[List[str]] = None) -> int:
     """``mpm complete INPUT --model DIR --output OUT.npz`` (3D with NaN) or ``--from-2d`` (occluded 2D)."""
-    ap = argparse.ArgumentParser(
-        prog="mpm complete",
-        description="Complete poses with an MPMForMaskedPoseModeling model. 3D input: (frames, 17, 3) metres "
-                    "with NaN at missing joints (.npy, or .npz under 'pose_3d'); writes pose_3d with the "
-                    "given joints kept and missing (frames, 17). With --from-2d: 2D keypoints as for "
-                    "'mpm lift'; writes pose_3d lifted from the occluded 2D, keypoints_2d completed, valid.",
-    )
-    ap.add_argument("input")
-    ap.add_argument("--model", required=True, help="MPMForMaskedPoseModeling folder or Hub id")
-    ap.add_argument("--output", "-o", required=True)
+    ap = _parser("mpm complete", "Complete poses with an MPMForMaskedPoseModeling model. 3D input: (frames, 17, 3) metres "
+                 "with NaN at missing joints (.npy, or .npz under 'pose_3d'); writes pose_3d with the "
+                 "given joints kept and missing (frames, 17). With --from-2d: 2D keypoints as for "
+                 "'mpm lift'; writes pose_3d lifted from the occluded 2D, keypoints_2d completed, valid.",
+                 "MPMForMaskedPoseModeling folder or Hub id")
     ap.add_argument("--from-2d", action="store_true", help="input is occluded 2D keypoints")
     _common_2d_args(ap)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--flip", action="store_true")
     args = _cli_style(ap).parse_args(argv)
-    return _run(lambda _: _complete(args), None)
+    return _run(lambda: _complete(args))
 
 
 def _complete(args) -> int:
     from transformers import pipeline
 
-    from ..data.io import read_keypoints, read_npy, read_npz, save_npz_atomic
+    from ..data.io import read_npy, read_npz, save_npz_atomic
 
     if os.path.isdir(args.input):
         raise ValueError(f"{args.input}: is a folder, expected a .npy/.npz/.json file")
@@ -155,13 +164,8 @@ def _complete(args) -> int:
     model = _load_model(args.model, "MPMForMaskedPoseModeling", "mpm complete")
     pipe = pipeline("pose-completion", model=model)
     if args.from_2d:
-        arr, meta = read_keypoints(args.input)
-        fmt = _guess_format(np.asarray(arr), args.keypoint_format, args.input)
-        image_size = args.image_size or meta.get("image_size")
-        if image_size is None:
-            raise ValueError("pass --image-size W H (pixels), store 'image_size' in the .npz input or list the "
-                             "images with their width and height in the COCO JSON")
-        out = pipe(keypoints=arr, image_size=tuple(image_size), keypoint_format=fmt,
+        arr, fmt, image_size = _read_2d(args)
+        out = pipe(keypoints=arr, image_size=image_size, keypoint_format=fmt,
                    confidence_threshold=args.confidence_threshold, batch_size=args.batch_size,
                    flip_augmentation=args.flip)
         args.output = save_npz_atomic(args.output, **out, image_size=np.asarray(image_size, dtype=np.float64))
@@ -184,14 +188,9 @@ def _complete(args) -> int:
 
 def render_main(argv: Optional[List[str]] = None) -> int:
     """``mpm render RESULT.npz --output OUT.gif`` (the .npz written by ``mpm lift``)."""
-    ap = argparse.ArgumentParser(
-        prog="mpm render",
-        description="Render a 2D + 3D side-by-side animation from the .npz of 'mpm lift' (pose_3d, and "
-                    "keypoints_2d / image_size when present). .gif uses Pillow; .mp4 uses ffmpeg, else PyAV; .png "
-                    "writes one frame (--frame).",
-    )
-    ap.add_argument("input")
-    ap.add_argument("--output", "-o", required=True, help=".gif, .mp4 or .png")
+    ap = _parser("mpm render", "Render a 2D + 3D side-by-side animation from the .npz of 'mpm lift' (pose_3d, and "
+                 "keypoints_2d / image_size when present). .gif uses Pillow; .mp4 uses ffmpeg, else PyAV; .png "
+                 "writes one frame (--frame).", None, ".gif, .mp4 or .png")
     ap.add_argument("--fps", type=float, default=25.0)
     ap.add_argument("--frame-step", type=int, default=1, help="render every n-th frame")
     ap.add_argument("--max-frames", type=int, default=None)
@@ -203,7 +202,7 @@ def render_main(argv: Optional[List[str]] = None) -> int:
         ap.error(f"--frame-step must be at least 1, got {args.frame_step}")
     if not args.fps > 0 or args.fps == float("inf"):
         ap.error(f"--fps must be a positive number, got {args.fps}")
-    return _run(lambda _: _render(args), None)
+    return _run(lambda: _render(args))
 
 
 def _render(args) -> int:

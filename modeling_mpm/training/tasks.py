@@ -20,12 +20,11 @@ resumed run draws the same masks.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 
-from ..masking import body_part_joints, sample_spatiotemporal_mask, sample_tube_mask
-from ..skeleton import get_skeleton
+from ..masking import flip_pose, limb_joints, occlusion_mask, sample_spatiotemporal_mask, sample_tube_mask
 
 __all__ = ["model_class", "default_best_metric", "flip_batch", "occlusion_mask", "compute_loss"]
 
@@ -47,16 +46,12 @@ def flip_batch(batch: Dict, skeleton, generator: torch.Generator, prob: float = 
     swapped), each window with probability ``prob``. Camera data follow, as in the authors'
     loader: ``intrinsics`` (B, 9) get ``cx`` (index 2) and ``p1`` (index 7) negated, ``root_3d``
     (B, F, 3) its ``x``."""
-    perm = torch.as_tensor(get_skeleton(skeleton).flip_permutation)
     ref = batch.get("pose_2d", batch.get("pose_3d"))
     flip = (torch.rand(ref.shape[0], generator=generator) < prob).to(ref.device)
     out = dict(batch)
     for key in ("pose_2d", "pose_3d"):
         if key in batch:
-            x = batch[key]
-            f = x[:, :, perm].clone()
-            f[..., 0] = -f[..., 0]
-            out[key] = torch.where(flip[:, None, None, None], f, x)
+            out[key] = torch.where(flip[:, None, None, None], flip_pose(batch[key], skeleton), batch[key])
     if "intrinsics" in batch:
         sign = torch.ones(batch["intrinsics"].shape[-1], dtype=batch["intrinsics"].dtype)
         sign[[i for i in (2, 7) if i < sign.numel()]] = -1
@@ -66,39 +61,6 @@ def flip_batch(batch: Dict, skeleton, generator: torch.Generator, prob: float = 
         r[..., 0] = -r[..., 0]
         out["root_3d"] = torch.where(flip[:, None, None], r, batch["root_3d"])
     return out
-
-
-def occlusion_mask(batch_size: int, num_frames: int, num_joints: int, max_joints: int,
-                   prob: float, generator: torch.Generator, *, limb_prob: float = 0.0,
-                   limbs: Sequence[Sequence[int]] = ()) -> Optional[torch.Tensor]:
-    """Random missing joints for occlusion-robust lifting: each window is occluded with
-    probability ``prob``; an occluded window hides ``k ~ U{1..max_joints}`` random joints in every
-    frame (a different set per frame), or, with probability ``limb_prob``, one of ``limbs`` (joint
-    index lists, e.g. the arms and legs) in all its frames: a whole limb hidden behind the body or
-    an object cannot be filled in from neighbouring frames. Returns ``(B, F, J)`` bool or None when
-    ``prob == 0``. With ``limb_prob == 0`` the random stream is the same as without limbs."""
-    if prob <= 0 or max_joints <= 0:
-        return None
-    hit = torch.rand(batch_size, generator=generator) < prob
-    k = torch.randint(1, max_joints + 1, (batch_size,), generator=generator)
-    scores = torch.rand(batch_size, num_frames, num_joints, generator=generator)
-    ranks = scores.argsort(-1).argsort(-1)
-    mask = ranks < k[:, None, None]
-    if limb_prob > 0:
-        if not limbs:
-            raise ValueError("occlusion limb_prob > 0 needs the limbs (joint index lists) to hide")
-        as_limb = torch.rand(batch_size, generator=generator) < limb_prob
-        pick = torch.randint(len(limbs), (batch_size,), generator=generator)
-        table = torch.zeros(len(limbs), num_joints, dtype=torch.bool)
-        for i, joints in enumerate(limbs):
-            table[i, list(joints)] = True
-        mask = torch.where(as_limb[:, None, None], table[pick][:, None, :].expand_as(mask), mask)
-    return mask & hit[:, None, None]
-
-
-def limb_joints(config) -> List[List[int]]:
-    """The four limbs (right/left arm, right/left leg; 3 joints each) of the model's skeleton."""
-    return [body_part_joints(config.get_skeleton(), part) for part in ("right_arm", "left_arm", "right_leg", "left_leg")]
 
 
 def _occlusion(batch_size: int, config, occlusion: Tuple, generator: torch.Generator) -> Optional[torch.Tensor]:

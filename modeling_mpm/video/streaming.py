@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..keypoints import keypoints_to_h36m, normalize_screen_coordinates, validate_image_size, validate_keypoints
+from ..modeling_mpm import zero_root
 from ..pipeline_mpm import _resolve_head, _skeleton_of, _to_model_layout
 
 __all__ = ["PoseLiftingStream"]
@@ -155,9 +156,7 @@ class PoseLiftingStream:
             out = self.model.center_head(self.model.reduce(x))[0, 0]
         else:
             out = self.model.frames_head(x[:, self.slot:self.slot + 1])[0, 0]
-        pose = out.float().cpu().numpy().copy()
-        if self.skeleton.root is not None:
-            pose[self.skeleton.root] = 0.0
+        pose = zero_root(out.float().cpu().numpy(), self.skeleton.root)
         missing = self._missing[target - first]
         return {"frame": int(target), "pose_3d": pose.astype(np.float32), "valid": ~missing}
 
