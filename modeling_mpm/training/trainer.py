@@ -136,11 +136,9 @@ def model_config(cfg: RunConfig):
             origin = "" if k in cfg.model else f" (set by model.preset={preset})"
             raise ValueError(f"model.{k}={v!r}{origin} differs from the checkpoint in {src} ({getattr(model_cfg, k)!r}); "
                              f"the encoder cannot be transferred")
-        setattr(model_cfg, k, v)
-    if "skeleton" in section:
-        from ..skeleton import get_skeleton
-
-        model_cfg.skeleton = get_skeleton(section["skeleton"]).to_dict()
+        setattr(model_cfg, k, v)  # (a skeleton is resolved by MPMConfig.skeleton's setter)
+    if cfg.training.task == "lift" and cfg.training.occlusion_prob > 0:
+        model_cfg.mask_token_2d_trained = True  # this run trains the lifter's 2D mask token
     if cfg.training.task == "refine":
         model_cfg.use_refine = True  # the refiner is new; the lifter comes from init_from
     model_cfg.validate_mpm()
