@@ -8,6 +8,12 @@ seedable sampler (:mod:`.sampler`), ``accumulate()``, trackers (``training.log_w
 finishes with bit-identical weights. Use :func:`train`; ``mpm train`` and the scripts in
 ``train/`` are thin wrappers (:mod:`.cli`).
 
+``ProjectConfiguration(automatic_checkpoint_naming=True, total_limit=...)`` is not used: it makes
+``save_state`` write straight into ``checkpoints/checkpoint_<i>`` (a killed run leaves a partial
+folder that resume would pick up) and counts saves, not steps; :mod:`.checkpoint` writes into a
+temporary folder with a SHA-256 manifest, renames it when whole and prunes to
+``training.keep_checkpoints`` itself.
+
 Output folder layout (``training.output_dir``)::
 
     config.yaml           the resolved run config
