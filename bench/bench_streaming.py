@@ -153,7 +153,8 @@ def video_part(args) -> dict:
     from modeling_mpm import MPMConfig
     from modeling_mpm.video.pipeline import lift_video
     from modeling_mpm.video.pipeline import PersonDetector
-    from modeling_mpm.video.testing import (
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+    from video_fixtures import (  # test fixtures, not part of the package
         build_full_size_pose_models, build_tiny_pose_models, synthetic_person_boxes, write_synthetic_video,
     )
 

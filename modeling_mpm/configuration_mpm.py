@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import sys
 from typing import List, Optional, Sequence
 
 from transformers import PretrainedConfig
 
-from .skeleton import Skeleton, get_skeleton
+from .skeleton import SKELETONS, Skeleton, get_skeleton
 
 _MASK_MODES = ("random", "tube", "none")
+_PAPER = dict(num_joints=17, num_frames=243, num_layers=4, hidden_size=256, intermediate_size=512, skeleton="h36m17")
+#: what each preset sets (a run's ``model.preset`` on an ``init_from`` checkpoint checks these too)
+_PRESETS = {
+    "h36m_17": dict(_PAPER, temporal_mask_ratio=0.6, spatial_mask_joints=5),
+    "h36m_16": dict(_PAPER, num_joints=16, num_layers=3, skeleton="h36m16", temporal_mask_ratio=0.6,
+                    spatial_mask_joints=5),
+    "completion_27": dict(_PAPER, num_frames=27, num_layers=3, decoder_layers=2, mask_mode="tube",
+                          temporal_mask_ratio=0.0),
+}
 _LOSS_ON = ("all", "masked")
 _DROPPED_FRAMES_INPUT = ("coordinates", "mask_token")
 
@@ -64,7 +74,13 @@ class MPMConfig(PretrainedConfig):
             authors' heads leave it free (their losses train it towards 0) and zero it in
             evaluation; converted official checkpoints set this to ``False`` to reproduce their
             raw outputs. Losses always see the raw root output.
-        skeleton: a skeleton name (``"h36m17"``...) or its dict (:meth:`Skeleton.to_dict`).
+        skeleton: a skeleton name (``"h36m17"``...), a :class:`Skeleton` or its dict
+            (:meth:`Skeleton.to_dict`); stored by name when it is a built-in one, else as the dict.
+        refine_hidden_size: width of the post-refinement MLP (``use_refine``; converted official
+            refiners set theirs, 1024 in the authors' code).
+        mask_token_2d_trained: ``False`` marks a lifter whose 2D mask token was never trained (a
+            converted official lifter); feeding it missing joints warns. A lift run with
+            ``occlusion_prob > 0`` sets it back to ``True`` when it builds the model.
     """
 
     model_type = "mpm"
@@ -102,56 +118,21 @@ class MPMConfig(PretrainedConfig):
         use_refine: bool = False,
         zero_root_output: bool = True,
         skeleton="h36m17",
+        refine_hidden_size: int = 1024,
+        mask_token_2d_trained: bool = True,
         **kwargs,
     ):
-        # types first: the derived defaults below compute with these values
-        for name, v in (("num_joints", num_joints), ("num_frames", num_frames), ("hidden_size", hidden_size)):
-            _check_int(name, v, minimum=1)
-        if embedding_size is not None:
-            _check_int("embedding_size", embedding_size, minimum=1)
-        for name, v in (("reduce_strides", reduce_strides), ("tube_manners_2d", tube_manners_2d),
-                        ("tube_manners_3d", tube_manners_3d)):
-            if v is not None or name != "reduce_strides":
-                _check_int_list(name, v)
-        for key in ("dtype", "torch_dtype"):
-            if key in kwargs:
-                _check_dtype(key, kwargs[key])
-        skel = get_skeleton(skeleton)
+        # every argument but kwargs is a field, set in signature order
+        fields = {k: v for k, v in locals().items() if k not in ("self", "kwargs", "__class__")}
+        _check_types_first(fields, kwargs)  # the derived defaults below compute with these values
         if embedding_size is None:
-            embedding_size = 2 * hidden_size
+            fields["embedding_size"] = 2 * hidden_size
         if reduce_strides is None:
-            reduce_strides = default_reduce_strides(num_frames)
-        self.num_joints = num_joints
-        self.num_frames = num_frames
-        self.hidden_size = hidden_size
-        self.embedding_size = embedding_size
-        self.intermediate_size = intermediate_size
-        self.num_layers = num_layers
-        self.num_attention_heads = num_attention_heads
-        self.dropout = dropout
-        self.mlp_dropout = mlp_dropout
-        self.lifter_mlp_dropout = lifter_mlp_dropout
-        self.decoder_layers = decoder_layers
-        self.reduce_strides = [int(s) for s in reduce_strides]
-        self.temporal_mask_ratio = temporal_mask_ratio
-        self.spatial_mask_joints = spatial_mask_joints
-        self.mask_mode = mask_mode
-        self.tube_manners_2d = [int(d) for d in tube_manners_2d]
-        self.tube_manners_3d = [int(d) for d in tube_manners_3d]
-        self.share_mask_across_batch = share_mask_across_batch
-        self.reconstruction_loss_on = reconstruction_loss_on
-        self.dropped_frames_input = dropped_frames_input
-        self.loss_weight_2d = loss_weight_2d
-        self.loss_weight_3d = loss_weight_3d
-        self.loss_weight_lift = loss_weight_lift
-        self.lift_center_loss_weight = lift_center_loss_weight
-        self.lift_all_frames_loss_weight = lift_all_frames_loss_weight
-        self.legacy_layer_norm = legacy_layer_norm
-        self.layer_norm_eps = layer_norm_eps
-        self.embedding_init_std = embedding_init_std
-        self.use_refine = use_refine
-        self.zero_root_output = zero_root_output
-        self.skeleton = skel.to_dict()
+            fields["reduce_strides"] = default_reduce_strides(num_frames)
+        for name in ("reduce_strides", "tube_manners_2d", "tube_manners_3d"):
+            fields[name] = [int(v) for v in fields[name]]
+        for name, value in fields.items():
+            setattr(self, name, value)
         super().__init__(**kwargs)
         if self.architectures is None:
             # AutoModel picks the class from this list (the registered tuple); transformers cannot
@@ -171,7 +152,7 @@ class MPMConfig(PretrainedConfig):
                 raise ValueError(f"MPMConfig.{name} must be > 0, got {v}")
 
         for name in ("num_joints", "num_frames", "hidden_size", "embedding_size",
-                     "intermediate_size", "num_layers", "num_attention_heads", "decoder_layers"):
+                     "intermediate_size", "num_layers", "num_attention_heads", "decoder_layers", "refine_hidden_size"):
             positive_int(name)
         if self.num_frames % 2 != 1:
             raise ValueError(
@@ -218,7 +199,7 @@ class MPMConfig(PretrainedConfig):
                 f"{reduced_length(self.num_frames, self.reduce_strides)}, not 1; pick strides whose "
                 f"product is about num_frames (e.g. {default_reduce_strides(self.num_frames)})"
             )
-        skel = get_skeleton(self.skeleton)
+        skel = self.get_skeleton()
         if skel.num_joints != self.num_joints:
             raise ValueError(
                 f"MPMConfig.num_joints={self.num_joints} but skeleton {skel.name!r} has {skel.num_joints} joints"
@@ -235,7 +216,8 @@ class MPMConfig(PretrainedConfig):
             v = getattr(self, name)
             if not _is_number(v) or not 0 < v < float("inf"):
                 raise ValueError(f"MPMConfig.{name} must be a finite number > 0, got {v!r}")
-        for name in ("share_mask_across_batch", "legacy_layer_norm", "use_refine", "zero_root_output"):
+        for name in ("share_mask_across_batch", "legacy_layer_norm", "use_refine", "zero_root_output",
+                     "mask_token_2d_trained"):
             v = getattr(self, name)
             if not isinstance(v, bool):
                 raise TypeError(f"MPMConfig.{name} must be true or false, got {type(v).__name__} ({v!r})")
@@ -248,22 +230,40 @@ class MPMConfig(PretrainedConfig):
         Where this package is imported, its registered ``pose-lifting`` / ``pose-completion``
         classes serve those tasks: the entries for them are hidden from transformers' ``pipeline()``,
         which would otherwise insist on ``trust_remote_code=True`` and run the folder's copy. They
-        are still saved (``to_dict`` reads the stored value)."""
+        are still saved (``to_dict`` reads the stored value). A process that loaded this file as
+        remote code without the package sees them all."""
         try:
             stored = self.__dict__["custom_pipelines"]
         except KeyError:
             raise AttributeError("custom_pipelines") from None
-        local = _installed_pipeline_tasks()
-        if not local or not isinstance(stored, dict):
-            return stored
-        return {task: info for task, info in stored.items() if task not in local}
+        if "modeling_mpm.pipeline_mpm" not in sys.modules or not isinstance(stored, dict):
+            return stored  # (importing that module registers both tasks)
+        return {task: info for task, info in stored.items() if task not in _PACKAGE_PIPELINE_TASKS}
 
     @custom_pipelines.setter
     def custom_pipelines(self, value):
         self.__dict__["custom_pipelines"] = value
 
+    @property
+    def skeleton(self):
+        """The skeleton as saved: a built-in one's name, else its dict (:meth:`Skeleton.to_dict`)."""
+        return self.__dict__["skeleton"]
+
+    @skeleton.setter
+    def skeleton(self, value):
+        skel = get_skeleton(value)  # resolved once here, not on every forward
+        builtin = SKELETONS.get(skel.name) == skel
+        self.__dict__["_skeleton"] = SKELETONS[skel.name] if builtin else skel
+        self.__dict__["skeleton"] = skel.name if builtin else skel.to_dict()
+
     def get_skeleton(self) -> Skeleton:
-        return get_skeleton(self.skeleton)
+        """The resolved :class:`Skeleton`."""
+        return self.__dict__["_skeleton"]
+
+    def to_dict(self):
+        out = super().to_dict()
+        out.pop("_skeleton", None)
+        return out
 
     @property
     def center_frame(self) -> int:
@@ -274,32 +274,37 @@ class MPMConfig(PretrainedConfig):
     @classmethod
     def h36m_17(cls, **kwargs) -> "MPMConfig":
         """Paper set-up for Human3.6M: 17 joints, 243 frames, 4 layers, width 256."""
-        base = dict(num_joints=17, num_frames=243, num_layers=4, hidden_size=256, intermediate_size=512,
-                    skeleton="h36m17", temporal_mask_ratio=0.6, spatial_mask_joints=5)
-        base.update(kwargs)
-        return cls(**base)
+        return cls(**{**_PRESETS["h36m_17"], **kwargs})
 
     @classmethod
     def h36m_16(cls, **kwargs) -> "MPMConfig":
         """Paper set-up for multi-dataset pre-training / MPI-INF-3DHP: 16 joints, 243 frames,
         3 layers."""
-        base = dict(num_joints=16, num_frames=243, num_layers=3, hidden_size=256, intermediate_size=512,
-                    skeleton="h36m16", temporal_mask_ratio=0.6, spatial_mask_joints=5)
-        base.update(kwargs)
-        return cls(**base)
+        return cls(**{**_PRESETS["h36m_16"], **kwargs})
 
     @classmethod
     def completion_27(cls, **kwargs) -> "MPMConfig":
         """Completion set-up (3D completion / occluded 2D -> 3D): 17 joints, 27 frames, 3 layers,
         2-layer decoders, body-part tube masks and no temporal masking."""
-        base = dict(num_joints=17, num_frames=27, num_layers=3, hidden_size=256, intermediate_size=512,
-                    decoder_layers=2, skeleton="h36m17", mask_mode="tube", temporal_mask_ratio=0.0)
-        base.update(kwargs)
-        return cls(**base)
+        return cls(**{**_PRESETS["completion_27"], **kwargs})
 
 
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_types_first(fields: dict, kwargs: dict) -> None:
+    """The types :meth:`MPMConfig.__init__` computes with before :meth:`MPMConfig.validate_mpm` runs."""
+    for name in ("num_joints", "num_frames", "hidden_size"):
+        _check_int(name, fields[name], minimum=1)
+    if fields["embedding_size"] is not None:
+        _check_int("embedding_size", fields["embedding_size"], minimum=1)
+    for name in ("reduce_strides", "tube_manners_2d", "tube_manners_3d"):
+        if fields[name] is not None or name != "reduce_strides":
+            _check_int_list(name, fields[name])
+    for key in ("dtype", "torch_dtype"):
+        if key in kwargs:
+            _check_dtype(key, kwargs[key])
 
 
 def _check_int(name: str, v, minimum: int = 0) -> None:
@@ -337,22 +342,8 @@ def _check_dtype(key: str, v) -> None:
     raise ValueError(f"MPMConfig.{key} must be one of {list(_DTYPE_NAMES)} (or null), got {v!r}")
 
 
-def _installed_pipeline_tasks():
-    """Tasks registered in this process by the installed package's pipelines (empty in a process
-    that loaded this file as remote code without the package)."""
-    import sys
-
-    module = sys.modules.get("modeling_mpm.pipeline_mpm")
-    if module is None:
-        return set()
-    from transformers.pipelines import PIPELINE_REGISTRY
-
-    tasks = set()
-    for task in ("pose-lifting", "pose-completion"):
-        impl = PIPELINE_REGISTRY.supported_tasks.get(task, {}).get("impl")
-        if impl is not None and getattr(impl, "__module__", "") == module.__name__:
-            tasks.add(task)
-    return tasks
+#: the tasks the installed package's pipeline module registers when it is imported
+_PACKAGE_PIPELINE_TASKS = ("pose-lifting", "pose-completion")
 
 
 def reduced_length(num_frames: int, strides: Sequence[int]) -> int:

@@ -242,44 +242,22 @@ def default_threads() -> int:
     return choose_threads()[0]
 
 
-def run_demo(output_dir: str, *, quick: bool = False, pretrain_steps: Optional[int] = None,
-             finetune_steps: Optional[int] = None, seed: int = 0, threads: Optional[int] = None,
-             progress: bool = True) -> Dict:
-    """Run the demo (see the module docstring); returns the ``results.json`` content."""
-    from transformers.utils import logging as hf_logging
+def _check_demo_args(output_dir, pretrain_steps, finetune_steps, threads) -> None:
+    if not isinstance(output_dir, str) or not output_dir:
+        raise ValueError("output_dir must be a non-empty path")
+    for name, v in (("pretrain_steps", pretrain_steps), ("finetune_steps", finetune_steps), ("threads", threads)):
+        if v is not None and (not isinstance(v, int) or v <= 0):
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
 
-    from .atomic import atomic_write_text
-    from .evaluation import predict_lifting, random_joint_mask
-    from .training.data import build_splits
+
+def _train_demo_models(output_dir: str, p: Dict, seed: int, progress: bool, stage, timing: Dict[str, float]):
+    """Pre-train, export ``mpm-pretrain``, then fine-tune a lifter from it and one from scratch.
+
+    Returns ``(pre-training dir, its last validation, {name: lifter}, {name: run config})``."""
     from .training.export import export_model
     from .training.trainer import train
 
-    if not isinstance(output_dir, str) or not output_dir:
-        raise ValueError("output_dir must be a non-empty path")
-    for name, v in (("pretrain_steps", pretrain_steps), ("finetune_steps", finetune_steps)):
-        if v is not None and (not isinstance(v, int) or v <= 0):
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
-    t_start = time.time()
-    if threads is not None and (not isinstance(threads, int) or threads <= 0):
-        raise ValueError(f"threads must be a positive int, got {threads!r}")
-    n_threads, why = (threads, "set with --threads") if threads else choose_threads()
-    torch.set_num_threads(n_threads)
-    hf_logging.disable_progress_bar()
-    p = dict(PRESETS["quick" if quick else "full"])
-    if pretrain_steps is not None:
-        p["pretrain_steps"] = pretrain_steps
-    if finetune_steps is not None:
-        p["finetune_steps"] = finetune_steps
-    os.makedirs(output_dir, exist_ok=True)
     runs = os.path.join(output_dir, "runs")
-    timing: Dict[str, float] = {}
-
-    def stage(msg):
-        print(f"[mpm demo {time.time() - t_start:6.1f}s] {msg}", flush=True)
-
-    stage(f"using {torch.get_num_threads()} torch thread(s): {why}")
-
-    # 1. pre-training ------------------------------------------------------------------
     pretext = f" + 2D->3D lifting (weight {p['pretrain_lift_weight']:g})" if p.get("pretrain_lift_weight") else ""
     stage(f"pre-training masked 2D + 3D pose modeling{pretext}: {p['pretrain_steps']} steps x {p['batch_size']} windows")
     t = time.time()
@@ -290,23 +268,77 @@ def run_demo(output_dir: str, *, quick: bool = False, pretrain_steps: Optional[i
     export_model(r_pre.model, pre_dir, cfg=cfg_pre, eval_results={"masked_modeling": pre_val},
                  global_step=r_pre.global_step, model_name="mpm-pretrain")
     timing["pretrain_s"] = time.time() - t
-
-    # 2./3. fine-tuning from the pre-trained encoder and from scratch --------------------------
-    lifters = {}
-    cfgs = {}
-    for name, init in (("pretrained", pre_dir), ("scratch", None)):
+    lifters, cfgs = {}, {}
+    for name, init in (("pretrained", pre_dir), ("scratch", None)):  # the same architecture
         stage(f"fine-tuning the lifter ({name}): {p['finetune_steps']} steps")
         t = time.time()
         cfg = _run_config("lift", os.path.join(runs, f"lift-{name}"), p, p["finetune_steps"], p["finetune_lr"],
                           seed, init_from=init)
-        if init is None:  # the same architecture as the pre-trained lifter
-            cfg = _run_config("lift", os.path.join(runs, f"lift-{name}"), p, p["finetune_steps"],
-                              p["finetune_lr"], seed)
         r = train(cfg, progress=progress, export=False, overwrite_output_dir=True)
         lifters[name], cfgs[name] = r.model, cfg
         timing[f"finetune_{name}_s"] = time.time() - t
+    return pre_dir, pre_val, lifters, cfgs
 
-    # 4. evaluation -------------------------------------------------------------------------
+
+def _render_middle_window(output_dir: str, val, lifter, p: Dict, seed: int) -> str:
+    """``example.png``: the middle validation window's centre frame lifted with 3 joints masked."""
+    from .evaluation import predict_lifting, random_joint_mask
+
+    item = val[len(val) // 2]
+    x = item["pose_2d"][None].float()
+    gen = torch.Generator().manual_seed(seed)
+    mask = random_joint_mask(1, p["num_frames"], 17, 3, gen, exclude=[0])
+    with torch.no_grad():
+        lifter.eval()
+        pred = predict_lifting(lifter, x, mask, flip=False)[0, 0].numpy()
+    c = p["num_frames"] // 2
+    gt = item["pose_3d"][c].numpy()
+    err = float(np.linalg.norm(pred - gt, axis=-1).mean() * 1000)
+    return render_example(os.path.join(output_dir, "example.png"), x[0, c].numpy(), pred, gt, mask=mask[0, c].numpy(),
+                          title=f"{item['action']}, centre frame, 3 joints masked: MPJPE {err:.0f} mm "
+                                "(MPM-pretrained lifter)")
+
+
+def _step_budget(p: Dict, timing: Dict[str, float], why: str, stage) -> Dict:
+    """The optimizer steps of the three runs and their measured rates (steps/s), also reported."""
+    steps = {"pretrain": p["pretrain_steps"], "finetune_pretrained": p["finetune_steps"],
+             "finetune_scratch": p["finetune_steps"]}
+    rates = {k: steps[k] / max(timing[f"{k}_s"], 1e-9) for k in steps}
+    budget = {"optimizer_steps": sum(steps.values()), "steps": steps, "batch_size": p["batch_size"],
+              "measured_steps_per_s": rates, "threads": torch.get_num_threads(), "threads_reason": why}
+    stage(f"budget {budget['optimizer_steps']} optimizer steps of {p['batch_size']} windows "
+          f"({p['pretrain_steps']} pre-training + 2 x {p['finetune_steps']} fine-tuning); measured "
+          + ", ".join(f"{k} {v:.2f} steps/s" for k, v in rates.items())
+          + f" with {torch.get_num_threads()} thread(s) at load average {_load_average()}")
+    return budget
+
+
+def run_demo(output_dir: str, *, quick: bool = False, pretrain_steps: Optional[int] = None,
+             finetune_steps: Optional[int] = None, seed: int = 0, threads: Optional[int] = None,
+             progress: bool = True) -> Dict:
+    """Run the demo (see the module docstring); returns the ``results.json`` content."""
+    from transformers.utils import logging as hf_logging
+
+    from .atomic import atomic_write_text
+    from .training.data import build_splits
+    from .training.export import export_model
+
+    _check_demo_args(output_dir, pretrain_steps, finetune_steps, threads)
+    t_start = time.time()
+    n_threads, why = (threads, "set with --threads") if threads else choose_threads()
+    torch.set_num_threads(n_threads)
+    hf_logging.disable_progress_bar()
+    p = dict(PRESETS["quick" if quick else "full"])
+    p.update({k: v for k, v in (("pretrain_steps", pretrain_steps), ("finetune_steps", finetune_steps)) if v is not None})
+    os.makedirs(output_dir, exist_ok=True)
+    timing: Dict[str, float] = {}
+
+    def stage(msg):
+        print(f"[mpm demo {time.time() - t_start:6.1f}s] {msg}", flush=True)
+
+    stage(f"using {torch.get_num_threads()} torch thread(s): {why}")
+    pre_dir, pre_val, lifters, cfgs = _train_demo_models(output_dir, p, seed, progress, stage, timing)
+
     stage("evaluating both lifters on the held-out split")
     t = time.time()
     _, val, _ = build_splits(cfgs["scratch"], p["num_frames"], "h36m17")
@@ -321,46 +353,21 @@ def run_demo(output_dir: str, *, quick: bool = False, pretrain_steps: Optional[i
         "pretrained_vs_mean_pose": results["pretrained"]["plain"]["mpjpe"] / baseline["mpjpe"],
         "scratch_vs_mean_pose": results["scratch"]["plain"]["mpjpe"] / baseline["mpjpe"],
     }
-
     table = _table(results, len(val), baseline, held_out)
     print(table, flush=True)
 
-    # exports ------------------------------------------------------------------------------
     summary = lambda res: {k: {m: v for m, v in r.items() if m != "per_action"} | {"per_action": r["per_action"]}  # noqa: E731
                            for k, r in res.items()}
-    lift_dir = os.path.join(output_dir, "mpm-lift")
     budget_note = (f"\n- demo budget: pre-training {p['pretrain_steps']} steps, fine-tuning {p['finetune_steps']} "
                    f"steps, batch {p['batch_size']}, {p['num_frames']} frames")
-    export_model(lifters["pretrained"], lift_dir, cfg=cfgs["pretrained"], eval_results=results["pretrained"],
-                 global_step=p["finetune_steps"], model_name="mpm-lift", extra_details=budget_note)
-    export_model(lifters["scratch"], os.path.join(output_dir, "mpm-lift-scratch"), cfg=cfgs["scratch"],
-                 eval_results=results["scratch"], global_step=p["finetune_steps"], model_name="mpm-lift-scratch",
-                 extra_details=budget_note)
-
-    # example frame: the middle validation window, one limb missing
-    item = val[len(val) // 2]
-    x = item["pose_2d"][None].float()
-    gen = torch.Generator().manual_seed(seed)
-    mask = random_joint_mask(1, p["num_frames"], 17, 3, gen, exclude=[0])
-    with torch.no_grad():
-        lifters["pretrained"].eval()
-        pred = predict_lifting(lifters["pretrained"], x, mask, flip=False)[0, 0].numpy()
-    c = p["num_frames"] // 2
-    gt = item["pose_3d"][c].numpy()
-    err = float(np.linalg.norm(pred - gt, axis=-1).mean() * 1000)
-    png = render_example(os.path.join(output_dir, "example.png"), x[0, c].numpy(), pred, gt, mask=mask[0, c].numpy(),
-                         title=f"{item['action']}, centre frame, 3 joints masked: MPJPE {err:.0f} mm (MPM-pretrained lifter)")
+    lift_dir = os.path.join(output_dir, "mpm-lift")
+    for name, folder in (("pretrained", lift_dir), ("scratch", os.path.join(output_dir, "mpm-lift-scratch"))):
+        export_model(lifters[name], folder, cfg=cfgs[name], eval_results=results[name], global_step=p["finetune_steps"],
+                     model_name=os.path.basename(folder), extra_details=budget_note)
+    png = _render_middle_window(output_dir, val, lifters["pretrained"], p, seed)
 
     total = time.time() - t_start
-    steps = {"pretrain": p["pretrain_steps"], "finetune_pretrained": p["finetune_steps"],
-             "finetune_scratch": p["finetune_steps"]}
-    rates = {k: steps[k] / max(timing[f"{k}_s"], 1e-9) for k in steps}
-    budget = {"optimizer_steps": sum(steps.values()), "steps": steps, "batch_size": p["batch_size"],
-              "measured_steps_per_s": rates, "threads": torch.get_num_threads(), "threads_reason": why}
-    stage(f"budget {budget['optimizer_steps']} optimizer steps of {p['batch_size']} windows "
-          f"({p['pretrain_steps']} pre-training + 2 x {p['finetune_steps']} fine-tuning); measured "
-          + ", ".join(f"{k} {v:.2f} steps/s" for k, v in rates.items())
-          + f" with {torch.get_num_threads()} thread(s) at load average {_load_average()}")
+    budget = _step_budget(p, timing, why, stage)
     out = {
         "table": {name: {key: {"mpjpe": r[key]["mpjpe"], "p_mpjpe": r[key]["p_mpjpe"]} for key, _, _ in SETTINGS}
                   for name, r in results.items()},

@@ -616,7 +616,7 @@ class MPMModel(MPMPreTrainedModel):
             token, embedding = self.spatial_mask_token_3d, self.joint_embedding_3d
         pose = pose.to(embedding.proj.weight.dtype)  # the model's dtype (bfloat16 after from_pretrained(dtype=...))
         if spatial_mask is not None:
-            if d == 2 and getattr(self.config, "mask_token_2d_trained", True) is False and bool(spatial_mask.any()):
+            if d == 2 and not self.config.mask_token_2d_trained and bool(spatial_mask.any()):
                 warnings.warn(UNTRAINED_MASK_TOKEN_2D, stacklevel=3)
             pose = torch.where(spatial_mask[..., None], token.to(pose.dtype), pose)
         x = embedding(pose.reshape(b, t, j * d).transpose(1, 2))
@@ -735,7 +735,7 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
         if cfg.mask_mode == "tube":
             manners = cfg.tube_manners_2d if modality == "2d" else cfg.tube_manners_3d
             draws = 1 if cfg.share_mask_across_batch else batch_size
-            return sample_tube_mask(draws, cfg.num_frames, cfg.skeleton, manners, modality, generator,
+            return sample_tube_mask(draws, cfg.num_frames, cfg.get_skeleton(), manners, modality, generator,
                                     device).expand(batch_size, -1, -1), None
         if cfg.mask_mode == "none":
             return None, None
@@ -881,7 +881,7 @@ class MPMForPoseLifting(MPMPreTrainedModel):
         self.reduce = MPMStridedReduce(config)
         self.center_head = MPMPoseHead(c, j, 3)
         self.frames_head = MPMPoseHead(c, j, 3)
-        self.refiner = MPMPoseRefiner(j, getattr(config, "refine_hidden_size", 1024)) if config.use_refine else None
+        self.refiner = MPMPoseRefiner(j, config.refine_hidden_size) if config.use_refine else None
         if "MPMForMaskedPoseModeling" in (config.architectures or []):
             # built from a pre-training/completion checkpoint (the documented transfer): its decoders,
             # heads and 3D embedding are expected leftovers, the lifting parts expected to be new

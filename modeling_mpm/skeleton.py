@@ -123,74 +123,43 @@ LIMBS: Dict[str, Tuple[str, str, str]] = {
 }
 
 
+def _mirrored(name: str, joint_names, parents: Tuple[int, ...], root=0) -> Skeleton:
+    """A skeleton whose left / right lists pair every ``left_X`` joint with ``right_X`` (in the
+    order of the left joints); ``joint_names`` may be one whitespace-separated string."""
+    joint_names = tuple(joint_names.split()) if isinstance(joint_names, str) else tuple(joint_names)
+    left = [i for i, j in enumerate(joint_names) if j.startswith("left_")]
+    right = [joint_names.index("right_" + joint_names[i][len("left_"):]) for i in left]
+    return Skeleton(name, joint_names, tuple(parents), tuple(left), tuple(right), root)
+
+
 # Human3.6M, 17 joints, VideoPose3D order (docs/authors_code.md section 2.1).
-H36M_17 = Skeleton(
-    name="h36m17",
-    joint_names=(
-        "pelvis", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
-        "spine", "thorax", "neck_nose", "head_top", "left_shoulder", "left_elbow", "left_wrist",
-        "right_shoulder", "right_elbow", "right_wrist",
-    ),
-    parents=(-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15),
-    joints_left=(4, 5, 6, 11, 12, 13),
-    joints_right=(1, 2, 3, 14, 15, 16),
-)
+H36M_17 = _mirrored("h36m17", """
+    pelvis right_hip right_knee right_ankle left_hip left_knee left_ankle spine thorax neck_nose
+    head_top left_shoulder left_elbow left_wrist right_shoulder right_elbow right_wrist""",
+    (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15))
 
 # Human3.6M, 16 joints: H36M-17 without index 9 (neck/nose) (docs/authors_code.md section 2.2).
-H36M_16 = Skeleton(
-    name="h36m16",
-    joint_names=(
-        "pelvis", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
-        "spine", "thorax", "head_top", "left_shoulder", "left_elbow", "left_wrist",
-        "right_shoulder", "right_elbow", "right_wrist",
-    ),
-    parents=(-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 8, 10, 11, 8, 13, 14),
-    joints_left=(4, 5, 6, 10, 11, 12),
-    joints_right=(1, 2, 3, 13, 14, 15),
-)
+H36M_16 = _mirrored("h36m16", """
+    pelvis right_hip right_knee right_ankle left_hip left_knee left_ankle spine thorax head_top
+    left_shoulder left_elbow left_wrist right_shoulder right_elbow right_wrist""",
+    (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 8, 10, 11, 8, 13, 14))
 
 # MPI-INF-3DHP "relevant" 17 joints in the P-STMO npz order (docs/authors_code.md section 2.3); root = pelvis (14).
-MPI_INF_3DHP_17 = Skeleton(
-    name="mpi3dhp17",
-    joint_names=(
-        "head_top", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder",
-        "left_elbow", "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip",
-        "left_knee", "left_ankle", "pelvis", "spine", "head",
-    ),
-    parents=(16, 15, 1, 2, 3, 1, 5, 6, 14, 8, 9, 14, 11, 12, -1, 14, 1),
-    joints_left=(5, 6, 7, 11, 12, 13),
-    joints_right=(2, 3, 4, 8, 9, 10),
-    root=14,
-)
+MPI_INF_3DHP_17 = _mirrored("mpi3dhp17", """
+    head_top neck right_shoulder right_elbow right_wrist left_shoulder left_elbow left_wrist
+    right_hip right_knee right_ankle left_hip left_knee left_ankle pelvis spine head""",
+    (16, 15, 1, 2, 3, 1, 5, 6, 14, 8, 9, 14, 11, 12, -1, 14, 1), root=14)
 
 # COCO-17 keypoints (2D detectors); no pelvis, so no root.
-COCO_17 = Skeleton(
-    name="coco17",
-    joint_names=(
-        "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
-        "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip",
-        "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-    ),
-    parents=(-1, 0, 0, 1, 2, -1, -1, 5, 6, 7, 8, 5, 6, 11, 12, 13, 14),
-    joints_left=(1, 3, 5, 7, 9, 11, 13, 15),
-    joints_right=(2, 4, 6, 8, 10, 12, 14, 16),
-    root=None,
-)
+COCO_17 = _mirrored("coco17", """
+    nose left_eye right_eye left_ear right_ear left_shoulder right_shoulder left_elbow right_elbow
+    left_wrist right_wrist left_hip right_hip left_knee right_knee left_ankle right_ankle""",
+    (-1, 0, 0, 1, 2, -1, -1, 5, 6, 7, 8, 5, 6, 11, 12, 13, 14), root=None)
 
 # Halpe-26 keypoints (AlphaPose): COCO-17 + head, neck, hip and six foot points.
-HALPE_26 = Skeleton(
-    name="halpe26",
-    joint_names=COCO_17.joint_names
-    + (
-        "head", "neck", "hip", "left_big_toe", "right_big_toe", "left_small_toe",
-        "right_small_toe", "left_heel", "right_heel",
-    ),
-    parents=(18, 0, 0, 1, 2, 18, 18, 5, 6, 7, 8, 19, 19, 11, 12, 13, 14, 18, 19, -1,
-             15, 16, 15, 16, 15, 16),
-    joints_left=(1, 3, 5, 7, 9, 11, 13, 15, 20, 22, 24),
-    joints_right=(2, 4, 6, 8, 10, 12, 14, 16, 21, 23, 25),
-    root=19,
-)
+HALPE_26 = _mirrored("halpe26", COCO_17.joint_names + tuple("""
+    head neck hip left_big_toe right_big_toe left_small_toe right_small_toe left_heel right_heel""".split()),
+    (18, 0, 0, 1, 2, 18, 18, 5, 6, 7, 8, 19, 19, 11, 12, 13, 14, 18, 19, -1, 15, 16, 15, 16, 15, 16), root=19)
 
 SKELETONS: Dict[str, Skeleton] = {
     s.name: s for s in (H36M_17, H36M_16, MPI_INF_3DHP_17, COCO_17, HALPE_26)

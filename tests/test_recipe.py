@@ -288,14 +288,22 @@ def test_converted_lifter_says_its_mask_token_is_untrained(tmp_path):
     seq[5, 13] = np.nan
     with pytest.warns(UserWarning, match="mask token was never trained"):
         lift_sequence(lifter, seq, batch_size=32)
-    # the flag survives save / load, and fine-tuning with occluded input trains the token
+    # the flag survives save / load; the loss never writes into the config, a lift run with occluded
+    # input (which trains the token) marks it trained when it builds the model, one without does not
     lifter.save_pretrained(tmp_path / "conv")
     reloaded = MPMForPoseLifting.from_pretrained(tmp_path / "conv")
     assert reloaded.config.mask_token_2d_trained is False
     batch = {"pose_2d": x, "pose_3d": torch.zeros(2, 27, 17, 3)}
-    tasks.compute_loss("lift", reloaded.train(), batch, reloaded.config, torch.Generator().manual_seed(0),
-                       occlusion=(1.0, 2))
-    assert reloaded.config.mask_token_2d_trained is True
+    with pytest.warns(UserWarning, match="mask token was never trained"):
+        tasks.compute_loss("lift", reloaded.train(), batch, reloaded.config, torch.Generator().manual_seed(0),
+                           occlusion=(1.0, 2))
+    assert reloaded.config.mask_token_2d_trained is False
+    from modeling_mpm.training import build_model
+
+    for prob, trained in ((0.0, False), (0.5, True)):
+        run = RunConfig({"model": {"num_frames": 27}, "training": {"task": "lift", "init_from": str(tmp_path / "conv"),
+                                                                   "occlusion_prob": prob}})
+        assert build_model(run).config.mask_token_2d_trained is trained
 
 
 # ---------------------------------------------------------------------------- compute_loss, flips, occlusion

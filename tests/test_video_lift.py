@@ -1,7 +1,7 @@
 """Video -> 3D: decoding (PyAV), detector -> ViTPose -> tracks -> MPM, the CLI and the rendering.
 
 Tiny randomly initialised RT-DETR / ViTPose models built from configs stand in for the Hub weights
-(``modeling_mpm.video.testing``); a short synthetic video is written in the test. Random detectors
+(``tests/video_fixtures.py``); a short synthetic video is written in the test. Random detectors
 find random boxes, so the exact tracking / lifting behaviour is checked with injected detector and
 pose callables (the seam ``lift_video`` offers), and the real tiny models check the whole chain runs.
 """
@@ -21,7 +21,7 @@ from modeling_mpm import MPMConfig, MPMForPoseLifting  # noqa: E402
 from modeling_mpm.video.pipeline import (  # noqa: E402
     PersonDetector, ViTPoseEstimator, iter_video_frames, lift_video, video_info,
 )
-from modeling_mpm.video.testing import build_tiny_pose_models, write_synthetic_video  # noqa: E402
+from video_fixtures import build_tiny_pose_models, write_synthetic_video  # noqa: E402
 
 W, H = 128, 96
 

@@ -18,7 +18,7 @@ import argparse
 import json
 import os
 import sys
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from . import cli_style
 
@@ -50,6 +50,33 @@ def build_parser() -> argparse.ArgumentParser:
     return cli_style(p)
 
 
+def _data_overrides(args) -> List[str]:
+    """The run-config overrides that the data options of ``mpm eval`` give."""
+    overrides = ["training.init_from=null", "training.task=lift"]
+    if args.data:
+        overrides.append(f"data.source={args.data}")
+    if args.data_paths:
+        overrides += ["data.source=prepared", f"data.paths={json.dumps(args.data_paths)}"]
+    for option, key in (("split", "test_split"), ("tds", "tds"), ("eval_stride", "eval_stride")):
+        if getattr(args, option):
+            overrides.append(f"data.{key}={getattr(args, option)}")
+    return overrides + [f"data.max_test_windows={args.max_windows if args.max_windows else 'null'}"]
+
+
+def _print_extra_metrics(results: Dict[str, Dict]) -> None:
+    """N-MPJPE / MPJVE (the ``mpm_pose`` metric) and the MPI-INF-3DHP PCK / AUC lines, where present."""
+    for name, r in results.items():
+        extra = r.get("metric") or {}
+        if extra:
+            line = f"{name}: N-MPJPE {extra['n_mpjpe']:.1f} mm"
+            if extra.get("mpjve") is not None:
+                line += f", MPJVE {extra['mpjve']:.2f} mm/frame (within windows)"
+            print(line + " (evaluate module mpm_pose; mean over actions)")
+        if r.get("pck") is not None:
+            print(f"{name}: PCK@150mm {r['pck']:.1f} %, AUC {r['auc']:.1f} %, MPJPE {r['mpjpe_3dhp']:.1f} mm "
+                  f"(MPI-INF-3DHP protocol: 14 joints, frame-weighted over {r['windows']} windows)")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
@@ -70,20 +97,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     cfg_path = args.config
     if cfg_path is None and os.path.isfile(os.path.join(args.model, "training_config.yaml")):
         cfg_path = os.path.join(args.model, "training_config.yaml")
-    overrides = ["training.init_from=null", "training.task=lift"]
-    if args.data:
-        overrides.append(f"data.source={args.data}")
-    if args.data_paths:
-        overrides += ["data.source=prepared", f"data.paths={json.dumps(args.data_paths)}"]
-    if args.split:
-        overrides.append(f"data.test_split={args.split}")
-    if args.tds:
-        overrides.append(f"data.tds={args.tds}")
-    if args.eval_stride:
-        overrides.append(f"data.eval_stride={args.eval_stride}")
-    overrides.append(f"data.max_test_windows={args.max_windows if args.max_windows else 'null'}")
     try:
-        cfg = load_config(cfg_path, overrides)
+        cfg = load_config(cfg_path, _data_overrides(args))
         if cfg.data.test_split is None:
             cfg = cfg.with_overrides(["data.test_split=test"])
     except (ValueError, TypeError) as err:
@@ -127,17 +142,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     title = (f"{args.model} on {cfg.data.source} split {label}: {len(test)} windows, "
              f"{args.mode} frame{occl}; MPJPE / P-MPJPE in mm (per action: mean over frames; Average: over actions)")
     print(format_table(results, title=title))
-    for name, r in results.items():
-        extra = r.get("metric") or {}
-        if extra:
-            line = f"{name}: N-MPJPE {extra['n_mpjpe']:.1f} mm"
-            if extra.get("mpjve") is not None:
-                line += f", MPJVE {extra['mpjve']:.2f} mm/frame (within windows)"
-            print(line + " (evaluate module mpm_pose; mean over actions)")
-        if r.get("pck") is not None:
-            print(f"{name}: PCK@150mm {r['pck']:.1f} %, AUC {r['auc']:.1f} %, MPJPE {r['mpjpe_3dhp']:.1f} mm "
-                  f"(MPI-INF-3DHP protocol: 14 joints, "
-                  f"frame-weighted over {r['windows']} windows)")
+    _print_extra_metrics(results)
     if args.output_json:
         from ..atomic import atomic_write_text
 

@@ -136,150 +136,153 @@ class BVHMotion:
         return self.joint_positions(scale)[:, [index[n] for n in names]]
 
 
-def _tokens(text: str):
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        for tok in line.split():
-            yield lineno, tok
+class _Lines:
+    """The lines of a BVH text with its name, for error messages that name file and line."""
 
+    def __init__(self, text: str, source: str):
+        self.lines, self.source = text.splitlines(), source
 
-def parse_bvh(text: str, source: str = "<string>") -> BVHMotion:
-    """Parse BVH ``text``; ``source`` names the file in error messages."""
-    lines = text.splitlines()
-    joints: List[BVHJoint] = []
-    stack: List[int] = []
-    n_channels = 0
-    i = 0
+    def err(self, lineno: int, msg: str) -> ValueError:
+        return ValueError(f"{self.source}, line {lineno}: {msg}")
 
-    def err(lineno: int, msg: str) -> ValueError:
-        return ValueError(f"{source}, line {lineno}: {msg}")
-
-    def next_content(j: int) -> int:
-        while j < len(lines) and not lines[j].strip():
+    def next_content(self, j: int) -> int:
+        """Index of the first non-blank line at or after ``j`` (``len(lines)`` when none)."""
+        while j < len(self.lines) and not self.lines[j].strip():
             j += 1
         return j
 
-    i = next_content(0)
-    if i >= len(lines) or lines[i].strip().upper() != "HIERARCHY":
-        raise err(i + 1, "expected 'HIERARCHY' at the start of a BVH file")
-    i += 1
-    pending: Optional[int] = None  # joint waiting for its '{'
+    def header(self, i: int, label: str, cast, expected: str, bad: str):
+        """``(value, index)`` of the ``label: <value>`` line at or after ``i``."""
+        i = self.next_content(i)
+        if i >= len(self.lines) or not self.lines[i].strip().lower().startswith(label + ":"):
+            raise self.err(i + 1, expected)
+        try:
+            return cast(self.lines[i].split(":", 1)[1]), i
+        except ValueError:
+            raise self.err(i + 1, f"{bad} {self.lines[i].strip()!r}") from None
+
+
+def _parse_offset(src: _Lines, lineno: int, line: str) -> np.ndarray:
+    try:
+        vals = [float(v) for v in line.split()[1:]]
+    except ValueError:
+        raise src.err(lineno, f"OFFSET values must be numbers: {line.strip()!r}") from None
+    if len(vals) != 3:
+        raise src.err(lineno, f"OFFSET needs 3 numbers, got {len(vals)}")
+    if not all(abs(v) <= MAX_CHANNEL_VALUE for v in vals):  # also false for nan
+        raise src.err(lineno, f"OFFSET values must be finite and at most {MAX_CHANNEL_VALUE:g} in magnitude")
+    return np.array(vals)
+
+
+def _parse_channels(src: _Lines, lineno: int, parts: List[str], joint: BVHJoint) -> List[str]:
+    if joint.is_end_site:
+        raise src.err(lineno, "End Site cannot have CHANNELS")
+    try:
+        count = int(parts[1])
+    except (IndexError, ValueError):
+        raise src.err(lineno, "CHANNELS needs a count") from None
+    names = parts[2:]
+    if len(names) != count:
+        raise src.err(lineno, f"CHANNELS declares {count} channels but lists {len(names)}")
+    for ch in names:
+        if ch.lower() not in _ROT and ch.lower() not in _POS:
+            raise src.err(lineno, f"unknown channel {ch!r}")
+    if len({c.lower() for c in names}) != len(names):
+        raise src.err(lineno, f"repeated channel in {names}")
+    return list(names)
+
+
+def _parse_hierarchy(src: _Lines):
+    """``(joints, channel count, index of the line after MOTION)``."""
+    i = src.next_content(0)
+    if i >= len(src.lines) or src.lines[i].strip().upper() != "HIERARCHY":
+        raise src.err(i + 1, "expected 'HIERARCHY' at the start of a BVH file")
+    joints: List[BVHJoint] = []
+    stack: List[int] = []
+    n_channels, pending = 0, None  # pending: the joint waiting for its '{'
     while True:
-        i = next_content(i)
-        if i >= len(lines):
-            raise err(i, "unexpected end of file inside HIERARCHY (missing MOTION section)")
-        parts = lines[i].split()
-        key = parts[0].upper()
-        lineno = i + 1
+        i = src.next_content(i + 1)
+        if i >= len(src.lines):
+            raise src.err(i, "unexpected end of file inside HIERARCHY (missing MOTION section)")
+        parts = src.lines[i].split()
+        key, lineno = parts[0].upper(), i + 1
+        if key == "MOTION":
+            if stack:
+                raise src.err(lineno, f"MOTION before all joints were closed ({len(stack)} '{{' open)")
+            break
+        if key in ("OFFSET", "CHANNELS", "END") and not stack:
+            raise src.err(lineno, {"OFFSET": "OFFSET outside of a joint", "CHANNELS": "CHANNELS outside of a joint",
+                                   "END": "End Site outside of a joint"}[key])
         if key in ("ROOT", "JOINT"):
             if len(parts) < 2:
-                raise err(lineno, f"{parts[0]} without a name")
-            if key == "ROOT" and stack:
-                raise err(lineno, "ROOT inside another joint")
-            if key == "JOINT" and not stack:
-                raise err(lineno, "JOINT outside of ROOT")
-            name = " ".join(parts[1:])
-            joints.append(BVHJoint(name, stack[-1] if stack else -1, np.zeros(3)))
+                raise src.err(lineno, f"{parts[0]} without a name")
+            if (key == "ROOT") == bool(stack):
+                raise src.err(lineno, "ROOT inside another joint" if stack else "JOINT outside of ROOT")
+            joints.append(BVHJoint(" ".join(parts[1:]), stack[-1] if stack else -1, np.zeros(3)))
             pending = len(joints) - 1
         elif key == "END":
-            if not stack:
-                raise err(lineno, "End Site outside of a joint")
-            parent = stack[-1]
-            joints.append(BVHJoint(joints[parent].name + "_end", parent, np.zeros(3), is_end_site=True))
+            joints.append(BVHJoint(joints[stack[-1]].name + "_end", stack[-1], np.zeros(3), is_end_site=True))
             pending = len(joints) - 1
         elif key == "{":
             if pending is None:
-                raise err(lineno, "'{' without a ROOT/JOINT/End Site before it")
+                raise src.err(lineno, "'{' without a ROOT/JOINT/End Site before it")
             stack.append(pending)
             pending = None
         elif key == "}":
             if not stack:
-                raise err(lineno, "unbalanced '}'")
+                raise src.err(lineno, "unbalanced '}'")
             stack.pop()
         elif key == "OFFSET":
-            if not stack:
-                raise err(lineno, "OFFSET outside of a joint")
-            try:
-                vals = [float(v) for v in parts[1:]]
-            except ValueError:
-                raise err(lineno, f"OFFSET values must be numbers: {lines[i].strip()!r}") from None
-            if len(vals) != 3:
-                raise err(lineno, f"OFFSET needs 3 numbers, got {len(vals)}")
-            if not all(abs(v) <= MAX_CHANNEL_VALUE for v in vals):  # also false for nan
-                raise err(lineno, f"OFFSET values must be finite and at most {MAX_CHANNEL_VALUE:g} in magnitude")
-            joints[stack[-1]].offset = np.array(vals)
+            joints[stack[-1]].offset = _parse_offset(src, lineno, src.lines[i])
         elif key == "CHANNELS":
-            if not stack:
-                raise err(lineno, "CHANNELS outside of a joint")
             joint = joints[stack[-1]]
-            if joint.is_end_site:
-                raise err(lineno, "End Site cannot have CHANNELS")
-            try:
-                count = int(parts[1])
-            except (IndexError, ValueError):
-                raise err(lineno, "CHANNELS needs a count") from None
-            names = parts[2:]
-            if len(names) != count:
-                raise err(lineno, f"CHANNELS declares {count} channels but lists {len(names)}")
-            for ch in names:
-                if ch.lower() not in _ROT and ch.lower() not in _POS:
-                    raise err(lineno, f"unknown channel {ch!r}")
-            if len({c.lower() for c in names}) != len(names):
-                raise err(lineno, f"repeated channel in {names}")
-            joint.channels = list(names)
-            joint.channel_start = n_channels
-            n_channels += count
-        elif key == "MOTION":
-            if stack:
-                raise err(lineno, f"MOTION before all joints were closed ({len(stack)} '{{' open)")
-            i += 1
-            break
+            joint.channels, joint.channel_start = _parse_channels(src, lineno, parts, joint), n_channels
+            n_channels += len(joint.channels)
         else:
-            raise err(lineno, f"unexpected keyword {parts[0]!r} in HIERARCHY")
-        i += 1
+            raise src.err(lineno, f"unexpected keyword {parts[0]!r} in HIERARCHY")
     if not joints:
-        raise err(i, "no joints in HIERARCHY")
+        raise src.err(i + 1, "no joints in HIERARCHY")
+    return joints, n_channels, i + 1
 
-    i = next_content(i)
-    if i >= len(lines) or not lines[i].strip().lower().startswith("frames:"):
-        raise err(i + 1, "expected 'Frames: <count>' after MOTION")
-    try:
-        n_frames = int(lines[i].split(":", 1)[1])
-    except ValueError:
-        raise err(i + 1, f"bad frame count {lines[i].strip()!r}") from None
-    i = next_content(i + 1)
-    if i >= len(lines) or not lines[i].strip().lower().startswith("frame time:"):
-        raise err(i + 1, "expected 'Frame Time: <seconds>' after Frames")
-    try:
-        frame_time = float(lines[i].split(":", 1)[1])
-    except ValueError:
-        raise err(i + 1, f"bad frame time {lines[i].strip()!r}") from None
-    if n_frames <= 0:
-        raise err(i, f"frame count must be positive, got {n_frames}")
-    if not MIN_FRAME_TIME <= frame_time <= MAX_FRAME_TIME:
-        raise err(i + 1, f"frame time {frame_time} s is not in [{MIN_FRAME_TIME}, {MAX_FRAME_TIME}] "
-                         f"({1 / MAX_FRAME_TIME:g} to {1 / MIN_FRAME_TIME:g} frames per second)")
-    first = i + 1
-    data_lines = [(k + 1, lines[k]) for k in range(first, len(lines)) if lines[k].strip()]
+
+def _parse_motion(src: _Lines, first: int, n_frames: int, n_channels: int) -> np.ndarray:
+    """``(n_frames, n_channels)`` channel values from the lines at and after ``first``."""
+    data_lines = [(k + 1, src.lines[k]) for k in range(first, len(src.lines)) if src.lines[k].strip()]
     if len(data_lines) < n_frames:
-        raise ValueError(f"{source}: declares {n_frames} frames but has only {len(data_lines)} motion lines")
+        raise ValueError(f"{src.source}: declares {n_frames} frames but has only {len(data_lines)} motion lines")
     if len(data_lines) > n_frames:
-        warnings.warn(f"{source}: {len(data_lines) - n_frames} motion line(s) beyond the declared "
+        warnings.warn(f"{src.source}: {len(data_lines) - n_frames} motion line(s) beyond the declared "
                       f"{n_frames} frames ignored (first at line {data_lines[n_frames][0]})")
         data_lines = data_lines[:n_frames]
     motion = np.empty((n_frames, n_channels))
     for t, (lineno, line) in enumerate(data_lines):
         parts = line.split()
         if len(parts) != n_channels:
-            raise err(lineno, f"motion line has {len(parts)} values, the hierarchy has {n_channels} channels")
+            raise src.err(lineno, f"motion line has {len(parts)} values, the hierarchy has {n_channels} channels")
         try:
             motion[t] = [float(v) for v in parts]
         except ValueError:
-            raise err(lineno, "motion line contains a non-number") from None
+            raise src.err(lineno, "motion line contains a non-number") from None
         if not np.isfinite(motion[t]).all():
-            raise err(lineno, "motion line holds a value that is not finite (nan or inf)")
+            raise src.err(lineno, "motion line holds a value that is not finite (nan or inf)")
         if np.abs(motion[t]).max(initial=0.0) > MAX_CHANNEL_VALUE:
-            raise err(lineno, f"motion line holds a value that exceeds {MAX_CHANNEL_VALUE:g} in magnitude")
-    return BVHMotion(joints=joints, motion=motion, frame_time=frame_time)
+            raise src.err(lineno, f"motion line holds a value that exceeds {MAX_CHANNEL_VALUE:g} in magnitude")
+    return motion
+
+
+def parse_bvh(text: str, source: str = "<string>") -> BVHMotion:
+    """Parse BVH ``text``; ``source`` names the file in error messages."""
+    src = _Lines(text, source)
+    joints, n_channels, i = _parse_hierarchy(src)
+    n_frames, i = src.header(i, "frames", int, "expected 'Frames: <count>' after MOTION", "bad frame count")
+    frame_time, i = src.header(i + 1, "frame time", float, "expected 'Frame Time: <seconds>' after Frames",
+                               "bad frame time")
+    if n_frames <= 0:
+        raise src.err(i, f"frame count must be positive, got {n_frames}")
+    if not MIN_FRAME_TIME <= frame_time <= MAX_FRAME_TIME:
+        raise src.err(i + 1, f"frame time {frame_time} s is not in [{MIN_FRAME_TIME}, {MAX_FRAME_TIME}] "
+                             f"({1 / MAX_FRAME_TIME:g} to {1 / MIN_FRAME_TIME:g} frames per second)")
+    return BVHMotion(joints=joints, motion=_parse_motion(src, i + 1, n_frames, n_channels), frame_time=frame_time)
 
 
 def read_bvh(path) -> BVHMotion:

@@ -245,6 +245,34 @@ def _solve_dlt(xy: np.ndarray, P: np.ndarray, w: np.ndarray) -> np.ndarray:
     return out
 
 
+def _triangulation_inputs(points_2d, V: int, weights, max_reprojection_error, min_views: int):
+    """Checked inputs of :func:`triangulate`: ``(uv (V, N, 2) px, weights (V, N), 0 where not seen;
+    seen (V, N); the leading shape of the points)``."""
+    obs = np.asarray(points_2d, dtype=np.float64)
+    if V < 2:
+        raise ValueError(f"triangulation needs at least 2 cameras, got {V}")
+    if obs.ndim < 2 or obs.shape[0] != V or obs.shape[-1] not in (2, 3):
+        raise ValueError(f"points_2d must be shaped (views={V}, ..., 2 or 3) pixels, got shape {obs.shape}")
+    if min_views < 2:
+        raise ValueError(f"min_views must be at least 2 (a point needs two views), got {min_views}")
+    if max_reprojection_error is not None and not max_reprojection_error > 0:
+        raise ValueError(f"max_reprojection_error must be a positive number of pixels, got {max_reprojection_error}")
+    lead = obs.shape[1:-1]
+    uv = obs[..., :2].reshape(V, -1, 2)
+    if weights is None:
+        w = obs[..., 2].reshape(V, -1) if obs.shape[-1] == 3 else np.ones(uv.shape[:2])
+    else:
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != obs.shape[:-1]:
+            raise ValueError(f"weights must be shaped {obs.shape[:-1]} (views, ...), got {w.shape}")
+        w = w.reshape(V, -1)
+    with np.errstate(invalid="ignore"):
+        if np.any(w < 0):
+            raise ValueError("weights must be non-negative (0 = view not used)")
+    seen = np.isfinite(uv).all(-1) & np.isfinite(w) & (w > 0)
+    return uv, np.where(seen, w, 0.0), seen, lead
+
+
 def triangulate(points_2d, cameras: Sequence[CaptureCamera], weights=None,
                 max_reprojection_error: Optional[float] = None, min_views: int = 2,
                 reject_unresolved: bool = False) -> TriangulationResult:
@@ -267,30 +295,8 @@ def triangulate(points_2d, cameras: Sequence[CaptureCamera], weights=None,
     Returns:
         :class:`TriangulationResult` (points in world metres, per-view reprojection errors in px).
     """
-    obs = np.asarray(points_2d, dtype=np.float64)
     V = len(cameras)
-    if V < 2:
-        raise ValueError(f"triangulation needs at least 2 cameras, got {V}")
-    if obs.ndim < 2 or obs.shape[0] != V or obs.shape[-1] not in (2, 3):
-        raise ValueError(f"points_2d must be shaped (views={V}, ..., 2 or 3) pixels, got shape {obs.shape}")
-    if min_views < 2:
-        raise ValueError(f"min_views must be at least 2 (a point needs two views), got {min_views}")
-    if max_reprojection_error is not None and not max_reprojection_error > 0:
-        raise ValueError(f"max_reprojection_error must be a positive number of pixels, got {max_reprojection_error}")
-    lead = obs.shape[1:-1]
-    uv = obs[..., :2].reshape(V, -1, 2)
-    if weights is None:
-        w = obs[..., 2].reshape(V, -1) if obs.shape[-1] == 3 else np.ones(uv.shape[:2])
-    else:
-        w = np.asarray(weights, dtype=np.float64)
-        if w.shape != obs.shape[:-1]:
-            raise ValueError(f"weights must be shaped {obs.shape[:-1]} (views, ...), got {w.shape}")
-        w = w.reshape(V, -1)
-    with np.errstate(invalid="ignore"):
-        if np.any(w < 0):
-            raise ValueError("weights must be non-negative (0 = view not used)")
-    seen = np.isfinite(uv).all(-1) & np.isfinite(w) & (w > 0)
-    w = np.where(seen, w, 0.0)
+    uv, w, seen, lead = _triangulation_inputs(points_2d, V, weights, max_reprojection_error, min_views)
     xy = np.stack([undistort_points(uv[v], cameras[v].intrinsics) for v in range(V)])  # (V, N, 2)
     P = np.stack([np.concatenate([c.R, np.asarray(c.t, dtype=np.float64)[:, None]], axis=1) for c in cameras])
     xy_n, w_n = np.transpose(xy, (1, 0, 2)), w.T.copy()  # (N, V, 2), (N, V)

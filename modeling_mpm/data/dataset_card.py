@@ -10,53 +10,51 @@ from typing import Dict, Mapping, Optional
 
 __all__ = ["SOURCES", "licence_warning", "build_dataset_card", "push_dataset_with_card"]
 
+
+def _restricted(pretty_name: str, license_name: str, license_link: str, note: str, citation: str) -> Dict[str, object]:
+    """A source whose own licence restricts redistribution (``--public`` pushes warn)."""
+    return {"pretty_name": pretty_name, "license": "other", "license_name": license_name,
+            "license_link": license_link, "restricted": True, "note": note, "citation": citation}
+
+
 #: What a card says per ``mpm prepare`` source: licence metadata, a licence note, the citation,
 #: and whether the original licence restricts redistribution (then ``--public`` warns).
 SOURCES: Dict[str, Dict[str, object]] = {
-    "h36m": {
-        "pretty_name": "Human3.6M (MPM sequence layout)",
-        "license": "other", "license_name": "human3.6m-research-license",
-        "license_link": "http://vision.imar.ro/human3.6m/eula.php",
-        "restricted": True,
-        "note": "Derived from Human3.6M, released under its own licence for non-commercial research; the "
-                "licence does not allow redistribution. Keep derived data private unless the licence holder "
-                "permits otherwise.",
-        "citation": """@article{ionescu2014human36m,
+    "h36m": _restricted(
+        "Human3.6M (MPM sequence layout)", "human3.6m-research-license",
+        "http://vision.imar.ro/human3.6m/eula.php",
+        "Derived from Human3.6M, released under its own licence for non-commercial research; the "
+        "licence does not allow redistribution. Keep derived data private unless the licence holder "
+        "permits otherwise.",
+        """@article{ionescu2014human36m,
   title   = {Human3.6M: Large Scale Datasets and Predictive Methods for 3D Human Sensing in Natural Environments},
   author  = {Ionescu, Catalin and Papava, Dragos and Olaru, Vlad and Sminchisescu, Cristian},
   journal = {IEEE Transactions on Pattern Analysis and Machine Intelligence},
   volume  = {36}, number = {7}, pages = {1325--1339}, year = {2014}
-}""",
-    },
-    "3dhp": {
-        "pretty_name": "MPI-INF-3DHP (MPM sequence layout)",
-        "license": "other", "license_name": "mpi-inf-3dhp-license",
-        "license_link": "https://vcai.mpi-inf.mpg.de/3dhp-dataset/",
-        "restricted": True,
-        "note": "Derived from MPI-INF-3DHP, released by MPI for Informatics for non-commercial research under "
-                "its own licence terms, which do not grant redistribution.",
-        "citation": """@inproceedings{mehta2017monocular,
+}"""),
+    "3dhp": _restricted(
+        "MPI-INF-3DHP (MPM sequence layout)", "mpi-inf-3dhp-license",
+        "https://vcai.mpi-inf.mpg.de/3dhp-dataset/",
+        "Derived from MPI-INF-3DHP, released by MPI for Informatics for non-commercial research under "
+        "its own licence terms, which do not grant redistribution.",
+        """@inproceedings{mehta2017monocular,
   title     = {Monocular 3D Human Pose Estimation In The Wild Using Improved CNN Supervision},
   author    = {Mehta, Dushyant and Rhodin, Helge and Casas, Dan and Fua, Pascal and Sotnychenko, Oleksandr and
                Xu, Weipeng and Theobalt, Christian},
   booktitle = {International Conference on 3D Vision (3DV)},
   year      = {2017}
-}""",
-    },
-    "amass": {
-        "pretty_name": "AMASS joints (MPM sequence layout)",
-        "license": "other", "license_name": "amass-license",
-        "license_link": "https://amass.is.tue.mpg.de/license.html",
-        "restricted": True,
-        "note": "Derived from AMASS, released for non-commercial scientific research under the AMASS licence, "
-                "which does not allow redistribution of the data or derivatives.",
-        "citation": """@inproceedings{mahmood2019amass,
+}"""),
+    "amass": _restricted(
+        "AMASS joints (MPM sequence layout)", "amass-license",
+        "https://amass.is.tue.mpg.de/license.html",
+        "Derived from AMASS, released for non-commercial scientific research under the AMASS licence, "
+        "which does not allow redistribution of the data or derivatives.",
+        """@inproceedings{mahmood2019amass,
   title     = {AMASS: Archive of Motion Capture as Surface Shapes},
   author    = {Mahmood, Naureen and Ghorbani, Nima and Troje, Nikolaus F. and Pons-Moll, Gerard and Black, Michael J.},
   booktitle = {International Conference on Computer Vision (ICCV)},
   year      = {2019}
-}""",
-    },
+}"""),
     "bvh": {
         "pretty_name": "Motion capture (MPM sequence layout)",
         "license": "other", "license_name": "source-licence",

@@ -101,6 +101,19 @@ def load_h36m_2d(path) -> dict:
     return positions_2d
 
 
+def _h36m_views_2d(positions_2d: dict, subject: str, action: str, n_cams: int):
+    """The checked per-camera 2D arrays of one Human3.6M sequence (see :func:`h36m_rows`)."""
+    if subject not in positions_2d or action not in _mapping(
+            positions_2d[subject], f"2D subject {subject!r}", "a dict[action] -> list of 4 arrays"):
+        raise ValueError(f"2D file has no {subject}/{action}")
+    views2d = positions_2d[subject][action]
+    if not isinstance(views2d, (list, tuple)) and not (isinstance(views2d, np.ndarray) and views2d.ndim):
+        raise ValueError(f"{subject}/{action}: the 2D must be a list of {n_cams} per-camera arrays")
+    if len(views2d) != n_cams:
+        raise ValueError(f"{subject}/{action}: {len(views2d)} 2D views for {n_cams} cameras")
+    return views2d
+
+
 def h36m_rows(positions_3d: Union[str, os.PathLike, dict], positions_2d: Union[str, os.PathLike, dict, None] = None,
               subjects: Optional[Sequence[str]] = None, num_joints: int = 17,
               cameras: Optional[Dict[str, List[Camera]]] = None, skip_corrupted: bool = True,
@@ -152,16 +165,7 @@ def h36m_rows(positions_3d: Union[str, os.PathLike, dict], positions_2d: Union[s
             if pos.shape[1] == 32:
                 pos = pos[:, H36M_32_TO_17]
             T = pos.shape[0]
-            views2d = None
-            if positions_2d is not None:
-                if subject not in positions_2d or action not in _mapping(
-                        positions_2d[subject], f"2D subject {subject!r}", "a dict[action] -> list of 4 arrays"):
-                    raise ValueError(f"2D file has no {subject}/{action}")
-                views2d = positions_2d[subject][action]
-                if not isinstance(views2d, (list, tuple)) and not (isinstance(views2d, np.ndarray) and views2d.ndim):
-                    raise ValueError(f"{subject}/{action}: the 2D must be a list of {len(cams)} per-camera arrays")
-                if len(views2d) != len(cams):
-                    raise ValueError(f"{subject}/{action}: {len(views2d)} 2D views for {len(cams)} cameras")
+            views2d = None if positions_2d is None else _h36m_views_2d(positions_2d, subject, action, len(cams))
             for ci, cam in enumerate(cams):
                 p3 = world_to_camera(pos, cam.orientation, cam.translation)
                 if views2d is not None:

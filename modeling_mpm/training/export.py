@@ -27,18 +27,13 @@ def save_model_with_pipeline(model, folder: str, pipeline_code: bool = True) -> 
     not installed; with the package imported ``pipeline("pose-lifting", model=folder)`` uses the
     installed classes without ``trust_remote_code`` (see ``MPMConfig.custom_pipelines``).
     ``pipeline_code=False``: ``model.save_pretrained(folder)`` only (model code, no pipeline code).
-    A helper ``pipeline_mpm.save_pretrained_with_pipeline(model, folder)`` is used when it exists.
     """
     if not pipeline_code:
         model.save_pretrained(folder)
         return
-    from .. import pipeline_mpm
-
-    helper = getattr(pipeline_mpm, "save_pretrained_with_pipeline", None)
-    if helper is not None:
-        helper(model, folder)
-        return
     from transformers import pipeline
+
+    from .. import pipeline_mpm  # noqa: F401  (registers the pipeline tasks)
 
     task = "pose-lifting" if type(model).__name__ == "MPMForPoseLifting" else "pose-completion"
     pipeline(task, model=model, device="cpu").save_pretrained(folder)

@@ -121,8 +121,6 @@ def compute_loss(task: str, model, batch: Dict, config, generator: torch.Generat
         mask = _occlusion(p2d.shape[0], config, occlusion, generator)
         if mask is not None:
             mask = mask.to(p2d.device)
-            if getattr(config, "mask_token_2d_trained", True) is False and bool(mask.any()):
-                config.mask_token_2d_trained = True  # it is being trained from now on (saved with the model)
         out = model(pose_2d=p2d, spatial_mask=mask, labels=p3d)
         logs = {}
     elif task == "refine":
@@ -136,12 +134,12 @@ def compute_loss(task: str, model, batch: Dict, config, generator: torch.Generat
                     root_depth=batch["root_3d"][:, c, 2])
         logs = {}
     elif task == "complete3d":
-        tube = sample_tube_mask(p3d.shape[0], F, config.skeleton, config.tube_manners_3d, "3d",
+        tube = sample_tube_mask(p3d.shape[0], F, config.get_skeleton(), config.tube_manners_3d, "3d",
                                 generator=generator, device=p3d.device)
         out = model(pose_3d=p3d, spatial_mask_3d=tube)
         logs = {"loss_3d": out.loss_3d}
     elif task == "occluded2d":
-        tube = sample_tube_mask(p2d.shape[0], F, config.skeleton, config.tube_manners_2d, "2d",
+        tube = sample_tube_mask(p2d.shape[0], F, config.get_skeleton(), config.tube_manners_2d, "2d",
                                 generator=generator, device=p2d.device)
         out = model(pose_2d=p2d, spatial_mask=tube, lift_labels=p3d)
         logs = {"loss_2d": out.loss_2d, "loss_lift": out.loss_lift}

@@ -8,6 +8,12 @@ seedable sampler (:mod:`.sampler`), ``accumulate()``, trackers (``training.log_w
 finishes with bit-identical weights. Use :func:`train`; ``mpm train`` and the scripts in
 ``train/`` are thin wrappers (:mod:`.cli`).
 
+``ProjectConfiguration(automatic_checkpoint_naming=True, total_limit=...)`` is not used: it makes
+``save_state`` write straight into ``checkpoints/checkpoint_<i>`` (a killed run leaves a partial
+folder that resume would pick up) and counts saves, not steps; :mod:`.checkpoint` writes into a
+temporary folder with a SHA-256 manifest, renames it when whole and prunes to
+``training.keep_checkpoints`` itself.
+
 Output folder layout (``training.output_dir``)::
 
     config.yaml           the resolved run config
@@ -31,6 +37,7 @@ import re
 import signal
 import sys
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Union
 
@@ -136,11 +143,9 @@ def model_config(cfg: RunConfig):
             origin = "" if k in cfg.model else f" (set by model.preset={preset})"
             raise ValueError(f"model.{k}={v!r}{origin} differs from the checkpoint in {src} ({getattr(model_cfg, k)!r}); "
                              f"the encoder cannot be transferred")
-        setattr(model_cfg, k, v)
-    if "skeleton" in section:
-        from ..skeleton import get_skeleton
-
-        model_cfg.skeleton = get_skeleton(section["skeleton"]).to_dict()
+        setattr(model_cfg, k, v)  # (a skeleton is resolved by MPMConfig.skeleton's setter)
+    if cfg.training.task == "lift" and cfg.training.occlusion_prob > 0:
+        model_cfg.mask_token_2d_trained = True  # this run trains the lifter's 2D mask token
     if cfg.training.task == "refine":
         model_cfg.use_refine = True  # the refiner is new; the lifter comes from init_from
     model_cfg.validate_mpm()
@@ -371,8 +376,10 @@ def _fit_fsdp2_loading(acc) -> None:
     plugin = getattr(acc.state, "fsdp_plugin", None)
     if plugin is None or getattr(plugin, "fsdp_version", 1) != 2 or not plugin.cpu_ram_efficient_loading:
         return
+    from accelerate.utils import disable_fsdp_ram_efficient_loading
+
     plugin.cpu_ram_efficient_loading = False
-    os.environ["FSDP_CPU_RAM_EFFICIENT_LOADING"] = "False"
+    disable_fsdp_ram_efficient_loading()  # the environment flag transformers' loading reads
     logger.info("FSDP v2: cpu_ram_efficient_loading turned off (every rank builds the model itself; Accelerate "
                 "cannot re-broadcast the BatchNorm running statistics, which are persistent buffers)")
 
@@ -388,26 +395,45 @@ class _RankStreams:
     """The loop's per-process random streams, registered with ``register_for_checkpointing``: the
     ``torch.Generator`` for masks and flips and the training windows' camera stream as it was after
     the last consumed batch (the prepared loader fetches one batch ahead). ``state_dict`` gathers
-    every rank's streams (Accelerate calls it on every rank and writes the main one's)."""
+    every rank's streams (Accelerate calls it on every rank and writes the main one's).
 
-    def __init__(self, accelerator, generator: torch.Generator, dataset):
-        self.acc, self.generator, self.dataset = accelerator, generator, dataset
-        self.data_state = dataset_rng_state(dataset)
+    Accelerate has no public way to unregister an object, so each accelerator gets one (see
+    :func:`_streams_of`) and every ``train()`` on it binds its own streams with :meth:`bind`."""
+
+    def __init__(self, accelerator):
+        self.world_size, self.rank = accelerator.num_processes, accelerator.process_index
+        self.generator = self.dataset = self.data_state = None
+
+    def bind(self, generator: Optional[torch.Generator], dataset) -> None:
+        self.generator, self.dataset = generator, dataset
+        self.data_state = None if dataset is None else dataset_rng_state(dataset)
 
     def state_dict(self) -> Dict[str, Any]:
         from accelerate.utils import gather_object
 
         mine = {"generator": self.generator.get_state(), "data": self.data_state}
-        return {"world_size": self.acc.num_processes, "ranks": gather_object([mine])}
+        return {"world_size": self.world_size, "ranks": gather_object([mine])}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
-        if int(state["world_size"]) != self.acc.num_processes or len(state["ranks"]) != self.acc.num_processes:
+        if int(state["world_size"]) != self.world_size or len(state["ranks"]) != self.world_size:
             raise ValueError(f"the checkpoint holds the random streams of {state['world_size']} process(es), "
-                             f"this run has {self.acc.num_processes}")
-        mine = state["ranks"][self.acc.process_index]
+                             f"this run has {self.world_size}")
+        mine = state["ranks"][self.rank]
         self.generator.set_state(mine["generator"])
         self.data_state = mine["data"]
         restore_dataset_rng_state(self.dataset, self.data_state)
+
+
+#: the :class:`_RankStreams` registered with each accelerator
+_STREAMS: "weakref.WeakKeyDictionary[Any, _RankStreams]" = weakref.WeakKeyDictionary()
+
+
+def _streams_of(acc) -> _RankStreams:
+    """The accelerator's :class:`_RankStreams`, registered for checkpointing on first use."""
+    if acc not in _STREAMS:
+        _STREAMS[acc] = _RankStreams(acc)
+        acc.register_for_checkpointing(_STREAMS[acc])
+    return _STREAMS[acc]
 
 
 class _CollateWithStream:
@@ -580,7 +606,6 @@ class _Run:
     progress: bool
     kill_after_step: Optional[int]
     writer: Optional[_MetricsWriter] = None
-    registered: List[Any] = field(default_factory=list)
     # set by _build
     model: Any = None
     mcfg: Any = None
@@ -618,17 +643,17 @@ class _Run:
 
 
 def _fresh_accelerator(cfg: RunConfig, trackers: List[str]):
-    """A new Accelerator for the run, with Accelerate's process-wide state started afresh."""
-    # "no" leaves room for `accelerate launch --mixed_precision ...` (read from the environment)
+    """A new Accelerator for the run, with Accelerate's process-wide state started afresh.
+
+    Several runs in one process (the demo, notebooks, tests) may use different precisions, but the
+    state is a per-process singleton that refuses a second precision. Accelerate 1.16 has no public
+    way to start it afresh, so its own ``_reset_state`` is called (single process only; tried:
+    refusing a second precision instead breaks every such process)."""
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        # several runs in one process (the demo, notebooks) may use different precisions; the
-        # accelerate state is a process-wide singleton, so start it afresh (single process only)
         from accelerate.state import AcceleratorState, GradientState
 
-        if getattr(AcceleratorState, "_shared_state", None) and hasattr(AcceleratorState, "_reset_state"):
-            AcceleratorState._reset_state(reset_partial_state=True)
-        if getattr(GradientState, "_shared_state", None) and hasattr(GradientState, "_reset_state"):
-            GradientState._reset_state()
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
     return _make_accelerator(cfg, trackers)
 
 
@@ -683,9 +708,8 @@ def _build(run: _Run, splits) -> None:
     loader = build_train_loader(train_ds, run.plan, t.seed, _CollateWithStream(train_ds), t.num_workers)
     optimizer, scheduler = build_optimizer(model, cfg, steps_per_epoch)
     run.model, run.optimizer, run.loader, run.scheduler = acc.prepare(model, optimizer, loader, scheduler)
-    run.streams = _RankStreams(acc, run.gen, train_ds)
-    acc.register_for_checkpointing(run.streams)
-    run.registered.append(run.streams)
+    run.streams = _streams_of(acc)
+    run.streams.bind(run.gen, train_ds)
 
 
 def _restore(run: _Run, resume) -> None:
@@ -920,8 +944,8 @@ def _finish(run: _Run, *, export: bool, export_dir: Optional[str], push_to_hub: 
 
 
 def _close(run: _Run) -> None:
-    """Release the output folder's lock, close the metrics and the log file, and unregister the
-    random streams (a caller's accelerator may train again)."""
+    """Release the output folder's lock, close the metrics and the log file, and unbind the run's
+    random streams from the accelerator (a caller's accelerator may train again)."""
     if run.out_lock is not None:
         run.out_lock.release()
     if run.writer is not None:
@@ -929,9 +953,8 @@ def _close(run: _Run) -> None:
     if run.fh is not None:
         logger.removeHandler(run.fh)
         run.fh.close()
-    for obj in run.registered:
-        if obj in run.acc._custom_objects:
-            run.acc._custom_objects.remove(obj)
+    if run.streams is not None:
+        run.streams.bind(None, None)
 
 
 def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub: Optional[str] = None,

@@ -297,11 +297,11 @@ def lift_video(
         detector: Hub id / folder of an object detector with a ``person`` class (default, ``None``:
             RT-DETR ``PekingU/rtdetr_r50vd_coco_o365``), or a callable like :class:`PersonDetector`.
             Not used (must stay ``None``) with BlazePose.
-        pose_model: ``"mediapipe"`` (default: BlazePose, offline, one person, no detector), a Hub id /
-            folder of a ViTPose model (e.g. ``usyd-community/vitpose-base-simple``, several people)
-            or a callable like :class:`ViTPoseEstimator`; ``"mediapipe"`` (or ``"blazepose"``, or a
-            :class:`~modeling_mpm.video.blazepose.BlazePoseEstimator`) runs MediaPipe BlazePose
-            instead: offline, no detector, one person followed through the video (track id 0).
+        pose_model: ``"mediapipe"`` (default; or ``"blazepose"``, or a
+            :class:`~modeling_mpm.video.blazepose.BlazePoseEstimator`): MediaPipe BlazePose, offline,
+            no detector, one person followed through the video (track id 0); or a Hub id / folder of
+            a ViTPose model (e.g. ``usyd-community/vitpose-base-simple``, several people) or a
+            callable like :class:`ViTPoseEstimator`.
         output: optional ``.npz`` to write (see :func:`save_tracks_npz`); render: optional ``.mp4``
             with the video and 2D on the left, the 3D skeletons on the right (:func:`render_video`).
         batch_size: frames per detector / ViTPose forward pass (frames decoded at a time for BlazePose).
@@ -327,67 +327,102 @@ def lift_video(
         and ``"world_blazepose"`` (n, 33, 3) MediaPipe world landmarks in metres instead of
         ``"keypoints_coco"``, and ``boxes`` around the landmarks.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    blazepose = _is_blazepose(pose_model)
-    if blazepose and detector is not None:
-        raise ValueError("BlazePose finds the person itself; leave detector out with pose_model='mediapipe'")
+    _check_video_args(batch_size, pose_model, detector)
     info = video_info(video)
     t_start = time.perf_counter()
     timings = {"load_models": 0.0, "decode": 0.0, "detect": 0.0, "pose": 0.0, "track": 0.0, "lift": 0.0}
-    own_estimator = None
-    if blazepose:
-        if isinstance(pose_model, BlazePoseEstimator):
-            pose_model.reset()  # a new video: forget the person tracked before
-            pose_fn = pose_model
-        else:
-            pose_fn = own_estimator = BlazePoseEstimator()
-    else:
-        det_fn: Callable = detector if callable(detector) else PersonDetector(
-            DEFAULT_DETECTOR if detector is None else detector, threshold=detection_threshold,
-            max_people=max_people, device=device)
-        pose_fn = pose_model if callable(pose_model) else ViTPoseEstimator(pose_model, device=device)
+    det_fn, pose_fn, own_estimator = _pose_models(pose_model, detector, detection_threshold, max_people, device)
     try:
         pipe = _lifting_pipeline(DEFAULT_OFFLINE_LIFTER if model is None else model, device)
         timings["load_models"] = time.perf_counter() - t_start
-        total = info["frames"] if max_frames is None else min(max_frames, info["frames"] or max_frames)
-        with _progress(total, progress) as bar:
-            batches = _batches(video, batch_size, max_frames, timings, bar)
-            if blazepose:
-                frames2d, n_frames, size = _blazepose_2d(batches, pose_fn, timings)
-            else:
-                frames2d, n_frames, size = _vitpose_2d(batches, det_fn, pose_fn, tracker, timings)
+        frames2d, n_frames, size = _estimate_2d(video, info, timings, batch_size, max_frames, progress,
+                                                det_fn, pose_fn, tracker)
     finally:
         if own_estimator is not None:
             own_estimator.close()
-    if n_frames == 0:
-        raise ValueError(f"no frame could be decoded from {video!r}")
-    size = size or (info["width"], info["height"])
+    tracks = _lift_tracks(pipe, frames2d(min_track_frames), size, "coco" if det_fn else "blazepose",
+                          keypoint_threshold, mode, bool(flip_augmentation), timings)
+    result = {"tracks": tracks, "fps": info["fps"], "image_size": size, "num_frames": n_frames, "timings": timings}
+    _write_outputs(video, result, output, render, progress)
+    return result
 
-    t0 = time.perf_counter()
-    tracks = {}
-    with _lifting_threads(pipe):
-        for tid, tr in frames2d(min_track_frames).items():
-            kp = tr.pop("keypoints")
-            if not (kp[..., 2] >= keypoint_threshold).any():
-                continue  # no usable joint in the whole track
-            res = pipe(kp, image_size=size, keypoint_format="blazepose" if blazepose else "coco",
-                       confidence_threshold=keypoint_threshold, mode=mode, return_keypoints_2d=True,
-                       fix_left_right_swaps=True, flip_augmentation=bool(flip_augmentation))
-            tracks[int(tid)] = {"frames": tr.pop("frames"), "pose_3d": res["pose_3d"], "valid": res["valid"],
-                                "keypoints_2d": np.asarray(res["keypoints_2d"], dtype=np.float32),
-                                ("keypoints_blazepose" if blazepose else "keypoints_coco"): kp.astype(np.float32),
-                                **tr}
-    timings["lift"] = time.perf_counter() - t0
-    result = {"tracks": tracks, "fps": info["fps"], "image_size": size, "num_frames": n_frames,
-              "timings": timings}
+
+def _write_outputs(video: str, result: dict, output: Optional[str], render: Optional[str], progress) -> None:
+    """The ``.npz`` (``output``) and the rendered ``.mp4`` (``render``, time in ``timings["render"]``)."""
     if output:
         save_tracks_npz(result, output)
     if render:
         t0 = time.perf_counter()
         render_video(video, result, render, progress=progress)
-        timings["render"] = time.perf_counter() - t0
-    return result
+        result["timings"]["render"] = time.perf_counter() - t0
+
+
+def _check_video_args(batch_size, pose_model, detector) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if _is_blazepose(pose_model) and detector is not None:
+        raise ValueError("BlazePose finds the person itself; leave detector out with pose_model='mediapipe'")
+
+
+def _pose_models(pose_model, detector, detection_threshold, max_people, device):
+    """``(detector callable, or None for BlazePose; 2D pose callable; the BlazePose estimator to close
+    or None)``."""
+    if not _is_blazepose(pose_model):
+        det_fn: Callable = detector if callable(detector) else PersonDetector(
+            DEFAULT_DETECTOR if detector is None else detector, threshold=detection_threshold,
+            max_people=max_people, device=device)
+        return det_fn, pose_model if callable(pose_model) else ViTPoseEstimator(pose_model, device=device), None
+    if isinstance(pose_model, BlazePoseEstimator):
+        pose_model.reset()  # a new video: forget the person tracked before
+        return None, pose_model, None
+    own = BlazePoseEstimator()
+    return None, own, own
+
+
+def _estimate_2d(video: str, info: dict, timings: dict, batch_size: int, max_frames, progress, det_fn, pose_fn,
+                 tracker):
+    """2D poses of the whole video (BlazePose when ``det_fn`` is None): ``(tracks(min_track_frames),
+    frames, (w, h))``, see :func:`_vitpose_2d` / :func:`_blazepose_2d`."""
+    total = info["frames"] if max_frames is None else min(max_frames, info["frames"] or max_frames)
+    with _progress(total, progress) as bar:
+        batches = _batches(video, batch_size, max_frames, timings, bar)
+        if det_fn is None:
+            frames2d, n_frames, size = _blazepose_2d(batches, pose_fn, timings)
+        else:
+            frames2d, n_frames, size = _vitpose_2d(batches, det_fn, pose_fn, tracker, timings)
+    if n_frames == 0:
+        raise ValueError(f"no frame could be decoded from {video!r}")
+    return frames2d, n_frames, size or (info["width"], info["height"])
+
+
+def _lift_tracks(pipe, tracks2d: dict, size, keypoint_format: str, keypoint_threshold: float, mode: str,
+                 flip_augmentation: bool, timings: dict) -> dict:
+    """The ``tracks`` of :func:`lift_video`: every 2D track with a usable joint lifted by ``pipe``
+    (time in ``timings["lift"]``)."""
+    t0, tracks = time.perf_counter(), {}
+    with _lifting_threads(pipe):
+        for tid, tr in tracks2d.items():
+            kp = tr.pop("keypoints")
+            if not (kp[..., 2] >= keypoint_threshold).any():
+                continue  # no usable joint in the whole track
+            res = pipe(kp, image_size=size, keypoint_format=keypoint_format, confidence_threshold=keypoint_threshold,
+                       mode=mode, return_keypoints_2d=True, fix_left_right_swaps=True,
+                       flip_augmentation=flip_augmentation)
+            tracks[int(tid)] = {"frames": tr.pop("frames"), "pose_3d": res["pose_3d"], "valid": res["valid"],
+                                "keypoints_2d": np.asarray(res["keypoints_2d"], dtype=np.float32),
+                                f"keypoints_{keypoint_format}": kp.astype(np.float32), **tr}
+    timings["lift"] = time.perf_counter() - t0
+    return tracks
+
+
+def _per_frame(fn, batch: list, timings: dict, key: str, what: str) -> list:
+    """``fn(batch)``, timed into ``timings[key]``; one result per frame, else ``ValueError``."""
+    t0 = time.perf_counter()
+    out = fn(batch)
+    timings[key] += time.perf_counter() - t0
+    if len(out) != len(batch):
+        raise ValueError(f"{what} returned {len(out)} results for {len(batch)} frames")
+    return out
 
 
 def _batches(video: str, batch_size: int, max_frames: Optional[int], timings: dict, bar) -> Iterator[list]:
@@ -414,11 +449,7 @@ def _vitpose_2d(batches, det_fn, pose_fn, tracker, timings):
     detections, ids, n_frames, size = [], [], 0, None
     for batch in batches:
         size = (batch[0].shape[1], batch[0].shape[0])
-        t0 = time.perf_counter()
-        dets = det_fn(batch)
-        timings["detect"] += time.perf_counter() - t0
-        if len(dets) != len(batch):
-            raise ValueError(f"detector returned {len(dets)} results for {len(batch)} frames")
+        dets = _per_frame(det_fn, batch, timings, "detect", "detector")
         t0 = time.perf_counter()
         boxes = [np.asarray(d["boxes"], dtype=np.float64).reshape(-1, 4) for d in dets]
         people = pose_fn(batch, boxes)
@@ -447,11 +478,7 @@ def _blazepose_2d(batches, estimator, timings):
     kps, world, detected, size = [], [], [], None
     for batch in batches:
         size = (batch[0].shape[1], batch[0].shape[0])
-        t0 = time.perf_counter()
-        res = estimator(batch)
-        timings["pose"] += time.perf_counter() - t0
-        if len(res) != len(batch):
-            raise ValueError(f"BlazePose returned {len(res)} results for {len(batch)} frames")
+        res = _per_frame(estimator, batch, timings, "pose", "BlazePose")
         for r in res:
             kps.append(np.asarray(r["keypoints"], dtype=np.float32))
             world.append(np.asarray(r["world"], dtype=np.float32))

@@ -1,4 +1,5 @@
-"""Offline stand-ins for the Hub models, used by the tests and the speed benchmark.
+"""Offline stand-ins for the Hub models, used by the tests and the speed benchmark (test fixtures,
+not part of the package).
 
 :func:`build_tiny_pose_models` saves a tiny randomly initialised RT-DETR (person detector) and
 ViTPose (COCO-17 keypoints) with their image processors to folders, in about a second; they load
