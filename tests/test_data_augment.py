@@ -288,32 +288,3 @@ def test_real_camera_preset_keeps_the_subject_in_frames_of_every_shape(train_seq
         wide_camera_sampler(in_frame=1.5)
     with pytest.raises(ValueError, match="frame_aspects"):
         wide_camera_sampler(frame_aspects=(1.0, 0.0))
-
-
-def test_human_proportions_replace_the_source_skeletons_proportions(train_seqs):
-    from modeling_mpm.data.augment import HUMAN_BONE_LENGTHS
-
-    pose = _windows(train_seqs, 32)  # climbing (a robot's retargeted skeleton) and CMU bodies
-    human = np.array([HUMAN_BONE_LENGTHS[H36M_17.joint_names[c]] for c, _ in BONES])
-    exact = MotionAugment(**{**OFF, "human_proportions_prob": 1.0, "proportion_std": 0.0})
-    out = _bone_lengths(exact.apply_world(pose, np.random.default_rng(0)).astype(np.float64))[:, 0]
-    before = _bone_lengths(pose)[:, 0]
-    # every window: the template's proportions, at the window's own size (same total bone length)
-    np.testing.assert_allclose(out / out.sum(1, keepdims=True), np.broadcast_to(human / human.sum(), out.shape),
-                               rtol=1e-2)  # mocap bones vary a little over a window's frames
-    np.testing.assert_allclose(out.sum(1), before.sum(1), rtol=1e-2)
-    assert np.abs(before / before.sum(1, keepdims=True) - human / human.sum()).max() > 0.02  # it changed them
-    spread = MotionAugment(**{**OFF, "human_proportions_prob": 1.0, "proportion_std": 0.1})
-    r = _bone_lengths(spread.apply_world(pose, np.random.default_rng(1)).astype(np.float64))[:, 0] / out
-    assert 0.05 < np.log(r).std(0).mean() < 0.15  # spread per bone around the template ...
-    child = [c for c, _ in BONES]
-    for left, right in zip(H36M_17.joints_left, H36M_17.joints_right):  # ... the same left and right
-        np.testing.assert_allclose(r[:, child.index(left)], r[:, child.index(right)], rtol=1e-4)
-    half = MotionAugment(**{**OFF, "human_proportions_prob": 0.5, "proportion_std": 0.0})
-    changed = np.abs(_bone_lengths(half.apply_world(pose, np.random.default_rng(2)).astype(np.float64))[:, 0]
-                     - before).max(1) > 1e-4
-    assert 0 < changed.sum() < len(pose)
-    with pytest.raises(ValueError, match="proportion_std"):
-        MotionAugment(proportion_std=-0.1)
-    with pytest.raises(ValueError, match="human_proportions_prob"):
-        MotionAugment(human_proportions_prob=1.5)

@@ -11,7 +11,6 @@ copy the latter into ``modeling_mpm/pretrained/`` with its measured numbers in t
 """
 
 import argparse
-import copy
 import os
 import sys
 import time
@@ -49,7 +48,6 @@ def _seconds_per_step(p, out: str, seed: int, workers: int = 0, warmup: int = 20
 def main(argv=None) -> int:
     import torch
 
-    from modeling_mpm.data.augment import AUGMENT_PRESETS
     from modeling_mpm.demo import PRESETS, _run_config
     from modeling_mpm.training.export import export_model
     from modeling_mpm.training.trainer import train
@@ -63,8 +61,6 @@ def main(argv=None) -> int:
     ap.add_argument("--size", choices=sorted(SIZES), default="demo",
                     help="encoder size: 'demo' (the demo's, 1.1M parameters) or 'large' (256 wide, 4 layers)")
     ap.add_argument("--batch-size", type=int, default=None)
-    ap.add_argument("--human-proportions", type=float, default=None, metavar="P",
-                    help="probability of H36M body proportions per window (MotionAugment.human_proportions_prob)")
     ap.add_argument("--num-workers", type=int, default=0, help="data-loader worker processes (training.num_workers)")
     ap.add_argument("--budget-seconds", type=float, default=None,
                     help="time the first pre-training steps, then give pre-training and fine-tuning half of "
@@ -75,10 +71,6 @@ def main(argv=None) -> int:
     for key in ("pretrain_steps", "finetune_steps", "batch_size"):
         if getattr(args, key) is not None:
             p[key] = getattr(args, key)
-    if args.human_proportions is not None:
-        aug = copy.deepcopy(AUGMENT_PRESETS[p["augment"]])
-        aug["motion"]["human_proportions_prob"] = args.human_proportions
-        p["augment"] = aug
     runs = os.path.join(args.output_dir, "runs")
     if args.budget_seconds:
         per_step = _seconds_per_step(p, os.path.join(runs, "timing"), args.seed, args.num_workers)

@@ -104,17 +104,6 @@ def _topological_order(parents) -> np.ndarray:
     return np.array(order)
 
 
-#: metres of the bone ending at each H36M-17 joint in Human3.6M's mean body (hip 0.132, thigh 0.442,
-#: shin 0.454, pelvis-spine 0.233, spine-thorax 0.257, thorax-neck 0.121, neck-head 0.115,
-#: thorax-shoulder 0.151, upper arm 0.278, forearm 0.252): the body :class:`MotionAugment` gives
-#: windows with ``human_proportions_prob``
-HUMAN_BONE_LENGTHS: Dict[str, float] = {
-    "right_hip": 0.132, "right_knee": 0.442, "right_ankle": 0.454, "left_hip": 0.132, "left_knee": 0.442,
-    "left_ankle": 0.454, "spine": 0.233, "thorax": 0.257, "neck_nose": 0.121, "head_top": 0.115,
-    "left_shoulder": 0.151, "left_elbow": 0.278, "left_wrist": 0.252, "right_shoulder": 0.151,
-    "right_elbow": 0.278, "right_wrist": 0.252}
-
-
 def rescale_bones(pose: np.ndarray, parents, scale: np.ndarray) -> np.ndarray:
     """Scale every bone and rebuild the pose by forward kinematics from the root.
 
@@ -202,11 +191,6 @@ class MotionAugment:
         key_pose_prob: probability that a window's limbs move between two random key poses within
             rough joint limits (motion the embedded sequences do not contain: throws, kicks, reaches).
         key_pose_limb_prob: in such a window, probability of each limb to take key poses.
-        human_proportions_prob: probability that a window's body takes human proportions: every
-            bone is rescaled to :data:`HUMAN_BONE_LENGTHS` (Human3.6M's mean body), spread per bone
-            by ``proportion_std``, at the window's own size (a motion source's skeleton, e.g. a
-            robot retargeting, does not then fix the lifter's idea of a body).
-        proportion_std: standard deviation of the log per-bone factor of human proportions.
         skeleton: joint layout of the windows (needs a kinematic tree).
     """
 
@@ -224,8 +208,6 @@ class MotionAugment:
     lean_deg: Tuple[float, float, float] = (45.0, 25.0, 45.0)
     key_pose_prob: float = 0.0
     key_pose_limb_prob: float = 0.5
-    human_proportions_prob: float = 0.0
-    proportion_std: float = 0.1
     skeleton: str = "h36m17"
 
     def __post_init__(self):
@@ -239,9 +221,6 @@ class MotionAugment:
         self.lean_prob = _check_prob("lean_prob", self.lean_prob)
         self.key_pose_prob = _check_prob("key_pose_prob", self.key_pose_prob)
         self.key_pose_limb_prob = _check_prob("key_pose_limb_prob", self.key_pose_limb_prob)
-        self.human_proportions_prob = _check_prob("human_proportions_prob", self.human_proportions_prob)
-        if not 0 <= float(self.proportion_std) <= 1:
-            raise ValueError(f"proportion_std must be in [0, 1], got {self.proportion_std!r}")
         if len(self.lean_deg) != 3 or min(float(a) for a in self.lean_deg) < 0:
             raise ValueError(f"lean_deg must be three angles >= 0 (forward, sideways, twist), got {self.lean_deg!r}")
         self.lean_deg = tuple(float(a) for a in self.lean_deg)
@@ -258,9 +237,6 @@ class MotionAugment:
         spine = skel.index("spine") if "spine" in skel.joint_names else None
         self._upper = np.array([j for j in range(len(skel.parents)) if spine is not None
                                 and _descends_from(skel.parents, j, spine)], dtype=np.int64)
-        self._human = np.array([HUMAN_BONE_LENGTHS.get(n, np.nan) for n in skel.joint_names])
-        if self.human_proportions_prob > 0 and np.isnan(self._human[1:]).any():
-            raise ValueError(f"human_proportions_prob needs the h36m17 joints, skeleton is {skel.name!r}")
 
     def to_dict(self) -> Dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -301,15 +277,10 @@ class MotionAugment:
         scale = np.ones((n, len(parents)))
         if self.global_scale_range is not None:
             scale *= rng.uniform(*self.global_scale_range, size=(n, 1))
-        perm = self._skel.flip_permutation
         if self.bone_scale_range is not None:
             per_bone = rng.uniform(*self.bone_scale_range, size=(n, len(parents)))
+            perm = self._skel.flip_permutation
             scale *= np.where(np.arange(len(parents)) < perm, per_bone, per_bone[:, perm])  # left = right
-        if self.human_proportions_prob > 0:
-            rows = rng.random(n) < self.human_proportions_prob
-            spread = np.exp(rng.normal(0.0, self.proportion_std, size=(n, len(parents))))
-            spread = np.where(np.arange(len(parents)) < perm, spread, spread[:, perm])
-            scale = np.where(rows[:, None], scale * self._to_human(out) * spread, scale)
         if not np.all(scale == 1.0):
             out = rescale_bones(out, parents, scale)
         R = self.sample_body_rotations(rng, n)
@@ -317,14 +288,6 @@ class MotionAugment:
             centre = out[:, :, self._skel.root].mean(axis=1)[:, None, None]
             out = np.matmul(out - centre, R.transpose(0, 2, 1)[:, None]) + centre
         return out.astype(np.float32)
-
-    def _to_human(self, pose: np.ndarray) -> np.ndarray:
-        """(n, J) per-bone factors that give windows ``pose`` (n, F, J, 3) the proportions of
-        :data:`HUMAN_BONE_LENGTHS` at their own size (same sum of bone lengths)."""
-        parents = np.asarray(self._skel.parents)
-        bones = np.linalg.norm(pose[:, :, 1:] - pose[:, :, parents[1:]], axis=-1).mean(axis=1)  # (n, J-1)
-        human = self._human[1:] * bones.sum(1, keepdims=True) / self._human[1:].sum()
-        return np.concatenate([np.ones((len(pose), 1)), human / np.maximum(bones, 1e-6)], axis=1)
 
     def sample_body_rotations(self, rng: np.random.Generator, n: int) -> Optional[np.ndarray]:
         """(n, 3, 3) body rotations (world frame, Z up) or None when off."""
