@@ -322,7 +322,7 @@ def run_job(spec: Dict) -> Dict:
         out = {"kind": "pretrain", "recipe": spec["recipe"], "model_dir": spec["model_dir"]}
     else:
         pre, budget, data, _ = ALL_ARMS[spec["arm"]]
-        steps = p["finetune_steps"] + (p["pretrain_steps"] if budget == "total" else 0)
+        steps = job_steps(spec, p)
         seqs = [fold["one"]] if data == "one" else train_seqs
         cfg = make_config("lift", spec["run_dir"], p, steps, p["finetune_lr"], seed, seqs,
                           init_from=spec.get("model_dir"))
@@ -378,6 +378,13 @@ def plan(folds: List[int], seeds: List[int], arms: List[str], premise: bool, out
     return jobs
 
 
+def job_steps(job: Dict, preset: Dict) -> int:
+    """Optimizer steps of a job."""
+    if job["kind"] == "pretrain":
+        return preset["pretrain_steps"]
+    return preset["finetune_steps"] + (preset["pretrain_steps"] if ALL_ARMS[job["arm"]][1] == "total" else 0)
+
+
 def _pretrain_ready(job: Dict) -> bool:
     return os.path.exists(job["result"]) and os.path.isfile(os.path.join(job["model_dir"], "config.json"))
 
@@ -401,6 +408,7 @@ def schedule(jobs: List[Dict], preset: Dict, device: str, n_jobs: int, out: str,
         env.update(CUDA_VISIBLE_DEVICES="", ACCELERATE_USE_CPU="true")
     os.makedirs(os.path.join(out, "logs"), exist_ok=True)
     running: Dict[str, subprocess.Popen] = {}
+    rates: Dict[str, List[float]] = {}  # kind -> wall seconds per optimizer step of finished jobs
     started: Dict[str, float] = {}
     ok = ("done", "skipped (done)")
     while True:
@@ -410,6 +418,9 @@ def schedule(jobs: List[Dict], preset: Dict, device: str, n_jobs: int, out: str,
                 continue
             del running[jid]
             status[jid] = "done" if rc == 0 and os.path.exists(by_id[jid]["result"]) else f"failed (rc {rc})"
+            if status[jid] == "done":
+                kind = by_id[jid]["kind"]
+                rates.setdefault(kind, []).append((time.time() - started[jid]) / job_steps(by_id[jid], preset))
             log(f"[{time.time() - t0:6.0f}s] {status[jid]}: {jid} ({time.time() - started[jid]:.0f}s)")
         for j in jobs:  # a failed dependency fails its dependants
             if status[j["id"]] == "pending" and any(status[d].startswith("failed") for d in j["deps"]):
@@ -423,13 +434,16 @@ def schedule(jobs: List[Dict], preset: Dict, device: str, n_jobs: int, out: str,
             for proc in running.values():
                 proc.wait()
             running.clear()
-        launching = deadline is None or elapsed < deadline
+        launching = (deadline is None or elapsed < deadline) and (kill_after is None or elapsed < kill_after)
         if launching:
             for j in jobs:
                 if len(running) >= n_jobs:
                     break
                 if status[j["id"]] != "pending" or not all(status[d] in ok for d in j["deps"]):
                     continue
+                rate = rates.get(j["kind"])
+                if kill_after is not None and rate and elapsed + max(rate) * job_steps(j, preset) > kill_after:
+                    continue  # would not finish before --kill-after (at the slowest measured seconds / step)
                 spec = {k: j[k] for k in ("kind", "fold", "seed", "result", "run_dir") if k in j}
                 spec.update({k: j[k] for k in ("recipe", "arm", "model_dir") if k in j}, preset=preset, device=device)
                 logf = open(os.path.join(out, "logs", j["id"].replace("/", "_") + ".log"), "w")
@@ -440,13 +454,12 @@ def schedule(jobs: List[Dict], preset: Dict, device: str, n_jobs: int, out: str,
                 started[j["id"]] = time.time()
                 status[j["id"]] = "running"
                 log(f"[{elapsed:6.0f}s] start: {j['id']}")
-        if not running and (not launching or not any(s == "pending" and all(status[d] in ok for d in by_id[i]["deps"])
-                                                      for i, s in status.items())):
+        if not running:  # nothing runs and nothing was launched: whatever is left cannot start
             break
         time.sleep(0.5)
     for jid, s in status.items():
         if s == "pending":
-            status[jid] = "not started (deadline)" if not launching else "not started"
+            status[jid] = "not started (deadline)"
     return status
 
 
@@ -463,7 +476,8 @@ def main(argv=None) -> int:
     ap.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {','.join(ARMS)}")
     ap.add_argument("--no-premise", action="store_true", help="skip the premise (one-sequence) runs")
     ap.add_argument("--deadline", type=float, help="seconds after which no new run is launched")
-    ap.add_argument("--kill-after", type=float, help="seconds after which running runs are stopped (lost)")
+    ap.add_argument("--kill-after", type=float, help="seconds after which running runs are stopped (lost); a run "
+                    "that would not finish by then at the measured seconds / step is not launched")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "pretraining_runs"),
                     help="per-run JSONs (resume: finished runs are skipped)")
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "mpm_bench_pretraining"),
