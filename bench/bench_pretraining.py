@@ -2,7 +2,7 @@
 
     python bench/bench_pretraining.py --device cuda --jobs 16 --deadline 330 --kill-after 420
     python bench/bench_pretraining.py --report      # bench/results/pretraining.{json,md} from finished runs
-    python bench/bench_pretraining.py --budget smoke --device cpu --jobs 2 --seeds 0 --folds 0   # < 2 min check
+    python bench/bench_pretraining.py --budget smoke --device cpu --jobs 2 --seeds 0 --folds 0   # every arm, tiny
 
 Arms (the `mpm demo` recipe, ``modeling_mpm.demo.PRESETS["full"]``: 27 frames, width 128, 2 layers,
 batch 64, "real" augmentation, pre-training 2,000 steps, fine-tuning 700 steps with LP-FT and the
