@@ -50,6 +50,7 @@ Writes ``bench/results/real_capture.json`` and prints a table.
 from __future__ import annotations
 
 import argparse
+import json
 import glob
 import os
 import subprocess
@@ -476,6 +477,61 @@ def evaluate_on_capture(lifter_paths: Dict[str, str], capture_cache, mode: str =
     return out
 
 
+#: the 12-joint body as a tree for :func:`retarget_body`: (joint, parent); "mid_hip" / "mid_shoulder" are the
+#: midpoints of the two hips / shoulders
+_BODY_TREE = (("left_hip", "mid_hip"), ("right_hip", "mid_hip"), ("left_knee", "left_hip"), ("right_knee", "right_hip"),
+              ("left_ankle", "left_knee"), ("right_ankle", "right_knee"), ("mid_shoulder", "mid_hip"),
+              ("left_shoulder", "mid_shoulder"), ("right_shoulder", "mid_shoulder"), ("left_elbow", "left_shoulder"),
+              ("right_elbow", "right_shoulder"), ("left_wrist", "left_elbow"), ("right_wrist", "right_elbow"))
+
+
+def _with_midpoints(body: np.ndarray) -> Dict[str, np.ndarray]:
+    j = {n: body[..., i, :] for i, n in enumerate(BODY_NAMES)}
+    j["mid_hip"] = (j["left_hip"] + j["right_hip"]) / 2
+    j["mid_shoulder"] = (j["left_shoulder"] + j["right_shoulder"]) / 2
+    return j
+
+
+def body_bone_lengths(body: np.ndarray) -> Dict[str, float]:
+    """Mean length of every bone of :data:`_BODY_TREE` over the frames of ``body`` (T, 12, 3)."""
+    j = _with_midpoints(np.asarray(body, np.float64))
+    return {c: float(np.nanmean(np.linalg.norm(j[c] - j[p], axis=-1))) for c, p in _BODY_TREE}
+
+
+def retarget_body(body: np.ndarray, lengths: Dict[str, float]) -> np.ndarray:
+    """``body`` (T, 12, 3) with every bone's direction kept and its length from ``lengths``
+    (scaled so that the left thigh keeps its length): the same poses by a body of other proportions."""
+    body = np.asarray(body, np.float64)
+    j = _with_midpoints(body)
+    scale = body_bone_lengths(body)["left_knee"] / lengths["left_knee"]
+    out = {"mid_hip": j["mid_hip"]}
+    for c, p in _BODY_TREE:
+        d = j[c] - j[p]
+        out[c] = out[p] + d / np.linalg.norm(d, axis=-1, keepdims=True) * lengths[c] * scale
+    return np.stack([out[n] for n in BODY_NAMES], axis=-2)
+
+
+def proportion_floor(capture_files: Sequence[str]) -> Dict[str, Dict[str, float]]:
+    """P-MPJPE (mm) of each capture's reference against itself retargeted to each embedded
+    sequence's body (the demo data): what a lifter that got every pose exactly right, in that
+    body's proportions, would score. ``{sequence: {capture: mm}}``."""
+    from modeling_mpm.data import load_demo_dataset
+
+    demo = load_demo_dataset()
+    refs = {}
+    for path in capture_files:
+        cap = _load_capture(path)
+        ref = body_joints(cap["reference_world"], "blazepose")
+        refs[str(cap.get("name", os.path.basename(path)))] = ref[np.isfinite(ref).all(axis=(-1, -2))]
+    out = {}
+    for split in demo:
+        for row in demo[split]:
+            lengths = body_bone_lengths(body_joints(np.asarray(row["pose_3d"], np.float64), "h36m"))
+            out[row["sequence"]] = {name: float(p_mpjpe_per_frame(retarget_body(ref, lengths), ref).mean() * 1000)
+                                    for name, ref in refs.items()}
+    return out
+
+
 def format_table(result: Dict) -> str:
     """The result as a text table (mm): one row per method, columns per capture and the mean."""
     caps = list(result["captures"])
@@ -605,7 +661,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--no-flip", action="store_true", help="no flip test-time augmentation (lift_video's --no-flip)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=RESULTS_JSON)
+    ap.add_argument("--proportion-floor", action="store_true",
+                    help="only print proportion_floor() of the cached captures (perfect poses in each embedded body)")
     args = ap.parse_args(argv)
+    if args.proportion_floor:
+        paths = prepare_captures(args.wheel, args.cache_dir, args.export_dir, [c for c in args.captures.split(",") if c])
+        print(json.dumps(proportion_floor(paths), indent=1))
+        return 0
     import torch
 
     torch.set_num_threads(args.threads)

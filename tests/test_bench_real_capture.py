@@ -192,3 +192,17 @@ def test_command_line_with_an_official_checkpoint(rc, tmp_path):
     assert (cache / "Synthetic.npz").is_file()
     section = "\n".join(rc.report_section(res))
     assert section.startswith("## 11. Real capture") and "`official` fed clean projections" in section
+
+
+def test_retarget_body_keeps_directions_and_sets_lengths(rc):
+    body = rc.body_joints(np.repeat(_template()[None], 4, axis=0), "blazepose")
+    own = rc.body_bone_lengths(body)
+    np.testing.assert_allclose(rc.retarget_body(body, own), body, atol=1e-9)  # its own body: unchanged
+    other = {k: v * (1.3 if "knee" in k or "ankle" in k else 0.8) for k, v in own.items()}
+    moved = rc.retarget_body(body, other)
+    got = rc.body_bone_lengths(moved)
+    scale = own["left_knee"] / other["left_knee"]  # the left thigh keeps its length
+    for k in own:
+        assert got[k] == pytest.approx(other[k] * scale, rel=1e-6)
+    from modeling_mpm.metrics import p_mpjpe_per_frame
+    assert p_mpjpe_per_frame(moved, body).mean() > 0.01  # other proportions cost millimetres
