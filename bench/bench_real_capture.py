@@ -23,7 +23,7 @@ Steps (each cached in the cache folder, so later runs take seconds):
    part of the performer too (an occlusion, as in any real capture). Views where BlazePose still
    locks on the wrong person show up as large reprojection errors and are reported;
 3. the reference: all 33 BlazePose landmarks triangulated from the four views
-   (:func:`modeling_mpm.data.capture.triangulate`: DLT on undistorted points, each view weighted
+   (:func:`capture.triangulate` in bench/capture.py: DLT on undistorted points, each view weighted
    by its visibility, views with visibility < 0.5 not used, a view left out per joint while its
    reprojection error exceeds 15 px and 3 or more views are in use) ->
    ``<export>/<capture>.npz`` (format: :func:`write_capture_npz`);
@@ -65,7 +65,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common as C  # noqa: E402
 
-from modeling_mpm.data.capture import read_qualisys_calibration, triangulate  # noqa: E402
+from capture import read_qualisys_calibration, triangulate  # noqa: E402
 from modeling_mpm.metrics import mpjpe_per_frame, p_mpjpe_per_frame  # noqa: E402
 
 CAPTURES = ("Demo_SinglePerson", "Demo_MultiPerson")

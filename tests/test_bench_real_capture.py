@@ -100,7 +100,7 @@ def test_scores_and_mean_over_views(rc):
 
 def _synthetic_capture(rc, tmp_path, swap_view=1, swap_frames=slice(5, 12)):
     """Noise-free BlazePose-like detections of a synthetic person in the four pose2sim cameras."""
-    from modeling_mpm.data.capture import read_qualisys_calibration
+    from capture import read_qualisys_calibration
 
     cams = read_qualisys_calibration(CALIB)
     X = _motion()

@@ -1,13 +1,15 @@
-"""modeling_mpm.data.capture: Qualisys calibration reader and multi-view triangulation."""
+"""bench/capture.py: Qualisys calibration reader and multi-view triangulation."""
 
 import os
+import sys
 
 import numpy as np
 import pytest
 
 from modeling_mpm.cameras import look_at_rotation, project_to_pixels
-from modeling_mpm.data.capture import (CaptureCamera, read_qualisys_calibration, triangulate,
-                                       undistort_points)
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+from capture import CaptureCamera, read_qualisys_calibration, triangulate, undistort_points  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "pose2sim")
 CALIB = os.path.join(DATA, "Calib.qca.txt")

@@ -46,7 +46,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from ..cameras import project_to_pixels
+from modeling_mpm.cameras import project_to_pixels
 
 __all__ = [
     "CaptureCamera",
