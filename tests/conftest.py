@@ -12,6 +12,17 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    """Every test starts with Accelerate's process-wide state cleared, as Accelerate's own test
+    cases do (the package keeps one precision per process; tests switch between them)."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    yield
+
+
 @pytest.fixture(scope="session")
 def shared_dir():
     """The read-only ../shared folder beside the checkout; tests that need it skip without it."""

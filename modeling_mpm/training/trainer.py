@@ -643,18 +643,21 @@ class _Run:
 
 
 def _fresh_accelerator(cfg: RunConfig, trackers: List[str]):
-    """A new Accelerator for the run, with Accelerate's process-wide state started afresh.
+    """A new Accelerator for the run, checked to train in the precision the run asks for.
 
-    Several runs in one process (the demo, notebooks, tests) may use different precisions, but the
-    state is a per-process singleton that refuses a second precision. Accelerate 1.16 has no public
-    way to start it afresh, so its own ``_reset_state`` is called (single process only; tried:
-    refusing a second precision instead breaks every such process)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        from accelerate.state import AcceleratorState, GradientState
-
-        AcceleratorState._reset_state(reset_partial_state=True)
-        GradientState._reset_state()
-    return _make_accelerator(cfg, trackers)
+    Accelerate keeps one precision per process (its state is a process-wide singleton; public API
+    only, so it is not reset here): a run that asks for another precision than an earlier run of
+    the same process fails with a ValueError (Accelerate's own for a differing ``mixed_precision``,
+    ours when ``mixed_precision: no`` would silently inherit an earlier run's). Run such configs in
+    a new process (``mpm train`` / ``accelerate launch``)."""
+    acc = _make_accelerator(cfg, trackers)
+    want = cfg.training.mixed_precision
+    if want == "no":  # then the precision comes from `accelerate launch` / `accelerate config`
+        want = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    if str(acc.mixed_precision) != want:
+        raise ValueError(f"this process already trains in {acc.mixed_precision} (Accelerate keeps one precision "
+                         f"per process) but the run asks for {want}: run it in a new process (`mpm train`)")
+    return acc
 
 
 def _open_run(cfg: RunConfig, acc, *, resume, overwrite: bool, progress: Optional[bool],
