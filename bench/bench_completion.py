@@ -38,7 +38,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common as C  # noqa: E402
 from modeling_mpm import MPMForMaskedPoseModeling  # noqa: E402
-from modeling_mpm.baselines import NearestNeighbourCompletion, interpolate_in_time  # noqa: E402
+from baselines import NearestNeighbourCompletion, interpolate_in_time  # noqa: E402
 from modeling_mpm.cameras import VirtualCameraSampler  # noqa: E402
 from modeling_mpm.data import load_demo_dataset, load_sequences, materialize_camera_sequences  # noqa: E402
 from modeling_mpm.masking import body_part_joints  # noqa: E402

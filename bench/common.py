@@ -27,7 +27,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from modeling_mpm import MPMConfig, MPMForMaskedPoseModeling, MPMForPoseLifting  # noqa: E402
-from modeling_mpm.baselines import SingleFrameMLPLifter, TemporalConvLifter  # noqa: E402
+from baselines import SingleFrameMLPLifter, TemporalConvLifter  # noqa: E402
 from modeling_mpm.data import collate_windows, demo_window_datasets  # noqa: E402
 from modeling_mpm.masking import body_part_joints  # noqa: E402
 from modeling_mpm.metrics import mpjpe, p_mpjpe  # noqa: E402
