@@ -1,7 +1,7 @@
 """Live lifting: accuracy against latency of PoseLiftingStream, and the video pipeline's frames/s.
 
 Part ``streaming`` (demo data): trains an MPM lifter from scratch with the accuracy benchmark's
-recipe (``bench/common.py``; budget ``small``: 27 frames, width 128, 2 layers, 300 steps; the model
+recipe (the package trainer via ``bench/common.py``; budget ``small``: 27 frames, width 128, 2 layers, 300 steps; the model
 is cached under ``bench/results/checkpoints/stream_lifter_<budget>_seed<seed>``), then streams
 every held-out validation sequence (CMU 01_03 and climbing seq_3, 4 fixed cameras, 8 sequences,
 motion never seen in training) frame by frame through :class:`PoseLiftingStream` at each latency
@@ -41,18 +41,18 @@ from modeling_mpm.video import PoseLiftingStream  # noqa: E402
 
 
 def trained_lifter(budget: str, seed: int, train_steps=None) -> tuple:
+    """The lifter of ``bench_accuracy.py``'s ``mpm_scratch`` arm (the package trainer, ``common.train_run``),
+    cached under ``bench/results/checkpoints``; untrained at budget ``smoke``."""
     b = C.BUDGETS[budget]
     ckpt = os.path.join(C.RESULTS_DIR, "checkpoints", f"stream_lifter_{budget}_seed{seed}")
     if budget != "smoke" and os.path.isfile(os.path.join(ckpt, "config.json")):
         return MPMForPoseLifting.from_pretrained(ckpt).eval(), {"loaded_from": os.path.relpath(ckpt, C.ROOT)}
-    model = C.lifter_from(None, b, seed)
     if budget == "smoke":  # untrained: the smoke run checks the mechanics, not the accuracy
-        return model.eval(), {"trained_steps": 0}
-    train, _ = C.demo_data(b["num_frames"], seed, b["max_val_windows"])
+        torch.manual_seed(seed)
+        return MPMForPoseLifting(C.mpm_config(b)).eval(), {"trained_steps": 0}
     steps = b["finetune_steps"] if train_steps is None else train_steps
-    log = C.finetune(model, "mpm", b, seed, train, steps)
-    if budget != "smoke":
-        model.save_pretrained(ckpt)
+    model, log = C.train_run("lift", b, seed, steps)
+    model.save_pretrained(ckpt)
     return model.eval(), {"trained_steps": steps, "train_seconds": log["seconds"]}
 
 
