@@ -1,7 +1,9 @@
 """One training step against the authors' code, bf16 autocast training, torch.compile (CPU).
 
     python bench/bench_training_precision.py --official /tmp/MPM --threads 2 --batch-size 16 \
-        --rounds 3 [--compile] [--accuracy-steps 300] [--json bench/results/training_precision.json]
+        --rounds 3 [--compile] --json bench/results/training_precision.json
+    python bench/bench_training_precision.py --skip-speed --threads 1 --accuracy-steps 300 \
+        --json bench/results/training_precision_accuracy.json
 
 Speed (paper configuration: 17 joints, 243 frames, 4 layers, width 256, strides 3x5), in one
 process, interleaved rounds, same weights (the authors' fine-tuning ``Model`` from ``--official``
@@ -151,7 +153,7 @@ def accuracy(args, res):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--official", required=True, help="path to a checkout of the authors' MPM repository")
+    ap.add_argument("--official", default=None, help="path to a checkout of the authors' MPM repository (speed part)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=3)
@@ -163,10 +165,13 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    if args.official is None and not args.skip_speed:
+        ap.error("--official is needed for the speed part (or pass --skip-speed)")
     torch.set_num_threads(args.threads)
-    res = C.run_meta("paper", args.threads, argv, script="bench/bench_training_precision.py")
-    res.update(batch_size=args.batch_size, rounds=args.rounds, config=PAPER)
+    res = C.run_meta("paper" if not args.skip_speed else "demo", args.threads, argv,
+                     script="bench/bench_training_precision.py")
     if not args.skip_speed:
+        res.update(batch_size=args.batch_size, rounds=args.rounds, config=PAPER)
         speed(args, res)
     if args.accuracy_steps > 0:
         accuracy(args, res)
