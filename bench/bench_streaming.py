@@ -228,6 +228,9 @@ def report_section(res: dict) -> list:
 
     L = ["## 8. Live lifting and video -> 3D", ""]
     st = res.get("streaming")
+    if not st:
+        L += ["Live-lifting accuracy against latency: no current numbers; `bash bench/run_all.sh` remakes them "
+              "(`bench_streaming.py --budget small --part streaming`).", ""]
     if st:
         mdl = st["model"]
         L += [f"Command: {meta(st['meta'])}.", "",
