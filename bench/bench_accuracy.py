@@ -115,7 +115,8 @@ def main(argv=None) -> int:
                 runs[name] = {"train": log, "clean": ev["clean"], "occlusion": ev["occlusion"],
                               "parameters": sum(p.numel() for p in model.parameters())}
                 j3 = [r for r in ev["occlusion"]["joints"] if r["joints"] == 5]
-                print(f"[seed {seed}] {name:15s} {log['seconds']:6.0f} s train, MPJPE {ev['clean']['mpjpe_mm']:.1f} mm, "
+                print(f"[seed {seed}] {name:15s} {log['seconds']:6.0f} s train, "
+                      f"MPJPE {ev['clean']['mpjpe_mm']:.1f} mm, "
                       f"P-MPJPE {ev['clean']['p_mpjpe_mm']:.1f} mm; 5 joints missing "
                       f"{j3[0]['mpjpe_mm'] if j3 else float('nan'):.1f} mm; one limb missing "
                       f"{ev['occlusion']['limb']['mpjpe_mm']:.1f} mm", flush=True)

@@ -113,7 +113,8 @@ def main(argv=None) -> int:
             row = {name: ev[name]["per_manner"][str(d)]["mpjpe_masked"] for name in ev}
             row["nearest_neighbour"] = nn_mm[str(d)]
             table[f"tube/{limb}"] = row
-            print(f"[seed {seed}] tube {limb:9s} " + ", ".join(f"{k} {v:.1f}" for k, v in row.items()) + " mm", flush=True)
+            print(f"[seed {seed}] tube {limb:9s} " + ", ".join(f"{k} {v:.1f}" for k, v in row.items()) + " mm",
+                  flush=True)
         run["masked_mpjpe_mm"] = table
         run["windows"] = len(val)
         res["runs"][str(seed)] = run

@@ -1,8 +1,9 @@
 """Live lifting: accuracy against latency of PoseLiftingStream, and the video pipeline's frames/s.
 
 Part ``streaming`` (demo data): trains an MPM lifter from scratch with the accuracy benchmark's
-recipe (the package trainer via ``bench/common.py``; budget ``small``: 27 frames, width 128, 2 layers, 300 steps; the model
-is cached under ``bench/results/checkpoints/stream_lifter_<budget>_seed<seed>``), then streams
+recipe (the package trainer via ``bench/common.py``; budget ``small``: 27 frames, width 128,
+2 layers, 300 steps; the model is cached under
+``bench/results/checkpoints/stream_lifter_<budget>_seed<seed>``), then streams
 every held-out validation sequence (CMU 01_03 and climbing seq_3, 4 fixed cameras, 8 sequences,
 motion never seen in training) frame by frame through :class:`PoseLiftingStream` at each latency
 and reports MPJPE / P-MPJPE (mm, every frame) and the time per pushed frame. References: the
@@ -233,12 +234,18 @@ def report_section(res: dict) -> list:
               "(`bench_streaming.py --budget small --part streaming`).", ""]
     if st:
         mdl = st["model"]
+        cmd = st["meta"]["command"].split()
+        first = (f": the first {cmd[cmd.index('--max-frames') + 1]} of each sequence" if "--max-frames" in cmd else "")
+        steps = (f"{mdl['trained_steps']} steps" if "trained_steps" in mdl else
+                 f"trained earlier by this script"
+                 + (f" on {mdl['trained_on']}" if mdl.get("trained_on") else "")
+                 + f" and loaded from `{mdl.get('loaded_from', '?')}`")
         L += [f"Command: {meta(st['meta'])}.", "",
               f"`PoseLiftingStream` (one frame at a time, per-frame embeddings cached) on the held-out demo "
               f"validation sequences (CMU 01_03 and climbing seq_3 through 4 fixed cameras, "
-              f"{st['validation_frames']:,} frames, every frame scored), with an MPM lifter trained from scratch "
-              f"({mdl['num_frames']} frames, width {mdl['hidden_size']}, {mdl['num_layers']} layers, "
-              f"{mdl.get('trained_steps', 'cached')} steps, the accuracy benchmark's recipe). Latency = frames between "
+              f"{st['validation_frames']:,} frames{first}, every frame scored), with an MPM lifter trained from scratch "
+              f"({mdl['num_frames']} frames, width {mdl['hidden_size']}, {mdl['num_layers']} layers, {steps}, "
+              f"the accuracy benchmark's recipe: the package trainer). Latency = frames between "
               "a frame's arrival and its 3D; the window always ends at the newest frame. ms/frame is the time per "
               "`push` on a shared machine (load above) and only indicative.", "",
               "| latency (frames) | head | MPJPE (mm) | P-MPJPE (mm) | ms / frame |", "|---|---|---|---|---|"]
@@ -253,7 +260,8 @@ def report_section(res: dict) -> list:
         L += ["", f"Causal lifting costs {lo['mpjpe_mm'] - hi['mpjpe_mm']:+.1f} mm MPJPE against half-window latency "
                   f"({lo['mpjpe_mm']:.1f} vs {hi['mpjpe_mm']:.1f} mm); the half-window stream reproduces the offline "
                   "seq2frame protocol exactly (same windows, same head). For this small lifter (trained "
-                  f"{mdl.get('trained_steps', '?')} steps) the future frames add little; whether a paper-size, longer-trained "
+                  f"{mdl.get('trained_steps', C.BUDGETS['small']['finetune_steps'])} steps) the future frames add "
+                  "little; whether a paper-size, longer-trained "
                   "lifter gains more from them was not measured.", ""]
     sp = res.get("speed")
     if sp:

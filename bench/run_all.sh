@@ -36,7 +36,7 @@ if [ "$B" = small ]; then
   python bench/bench_transfer.py --budget small --jobs "${JOBS:-1}" --recipes motion_lift_lr5e4,motion_lr5e4,baseline_lr5e4 \
       --out bench/results/transfer_small_run2.json
   # section 8: the streaming part trains its lifter once (bench/results/checkpoints/stream_lifter_small_seed0)
-  python bench/bench_streaming.py --budget small --part streaming --threads 1
+  python bench/bench_streaming.py --budget small --part streaming --threads 1 --max-frames 240
   python bench/bench_streaming.py --budget small --part speed --threads 1
   python bench/bench_streaming.py --budget small --part video --threads 2
   # section 11 (real capture; needs mediapipe and the pose2sim wheel, fetched with pip download; the demo's lifters)
