@@ -1,29 +1,29 @@
-"""Lifting accuracy and occlusion robustness on real motion (the embedded demo data).
+"""Lifting accuracy and occlusion robustness on real motion (the embedded demo data), trained and
+evaluated by the package (``modeling_mpm.training.trainer.train``, ``modeling_mpm.evaluation``).
 
     python bench/bench_accuracy.py --budget small            # the report's run (3 seeds)
     python bench/bench_accuracy.py --budget smoke --out /tmp/acc.json
 
 For every seed, on the same training windows (4 demo sequences, random virtual cameras, flips)
-and the same number of optimiser steps (``finetune_steps`` x ``batch_size`` windows):
+and the same number of optimiser steps (``finetune_steps`` x ``batch_size`` windows, the
+package's Adam with amsgrad and smooth decay, ``common.run_config``):
 
-* ``mpm_pretrained``: MPM pre-trained with masked 2D + 3D pose modeling (``pretrain_steps``),
-  encoder transferred to :class:`MPMForPoseLifting`, then fine-tuned;
-* ``mpm_scratch``: the same lifter from random weights, fine-tuned with the same budget;
-* ``mlp``: single-frame Martinez-style MLP (1024 wide, 2 residual blocks, BatchNorm, dropout 0.5),
-  trained on every frame of the same windows;
-* ``tcn``: VideoPose3D-style dilated temporal convolutions, receptive field = window.
+* ``mpm_pretrained``: ``training.task: pretrain`` (masked 2D + 3D pose modeling, ``pretrain_steps``),
+  then ``training.task: lift`` with ``init_from`` the pre-trained model;
+* ``mpm_scratch``: the same lifter from random weights, fine-tuned with the same budget.
 
-All lifters train with the same random joint dropout (``common.OCCLUSION_PROB`` of the windows
-hide 1..``OCCLUSION_MAX_JOINTS`` random joints per frame); MPM feeds missing joints as its mask
-token, the baselines get them zero-filled with a visibility channel.
+Both lifters train with the lifting task's random missing joints (``common.OCCLUSION_PROB`` of the
+windows hide 1..``OCCLUSION_MAX_JOINTS`` random joints per frame, fed as ``spatial_mask``). The
+single-frame MLP and temporal-conv baselines (``bench/baselines.py``) are not trained here: the
+package trainer trains MPM models only.
 
-Evaluation on the held-out sequences (CMU 01_03, climbing seq_3; 4 fixed cameras): centre-frame
-MPJPE / P-MPJPE (mm), and MPJPE with missing 2D joints (random joints / whole limbs / whole
-frames, see ``common.occlusion_masks``). Writes ``bench/results/accuracy_<budget>.json``; the
-pre-trained checkpoints go to ``bench/results/checkpoints/`` (not committed) for
-``bench_completion.py``. More seeds can be run separately (``--seeds 3 --out
-bench/results/accuracy_small_seed3.json``); ``make_report.py`` merges ``accuracy_<budget>_*.json``
-files of the same budget into the main one.
+Evaluation on the held-out sequences (CMU 01_03, climbing seq_3; 4 fixed cameras) with
+``evaluate_lifting``: centre-frame MPJPE / P-MPJPE (mm), and MPJPE with ``k`` random joints missing
+in every frame (``common.OCCLUDED_JOINTS``) or one whole limb missing. Writes
+``bench/results/accuracy_<budget>.json``; the pre-trained models go to
+``bench/results/checkpoints/`` (not committed) for ``bench_completion.py``. More seeds can be run
+separately (``--seeds 3 --out bench/results/accuracy_small_seed3.json``); ``make_report.py``
+merges ``accuracy_<budget>_*.json`` files of the same budget into the main one.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 
 import torch
@@ -38,7 +39,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common as C  # noqa: E402
 
-MODELS = ("mpm_pretrained", "mpm_scratch", "mlp", "tcn")
+MODELS = ("mpm_pretrained", "mpm_scratch")
 
 
 def summarize(res: dict, models=MODELS) -> dict:
@@ -52,10 +53,12 @@ def summarize(res: dict, models=MODELS) -> dict:
             "mpjpe_mm": C.mean_std([r["clean"]["mpjpe_mm"] for r in per]),
             "p_mpjpe_mm": C.mean_std([r["clean"]["p_mpjpe_mm"] for r in per]),
             "train_seconds": C.mean_std([r["train"]["seconds"] for r in per]),
-            "occlusion": {kind: [{"level": row["level"], "missing_fraction": row["missing_fraction"],
-                                  "mpjpe_mm": C.mean_std([r["occlusion"][kind][i]["mpjpe_mm"] for r in per])}
-                                 for i, row in enumerate(per[0]["occlusion"][kind])]
-                          for kind in per[0]["occlusion"]},
+            "occlusion": {
+                "joints": [{"joints": row["joints"], "missing_fraction": row["missing_fraction"],
+                            "mpjpe_mm": C.mean_std([r["occlusion"]["joints"][i]["mpjpe_mm"] for r in per])}
+                           for i, row in enumerate(per[0]["occlusion"]["joints"])],
+                "limb": {"missing_fraction": per[0]["occlusion"]["limb"]["missing_fraction"],
+                         "mpjpe_mm": C.mean_std([r["occlusion"]["limb"]["mpjpe_mm"] for r in per])}},
             "parameters": per[0]["parameters"],
         }
     return summ
@@ -87,38 +90,36 @@ def main(argv=None) -> int:
     save_ckpt = args.save_checkpoints if args.save_checkpoints is not None else args.budget != "smoke"
     res = {"meta": C.run_meta(args.budget, args.threads, argv, __file__), "budget": b,
            "occlusion_training": {"prob": C.OCCLUSION_PROB, "max_joints": C.OCCLUSION_MAX_JOINTS},
+           "training": {k: v for k, v in C.run_config("lift", b, 0, "-", 1).training.items()
+                        if k in ("lr_schedule", "lr_decay", "amsgrad", "weight_decay", "max_grad_norm")},
            "runs": {}}
     t_all = time.perf_counter()
+    val = C.validation_windows(b)
+    res["validation_windows"] = len(val)
     for seed in b["seeds"]:
-        train, val = C.demo_data(b["num_frames"], seed, b["max_val_windows"])
-        res["validation_windows"] = int(val["pose_2d"].shape[0])
-        res["train_windows"] = len(train)
         runs = {}
-        pre = None
-        if "mpm_pretrained" in models:
-            pre, plog = C.pretrain_mpm(b, seed, train, b["pretrain_steps"])
-            res.setdefault("pretrain", {})[str(seed)] = plog
-            print(f"[seed {seed}] pretrain {b['pretrain_steps']} steps: {plog['seconds']:.0f} s, "
-                  f"loss {plog['loss_curve'][0][1]:.3f} -> {plog['loss_curve'][-1][1]:.3f}", flush=True)
-            if save_ckpt:
-                pre.save_pretrained(os.path.join(C.RESULTS_DIR, "checkpoints", f"pretrain_{args.budget}_seed{seed}"))
-        for name in models:
-            if name == "mpm_pretrained":
-                model, kind = C.lifter_from(pre, b, seed), "mpm"
-            elif name == "mpm_scratch":
-                model, kind = C.lifter_from(None, b, seed), "mpm"
-            else:
-                model, kind = C.build_baseline(name, b, seed), name
-            log = C.finetune(model, kind, b, seed, train, b["finetune_steps"])
-            pred = C.centre_predictor(model, kind)
-            clean = C.evaluate_lifter(pred, val, None, b["eval_batch"])
-            curves = C.robustness_curves(pred, val, b["eval_batch"])
-            runs[name] = {"train": log, "clean": clean, "occlusion": curves,
-                          "parameters": sum(p.numel() for p in model.parameters())}
-            print(f"[seed {seed}] {name:15s} {log['seconds']:6.0f} s train, MPJPE {clean['mpjpe_mm']:.1f} mm, "
-                  f"P-MPJPE {clean['p_mpjpe_mm']:.1f} mm; 30% joints missing "
-                  f"{curves['joints'][3]['mpjpe_mm'] if len(curves['joints']) > 3 else float('nan'):.1f} mm",
-                  flush=True)
+        pre_dir = None
+        with tempfile.TemporaryDirectory() as tmp:
+            if "mpm_pretrained" in models:
+                pre, plog = C.train_run("pretrain", b, seed, b["pretrain_steps"])
+                res.setdefault("pretrain", {})[str(seed)] = plog
+                print(f"[seed {seed}] pretrain {plog['steps']} steps: {plog['seconds']:.0f} s, "
+                      f"loss {plog['loss_curve'][0][1]:.3f} -> {plog['loss_curve'][-1][1]:.3f}", flush=True)
+                pre_dir = (os.path.join(C.RESULTS_DIR, "checkpoints", f"pretrain_{args.budget}_seed{seed}")
+                           if save_ckpt else os.path.join(tmp, "pretrain"))
+                pre.save_pretrained(pre_dir)
+            for name in models:
+                init = pre_dir if name == "mpm_pretrained" else None
+                model, log = C.train_run("lift", b, seed, b["finetune_steps"], init_from=init)
+                ev = C.lifting_errors(model, val, b)
+                runs[name] = {"train": log, "clean": ev["clean"], "occlusion": ev["occlusion"],
+                              "parameters": sum(p.numel() for p in model.parameters())}
+                j3 = [r for r in ev["occlusion"]["joints"] if r["joints"] == 5]
+                print(f"[seed {seed}] {name:15s} {log['seconds']:6.0f} s train, "
+                      f"MPJPE {ev['clean']['mpjpe_mm']:.1f} mm, "
+                      f"P-MPJPE {ev['clean']['p_mpjpe_mm']:.1f} mm; 5 joints missing "
+                      f"{j3[0]['mpjpe_mm'] if j3 else float('nan'):.1f} mm; one limb missing "
+                      f"{ev['occlusion']['limb']['mpjpe_mm']:.1f} mm", flush=True)
         res["runs"][str(seed)] = runs
         res["meta"]["load_after"] = C.load_average()
         res["meta"]["wall_seconds"] = time.perf_counter() - t_all

@@ -33,7 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common as C  # noqa: E402
 from modeling_mpm import MPMConfig, MPMForPoseLifting  # noqa: E402
-from modeling_mpm.baselines import SingleFrameMLPLifter, TemporalConvLifter  # noqa: E402
+from baselines import SingleFrameMLPLifter, TemporalConvLifter  # noqa: E402
 from modeling_mpm.inference import lift_sequence  # noqa: E402
 
 SETTINGS = {

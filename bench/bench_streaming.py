@@ -1,8 +1,9 @@
 """Live lifting: accuracy against latency of PoseLiftingStream, and the video pipeline's frames/s.
 
 Part ``streaming`` (demo data): trains an MPM lifter from scratch with the accuracy benchmark's
-recipe (``bench/common.py``; budget ``small``: 27 frames, width 128, 2 layers, 300 steps; the model
-is cached under ``bench/results/checkpoints/stream_lifter_<budget>_seed<seed>``), then streams
+recipe (the package trainer via ``bench/common.py``; budget ``small``: 27 frames, width 128,
+2 layers, 300 steps; the model is cached under
+``bench/results/checkpoints/stream_lifter_<budget>_seed<seed>``), then streams
 every held-out validation sequence (CMU 01_03 and climbing seq_3, 4 fixed cameras, 8 sequences,
 motion never seen in training) frame by frame through :class:`PoseLiftingStream` at each latency
 and reports MPJPE / P-MPJPE (mm, every frame) and the time per pushed frame. References: the
@@ -41,18 +42,18 @@ from modeling_mpm.video import PoseLiftingStream  # noqa: E402
 
 
 def trained_lifter(budget: str, seed: int, train_steps=None) -> tuple:
+    """The lifter of ``bench_accuracy.py``'s ``mpm_scratch`` arm (the package trainer, ``common.train_run``),
+    cached under ``bench/results/checkpoints``; untrained at budget ``smoke``."""
     b = C.BUDGETS[budget]
     ckpt = os.path.join(C.RESULTS_DIR, "checkpoints", f"stream_lifter_{budget}_seed{seed}")
     if budget != "smoke" and os.path.isfile(os.path.join(ckpt, "config.json")):
         return MPMForPoseLifting.from_pretrained(ckpt).eval(), {"loaded_from": os.path.relpath(ckpt, C.ROOT)}
-    model = C.lifter_from(None, b, seed)
     if budget == "smoke":  # untrained: the smoke run checks the mechanics, not the accuracy
-        return model.eval(), {"trained_steps": 0}
-    train, _ = C.demo_data(b["num_frames"], seed, b["max_val_windows"])
+        torch.manual_seed(seed)
+        return MPMForPoseLifting(C.mpm_config(b)).eval(), {"trained_steps": 0}
     steps = b["finetune_steps"] if train_steps is None else train_steps
-    log = C.finetune(model, "mpm", b, seed, train, steps)
-    if budget != "smoke":
-        model.save_pretrained(ckpt)
+    model, log = C.train_run("lift", b, seed, steps)
+    model.save_pretrained(ckpt)
     return model.eval(), {"trained_steps": steps, "train_seconds": log["seconds"]}
 
 
@@ -229,14 +230,23 @@ def report_section(res: dict) -> list:
 
     L = ["## 8. Live lifting and video -> 3D", ""]
     st = res.get("streaming")
+    if not st:
+        L += ["Live-lifting accuracy against latency: no current numbers; `bash bench/run_all.sh` remakes them "
+              "(`bench_streaming.py --budget small --part streaming`).", ""]
     if st:
         mdl = st["model"]
+        cmd = st["meta"]["command"].split()
+        first = (f": the first {cmd[cmd.index('--max-frames') + 1]} of each sequence" if "--max-frames" in cmd else "")
+        steps = (f"{mdl['trained_steps']} steps" if "trained_steps" in mdl else
+                 f"trained earlier by this script"
+                 + (f" on {mdl['trained_on']}" if mdl.get("trained_on") else "")
+                 + f" and loaded from `{mdl.get('loaded_from', '?')}`")
         L += [f"Command: {meta(st['meta'])}.", "",
               f"`PoseLiftingStream` (one frame at a time, per-frame embeddings cached) on the held-out demo "
               f"validation sequences (CMU 01_03 and climbing seq_3 through 4 fixed cameras, "
-              f"{st['validation_frames']:,} frames, every frame scored), with an MPM lifter trained from scratch "
-              f"({mdl['num_frames']} frames, width {mdl['hidden_size']}, {mdl['num_layers']} layers, "
-              f"{mdl.get('trained_steps', 'cached')} steps, the accuracy benchmark's recipe). Latency = frames between "
+              f"{st['validation_frames']:,} frames{first}, every frame scored), with an MPM lifter trained from scratch "
+              f"({mdl['num_frames']} frames, width {mdl['hidden_size']}, {mdl['num_layers']} layers, {steps}, "
+              f"the accuracy benchmark's recipe: the package trainer). Latency = frames between "
               "a frame's arrival and its 3D; the window always ends at the newest frame. ms/frame is the time per "
               "`push` on a shared machine (load above) and only indicative.", "",
               "| latency (frames) | head | MPJPE (mm) | P-MPJPE (mm) | ms / frame |", "|---|---|---|---|---|"]
@@ -251,7 +261,8 @@ def report_section(res: dict) -> list:
         L += ["", f"Causal lifting costs {lo['mpjpe_mm'] - hi['mpjpe_mm']:+.1f} mm MPJPE against half-window latency "
                   f"({lo['mpjpe_mm']:.1f} vs {hi['mpjpe_mm']:.1f} mm); the half-window stream reproduces the offline "
                   "seq2frame protocol exactly (same windows, same head). For this small lifter (trained "
-                  f"{mdl.get('trained_steps', '?')} steps) the future frames add little; whether a paper-size, longer-trained "
+                  f"{mdl.get('trained_steps', C.BUDGETS['small']['finetune_steps'])} steps) the future frames add "
+                  "little; whether a paper-size, longer-trained "
                   "lifter gains more from them was not measured.", ""]
     sp = res.get("speed")
     if sp:

@@ -1,7 +1,9 @@
 """One training step against the authors' code, bf16 autocast training, torch.compile (CPU).
 
     python bench/bench_training_precision.py --official /tmp/MPM --threads 2 --batch-size 16 \
-        --rounds 3 [--compile] [--accuracy-steps 300] [--json bench/results/training_precision.json]
+        --rounds 3 [--compile] --json bench/results/training_precision.json
+    python bench/bench_training_precision.py --skip-speed --threads 1 --accuracy-steps 300 \
+        --json bench/results/training_precision_accuracy.json
 
 Speed (paper configuration: 17 joints, 243 frames, 4 layers, width 256, strides 3x5), in one
 process, interleaved rounds, same weights (the authors' fine-tuning ``Model`` from ``--official``
@@ -18,9 +20,10 @@ A step's time is the best of ``--steps`` steps in a round; the speed-up is the m
 the authors' step time / the variant's step time in the same round.
 
 Accuracy cost (``--accuracy-steps N > 0``): the demo lifter configuration (27 frames, width 128,
-2 layers) trained from the same initialisation on the same batches (demo training split, random
-virtual cameras) for N steps in fp32 and in bf16 autocast, then the centre-frame MPJPE / P-MPJPE
-(mm) on the held-out demo validation windows, in fp32.
+2 layers) trained by the package trainer (``training.mixed_precision: no`` / ``bf16``) from the same
+seed on the same batches (demo training split, random virtual cameras) for N steps, then the
+centre-frame MPJPE / P-MPJPE (mm) on the held-out demo validation windows, in fp32
+(``evaluate_lifting``).
 """
 
 from __future__ import annotations
@@ -132,35 +135,25 @@ def speed(args, res):
 
 
 def accuracy(args, res):
-    from modeling_mpm import MPMConfig, MPMForPoseLifting
-
-    cfg = MPMConfig.h36m_17(num_frames=27, hidden_size=128, intermediate_size=256, num_layers=2,
-                            num_attention_heads=8)
-    train, val = C.demo_data(27, seed=0, max_val_windows=args.val_windows)
+    """fp32 against bf16 autocast training (``training.mixed_precision``) of the demo-size lifter by the
+    package trainer, same seed and batches; evaluated in fp32 with ``evaluate_lifting``."""
+    b = dict(C.BUDGETS["small"], batch_size=args.accuracy_batch_size, max_val_windows=args.val_windows)
+    val = C.validation_windows(b)
     out = {}
-    for name, autocast in (("fp32", False), ("bf16_autocast", True)):
-        torch.manual_seed(0)
-        model = MPMForPoseLifting(cfg)
-
-        def loss_fn(m, batch, gen, autocast=autocast):
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-                return C.mpm_lift_loss(m, batch, gen)
-
-        stream = C.BatchStream(train, args.accuracy_batch_size, seed=0)
-        log = C.train_loop(model, loss_fn, stream, args.accuracy_steps, lr=2e-3, seed=0)
-        model.eval()
-        ev = C.evaluate_lifter(lambda xb, m: model(pose_2d=xb, spatial_mask=m).pose_3d_center[:, 0], val)
+    for name, mp in (("fp32", "no"), ("bf16_autocast", "bf16")):
+        model, log = C.train_run("lift", b, 0, args.accuracy_steps, training={"mixed_precision": mp})
+        ev = C.lifting_errors(model.float(), val, b, joints=(), limb=False)["clean"]
         out[name] = {**ev, "train_seconds": log["seconds"], "final_loss": log["loss_curve"][-1][1]}
         print(f"  {name:<14s} MPJPE {ev['mpjpe_mm']:.1f} mm, P-MPJPE {ev['p_mpjpe_mm']:.1f} mm, "
               f"{log['seconds']:.0f} s for {args.accuracy_steps} steps (load {C.load_average()})", flush=True)
-    res["accuracy"] = {"config": "demo lifter (27 frames, width 128, 2 layers)", "steps": args.accuracy_steps,
-                       "batch_size": args.accuracy_batch_size, "val_windows": int(val["pose_2d"].shape[0]),
+    res["accuracy"] = {"config": "demo lifter (27 frames, width 128, 2 layers), package trainer",
+                       "steps": args.accuracy_steps, "batch_size": args.accuracy_batch_size, "val_windows": len(val),
                        "results": out}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--official", required=True, help="path to a checkout of the authors' MPM repository")
+    ap.add_argument("--official", default=None, help="path to a checkout of the authors' MPM repository (speed part)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=3)
@@ -172,10 +165,13 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    if args.official is None and not args.skip_speed:
+        ap.error("--official is needed for the speed part (or pass --skip-speed)")
     torch.set_num_threads(args.threads)
-    res = C.run_meta("paper", args.threads, argv, script="bench/bench_training_precision.py")
-    res.update(batch_size=args.batch_size, rounds=args.rounds, config=PAPER)
+    res = C.run_meta("paper" if not args.skip_speed else "demo", args.threads, argv,
+                     script="bench/bench_training_precision.py")
     if not args.skip_speed:
+        res.update(batch_size=args.batch_size, rounds=args.rounds, config=PAPER)
         speed(args, res)
     if args.accuracy_steps > 0:
         accuracy(args, res)

@@ -1,5 +1,7 @@
-"""Shared pieces of the accuracy benchmarks: budgets, demo data, a plain training loop, lifter
-evaluation with occlusion masks, and JSON results with run metadata.
+"""Shared pieces of the accuracy benchmarks: budgets, run configurations for the package's trainer
+(:func:`modeling_mpm.training.trainer.train`), lifter evaluation through
+:mod:`modeling_mpm.evaluation`, and JSON results with run metadata. No training loop, optimiser, mask
+sampler or metric of its own: every number comes from the code a user runs.
 
 Units: 3D in metres inside the code, errors reported in millimetres (``*_mm``).
 """
@@ -14,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -26,13 +28,7 @@ if ROOT not in sys.path:
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from modeling_mpm import MPMConfig, MPMForMaskedPoseModeling, MPMForPoseLifting  # noqa: E402
-from modeling_mpm.baselines import SingleFrameMLPLifter, TemporalConvLifter  # noqa: E402
-from modeling_mpm.data import collate_windows, demo_window_datasets  # noqa: E402
-from modeling_mpm.masking import body_part_joints  # noqa: E402
-from modeling_mpm.metrics import mpjpe, p_mpjpe  # noqa: E402
-from modeling_mpm.modeling_mpm import mpjpe_loss  # noqa: E402
-from modeling_mpm.training.tasks import compute_loss, occlusion_mask  # noqa: E402
+from modeling_mpm import MPMConfig  # noqa: E402
 
 try:  # no progress bars from save_pretrained / from_pretrained in the logs
     from transformers.utils import logging as _hf_logging
@@ -41,22 +37,23 @@ try:  # no progress bars from save_pretrained / from_pretrained in the logs
 except Exception:  # pragma: no cover
     pass
 
-# Model size and training budget per --budget. Steps are optimiser steps of `batch_size` windows.
+# Model size and training budget per --budget. Steps are optimiser steps of `batch_size` windows of
+# the package trainer; `eval_stride`: a held-out window centred on every n-th frame.
 BUDGETS: Dict[str, dict] = {
     "smoke": dict(num_frames=9, hidden_size=32, intermediate_size=64, num_layers=1, num_attention_heads=4,
                   batch_size=8, pretrain_steps=4, finetune_steps=4, seeds=[0], max_val_windows=48,
-                  mlp_width=64, mlp_blocks=1, mlp_frames_per_window=2, tcn_channels=32, lr=1e-3, eval_batch=64),
+                  train_stride=9, eval_stride=10, lr=1e-3, eval_batch=64),
     "small": dict(num_frames=27, hidden_size=128, intermediate_size=256, num_layers=2, num_attention_heads=8,
                   batch_size=64, pretrain_steps=500, finetune_steps=300, seeds=[0, 1, 2], max_val_windows=None,
-                  mlp_width=1024, mlp_blocks=2, mlp_frames_per_window=4, tcn_channels=512, lr=1e-3, eval_batch=256),
+                  train_stride=1, eval_stride=10, lr=2e-3, eval_batch=256),
     "full": dict(num_frames=243, hidden_size=256, intermediate_size=512, num_layers=4, num_attention_heads=8,
                  batch_size=64, pretrain_steps=20000, finetune_steps=10000, seeds=[0, 1, 2, 3, 4],
-                 max_val_windows=None, mlp_width=1024, mlp_blocks=2, mlp_frames_per_window=8, tcn_channels=1024, lr=5e-4, eval_batch=64),
+                 max_val_windows=None, train_stride=1, eval_stride=10, lr=5e-4, eval_batch=64),
 }
 
-# Random joint dropout used when fine-tuning every lifter (MPM and baselines alike):
-# each window is occluded with probability OCCLUSION_PROB; an occluded window hides
-# k ~ U{1..OCCLUSION_MAX_JOINTS} random joints in every frame (training.tasks.occlusion_mask).
+# The lifting task's random missing joints when fine-tuning (training.occlusion_prob /
+# occlusion_max_joints): each window is occluded with probability OCCLUSION_PROB; an occluded window
+# hides k ~ U{1..OCCLUSION_MAX_JOINTS} random joints in every frame.
 OCCLUSION_PROB = 0.5
 OCCLUSION_MAX_JOINTS = 5
 
@@ -150,250 +147,91 @@ def tcn_widths(num_frames: int) -> List[int]:
     return [3] * n
 
 
-# ----------------------------------------------------------------------------- data
-class BatchStream:
-    """Endless batches of training windows (shuffled per epoch, seeded, single process)."""
+# ----------------------------------------------------------------------------- training (the package's trainer)
+def run_config(task: str, b: dict, seed: int, output_dir: str, steps: int, *, init_from: Optional[str] = None,
+               model: Optional[dict] = None, training: Optional[dict] = None, val_split: Optional[str] = None):
+    """The :class:`~modeling_mpm.training.config.RunConfig` of one bench run, built like ``mpm demo``'s:
+    demo data (random virtual cameras and flips in training), ``steps`` optimiser steps of
+    ``b["batch_size"]`` windows, the package's Adam (amsgrad) at ``b["lr"]`` decayed smoothly to 10%
+    with a 5% warm-up. ``task="lift"`` trains with random missing joints (:data:`OCCLUSION_PROB`,
+    :data:`OCCLUSION_MAX_JOINTS`). ``model``: MPMConfig keys (geometry from ``b`` unless ``init_from``);
+    ``training``: further ``training.*`` keys. No validation during training unless ``val_split``."""
+    from modeling_mpm.training.config import RunConfig
 
-    def __init__(self, dataset, batch_size: int, seed: int):
-        self.ds, self.bs = dataset, batch_size
-        self.gen = torch.Generator().manual_seed(seed)
-        self.epoch, self.perm, self.pos = 0, None, 0
-
-    def next(self) -> Dict[str, torch.Tensor]:
-        if self.perm is None or self.pos + self.bs > len(self.perm):
-            self.ds.set_epoch(self.epoch)
-            self.epoch += 1
-            self.perm, self.pos = torch.randperm(len(self.ds), generator=self.gen).tolist(), 0
-        idx = self.perm[self.pos:self.pos + self.bs]
-        self.pos += self.bs
-        return collate_windows([self.ds[i] for i in idx])
-
-
-def demo_data(num_frames: int, seed: int, max_val_windows: Optional[int] = None):
-    """Training windows (random virtual cameras, flips; 4 train sequences) and the held-out
-    validation windows as tensors ``{"pose_2d": (N, F, J, 2), "pose_3d": (N, F, J, 3)}`` (CMU 01_03
-    and climbing seq_3, 4 fixed cameras, a window centred on every 10th frame)."""
-    train, val = demo_window_datasets(num_frames=num_frames, seed=seed)
-    idx = np.arange(len(val))
-    if max_val_windows is not None and len(idx) > max_val_windows:
-        idx = np.linspace(0, len(val) - 1, max_val_windows).round().astype(int)
-    items = collate_windows([val[int(i)] for i in idx])
-    return train, {"pose_2d": items["pose_2d"], "pose_3d": items["pose_3d"],
-                   "sequence_index": items["sequence_index"]}
-
-
-# ----------------------------------------------------------------------------- training
-def train_loop(model: torch.nn.Module, loss_fn: Callable, stream: BatchStream, steps: int, lr: float, seed: int,
-               log_every: int = 10, warmup: int = 20) -> dict:
-    """AdamW (weight decay 0.01), linear warm-up then cosine decay to 5% of ``lr``, gradient
-    clipping at 1.0. ``loss_fn(model, batch, generator) -> scalar``. Returns the loss curve and time."""
-    gen = torch.Generator().manual_seed(10_000 + seed)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
-
-    def factor(s):
-        if s < warmup:
-            return (s + 1) / warmup
-        t = (s - warmup) / max(1, steps - warmup)
-        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-    model.train()
-    curve, t0, running = [], time.perf_counter(), []
-    for step in range(steps):
-        batch = stream.next()
-        loss = loss_fn(model, batch, gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        running.append(float(loss.detach()))
-        if (step + 1) % log_every == 0 or step + 1 == steps:
-            curve.append([step + 1, float(np.mean(running))])
-            running = []
-    model.eval()
-    return {"loss_curve": curve, "seconds": time.perf_counter() - t0, "steps": steps}
+    m = {} if init_from else dict(preset="h36m_17", num_frames=b["num_frames"], hidden_size=b["hidden_size"],
+                                  intermediate_size=b["intermediate_size"], num_layers=b["num_layers"],
+                                  num_attention_heads=b["num_attention_heads"])
+    m.update(model or {})
+    t = {"task": task, "output_dir": output_dir, "init_from": init_from, "max_steps": steps,
+         "batch_size": b["batch_size"], "lr": b["lr"], "lr_decay": 0.1, "lr_decay_steps": steps,
+         "lr_schedule": "smooth", "warmup_steps": max(1, steps // 20), "seed": seed, "checkpoint_every": None,
+         "keep_checkpoints": 1, "log_every": max(1, steps // 20), "select_best": False, "tensorboard": False,
+         "progress_bar": False}
+    if task == "lift":
+        t.update(occlusion_prob=OCCLUSION_PROB, occlusion_max_joints=OCCLUSION_MAX_JOINTS)
+    t.update(training or {})
+    return RunConfig({
+        "model": m,
+        "data": {"source": "demo", "train_split": "train", "val_split": val_split, "test_split": None,
+                 "train_stride": b["train_stride"], "eval_stride": b["eval_stride"], "flip_augment": True,
+                 "max_val_windows": b["max_val_windows"]},
+        "training": t,
+        "eval": {"batch_size": b["eval_batch"], "flip": False},
+    })
 
 
-def pretrain_loss(pretext: str = "both"):
-    """Masked pose modeling loss; the first half of the batch feeds the 2D pass, the second half
-    the 3D pass (unpaired, as the authors). ``pretext``: ``both``, ``2d`` or ``3d`` (the other half
-    is then unused, so every variant sees the same windows per modality)."""
-    from modeling_mpm.masking import sample_spatiotemporal_mask
+def _loss_curve(output_dir: str) -> List[List[float]]:
+    """``[[step, mean training loss], ...]`` from the run's ``metrics.csv``."""
+    import csv
 
-    def fn(model, batch, gen):
-        cfg = model.config
-        if pretext == "both":
-            return compute_loss("pretrain", model, batch, cfg, gen, pairing="split")[0]
-        b = batch["pose_2d"].shape[0]
-        x = batch["pose_2d"][: b // 2] if pretext == "2d" else batch["pose_3d"][b // 2:]
-        s, t = sample_spatiotemporal_mask(x.shape[0], cfg.num_frames, cfg.num_joints, cfg.temporal_mask_ratio,
-                                          cfg.spatial_mask_joints, cfg.share_mask_across_batch, generator=gen)
-        kw = {"pose_2d": x} if pretext == "2d" else {"pose_3d": x}
-        return model(**kw, spatial_mask=s, temporal_mask=t).loss
-    return fn
+    with open(os.path.join(output_dir, "metrics.csv"), newline="") as f:
+        return [[int(r["step"]), float(r["value"])] for r in csv.DictReader(f)
+                if r["split"] == "train" and r["name"] == "loss"]
 
 
-def _occ(batch, gen):
-    p2d = batch["pose_2d"]
-    b, f, j, _ = p2d.shape
-    return occlusion_mask(b, f, j, OCCLUSION_MAX_JOINTS, OCCLUSION_PROB, gen)
+def train_run(task: str, b: dict, seed: int, steps: int, **kw):
+    """Train with :func:`modeling_mpm.training.trainer.train` (``run_config(task, b, seed, ...)``,
+    in a temporary output folder); returns ``(model in eval mode, log)`` with ``log`` =
+    ``{"steps", "seconds", "loss_curve": [[step, loss], ...]}``."""
+    from modeling_mpm.training.trainer import train
+
+    with tempfile.TemporaryDirectory() as out:
+        cfg = run_config(task, b, seed, out, steps, **kw)
+        r = train(cfg, progress=False, export=False, overwrite_output_dir=True)
+        log = {"steps": int(r.global_step), "seconds": float(r.seconds), "loss_curve": _loss_curve(out)}
+    return r.model.eval(), log
 
 
-def mpm_lift_loss(model, batch, gen):
-    return compute_loss("lift", model, batch, model.config, gen,
-                        occlusion=(OCCLUSION_PROB, OCCLUSION_MAX_JOINTS))[0]
+def validation_windows(b: dict, seed: int = 0):
+    """The held-out demo windows (CMU 01_03 and climbing seq_3 through 4 fixed cameras, a window
+    centred on every ``b["eval_stride"]``-th frame, at most ``b["max_val_windows"]``), as the package
+    builds them for validation (:func:`modeling_mpm.training.data.build_splits`)."""
+    from modeling_mpm.training.data import build_splits
+
+    cfg = run_config("lift", b, seed, os.path.join(tempfile.gettempdir(), "unused"), 1, val_split="validation")
+    return build_splits(cfg, b["num_frames"], "h36m17")[1]
 
 
-def mlp_lift_loss_fn(frames_per_window: int):
-    """The single-frame MLP trains on ``frames_per_window`` random frames of every window of the
-    batch (neighbouring frames at 50 Hz are nearly identical, so this keeps the cost down)."""
-    def fn(model, batch, gen):
-        x, y = batch["pose_2d"], batch["pose_3d"]
-        m = _occ(batch, gen)
-        b, f = x.shape[:2]
-        k = min(frames_per_window, f)
-        idx = torch.rand(b, f, generator=gen).argsort(1)[:, :k]
-        take = lambda a: a.gather(1, idx.view(b, k, *([1] * (a.dim() - 2))).expand(b, k, *a.shape[2:]))  # noqa: E731
-        pred = model(take(x), None if m is None else take(m))
-        return mpjpe_loss(pred, take(y))
-    return fn
+# ----------------------------------------------------------------------------- evaluation (modeling_mpm.evaluation)
+#: random non-root joints hidden in every frame of the 2D input (a new set per frame), the robustness curve
+OCCLUDED_JOINTS = (0, 2, 3, 5, 8, 12)
 
 
-def tcn_lift_loss(model, batch, gen):
-    pred = model(batch["pose_2d"], _occ(batch, gen))            # (B, 1, J, 3) centre frame
-    c = (batch["pose_3d"].shape[1] - 1) // 2
-    return mpjpe_loss(pred, batch["pose_3d"][:, c:c + 1])
+def lifting_errors(model, val, b: dict, seed: int = 0, joints=OCCLUDED_JOINTS, limb: bool = True) -> dict:
+    """MPJPE / P-MPJPE (mm, centre frame, mean over the held-out sequences) with
+    :func:`modeling_mpm.evaluation.evaluate_lifting`: ``clean``; ``joints``: one row per
+    ``joints`` count ``k`` (``missing_fraction = k / J``); ``limb`` (if asked): one random limb
+    (3 joints) missing in every frame of each window. Masks are seeded: every model sees the same."""
+    from modeling_mpm.evaluation import evaluate_lifting
 
+    def ev(**kw):
+        r = evaluate_lifting(model, val, batch_size=b["eval_batch"], seed=seed, **kw)
+        return {"mpjpe_mm": float(r["mpjpe"]), "p_mpjpe_mm": float(r["p_mpjpe"])}
 
-def pretrain_mpm(b: dict, seed: int, train_ds, steps: int, pretext: str = "both", authors_embedding: bool = False,
-                 **cfg_overrides):
-    """Pre-train ``MPMForMaskedPoseModeling``; returns (model, training log). ``authors_embedding``
-    selects ``MPMConfig.dropped_frames_input``: ``True`` embeds dropped frames from their
-    coordinates (the authors' code and this package's default since commit "dropped frames carry
-    their coordinates"), ``False`` gives them the mask token (the behaviour the recorded
-    ``small`` results were measured with)."""
-    torch.manual_seed(seed)
-    cfg_overrides.setdefault("dropped_frames_input", "coordinates" if authors_embedding else "mask_token")
-    model = MPMForMaskedPoseModeling(mpm_config(b, **cfg_overrides))
-    log = train_loop(model, pretrain_loss(pretext), BatchStream(train_ds, b["batch_size"], seed), steps,
-                     b["lr"], seed)
-    return model, log
-
-
-def lifter_from(pretrained: Optional[MPMForMaskedPoseModeling], b: dict, seed: int) -> MPMForPoseLifting:
-    """A lifter with the shared encoder of ``pretrained`` (via save/from_pretrained) or from scratch."""
-    torch.manual_seed(seed)
-    if pretrained is None:
-        return MPMForPoseLifting(mpm_config(b))
-    with tempfile.TemporaryDirectory() as d:
-        pretrained.save_pretrained(d)
-        import logging
-
-        from transformers.utils import logging as hf_logging
-        level = hf_logging.get_verbosity()
-        hf_logging.set_verbosity(logging.ERROR)
-        try:
-            model = MPMForPoseLifting.from_pretrained(d)
-        finally:
-            hf_logging.set_verbosity(level)
-    return model
-
-
-def finetune(model, kind: str, b: dict, seed: int, train_ds, steps: int) -> dict:
-    fn = {"mpm": mpm_lift_loss, "mlp": mlp_lift_loss_fn(b["mlp_frames_per_window"]), "tcn": tcn_lift_loss}[kind]
-    return train_loop(model, fn, BatchStream(train_ds, b["batch_size"], seed), steps, b["lr"], seed)
-
-
-def build_baseline(kind: str, b: dict, seed: int):
-    torch.manual_seed(seed)
-    if kind == "mlp":
-        return SingleFrameMLPLifter(17, width=b["mlp_width"], num_blocks=b["mlp_blocks"])
-    return TemporalConvLifter(17, tcn_widths(b["num_frames"]), channels=b["tcn_channels"])
-
-
-# ----------------------------------------------------------------------------- evaluation
-def centre_predictor(model, kind: str) -> Callable:
-    """``f(pose_2d (B, F, J, 2), missing (B, F, J) bool or None) -> (B, J, 3)`` centre-frame 3D."""
-    def f(x, m):
-        c = (x.shape[1] - 1) // 2
-        if kind == "mpm":
-            return model(pose_2d=x, spatial_mask=m).pose_3d_center[:, 0]
-        if kind == "mlp":
-            return model(x[:, c], None if m is None else m[:, c])
-        return model(x, m)[:, 0]
-    return f
-
-
-@torch.no_grad()
-def evaluate_lifter(predict: Callable, val: dict, missing: Optional[torch.Tensor] = None, batch: int = 256) -> dict:
-    """Centre-frame MPJPE and P-MPJPE (mm) over the validation windows."""
-    x, y = val["pose_2d"], val["pose_3d"]
-    c = (x.shape[1] - 1) // 2
-    preds = []
-    for s in range(0, x.shape[0], batch):
-        m = None if missing is None else missing[s:s + batch]
-        preds.append(predict(x[s:s + batch], m).float())
-    pred = torch.cat(preds).numpy()
-    tgt = y[:, c].numpy()
-    return {"mpjpe_mm": 1000 * mpjpe(pred, tgt), "p_mpjpe_mm": 1000 * p_mpjpe(pred, tgt)}
-
-
-def occlusion_masks(kind: str, level: float, n: int, f: int, j: int = 17, seed: int = 0) -> torch.Tensor:
-    """Missing-2D masks ``(n, f, j)`` bool for the robustness study (fixed seed: every model sees
-    the same masks).
-
-    * ``joints``: ``round(level * j)`` random joints per frame (a new set every frame);
-    * ``limbs``: ``int(level)`` of the 4 limbs (3 joints each) missing in every frame of the window;
-    * ``frames``: ``round(level * f)`` random frames of the window with every joint missing
-      (the centre frame may be among them).
-    """
-    rng = np.random.default_rng([seed, int(1000 * level), {"joints": 1, "limbs": 2, "frames": 3}[kind]])
-    m = np.zeros((n, f, j), bool)
-    if kind == "joints":
-        k = int(round(level * j))
-        if k:
-            ranks = rng.random((n, f, j)).argsort(-1).argsort(-1)
-            m = ranks < k
-    elif kind == "limbs":
-        k = int(level)
-        parts = [body_part_joints("h36m17", p) for p in LIMBS]
-        for i in range(n):
-            for p in rng.permutation(4)[:k]:
-                m[i, :, parts[p]] = True
-    elif kind == "frames":
-        k = int(round(level * f))
-        for i in range(n):
-            m[i, rng.permutation(f)[:k]] = True
-    else:
-        raise ValueError(kind)
-    return torch.from_numpy(m)
-
-
-OCCLUSION_LEVELS = {
-    "joints": [0.0, 0.1, 0.2, 0.3, 0.5, 0.7],
-    "limbs": [0, 1, 2, 3, 4],
-    "frames": [0.0, 0.1, 0.3, 0.5, 0.7],
-}
-
-
-def occlusion_fraction(kind: str, level: float, f: int, j: int = 17) -> float:
-    """Fraction of (frame, joint) 2D entries missing at this level."""
-    if kind == "joints":
-        return round(level * j) / j
-    if kind == "limbs":
-        return 3 * int(level) / j
-    return round(level * f) / f
-
-
-def robustness_curves(predict: Callable, val: dict, batch: int, seed: int = 0) -> dict:
-    n, f, j, _ = val["pose_2d"].shape
-    out = {}
-    for kind, levels in OCCLUSION_LEVELS.items():
-        rows = []
-        for lv in levels:
-            m = occlusion_masks(kind, lv, n, f, j, seed)
-            r = evaluate_lifter(predict, val, m if bool(m.any()) else None, batch)
-            rows.append({"level": lv, "missing_fraction": occlusion_fraction(kind, lv, f, j), **r})
-        out[kind] = rows
-    return out
+    j = model.config.num_joints
+    clean = ev()
+    occ = {"joints": [{"joints": k, "missing_fraction": k / j, **(ev(occluded_joints=k) if k else clean)}
+                      for k in joints]}
+    if limb:
+        occ["limb"] = {"missing_fraction": 3 / j, **ev(occluded_limb=True)}
+    return {"clean": clean, "occlusion": occ, "windows": len(val)}

@@ -21,9 +21,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-NAMES = {"mpm_pretrained": "MPM, pre-trained + fine-tuned", "mpm_scratch": "MPM lifter from scratch",
-         "mlp": "single-frame MLP (Martinez-style)", "tcn": "temporal conv (VideoPose3D-style)"}
-COLORS = {"mpm_pretrained": "tab:red", "mpm_scratch": "tab:orange", "mlp": "tab:blue", "tcn": "tab:green"}
+NAMES = {"mpm_pretrained": "MPM, pre-trained + fine-tuned", "mpm_scratch": "MPM lifter from scratch"}
+COLORS = {"mpm_pretrained": "tab:red", "mpm_scratch": "tab:orange"}
 
 
 def _load(path: str) -> Optional[dict]:
@@ -45,9 +44,30 @@ def _meta_line(res: dict) -> str:
     m = res["meta"]
     wall = m.get("wall_seconds")
     wall = f", {wall / 60:.0f} min wall-clock" if wall else ""
+    where = f", on {m['machine']}" if m.get("machine") else ""
     return (f"Command: `{m['command']}` (commit {m['git_commit']}, {m['started_utc']}, torch {m['torch']}, "
-            f"{m['threads']} thread(s), load average before {m['load_before']}, after {m.get('load_after', 'n/a')}"
-            f"{wall}).")
+            f"{m['threads']} thread(s){where}, load average before {m['load_before']}, after "
+            f"{m.get('load_after', 'n/a')}{wall}).")
+
+
+def _extra_runs(res: dict, what: str) -> List[str]:
+    """One line naming the commands of the runs merged into ``res`` (``extra_meta``); their full
+    metadata when the machine or commit differs from the main run's."""
+    extra = res.get("extra_meta", [])
+    if not extra:
+        return []
+    m = res["meta"]
+    same = [e for e in extra if (e["meta"].get("machine"), e["meta"]["git_commit"]) == (m.get("machine"), m["git_commit"])]
+    L = [f"{what} (same commit and machine): " + "; ".join(f"`{e['meta']['command']}`" for e in same) + ".", ""] if same else []
+    for e in extra:
+        if e not in same:
+            L += [f"{what}: " + _meta_line(e), ""]
+    return L
+
+
+def _not_remade(heading: str, command: str) -> List[str]:
+    """A section whose numbers are not (yet) made by the current code: the heading and one line."""
+    return [heading, "", f"No current numbers: `bash bench/run_all.sh` remakes this section (`{command}`).", ""]
 
 
 def _plt():
@@ -60,21 +80,24 @@ def _plt():
 
 
 # ----------------------------------------------------------------------------- sections
-def section_accuracy(res: dict, plots: str, rel: str, longer: Optional[dict] = None) -> List[str]:
+def section_accuracy(res: dict, plots: str, rel: str) -> List[str]:
     b, summ = res["budget"], res["summary"]
     seeds = list(res["runs"])
+    tr = res.get("training", {})
     L = ["## 1. Lifting accuracy on held-out real motion", "",
          _meta_line(res), ""]
-    for extra in res.get("extra_meta", []):
-        L += [f"Seeds {', '.join(extra['runs'])}: " + _meta_line(extra), ""]
+    L += _extra_runs(res, "More seeds")
     L += [
-         f"Data: the embedded demo motion (4 training sequences, {res['train_windows']} training windows of "
-         f"{b['num_frames']} frames seen through random virtual cameras with flips; held-out CMU 01_03 and climbing "
-         f"seq_3 through 4 fixed cameras, {res['validation_windows']} windows, error on the centre frame). "
-         f"Budget `{res['meta']['budget']}`: MPM width {b['hidden_size']}, {b['num_layers']} layers, "
-         f"{b['num_frames']} frames; every lifter gets {b['finetune_steps']} steps of {b['batch_size']} windows "
-         f"(AdamW, lr {b['lr']}, cosine); MPM pre-training adds {b['pretrain_steps']} steps of masked 2D + 3D "
-         f"modeling on the same training windows. All lifters train with the same random joint dropout "
+         f"Trained and evaluated by the package: `modeling_mpm.training.trainer.train` (the run configs of "
+         f"`bench/common.py::run_config`) and `modeling_mpm.evaluation.evaluate_lifting`. Data: the embedded demo "
+         f"motion (4 training sequences seen through random virtual cameras with flips; held-out CMU 01_03 and "
+         f"climbing seq_3 through 4 fixed cameras, {res['validation_windows']} windows, error on the centre frame, "
+         f"mean over the held-out sequences). Budget `{res['meta']['budget']}`: MPM width {b['hidden_size']}, "
+         f"{b['num_layers']} layers, {b['num_frames']} frames; every lifter gets {b['finetune_steps']} steps of "
+         f"{b['batch_size']} windows (Adam{' (amsgrad)' if tr.get('amsgrad') else ''}, lr {b['lr']}, "
+         f"{tr.get('lr_schedule', '?')} decay to {tr.get('lr_decay', '?')}x); MPM pre-training adds "
+         f"{b['pretrain_steps']} steps of masked 2D + 3D modeling (`training.task: pretrain`) on the same training "
+         f"windows. Both lifters train with the lifting task's random missing joints "
          f"({res['occlusion_training']['prob']:.0%} of windows hide 1-{res['occlusion_training']['max_joints']} "
          f"random joints per frame). Seeds: {', '.join(seeds)} (mean ± sample std over seeds).", "",
          "| model | parameters | MPJPE (mm) | P-MPJPE (mm) | training time (s) |", "|---|---|---|---|---|"]
@@ -108,27 +131,23 @@ def section_accuracy(res: dict, plots: str, rel: str, longer: Optional[dict] = N
     _plot_curves(res, os.path.join(plots, "training_curves.png"))
     L += [f"![lifting error]({rel}/lifting_mpjpe.png)", "",
           f"Training loss curves (seed {seeds[0]}): ![curves]({rel}/training_curves.png)", ""]
-    if longer:
-        L += section_longer(longer, res)
     # robustness
     L += ["## 2. Robustness to missing 2D joints", "",
-          "Same models and run as section 1. Missing 2D joints at test time: MPM replaces them with its learned "
-          "2D mask token (the input contract: `spatial_mask`), the baselines get them zero-filled with a "
-          "visibility channel (their input is `(x, y, visible)` per joint, `modeling_mpm.baselines."
-          "zero_fill_with_mask`). Kinds: **joints** = that fraction of the 17 joints, a new random set in every "
-          "frame; **limbs** = 0-4 whole limbs (3 joints each) missing in every frame of the window; **frames** = "
-          "that fraction of the window's frames with every joint missing (the centre frame can be one of "
-          "them; a single-frame model then has nothing to go on). Masks use a fixed seed, identical for every "
-          "model. Error: centre-frame MPJPE (mm), mean ± std over seeds.", ""]
-    for kind in ("joints", "limbs", "frames"):
-        models = list(summ)
-        rows = summ[models[0]]["occlusion"][kind]
-        L += [f"**{kind}**", "", "| missing fraction | " + " | ".join(NAMES.get(m, m) for m in models) + " |",
-              "|---" * (len(models) + 1) + "|"]
-        for i, r in enumerate(rows):
-            lab = f"{r['missing_fraction']:.2f}" + (f" ({int(r['level'])} limbs)" if kind == "limbs" else "")
-            L.append(f"| {lab} | " + " | ".join(_pm(summ[m]["occlusion"][kind][i]["mpjpe_mm"]) for m in models) + " |")
-        L.append("")
+          "Same models and run as section 1. Missing 2D joints at test time, fed to the model as `spatial_mask` "
+          "(its learned 2D mask token), with `evaluate_lifting(occluded_joints=k)`: `k` random non-root joints "
+          "missing in every frame, a new set per frame; and `evaluate_lifting(occluded_limb=True)`: one random "
+          "limb (3 joints) missing in every frame of the window. Masks are seeded, identical for every model. "
+          "Error: centre-frame MPJPE (mm), mean ± std over seeds.", ""]
+    models = list(summ)
+    L += ["| 2D missing | fraction of the 2D | " + " | ".join(NAMES.get(m, m) for m in models) + " |",
+          "|---" * (len(models) + 2) + "|"]
+    for i, r in enumerate(summ[models[0]]["occlusion"]["joints"]):
+        L.append(f"| {r['joints']} random joints / frame | {r['missing_fraction']:.2f} | "
+                 + " | ".join(_pm(summ[m]["occlusion"]["joints"][i]["mpjpe_mm"]) for m in models) + " |")
+    limb = summ[models[0]]["occlusion"]["limb"]
+    L.append(f"| one limb, all frames | {limb['missing_fraction']:.2f} | "
+             + " | ".join(_pm(summ[m]["occlusion"]["limb"]["mpjpe_mm"]) for m in models) + " |")
+    L.append("")
     _plot_occlusion(res, os.path.join(plots, "occlusion.png"))
     L += [f"![occlusion]({rel}/occlusion.png)", ""]
     return L
@@ -177,79 +196,36 @@ def _plot_curves(res, path):
 def _plot_occlusion(res, path):
     plt = _plt()
     summ = res["summary"]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=False)
-    for ax, kind in zip(axes, ("joints", "limbs", "frames")):
-        for k, s in summ.items():
-            rows = s["occlusion"][kind]
-            xs = [r["missing_fraction"] for r in rows]
-            ax.errorbar(xs, [r["mpjpe_mm"]["mean"] for r in rows], yerr=[r["mpjpe_mm"]["std"] for r in rows],
-                        label=NAMES.get(k, k), color=COLORS.get(k), marker="o", capsize=2)
-        ax.set_xlabel("fraction of 2D joints missing")
-        ax.set_title({"joints": "random joints (new set per frame)", "limbs": "whole limbs (all frames)",
-                      "frames": "whole frames"}[kind], fontsize=9)
-        ax.set_ylabel("centre-frame MPJPE (mm)")
-    axes[0].legend(fontsize=7)
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for k, s in summ.items():
+        rows = s["occlusion"]["joints"]
+        ax.errorbar([r["missing_fraction"] for r in rows], [r["mpjpe_mm"]["mean"] for r in rows],
+                    yerr=[r["mpjpe_mm"]["std"] for r in rows], label=NAMES.get(k, k), color=COLORS.get(k),
+                    marker="o", capsize=2)
+        limb = s["occlusion"]["limb"]
+        ax.errorbar([limb["missing_fraction"]], [limb["mpjpe_mm"]["mean"]], yerr=[limb["mpjpe_mm"]["std"]],
+                    color=COLORS.get(k), marker="s", capsize=2, linestyle="none")
+    ax.set_xlabel("fraction of 2D joints missing (circles: random joints; squares: one limb)", fontsize=8)
+    ax.set_ylabel("centre-frame MPJPE (mm)")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def _load_longer(folder: str, budget: str) -> Optional[dict]:
-    """Merge ``longer_<budget>_*.json`` (bench_accuracy.py runs with a longer schedule)."""
-    files = sorted(n for n in os.listdir(folder) if n.startswith(f"longer_{budget}_") and n.endswith(".json"))
-    out = None
-    for n in files:
-        r = _load(os.path.join(folder, n))
-        if not r or not r.get("runs"):
-            continue
-        if out is None:
-            out = dict(r, runs=dict(r["runs"]), metas=[r])
-        else:
-            out["runs"].update(r["runs"])
-            out["metas"].append(r)
-    return out
-
-
-def section_longer(res: dict, short: Optional[dict]) -> List[str]:
-    b = res["budget"]
-    seeds = list(res["runs"])
-    L = ["### 1b. Does a longer schedule change the answer?", ""]
-    for m in res["metas"]:
-        L += [_meta_line(m), ""]
-    L += [f"The same comparison with {b['pretrain_steps']} pre-training and {b['finetune_steps']} fine-tuning steps "
-          f"(3x the budget above), seeds {', '.join(seeds)}:", "",
-          "| seed | pre-trained MPJPE / P-MPJPE (mm) | scratch MPJPE / P-MPJPE (mm) | pre-trained minus scratch (mm) | "
-          "same seed, short budget: minus scratch (mm) |", "|---|---|---|---|---|"]
-    for s in seeds:
-        r = res["runs"][s]
-        if "mpm_pretrained" not in r or "mpm_scratch" not in r:
-            continue
-        p, c = r["mpm_pretrained"]["clean"], r["mpm_scratch"]["clean"]
-        sh = ""
-        if short and s in short.get("runs", {}):
-            q = short["runs"][s]
-            sh = f"{q['mpm_pretrained']['clean']['mpjpe_mm'] - q['mpm_scratch']['clean']['mpjpe_mm']:+.1f}"
-        L.append(f"| {s} | {p['mpjpe_mm']:.1f} / {p['p_mpjpe_mm']:.1f} | {c['mpjpe_mm']:.1f} / {c['p_mpjpe_mm']:.1f} | "
-                 f"{p['mpjpe_mm'] - c['mpjpe_mm']:+.1f} | {sh} |")
-    L.append("")
-    return L
-
-
 def section_completion(res: dict, plots: str, rel: str) -> List[str]:
     summ = res["summary"]
-    meths = ["mpm_completion", "mpm_pretrained", "nearest_neighbour", "linear_interpolation"]
+    meths = ["mpm_completion", "mpm_pretrained", "nearest_neighbour"]
     run0 = next(iter(res["runs"].values()))
     L = ["## 3. 3D pose completion per body part", "", _meta_line(res), "",
-         f"Held-out 3D windows ({run0['windows']} windows of {res['budget']['num_frames']} frames), masked-joint "
-         f"MPJPE (mm; only the hidden joints count). `mpm_completion`: the pre-trained MPM "
-         f"({run0['pretrained_from']}) fine-tuned {res['settings']['completion_steps']} steps on body-part tube "
-         f"masks; `mpm_pretrained`: the pre-trained model as is (it never saw a window without dropped frames "
-         f"in pre-training, and its BatchNorm running statistics were collected with 60% of the frames replaced "
-         f"by the mask token, so complete-window inputs are out of its training distribution); `nearest_neighbour`: per-frame lookup of the "
-         f"closest training pose on the visible joints ({res['nn_database_poses']:,} training poses); "
-         f"`linear_interpolation`: per joint in time. Masks: **tube** = the limb missing in every frame "
-         f"(interpolation in time has nothing to use: n/a); **gap** = a random inner run of a third of the "
-         f"window; **long_gap** = every frame except the first and last.", "",
+         f"Held-out 3D windows ({run0['windows']} windows of {res['budget']['num_frames']} frames), one limb "
+         f"missing in every frame (the paper's body-part tubes), masked-joint MPJPE (mm; only the hidden joints "
+         f"count) from `modeling_mpm.evaluation.evaluate_completion`. `mpm_completion`: the pre-trained MPM "
+         f"({run0['pretrained_from']}) fine-tuned {res['settings']['completion_steps']} steps by the package "
+         f"trainer (`training.task: complete3d`, body-part tube masks); `mpm_pretrained`: the pre-trained model as "
+         f"is (trained with spatio-temporal random masks only); `nearest_neighbour`: per-frame lookup of the "
+         f"closest training pose on the visible joints ({res['nn_database_poses']:,} training poses, "
+         f"`bench/baselines.py`), scored with `metrics.completion_errors`.", "",
          "| mask / limb | " + " | ".join(meths) + " |", "|---" * (len(meths) + 1) + "|"]
     for k, row in summ.items():
         L.append(f"| {k} | " + " | ".join(_pm(row[m]) for m in meths) + " |")
@@ -262,18 +238,15 @@ def section_completion(res: dict, plots: str, rel: str) -> List[str]:
               f"`mpm_completion` here on average over the limbs (the authors' code comments quote 12-24 mm on "
               f"Human3.6M after full training).", ""]
     plt = _plt()
-    kinds = ["tube", "gap", "long_gap"]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-    for ax, kind in zip(axes, kinds):
-        keys = [k for k in summ if k.startswith(kind + "/")]
-        x = np.arange(len(keys))
-        for i, m in enumerate(meths):
-            vals = [summ[k][m]["mean"] for k in keys]
-            ax.bar(x + (i - 1.5) * 0.2, vals, 0.2, label=m)
-        ax.set_xticks(x, [k.split("/")[1] for k in keys], fontsize=8)
-        ax.set_title(kind, fontsize=9)
-        ax.set_ylabel("masked-joint MPJPE (mm)")
-    axes[0].legend(fontsize=7)
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    keys = list(summ)
+    x = np.arange(len(keys))
+    for i, m in enumerate(meths):
+        ax.bar(x + (i - 1) * 0.27, [summ[k][m]["mean"] for k in keys], 0.27, label=m)
+    ax.set_xticks(x, [k.split("/")[1] for k in keys], fontsize=8)
+    ax.set_ylabel("masked-joint MPJPE (mm)")
+    ax.set_title("one limb missing in every frame", fontsize=9)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(os.path.join(plots, "completion.png"), dpi=110)
     plt.close(fig)
@@ -332,7 +305,7 @@ def _merge_ablation(base: Optional[dict], folder: str, budget: str) -> Optional[
     names = []
     for runs in base["runs"].values():
         names += [n for n in runs if n not in names]
-    keys = ("mpjpe_mm", "p_mpjpe_mm", "mpjpe_30pct_joints_missing_mm")
+    keys = ("mpjpe_mm", "p_mpjpe_mm", "mpjpe_5_joints_missing_mm")
     base["summary"] = {n: {k: _mean_std([base["runs"][s][n][k] for s in base["runs"] if n in base["runs"][s]])
                            for k in keys} for n in names}
     return base
@@ -347,21 +320,24 @@ def section_ablation(res: dict, plots: str, rel: str) -> List[str]:
     b = res["budget"]
     summ = res["summary"]
     L = ["## 4. Pre-training ablations", "", _meta_line(res), ""]
-    for extra in res.get("extra_meta", []):
-        L += ["Extra variants: " + _meta_line(extra), ""]
+    L += _extra_runs(res, "More variants and seeds")
     L += [
          f"Each variant: pre-training {b['pretrain_steps']} steps, then the lifter fine-tuned "
-         f"{b['finetune_steps']} steps (same data, joint dropout and evaluation as section 1), seed(s) "
+         f"{b['finetune_steps']} steps by the package trainer (same data, missing-joint augmentation and evaluation "
+         f"as section 1; each variant changes `model.*` keys of the pre-training run), seed(s) "
          f"{', '.join(res['runs'])} (the column `n` = seeds run for that variant; mean ± std when n > 1). `tmrA_smjB` = temporal mask ratio A, B spatially masked joints per "
          f"remaining frame; the paper's set-up is 0.6 / 5 with both pretext tasks and (in this package) masks "
-         f"per sample; `shared_batch_mask` = the authors' one mask per batch; `none` = no pre-training. "
+         f"per sample; `pretext_2d_only` / `pretext_3d_only` = the other pretext's loss weight set to 0 (its pass "
+         f"still runs); `shared_batch_mask` = the authors' one mask per batch; `none` = no pre-training; "
+         f"`dropped_frames_as_mask_token` = dropped frames enter the embedding as the mask token instead of their "
+         f"coordinates (the authors' code and the package default). "
          f"Compare differences with the seed-to-seed spread of section 1. The final pre-training loss is the "
          f"weighted sum of the pretext losses used (5 L2D + 2 L3D), so it only compares variants with the same "
          f"pretext tasks.", ""]
     for g, names in res["groups"].items():
         if not any(n in summ for n in names[1:]):
             continue
-        L += [f"**{g}**", "", "| variant | n | MPJPE (mm) | P-MPJPE (mm) | MPJPE, 30% joints missing (mm) | final pre-training loss |",
+        L += [f"**{g}**", "", "| variant | n | MPJPE (mm) | P-MPJPE (mm) | MPJPE, 5 of 17 joints missing (mm) | final pre-training loss |",
               "|---|---|---|---|---|---|"]
         for n in names:
             if n not in summ:
@@ -369,7 +345,7 @@ def section_ablation(res: dict, plots: str, rel: str) -> List[str]:
             runs = [res["runs"][s][n] for s in res["runs"] if n in res["runs"][s]]
             pl = [r.get("pretrain_final_loss") for r in runs if r.get("pretrain_final_loss") is not None]
             L.append(f"| {n} | {summ[n]['mpjpe_mm']['n']} | {_pm(summ[n]['mpjpe_mm'])} | {_pm(summ[n]['p_mpjpe_mm'])} | "
-                     f"{_pm(summ[n]['mpjpe_30pct_joints_missing_mm'])} | "
+                     f"{_pm(summ[n]['mpjpe_5_joints_missing_mm'])} | "
                      f"{(f'{np.mean(pl):.3f}') if pl else '-'} |")
         L.append("")
     plt = _plt()
@@ -377,8 +353,8 @@ def section_ablation(res: dict, plots: str, rel: str) -> List[str]:
     fig, ax = plt.subplots(figsize=(8, 3.4))
     x = np.arange(len(names))
     ax.bar(x - 0.2, [summ[n]["mpjpe_mm"]["mean"] for n in names], 0.4, label="MPJPE")
-    ax.bar(x + 0.2, [summ[n]["mpjpe_30pct_joints_missing_mm"]["mean"] for n in names], 0.4,
-           label="MPJPE, 30% joints missing")
+    ax.bar(x + 0.2, [summ[n]["mpjpe_5_joints_missing_mm"]["mean"] for n in names], 0.4,
+           label="MPJPE, 5 of 17 joints missing")
     ax.set_xticks(x, names, rotation=30, ha="right", fontsize=7)
     ax.set_ylabel("mm")
     ax.legend(fontsize=8)
@@ -712,13 +688,25 @@ def section_precision(prec: Optional[dict], train: Optional[dict], headline: Opt
         L.append("")
     if train is not None and "accuracy" in train:
         a = train["accuracy"]
-        L += [f"bf16 autocast training, accuracy cost: {a['config']}, {a['steps']} steps, batch {a['batch_size']}, "
-              f"same initialisation and batches; demo validation ({a['val_windows']} windows):", "",
+        L += ([_flat_meta_line(a["meta"]), ""] if "meta" in a else [])
+        L += [f"bf16 autocast training (`training.mixed_precision: bf16`), accuracy cost: {a['config']}, {a['steps']} "
+              f"steps, batch {a['batch_size']}, same seed and batches; demo validation ({a['val_windows']} windows, "
+              f"`evaluate_lifting` in fp32):", "",
               "| training | MPJPE (mm) | P-MPJPE (mm) | train time (s) |", "|---|---|---|---|"]
         for k, v in a["results"].items():
             L.append(f"| {k} | {v['mpjpe_mm']:.1f} | {v['p_mpjpe_mm']:.1f} | {v['train_seconds']:.0f} |")
         L.append("")
     return L if len(L) > 2 else []
+
+
+def _training_precision(folder: str) -> Optional[dict]:
+    """training_precision.json (speed, needs the authors' code) with the accuracy part of
+    training_precision_accuracy.json (``--skip-speed``) when present."""
+    speed = _load(os.path.join(folder, "training_precision.json"))
+    acc = _load(os.path.join(folder, "training_precision_accuracy.json"))
+    if acc is not None and "accuracy" in acc:
+        speed = dict(speed or {}, accuracy=dict(acc["accuracy"], meta=acc))
+    return speed
 
 
 def section_gpu(res: Optional[dict]) -> List[str]:
@@ -756,7 +744,7 @@ def section_gpu(res: Optional[dict]) -> List[str]:
     return L
 
 
-def section_summary(acc, comp, abl, tr, inf, longer=None) -> List[str]:
+def section_summary(acc, comp, abl, tr, inf) -> List[str]:
     """Plain-language findings, each computed from the JSON (no hand-typed numbers)."""
     L = ["## Summary", ""]
     if acc and "summary" in acc:
@@ -774,34 +762,21 @@ def section_summary(acc, comp, abl, tr, inf, longer=None) -> List[str]:
                      f"(pre-trained minus scratch: {', '.join(f'{d:+.1f}' for d in diffs)} mm over seeds "
                      f"{', '.join(seeds)}). At this budget the evidence does "
                      f"{'' if all(d < 0 for d in diffs) else 'not '}support the claim; see section 1 for caveats.")
-        if longer:
-            ld = [r["mpm_pretrained"]["clean"]["mpjpe_mm"] - r["mpm_scratch"]["clean"]["mpjpe_mm"]
-                  for r in longer["runs"].values() if "mpm_pretrained" in r and "mpm_scratch" in r]
-            gains = [acc["runs"][sd][m]["clean"]["mpjpe_mm"] - r[m]["clean"]["mpjpe_mm"]
-                     for sd, r in longer["runs"].items() for m in ("mpm_pretrained", "mpm_scratch")
-                     if sd in acc["runs"] and m in r]
-            gain = f"; both MPM lifters gain {min(gains):.0f}-{max(gains):.0f} mm over the short schedule" if gains else ""
-            L.append(f"- **With a 3x longer schedule** ({longer['budget']['pretrain_steps']} + "
-                     f"{longer['budget']['finetune_steps']} steps, section 1b): pre-trained minus scratch "
-                     f"{', '.join(f'{d:+.1f}' for d in ld)} mm{gain}"
-                     + ("; the gap does not turn in favour of pre-training." if not all(d < 0 for d in ld) else "."))
-        for kind, lab in (("joints", "random missing joints"), ("limbs", "missing limbs"), ("frames", "missing frames")):
-            last = {k: summ[k]["occlusion"][kind][-1] for k in summ}
+        occ = {k: summ[k]["occlusion"] for k in summ}
+        for lab, pick in (("random missing joints", lambda o: o["joints"][-1]), ("one missing limb", lambda o: o["limb"])):
+            last = {k: pick(o) for k, o in occ.items()}
             best = min(last, key=lambda k: last[k]["mpjpe_mm"]["mean"])
             frac = last[best]["missing_fraction"]
             L.append(f"- **Robustness, {lab} ({frac:.0%} of the 2D missing):** best {NAMES.get(best, best)} "
                      f"{_pm(last[best]['mpjpe_mm'])} mm; " + ", ".join(
-                         f"{k} {_pm(last[k]['mpjpe_mm'])}" for k in summ if k != best) + " mm.")
+                         f"{k} {_pm(last[k]['mpjpe_mm'])}" for k in last if k != best) + " mm.")
     if comp and "summary" in comp:
         cs = comp["summary"]
-        for kind in ("tube", "gap", "long_gap"):
-            keys = [k for k in cs if k.startswith(kind + "/")]
-            means = {m: np.mean([cs[k][m]["mean"] for k in keys]) for m in
-                     ("mpm_completion", "mpm_pretrained", "nearest_neighbour", "linear_interpolation")
-                     if all(cs[k][m]["n"] for k in keys)}
-            best = min(means, key=means.get)
-            L.append(f"- **Completion, {kind} masks** (masked-joint MPJPE averaged over the 4 limbs): best {best} "
-                     f"{means[best]:.1f} mm; " + ", ".join(f"{m} {v:.1f}" for m, v in means.items() if m != best) + " mm.")
+        means = {m: np.mean([cs[k][m]["mean"] for k in cs]) for m in ("mpm_completion", "mpm_pretrained", "nearest_neighbour")}
+        best = min(means, key=means.get)
+        L.append(f"- **Completion, one limb missing in every frame** (masked-joint MPJPE averaged over the 4 limbs): "
+                 f"best {best} {means[best]:.1f} mm; " + ", ".join(f"{m} {v:.1f}" for m, v in means.items() if m != best)
+                 + " mm.")
     if abl and "summary" in abl:
         sa = abl["summary"]
         best = min(sa, key=lambda k: sa[k]["mpjpe_mm"]["mean"])
@@ -843,18 +818,19 @@ def main(argv=None) -> int:
     headline = _load(os.path.join(args.results, "inference_headline.json"))
     abl = _merge_ablation(abl, args.results, args.budget)
     acc = _merge_accuracy(acc, args.results, args.budget)
-    longer = _load_longer(args.results, args.budget)
     L = ["# MPM benchmark results", "",
          "Generated by `python bench/make_report.py` from the JSON files in `bench/results/`; each section "
-         "names the command that produced its numbers. Machine: the project's 2-core CPU box (shared with "
-         "other jobs while some runs ran: the load average is recorded with every measurement). Errors are "
-         "in millimetres. How to rerun everything:", "",
+         "names the command that produced its numbers and the machine (the project's 2-core CPU box, shared "
+         "with other jobs while some runs ran: the load average is recorded with every measurement, unless a "
+         "section names a lent GPU machine). Every model in sections 1-4 is trained by the package's trainer "
+         "(`modeling_mpm.training.trainer.train`) and scored by `modeling_mpm.evaluation`. Errors are in "
+         "millimetres. How to rerun everything:", "",
          "```bash",
          "bash bench/run_all.sh                                 # all of the below, in order",
-         "python bench/bench_accuracy.py --budget small        # sections 1-2, seeds 0-2 (writes the pre-trained checkpoints)",
-         "python bench/bench_accuracy.py --budget small --seeds 3 --out bench/results/accuracy_small_seed3.json  # (and seed 4)",
+         "python bench/bench_accuracy.py --budget small --seeds 0   # sections 1-2 (writes the pre-trained checkpoint)",
+         "python bench/bench_accuracy.py --budget small --seeds 1 --out bench/results/accuracy_small_seed1.json  # (and seeds 2-4)",
          "python bench/bench_completion.py --budget small      # section 3 (reuses the seed-0 pre-training)",
-         "python bench/bench_ablation.py --budget small --pretrain-steps 300 --finetune-steps 200   # section 4 (+ the extra runs in run_all.sh)",
+         "python bench/bench_ablation.py --budget small --pretrain-steps 300 --finetune-steps 200 --variants paper_0.6_5_both  # section 4 (one file per variant and seed: run_all.sh)",
          "python bench/bench_training_speed.py --budget small --threads 2   # section 5",
          "python bench/bench_inference_scaling.py --budget small --threads 2  # section 6",
          "python bench/bench_inference.py --threads 2 --memory-frames 0 --json bench/results/inference_headline.json  # headline (inference engineer's)",
@@ -862,6 +838,7 @@ def main(argv=None) -> int:
          "python bench/bench_streaming.py --budget small       # section 8 (live lifting, video pipeline speed)",
          "python bench/bench_precision.py --official PATH/TO/AUTHORS/MPM --model LIFTER --json bench/results/precision.json  # section 9",
          "python bench/bench_training_precision.py --official PATH/TO/AUTHORS/MPM --json bench/results/training_precision.json  # section 9",
+         "python bench/bench_training_precision.py --skip-speed --threads 1 --accuracy-steps 300 --json bench/results/training_precision_accuracy.json  # section 9",
          "python bench/bench_gpu.py --official PATH/TO/AUTHORS/MPM --json bench/results/gpu_inference.json  # section 10 (GPU)",
          "python bench/bench_real_capture.py --model demo=demo_out/mpm-lift --model demo_scratch=demo_out/mpm-lift-scratch  # section 11 (real capture, BlazePose)",
          "python bench/make_report.py",
@@ -870,7 +847,7 @@ def main(argv=None) -> int:
          "is the paper-size set-up (243 frames, width 256, 4 layers, 20k pre-training + 10k fine-tuning "
          "steps, 5 seeds) for a machine with more time.", ""]
     transfer = _load_transfer(args.results, args.budget)
-    L += section_summary(acc, comp, abl, tr, inf, longer)
+    L += section_summary(acc, comp, abl, tr, inf)
     if transfer:
         rows = list(_transfer_rows(transfer))
         ratios = [s["pretrained_vs_scratch"]["mean"] for *_, s in rows]
@@ -887,14 +864,20 @@ def main(argv=None) -> int:
                          + ", ".join(f"{r:.2f} ({n})" for n, r, _ in cells) + "; pre-trained / mean pose "
                          + ", ".join(f"{m:.2f}" for _, _, m in cells) + ".")
     sections = 0
-    for res, fn in ((acc, lambda r: section_accuracy(r, args.plots, rel, longer)),
-                    (comp, lambda r: section_completion(r, args.plots, rel)),
-                    (abl, lambda r: section_ablation(r, args.plots, rel)),
-                    (tr, section_training_speed),
-                    (inf, lambda r: section_inference(r, args.plots, rel, headline))):
+    for res, fn, missing in (
+            (acc, lambda r: section_accuracy(r, args.plots, rel),
+             _not_remade("## 1. Lifting accuracy on held-out real motion", f"bench_accuracy.py --budget {args.budget}")),
+            (comp, lambda r: section_completion(r, args.plots, rel),
+             _not_remade("## 3. 3D pose completion per body part", f"bench_completion.py --budget {args.budget}")),
+            (abl, lambda r: section_ablation(r, args.plots, rel),
+             _not_remade("## 4. Pre-training ablations", f"bench_ablation.py --budget {args.budget}")),
+            (tr, section_training_speed, []),
+            (inf, lambda r: section_inference(r, args.plots, rel, headline), [])):
         if res is not None and ("summary" in res or "steps" in res or "rows" in res):
             L += fn(res)
             sections += 1
+        else:
+            L += missing
     if transfer:
         L += section_transfer(transfer, _load(os.path.join(args.results, "transfer_demo_lifters.json")))
         L += section_transfer_recipes(args.results)
@@ -907,7 +890,7 @@ def main(argv=None) -> int:
         L += bench_streaming.report_section(stream)
         sections += 1
     prec = section_precision(_load(os.path.join(args.results, "precision.json")),
-                             _load(os.path.join(args.results, "training_precision.json")),
+                             _training_precision(args.results),
                              _load(os.path.join(args.results, "precision_headline_quiet.json"))
                              or _load(os.path.join(args.results, "precision_headline.json")),
                              _load(os.path.join(args.results, "inference_seq2seq_dtypes_quiet2.json"))

@@ -1,11 +1,16 @@
-"""Baselines of the benchmarks: shapes, missing-joint handling, they learn, classic completion."""
+"""Baselines of the benchmarks (bench/baselines.py): shapes, missing-joint handling, they learn,
+classic completion."""
+
+import os
+import sys
 
 import numpy as np
 import pytest
 import torch
 
-from modeling_mpm.baselines import (NearestNeighbourCompletion, SingleFrameMLPLifter, TemporalConvLifter,
-                                    interpolate_in_time, zero_fill_with_mask)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+from baselines import (NearestNeighbourCompletion, SingleFrameMLPLifter, TemporalConvLifter,  # noqa: E402
+                       interpolate_in_time, zero_fill_with_mask)
 
 
 def test_zero_fill_with_mask_hides_missing_values():

@@ -1,7 +1,8 @@
-"""Baselines for the benchmarks in ``bench/``: lifters that MPM is compared with and classic
-pose-completion methods.
+"""Baselines of the benchmarks in ``bench/`` (not part of the package): lifters that MPM's
+inference cost is compared with and classic pose-completion methods.
 
-Lifters (2D -> 3D), trained by ``bench/bench_accuracy.py`` on the same windows as MPM:
+Lifters (2D -> 3D), timed by ``bench/bench_inference_scaling.py``; the package trainer trains only
+MPM models, so the accuracy benchmarks no longer train them:
 
 * :class:`SingleFrameMLPLifter`: a single-frame MLP in the style of Martinez et al. (2017):
   a linear layer to 1024 features, residual blocks of ``Linear -> BatchNorm -> ReLU -> Dropout``
@@ -33,7 +34,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .modeling_mpm import _zero_root
+
+def _zero_root(pose: torch.Tensor, root: Optional[int]) -> torch.Tensor:
+    """``pose (..., J, 3)`` with the root joint set to 0 (the package's output rule)."""
+    if root is None:
+        return pose
+    keep = torch.ones(pose.shape[-2], 1, dtype=pose.dtype, device=pose.device)
+    keep[root] = 0
+    return pose * keep
+
 
 __all__ = [
     "zero_fill_with_mask",
