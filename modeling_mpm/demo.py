@@ -1,10 +1,11 @@
 """``mpm demo``: the whole MPM story on the embedded real-motion demo data, offline, on a CPU.
 
 1. pre-train :class:`~modeling_mpm.MPMForMaskedPoseModeling` on the demo training split (random
-   virtual cameras): masked 2D + masked 3D pose modeling (the authors' 5 : 2 weights) plus the
-   paper v1's third pretext task, 2D -> 3D lifting through the 3D decoder, here from the unmasked
-   2D clip with the lifting task's random missing joints (``training.pretrain_lift_input:
-   occluded``, weight ``pretrain_lift_weight``; half of the occluded windows hide a whole arm or leg,
+   virtual cameras): masked 2D + masked 3D pose modeling (the authors' 5 : 2 weights) plus a
+   supervised 2D -> 3D lifting pretext through the 3D decoder from the unmasked 2D clip with the
+   lifting task's random missing joints (``training.pretrain_lift_input: occluded``, weight
+   ``pretrain_lift_weight``; not the paper v1's lifting pretext, which lifts the masked 2D,
+   ``pretrain_lift_input: masked``; half of the occluded windows hide a whole arm or leg,
    ``training.occlusion_limb_prob``). Measured on this data (docs/training.md): masked
    modeling alone gives encoder features that fine-tune worse than a random initialisation; the
    lifting pretext is what makes the encoder transfer;
