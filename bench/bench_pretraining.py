@@ -232,6 +232,39 @@ def markdown(agg: Dict, agg_limb: Dict, meta: Dict, baselines: Dict) -> str:
     return "\n".join(lines)
 
 
+def verdict(diff: Optional[Dict]) -> str:
+    """'better' / 'worse' when the 95% CI of a paired difference (arm − reference, mm) excludes 0,
+    else 'no clear difference' ('one seed' without a CI)."""
+    if not diff or diff.get("mean") is None:
+        return "not run"
+    lo, hi = diff["ci95"]
+    if lo is None:
+        return "one seed"
+    return "better" if hi < 0 else "worse" if lo > 0 else "no clear difference"
+
+
+def summary_line(result: Dict) -> str:
+    """One bullet for bench/RESULTS.md's summary: each pre-training arm against scratch at the total
+    budget (paired by seed, 95% CI) on the clean folds, and the premise's one-sequence row."""
+    parts = []
+    for fold, rows in result["mpjpe_mm"].items():
+        if not FOLDS[int(fold)]["clean"]:
+            continue
+        arms = [a for a in ("mm", "lift", "mm_lift", "mm_lift_masked", "one_mm") if a in rows]
+        cells = []
+        for a in arms:
+            d = rows[a].get("minus_scratch_total")
+            if d and d.get("mean") is not None:
+                ci = f" [{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}]" if d["ci95"][0] is not None else ""
+                cells.append(f"`{a}` {d['mean']:+.1f} mm{ci} ({verdict(d)})")
+        if cells:
+            n = max(len(rows[a]["seeds"]) for a in arms)
+            parts.append(f"fold {fold} ({n} seeds): " + "; ".join(cells))
+    p = result.get("meta", {}).get("preset", {})
+    return ("- **Pre-training, compute-matched (section 12; " f"{p.get('pretrain_steps')} + {p.get('finetune_steps')} "
+            "steps against scratch at the total budget, paired by seed, 95% CI):** " + (" / ".join(parts) or "no runs") + ".")
+
+
 def _row(arm, row, limb, p):
     pre, budget, _, label = ALL_ARMS[arm]
     steps = (f"{p.get('pretrain_steps')} + {p.get('finetune_steps')}" if pre else

@@ -841,6 +841,7 @@ def main(argv=None) -> int:
          "python bench/bench_training_precision.py --skip-speed --threads 1 --accuracy-steps 300 --json bench/results/training_precision_accuracy.json  # section 9",
          "python bench/bench_gpu.py --official PATH/TO/AUTHORS/MPM --json bench/results/gpu_inference.json  # section 10 (GPU)",
          "python bench/bench_real_capture.py --model demo=demo_out/mpm-lift --model demo_scratch=demo_out/mpm-lift-scratch  # section 11 (real capture, BlazePose)",
+         "python bench/bench_pretraining.py --budget full --pretrain-steps 500 --finetune-steps 175 --device cpu --jobs 2 --seeds 0 1 2 --folds 0  # section 12",
          "python bench/make_report.py",
          "```", "",
          "`--budget smoke` runs every script in seconds (what `tests/test_bench_smoke.py` does); `--budget full` "
@@ -907,6 +908,15 @@ def main(argv=None) -> int:
         import bench_real_capture
 
         L += bench_real_capture.report_section(real)
+        sections += 1
+    pre = _load(os.path.join(args.results, "pretraining.json"))  # section 12, rendered by bench_pretraining.py
+    if pre is not None and pre.get("mpjpe_mm"):
+        import bench_pretraining
+
+        md = bench_pretraining.markdown(pre["mpjpe_mm"], pre["mpjpe_one_limb_missing_mm"], pre["meta"],
+                                        pre["mean_pose_baseline_mm"])
+        L += md.replace("## Pre-training", "## 12. Pre-training", 1).split("\n")
+        L.insert(L.index("## Summary") + 2, bench_pretraining.summary_line(pre))
         sections += 1
     with open(args.out, "w") as f:
         f.write("\n".join(L) + "\n")

@@ -53,6 +53,12 @@ def test_aggregate_pairs_by_seed():
     assert agg["one_mm"]["minus_scratch_ft"]["reference"] == "one_scratch_ft"
     assert agg["one_mm"]["minus_scratch_ft"]["mean"] == pytest.approx(-20.0)
     assert agg["one_mm"]["minus_scratch_total"]["n"] == 0
+    # the verdict reads the CI: -2 +- 2.48 crosses 0; -19 +- 25.4 too; a clear one does not
+    assert bp.verdict(d) == "no clear difference" and bp.verdict(None) == "not run"
+    assert bp.verdict({"mean": -5.0, "ci95": [-8.0, -2.0]}) == "better"
+    assert bp.verdict({"mean": 5.0, "ci95": [2.0, 8.0]}) == "worse"
+    line = bp.summary_line({"mpjpe_mm": {"0": agg}, "meta": {"preset": {"pretrain_steps": 5, "finetune_steps": 2}}})
+    assert "`mm_lift` -2.0 mm [" in line and "no clear difference" in line and "5 + 2 steps" in line
 
 
 def test_plan_shares_pretraining_and_orders_seed_first():
