@@ -40,10 +40,14 @@ evaluation; each window is repeated once per camera). The window's mean root pos
 
 Randomness (flip, virtual cameras, 2D noise) comes from a NumPy generator seeded from
 ``seed``, the epoch (:meth:`PoseWindowDataset.set_epoch`) and the DataLoader worker id; the
-global NumPy seed is never touched.
+global NumPy seed is never touched; :meth:`PoseWindowDataset.rng_state` /
+:meth:`~PoseWindowDataset.set_rng_state` save and restore it (resumed training runs).
 
-:func:`collate_unpaired` returns separate 2D and 3D sub-batches; :func:`collate_windows` stacks
-paired items.
+With ``labels`` (one per sequence) the items are the training / evaluation view
+``{"pose_2d", "pose_3d", "action"}`` (tensors and a string), the action being the label of the item's sequence.
+
+:func:`collate_unpaired` returns separate 2D and 3D sub-batches; :func:`collate_windows` (the one
+collate of the package: these datasets, the training loop, evaluation) stacks paired items.
 """
 
 from __future__ import annotations
@@ -134,6 +138,8 @@ class PoseWindowDataset(Dataset):
             windows are left as they are.
         valid_only: only centres on frames whose ``valid`` flag is set.
         seed: base seed of the item generator.
+        labels: optional per-sequence action labels: items become ``{"pose_2d", "pose_3d",
+            "action"}`` (the windows the training loop and the evaluation consume).
 
     The sequences are copied once into flat arrays; a batch of windows is one fancy-index
     gather (:meth:`get_batch`), which is what :meth:`__getitems__` (used by ``DataLoader``)
@@ -144,7 +150,7 @@ class PoseWindowDataset(Dataset):
                  mode: str = "paired", flip_prob: float = 0.0, skeleton="h36m17",
                  virtual_cameras: Union[VirtualCameraSampler, Sequence[VirtualCamera], None] = None,
                  noise_2d: Optional[PoseNoise2D] = None, valid_only: bool = False, seed: int = 0,
-                 augment=None):
+                 augment=None, labels: Optional[Sequence[str]] = None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if num_frames < 1 or tds < 1 or stride < 1:
@@ -170,6 +176,7 @@ class PoseWindowDataset(Dataset):
             raise TypeError(f"augment must be a modeling_mpm.data.augment.MotionAugment, got {type(augment).__name__}")
         self.augment = augment
         self.seed = int(seed)
+        self.labels = None if labels is None else [str(x) for x in labels]
         self.epoch = 0
         self._rng = None
         self._rng_key = None
@@ -286,6 +293,24 @@ class PoseWindowDataset(Dataset):
     def set_epoch(self, epoch: int):
         """Change the random stream (call once per epoch for new flips / cameras / noise)."""
         self.epoch = int(epoch)
+
+    def rng_state(self) -> Dict:
+        """The item stream (epoch, worker key, generator state), e.g. for a checkpoint."""
+        return {"epoch": int(self.epoch), "key": self._rng_key,
+                "state": None if self._rng is None else self._rng.bit_generator.state}
+
+    def set_rng_state(self, state: Dict) -> None:
+        """Continue the item stream saved by :meth:`rng_state`."""
+        self.epoch, self._rng, self._rng_key = int(state["epoch"]), None, None
+        if state["state"] is not None:
+            self._rng = np.random.default_rng()
+            self._rng.bit_generator.state = state["state"]
+            self._rng_key = tuple(state["key"])
+
+    @property
+    def windows(self) -> "PoseWindowDataset":
+        """The dataset itself (code written for the former ``LabelledWindows`` wrapper reads it)."""
+        return self
 
     def _generator(self) -> np.random.Generator:
         info = torch.utils.data.get_worker_info()
@@ -509,13 +534,23 @@ class PoseWindowDataset(Dataset):
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} windows")
         batch = self.get_batch([index])
+        if self.labels is not None:
+            return self._labelled(batch)[0]
         return {k: torch.from_numpy(np.ascontiguousarray(v[0])) for k, v in batch.items()}
 
-    def __getitems__(self, indices) -> "WindowBatch":
+    def __getitems__(self, indices):
         """Batched fetch used by ``DataLoader`` (torch >= 2.1): a lazy :class:`WindowBatch`.
         :func:`collate_windows` / :func:`collate_unpaired` turn it into a batch with one
-        vectorised gather; torch's default collate still works (item by item)."""
+        vectorised gather; torch's default collate still works (item by item). With ``labels``:
+        the labelled items of one :meth:`get_batch` call."""
+        if self.labels is not None:
+            return self._labelled(self.get_batch(indices))
         return WindowBatch(self, indices)
+
+    def _labelled(self, b: Dict[str, np.ndarray]) -> List[Dict]:
+        p2, p3 = torch.from_numpy(b["pose_2d"]), torch.from_numpy(b["pose_3d"])
+        return [{"pose_2d": p2[k], "pose_3d": p3[k], "action": self.labels[int(b["sequence_index"][k])]}
+                for k in range(len(p2))]
 
     def iter_batches(self, batch_size: int, shuffle: bool = True, drop_last: bool = False,
                      generator: Optional[np.random.Generator] = None, unpaired: Optional[bool] = None):
@@ -576,13 +611,25 @@ class WindowBatch(collections.abc.Sequence):
         return {k: v[i] for k, v in full.items()}
 
 
-def collate_windows(batch: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
-    """Stack items key by key: every value gets a leading batch dimension B."""
+def collate_windows(batch: Sequence[Dict]) -> Dict:
+    """Stack window items key by key (leading batch dimension B): arrays and tensors become
+    tensors (floating point ones float32), strings a list of B strings, keys whose value is None
+    are left out; ``action`` defaults to ``"all"`` (the per-action tables). A lazy
+    :class:`WindowBatch` is one vectorised gather."""
     if isinstance(batch, WindowBatch):
-        return batch.stacked()
-    if not batch:
+        out = dict(batch.stacked())
+    elif not len(batch):
         raise ValueError("empty batch")
-    return {k: torch.stack([b[k] for b in batch]) for k in batch[0]}
+    else:
+        out = {}
+        for k, v in batch[0].items():
+            if isinstance(v, str):
+                out[k] = [str(b[k]) for b in batch]
+            elif v is not None:
+                t = torch.as_tensor(np.stack([np.asarray(b[k]) for b in batch]))
+                out[k] = t.float() if t.is_floating_point() else t
+    out.setdefault("action", ["all"] * len(batch))
+    return out
 
 
 def collate_unpaired(batch: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
