@@ -497,37 +497,10 @@ class PoseWindowDataset(Dataset):
         return out
 
     def get_unpaired_batch(self, indices) -> Dict[str, np.ndarray]:
-        """Windows ``indices`` directly in the :func:`collate_unpaired` layout (2D and 3D
-        sub-batches; ``index_2d`` / ``index_3d`` give each row's position in ``indices``; rows
-        are grouped, not in input order). Paired windows fall back to :meth:`get_batch`."""
-        idx = self._check_indices(indices)
-        mod = self._mod[idx]
-        if (mod == 2).any():
-            return _split_unpaired({k: torch.from_numpy(v) for k, v in self.get_batch(idx).items()},
-                                   as_numpy=True)
-        needs_rng = (self.flip_prob > 0 or self.noise_2d is not None
-                     or bool((self._world[self._seq[idx]] & (self._cam[idx] < 0)).any()))
-        rng = self._generator() if needs_rng else None
-        i2, i3 = np.flatnonzero(mod == 0), np.flatnonzero(mod == 1)
-        F, J = self.num_frames, self.num_joints
-        if i2.size:
-            v2 = self._views(idx[i2], True, False, rng)
-        else:
-            v2 = {"order": np.zeros(0, np.int64), "pose_2d": np.zeros((0, F, J, 2), np.float32),
-                  "confidence": np.zeros((0, F, J), np.float32), "intrinsics": np.zeros((0, 9), np.float32),
-                  "frame_valid": np.zeros((0, F), bool)}
-        if i3.size:
-            v3 = self._views(idx[i3], False, True, rng)
-        else:
-            v3 = {"order": np.zeros(0, np.int64), "pose_3d": np.zeros((0, F, J, 3), np.float32),
-                  "root_3d": np.zeros((0, F, 3), np.float32), "intrinsics": np.zeros((0, 9), np.float32),
-                  "frame_valid": np.zeros((0, F), bool)}
-        return {
-            "pose_2d": v2["pose_2d"], "confidence": v2["confidence"], "intrinsics_2d": v2["intrinsics"],
-            "frame_valid_2d": v2["frame_valid"], "pose_3d": v3["pose_3d"], "intrinsics_3d": v3["intrinsics"],
-            "root_3d": v3["root_3d"], "frame_valid_3d": v3["frame_valid"],
-            "index_2d": i2[v2["order"]], "index_3d": i3[v3["order"]],
-        }
+        """Windows ``indices`` in the :func:`collate_unpaired` layout (2D and 3D sub-batches;
+        ``index_2d`` / ``index_3d`` give each row's position in ``indices``)."""
+        return {k: v.numpy() for k, v in
+                _split_unpaired({k: torch.from_numpy(v) for k, v in self.get_batch(indices).items()}).items()}
 
     def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
         index = int(index)
@@ -572,11 +545,9 @@ class PoseWindowDataset(Dataset):
             yield {k: torch.from_numpy(v) for k, v in batch.items()}
 
 
-def _split_unpaired(batch: Dict[str, torch.Tensor], as_numpy: bool = False) -> Dict:
-    i2 = torch.nonzero(batch["has_2d"]).reshape(-1)
-    i3 = torch.nonzero(batch["has_3d"]).reshape(-1)
-    if as_numpy:
-        return {k: v.numpy() for k, v in _split_unpaired(batch).items()}
+def _split_unpaired(batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    i2 = torch.nonzero(batch["has_2d"].reshape(-1)).reshape(-1)  # items hold (1,) flags
+    i3 = torch.nonzero(batch["has_3d"].reshape(-1)).reshape(-1)
     return {
         "pose_2d": batch["pose_2d"][i2], "confidence": batch["confidence"][i2],
         "intrinsics_2d": batch["intrinsics"][i2], "frame_valid_2d": batch["frame_valid"][i2],
@@ -641,33 +612,7 @@ def collate_unpaired(batch: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, torc
     in the input batch). An empty sub-batch has a leading dimension 0 and the right trailing
     shape.
     """
-    if isinstance(batch, WindowBatch):
-        if batch._full is not None:
-            return _split_unpaired(batch._full)
-        return {k: torch.from_numpy(v) for k, v in batch.dataset.get_unpaired_batch(batch.indices).items()}
-    if not batch:
-        raise ValueError("empty batch")
-    i2 = [i for i, b in enumerate(batch) if bool(b["has_2d"])]
-    i3 = [i for i, b in enumerate(batch) if bool(b["has_3d"])]
-
-    def stack(key, ids):
-        if ids:
-            return torch.stack([batch[i][key] for i in ids])
-        ref = batch[0][key]
-        return ref.new_zeros((0,) + tuple(ref.shape))
-
-    return {
-        "pose_2d": stack("pose_2d", i2),
-        "confidence": stack("confidence", i2),
-        "intrinsics_2d": stack("intrinsics", i2),
-        "frame_valid_2d": stack("frame_valid", i2),
-        "pose_3d": stack("pose_3d", i3),
-        "intrinsics_3d": stack("intrinsics", i3),
-        "root_3d": stack("root_3d", i3),
-        "frame_valid_3d": stack("frame_valid", i3),
-        "index_2d": torch.tensor(i2, dtype=torch.int64),
-        "index_3d": torch.tensor(i3, dtype=torch.int64),
-    }
+    return _split_unpaired(collate_windows(batch))
 
 
 def materialize_camera_sequences(sequences: Sequence[dict], cameras: Sequence[VirtualCamera]) -> List[dict]:
