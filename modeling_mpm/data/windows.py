@@ -77,12 +77,12 @@ __all__ = [
 MODES = ("paired", "unpaired", "2d", "3d")
 
 
-def window_indices(center: int, num_frames: int, num_source_frames: int, tds: int = 1) -> np.ndarray:
-    """Frame indices (F,) of the window centred at ``center``: ``center + (k - (F-1)//2) * tds``
-    clipped to ``[0, T-1]`` (edge padding on both sides)."""
-    left = (num_frames - 1) // 2
-    idx = center + (np.arange(num_frames) - left) * tds
-    return np.clip(idx, 0, num_source_frames - 1)
+def window_indices(center, num_frames: int, num_source_frames, tds: int = 1) -> np.ndarray:
+    """Frame indices (..., F) of the windows centred at ``center`` (an int or an array, with
+    ``num_source_frames`` T per window): ``center + (k - (F-1)//2) * tds`` clipped to ``[0, T-1]``
+    (edge padding on both sides). The one window rule of the package."""
+    offsets = (np.arange(num_frames) - (num_frames - 1) // 2) * tds
+    return np.clip(np.asarray(center)[..., None] + offsets, 0, np.asarray(num_source_frames)[..., None] - 1)
 
 
 @dataclass
@@ -344,7 +344,7 @@ class PoseWindowDataset(Dataset):
         b = np.concatenate([[0], np.cumsum(np.bincount(key, minlength=4))])
         si, flip = si[order], flip[order]
         center, cam_i = self._center[idx][order], self._cam[idx][order]
-        frames = np.clip(center[:, None] + self._offsets[None], 0, (self._T[si] - 1)[:, None]) + self._start[si][:, None]
+        frames = window_indices(center, F, self._T[si], self.tds) + self._start[si][:, None]
         perm = self.flip_perm
         sign2 = np.array([-1.0, 1.0], np.float32)
         sign3 = np.array([-1.0, 1.0, 1.0], np.float32)
@@ -466,7 +466,7 @@ class PoseWindowDataset(Dataset):
         weights = self._T[seqs] / self._T[seqs].sum()
         si = seqs[rng.choice(len(seqs), size=k, p=weights)]
         centre = (rng.random(k) * self._T[si]).astype(np.int64)
-        frames = np.clip(centre[:, None] + self._offsets[None], 0, (self._T[si] - 1)[:, None]) + self._start[si][:, None]
+        frames = window_indices(centre, self.num_frames, self._T[si], self.tds) + self._start[si][:, None]
         return np.take(self._p3, frames, axis=0)
 
     def get_batch(self, indices) -> Dict[str, np.ndarray]:
