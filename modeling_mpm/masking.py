@@ -12,6 +12,14 @@ completion tubes (:func:`sample_tube_mask`, :func:`tube_mask`), the lifting task
 :func:`random_limb_mask`). Left/right mirroring lives here too (:func:`flip_pose`,
 :func:`mirror_mask`): every flip of a pose (training augmentation, test-time flip) and of its mask.
 
+One sampler for the model and the trainer: :func:`sample_masks` turns a model config into masks
+(``mode`` ``"random"``: :func:`sample_spatiotemporal_mask`, ``"tube"``: :func:`sample_tube_mask`,
+``"none"``). The model calls it with ``config.mask_mode`` when it is trained without masks (its
+fallback for plain ``model.train()`` loops); the trainer's tasks call it with the mode the task
+fixes (``pretrain``: ``"random"``, ``complete3d`` / ``occluded2d``: ``"tube"`` with one tube per
+window), whatever ``config.mask_mode`` says, so the default training config draws exactly the
+masks, in the same order from the same generator, that it always did.
+
 Randomness comes only from the ``generator`` passed in (no global seeding), so runs are
 reproducible.
 """
@@ -25,6 +33,7 @@ import torch
 from .skeleton import LIMBS, Skeleton, get_skeleton
 
 __all__ = [
+    "sample_masks",
     "num_masked_frames",
     "nominal_mask_ratio",
     "exact_mask_ratio",
@@ -124,6 +133,26 @@ def sample_spatiotemporal_mask(
         spatial = spatial.expand(batch_size, -1, -1).contiguous()
         temporal = temporal.expand(batch_size, -1).contiguous()
     return spatial, temporal
+
+
+def sample_masks(config, batch_size: int, modality: str, generator: Optional[torch.Generator] = None,
+                 device=None, mode: Optional[str] = None, share: Optional[bool] = None):
+    """Masks of one modality (``"2d"`` / ``"3d"``) for ``batch_size`` windows of a model ``config``:
+    ``(spatial (B, F, J) or None, temporal (B, F) or None)``. ``mode`` (default
+    ``config.mask_mode``): ``"random"`` spatio-temporal masks, ``"tube"`` body-part tubes of
+    ``config.tube_manners_2d`` / ``_3d`` (no temporal mask), ``"none"``; ``share`` (default
+    ``config.share_mask_across_batch``): one pattern for the whole batch."""
+    mode = config.mask_mode if mode is None else mode
+    share = config.share_mask_across_batch if share is None else share
+    if mode == "none":
+        return None, None
+    if mode == "tube":
+        manners = config.tube_manners_2d if modality == "2d" else config.tube_manners_3d
+        tube = sample_tube_mask(1 if share else batch_size, config.num_frames, config.get_skeleton(), manners, modality,
+                                generator, device)
+        return tube.expand(batch_size, -1, -1), None
+    return sample_spatiotemporal_mask(batch_size, config.num_frames, config.num_joints, config.temporal_mask_ratio,
+                                      config.spatial_mask_joints, share, generator, device)
 
 
 def body_part_joints(skeleton, part: str) -> List[int]:

@@ -370,8 +370,3 @@ def load_pose_metric(**kwargs):
     except ImportError as err:  # pragma: no cover - declared dependency
         raise ImportError("the pose metric needs `pip install evaluate`") from err
     return evaluate.load(str(EVALUATE_METRIC_DIR), **kwargs)
-
-
-def as_evaluate_metric():
-    """The package's :mod:`evaluate` metric module (see :func:`load_pose_metric`)."""
-    return load_pose_metric()

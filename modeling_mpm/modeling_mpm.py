@@ -31,7 +31,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput
 
 from .configuration_mpm import MPMConfig
-from .masking import sample_spatiotemporal_mask, sample_tube_mask
+from .masking import sample_masks
 
 __all__ = [
     "MPMPreTrainedModel",
@@ -729,20 +729,9 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
 
     # masks --------------------------------------------------------------------------
     def sample_masks(self, batch_size: int, modality: str, generator: Optional[torch.Generator] = None,
-                     device=None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Masks for one modality per ``config.mask_mode``: ``(spatial (B,F,J), temporal (B,F) or None)``."""
-        cfg = self.config
-        if cfg.mask_mode == "tube":
-            manners = cfg.tube_manners_2d if modality == "2d" else cfg.tube_manners_3d
-            draws = 1 if cfg.share_mask_across_batch else batch_size
-            return sample_tube_mask(draws, cfg.num_frames, cfg.get_skeleton(), manners, modality, generator,
-                                    device).expand(batch_size, -1, -1), None
-        if cfg.mask_mode == "none":
-            return None, None
-        return sample_spatiotemporal_mask(
-            batch_size, cfg.num_frames, cfg.num_joints, cfg.temporal_mask_ratio, cfg.spatial_mask_joints,
-            share_across_batch=cfg.share_mask_across_batch, generator=generator, device=device,
-        )
+                     device=None) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """Masks for one modality per ``config.mask_mode`` (:func:`modeling_mpm.masking.sample_masks`)."""
+        return sample_masks(self.config, batch_size, modality, generator, device)
 
     # pieces --------------------------------------------------------------------------
     def _decoder_input(self, pose, modality, spatial_mask, temporal_mask, **output_flags):

@@ -19,6 +19,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from modeling_mpm import masking
 from modeling_mpm.convert_official import convert_official_state_dict, rename_official_key
 from modeling_mpm.training import tasks
 from modeling_mpm.training.config import RunConfig, load_config
@@ -72,8 +73,8 @@ def _step(task, model, batch, lr, masks, monkeypatch, **kw):
     def fake(*args, **kwargs):
         return queue.pop(0)
 
-    monkeypatch.setattr(tasks, "sample_spatiotemporal_mask", fake)
-    monkeypatch.setattr(tasks, "sample_tube_mask", fake)
+    monkeypatch.setattr(masking, "sample_spatiotemporal_mask", fake)  # what masking.sample_masks calls
+    monkeypatch.setattr(masking, "sample_tube_mask", fake)
     cfg = RunConfig({"training": {"task": task, "lr": lr}})
     optimizer, scheduler = build_optimizer(model, cfg, steps_per_epoch=10)
     captured = {}

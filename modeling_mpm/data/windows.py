@@ -40,10 +40,14 @@ evaluation; each window is repeated once per camera). The window's mean root pos
 
 Randomness (flip, virtual cameras, 2D noise) comes from a NumPy generator seeded from
 ``seed``, the epoch (:meth:`PoseWindowDataset.set_epoch`) and the DataLoader worker id; the
-global NumPy seed is never touched.
+global NumPy seed is never touched; :meth:`PoseWindowDataset.rng_state` /
+:meth:`~PoseWindowDataset.set_rng_state` save and restore it (resumed training runs).
 
-:func:`collate_unpaired` returns separate 2D and 3D sub-batches; :func:`collate_windows` stacks
-paired items.
+With ``labels`` (one per sequence) the items are the training / evaluation view
+``{"pose_2d", "pose_3d", "action"}`` (tensors and a string), the action being the label of the item's sequence.
+
+:func:`collate_unpaired` returns separate 2D and 3D sub-batches; :func:`collate_windows` (the one
+collate of the package: these datasets, the training loop, evaluation) stacks paired items.
 """
 
 from __future__ import annotations
@@ -73,12 +77,12 @@ __all__ = [
 MODES = ("paired", "unpaired", "2d", "3d")
 
 
-def window_indices(center: int, num_frames: int, num_source_frames: int, tds: int = 1) -> np.ndarray:
-    """Frame indices (F,) of the window centred at ``center``: ``center + (k - (F-1)//2) * tds``
-    clipped to ``[0, T-1]`` (edge padding on both sides)."""
-    left = (num_frames - 1) // 2
-    idx = center + (np.arange(num_frames) - left) * tds
-    return np.clip(idx, 0, num_source_frames - 1)
+def window_indices(center, num_frames: int, num_source_frames, tds: int = 1) -> np.ndarray:
+    """Frame indices (..., F) of the windows centred at ``center`` (an int or an array, with
+    ``num_source_frames`` T per window): ``center + (k - (F-1)//2) * tds`` clipped to ``[0, T-1]``
+    (edge padding on both sides). The one window rule of the package."""
+    offsets = (np.arange(num_frames) - (num_frames - 1) // 2) * tds
+    return np.clip(np.asarray(center)[..., None] + offsets, 0, np.asarray(num_source_frames)[..., None] - 1)
 
 
 @dataclass
@@ -134,6 +138,8 @@ class PoseWindowDataset(Dataset):
             windows are left as they are.
         valid_only: only centres on frames whose ``valid`` flag is set.
         seed: base seed of the item generator.
+        labels: optional per-sequence action labels: items become ``{"pose_2d", "pose_3d",
+            "action"}`` (the windows the training loop and the evaluation consume).
 
     The sequences are copied once into flat arrays; a batch of windows is one fancy-index
     gather (:meth:`get_batch`), which is what :meth:`__getitems__` (used by ``DataLoader``)
@@ -144,7 +150,7 @@ class PoseWindowDataset(Dataset):
                  mode: str = "paired", flip_prob: float = 0.0, skeleton="h36m17",
                  virtual_cameras: Union[VirtualCameraSampler, Sequence[VirtualCamera], None] = None,
                  noise_2d: Optional[PoseNoise2D] = None, valid_only: bool = False, seed: int = 0,
-                 augment=None):
+                 augment=None, labels: Optional[Sequence[str]] = None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if num_frames < 1 or tds < 1 or stride < 1:
@@ -170,6 +176,7 @@ class PoseWindowDataset(Dataset):
             raise TypeError(f"augment must be a modeling_mpm.data.augment.MotionAugment, got {type(augment).__name__}")
         self.augment = augment
         self.seed = int(seed)
+        self.labels = None if labels is None else [str(x) for x in labels]
         self.epoch = 0
         self._rng = None
         self._rng_key = None
@@ -287,6 +294,24 @@ class PoseWindowDataset(Dataset):
         """Change the random stream (call once per epoch for new flips / cameras / noise)."""
         self.epoch = int(epoch)
 
+    def rng_state(self) -> Dict:
+        """The item stream (epoch, worker key, generator state), e.g. for a checkpoint."""
+        return {"epoch": int(self.epoch), "key": self._rng_key,
+                "state": None if self._rng is None else self._rng.bit_generator.state}
+
+    def set_rng_state(self, state: Dict) -> None:
+        """Continue the item stream saved by :meth:`rng_state`."""
+        self.epoch, self._rng, self._rng_key = int(state["epoch"]), None, None
+        if state["state"] is not None:
+            self._rng = np.random.default_rng()
+            self._rng.bit_generator.state = state["state"]
+            self._rng_key = tuple(state["key"])
+
+    @property
+    def windows(self) -> "PoseWindowDataset":
+        """The dataset itself (code written for the former ``LabelledWindows`` wrapper reads it)."""
+        return self
+
     def _generator(self) -> np.random.Generator:
         info = torch.utils.data.get_worker_info()
         key = (self.epoch, info.id if info is not None else -1)
@@ -319,7 +344,7 @@ class PoseWindowDataset(Dataset):
         b = np.concatenate([[0], np.cumsum(np.bincount(key, minlength=4))])
         si, flip = si[order], flip[order]
         center, cam_i = self._center[idx][order], self._cam[idx][order]
-        frames = np.clip(center[:, None] + self._offsets[None], 0, (self._T[si] - 1)[:, None]) + self._start[si][:, None]
+        frames = window_indices(center, F, self._T[si], self.tds) + self._start[si][:, None]
         perm = self.flip_perm
         sign2 = np.array([-1.0, 1.0], np.float32)
         sign3 = np.array([-1.0, 1.0, 1.0], np.float32)
@@ -441,7 +466,7 @@ class PoseWindowDataset(Dataset):
         weights = self._T[seqs] / self._T[seqs].sum()
         si = seqs[rng.choice(len(seqs), size=k, p=weights)]
         centre = (rng.random(k) * self._T[si]).astype(np.int64)
-        frames = np.clip(centre[:, None] + self._offsets[None], 0, (self._T[si] - 1)[:, None]) + self._start[si][:, None]
+        frames = window_indices(centre, self.num_frames, self._T[si], self.tds) + self._start[si][:, None]
         return np.take(self._p3, frames, axis=0)
 
     def get_batch(self, indices) -> Dict[str, np.ndarray]:
@@ -472,50 +497,33 @@ class PoseWindowDataset(Dataset):
         return out
 
     def get_unpaired_batch(self, indices) -> Dict[str, np.ndarray]:
-        """Windows ``indices`` directly in the :func:`collate_unpaired` layout (2D and 3D
-        sub-batches; ``index_2d`` / ``index_3d`` give each row's position in ``indices``; rows
-        are grouped, not in input order). Paired windows fall back to :meth:`get_batch`."""
-        idx = self._check_indices(indices)
-        mod = self._mod[idx]
-        if (mod == 2).any():
-            return _split_unpaired({k: torch.from_numpy(v) for k, v in self.get_batch(idx).items()},
-                                   as_numpy=True)
-        needs_rng = (self.flip_prob > 0 or self.noise_2d is not None
-                     or bool((self._world[self._seq[idx]] & (self._cam[idx] < 0)).any()))
-        rng = self._generator() if needs_rng else None
-        i2, i3 = np.flatnonzero(mod == 0), np.flatnonzero(mod == 1)
-        F, J = self.num_frames, self.num_joints
-        if i2.size:
-            v2 = self._views(idx[i2], True, False, rng)
-        else:
-            v2 = {"order": np.zeros(0, np.int64), "pose_2d": np.zeros((0, F, J, 2), np.float32),
-                  "confidence": np.zeros((0, F, J), np.float32), "intrinsics": np.zeros((0, 9), np.float32),
-                  "frame_valid": np.zeros((0, F), bool)}
-        if i3.size:
-            v3 = self._views(idx[i3], False, True, rng)
-        else:
-            v3 = {"order": np.zeros(0, np.int64), "pose_3d": np.zeros((0, F, J, 3), np.float32),
-                  "root_3d": np.zeros((0, F, 3), np.float32), "intrinsics": np.zeros((0, 9), np.float32),
-                  "frame_valid": np.zeros((0, F), bool)}
-        return {
-            "pose_2d": v2["pose_2d"], "confidence": v2["confidence"], "intrinsics_2d": v2["intrinsics"],
-            "frame_valid_2d": v2["frame_valid"], "pose_3d": v3["pose_3d"], "intrinsics_3d": v3["intrinsics"],
-            "root_3d": v3["root_3d"], "frame_valid_3d": v3["frame_valid"],
-            "index_2d": i2[v2["order"]], "index_3d": i3[v3["order"]],
-        }
+        """Windows ``indices`` in the :func:`collate_unpaired` layout (2D and 3D sub-batches;
+        ``index_2d`` / ``index_3d`` give each row's position in ``indices``)."""
+        return {k: v.numpy() for k, v in
+                _split_unpaired({k: torch.from_numpy(v) for k, v in self.get_batch(indices).items()}).items()}
 
     def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
         index = int(index)
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} windows")
         batch = self.get_batch([index])
+        if self.labels is not None:
+            return self._labelled(batch)[0]
         return {k: torch.from_numpy(np.ascontiguousarray(v[0])) for k, v in batch.items()}
 
-    def __getitems__(self, indices) -> "WindowBatch":
+    def __getitems__(self, indices):
         """Batched fetch used by ``DataLoader`` (torch >= 2.1): a lazy :class:`WindowBatch`.
         :func:`collate_windows` / :func:`collate_unpaired` turn it into a batch with one
-        vectorised gather; torch's default collate still works (item by item)."""
+        vectorised gather; torch's default collate still works (item by item). With ``labels``:
+        the labelled items of one :meth:`get_batch` call."""
+        if self.labels is not None:
+            return self._labelled(self.get_batch(indices))
         return WindowBatch(self, indices)
+
+    def _labelled(self, b: Dict[str, np.ndarray]) -> List[Dict]:
+        p2, p3 = torch.from_numpy(b["pose_2d"]), torch.from_numpy(b["pose_3d"])
+        return [{"pose_2d": p2[k], "pose_3d": p3[k], "action": self.labels[int(b["sequence_index"][k])]}
+                for k in range(len(p2))]
 
     def iter_batches(self, batch_size: int, shuffle: bool = True, drop_last: bool = False,
                      generator: Optional[np.random.Generator] = None, unpaired: Optional[bool] = None):
@@ -537,11 +545,9 @@ class PoseWindowDataset(Dataset):
             yield {k: torch.from_numpy(v) for k, v in batch.items()}
 
 
-def _split_unpaired(batch: Dict[str, torch.Tensor], as_numpy: bool = False) -> Dict:
-    i2 = torch.nonzero(batch["has_2d"]).reshape(-1)
-    i3 = torch.nonzero(batch["has_3d"]).reshape(-1)
-    if as_numpy:
-        return {k: v.numpy() for k, v in _split_unpaired(batch).items()}
+def _split_unpaired(batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    i2 = torch.nonzero(batch["has_2d"].reshape(-1)).reshape(-1)  # items hold (1,) flags
+    i3 = torch.nonzero(batch["has_3d"].reshape(-1)).reshape(-1)
     return {
         "pose_2d": batch["pose_2d"][i2], "confidence": batch["confidence"][i2],
         "intrinsics_2d": batch["intrinsics"][i2], "frame_valid_2d": batch["frame_valid"][i2],
@@ -576,13 +582,25 @@ class WindowBatch(collections.abc.Sequence):
         return {k: v[i] for k, v in full.items()}
 
 
-def collate_windows(batch: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
-    """Stack items key by key: every value gets a leading batch dimension B."""
+def collate_windows(batch: Sequence[Dict]) -> Dict:
+    """Stack window items key by key (leading batch dimension B): arrays and tensors become
+    tensors (floating point ones float32), strings a list of B strings, keys whose value is None
+    are left out; ``action`` defaults to ``"all"`` (the per-action tables). A lazy
+    :class:`WindowBatch` is one vectorised gather."""
     if isinstance(batch, WindowBatch):
-        return batch.stacked()
-    if not batch:
+        out = dict(batch.stacked())
+    elif not len(batch):
         raise ValueError("empty batch")
-    return {k: torch.stack([b[k] for b in batch]) for k in batch[0]}
+    else:
+        out = {}
+        for k, v in batch[0].items():
+            if isinstance(v, str):
+                out[k] = [str(b[k]) for b in batch]
+            elif v is not None:
+                t = torch.as_tensor(np.stack([np.asarray(b[k]) for b in batch]))
+                out[k] = t.float() if t.is_floating_point() else t
+    out.setdefault("action", ["all"] * len(batch))
+    return out
 
 
 def collate_unpaired(batch: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
@@ -594,33 +612,7 @@ def collate_unpaired(batch: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, torc
     in the input batch). An empty sub-batch has a leading dimension 0 and the right trailing
     shape.
     """
-    if isinstance(batch, WindowBatch):
-        if batch._full is not None:
-            return _split_unpaired(batch._full)
-        return {k: torch.from_numpy(v) for k, v in batch.dataset.get_unpaired_batch(batch.indices).items()}
-    if not batch:
-        raise ValueError("empty batch")
-    i2 = [i for i, b in enumerate(batch) if bool(b["has_2d"])]
-    i3 = [i for i, b in enumerate(batch) if bool(b["has_3d"])]
-
-    def stack(key, ids):
-        if ids:
-            return torch.stack([batch[i][key] for i in ids])
-        ref = batch[0][key]
-        return ref.new_zeros((0,) + tuple(ref.shape))
-
-    return {
-        "pose_2d": stack("pose_2d", i2),
-        "confidence": stack("confidence", i2),
-        "intrinsics_2d": stack("intrinsics", i2),
-        "frame_valid_2d": stack("frame_valid", i2),
-        "pose_3d": stack("pose_3d", i3),
-        "intrinsics_3d": stack("intrinsics", i3),
-        "root_3d": stack("root_3d", i3),
-        "frame_valid_3d": stack("frame_valid", i3),
-        "index_2d": torch.tensor(i2, dtype=torch.int64),
-        "index_3d": torch.tensor(i3, dtype=torch.int64),
-    }
+    return _split_unpaired(collate_windows(batch))
 
 
 def materialize_camera_sequences(sequences: Sequence[dict], cameras: Sequence[VirtualCamera]) -> List[dict]:

@@ -18,70 +18,57 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
+from ..data.windows import PoseWindowDataset, collate_windows
 from ..skeleton import H36M_17, get_skeleton
 
 __all__ = ["ArrayWindowDataset", "synthetic_sequences", "build_splits", "collate_windows", "Subset", "RepeatedWindows",
            "repeat_windows"]
 
 
-class ArrayWindowDataset(Dataset):
-    """Windows of ``num_frames`` frames centred on every ``stride``-th frame of in-memory
-    sequences, edge-padded at the sequence ends, the 2D sampled every ``tds`` frames.
+class ArrayWindowDataset(PoseWindowDataset):
+    """Windows of ``num_frames`` (odd) frames centred on every ``stride``-th frame of in-memory
+    camera-frame sequences, edge-padded, the 2D sampled every ``tds`` frames: a
+    :class:`~modeling_mpm.data.PoseWindowDataset` with items ``{"pose_2d", "pose_3d", "action"}``.
 
     Args:
-        sequences: list of dicts with ``pose_2d`` (T, J, 2), ``pose_3d`` (T, J, 3) and optional
-            ``action`` (str).
-        num_frames: window length ``F`` (odd).
-        tds: temporal downsampling: the window spans ``(F - 1) * tds + 1`` raw frames.
-        stride: distance between consecutive window centres.
+        sequences: list of dicts with ``pose_2d`` (T, J, 2) normalised screen coordinates,
+            ``pose_3d`` (T, J, 3) root-relative metres and optional ``action`` (str).
     """
 
-    def __init__(self, sequences: Sequence[Dict], num_frames: int, tds: int = 1, stride: int = 1):
+    def __init__(self, sequences: Sequence[Dict], num_frames: int, tds: int = 1, stride: int = 1,
+                 skeleton="h36m17"):
         if num_frames % 2 != 1:
             raise ValueError(f"num_frames must be odd, got {num_frames}")
-        self.sequences = [
-            {"pose_2d": np.asarray(s["pose_2d"], np.float32), "pose_3d": np.asarray(s["pose_3d"], np.float32),
-             "action": str(s.get("action", "all"))}
-            for s in sequences
-        ]
-        self.num_frames, self.tds, self.stride = int(num_frames), int(tds), int(stride)
-        self.index = np.array([(i, c) for i, s in enumerate(self.sequences)
-                               for c in range(0, len(s["pose_2d"]), self.stride)], dtype=np.int64)
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, k: int) -> Dict:
-        i, c = self.index[k]
-        s = self.sequences[i]
-        half = self.num_frames // 2
-        idx = np.clip(c + np.arange(-half, half + 1) * self.tds, 0, len(s["pose_2d"]) - 1)
-        return {"pose_2d": s["pose_2d"][idx], "pose_3d": s["pose_3d"][idx], "action": s["action"]}
+        super().__init__([dict(s, pose_2d_units="normalized") for s in sequences], num_frames, tds, stride,
+                         skeleton=skeleton, labels=[str(s.get("action", "all")) for s in sequences])
 
 
 class Subset(Dataset):
-    """The items ``indices`` of ``dataset`` (keeps ``action`` labels)."""
+    """The items ``indices`` of ``dataset`` (keeps ``action`` labels; passes ``set_epoch`` on)."""
 
     def __init__(self, dataset, indices):
-        self.dataset, self.indices = dataset, [int(i) for i in indices]
+        self.dataset, self.indices = dataset, np.asarray(indices, dtype=np.int64).reshape(-1)
 
     def __len__(self):
         return len(self.indices)
 
     def __getitem__(self, k):
-        return self.dataset[self.indices[k]]
+        return self.dataset[int(self.indices[k])]
 
     def __getitems__(self, ks):
-        inner = [self.indices[k] for k in ks]
+        inner = self.indices[np.asarray(ks, dtype=np.int64)].tolist()
         if hasattr(self.dataset, "__getitems__"):
             return self.dataset.__getitems__(inner)
         return [self.dataset[i] for i in inner]
 
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
 
-class RepeatedWindows(Dataset):
+
+class RepeatedWindows(Subset):
     """``dataset`` seen ``passes`` times per epoch: item ``k`` is ``dataset[k % len(dataset)]``.
 
     The authors' epoch is more than one pass over the windows: flip augmentation doubles the
@@ -93,43 +80,13 @@ class RepeatedWindows(Dataset):
     def __init__(self, dataset, passes: int):
         if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
             raise ValueError(f"passes must be an int >= 1, got {passes!r}")
-        self.dataset, self.passes = dataset, passes
-        self._n = len(dataset)
-
-    def __len__(self):
-        return self._n * self.passes
-
-    def __getitem__(self, k):
-        if not -len(self) <= k < len(self):
-            raise IndexError(f"index {k} out of range for {len(self)} windows")
-        return self.dataset[k % self._n]
-
-    def __getitems__(self, ks):
-        inner = [int(k) % self._n for k in ks]
-        if hasattr(self.dataset, "__getitems__"):
-            return self.dataset.__getitems__(inner)
-        return [self.dataset[i] for i in inner]
-
-    def set_epoch(self, epoch: int) -> None:
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(epoch)
+        super().__init__(dataset, np.arange(len(dataset) * passes) % len(dataset))
+        self.passes = passes
 
 
 def repeat_windows(dataset, passes: int):
     """``dataset`` itself for one pass, else :class:`RepeatedWindows`."""
     return dataset if passes == 1 else RepeatedWindows(dataset, passes)
-
-
-def collate_windows(items: List[Dict]) -> Dict:
-    """Stack window dicts: ``pose_2d`` (B, F, J, 2), ``pose_3d`` (B, F, J, 3) float32 tensors,
-    ``action`` list of B strings; ``intrinsics`` (B, 9) and ``root_3d`` (B, F, 3) when the
-    windows have them."""
-    out = {}
-    for key in ("pose_2d", "pose_3d", "intrinsics", "root_3d"):  # camera data: for the refine task
-        if key in items[0] and items[0][key] is not None:
-            out[key] = torch.as_tensor(np.stack([np.asarray(it[key], np.float32) for it in items]))
-    out["action"] = [str(it.get("action", "all")) for it in items]
-    return out
 
 
 # A rough standing H36M-17 pose (metres; x right, y down, z forward), used by the synthetic source.

@@ -22,7 +22,6 @@ import os
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-from torch.utils.data import Dataset
 
 from ..skeleton import Skeleton, h36m17_to_h36m16
 
@@ -44,33 +43,11 @@ def sequence_label(seq: Dict) -> str:
     return str(seq.get("sequence", "") or action or "all")
 
 
-class LabelledWindows(Dataset):
-    """A window dataset whose items also carry ``action`` (from the item's ``sequence_index``)."""
-
-    def __init__(self, windows, labels: Sequence[str]):
-        self.windows = windows
-        self.labels = list(labels)
-
-    def __len__(self) -> int:
-        return len(self.windows)
-
-    def __getitem__(self, i):
-        item = self.windows[i]
-        return {"pose_2d": item["pose_2d"], "pose_3d": item["pose_3d"],
-                "action": self.labels[int(item["sequence_index"])]}
-
-    def __getitems__(self, indices):
-        """Batched fetch (used by the DataLoader): one vectorised ``get_batch`` call when the
-        window dataset has it."""
-        if not hasattr(self.windows, "get_batch"):
-            return [self[i] for i in indices]
-        b = self.windows.get_batch(list(indices))
-        return [{"pose_2d": b["pose_2d"][k], "pose_3d": b["pose_3d"][k],
-                 "action": self.labels[int(b["sequence_index"][k])]} for k in range(len(b["pose_2d"]))]
-
-    def set_epoch(self, epoch: int) -> None:
-        if hasattr(self.windows, "set_epoch"):
-            self.windows.set_epoch(epoch)
+def LabelledWindows(windows, labels: Sequence[str]):
+    """``windows`` (a :class:`~modeling_mpm.data.PoseWindowDataset`) with the per-sequence action
+    ``labels``: its items become ``{"pose_2d", "pose_3d", "action"}`` (sets ``windows.labels``)."""
+    windows.labels = [str(x) for x in labels]
+    return windows
 
 
 def _convert_skeleton(seqs: List[Dict], skel: Skeleton, where: str) -> List[Dict]:
@@ -138,7 +115,7 @@ def _split_sequences(cfg, split: Optional[str], skel: Skeleton) -> Optional[List
 
 
 def load_window_splits(cfg, num_frames: int, skel: Skeleton):
-    """``(train, val, test)`` :class:`LabelledWindows` over :class:`modeling_mpm.data.PoseWindowDataset`."""
+    """``(train, val, test)`` labelled :class:`modeling_mpm.data.PoseWindowDataset` (or None)."""
     from ..cameras import VirtualCameraSampler
     from ..data import DEMO_VALIDATION_CAMERAS, PoseWindowDataset
 
@@ -165,39 +142,28 @@ def load_window_splits(cfg, num_frames: int, skel: Skeleton):
             mode="paired", flip_prob=0.0, skeleton=skel.name,
             virtual_cameras=(camera or VirtualCameraSampler()) if train else list(DEMO_VALIDATION_CAMERAS),
             valid_only=not train, seed=cfg.training.seed,
-            noise_2d=noise if train else None, augment=motion if train else None)
-        out.append(LabelledWindows(windows, [sequence_label(s) for s in seqs]))
+            noise_2d=noise if train else None, augment=motion if train else None,
+            labels=[sequence_label(s) for s in seqs])
+        out.append(windows)
     return tuple(out)
 
 
 def _window_dataset(ds):
-    seen = 0
-    while ds is not None and seen < 5:
-        if hasattr(ds, "_rng") and hasattr(ds, "_rng_key"):
-            return ds
-        ds = getattr(ds, "windows", None) or getattr(ds, "dataset", None)
-        seen += 1
-    return None
+    """The :class:`~modeling_mpm.data.PoseWindowDataset` under ``Subset`` / ``RepeatedWindows``."""
+    while ds is not None and not hasattr(ds, "rng_state"):
+        ds = getattr(ds, "dataset", None)
+    return ds
 
 
 def dataset_rng_state(ds) -> Optional[Dict]:
-    """The random stream of a :class:`PoseWindowDataset` (virtual cameras, flips, noise) inside
-    ``ds``, so that a resumed run draws the same cameras; None when there is none."""
+    """The random stream of the window dataset inside ``ds`` (virtual cameras, flips, noise;
+    :meth:`~modeling_mpm.data.PoseWindowDataset.rng_state`), so that a resumed run draws the same
+    cameras; None when there is none."""
     w = _window_dataset(ds)
-    if w is None:
-        return None
-    return {"epoch": int(w.epoch), "key": w._rng_key,
-            "state": None if w._rng is None else w._rng.bit_generator.state}
+    return None if w is None else w.rng_state()
 
 
 def restore_dataset_rng_state(ds, state: Optional[Dict]) -> None:
     w = _window_dataset(ds)
-    if w is None or state is None:
-        return
-    w.epoch = int(state["epoch"])
-    if state["state"] is None:
-        w._rng, w._rng_key = None, None
-        return
-    rng = np.random.default_rng()
-    rng.bit_generator.state = state["state"]
-    w._rng, w._rng_key = rng, tuple(state["key"])
+    if w is not None and state is not None:
+        w.set_rng_state(state)

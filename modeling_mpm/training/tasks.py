@@ -24,7 +24,7 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from ..masking import flip_pose, limb_joints, occlusion_mask, sample_spatiotemporal_mask, sample_tube_mask
+from ..masking import flip_pose, limb_joints, occlusion_mask, sample_masks
 
 __all__ = ["model_class", "default_best_metric", "flip_batch", "occlusion_mask", "compute_loss"]
 
@@ -95,12 +95,8 @@ def compute_loss(task: str, model, batch: Dict, config, generator: torch.Generat
             x2d, x3d = p2d[: b // 2], p3d[b // 2:]
         else:
             x2d, x3d = p2d, p3d
-        s2, t2 = sample_spatiotemporal_mask(x2d.shape[0], F, J, config.temporal_mask_ratio,
-                                            config.spatial_mask_joints, config.share_mask_across_batch,
-                                            generator=generator, device=x2d.device)
-        s3, t3 = sample_spatiotemporal_mask(x3d.shape[0], F, J, config.temporal_mask_ratio,
-                                            config.spatial_mask_joints, config.share_mask_across_batch,
-                                            generator=generator, device=x3d.device)
+        s2, t2 = sample_masks(config, x2d.shape[0], "2d", generator, x2d.device, mode="random")
+        s3, t3 = sample_masks(config, x3d.shape[0], "3d", generator, x3d.device, mode="random")
         if pretrain_lift_input not in ("masked", "visible", "occluded"):
             raise ValueError(f"pretrain_lift_input must be 'masked', 'visible' or 'occluded', got {pretrain_lift_input!r}")
         masked_lift = pretrain_lift and pretrain_lift_input == "masked"
@@ -134,13 +130,11 @@ def compute_loss(task: str, model, batch: Dict, config, generator: torch.Generat
                     root_depth=batch["root_3d"][:, c, 2])
         logs = {}
     elif task == "complete3d":
-        tube = sample_tube_mask(p3d.shape[0], F, config.get_skeleton(), config.tube_manners_3d, "3d",
-                                generator=generator, device=p3d.device)
+        tube = sample_masks(config, p3d.shape[0], "3d", generator, p3d.device, mode="tube", share=False)[0]
         out = model(pose_3d=p3d, spatial_mask_3d=tube)
         logs = {"loss_3d": out.loss_3d}
     elif task == "occluded2d":
-        tube = sample_tube_mask(p2d.shape[0], F, config.get_skeleton(), config.tube_manners_2d, "2d",
-                                generator=generator, device=p2d.device)
+        tube = sample_masks(config, p2d.shape[0], "2d", generator, p2d.device, mode="tube", share=False)[0]
         out = model(pose_2d=p2d, spatial_mask=tube, lift_labels=p3d)
         logs = {"loss_2d": out.loss_2d, "loss_lift": out.loss_lift}
     else:
