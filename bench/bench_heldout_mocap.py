@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import glob
 import math
 import os
@@ -292,11 +293,12 @@ def camera_set(name: str, n_real: int = REAL_CAMERAS, seed: int = REAL_CAMERA_SE
         raise ValueError(f"camera set must be one of {CAMERA_SETS}, got {name!r}")
     sampler = augment_from_config("real")[1]
     a = sampler.sample_arrays(np.random.default_rng(seed), n_real)
-    forward = -a["rotation"][:, 2]  # orbit_rotations: forward = -(cos e cos y, cos e sin y, sin e)
+    # orbit_rotations: the third row (forward) is -(cos e cos y, cos e sin y, sin e)
+    direction = -a["rotation"][:, 2]
     out = []
     for i in range(n_real):
-        f = forward[i]
-        out.append(VirtualCamera(yaw=float(math.atan2(-f[1], -f[0])), elevation=float(math.asin(-f[2])),
+        d = direction[i]
+        out.append(VirtualCamera(yaw=float(math.atan2(d[1], d[0])), elevation=float(math.asin(np.clip(d[2], -1, 1))),
                                  distance=float(a["translation"][i, 2]), focal=float(a["focal"][i]),
                                  width=int(a["width"][i]), height=int(round(a["height"][i])),
                                  offset=(float(a["translation"][i, 0]), float(a["translation"][i, 1]))))
@@ -407,7 +409,7 @@ def evaluate_heldout(lifters: Dict[str, object], motions: Dict[str, np.ndarray],
                          "frame": [v.width, v.height], "offset_m": [round(o, 3) for o in v.offset]}
                         for v in cams[c]] for c in camera_sets},
         "stride": stride, "flip": flip, "fps": FPS,
-        "noise_2d": dict(vars(detector_noise())) if "detector" in noises else None,
+        "noise_2d": dataclasses.asdict(detector_noise()) if "detector" in noises else None,
         "protocol": "centre frame of each window, root-relative camera-frame joints, MPJPE and per-frame "
                     "Procrustes P-MPJPE in mm (modeling_mpm.evaluation.evaluate_lifting), per source = mean "
                     "over its windows; mean = unweighted mean over sources",
