@@ -466,7 +466,8 @@ def report_section(result: Dict, number: int = 12) -> List[str]:
           f"{result.get('stride')} frames, scored on its centre frame by `evaluate_lifting` (root-relative MPJPE "
           f"/ per-frame Procrustes P-MPJPE, mm; flip test-time augmentation: {result.get('flip')}); every method "
           "sees identical windows. The mean pose is the per-sequence, per-camera mean root-relative pose "
-          "(input-blind; it even knows each test sequence's mean pose).", ""]
+          "(input-blind; it even knows each test sequence's mean pose; its error is the same for every camera, a "
+          "rotation of the world, and for clean or noisy 2D).", ""]
     L += _tables(result)
     return L
 
