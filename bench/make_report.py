@@ -842,6 +842,7 @@ def main(argv=None) -> int:
          "python bench/bench_gpu.py --official PATH/TO/AUTHORS/MPM --json bench/results/gpu_inference.json  # section 10 (GPU)",
          "python bench/bench_real_capture.py --model demo=demo_out/mpm-lift --model demo_scratch=demo_out/mpm-lift-scratch  # section 11 (real capture, BlazePose)",
          "python bench/bench_pretraining.py --budget full --pretrain-steps 500 --finetune-steps 175 --device cpu --jobs 2 --seeds 0 1 2 --folds 0  # section 12",
+         "python bench/bench_heldout_mocap.py --model demo-pretrained=demo_out/mpm-lift --model demo-scratch=demo_out/mpm-lift-scratch  # section 13 (held-out mocap, fetched)",
          "python bench/make_report.py",
          "```", "",
          "`--budget smoke` runs every script in seconds (what `tests/test_bench_smoke.py` does); `--budget full` "
@@ -917,6 +918,12 @@ def main(argv=None) -> int:
                                         pre["mean_pose_baseline_mm"])
         L += md.replace("## Pre-training", "## 12. Pre-training", 1).split("\n")
         L.insert(L.index("## Summary") + 2, bench_pretraining.summary_line(pre))
+        sections += 1
+    held = _load(os.path.join(args.results, "heldout_mocap.json"))  # section 13, rendered by bench_heldout_mocap.py
+    if held is not None and held.get("sources"):
+        import bench_heldout_mocap
+
+        L += bench_heldout_mocap.report_section(held, number=13)
         sections += 1
     with open(args.out, "w") as f:
         f.write("\n".join(L) + "\n")

