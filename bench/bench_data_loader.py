@@ -8,7 +8,7 @@ Data: synthetic Human3.6M-like camera sequences (paired 2D+3D, 20 x 5000 frames,
 (world-frame motion through random virtual cameras). Three loader paths are timed:
 ``iter_batches`` (single process, vectorised), ``DataLoader`` (``__getitems__`` batched fetch,
 ``num_workers=0``) and per-item ``__getitem__`` + ``collate_windows``.
-The model is ``MPMForMaskedPoseModeling(MPMConfig.h36m_17())`` (one forward + backward + AdamW
+The model is ``MPMForMaskedPoseModeling(MPMConfig.h36m_17())`` (one forward + backward + the package's optimizer
 step on a 2D and a 3D sub-batch each).
 """
 
@@ -86,7 +86,9 @@ def bench_model(batch, steps, frames=243):
 
     cfg = MPMConfig.h36m_17()
     model = MPMForMaskedPoseModeling(cfg).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    from common import package_optimizer
+
+    opt = package_optimizer(model)
     half = max(1, batch // 2)
     p2 = torch.randn(half, frames, 17, 2) * 0.3
     p3 = torch.randn(half, frames, 17, 3) * 0.3

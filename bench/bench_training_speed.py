@@ -5,7 +5,7 @@ next to the data loader's windows/s.
     python bench/bench_training_speed.py --budget smoke --out /tmp/speed.json
 
 * pre-training step: ``MPMForMaskedPoseModeling``, half the batch as a masked 2D pass and half
-  as a masked 3D pass (the authors' unpaired pre-training), forward + backward + AdamW step;
+  as a masked 3D pass (the authors' unpaired pre-training), forward + backward + the package's optimizer step (``training.trainer.build_optimizer``);
 * fine-tuning step: ``MPMForPoseLifting`` with all-frames + centre-frame loss, same optimiser.
 
 Each measurement runs in a fresh process; peak memory is that process's peak resident set size
@@ -32,6 +32,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import common as C  # noqa: E402
+from common import package_optimizer  # noqa: E402
 
 SETTINGS = {
     "smoke": dict(config="tiny", batch_size=8, steps=1, repeats=1, loader_seconds=0.3),
@@ -67,7 +68,7 @@ def worker(kind: str, config: str, batch: int, steps: int, repeats: int, threads
         model = MPMForPoseLifting(cfg).train()
         p2, p3 = torch.randn(batch, F, J, 2) * 0.3, torch.randn(batch, F, J, 3) * 0.3
         fn = lambda: model(pose_2d=p2, labels=p3).loss  # noqa: E731
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    opt = package_optimizer(model)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     def step():

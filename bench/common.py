@@ -180,6 +180,17 @@ def run_config(task: str, b: dict, seed: int, output_dir: str, steps: int, *, in
     })
 
 
+def package_optimizer(model, lr: float = 1e-4):
+    """The optimizer the package's trainer builds for ``model`` (Adam, amsgrad as the authors; the
+    default run configuration at ``lr``): what the speed benchmarks step, so that they time the
+    optimizer a user's training runs."""
+    from modeling_mpm.training.config import load_config
+    from modeling_mpm.training.trainer import build_optimizer
+
+    cfg = load_config(overrides=[f"training.lr={lr}"])
+    return build_optimizer(model, cfg, steps_per_epoch=1)[0]
+
+
 def _loss_curve(output_dir: str) -> List[List[float]]:
     """``[[step, mean training loss], ...]`` from the run's ``metrics.csv``."""
     import csv
