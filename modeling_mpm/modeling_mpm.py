@@ -29,6 +29,7 @@ from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput
+from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .configuration_mpm import MPMConfig
 from .masking import sample_masks
@@ -244,9 +245,10 @@ class MPMAttention(nn.Module):
         self.out_proj = nn.Linear(c, c)
         self.dropout = config.dropout
 
-    def forward(self, x: torch.Tensor, padding_mask: Optional[torch.Tensor] = None,
-                output_attentions: bool = False) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """``x`` ``(batch, tokens, hidden)`` -> ``(output (batch, tokens, hidden), weights or None)``."""
+    def forward(self, x: torch.Tensor, padding_mask: Optional[torch.Tensor] = None
+                ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """``x`` ``(batch, tokens, hidden)`` -> ``(output (batch, tokens, hidden), weights or None)``
+        (weights from the eager kernel only; transformers' output capturing records them)."""
         b, t, c = x.shape
 
         def heads(y):
@@ -261,7 +263,6 @@ class MPMAttention(nn.Module):
         out, weights = attention(
             self, heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x)), attn_mask,
             dropout=self.dropout if self.training else 0.0, scaling=None, is_causal=False,
-            output_attentions=output_attentions,
         )
         return self.out_proj(out.reshape(b, t, c)), weights
 
@@ -278,9 +279,7 @@ class MPMFeedForward(nn.Module):
 
 
 class MPMTransformerLayer(GradientCheckpointingLayer):
-    """Pre-LN transformer layer: ``x + drop(attn(LN(x)))``, then ``x + drop(ffn(LN(x)))``.
-
-    Returns ``x``, or ``(x, attention weights)`` with ``output_attentions=True``."""
+    """Pre-LN transformer layer: ``x + drop(attn(LN(x)))``, then ``x + drop(ffn(LN(x)))``."""
 
     def __init__(self, config: MPMConfig):
         super().__init__()
@@ -290,11 +289,10 @@ class MPMTransformerLayer(GradientCheckpointingLayer):
         self.feed_forward = MPMFeedForward(config)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, padding_mask=None, output_attentions=False):
-        attended, weights = self.attention(self.attn_norm(x), padding_mask, output_attentions)
+    def forward(self, x, padding_mask=None):
+        attended, _ = self.attention(self.attn_norm(x), padding_mask)
         x = x + self.dropout(attended)
-        x = x + self.dropout(self.feed_forward(self.ffn_norm(x)))
-        return (x, weights) if output_attentions else x
+        return x + self.dropout(self.feed_forward(self.ffn_norm(x)))
 
 
 class MPMJointEmbedding(nn.Module):
@@ -592,6 +590,10 @@ class MPMModel(MPMPreTrainedModel):
         self.layers = nn.ModuleList([MPMTransformerLayer(config) for _ in range(config.num_layers)])
         self.post_init()
 
+    #: what transformers' output capturing records: each layer's output (after the layer's input,
+    #: so ``num_layers + 1`` hidden states) and the eager kernel's attention weights
+    _can_record_outputs = {"hidden_states": MPMTransformerLayer, "attentions": OutputRecorder(MPMAttention, index=1)}
+
     def get_input_embeddings(self) -> nn.Module:
         """The 2D joint embedding (the input layer every task uses). transformers' default raises
         for a model without token embeddings, and Accelerate's FSDP2 preparation calls it."""
@@ -623,6 +625,7 @@ class MPMModel(MPMPreTrainedModel):
         x = self.spatial_mlp(x).transpose(1, 2).float()  # the transformers' residual stream is float32
         return x + self.position_embedding if add_position_embedding else x
 
+    @capture_outputs
     def forward(self, pose_2d: Optional[torch.Tensor] = None, pose_3d: Optional[torch.Tensor] = None,
                 spatial_mask: Optional[torch.Tensor] = None, temporal_mask: Optional[torch.Tensor] = None,
                 output_attentions: Optional[bool] = None, output_hidden_states: Optional[bool] = None,
@@ -631,9 +634,9 @@ class MPMModel(MPMPreTrainedModel):
 
         ``output_attentions`` / ``output_hidden_states`` / ``return_dict`` default to the config's
         values; with ``return_dict=False`` the output is ``MPMModelOutput.to_tuple()`` (the fields
-        that are set, in order)."""
-        output_attentions, output_hidden_states, return_dict = self._output_flags(
-            output_attentions, output_hidden_states, return_dict, kwargs)
+        that are set, in order). ``@capture_outputs`` collects ``hidden_states`` / ``attentions``
+        and applies ``return_dict``; this body only checks the flags."""
+        self._output_flags(output_attentions, output_hidden_states, return_dict, kwargs)
         if (pose_2d is None) == (pose_3d is None):
             raise ValueError("MPMModel encodes one modality per call: pass exactly one of pose_2d or pose_3d")
         pose, name, d = (pose_2d, "pose_2d", 2) if pose_2d is not None else (pose_3d, "pose_3d", 3)
@@ -651,19 +654,9 @@ class MPMModel(MPMPreTrainedModel):
         indices = padding = None
         if temporal_mask is not None and bool(temporal_mask.any()):
             x, indices, padding = _drop_masked_frames(x, temporal_mask)
-        hidden_states = (x,) if output_hidden_states else None
-        attentions = () if output_attentions else None
-        for layer in self.layers:
-            if output_attentions:
-                x, weights = layer(x, padding, output_attentions=True)
-                attentions += (weights,)
-            else:
-                x = layer(x, padding)
-            if output_hidden_states:
-                hidden_states += (x,)
-        out = MPMModelOutput(last_hidden_state=x, visible_frame_indices=indices, padding_mask=padding,
-                             hidden_states=hidden_states, attentions=attentions)
-        return out if return_dict else out.to_tuple()
+        for layer in self.layers:  # hidden states and attention weights: recorded by @capture_outputs
+            x = layer(x, padding)
+        return MPMModelOutput(last_hidden_state=x, visible_frame_indices=indices, padding_mask=padding)
 
     def _prepare(self, pose, name, d, spatial_mask, temporal_mask):
         cfg = self.config
