@@ -194,7 +194,8 @@ def _diff(d):
 def markdown(agg: Dict, agg_limb: Dict, meta: Dict, baselines: Dict) -> str:
     p = meta.get("preset", {})
     lines = ["## Pre-training, compute-matched (bench/bench_pretraining.py)", "",
-             f"Command: `{meta.get('command', '')}`. The `mpm demo` recipe ({p.get('num_frames')} frames, width "
+             "Commands (each adds its runs to the same folder; the report reads them all): "
+            + "; ".join(f"`{c}`" for c in meta.get("commands", [meta.get("command", "")])) + f". The `mpm demo` recipe ({p.get('num_frames')} frames, width "
              f"{p.get('hidden_size')}, {p.get('num_layers')} layers, batch {p.get('batch_size')}, "
              f"`{p.get('augment')}` augmentation); pre-training {p.get('pretrain_steps')} and fine-tuning "
              f"{p.get('finetune_steps')} optimizer steps; *total budget* = {p.get('pretrain_steps', 0) + p.get('finetune_steps', 0)} "
@@ -537,12 +538,15 @@ def main(argv=None) -> int:
     meta_path = os.path.join(a.out, "meta.json")
     if os.path.exists(meta_path):
         with open(meta_path, encoding="utf-8") as fh:
-            old = json.load(fh).get("preset")
+            old_meta = json.load(fh)
+        old = old_meta.get("preset")
         if old != preset:
             raise SystemExit(f"{a.out} holds runs of another budget ({old}); use another --out")
     import torch
 
-    meta = {"command": "python bench/bench_pretraining.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    command = "python bench/bench_pretraining.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    commands = old_meta.get("commands", [old_meta["command"]] if "command" in old_meta else []) if os.path.exists(meta_path) else []
+    meta = {"commands": commands + ([command] if command not in commands else []),
             "preset": preset, "device": a.device, "jobs_at_once": a.jobs, "torch": torch.__version__,
             "gpu": torch.cuda.get_device_name(0) if a.device == "cuda" and torch.cuda.is_available() else None,
             "cpu_cores": os.cpu_count()}
