@@ -36,7 +36,7 @@ coordinates (``x / w * 2 - 1``, principal point of the virtual cameras at 0); ca
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Callable, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
@@ -52,13 +52,13 @@ __all__ = ["MotionAugment", "DetectorNoise2D", "wide_camera_sampler", "augment_f
 MIX_LIMBS = {name: LIMBS[name] for name in ("left_arm", "right_arm", "left_leg", "right_leg")}
 
 
-def _check_range(name, r, lo=None, hi=None):
+def _check_range(name, r, lo=1e-3):
     if r is None:
         return None
     if len(r) != 2 or not r[0] <= r[1]:
         raise ValueError(f"{name} must be a (low, high) pair with low <= high, got {r!r}")
-    if (lo is not None and r[0] < lo) or (hi is not None and r[1] > hi):
-        raise ValueError(f"{name} must lie in [{lo}, {hi}], got {r!r}")
+    if r[0] < lo:
+        raise ValueError(f"{name} must lie in [{lo}, None], got {r!r}")
     return (float(r[0]), float(r[1]))
 
 
@@ -211,16 +211,11 @@ class MotionAugment:
     skeleton: str = "h36m17"
 
     def __post_init__(self):
-        self.speed_range = _check_range("speed_range", self.speed_range, 1e-3)
-        self.global_scale_range = _check_range("global_scale_range", self.global_scale_range, 1e-3)
-        self.bone_scale_range = _check_range("bone_scale_range", self.bone_scale_range, 1e-3)
-        self.aspect_range = _check_range("aspect_range", self.aspect_range, 1e-3)
-        self.part_mix_prob = _check_prob("part_mix_prob", self.part_mix_prob)
-        self.part_mix_limb_prob = _check_prob("part_mix_limb_prob", self.part_mix_limb_prob)
-        self.non_upright_prob = _check_prob("non_upright_prob", self.non_upright_prob)
-        self.lean_prob = _check_prob("lean_prob", self.lean_prob)
-        self.key_pose_prob = _check_prob("key_pose_prob", self.key_pose_prob)
-        self.key_pose_limb_prob = _check_prob("key_pose_limb_prob", self.key_pose_limb_prob)
+        for name in ("speed_range", "global_scale_range", "bone_scale_range", "aspect_range"):
+            setattr(self, name, _check_range(name, getattr(self, name)))
+        for name in ("part_mix_prob", "part_mix_limb_prob", "non_upright_prob", "lean_prob", "key_pose_prob",
+                     "key_pose_limb_prob"):
+            setattr(self, name, _check_prob(name, getattr(self, name)))
         if len(self.lean_deg) != 3 or min(float(a) for a in self.lean_deg) < 0:
             raise ValueError(f"lean_deg must be three angles >= 0 (forward, sideways, twist), got {self.lean_deg!r}")
         self.lean_deg = tuple(float(a) for a in self.lean_deg)
@@ -237,9 +232,6 @@ class MotionAugment:
         spine = skel.index("spine") if "spine" in skel.joint_names else None
         self._upper = np.array([j for j in range(len(skel.parents)) if spine is not None
                                 and _descends_from(skel.parents, j, spine)], dtype=np.int64)
-
-    def to_dict(self) -> Dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     # ------------------------------------------------------------------ time
     def sample_speed(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -431,9 +423,8 @@ class DetectorNoise2D(PoseNoise2D):
         super().__post_init__()
         if self.bias_std < 0 or self.outlier_std < 0:
             raise ValueError(f"DetectorNoise2D needs bias_std >= 0 and outlier_std >= 0, got {self}")
-        _check_prob("outlier_prob", self.outlier_prob)
-        _check_prob("swap_prob", self.swap_prob)
-        _check_prob("frame_drop_prob", self.frame_drop_prob)
+        for name in ("outlier_prob", "swap_prob", "frame_drop_prob"):
+            _check_prob(name, getattr(self, name))
         if not isinstance(self.relative, bool):
             raise TypeError(f"DetectorNoise2D.relative must be a bool, got {type(self.relative).__name__}")
         s = get_skeleton(self.skeleton)

@@ -54,8 +54,12 @@ Keypoint files (the input of ``mpm lift`` and ``mpm complete --from-2d``), :func
 
 from __future__ import annotations
 
+import builtins
+import codecs
+import collections
 import io as _io
 import json
+import math
 import os
 import pickle
 import zipfile
@@ -68,32 +72,11 @@ from ..atomic import ExclusiveLock, LockBusyError, atomic_write_dir, atomic_writ
 from ..errors import MPMInputError
 
 __all__ = [
-    "sequence_features",
-    "make_row",
-    "rows_to_dataset",
-    "save_dataset",
-    "load_dataset_dir",
-    "load_sequences",
-    "push_dataset_to_hub",
-    "HubOfflineError",
-    "RestrictedUnpickler",
-    "read_npy",
-    "read_npz",
-    "read_npz_object",
-    "read_torch_plain",
-    "save_npz_atomic",
-    "is_prepared_dataset_dir",
-    "holds_working_directory",
-    "clean_interrupted_writes",
-    "dataset_write_lock",
-    "DatasetLockError",
-    "read_keypoints",
-    "read_coco_json",
-    "coco_image_size",
-    "read_json",
-    "MAX_ARRAY_BYTES",
-    "MAX_JSON_DEPTH",
-    "MAX_JSON_FRAMES",
+    "sequence_features", "make_row", "rows_to_dataset", "save_dataset", "load_dataset_dir", "load_sequences",
+    "push_dataset_to_hub", "HubOfflineError", "RestrictedUnpickler", "read_npy", "read_npz", "read_npz_object",
+    "read_torch_plain", "save_npz_atomic", "is_prepared_dataset_dir", "holds_working_directory",
+    "clean_interrupted_writes", "dataset_write_lock", "DatasetLockError", "read_keypoints", "read_coco_json",
+    "coco_image_size", "read_json", "MAX_ARRAY_BYTES", "MAX_JSON_DEPTH", "MAX_JSON_FRAMES",
 ]
 
 STRING_COLUMNS = ("sequence", "source", "subject", "action", "camera", "skeleton", "coordinate_frame",
@@ -224,14 +207,8 @@ def dataset_write_lock(output: Union[str, os.PathLike]) -> ExclusiveLock:
 
 def save_dataset(dataset, output: Union[str, os.PathLike], format: str = "arrow",
                  overwrite: bool = False, max_shard_rows: int = 200) -> Path:
-    """See :func:`_save_dataset`; holds :func:`dataset_write_lock` while writing."""
-    with dataset_write_lock(output):
-        return _save_dataset(dataset, output, format, overwrite, max_shard_rows)
-
-
-def _save_dataset(dataset, output: Union[str, os.PathLike], format: str = "arrow",
-                  overwrite: bool = False, max_shard_rows: int = 200) -> Path:
-    """Write a Dataset or DatasetDict atomically to the folder ``output``.
+    """Write a Dataset or DatasetDict atomically to the folder ``output``, holding
+    :func:`dataset_write_lock`.
 
     ``format="arrow"``: ``save_to_disk`` layout (load with :func:`load_dataset_dir` or
     ``datasets.load_from_disk``). ``format="parquet"``: ``<split>/part-00000.parquet`` shards
@@ -244,29 +221,30 @@ def _save_dataset(dataset, output: Union[str, os.PathLike], format: str = "arrow
     output = Path(output).absolute()
     if format not in ("arrow", "parquet"):
         raise ValueError(f"format must be 'arrow' or 'parquet', got {format!r}")
-    clean_interrupted_writes(output)
-    if output.exists() and not overwrite:
-        raise FileExistsError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
-    if output.exists() and not is_prepared_dataset_dir(output) and (not output.is_dir() or any(output.iterdir())):
-        raise ValueError(f"refusing to replace {output}: it is not a prepared data set (--overwrite only "
-                         "replaces a folder written by 'mpm prepare'); choose a new --output folder")
-    if output.exists() and holds_working_directory(output):
-        raise ValueError(f"refusing to replace {output}: it is (or contains) the working directory")
+    with dataset_write_lock(output):
+        clean_interrupted_writes(output)
+        if output.exists() and not overwrite:
+            raise FileExistsError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
+        if output.exists() and not is_prepared_dataset_dir(output) and (not output.is_dir() or any(output.iterdir())):
+            raise ValueError(f"refusing to replace {output}: it is not a prepared data set (--overwrite only "
+                             "replaces a folder written by 'mpm prepare'); choose a new --output folder")
+        if output.exists() and holds_working_directory(output):
+            raise ValueError(f"refusing to replace {output}: it is (or contains) the working directory")
 
-    def write(tmp: str) -> None:
-        if format == "arrow":
-            os.rmdir(tmp)  # save_to_disk makes the folder itself
-            dataset.save_to_disk(tmp)
-        else:
-            splits = dataset if isinstance(dataset, DatasetDict) else {"train": dataset}
-            for split, ds in splits.items():
-                os.makedirs(os.path.join(tmp, split))
-                n = max(1, -(-len(ds) // max_shard_rows))
-                for k in range(n):
-                    shard = ds.shard(num_shards=n, index=k, contiguous=True)
-                    shard.to_parquet(os.path.join(tmp, split, f"part-{k:05d}-of-{n:05d}.parquet"))
+        def write(tmp: str) -> None:
+            if format == "arrow":
+                os.rmdir(tmp)  # save_to_disk makes the folder itself
+                dataset.save_to_disk(tmp)
+            else:
+                splits = dataset if isinstance(dataset, DatasetDict) else {"train": dataset}
+                for split, ds in splits.items():
+                    os.makedirs(os.path.join(tmp, split))
+                    n = max(1, -(-len(ds) // max_shard_rows))
+                    for k in range(n):
+                        shard = ds.shard(num_shards=n, index=k, contiguous=True)
+                        shard.to_parquet(os.path.join(tmp, split, f"part-{k:05d}-of-{n:05d}.parquet"))
 
-    atomic_write_dir(str(output), write)
+        atomic_write_dir(str(output), write)
     return output
 
 
@@ -400,10 +378,7 @@ def _read_npy_header(fp, where: str):
 def _check_declared_size(where: str, shape, dtype, available: Optional[int]) -> None:
     """Refuse a header whose array would exceed :func:`max_array_bytes`, or (plain data) needs
     more bytes than the file holds (a 200-byte file claiming 10**13 elements)."""
-    n = 1
-    for d in shape:
-        n *= int(d)
-    nbytes = n * dtype.itemsize
+    nbytes = math.prod(int(d) for d in shape) * dtype.itemsize
     if nbytes > max_array_bytes():
         raise _too_big(where, f"the array its header declares ({'x'.join(map(str, shape)) or 'scalar'} {dtype})",
                        nbytes)
@@ -422,22 +397,24 @@ def _describe_start(path: str) -> str:
     return f"its first bytes {head!r} are not the NumPy or zip signature"
 
 
-def _check_file(path: str) -> str:
+def _check_file(path: str, magic: bytes = b"", kind: str = "") -> str:
+    """``path`` as a string; a ValueError when it is a folder, missing, or does not start with ``magic``
+    (then it is not a NumPy ``kind`` file)."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise ValueError(f"{path}: is a folder, expected a file")
     if not os.path.isfile(path):
         raise ValueError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        head = f.read(len(magic))
+    if head != magic:
+        raise ValueError(f"{path}: not a NumPy {kind} file ({_describe_start(path)})")
     return path
 
 
 def read_npy(path) -> np.ndarray:
     """Read an ``.npy`` file of plain (non-object) data; ValueError naming the file otherwise."""
-    path = _check_file(path)
-    with open(path, "rb") as f:
-        head = f.read(len(_NPY_MAGIC))
-    if head != _NPY_MAGIC:
-        raise ValueError(f"{path}: not a NumPy .npy file ({_describe_start(path)})")
+    path = _check_file(path, _NPY_MAGIC, ".npy")
     with open(path, "rb") as f:
         shape, _, dtype, start = _read_npy_header(f, path)
     _check_declared_size(path, shape, dtype, os.path.getsize(path) - start)
@@ -457,11 +434,7 @@ def read_npz(path) -> dict:
 
     ValueError naming the file when it is not a zip of ``.npy`` members, is truncated, or a
     member holds pickled Python objects."""
-    path = _check_file(path)
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head != _ZIP_MAGIC:
-        raise ValueError(f"{path}: not a NumPy .npz file ({_describe_start(path)})")
+    path = _check_file(path, _ZIP_MAGIC, ".npz")
     _check_npz_members(path)
     out = {}
     try:
@@ -477,10 +450,9 @@ def read_npz(path) -> dict:
     except ValueError as e:
         if str(e).startswith(path):
             raise
-        raise ValueError(f"{path}: unreadable .npz file ({e}); the file is probably truncated") from None
+        raise _truncated_npz(path, e) from None
     except (zipfile.BadZipFile, EOFError, OSError, KeyError) as e:
-        raise ValueError(f"{path}: unreadable .npz file ({e or type(e).__name__}); the file is probably "
-                         "truncated") from None
+        raise _truncated_npz(path, e) from None
     return out
 
 
@@ -499,8 +471,11 @@ def _check_npz_members(path: str, only: Optional[str] = None) -> None:
                     shape, _, dtype, start = _read_npy_header(member, where)
                 _check_declared_size(where, shape, dtype, info.file_size - start)
     except (zipfile.BadZipFile, EOFError, OSError, KeyError, NotImplementedError) as e:
-        raise ValueError(f"{path}: unreadable .npz file ({e or type(e).__name__}); the file is probably "
-                         "truncated") from None
+        raise _truncated_npz(path, e) from None
+
+
+def _truncated_npz(path: str, e: BaseException) -> ValueError:
+    return ValueError(f"{path}: unreadable .npz file ({e or type(e).__name__}); the file is probably truncated")
 
 
 def _numpy_multiarray(name: str):
@@ -522,35 +497,14 @@ class RestrictedUnpickler(pickle.Unpickler):
     with ``__reduce__``, ...) raises :class:`pickle.UnpicklingError` before anything is called.
     """
 
-    _BUILTINS = {"dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "bool", "str",
-                 "bytes", "bytearray"}
-
     def find_class(self, module, name):
-        if module in ("builtins", "__builtin__") and name in ("bytes", "bytearray"):
-            return _sized_bytes(name)
-        if module in ("builtins", "__builtin__") and name in self._BUILTINS:
-            import builtins
-
-            return getattr(builtins, name)
-        if module == "collections" and name == "OrderedDict":
-            from collections import OrderedDict
-
-            return OrderedDict
-        if module == "_codecs" and name == "encode":
-            import codecs
-
-            return codecs.encode
-        if module == "numpy" and name == "dtype":
-            return np.dtype
-        if module == "numpy" and name == "ndarray":
-            return _NDARRAY
-        if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "_reconstruct":
-            return _sized_reconstruct
-        if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "scalar":
-            return _sized_scalar
-        raise pickle.UnpicklingError(
-            f"refused to load {module}.{name}: only builtin containers, numbers, strings and NumPy arrays "
-            "are allowed in a data file")
+        alias = {"__builtin__": "builtins", "numpy.core.multiarray": "numpy._core.multiarray"}
+        found = _ALLOWED_GLOBALS.get((alias.get(module, module), name))
+        if found is None:
+            raise pickle.UnpicklingError(
+                f"refused to load {module}.{name}: only builtin containers, numbers, strings and NumPy arrays "
+                "are allowed in a data file")
+        return found
 
 
 class _SizedNdarray:
@@ -567,10 +521,7 @@ _NDARRAY = _SizedNdarray()
 
 def _check_pickled_array(shape, dtype) -> None:
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    n = 1
-    for d in shape:
-        n *= int(d)
-    nbytes = n * np.dtype(dtype).itemsize
+    nbytes = math.prod(int(d) for d in shape) * np.dtype(dtype).itemsize
     if nbytes > max_array_bytes():
         raise pickle.UnpicklingError(f"a pickled array of shape {shape} would take {nbytes:,} bytes, more than the "
                                      f"{max_array_bytes():,}-byte limit")
@@ -592,8 +543,6 @@ def _sized_scalar(dtype, *args):
 
 
 def _sized_bytes(name: str):
-    import builtins
-
     cls = getattr(builtins, name)
 
     def make(*args):
@@ -606,6 +555,17 @@ def _sized_bytes(name: str):
     return make
 
 
+#: ``(module, name)`` -> what :class:`RestrictedUnpickler` builds for it (sizes checked first)
+_ALLOWED_GLOBALS = {
+    **{("builtins", n): getattr(builtins, n)
+       for n in ("dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "bool", "str")},
+    ("builtins", "bytes"): _sized_bytes("bytes"), ("builtins", "bytearray"): _sized_bytes("bytearray"),
+    ("collections", "OrderedDict"): collections.OrderedDict, ("_codecs", "encode"): codecs.encode,
+    ("numpy", "dtype"): np.dtype, ("numpy", "ndarray"): _NDARRAY,
+    ("numpy._core.multiarray", "_reconstruct"): _sized_reconstruct, ("numpy._core.multiarray", "scalar"): _sized_scalar,
+}
+
+
 def _read_member_restricted(fp):
     """One ``.npy`` member: plain data as NumPy reads it; object arrays through the restricted unpickler."""
     from numpy.lib import format as npformat
@@ -614,8 +574,7 @@ def _read_member_restricted(fp):
     if not dtype.hasobject:
         fp.seek(0)
         return npformat.read_array(fp, allow_pickle=False)
-    obj = RestrictedUnpickler(fp, encoding="latin1").load()
-    return obj
+    return RestrictedUnpickler(fp, encoding="latin1").load()
 
 
 def read_torch_plain(path, error: type = ValueError):
@@ -645,11 +604,7 @@ def read_npz_object(path, key: str):
     as in the VideoPose3D / P-STMO / MPM-authors files) is unwrapped to its item. Raises
     ``ValueError`` naming the file: missing key (listing the keys present), not an ``.npz``,
     truncated, or a refused object."""
-    path = _check_file(path)
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head != _ZIP_MAGIC:
-        raise ValueError(f"{path}: not a NumPy .npz file ({_describe_start(path)})")
+    path = _check_file(path, _ZIP_MAGIC, ".npz")
     try:
         with zipfile.ZipFile(path) as zf:
             names = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
@@ -665,8 +620,7 @@ def read_npz_object(path, key: str):
             raise
         raise ValueError(f"{path}[{key!r}]: unreadable ({e})") from None
     except (zipfile.BadZipFile, EOFError, OSError, KeyError, IndexError, TypeError, AttributeError) as e:
-        raise ValueError(f"{path}: unreadable .npz file ({e or type(e).__name__}); the file is probably "
-                         "truncated") from None
+        raise _truncated_npz(path, e) from None
     if isinstance(obj, np.ndarray) and obj.dtype == object and obj.shape == ():
         obj = obj.item()
     return obj
@@ -792,9 +746,7 @@ def _parse_coco(data, path, fill_gaps: bool = True) -> Tuple[np.ndarray, List]:
             k_len = len(kps)
         elif len(kps) != k_len:
             raise ValueError(f"{path}: entry {i} has {len(kps) // 3} keypoints, earlier ones {k_len // 3}")
-        score = det.get("score", 1.0)
-        if score is None:
-            score = 1.0
+        score = 1.0 if det.get("score") is None else det["score"]
         if isinstance(score, bool) or not isinstance(score, (int, float)) or score != score:
             raise ValueError(f"{path}: entry {i}: 'score' must be a number, got {score!r}")
         score = float(score)
