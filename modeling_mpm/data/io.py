@@ -194,11 +194,9 @@ def push_dataset_to_hub(dataset, repo_id: str, private: bool = True):
 
 
 def dataset_write_lock(output: Union[str, os.PathLike]) -> ExclusiveLock:
-    """Hold ``.<name>.lock`` next to ``output`` (an :class:`~modeling_mpm.atomic.ExclusiveLock`
-    holding the writer's process id) while a data set is written there: a second writer is refused
-    with :class:`DatasetLockError` instead of deleting the first one's temporary folder or swapping a
-    folder it is replacing. A lock left by a killed process is taken over. Re-entrant within one
-    process. Use as ``with dataset_write_lock(output): ...``."""
+    """``with dataset_write_lock(output):`` holds ``.<name>.lock`` next to ``output`` (a re-entrant
+    :class:`~modeling_mpm.atomic.ExclusiveLock`) while a data set is written there: a second writer
+    gets :class:`DatasetLockError`; a lock left by a killed process is taken over."""
     output = Path(output).absolute()
     return ExclusiveLock(output.parent / f".{output.name}.lock", reentrant=True, on_busy=lambda pid: DatasetLockError(
         f"{output}: another 'mpm prepare'{f' (process {pid})' if pid else ''} is writing this data set; wait for "
@@ -317,20 +315,11 @@ def load_sequences(dataset, columns: Sequence[str] = ("pose_3d", "pose_2d", "int
         raise TypeError(f"pass one split (e.g. ds['train']), not a DatasetDict with {list(dataset)}")
     present = [c for c in columns if c in dataset.column_names]
     ds = dataset.with_format("numpy", columns=present)
-    cols = {c: list(ds[c]) for c in present}
-    out = []
-    for i in range(len(dataset)):
-        rec = {c: cols[c][i] for c in present}
-        for c in ("pose_3d", "pose_2d", "intrinsics"):
-            if c in rec:
-                rec[c] = np.asarray(rec[c], dtype=np.float32)
-        for c in STRING_COLUMNS:
-            if c in rec:
-                rec[c] = str(rec[c])
-        if "valid" in rec:
-            rec["valid"] = np.asarray(rec["valid"], dtype=bool)
-        out.append(rec)
-    return out
+    cast = dict.fromkeys(STRING_COLUMNS, str)
+    cast.update(dict.fromkeys(("pose_3d", "pose_2d", "intrinsics"), lambda v: np.asarray(v, dtype=np.float32)))
+    cast["valid"] = lambda v: np.asarray(v, dtype=bool)
+    cols = {c: [cast.get(c, lambda v: v)(v) for v in ds[c]] for c in present}
+    return [{c: cols[c][i] for c in present} for i in range(len(dataset))]
 
 
 # ============================================================================ NumPy files
