@@ -130,6 +130,12 @@ def error_sentence(err: BaseException) -> str:
     return text if text else type(err).__name__
 
 
+def fail(message: object) -> int:
+    """Print ``error: <message>`` to stderr and return the exit code 2."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
 def entry_point(name: str) -> Callable[[Optional[List[str]]], int]:
     """The function that runs ``mpm <name>``: ``<name>_main`` (dashes as underscores) of the
     sub-command's module in :data:`SUBCOMMANDS`, else its ``main``; imports that module."""

@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from . import cli_style
+from . import cli_style, fail
 
 __all__ = ["main"]
 
@@ -36,8 +36,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         run_demo(args.output_dir, quick=args.quick, pretrain_steps=args.pretrain_steps,
                  finetune_steps=args.finetune_steps, seed=args.seed, threads=args.threads, progress=args.progress)
     except (ValueError, TypeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     return 0
 
 

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import List, Optional
 
 import numpy as np
 
-from . import cli_style as _cli_style
+from . import cli_style as _cli_style, fail
 
 __all__ = ["lift_main", "complete_main", "render_main"]
 
@@ -64,12 +63,10 @@ def _run(fn) -> int:
     try:
         return fn()
     except (ValueError, TypeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     except OSError as e:  # full disk, permissions: the previous output is intact (atomic writes)
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
-        return 2
+        return fail(f"{where}{e.strerror or e}")
 
 
 def lift_main(argv: Optional[List[str]] = None) -> int:

@@ -1,13 +1,10 @@
 """Broader motion from a little motion capture: augmentations for world-frame 3D windows.
 
-The embedded demo data is six sequences of two performers, mostly climbing. A lifter trained on
-it sees a few thousand poses, all upright, all of one body size, at one speed, through cameras
-5 m away. :class:`MotionAugment` makes new, kinematically valid motion out of those windows
-*before* they are seen by a virtual camera, and changes the camera in ways the orbit sampler of
+:class:`MotionAugment` makes new, kinematically valid motion out of windows *before* a virtual
+camera sees them, and changes the camera in ways the orbit sampler of
 :class:`~modeling_mpm.cameras.VirtualCameraSampler` does not (roll, principal point, pixel aspect);
-:class:`DetectorNoise2D` makes the 2D look like a detector's. All of it is opt-in and
-configurable (``data.augment`` in a run config, ``augment=`` / ``noise_2d=`` of
-:class:`~modeling_mpm.data.PoseWindowDataset`).
+:class:`DetectorNoise2D` makes the 2D look like a detector's. All opt-in (``data.augment`` in a
+run config, ``augment=`` / ``noise_2d=`` of :class:`~modeling_mpm.data.PoseWindowDataset`).
 
 What one window goes through (each step has its own probability / range; ``None`` or a zero
 range turns it off):
@@ -91,16 +88,14 @@ def _axis_angle(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
 
 
 def _topological_order(parents) -> np.ndarray:
+    """Joint indices, every parent before its children."""
     order, seen = [], set()
     while len(order) < len(parents):
-        added = False
-        for j, p in enumerate(parents):
-            if j not in seen and (p < 0 or p in seen):
-                order.append(j)
-                seen.add(j)
-                added = True
-        if not added:
+        new = [j for j, p in enumerate(parents) if j not in seen and (p < 0 or p in seen)]
+        if not new:
             raise ValueError(f"the skeleton's parents {parents} do not form a tree")
+        order += new
+        seen.update(new)
     return np.array(order)
 
 
@@ -467,20 +462,13 @@ def wide_camera_sampler(**overrides) -> VirtualCameraSampler:
     Camera roll, principal point and pixel aspect come from :class:`MotionAugment`."""
     kw = dict(yaw_range=(-math.pi, math.pi), elevation_range=(math.radians(-20.0), math.radians(60.0)),
               distance_range=(2.5, 10.0), focal_range=(500.0, 2000.0), max_offset=1.0)
-    kw.update(overrides)
-    return VirtualCameraSampler(**kw)
+    return VirtualCameraSampler(**{**kw, **overrides})
 
 
 #: named set-ups for ``data.augment``: "none" (off), "motion" (3D changes only, default cameras),
 #: "wide" (3D changes, wide cameras, detector noise) and "real", the footage people have (README,
-#: "Real footage"): cameras 2-8 m away, from 15 degrees below the subject's centre to 60 degrees
-#: above it (about 0.5-4 m high for a standing person at those distances), roll up to 25 degrees;
-#: landscape, square and portrait frames with the subject anywhere in the central 70%; focal lengths
-#: of 0.7-2.2 frame widths (phones held either way up, lab cameras). Motion: the embedded sequences
-#: re-timed, mirrored (flip), with limbs recombined, limbs moved between random key poses within
-#: joint limits and the upper body leaning and twisting, bodies 0.8-1.2x. 2D: a detector's errors in
-#: proportion to the person's size (jitter, per-joint offsets, outliers, left/right swaps, dropped
-#: joints and frames).
+#: "Real footage"): phones and lab cameras 2-8 m away, landscape to portrait frames, key poses and
+#: leaning, a detector's errors in proportion to the person's size.
 AUGMENT_PRESETS: Dict[str, Optional[Dict]] = {
     "none": None,
     "motion": {"motion": {"roll_deg": 0.0, "principal_point_range": 0.0, "aspect_range": None},

@@ -25,15 +25,10 @@ Saved with :func:`save_dataset` (``save_to_disk`` folder or Parquet shards, writ
 temporary folder next to the target and renamed into place). :func:`load_sequences` reads the
 columns once as NumPy arrays for :class:`modeling_mpm.data.PoseWindowDataset`.
 
-NumPy files (used by the converters and the command line):
-
-* :func:`read_npy` / :func:`read_npz`: plain numeric arrays only (never unpickled), every read
-  problem (empty, truncated, not a NumPy file, pickled objects) a ``ValueError`` naming the file.
-* :func:`read_npz_object`: the released Human3.6M / 3DHP / AMASS files store pickled dicts; they
-  are unpickled by :class:`RestrictedUnpickler`, which builds only builtin containers, numbers,
-  strings, bytes and NumPy arrays / scalars / dtypes and refuses every other class or function,
-  so a crafted file cannot run code.
-* :func:`save_npz_atomic`: write an ``.npz`` to a temporary file next to the target, then rename.
+NumPy files: :func:`read_npy` / :func:`read_npz` read plain arrays only; :func:`read_npz_object`
+reads the pickled dicts of the released Human3.6M / 3DHP / AMASS files with
+:class:`RestrictedUnpickler` (plain data only, so a crafted file cannot run code); every read
+problem is a ``ValueError`` naming the file. :func:`save_npz_atomic` writes atomically.
 
 Keypoint files (the input of ``mpm lift`` and ``mpm complete --from-2d``), :func:`read_keypoints`:
 
@@ -69,7 +64,6 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..atomic import ExclusiveLock, LockBusyError, atomic_write_dir, atomic_write_file, recover_replaced
-from ..errors import MPMInputError
 
 __all__ = [
     "sequence_features", "make_row", "rows_to_dataset", "save_dataset", "load_dataset_dir", "load_sequences",
@@ -260,18 +254,16 @@ def is_prepared_dataset_dir(path: Union[str, os.PathLike]) -> bool:
     path = Path(path)
     if not path.is_dir():
         return False
-    if (path / "dataset_dict.json").is_file():
+    if (path / "dataset_dict.json").is_file() or ((path / "dataset_info.json").is_file()
+                                                  and (path / "state.json").is_file()):
         return True
-    if (path / "dataset_info.json").is_file() and (path / "state.json").is_file():
-        return True
+
+    def parquet_split(split: Path) -> bool:
+        files = list(split.iterdir()) if split.is_dir() and not split.is_symlink() else []
+        return bool(files) and all(f.is_file() and f.suffix == ".parquet" for f in files)
+
     entries = list(path.iterdir())
-    if not entries or not all(p.is_dir() and not p.is_symlink() for p in entries):
-        return False
-    for split in entries:
-        files = list(split.iterdir())
-        if not files or not all(f.is_file() and f.suffix == ".parquet" for f in files):
-            return False
-    return True
+    return bool(entries) and all(map(parquet_split, entries))
 
 
 def clean_interrupted_writes(output: Union[str, os.PathLike]) -> List[str]:
@@ -637,8 +629,6 @@ def save_npz_atomic(path, **arrays) -> str:
 #: most frames a COCO JSON may span from its first to its last integer image id (missing ids
 #: become empty frames; this bounds the memory a file with ids 0 and 10**9 would ask for)
 MAX_JSON_FRAMES = 1_000_000
-
-
 #: deepest JSON nesting :func:`read_json` reads (COCO files nest 3 deep)
 MAX_JSON_DEPTH = 64
 
@@ -666,22 +656,16 @@ def read_json(path) -> object:
 def _json_depth(raw: bytes) -> int:
     """Deepest ``[`` / ``{`` nesting of JSON text, brackets inside strings ignored (vectorised)."""
     a = np.frombuffer(raw, dtype=np.uint8)
-    if not a.size:
-        return 0
     quote = a == ord('"')
-    if quote.any():
-        # a quote preceded by an odd number of backslashes is escaped
-        bs = a == ord("\\")
-        idx = np.flatnonzero(quote)
-        # length of the backslash run just before each quote
-        last_non_bs = np.maximum.accumulate(np.where(~bs, np.arange(a.size), -1))
-        prev = idx - 1
-        before = np.where(prev >= 0, last_non_bs[np.maximum(prev, 0)], -1)
-        n_bs = np.where(prev >= 0, prev - before, 0)
-        quote[idx[n_bs % 2 == 1]] = False
-        inside = (np.cumsum(quote) % 2 == 1) & ~quote
-    else:
-        inside = np.zeros(a.size, bool)
+    # a quote preceded by an odd number of backslashes is escaped
+    idx = np.flatnonzero(quote)
+    # length of the backslash run just before each quote
+    last_non_bs = np.maximum.accumulate(np.where(a != ord("\\"), np.arange(a.size), -1))
+    prev = idx - 1
+    before = np.where(prev >= 0, last_non_bs[np.maximum(prev, 0)], -1)
+    n_bs = np.where(prev >= 0, prev - before, 0)
+    quote[idx[n_bs % 2 == 1]] = False
+    inside = (np.cumsum(quote) % 2 == 1) & ~quote
     step = np.where((a == ord("[")) | (a == ord("{")), 1, 0) - np.where((a == ord("]")) | (a == ord("}")), 1, 0)
     step[inside] = 0
     return int(np.cumsum(step).max(initial=0))

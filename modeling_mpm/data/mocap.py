@@ -1,13 +1,6 @@
-"""Motion-capture joint positions -> Human3.6M-17 (world frame, metres).
-
-* :func:`map_joints_by_name`: (T, J_src, 3) named joints -> (T, 17, 3) H36M-17 with a name map.
-* :data:`CMU_BVH_TO_H36M17`, :data:`HOLOSOMA_TO_H36M17`, :data:`SMPL_TO_H36M17`: name maps.
-* :func:`resample`: linear interpolation to a target frame rate.
-* :func:`y_up_to_z_up`: rotate a Y-up world (x right, y up, z toward viewer) to Z up.
-* :func:`load_bvh_h36m17`: BVH file -> (T, 17, 3) H36M-17 world positions, Z up, metres.
-* :func:`load_climb_npy`: holosoma climbing ``.npy`` -> (T, 17, 3) H36M-17, Z up, metres.
-
-World convention of everything returned here: metres, **Z up**, right-handed.
+"""Motion-capture joint positions -> Human3.6M-17 (world frame, metres): joint-name maps
+(:data:`CMU_BVH_TO_H36M17`, :data:`HOLOSOMA_TO_H36M17`, :data:`SMPL_TO_H36M17`), resampling and
+the BVH / climbing ``.npy`` loaders. Everything returned is in metres, **Z up**, right-handed.
 """
 
 from __future__ import annotations

@@ -43,9 +43,6 @@ Randomness (flip, virtual cameras, 2D noise) comes from a NumPy generator seeded
 global NumPy seed is never touched; :meth:`PoseWindowDataset.rng_state` /
 :meth:`~PoseWindowDataset.set_rng_state` save and restore it (resumed training runs).
 
-With ``labels`` (one per sequence) the items are the training / evaluation view
-``{"pose_2d", "pose_3d", "action"}`` (tensors and a string), the action being the label of the item's sequence.
-
 :func:`collate_unpaired` returns separate 2D and 3D sub-batches; :func:`collate_windows` (the one
 collate of the package: these datasets, the training loop, evaluation) stacks paired items.
 """
