@@ -778,16 +778,11 @@ def read_keypoints(path: str) -> Tuple[np.ndarray, Dict]:
         return read_npy(path), meta
     if ext == ".npz":
         z = read_npz(path)
-        keys = list(z.keys())
-        for key in ("keypoints", "keypoints_2d", "pose_2d", "poses"):
-            if key in z:
-                arr = z[key]
-                break
-        else:
-            cands = [k for k in keys if k not in ("image_size", "scores", "confidence")]
-            if len(cands) != 1:
-                raise ValueError(f"{path}: put the (frames, joints, 2|3) array under 'keypoints' (found {keys})")
-            arr = z[cands[0]]
+        named = [k for k in ("keypoints", "keypoints_2d", "pose_2d", "poses") if k in z]
+        cands = named[:1] or [k for k in z if k not in ("image_size", "scores", "confidence")]
+        if len(cands) != 1:
+            raise ValueError(f"{path}: put the (frames, joints, 2|3) array under 'keypoints' (found {list(z)})")
+        arr = z[cands[0]]
         for key in ("scores", "confidence"):
             if key in z and arr.ndim == 3 and arr.shape[-1] == 2:
                 conf = z[key]

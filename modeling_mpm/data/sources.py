@@ -63,9 +63,13 @@ def _numeric(value, where: str, what: str) -> np.ndarray:
         raise ValueError(f"{where}: {what} is not a numeric array (got {type(value).__name__})") from None
 
 
-def _mapping(value, where: str, layout: str) -> dict:
+def _mapping(value, where: str, layout: str, keys: Sequence[str] = ()) -> dict:
+    """``value``: a dict holding ``keys``, or a ValueError naming ``where``."""
     if not isinstance(value, dict):
         raise ValueError(f"{where}: expected {layout}, got {type(value).__name__}")
+    missing = set(keys) - set(value)
+    if missing:
+        raise ValueError(f"{where}: missing {sorted(missing)}")
     return value
 
 
@@ -267,10 +271,8 @@ def mpi3dhp_train_rows(path_or_dict, num_joints: int = 17, legacy: bool = False,
         parts = str(key).split()
         subject, seq = (parts[0], parts[1]) if len(parts) == 2 else (str(key), "")
         for cam in sorted(cams, key=lambda c: (0, int(c), "") if str(c).isdigit() else (1, 0, str(c))):
-            d = _mapping(cams[cam], f"3DHP train {key} camera {cam}", "a dict with 'data_2d' and 'data_3d'")
-            missing = {"data_2d", "data_3d"} - set(d)
-            if missing:
-                raise ValueError(f"3DHP train {key} camera {cam}: missing {sorted(missing)}")
+            d = _mapping(cams[cam], f"3DHP train {key} camera {cam}", "a dict with 'data_2d' and 'data_3d'",
+                         ("data_2d", "data_3d"))
             p2, p3, units = _mpi_convert(d["data_2d"], d["data_3d"], w, h, num_joints, legacy, f"{key} camera {cam}")
             yield make_row(sequence=f"{key}/{cam}", source="mpi_inf_3dhp", subject=subject, action=seq,
                            camera=str(cam), pose_3d=p3, pose_2d=p2, pose_2d_units=units, fps=float(fps),
@@ -288,10 +290,8 @@ def mpi3dhp_test_rows(path_or_dict, num_joints: int = 17, legacy: bool = False,
     for key in sorted(data, key=str):
         if key not in MPI3DHP_TEST_IMAGE_SIZE:
             raise ValueError(f"unknown 3DHP test sequence {key!r}; expected TS1..TS6")
-        d = _mapping(data[key], f"3DHP test {key}", "a dict with 'data_2d', 'data_3d' and 'valid'")
-        missing = {"data_2d", "data_3d", "valid"} - set(d)
-        if missing:
-            raise ValueError(f"3DHP test {key}: missing {sorted(missing)}")
+        d = _mapping(data[key], f"3DHP test {key}", "a dict with 'data_2d', 'data_3d' and 'valid'",
+                     ("data_2d", "data_3d", "valid"))
         w, h = MPI3DHP_TEST_IMAGE_SIZE[key]
         p2, p3, units = _mpi_convert(d["data_2d"], d["data_3d"], w, h, num_joints, legacy, f"test {key}")
         valid = np.asarray(d["valid"]).reshape(-1)
@@ -327,10 +327,8 @@ def amass_authors_rows(path_or_dict, fps: float = 50.0) -> Iterator[dict]:
     if not isinstance(data, dict):
         raise TypeError("AMASS data must be a dict[seq] -> {'length','pose2d','pose3d'}")
     for key in sorted(data, key=str):
-        d = _mapping(data[key], f"AMASS sequence {key!r}", "a dict with 'length', 'pose2d' and 'pose3d'")
-        missing = {"length", "pose2d", "pose3d"} - set(d)
-        if missing:
-            raise ValueError(f"AMASS sequence {key!r}: missing {sorted(missing)}")
+        d = _mapping(data[key], f"AMASS sequence {key!r}", "a dict with 'length', 'pose2d' and 'pose3d'",
+                     ("length", "pose2d", "pose3d"))
         p2 = _numeric(d["pose2d"], f"AMASS sequence {key!r}", "pose2d").astype(np.float32)
         p3 = _numeric(d["pose3d"], f"AMASS sequence {key!r}", "pose3d").astype(np.float32)
         if p2.ndim != 3 or p2.shape[1:] != (16, 2) or p3.ndim != 3 or p3.shape[1:] != (16, 3):
