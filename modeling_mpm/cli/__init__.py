@@ -58,13 +58,10 @@ def version() -> str:
 
 
 def _usage() -> str:
-    lines = ["usage: mpm <command> [options]", "       mpm --version", "", "commands:"]
-    for name, (_, text) in SUBCOMMANDS.items():
-        lines.append(f"  {name:<12} {text}")
-    lines.append("")
-    lines.append("Run 'mpm <command> --help' for the options of one command. Options are spelled")
-    lines.append("--kebab-case; the --snake_case spellings are accepted too.")
-    return "\n".join(lines)
+    commands = [f"  {name:<12} {text}" for name, (_, text) in SUBCOMMANDS.items()]
+    return "\n".join(["usage: mpm <command> [options]", "       mpm --version", "", "commands:", *commands, "",
+                      "Run 'mpm <command> --help' for the options of one command. Options are spelled",
+                      "--kebab-case; the --snake_case spellings are accepted too."])
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -93,18 +90,10 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def is_input_error(err: BaseException) -> bool:
-    """True when ``err`` reports bad user input rather than a bug, so ``mpm`` prints a sentence
-    (exit code 2) instead of a traceback:
-
-    * ``MPMInputError`` (``modeling_mpm.errors``), the package's own base for refused input;
-    * a ``ValueError`` / ``TypeError`` / ``ImportError`` the package raises itself with a message
-      (the innermost frame of the traceback is a ``raise`` statement in a ``modeling_mpm`` file):
-      the package's input checks;
-    * a missing optional package (``ModuleNotFoundError``), and a file-system error on a named
-      path (no such file, a folder, no permission).
-
-    Anything else (an ``AttributeError``, a ``TypeError`` from a bad call, an error inside torch)
-    keeps its traceback."""
+    """True when ``err`` reports bad user input (``mpm`` prints a sentence, exit code 2) rather than a
+    bug (traceback): an ``MPMInputError``; a ``ValueError`` / ``TypeError`` / ``ImportError`` with a
+    message raised by a ``raise`` statement in this package; a missing optional package; a
+    file-system error on a named path."""
     if any(c.__name__ == "MPMInputError" for c in type(err).__mro__):
         return True
     if isinstance(err, ModuleNotFoundError):
@@ -141,6 +130,12 @@ def error_sentence(err: BaseException) -> str:
     return text if text else type(err).__name__
 
 
+def fail(message: object) -> int:
+    """Print ``error: <message>`` to stderr and return the exit code 2."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
 def entry_point(name: str) -> Callable[[Optional[List[str]]], int]:
     """The function that runs ``mpm <name>``: ``<name>_main`` (dashes as underscores) of the
     sub-command's module in :data:`SUBCOMMANDS`, else its ``main``; imports that module."""
@@ -171,15 +166,11 @@ class _KebabHelp:
 
     def _format_action_invocation(self, action):
         opts = action.option_strings
-        shown = [o for o in opts if not (o.startswith("--") and "_" in o and o.replace("_", "-") in opts)]
-        if shown == opts:
-            return super()._format_action_invocation(action)
-        saved = action.option_strings
-        action.option_strings = shown
+        action.option_strings = [o for o in opts if not (o.startswith("--") and "_" in o and o.replace("_", "-") in opts)]
         try:
             return super()._format_action_invocation(action)
         finally:
-            action.option_strings = saved
+            action.option_strings = opts
 
 
 def cli_style(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

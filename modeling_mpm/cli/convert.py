@@ -4,10 +4,12 @@ folder (:func:`modeling_mpm.convert_official.convert_official_checkpoint`)."""
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from typing import List, Optional
 
-from . import cli_style
+from . import cli_style, fail
 
 __all__ = ["main", "check_replaceable_model_dir"]
 
@@ -16,9 +18,6 @@ def check_replaceable_model_dir(path: str) -> None:
     """Refuse an output folder whose replacement would lose work: anything but a missing folder,
     an empty one or an MPM ``save_pretrained`` folder (``config.json`` with ``model_type: mpm``),
     and never the working directory or a folder above it."""
-    import json
-    import os
-
     if not os.path.lexists(path):
         return
     if not os.path.isdir(path) or os.path.islink(path):
@@ -62,8 +61,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         check_replaceable_model_dir(args.output_dir)
         model = convert_official_checkpoint(args.checkpoint, args.heads, args.strides, args.refine)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     # an existing model folder is replaced only when the new one is complete
     atomic_write_dir(args.output_dir, model.save_pretrained)
     n = sum(p.numel() for p in model.parameters())

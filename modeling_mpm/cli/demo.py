@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from . import cli_style
+from . import cli_style, fail
 
 __all__ = ["main"]
 
@@ -17,13 +17,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         prog="mpm demo",
         description="Pre-train, fine-tune (pre-trained vs scratch) and evaluate MPM on the embedded demo "
                     "data, offline on the CPU (about 17 minutes on 2 cores; --quick: seconds).")
-    parser.add_argument("--output-dir", "--output_dir", dest="output_dir", default="mpm-demo",
-                        help="where models, results.json and example.png go")
+    parser.add_argument("--output-dir", default="mpm-demo", help="where models, results.json and example.png go")
     parser.add_argument("--quick", action="store_true", help="tiny budget (for tests / a smoke run)")
-    parser.add_argument("--pretrain-steps", dest="pretrain_steps", type=int, default=None,
-                        help="override the pre-training steps")
-    parser.add_argument("--finetune-steps", dest="finetune_steps", type=int, default=None,
-                        help="override the fine-tuning steps (each lifter)")
+    parser.add_argument("--pretrain-steps", type=int, default=None, help="override the pre-training steps")
+    parser.add_argument("--finetune-steps", type=int, default=None, help="override the fine-tuning steps (each lifter)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: min(2, cores), 1 when the machine is busy)")
@@ -39,8 +36,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         run_demo(args.output_dir, quick=args.quick, pretrain_steps=args.pretrain_steps,
                  finetune_steps=args.finetune_steps, seed=args.seed, threads=args.threads, progress=args.progress)
     except (ValueError, TypeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     return 0
 
 

@@ -20,7 +20,7 @@ import os
 import sys
 from typing import Dict, List, Optional
 
-from . import cli_style
+from . import cli_style, fail
 
 __all__ = ["main", "build_parser"]
 
@@ -119,8 +119,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         model = load_model_for_task(args.model, "MPMForPoseLifting", "mpm eval")
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return fail(err)
     model.eval()
     _, _, test = build_splits(cfg.with_overrides(["data.val_split=null"]), model.config.num_frames,
                               model.config.get_skeleton())

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from . import cli_style
+from . import cli_style, fail
 
 __all__ = ["main"]
 
@@ -30,8 +30,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         model = load_model_for_task(args.model, "MPMForPoseLifting", "mpm export-onnx")
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     info = export.export_onnx(model, args.output, opset=args.opset, with_mask=not args.no_mask,
                               check=not args.no_check, atol=args.atol)
     msg = f"wrote {args.output}"

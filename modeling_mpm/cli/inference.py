@@ -13,35 +13,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import List, Optional
 
 import numpy as np
 
-from . import cli_style as _cli_style
+from . import cli_style as _cli_style, fail
 
 __all__ = ["lift_main", "complete_main", "render_main"]
 
 
 def _guess_format(arr: np.ndarray, fmt: Optional[str], path: str) -> str:
+    j = arr.shape[1] if arr.ndim == 3 else None
+    if j == 17 and path.lower().endswith(".json"):
+        j = "coco"
+    fmt = fmt or {26: "halpe26", 33: "blazepose", "coco": "coco"}.get(j)
     if fmt:
         return fmt
-    j = arr.shape[1] if arr.ndim == 3 else None
-    if j == 26:
-        return "halpe26"
-    if j == 33:
-        return "blazepose"
-    if j == 17 and path.lower().endswith(".json"):
-        return "coco"
     raise ValueError(
         f"pass --format (h36m, coco, halpe26 or blazepose) for {path} ({j} joints; 17 joints can be H36M or COCO)"
     )
-
-
-def _load_model(model_dir: str, cls_name: str, command: str = "this command"):
-    from ..loading import load_model_for_task
-
-    return load_model_for_task(model_dir, cls_name, command)
 
 
 def _common_2d_args(ap: argparse.ArgumentParser):
@@ -73,12 +63,10 @@ def _run(fn) -> int:
     try:
         return fn()
     except (ValueError, TypeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     except OSError as e:  # full disk, permissions: the previous output is intact (atomic writes)
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
-        return 2
+        return fail(f"{where}{e.strerror or e}")
 
 
 def lift_main(argv: Optional[List[str]] = None) -> int:
@@ -116,10 +104,10 @@ def _lift(args) -> int:
     from transformers import pipeline
 
     from ..data.io import save_npz_atomic
+    from ..loading import load_model_for_task
 
     arr, fmt, image_size = _read_2d(args)
-    model = _load_model(args.model, "MPMForPoseLifting", "mpm lift")
-    pipe = pipeline("pose-lifting", model=model)
+    pipe = pipeline("pose-lifting", model=load_model_for_task(args.model, "MPMForPoseLifting", "mpm lift"))
     out = pipe(arr, image_size=image_size, keypoint_format=fmt, confidence_threshold=args.confidence_threshold,
                mode=args.mode, batch_size=args.batch_size, stride=args.stride, flip_augmentation=args.flip,
                return_keypoints_2d=True, progress=False if args.no_progress else None)
@@ -156,13 +144,13 @@ def _complete(args) -> int:
     from transformers import pipeline
 
     from ..data.io import read_npy, read_npz, save_npz_atomic
+    from ..loading import load_model_for_task
 
     if os.path.isdir(args.input):
         raise ValueError(f"{args.input}: is a folder, expected a .npy/.npz/.json file")
     if not os.path.isfile(args.input):
         raise ValueError(f"input file not found: {args.input}")
-    model = _load_model(args.model, "MPMForMaskedPoseModeling", "mpm complete")
-    pipe = pipeline("pose-completion", model=model)
+    pipe = pipeline("pose-completion", model=load_model_for_task(args.model, "MPMForMaskedPoseModeling", "mpm complete"))
     if args.from_2d:
         arr, fmt, image_size = _read_2d(args)
         out = pipe(keypoints=arr, image_size=image_size, keypoint_format=fmt,
@@ -206,9 +194,8 @@ def render_main(argv: Optional[List[str]] = None) -> int:
 
 
 def _render(args) -> int:
-    from ..render import render_animation, render_frame_png
-
     from ..data.io import read_npz
+    from ..render import render_animation, render_frame_png
 
     if not os.path.exists(args.input):
         raise ValueError(f"input file not found: {args.input}")

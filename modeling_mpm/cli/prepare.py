@@ -24,8 +24,11 @@ on the next run. Bad input ends with "error: <file>: <what is wrong>" and exit c
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import List, Optional
+
+from . import cli_style, fail
 
 __all__ = ["main", "build_parser"]
 
@@ -94,8 +97,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mocap_dir", default="../shared/data/mocap")
     p.add_argument("--fps", type=float, default=50.0)
     _common(p, default_output="modeling_mpm/demo_data")
-    from . import cli_style
-
     return cli_style(parser)  # --kebab-case flags, --snake_case aliases
 
 
@@ -105,8 +106,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     if a.command is None:
         parser.print_help()
         return 2
-    import math
-
     for flag in ("fps", "scale", "npy_fps"):
         v = getattr(a, flag, None)
         if v is not None and not (math.isfinite(v) and v > 0):
@@ -122,14 +121,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         try:
             io._check_push_allowed()  # fail before the (possibly long) conversion
         except io.HubOfflineError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+            return fail(e)
     try:
         with io.dataset_write_lock(a.output):  # one writer at a time: a second one is refused at once
             return _prepare(a, parser)
     except io.DatasetLockError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
 
 
 def _prepare(a, parser) -> int:
@@ -158,21 +155,18 @@ def _prepare(a, parser) -> int:
         else:  # pragma: no cover - argparse guards this
             parser.error(f"unknown command {a.command}")
     except (ValueError, TypeError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     for split in [k for k, v in dd.items() if len(v) == 0]:
         print(f"note: split {split!r} has no sequences and is not written", file=sys.stderr)
         del dd[split]
     if not dd:
-        print("error: the inputs gave no sequences; nothing written", file=sys.stderr)
-        return 2
+        return fail("the inputs gave no sequences; nothing written")
     for line in io.clean_interrupted_writes(a.output):
         print(f"note: {line}", file=sys.stderr)
     try:
         io.save_dataset(dd, a.output, format=a.format, overwrite=a.overwrite)
     except (FileExistsError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     summary = ", ".join(f"{k}: {len(v)} sequences" for k, v in dd.items())
     print(f"wrote {a.output} ({a.format}; {summary})")
     if a.push_to_hub:

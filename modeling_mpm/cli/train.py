@@ -24,6 +24,7 @@ import sys
 from typing import List, Optional
 
 from ..training.config import TASKS, load_config
+from . import cli_style, fail
 
 __all__ = ["build_parser", "pretrain_main", "finetune_main", "train_main", "main", "run"]
 
@@ -80,8 +81,6 @@ def build_parser(prog: str, finetune: bool) -> argparse.ArgumentParser:
                             help="show a progress bar")
     prog_group.add_argument("--no_progress", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("--print_config", action="store_true", help="print the resolved config and exit")
-    from . import cli_style
-
     return cli_style(p)  # --kebab-case flags, --snake_case aliases
 
 
@@ -94,8 +93,7 @@ def _overrides(args, finetune: bool, forced_task: Optional[str]) -> List[str]:
     if finetune and getattr(args, "init_from_alias", None):
         out.append(f"training.init_from={json.dumps(args.init_from_alias)}")
     if args.data_paths:
-        out.append("data.source=prepared")
-        out.append(f"data.paths={json.dumps(list(args.data_paths))}")
+        out += ["data.source=prepared", f"data.paths={json.dumps(list(args.data_paths))}"]
     out += list(args.overrides)
     if forced_task:
         out.append(f"training.task={forced_task}")
@@ -123,8 +121,7 @@ def run(argv: Optional[List[str]], finetune: bool, prog: str) -> int:
         result = train(cfg, resume=args.resume, push_to_hub=args.push_to_hub, progress=args.progress,
                        overwrite_output_dir=args.overwrite_output_dir)
     except (OutputDirError, CheckpointError) as err:  # a sentence, not a traceback
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return fail(err)
     if result.model_dir:
         print(f"model saved to {result.model_dir}")
         if result.eval_results:

@@ -1,13 +1,10 @@
 """Broader motion from a little motion capture: augmentations for world-frame 3D windows.
 
-The embedded demo data is six sequences of two performers, mostly climbing. A lifter trained on
-it sees a few thousand poses, all upright, all of one body size, at one speed, through cameras
-5 m away. :class:`MotionAugment` makes new, kinematically valid motion out of those windows
-*before* they are seen by a virtual camera, and changes the camera in ways the orbit sampler of
+:class:`MotionAugment` makes new, kinematically valid motion out of windows *before* a virtual
+camera sees them, and changes the camera in ways the orbit sampler of
 :class:`~modeling_mpm.cameras.VirtualCameraSampler` does not (roll, principal point, pixel aspect);
-:class:`DetectorNoise2D` makes the 2D look like a detector's. All of it is opt-in and
-configurable (``data.augment`` in a run config, ``augment=`` / ``noise_2d=`` of
-:class:`~modeling_mpm.data.PoseWindowDataset`).
+:class:`DetectorNoise2D` makes the 2D look like a detector's. All opt-in (``data.augment`` in a
+run config, ``augment=`` / ``noise_2d=`` of :class:`~modeling_mpm.data.PoseWindowDataset`).
 
 What one window goes through (each step has its own probability / range; ``None`` or a zero
 range turns it off):
@@ -36,7 +33,7 @@ coordinates (``x / w * 2 - 1``, principal point of the virtual cameras at 0); ca
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Callable, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
@@ -52,13 +49,13 @@ __all__ = ["MotionAugment", "DetectorNoise2D", "wide_camera_sampler", "augment_f
 MIX_LIMBS = {name: LIMBS[name] for name in ("left_arm", "right_arm", "left_leg", "right_leg")}
 
 
-def _check_range(name, r, lo=None, hi=None):
+def _check_range(name, r, lo=1e-3):
     if r is None:
         return None
     if len(r) != 2 or not r[0] <= r[1]:
         raise ValueError(f"{name} must be a (low, high) pair with low <= high, got {r!r}")
-    if (lo is not None and r[0] < lo) or (hi is not None and r[1] > hi):
-        raise ValueError(f"{name} must lie in [{lo}, {hi}], got {r!r}")
+    if r[0] < lo:
+        raise ValueError(f"{name} must lie in [{lo}, None], got {r!r}")
     return (float(r[0]), float(r[1]))
 
 
@@ -91,16 +88,14 @@ def _axis_angle(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
 
 
 def _topological_order(parents) -> np.ndarray:
+    """Joint indices, every parent before its children."""
     order, seen = [], set()
     while len(order) < len(parents):
-        added = False
-        for j, p in enumerate(parents):
-            if j not in seen and (p < 0 or p in seen):
-                order.append(j)
-                seen.add(j)
-                added = True
-        if not added:
+        new = [j for j, p in enumerate(parents) if j not in seen and (p < 0 or p in seen)]
+        if not new:
             raise ValueError(f"the skeleton's parents {parents} do not form a tree")
+        order += new
+        seen.update(new)
     return np.array(order)
 
 
@@ -211,16 +206,11 @@ class MotionAugment:
     skeleton: str = "h36m17"
 
     def __post_init__(self):
-        self.speed_range = _check_range("speed_range", self.speed_range, 1e-3)
-        self.global_scale_range = _check_range("global_scale_range", self.global_scale_range, 1e-3)
-        self.bone_scale_range = _check_range("bone_scale_range", self.bone_scale_range, 1e-3)
-        self.aspect_range = _check_range("aspect_range", self.aspect_range, 1e-3)
-        self.part_mix_prob = _check_prob("part_mix_prob", self.part_mix_prob)
-        self.part_mix_limb_prob = _check_prob("part_mix_limb_prob", self.part_mix_limb_prob)
-        self.non_upright_prob = _check_prob("non_upright_prob", self.non_upright_prob)
-        self.lean_prob = _check_prob("lean_prob", self.lean_prob)
-        self.key_pose_prob = _check_prob("key_pose_prob", self.key_pose_prob)
-        self.key_pose_limb_prob = _check_prob("key_pose_limb_prob", self.key_pose_limb_prob)
+        for name in ("speed_range", "global_scale_range", "bone_scale_range", "aspect_range"):
+            setattr(self, name, _check_range(name, getattr(self, name)))
+        for name in ("part_mix_prob", "part_mix_limb_prob", "non_upright_prob", "lean_prob", "key_pose_prob",
+                     "key_pose_limb_prob"):
+            setattr(self, name, _check_prob(name, getattr(self, name)))
         if len(self.lean_deg) != 3 or min(float(a) for a in self.lean_deg) < 0:
             raise ValueError(f"lean_deg must be three angles >= 0 (forward, sideways, twist), got {self.lean_deg!r}")
         self.lean_deg = tuple(float(a) for a in self.lean_deg)
@@ -237,9 +227,6 @@ class MotionAugment:
         spine = skel.index("spine") if "spine" in skel.joint_names else None
         self._upper = np.array([j for j in range(len(skel.parents)) if spine is not None
                                 and _descends_from(skel.parents, j, spine)], dtype=np.int64)
-
-    def to_dict(self) -> Dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     # ------------------------------------------------------------------ time
     def sample_speed(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -431,9 +418,8 @@ class DetectorNoise2D(PoseNoise2D):
         super().__post_init__()
         if self.bias_std < 0 or self.outlier_std < 0:
             raise ValueError(f"DetectorNoise2D needs bias_std >= 0 and outlier_std >= 0, got {self}")
-        _check_prob("outlier_prob", self.outlier_prob)
-        _check_prob("swap_prob", self.swap_prob)
-        _check_prob("frame_drop_prob", self.frame_drop_prob)
+        for name in ("outlier_prob", "swap_prob", "frame_drop_prob"):
+            _check_prob(name, getattr(self, name))
         if not isinstance(self.relative, bool):
             raise TypeError(f"DetectorNoise2D.relative must be a bool, got {type(self.relative).__name__}")
         s = get_skeleton(self.skeleton)
@@ -476,20 +462,13 @@ def wide_camera_sampler(**overrides) -> VirtualCameraSampler:
     Camera roll, principal point and pixel aspect come from :class:`MotionAugment`."""
     kw = dict(yaw_range=(-math.pi, math.pi), elevation_range=(math.radians(-20.0), math.radians(60.0)),
               distance_range=(2.5, 10.0), focal_range=(500.0, 2000.0), max_offset=1.0)
-    kw.update(overrides)
-    return VirtualCameraSampler(**kw)
+    return VirtualCameraSampler(**{**kw, **overrides})
 
 
 #: named set-ups for ``data.augment``: "none" (off), "motion" (3D changes only, default cameras),
 #: "wide" (3D changes, wide cameras, detector noise) and "real", the footage people have (README,
-#: "Real footage"): cameras 2-8 m away, from 15 degrees below the subject's centre to 60 degrees
-#: above it (about 0.5-4 m high for a standing person at those distances), roll up to 25 degrees;
-#: landscape, square and portrait frames with the subject anywhere in the central 70%; focal lengths
-#: of 0.7-2.2 frame widths (phones held either way up, lab cameras). Motion: the embedded sequences
-#: re-timed, mirrored (flip), with limbs recombined, limbs moved between random key poses within
-#: joint limits and the upper body leaning and twisting, bodies 0.8-1.2x. 2D: a detector's errors in
-#: proportion to the person's size (jitter, per-joint offsets, outliers, left/right swaps, dropped
-#: joints and frames).
+#: "Real footage"): phones and lab cameras 2-8 m away, landscape to portrait frames, key poses and
+#: leaning, a detector's errors in proportion to the person's size.
 AUGMENT_PRESETS: Dict[str, Optional[Dict]] = {
     "none": None,
     "motion": {"motion": {"roll_deg": 0.0, "principal_point_range": 0.0, "aspect_range": None},

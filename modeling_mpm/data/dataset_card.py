@@ -55,24 +55,15 @@ SOURCES: Dict[str, Dict[str, object]] = {
   booktitle = {International Conference on Computer Vision (ICCV)},
   year      = {2019}
 }"""),
-    "bvh": {
-        "pretty_name": "Motion capture (MPM sequence layout)",
-        "license": "other", "license_name": "source-licence",
-        "restricted": False,
-        "note": "Converted from BVH / joint files given by the user; the licence of those files applies. The CMU "
-                "Graphics Lab Motion Capture Database asks for the credit: 'The data used in this project was "
-                "obtained from mocap.cs.cmu.edu. The database was created with funding from NSF EIA-0196217.'",
-        "citation": "",
-    },
-    "demo": {
-        "pretty_name": "MPM demo motion",
-        "license": "apache-2.0",
-        "restricted": False,
-        "note": "The package's demo data (CMU mocap takes and climbing captures, see DATA_NOTES.md). The data "
-                "used in this project was obtained from mocap.cs.cmu.edu. The database was created with funding "
-                "from NSF EIA-0196217.",
-        "citation": "",
-    },
+    "bvh": {"pretty_name": "Motion capture (MPM sequence layout)", "license": "other",
+            "license_name": "source-licence", "restricted": False, "citation": "",
+            "note": "Converted from BVH / joint files given by the user; the licence of those files applies. The CMU "
+                    "Graphics Lab Motion Capture Database asks for the credit: 'The data used in this project was "
+                    "obtained from mocap.cs.cmu.edu. The database was created with funding from NSF EIA-0196217.'"},
+    "demo": {"pretty_name": "MPM demo motion", "license": "apache-2.0", "restricted": False, "citation": "",
+             "note": "The package's demo data (CMU mocap takes and climbing captures, see DATA_NOTES.md). The data "
+                     "used in this project was obtained from mocap.cs.cmu.edu. The database was created with funding "
+                     "from NSF EIA-0196217."},
 }
 SOURCES["mocap"] = SOURCES["bvh"]
 

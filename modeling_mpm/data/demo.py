@@ -52,8 +52,7 @@ def demo_window_datasets(num_frames: int = 243, tds: int = 1, mode: str = "paire
     train = PoseWindowDataset.from_dataset(dd["train"], num_frames=num_frames, tds=tds, mode=mode,
                                            stride=train_stride, flip_prob=flip_prob, seed=seed,
                                            virtual_cameras=VirtualCameraSampler(), noise_2d=noise_2d)
-    val = PoseWindowDataset.from_dataset(dd["validation"], num_frames=num_frames, tds=tds,
-                                         mode="paired" if mode == "paired" else mode,
+    val = PoseWindowDataset.from_dataset(dd["validation"], num_frames=num_frames, tds=tds, mode=mode,
                                          stride=validation_stride, flip_prob=0.0, seed=seed,
                                          virtual_cameras=DEMO_VALIDATION_CAMERAS)
     return train, val

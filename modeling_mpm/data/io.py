@@ -25,15 +25,10 @@ Saved with :func:`save_dataset` (``save_to_disk`` folder or Parquet shards, writ
 temporary folder next to the target and renamed into place). :func:`load_sequences` reads the
 columns once as NumPy arrays for :class:`modeling_mpm.data.PoseWindowDataset`.
 
-NumPy files (used by the converters and the command line):
-
-* :func:`read_npy` / :func:`read_npz`: plain numeric arrays only (never unpickled), every read
-  problem (empty, truncated, not a NumPy file, pickled objects) a ``ValueError`` naming the file.
-* :func:`read_npz_object`: the released Human3.6M / 3DHP / AMASS files store pickled dicts; they
-  are unpickled by :class:`RestrictedUnpickler`, which builds only builtin containers, numbers,
-  strings, bytes and NumPy arrays / scalars / dtypes and refuses every other class or function,
-  so a crafted file cannot run code.
-* :func:`save_npz_atomic`: write an ``.npz`` to a temporary file next to the target, then rename.
+NumPy files: :func:`read_npy` / :func:`read_npz` read plain arrays only; :func:`read_npz_object`
+reads the pickled dicts of the released Human3.6M / 3DHP / AMASS files with
+:class:`RestrictedUnpickler` (plain data only, so a crafted file cannot run code); every read
+problem is a ``ValueError`` naming the file. :func:`save_npz_atomic` writes atomically.
 
 Keypoint files (the input of ``mpm lift`` and ``mpm complete --from-2d``), :func:`read_keypoints`:
 
@@ -54,8 +49,12 @@ Keypoint files (the input of ``mpm lift`` and ``mpm complete --from-2d``), :func
 
 from __future__ import annotations
 
+import builtins
+import codecs
+import collections
 import io as _io
 import json
+import math
 import os
 import pickle
 import zipfile
@@ -65,35 +64,13 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..atomic import ExclusiveLock, LockBusyError, atomic_write_dir, atomic_write_file, recover_replaced
-from ..errors import MPMInputError
 
 __all__ = [
-    "sequence_features",
-    "make_row",
-    "rows_to_dataset",
-    "save_dataset",
-    "load_dataset_dir",
-    "load_sequences",
-    "push_dataset_to_hub",
-    "HubOfflineError",
-    "RestrictedUnpickler",
-    "read_npy",
-    "read_npz",
-    "read_npz_object",
-    "read_torch_plain",
-    "save_npz_atomic",
-    "is_prepared_dataset_dir",
-    "holds_working_directory",
-    "clean_interrupted_writes",
-    "dataset_write_lock",
-    "DatasetLockError",
-    "read_keypoints",
-    "read_coco_json",
-    "coco_image_size",
-    "read_json",
-    "MAX_ARRAY_BYTES",
-    "MAX_JSON_DEPTH",
-    "MAX_JSON_FRAMES",
+    "sequence_features", "make_row", "rows_to_dataset", "save_dataset", "load_dataset_dir", "load_sequences",
+    "push_dataset_to_hub", "HubOfflineError", "RestrictedUnpickler", "read_npy", "read_npz", "read_npz_object",
+    "read_torch_plain", "save_npz_atomic", "is_prepared_dataset_dir", "holds_working_directory",
+    "clean_interrupted_writes", "dataset_write_lock", "DatasetLockError", "read_keypoints", "read_coco_json",
+    "coco_image_size", "read_json", "MAX_ARRAY_BYTES", "MAX_JSON_DEPTH", "MAX_JSON_FRAMES",
 ]
 
 STRING_COLUMNS = ("sequence", "source", "subject", "action", "camera", "skeleton", "coordinate_frame",
@@ -211,11 +188,9 @@ def push_dataset_to_hub(dataset, repo_id: str, private: bool = True):
 
 
 def dataset_write_lock(output: Union[str, os.PathLike]) -> ExclusiveLock:
-    """Hold ``.<name>.lock`` next to ``output`` (an :class:`~modeling_mpm.atomic.ExclusiveLock`
-    holding the writer's process id) while a data set is written there: a second writer is refused
-    with :class:`DatasetLockError` instead of deleting the first one's temporary folder or swapping a
-    folder it is replacing. A lock left by a killed process is taken over. Re-entrant within one
-    process. Use as ``with dataset_write_lock(output): ...``."""
+    """``with dataset_write_lock(output):`` holds ``.<name>.lock`` next to ``output`` (a re-entrant
+    :class:`~modeling_mpm.atomic.ExclusiveLock`) while a data set is written there: a second writer
+    gets :class:`DatasetLockError`; a lock left by a killed process is taken over."""
     output = Path(output).absolute()
     return ExclusiveLock(output.parent / f".{output.name}.lock", reentrant=True, on_busy=lambda pid: DatasetLockError(
         f"{output}: another 'mpm prepare'{f' (process {pid})' if pid else ''} is writing this data set; wait for "
@@ -224,14 +199,8 @@ def dataset_write_lock(output: Union[str, os.PathLike]) -> ExclusiveLock:
 
 def save_dataset(dataset, output: Union[str, os.PathLike], format: str = "arrow",
                  overwrite: bool = False, max_shard_rows: int = 200) -> Path:
-    """See :func:`_save_dataset`; holds :func:`dataset_write_lock` while writing."""
-    with dataset_write_lock(output):
-        return _save_dataset(dataset, output, format, overwrite, max_shard_rows)
-
-
-def _save_dataset(dataset, output: Union[str, os.PathLike], format: str = "arrow",
-                  overwrite: bool = False, max_shard_rows: int = 200) -> Path:
-    """Write a Dataset or DatasetDict atomically to the folder ``output``.
+    """Write a Dataset or DatasetDict atomically to the folder ``output``, holding
+    :func:`dataset_write_lock`.
 
     ``format="arrow"``: ``save_to_disk`` layout (load with :func:`load_dataset_dir` or
     ``datasets.load_from_disk``). ``format="parquet"``: ``<split>/part-00000.parquet`` shards
@@ -244,29 +213,30 @@ def _save_dataset(dataset, output: Union[str, os.PathLike], format: str = "arrow
     output = Path(output).absolute()
     if format not in ("arrow", "parquet"):
         raise ValueError(f"format must be 'arrow' or 'parquet', got {format!r}")
-    clean_interrupted_writes(output)
-    if output.exists() and not overwrite:
-        raise FileExistsError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
-    if output.exists() and not is_prepared_dataset_dir(output) and (not output.is_dir() or any(output.iterdir())):
-        raise ValueError(f"refusing to replace {output}: it is not a prepared data set (--overwrite only "
-                         "replaces a folder written by 'mpm prepare'); choose a new --output folder")
-    if output.exists() and holds_working_directory(output):
-        raise ValueError(f"refusing to replace {output}: it is (or contains) the working directory")
+    with dataset_write_lock(output):
+        clean_interrupted_writes(output)
+        if output.exists() and not overwrite:
+            raise FileExistsError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
+        if output.exists() and not is_prepared_dataset_dir(output) and (not output.is_dir() or any(output.iterdir())):
+            raise ValueError(f"refusing to replace {output}: it is not a prepared data set (--overwrite only "
+                             "replaces a folder written by 'mpm prepare'); choose a new --output folder")
+        if output.exists() and holds_working_directory(output):
+            raise ValueError(f"refusing to replace {output}: it is (or contains) the working directory")
 
-    def write(tmp: str) -> None:
-        if format == "arrow":
-            os.rmdir(tmp)  # save_to_disk makes the folder itself
-            dataset.save_to_disk(tmp)
-        else:
-            splits = dataset if isinstance(dataset, DatasetDict) else {"train": dataset}
-            for split, ds in splits.items():
-                os.makedirs(os.path.join(tmp, split))
-                n = max(1, -(-len(ds) // max_shard_rows))
-                for k in range(n):
-                    shard = ds.shard(num_shards=n, index=k, contiguous=True)
-                    shard.to_parquet(os.path.join(tmp, split, f"part-{k:05d}-of-{n:05d}.parquet"))
+        def write(tmp: str) -> None:
+            if format == "arrow":
+                os.rmdir(tmp)  # save_to_disk makes the folder itself
+                dataset.save_to_disk(tmp)
+            else:
+                splits = dataset if isinstance(dataset, DatasetDict) else {"train": dataset}
+                for split, ds in splits.items():
+                    os.makedirs(os.path.join(tmp, split))
+                    n = max(1, -(-len(ds) // max_shard_rows))
+                    for k in range(n):
+                        shard = ds.shard(num_shards=n, index=k, contiguous=True)
+                        shard.to_parquet(os.path.join(tmp, split, f"part-{k:05d}-of-{n:05d}.parquet"))
 
-    atomic_write_dir(str(output), write)
+        atomic_write_dir(str(output), write)
     return output
 
 
@@ -284,18 +254,16 @@ def is_prepared_dataset_dir(path: Union[str, os.PathLike]) -> bool:
     path = Path(path)
     if not path.is_dir():
         return False
-    if (path / "dataset_dict.json").is_file():
+    if (path / "dataset_dict.json").is_file() or ((path / "dataset_info.json").is_file()
+                                                  and (path / "state.json").is_file()):
         return True
-    if (path / "dataset_info.json").is_file() and (path / "state.json").is_file():
-        return True
+
+    def parquet_split(split: Path) -> bool:
+        files = list(split.iterdir()) if split.is_dir() and not split.is_symlink() else []
+        return bool(files) and all(f.is_file() and f.suffix == ".parquet" for f in files)
+
     entries = list(path.iterdir())
-    if not entries or not all(p.is_dir() and not p.is_symlink() for p in entries):
-        return False
-    for split in entries:
-        files = list(split.iterdir())
-        if not files or not all(f.is_file() and f.suffix == ".parquet" for f in files):
-            return False
-    return True
+    return bool(entries) and all(map(parquet_split, entries))
 
 
 def clean_interrupted_writes(output: Union[str, os.PathLike]) -> List[str]:
@@ -339,20 +307,11 @@ def load_sequences(dataset, columns: Sequence[str] = ("pose_3d", "pose_2d", "int
         raise TypeError(f"pass one split (e.g. ds['train']), not a DatasetDict with {list(dataset)}")
     present = [c for c in columns if c in dataset.column_names]
     ds = dataset.with_format("numpy", columns=present)
-    cols = {c: list(ds[c]) for c in present}
-    out = []
-    for i in range(len(dataset)):
-        rec = {c: cols[c][i] for c in present}
-        for c in ("pose_3d", "pose_2d", "intrinsics"):
-            if c in rec:
-                rec[c] = np.asarray(rec[c], dtype=np.float32)
-        for c in STRING_COLUMNS:
-            if c in rec:
-                rec[c] = str(rec[c])
-        if "valid" in rec:
-            rec["valid"] = np.asarray(rec["valid"], dtype=bool)
-        out.append(rec)
-    return out
+    cast = dict.fromkeys(STRING_COLUMNS, str)
+    cast.update(dict.fromkeys(("pose_3d", "pose_2d", "intrinsics"), lambda v: np.asarray(v, dtype=np.float32)))
+    cast["valid"] = lambda v: np.asarray(v, dtype=bool)
+    cols = {c: [cast.get(c, lambda v: v)(v) for v in ds[c]] for c in present}
+    return [{c: cols[c][i] for c in present} for i in range(len(dataset))]
 
 
 # ============================================================================ NumPy files
@@ -400,10 +359,7 @@ def _read_npy_header(fp, where: str):
 def _check_declared_size(where: str, shape, dtype, available: Optional[int]) -> None:
     """Refuse a header whose array would exceed :func:`max_array_bytes`, or (plain data) needs
     more bytes than the file holds (a 200-byte file claiming 10**13 elements)."""
-    n = 1
-    for d in shape:
-        n *= int(d)
-    nbytes = n * dtype.itemsize
+    nbytes = math.prod(int(d) for d in shape) * dtype.itemsize
     if nbytes > max_array_bytes():
         raise _too_big(where, f"the array its header declares ({'x'.join(map(str, shape)) or 'scalar'} {dtype})",
                        nbytes)
@@ -422,22 +378,24 @@ def _describe_start(path: str) -> str:
     return f"its first bytes {head!r} are not the NumPy or zip signature"
 
 
-def _check_file(path: str) -> str:
+def _check_file(path: str, magic: bytes = b"", kind: str = "") -> str:
+    """``path`` as a string; a ValueError when it is a folder, missing, or does not start with ``magic``
+    (then it is not a NumPy ``kind`` file)."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise ValueError(f"{path}: is a folder, expected a file")
     if not os.path.isfile(path):
         raise ValueError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        head = f.read(len(magic))
+    if head != magic:
+        raise ValueError(f"{path}: not a NumPy {kind} file ({_describe_start(path)})")
     return path
 
 
 def read_npy(path) -> np.ndarray:
     """Read an ``.npy`` file of plain (non-object) data; ValueError naming the file otherwise."""
-    path = _check_file(path)
-    with open(path, "rb") as f:
-        head = f.read(len(_NPY_MAGIC))
-    if head != _NPY_MAGIC:
-        raise ValueError(f"{path}: not a NumPy .npy file ({_describe_start(path)})")
+    path = _check_file(path, _NPY_MAGIC, ".npy")
     with open(path, "rb") as f:
         shape, _, dtype, start = _read_npy_header(f, path)
     _check_declared_size(path, shape, dtype, os.path.getsize(path) - start)
@@ -457,11 +415,7 @@ def read_npz(path) -> dict:
 
     ValueError naming the file when it is not a zip of ``.npy`` members, is truncated, or a
     member holds pickled Python objects."""
-    path = _check_file(path)
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head != _ZIP_MAGIC:
-        raise ValueError(f"{path}: not a NumPy .npz file ({_describe_start(path)})")
+    path = _check_file(path, _ZIP_MAGIC, ".npz")
     _check_npz_members(path)
     out = {}
     try:
@@ -477,10 +431,9 @@ def read_npz(path) -> dict:
     except ValueError as e:
         if str(e).startswith(path):
             raise
-        raise ValueError(f"{path}: unreadable .npz file ({e}); the file is probably truncated") from None
+        raise _truncated_npz(path, e) from None
     except (zipfile.BadZipFile, EOFError, OSError, KeyError) as e:
-        raise ValueError(f"{path}: unreadable .npz file ({e or type(e).__name__}); the file is probably "
-                         "truncated") from None
+        raise _truncated_npz(path, e) from None
     return out
 
 
@@ -499,8 +452,11 @@ def _check_npz_members(path: str, only: Optional[str] = None) -> None:
                     shape, _, dtype, start = _read_npy_header(member, where)
                 _check_declared_size(where, shape, dtype, info.file_size - start)
     except (zipfile.BadZipFile, EOFError, OSError, KeyError, NotImplementedError) as e:
-        raise ValueError(f"{path}: unreadable .npz file ({e or type(e).__name__}); the file is probably "
-                         "truncated") from None
+        raise _truncated_npz(path, e) from None
+
+
+def _truncated_npz(path: str, e: BaseException) -> ValueError:
+    return ValueError(f"{path}: unreadable .npz file ({e or type(e).__name__}); the file is probably truncated")
 
 
 def _numpy_multiarray(name: str):
@@ -522,35 +478,14 @@ class RestrictedUnpickler(pickle.Unpickler):
     with ``__reduce__``, ...) raises :class:`pickle.UnpicklingError` before anything is called.
     """
 
-    _BUILTINS = {"dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "bool", "str",
-                 "bytes", "bytearray"}
-
     def find_class(self, module, name):
-        if module in ("builtins", "__builtin__") and name in ("bytes", "bytearray"):
-            return _sized_bytes(name)
-        if module in ("builtins", "__builtin__") and name in self._BUILTINS:
-            import builtins
-
-            return getattr(builtins, name)
-        if module == "collections" and name == "OrderedDict":
-            from collections import OrderedDict
-
-            return OrderedDict
-        if module == "_codecs" and name == "encode":
-            import codecs
-
-            return codecs.encode
-        if module == "numpy" and name == "dtype":
-            return np.dtype
-        if module == "numpy" and name == "ndarray":
-            return _NDARRAY
-        if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "_reconstruct":
-            return _sized_reconstruct
-        if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "scalar":
-            return _sized_scalar
-        raise pickle.UnpicklingError(
-            f"refused to load {module}.{name}: only builtin containers, numbers, strings and NumPy arrays "
-            "are allowed in a data file")
+        alias = {"__builtin__": "builtins", "numpy.core.multiarray": "numpy._core.multiarray"}
+        found = _ALLOWED_GLOBALS.get((alias.get(module, module), name))
+        if found is None:
+            raise pickle.UnpicklingError(
+                f"refused to load {module}.{name}: only builtin containers, numbers, strings and NumPy arrays "
+                "are allowed in a data file")
+        return found
 
 
 class _SizedNdarray:
@@ -567,10 +502,7 @@ _NDARRAY = _SizedNdarray()
 
 def _check_pickled_array(shape, dtype) -> None:
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    n = 1
-    for d in shape:
-        n *= int(d)
-    nbytes = n * np.dtype(dtype).itemsize
+    nbytes = math.prod(int(d) for d in shape) * np.dtype(dtype).itemsize
     if nbytes > max_array_bytes():
         raise pickle.UnpicklingError(f"a pickled array of shape {shape} would take {nbytes:,} bytes, more than the "
                                      f"{max_array_bytes():,}-byte limit")
@@ -592,8 +524,6 @@ def _sized_scalar(dtype, *args):
 
 
 def _sized_bytes(name: str):
-    import builtins
-
     cls = getattr(builtins, name)
 
     def make(*args):
@@ -606,6 +536,17 @@ def _sized_bytes(name: str):
     return make
 
 
+#: ``(module, name)`` -> what :class:`RestrictedUnpickler` builds for it (sizes checked first)
+_ALLOWED_GLOBALS = {
+    **{("builtins", n): getattr(builtins, n)
+       for n in ("dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "bool", "str")},
+    ("builtins", "bytes"): _sized_bytes("bytes"), ("builtins", "bytearray"): _sized_bytes("bytearray"),
+    ("collections", "OrderedDict"): collections.OrderedDict, ("_codecs", "encode"): codecs.encode,
+    ("numpy", "dtype"): np.dtype, ("numpy", "ndarray"): _NDARRAY,
+    ("numpy._core.multiarray", "_reconstruct"): _sized_reconstruct, ("numpy._core.multiarray", "scalar"): _sized_scalar,
+}
+
+
 def _read_member_restricted(fp):
     """One ``.npy`` member: plain data as NumPy reads it; object arrays through the restricted unpickler."""
     from numpy.lib import format as npformat
@@ -614,8 +555,7 @@ def _read_member_restricted(fp):
     if not dtype.hasobject:
         fp.seek(0)
         return npformat.read_array(fp, allow_pickle=False)
-    obj = RestrictedUnpickler(fp, encoding="latin1").load()
-    return obj
+    return RestrictedUnpickler(fp, encoding="latin1").load()
 
 
 def read_torch_plain(path, error: type = ValueError):
@@ -645,11 +585,7 @@ def read_npz_object(path, key: str):
     as in the VideoPose3D / P-STMO / MPM-authors files) is unwrapped to its item. Raises
     ``ValueError`` naming the file: missing key (listing the keys present), not an ``.npz``,
     truncated, or a refused object."""
-    path = _check_file(path)
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head != _ZIP_MAGIC:
-        raise ValueError(f"{path}: not a NumPy .npz file ({_describe_start(path)})")
+    path = _check_file(path, _ZIP_MAGIC, ".npz")
     try:
         with zipfile.ZipFile(path) as zf:
             names = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
@@ -665,8 +601,7 @@ def read_npz_object(path, key: str):
             raise
         raise ValueError(f"{path}[{key!r}]: unreadable ({e})") from None
     except (zipfile.BadZipFile, EOFError, OSError, KeyError, IndexError, TypeError, AttributeError) as e:
-        raise ValueError(f"{path}: unreadable .npz file ({e or type(e).__name__}); the file is probably "
-                         "truncated") from None
+        raise _truncated_npz(path, e) from None
     if isinstance(obj, np.ndarray) and obj.dtype == object and obj.shape == ():
         obj = obj.item()
     return obj
@@ -694,8 +629,6 @@ def save_npz_atomic(path, **arrays) -> str:
 #: most frames a COCO JSON may span from its first to its last integer image id (missing ids
 #: become empty frames; this bounds the memory a file with ids 0 and 10**9 would ask for)
 MAX_JSON_FRAMES = 1_000_000
-
-
 #: deepest JSON nesting :func:`read_json` reads (COCO files nest 3 deep)
 MAX_JSON_DEPTH = 64
 
@@ -723,22 +656,16 @@ def read_json(path) -> object:
 def _json_depth(raw: bytes) -> int:
     """Deepest ``[`` / ``{`` nesting of JSON text, brackets inside strings ignored (vectorised)."""
     a = np.frombuffer(raw, dtype=np.uint8)
-    if not a.size:
-        return 0
     quote = a == ord('"')
-    if quote.any():
-        # a quote preceded by an odd number of backslashes is escaped
-        bs = a == ord("\\")
-        idx = np.flatnonzero(quote)
-        # length of the backslash run just before each quote
-        last_non_bs = np.maximum.accumulate(np.where(~bs, np.arange(a.size), -1))
-        prev = idx - 1
-        before = np.where(prev >= 0, last_non_bs[np.maximum(prev, 0)], -1)
-        n_bs = np.where(prev >= 0, prev - before, 0)
-        quote[idx[n_bs % 2 == 1]] = False
-        inside = (np.cumsum(quote) % 2 == 1) & ~quote
-    else:
-        inside = np.zeros(a.size, bool)
+    # a quote preceded by an odd number of backslashes is escaped
+    idx = np.flatnonzero(quote)
+    # length of the backslash run just before each quote
+    last_non_bs = np.maximum.accumulate(np.where(a != ord("\\"), np.arange(a.size), -1))
+    prev = idx - 1
+    before = np.where(prev >= 0, last_non_bs[np.maximum(prev, 0)], -1)
+    n_bs = np.where(prev >= 0, prev - before, 0)
+    quote[idx[n_bs % 2 == 1]] = False
+    inside = (np.cumsum(quote) % 2 == 1) & ~quote
     step = np.where((a == ord("[")) | (a == ord("{")), 1, 0) - np.where((a == ord("]")) | (a == ord("}")), 1, 0)
     step[inside] = 0
     return int(np.cumsum(step).max(initial=0))
@@ -792,9 +719,7 @@ def _parse_coco(data, path, fill_gaps: bool = True) -> Tuple[np.ndarray, List]:
             k_len = len(kps)
         elif len(kps) != k_len:
             raise ValueError(f"{path}: entry {i} has {len(kps) // 3} keypoints, earlier ones {k_len // 3}")
-        score = det.get("score", 1.0)
-        if score is None:
-            score = 1.0
+        score = 1.0 if det.get("score") is None else det["score"]
         if isinstance(score, bool) or not isinstance(score, (int, float)) or score != score:
             raise ValueError(f"{path}: entry {i}: 'score' must be a number, got {score!r}")
         score = float(score)
@@ -853,16 +778,11 @@ def read_keypoints(path: str) -> Tuple[np.ndarray, Dict]:
         return read_npy(path), meta
     if ext == ".npz":
         z = read_npz(path)
-        keys = list(z.keys())
-        for key in ("keypoints", "keypoints_2d", "pose_2d", "poses"):
-            if key in z:
-                arr = z[key]
-                break
-        else:
-            cands = [k for k in keys if k not in ("image_size", "scores", "confidence")]
-            if len(cands) != 1:
-                raise ValueError(f"{path}: put the (frames, joints, 2|3) array under 'keypoints' (found {keys})")
-            arr = z[cands[0]]
+        named = [k for k in ("keypoints", "keypoints_2d", "pose_2d", "poses") if k in z]
+        cands = named[:1] or [k for k in z if k not in ("image_size", "scores", "confidence")]
+        if len(cands) != 1:
+            raise ValueError(f"{path}: put the (frames, joints, 2|3) array under 'keypoints' (found {list(z)})")
+        arr = z[cands[0]]
         for key in ("scores", "confidence"):
             if key in z and arr.ndim == 3 and arr.shape[-1] == 2:
                 conf = z[key]

@@ -1,13 +1,6 @@
-"""Motion-capture joint positions -> Human3.6M-17 (world frame, metres).
-
-* :func:`map_joints_by_name`: (T, J_src, 3) named joints -> (T, 17, 3) H36M-17 with a name map.
-* :data:`CMU_BVH_TO_H36M17`, :data:`HOLOSOMA_TO_H36M17`, :data:`SMPL_TO_H36M17`: name maps.
-* :func:`resample`: linear interpolation to a target frame rate.
-* :func:`y_up_to_z_up`: rotate a Y-up world (x right, y up, z toward viewer) to Z up.
-* :func:`load_bvh_h36m17`: BVH file -> (T, 17, 3) H36M-17 world positions, Z up, metres.
-* :func:`load_climb_npy`: holosoma climbing ``.npy`` -> (T, 17, 3) H36M-17, Z up, metres.
-
-World convention of everything returned here: metres, **Z up**, right-handed.
+"""Motion-capture joint positions -> Human3.6M-17 (world frame, metres): joint-name maps
+(:data:`CMU_BVH_TO_H36M17`, :data:`HOLOSOMA_TO_H36M17`, :data:`SMPL_TO_H36M17`), resampling and
+the BVH / climbing ``.npy`` loaders. Everything returned is in metres, **Z up**, right-handed.
 """
 
 from __future__ import annotations
@@ -20,17 +13,8 @@ import numpy as np
 from ..skeleton import H36M_17
 from .bvh import read_bvh
 
-__all__ = [
-    "CMU_BVH_TO_H36M17",
-    "HOLOSOMA_TO_H36M17",
-    "SMPL_TO_H36M17",
-    "CMU_BVH_SCALE",
-    "map_joints_by_name",
-    "resample",
-    "y_up_to_z_up",
-    "load_bvh_h36m17",
-    "load_climb_npy",
-]
+__all__ = ["CMU_BVH_TO_H36M17", "HOLOSOMA_TO_H36M17", "SMPL_TO_H36M17", "CMU_BVH_SCALE", "map_joints_by_name",
+           "resample", "y_up_to_z_up", "load_bvh_h36m17", "load_climb_npy"]
 
 # One entry per H36M-17 joint (skeleton.H36M_17 order). A string is a source joint name; a
 # tuple ("extrapolate", a, b, k) means a + k * (a - b) (used for head_top when the source has
@@ -109,9 +93,7 @@ def resample(positions: np.ndarray, source_fps: float, target_fps: float) -> np.
     if source_fps <= 0 or target_fps <= 0:
         raise ValueError(f"frame rates must be positive, got {source_fps} -> {target_fps}")
     T = x.shape[0]
-    if T == 0:
-        return x.copy()
-    if source_fps == target_fps:
+    if T == 0 or source_fps == target_fps:
         return x.copy()
     duration = (T - 1) / source_fps
     n_out = int(np.floor(duration * target_fps + 1e-9)) + 1
@@ -129,6 +111,19 @@ def y_up_to_z_up(positions: np.ndarray) -> np.ndarray:
     return np.stack([p[..., 0], -p[..., 2], p[..., 1]], axis=-1)
 
 
+def to_z_up_at_rate(h36m: np.ndarray, fps: float, up_axis: str = "z",
+                    target_fps: Optional[float] = None) -> Tuple[np.ndarray, float]:
+    """(T, 17, 3) positions with ``up_axis`` ("y" or "z") at ``fps`` -> ((T', 17, 3) float32, Z up,
+    resampled to ``target_fps`` unless None; the frame rate)."""
+    if up_axis.lower() == "y":
+        h36m = y_up_to_z_up(h36m)
+    elif up_axis.lower() != "z":
+        raise ValueError(f"up_axis must be 'y' or 'z', got {up_axis!r}")
+    if target_fps is None:
+        return h36m.astype(np.float32), float(fps)
+    return resample(h36m, fps, target_fps).astype(np.float32), float(target_fps)
+
+
 def load_bvh_h36m17(path, joint_map: JointMap = CMU_BVH_TO_H36M17, scale: float = CMU_BVH_SCALE,
                     up_axis: str = "y", target_fps: Optional[float] = 50.0,
                     skip_frames: int = 0) -> Tuple[np.ndarray, float]:
@@ -141,16 +136,7 @@ def load_bvh_h36m17(path, joint_map: JointMap = CMU_BVH_TO_H36M17, scale: float 
     """
     motion = read_bvh(path)
     pos = motion.joint_positions(scale=scale)[skip_frames:]
-    h36m = map_joints_by_name(pos, motion.joint_names, joint_map)
-    if up_axis.lower() == "y":
-        h36m = y_up_to_z_up(h36m)
-    elif up_axis.lower() != "z":
-        raise ValueError(f"up_axis must be 'y' or 'z', got {up_axis!r}")
-    fps = motion.fps
-    if target_fps is not None:
-        h36m = resample(h36m, fps, target_fps)
-        fps = float(target_fps)
-    return h36m.astype(np.float32), fps
+    return to_z_up_at_rate(map_joints_by_name(pos, motion.joint_names, joint_map), motion.fps, up_axis, target_fps)
 
 
 def load_climb_npy(path, joint_names: Union[str, Sequence[str], None] = None,
@@ -174,9 +160,4 @@ def load_climb_npy(path, joint_names: Union[str, Sequence[str], None] = None,
         joint_names = read_json(names_path)
         if not isinstance(joint_names, list) or not all(isinstance(n, str) for n in joint_names):
             raise ValueError(f"{names_path}: expected a JSON list of joint names")
-    h36m = map_joints_by_name(pos, list(joint_names), joint_map)
-    fps = float(source_fps)
-    if target_fps is not None:
-        h36m = resample(h36m, source_fps, target_fps)
-        fps = float(target_fps)
-    return h36m.astype(np.float32), fps
+    return to_z_up_at_rate(map_joints_by_name(pos, list(joint_names), joint_map), source_fps, "z", target_fps)

@@ -23,16 +23,12 @@ from ..cameras import Camera, h36m_cameras, world_to_camera, project_to_pixels
 from ..skeleton import h36m17_to_h36m16, mpi3dhp17_to_h36m16, mpi3dhp17_to_h36m17
 from .io import make_row, read_npz_object, rows_to_dataset
 from .mocap import (CMU_BVH_SCALE, CMU_BVH_TO_H36M17, SMPL_TO_H36M17, JointMap, load_bvh_h36m17,
-                    load_climb_npy, map_joints_by_name, resample, y_up_to_z_up)
+                    load_climb_npy, map_joints_by_name, to_z_up_at_rate)
 
-__all__ = [
-    "H36M_32_TO_17", "H36M_TRAIN_SUBJECTS", "H36M_TEST_SUBJECTS",
-    "load_npz_object", "load_h36m_2d", "h36m_rows", "prepare_h36m",
-    "MPI3DHP_TEST_IMAGE_SIZE", "MPI3DHP_TEST_FPS", "mpi3dhp_train_rows", "mpi3dhp_test_rows",
-    "prepare_mpi3dhp",
-    "amass_authors_rows", "amass_joints_rows", "prepare_amass",
-    "mocap_rows", "prepare_mocap",
-]
+__all__ = ["H36M_32_TO_17", "H36M_TRAIN_SUBJECTS", "H36M_TEST_SUBJECTS", "load_npz_object", "load_h36m_2d", "h36m_rows",
+           "prepare_h36m", "MPI3DHP_TEST_IMAGE_SIZE", "MPI3DHP_TEST_FPS", "mpi3dhp_train_rows", "mpi3dhp_test_rows",
+           "prepare_mpi3dhp", "amass_authors_rows", "amass_joints_rows", "prepare_amass", "mocap_rows",
+           "prepare_mocap"]
 
 H36M_32_TO_17 = [0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27]
 """Indices of the 17 VideoPose3D joints in the 32-joint Human3.6M mocap skeleton."""
@@ -41,12 +37,8 @@ H36M_TEST_SUBJECTS = ("S9", "S11")
 
 
 def load_npz_object(path, key: str):
-    """``np.load(path, allow_pickle=True)[key]`` made safe: the pickled dicts of the released
-    files are read by :class:`modeling_mpm.data.io.RestrictedUnpickler` (builtin containers,
-    numbers, strings and NumPy arrays only; anything else is refused, nothing in the file is
-    run). A 0-d object array is unwrapped to its item. Raises ``FileNotFoundError`` for a missing
-    file and ``ValueError`` naming the file for everything else (missing key, a folder, not an
-    npz, truncated, refused objects)."""
+    """:func:`modeling_mpm.data.io.read_npz_object` (pickled dicts read without running code), but
+    ``FileNotFoundError`` for a missing file."""
     path = str(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file: {path}")
@@ -71,9 +63,13 @@ def _numeric(value, where: str, what: str) -> np.ndarray:
         raise ValueError(f"{where}: {what} is not a numeric array (got {type(value).__name__})") from None
 
 
-def _mapping(value, where: str, layout: str) -> dict:
+def _mapping(value, where: str, layout: str, keys: Sequence[str] = ()) -> dict:
+    """``value``: a dict holding ``keys``, or a ValueError naming ``where``."""
     if not isinstance(value, dict):
         raise ValueError(f"{where}: expected {layout}, got {type(value).__name__}")
+    missing = set(keys) - set(value)
+    if missing:
+        raise ValueError(f"{where}: missing {sorted(missing)}")
     return value
 
 
@@ -99,6 +95,19 @@ def load_h36m_2d(path) -> dict:
     if not isinstance(positions_2d, dict):
         raise ValueError(f"{path}: positions_2d must be a pickled dict[subject][action] -> list of 4 arrays")
     return positions_2d
+
+
+def _h36m_inputs(positions_3d, positions_2d):
+    """The 3D and 2D dicts of :func:`h36m_rows` (paths are loaded)."""
+    if isinstance(positions_3d, (str, os.PathLike)):
+        positions_3d = load_npz_object(positions_3d, "positions_3d")
+    if not isinstance(positions_3d, dict):
+        raise TypeError("positions_3d must be a dict[subject][action] -> (T, 32, 3) array")
+    if isinstance(positions_2d, (str, os.PathLike)):
+        positions_2d = load_h36m_2d(positions_2d)
+    if positions_2d is not None and not isinstance(positions_2d, dict):
+        raise TypeError("positions_2d must be a dict[subject][action] -> list of 4 (T, 17, 2) arrays")
+    return positions_3d, positions_2d
 
 
 def _h36m_views_2d(positions_2d: dict, subject: str, action: str, n_cams: int):
@@ -137,14 +146,7 @@ def h36m_rows(positions_3d: Union[str, os.PathLike, dict], positions_2d: Union[s
     Each row: 3D in the camera frame (metres, absolute), 2D in pixels, image size, pixel
     intrinsics, fps 50, sequence id ``"<subject>/<action>/<camera id>"``.
     """
-    if isinstance(positions_3d, (str, os.PathLike)):
-        positions_3d = load_npz_object(positions_3d, "positions_3d")
-    if not isinstance(positions_3d, dict):
-        raise TypeError("positions_3d must be a dict[subject][action] -> (T, 32, 3) array")
-    if isinstance(positions_2d, (str, os.PathLike)):
-        positions_2d = load_h36m_2d(positions_2d)
-    if positions_2d is not None and not isinstance(positions_2d, dict):
-        raise TypeError("positions_2d must be a dict[subject][action] -> list of 4 (T, 17, 2) arrays")
+    positions_3d, positions_2d = _h36m_inputs(positions_3d, positions_2d)
     subjects = list(positions_3d) if subjects is None else list(subjects)
     for subject in subjects:
         if subject not in positions_3d:
@@ -197,12 +199,7 @@ def prepare_h36m(positions_3d, positions_2d=None, num_joints: int = 17,
     only "train"); a file with none of the subjects raises ``ValueError``."""
     from datasets import DatasetDict
 
-    if isinstance(positions_3d, (str, os.PathLike)):
-        positions_3d = load_npz_object(positions_3d, "positions_3d")
-    if isinstance(positions_2d, (str, os.PathLike)):
-        positions_2d = load_h36m_2d(positions_2d)
-    if not isinstance(positions_3d, dict):
-        raise TypeError("positions_3d must be a dict[subject][action] -> (T, 32, 3) array")
+    positions_3d, positions_2d = _h36m_inputs(positions_3d, positions_2d)
     known = set(train_subjects) | set(test_subjects)
     if not known & set(positions_3d):
         raise ValueError(f"the 3D file has none of the Human3.6M subjects {sorted(known)} "
@@ -274,10 +271,8 @@ def mpi3dhp_train_rows(path_or_dict, num_joints: int = 17, legacy: bool = False,
         parts = str(key).split()
         subject, seq = (parts[0], parts[1]) if len(parts) == 2 else (str(key), "")
         for cam in sorted(cams, key=lambda c: (0, int(c), "") if str(c).isdigit() else (1, 0, str(c))):
-            d = _mapping(cams[cam], f"3DHP train {key} camera {cam}", "a dict with 'data_2d' and 'data_3d'")
-            missing = {"data_2d", "data_3d"} - set(d)
-            if missing:
-                raise ValueError(f"3DHP train {key} camera {cam}: missing {sorted(missing)}")
+            d = _mapping(cams[cam], f"3DHP train {key} camera {cam}", "a dict with 'data_2d' and 'data_3d'",
+                         ("data_2d", "data_3d"))
             p2, p3, units = _mpi_convert(d["data_2d"], d["data_3d"], w, h, num_joints, legacy, f"{key} camera {cam}")
             yield make_row(sequence=f"{key}/{cam}", source="mpi_inf_3dhp", subject=subject, action=seq,
                            camera=str(cam), pose_3d=p3, pose_2d=p2, pose_2d_units=units, fps=float(fps),
@@ -295,10 +290,8 @@ def mpi3dhp_test_rows(path_or_dict, num_joints: int = 17, legacy: bool = False,
     for key in sorted(data, key=str):
         if key not in MPI3DHP_TEST_IMAGE_SIZE:
             raise ValueError(f"unknown 3DHP test sequence {key!r}; expected TS1..TS6")
-        d = _mapping(data[key], f"3DHP test {key}", "a dict with 'data_2d', 'data_3d' and 'valid'")
-        missing = {"data_2d", "data_3d", "valid"} - set(d)
-        if missing:
-            raise ValueError(f"3DHP test {key}: missing {sorted(missing)}")
+        d = _mapping(data[key], f"3DHP test {key}", "a dict with 'data_2d', 'data_3d' and 'valid'",
+                     ("data_2d", "data_3d", "valid"))
         w, h = MPI3DHP_TEST_IMAGE_SIZE[key]
         p2, p3, units = _mpi_convert(d["data_2d"], d["data_3d"], w, h, num_joints, legacy, f"test {key}")
         valid = np.asarray(d["valid"]).reshape(-1)
@@ -334,10 +327,8 @@ def amass_authors_rows(path_or_dict, fps: float = 50.0) -> Iterator[dict]:
     if not isinstance(data, dict):
         raise TypeError("AMASS data must be a dict[seq] -> {'length','pose2d','pose3d'}")
     for key in sorted(data, key=str):
-        d = _mapping(data[key], f"AMASS sequence {key!r}", "a dict with 'length', 'pose2d' and 'pose3d'")
-        missing = {"length", "pose2d", "pose3d"} - set(d)
-        if missing:
-            raise ValueError(f"AMASS sequence {key!r}: missing {sorted(missing)}")
+        d = _mapping(data[key], f"AMASS sequence {key!r}", "a dict with 'length', 'pose2d' and 'pose3d'",
+                     ("length", "pose2d", "pose3d"))
         p2 = _numeric(d["pose2d"], f"AMASS sequence {key!r}", "pose2d").astype(np.float32)
         p3 = _numeric(d["pose3d"], f"AMASS sequence {key!r}", "pose3d").astype(np.float32)
         if p2.ndim != 3 or p2.shape[1:] != (16, 2) or p3.ndim != 3 or p3.shape[1:] != (16, 3):
@@ -389,14 +380,7 @@ def amass_joints_rows(paths: Union[str, os.PathLike, Sequence], joint_map: Joint
         for key, pos in sorted(arrays.items()):
             if pos.ndim != 3 or pos.shape[1:] != (len(names), 3):
                 raise ValueError(f"{f}[{key!r}]: expected (T, {len(names)}, 3), got {pos.shape}")
-            h36m = map_joints_by_name(pos, names, joint_map)
-            if up_axis == "y":
-                h36m = y_up_to_z_up(h36m)
-            elif up_axis != "z":
-                raise ValueError(f"up_axis must be 'y' or 'z', got {up_axis!r}")
-            rate = fps
-            if target_fps is not None:
-                h36m, rate = resample(h36m, fps, target_fps), float(target_fps)
+            h36m, rate = to_z_up_at_rate(map_joints_by_name(pos, names, joint_map), fps, up_axis, target_fps)
             seq = f.stem if key == "positions" else f"{f.stem}/{key}"
             yield make_row(sequence=seq, source="amass", pose_3d=h36m, fps=rate, skeleton="h36m17",
                            coordinate_frame="world")

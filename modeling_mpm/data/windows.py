@@ -43,9 +43,6 @@ Randomness (flip, virtual cameras, 2D noise) comes from a NumPy generator seeded
 global NumPy seed is never touched; :meth:`PoseWindowDataset.rng_state` /
 :meth:`~PoseWindowDataset.set_rng_state` save and restore it (resumed training runs).
 
-With ``labels`` (one per sequence) the items are the training / evaluation view
-``{"pose_2d", "pose_3d", "action"}`` (tensors and a string), the action being the label of the item's sequence.
-
 :func:`collate_unpaired` returns separate 2D and 3D sub-batches; :func:`collate_windows` (the one
 collate of the package: these datasets, the training loop, evaluation) stacks paired items.
 """
@@ -64,15 +61,8 @@ from ..cameras import (VirtualCamera, VirtualCameraSampler, camera_arrays, norma
                        normalize_screen_coordinates)
 from ..skeleton import get_skeleton
 
-__all__ = [
-    "PoseNoise2D",
-    "PoseWindowDataset",
-    "WindowBatch",
-    "window_indices",
-    "collate_windows",
-    "collate_unpaired",
-    "materialize_camera_sequences",
-]
+__all__ = ["PoseNoise2D", "PoseWindowDataset", "WindowBatch", "window_indices", "collate_windows", "collate_unpaired",
+           "materialize_camera_sequences"]
 
 MODES = ("paired", "unpaired", "2d", "3d")
 
@@ -247,35 +237,24 @@ class PoseWindowDataset(Dataset):
         self._valid = np.concatenate([q["valid"] for q in seqs]) if seqs else np.zeros(0, bool)
 
     def _build_index(self, valid_only: bool):
-        seq_idx, centers, cams, modality = [], [], [], []
+        parts = []  # (4, n) rows: sequence, centre, camera, modality
         n_cams = len(self.fixed_cameras) if self.fixed_cameras else 1
         for i in range(self.num_sequences):
             c = np.arange(0, self._T[i], self.stride)
             if valid_only:
                 c = c[self._valid[self._start[i] + c]]
             has2, has3 = bool(self._has2[i]), bool(self._has3[i])
-            if self.mode == "paired":
-                mods = [2] if (has2 and has3) else []
-            elif self.mode == "unpaired":
-                mods = ([0] if has2 else []) + ([1] if has3 else [])
-            elif self.mode == "2d":
-                mods = [0] if has2 else []
-            else:
-                mods = [1] if has3 else []
+            # modality codes: 0 = 2D only, 1 = 3D only, 2 = paired
+            mods = {"paired": [2] * (has2 and has3), "unpaired": [0] * has2 + [1] * has3,
+                    "2d": [0] * has2, "3d": [1] * has3}[self.mode]
             cam_ids = range(n_cams) if (self._world[i] and self.fixed_cameras) else [-1]
-            for cam in cam_ids:
-                for m in mods:
-                    seq_idx.append(np.full(len(c), i))
-                    centers.append(c)
-                    cams.append(np.full(len(c), cam))
-                    modality.append(np.full(len(c), m))
-        cat = lambda xs: np.concatenate(xs).astype(np.int64) if xs else np.zeros(0, np.int64)  # noqa: E731
-        self._seq, self._center, self._cam, self._mod = cat(seq_idx), cat(centers), cat(cams), cat(modality)
-        if self.mode == "unpaired" and len(self._seq):
+            parts += [np.stack([np.full(len(c), i), c, np.full(len(c), cam), np.full(len(c), m)])
+                      for cam in cam_ids for m in mods]
+        index = np.concatenate(parts, axis=1).astype(np.int64) if parts else np.zeros((4, 0), np.int64)
+        if self.mode == "unpaired":
             # interleave so that neighbouring indices alternate 2D / 3D like the authors' index % 2
-            order = np.lexsort((self._mod, self._center, self._cam, self._seq))
-            self._seq, self._center, self._cam, self._mod = (a[order] for a in
-                                                             (self._seq, self._center, self._cam, self._mod))
+            index = index[:, np.lexsort(index[[3, 1, 2, 0]])]
+        self._seq, self._center, self._cam, self._mod = index
 
     @classmethod
     def from_dataset(cls, dataset, **kwargs) -> "PoseWindowDataset":
