@@ -56,6 +56,8 @@ if ROOT not in sys.path:
 
 from modeling_mpm.atomic import atomic_write_text  # noqa: E402
 
+#: the held-out take scored with ``--heldout`` (not in the repository; no run or setting saw it)
+HELDOUT = "climb_seq_4"
 SEQUENCES = ("climb_seq_0", "climb_seq_1", "climb_seq_2", "cmu_01_01", "climb_seq_3", "cmu_01_03")
 
 #: report sequences, the premise's one fine-tuning sequence, and whether no setting was chosen on them
@@ -153,7 +155,7 @@ def aggregate(runs: List[Dict], metric: str = "plain") -> Dict:
     table: Dict = {}
     by = {}
     for r in runs:
-        if r.get("kind") == "finetune":
+        if r.get("kind") == "finetune" and metric in r["results"]:
             by[(r["fold"], r["arm"], r["seed"])] = r["results"][metric]["mpjpe"]
     for fold in sorted({k[0] for k in by}):
         rows = {}
@@ -191,7 +193,8 @@ def _diff(d):
     return f"{d['mean']:+.1f}{ci}"
 
 
-def markdown(agg: Dict, agg_limb: Dict, meta: Dict, baselines: Dict) -> str:
+def markdown(agg: Dict, agg_limb: Dict, meta: Dict, baselines: Dict, agg_held: Optional[Dict] = None,
+             held_baselines: Optional[Dict] = None) -> str:
     p = meta.get("preset", {})
     lines = ["## Pre-training, compute-matched (bench/bench_pretraining.py)", "",
              "Commands (each adds its runs to the same folder; the report reads them all): "
@@ -229,6 +232,16 @@ def markdown(agg: Dict, agg_limb: Dict, meta: Dict, baselines: Dict) -> str:
                 for arm in arms:
                     if arm in rows:
                         lines.append(f"| {data} " + _row(arm, rows[arm], agg_limb.get(fold, {}).get(arm), p))
+        held = (agg_held or {}).get(fold)
+        if held:
+            lines += ["", f"The same lifters (fold {fold}) on `{HELDOUT}`, a fifth climbing take that is not in the "
+                      "repository and that no run or setting saw (bench/bench_heldout_mocap.py fetches it), through "
+                      "the same four cameras:", "",
+                      "| arm | steps | seeds | MPJPE | | − scratch (total budget) [95% CI] "
+                      "| − scratch (fine-tuning budget) [95% CI] |", "|---|---|---|---|---|---|---|"]
+            lines += [_row(arm, held[arm], None, p) for arm in ALL_ARMS if arm in held]
+            if (held_baselines or {}).get(fold) is not None:
+                lines.append(f"| per-sequence mean pose (no input) | - | - | {held_baselines[fold]:.1f} | - | - | - |")
         lines.append("")
     return "\n".join(lines)
 
@@ -282,18 +295,21 @@ def report(out: str, json_path: str, md_path: str, meta: Optional[Dict] = None) 
     if os.path.exists(meta_path):
         with open(meta_path, encoding="utf-8") as fh:
             meta = {**json.load(fh), **meta}
-    agg, agg_limb = aggregate(runs, "plain"), aggregate(runs, "limb")
-    baselines = {}
+    agg, agg_limb, agg_held = aggregate(runs, "plain"), aggregate(runs, "limb"), aggregate(runs, "heldout")
+    baselines, held_baselines = {}, {}
     for r in runs:
         if r.get("kind") == "finetune" and r.get("mean_pose_mpjpe") is not None:
             baselines[str(r["fold"])] = r["mean_pose_mpjpe"]
+        if r.get("kind") == "finetune" and r.get("heldout_mean_pose_mpjpe") is not None:
+            held_baselines[str(r["fold"])] = r["heldout_mean_pose_mpjpe"]
     ft = [r for r in runs if r.get("kind") == "finetune"]
     result = {"meta": meta, "folds": {str(i): f for i, f in enumerate(FOLDS)}, "arms": {k: v[3] for k, v in ALL_ARMS.items()},
               "mpjpe_mm": agg, "mpjpe_one_limb_missing_mm": agg_limb, "mean_pose_baseline_mm": baselines,
+              f"mpjpe_{HELDOUT}_mm": agg_held, f"mean_pose_baseline_{HELDOUT}_mm": held_baselines,
               "runs": [{k: r[k] for k in ("fold", "seed", "arm", "seconds", "steps", "device") if k in r}
                        | {"mpjpe": r["results"]["plain"]["mpjpe"], "p_mpjpe": r["results"]["plain"]["p_mpjpe"],
                           "limb_mpjpe": r["results"]["limb"]["mpjpe"]} for r in ft]}
-    md = markdown(agg, agg_limb, meta, baselines)
+    md = markdown(agg, agg_limb, meta, baselines, agg_held, held_baselines)
     os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
     atomic_write_text(json_path, json.dumps(result, indent=2) + "\n")
     atomic_write_text(md_path, md + "\n")
@@ -334,6 +350,25 @@ def report_dataset(cfg, p: Dict, report_sequences: List[str]):
     return Subset(val, keep)
 
 
+def heldout_windows(npy: str, p: Dict):
+    """The held-out take (``(T, 17, 3)`` metres, world frame, 50 Hz) through the demo's four fixed cameras,
+    a window centred every ``eval_stride`` frames (bench/bench_heldout_mocap.py's windows)."""
+    from bench_heldout_mocap import build_windows, camera_set
+
+    return build_windows({HELDOUT: np.load(npy)}, camera_set("fixed"), p["num_frames"], p["eval_stride"], noise=False)
+
+
+def prepare_heldout(cache_dir: str, work: str) -> str:
+    """Fetch and convert the held-out take once (bench_heldout_mocap's fetch; cached); its ``.npy`` path."""
+    from bench_heldout_mocap import load_motions
+
+    motions, _ = load_motions(["holosoma_climb_seq_4"], cache_dir)
+    os.makedirs(work, exist_ok=True)
+    path = os.path.join(work, f"{HELDOUT}.npy")
+    np.save(path, motions["holosoma_climb_seq_4"])
+    return path
+
+
 def run_job(spec: Dict) -> Dict:
     """Train (and for fine-tunings evaluate) one job; returns the JSON written to ``spec['result']``."""
     import torch
@@ -371,6 +406,13 @@ def run_job(spec: Dict) -> Dict:
         out = {"kind": "finetune", "arm": spec["arm"], "pretrain": pre, "budget": budget, "train_sequences": seqs,
                "init_from": spec.get("model_dir"), "results": results,
                "mean_pose_mpjpe": mean_pose_baseline(ds)["mpjpe"]}
+        if spec.get("heldout_npy"):
+            held = heldout_windows(spec["heldout_npy"], p)
+            r_held = evaluate_lifting(r.model, held, batch_size=p["eval_batch_size"])
+            results["heldout"] = {k: r_held[k] for k in ("mpjpe", "p_mpjpe", "windows")}
+            from bench_heldout_mocap import mean_pose_scores
+
+            out["heldout_mean_pose_mpjpe"] = mean_pose_scores(held)[HELDOUT]["mpjpe_mm"]
     dev = next(r.model.parameters()).device
     out.update(fold=spec["fold"], seed=seed, steps=steps, global_step=r.global_step, seconds=time.time() - t0,
                report_sequences=fold["report"], device=torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
@@ -424,18 +466,29 @@ def _pretrain_ready(job: Dict) -> bool:
     return os.path.exists(job["result"]) and os.path.isfile(os.path.join(job["model_dir"], "config.json"))
 
 
+def _finetune_done(job: Dict, heldout_npy: Optional[str]) -> bool:
+    """A fine-tuning's result exists (and, when the held-out take is asked for, scores it)."""
+    if not os.path.exists(job["result"]):
+        return False
+    if not heldout_npy:
+        return True
+    with open(job["result"], encoding="utf-8") as fh:
+        return "heldout" in json.load(fh)["results"]
+
+
 def schedule(jobs: List[Dict], preset: Dict, device: str, n_jobs: int, out: str, deadline: Optional[float],
-             kill_after: Optional[float], log=print) -> Dict[str, str]:
-    """Run ``jobs`` as subprocesses, ``n_jobs`` at once; returns ``{id: status}``."""
+             kill_after: Optional[float], log=print, heldout_npy: Optional[str] = None) -> Dict[str, str]:
+    """Run ``jobs`` as subprocesses, ``n_jobs`` at once; returns ``{id: status}``. With ``heldout_npy``
+    a fine-tuning that did not score the held-out take is run again."""
     t0 = time.time()
     by_id = {j["id"]: j for j in jobs}
-    needed = {d for j in jobs if not os.path.exists(j["result"]) for d in j["deps"]}
+    needed = {d for j in jobs if j["kind"] == "finetune" and not _finetune_done(j, heldout_npy) for d in j["deps"]}
     status = {}
     for j in jobs:
         if j["kind"] == "pretrain":
             done = _pretrain_ready(j) or (os.path.exists(j["result"]) and j["id"] not in needed)
         else:
-            done = os.path.exists(j["result"])
+            done = _finetune_done(j, heldout_npy)
         status[j["id"]] = "skipped (done)" if done else "pending"
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1",
                PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -480,7 +533,8 @@ def schedule(jobs: List[Dict], preset: Dict, device: str, n_jobs: int, out: str,
                 if kill_after is not None and rate and elapsed + max(rate) * job_steps(j, preset) > kill_after:
                     continue  # would not finish before --kill-after (at the slowest measured seconds / step)
                 spec = {k: j[k] for k in ("kind", "fold", "seed", "result", "run_dir") if k in j}
-                spec.update({k: j[k] for k in ("recipe", "arm", "model_dir") if k in j}, preset=preset, device=device)
+                spec.update({k: j[k] for k in ("recipe", "arm", "model_dir") if k in j}, preset=preset, device=device,
+                            heldout_npy=heldout_npy)
                 logf = open(os.path.join(out, "logs", j["id"].replace("/", "_") + ".log"), "w")
                 running[j["id"]] = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker",
                                                      json.dumps(spec)], env=env, stdout=logf, stderr=subprocess.STDOUT,
@@ -519,6 +573,9 @@ def main(argv=None) -> int:
                     help="pre-trained models and training folders")
     ap.add_argument("--json", default=os.path.join(ROOT, "bench", "results", "pretraining.json"))
     ap.add_argument("--md", default=os.path.join(ROOT, "bench", "results", "pretraining.md"))
+    ap.add_argument("--heldout", action="store_true", help=f"also score every fine-tuning on {HELDOUT} (fetched "
+                    "by bench_heldout_mocap.py into --heldout-cache; fine-tunings without it are run again)")
+    ap.add_argument("--heldout-cache", help="bench_heldout_mocap.py's download cache (default: its own)")
     ap.add_argument("--report", action="store_true", help="only aggregate the finished runs under --out")
     a = ap.parse_args(argv)
     if a.worker:
@@ -554,8 +611,13 @@ def main(argv=None) -> int:
     t0 = time.time()
     print(f"{len(jobs)} jobs ({sum(j['kind'] == 'pretrain' for j in jobs)} pre-trainings), {a.jobs} at once on "
           f"{a.device}", flush=True)
+    heldout_npy = None
+    if a.heldout:
+        import bench_heldout_mocap
+
+        heldout_npy = prepare_heldout(a.heldout_cache or bench_heldout_mocap.CACHE_DIR, a.work)
     status = schedule(jobs, preset, a.device, a.jobs, a.out, a.deadline, a.kill_after,
-                      log=lambda m: print(m, flush=True))
+                      log=lambda m: print(m, flush=True), heldout_npy=heldout_npy)
     counts = {}
     for s in status.values():
         counts[s] = counts.get(s, 0) + 1
