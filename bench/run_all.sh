@@ -50,6 +50,9 @@ if [ "$B" = small ]; then
   # section 12: compute-matched pre-training arms, 3 seeds, clean fold 0 (about 50 min on 2 cores)
   python bench/bench_pretraining.py --budget full --pretrain-steps 500 --finetune-steps 175 --device cpu \
       --jobs "${JOBS:-1}" --seeds 0 1 2 --folds 0
+  # the same section: a second split, then both splits' lifters scored on climb_seq_4 (outside the repository)
+  python bench/bench_pretraining.py --budget full --pretrain-steps 500 --finetune-steps 175 --device cpu \
+      --jobs "${JOBS:-1}" --seeds 0 1 2 --folds 0 1 --arms scratch_total,mm_lift --no-premise --heldout
 else
   for s in accuracy completion ablation; do python bench/bench_$s.py --budget "$B"; done
   python bench/bench_training_speed.py --budget "$B"
