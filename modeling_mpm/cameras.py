@@ -1,5 +1,4 @@
-"""Cameras: Human3.6M calibration, projection, screen-coordinate normalisation and random
-virtual cameras.
+"""Cameras: Human3.6M calibration, projection, screen-coordinate normalisation and random virtual cameras.
 
 Conventions (README, "Coordinate conventions"; docs/data.md, "Conventions"):
 
@@ -13,9 +12,7 @@ Conventions (README, "Coordinate conventions"; docs/data.md, "Conventions"):
   axes into world axes and the camera centre ``translation`` in world millimetres; a world
   point X (metres) maps to the camera as ``q^-1 * (X - t/1000)``.
 
-The Human3.6M numbers (``h36m_cameras.json`` next to this module, read at import) are the standard
-calibration distributed with the data set (as used by VideoPose3D and its successors); they are
-facts about the recording setup.
+The Human3.6M numbers (``h36m_cameras.json``, read at import) are the data set's standard calibration.
 """
 
 from __future__ import annotations
@@ -31,30 +28,10 @@ import numpy as np
 from .keypoints import normalize_screen_coordinates  # the one screen normalisation
 from .keypoints import unnormalize_screen_coordinates as image_coordinates
 
-__all__ = [
-    "H36M_CAMERA_IDS",
-    "H36M_INTRINSICS",
-    "H36M_EXTRINSICS",
-    "H36M_SUBJECTS",
-    "h36m_camera",
-    "h36m_cameras",
-    "load_camera_json",
-    "Camera",
-    "normalize_screen_coordinates",
-    "image_coordinates",
-    "normalize_intrinsics",
-    "qrot",
-    "qinverse",
-    "world_to_camera",
-    "camera_to_world",
-    "project_to_pixels",
-    "project_normalized",
-    "look_at_rotation",
-    "VirtualCameraSampler",
-    "VirtualCamera",
-    "orbit_rotations",
-    "camera_arrays",
-]
+__all__ = ["H36M_CAMERA_IDS", "H36M_INTRINSICS", "H36M_EXTRINSICS", "H36M_SUBJECTS", "h36m_camera", "h36m_cameras",
+           "load_camera_json", "Camera", "normalize_screen_coordinates", "image_coordinates", "normalize_intrinsics",
+           "qrot", "qinverse", "world_to_camera", "camera_to_world", "project_to_pixels", "project_normalized",
+           "look_at_rotation", "VirtualCameraSampler", "VirtualCamera", "orbit_rotations", "camera_arrays"]
 
 
 def _read_h36m_calibration():
@@ -73,15 +50,9 @@ H36M_SUBJECTS: Tuple[str, ...] = tuple(H36M_EXTRINSICS)
 
 @dataclass
 class Camera:
-    """A calibrated camera.
-
-    Attributes:
-        id: camera identifier.
-        intrinsics: (9,) pixel intrinsics ``[fx, fy, cx, cy, k1, k2, k3, p1, p2]``.
-        width, height: image size in pixels.
-        orientation: (4,) unit quaternion (w, x, y, z), camera -> world rotation, or None.
-        translation: (3,) camera centre in world **metres**, or None.
-    """
+    """A calibrated camera: ``intrinsics`` (9,) pixels ``[fx, fy, cx, cy, k1, k2, k3, p1, p2]``, ``width`` /
+    ``height`` pixels, ``orientation`` (4,) unit quaternion (w, x, y, z) camera -> world or None, ``translation``
+    (3,) camera centre in world **metres** or None."""
 
     id: str
     intrinsics: np.ndarray
@@ -124,19 +95,13 @@ def h36m_camera(subject: str, camera: int | str) -> Camera:
     cam_id = H36M_CAMERA_IDS[index]
     cx, cy, fx, fy, k1, k2, k3, p1, p2, w, h = H36M_INTRINSICS[cam_id]
     ext = H36M_EXTRINSICS[subject][index]
-    return Camera(
-        id=cam_id,
-        intrinsics=np.array([fx, fy, cx, cy, k1, k2, k3, p1, p2], dtype=np.float64),
-        width=int(w),
-        height=int(h),
-        orientation=_unit(np.array(ext[:4], dtype=np.float64)),
-        translation=np.array(ext[4:], dtype=np.float64) / 1000.0,
-    )
+    return Camera(id=cam_id, intrinsics=np.array([fx, fy, cx, cy, k1, k2, k3, p1, p2], dtype=np.float64),
+                  width=int(w), height=int(h), orientation=_unit(np.array(ext[:4], dtype=np.float64)),
+                  translation=np.array(ext[4:], dtype=np.float64) / 1000.0)
 
 
 def _unit(q: np.ndarray) -> np.ndarray:
-    # the published quaternions are float32-rounded; renormalise so that q^-1 = conj(q) exactly
-    return q / np.linalg.norm(q)
+    return q / np.linalg.norm(q)  # the published quaternions are float32-rounded: make q^-1 = conj(q) exact
 
 
 def h36m_cameras(subject: str) -> List[Camera]:
@@ -145,9 +110,8 @@ def h36m_cameras(subject: str) -> List[Camera]:
 
 
 def load_camera_json(path: str) -> Dict[str, List[Camera]]:
-    """Cameras from a JSON file: ``{subject: [ {id, width, height, intrinsics (9, pixels),
-    orientation (w,x,y,z), translation (3, millimetres)}, ... ]}``. Overrides the built-in
-    Human3.6M calibration when a user has their own."""
+    """Cameras from a JSON file ``{subject: [{id, width, height, intrinsics (9, pixels), orientation (w,x,y,z),
+    translation (3, millimetres)}, ...]}`` (a user's own calibration)."""
     from .data.io import read_json  # bounded: size and nesting checked before parsing
 
     data = read_json(path)
@@ -171,8 +135,6 @@ def load_camera_json(path: str) -> Dict[str, List[Camera]]:
     return out
 
 
-# ----------------------------------------------------------------------------- geometry
-
 def normalize_intrinsics(intrinsics: np.ndarray, w: float, h: float) -> np.ndarray:
     """(..., 9) pixel intrinsics -> (..., 9) normalised ``[fx', fy', cx', cy', k1..k3, p1, p2]``."""
     k = np.array(intrinsics, dtype=np.float64)
@@ -186,12 +148,9 @@ def normalize_intrinsics(intrinsics: np.ndarray, w: float, h: float) -> np.ndarr
 
 def qrot(q: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Rotate vectors ``v`` (..., 3) by unit quaternions ``q`` (..., 4) (w, x, y, z)."""
-    q = np.asarray(q, dtype=np.float64)
-    v = np.asarray(v, dtype=np.float64)
-    qvec = q[..., 1:]
-    uv = np.cross(qvec, v)
-    uuv = np.cross(qvec, uv)
-    return v + 2 * (q[..., :1] * uv + uuv)
+    q, v = np.asarray(q, dtype=np.float64), np.asarray(v, dtype=np.float64)
+    uv = np.cross(q[..., 1:], v)
+    return v + 2 * (q[..., :1] * uv + np.cross(q[..., 1:], uv))
 
 
 def qinverse(q: np.ndarray) -> np.ndarray:
@@ -229,12 +188,9 @@ def _distort(xy: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 
 def project_to_pixels(points_camera: np.ndarray, intrinsics: np.ndarray, distortion: bool = True) -> np.ndarray:
-    """(..., 3) camera-frame points -> (..., 2) pixels with the 9-vector pixel intrinsics.
-
-    Same model as the Human3.6M / VideoPose3D projection: ``xy = X/Z`` (z clipped to 1e-6;
-    with distortion ``xy`` is clamped to [-1, 1] first, as VideoPose3D does),
-    ``xy' = xy (1 + k1 r^2 + k2 r^4 + k3 r^6 + p . xy) + p r^2``, ``uv = f xy' + c``.
-    """
+    """(..., 3) camera-frame points -> (..., 2) pixels with the 9-vector pixel intrinsics (VideoPose3D model):
+    ``xy = X/Z`` (z clipped to 1e-6, clamped to [-1, 1] with distortion),
+    ``xy' = xy (1 + k1 r^2 + k2 r^4 + k3 r^6 + p . xy) + p r^2``, ``uv = f xy' + c``."""
     p = np.asarray(points_camera, dtype=np.float64)
     if p.shape[-1] != 3:
         raise ValueError(f"expected (..., 3) camera points, got shape {p.shape}")
@@ -250,14 +206,10 @@ def project_to_pixels(points_camera: np.ndarray, intrinsics: np.ndarray, distort
 
 def project_normalized(points_camera: np.ndarray, intrinsics_normalized: np.ndarray,
                        distortion: bool = True) -> np.ndarray:
-    """Projection with normalised intrinsics -> normalised screen coordinates (..., 2).
-
-    Equal to ``normalize_screen_coordinates(project_to_pixels(X, K), w, h)``.
-    """
+    """Projection with normalised intrinsics -> normalised screen coordinates (..., 2)
+    (= ``normalize_screen_coordinates(project_to_pixels(X, K), w, h)``)."""
     return project_to_pixels(points_camera, intrinsics_normalized, distortion)
 
-
-# ----------------------------------------------------------------------------- virtual cameras
 
 def look_at_rotation(position: np.ndarray, target: np.ndarray, up=(0.0, 0.0, 1.0)) -> np.ndarray:
     """(3, 3) world -> camera rotation (rows: camera x right, y down, z forward) for a camera at
@@ -289,28 +241,17 @@ def orbit_rotations(yaw: np.ndarray, elevation: np.ndarray) -> np.ndarray:
 def camera_arrays(cameras: Sequence["VirtualCamera"]) -> Dict[str, np.ndarray]:
     """Stack virtual cameras into arrays: ``rotation`` (n,3,3), ``translation`` (n,3) (added
     after rotating: offset x, offset y, distance), ``focal`` (n,), ``width`` / ``height`` (n,)."""
-    return {
-        "rotation": orbit_rotations([c.yaw for c in cameras], [c.elevation for c in cameras]),
-        "translation": np.array([[c.offset[0], c.offset[1], c.distance] for c in cameras], dtype=np.float64),
-        "focal": np.array([c.focal for c in cameras], dtype=np.float64),
-        "width": np.array([c.width for c in cameras], dtype=np.float64),
-        "height": np.array([c.height for c in cameras], dtype=np.float64),
-    }
+    col = lambda k: np.array([getattr(c, k) for c in cameras], dtype=np.float64)  # noqa: E731
+    return {"rotation": orbit_rotations(col("yaw"), col("elevation")),
+            "translation": np.array([[c.offset[0], c.offset[1], c.distance] for c in cameras], dtype=np.float64),
+            "focal": col("focal"), "width": col("width"), "height": col("height")}
 
 
 @dataclass
 class VirtualCamera:
-    """A pinhole camera looking at the subject; the world is Z up.
-
-    Attributes:
-        yaw: azimuth of the camera around the subject, radians (0 = on the +X side).
-        elevation: height angle of the camera above the subject's horizontal plane, radians.
-        distance: camera-to-subject distance, metres.
-        focal: focal length in pixels (fx = fy).
-        width, height: image size in pixels; the principal point is the image centre.
-        offset: (2,) shift of the subject in the image plane (metres at the subject's depth)
-            so that people are not always in the image centre.
-    """
+    """A pinhole camera looking at the subject (world Z up): ``yaw`` azimuth (radians, 0 = +X side), ``elevation``
+    (radians), ``distance`` (metres), ``focal`` (pixels, fx = fy), ``width`` / ``height`` (pixels, principal point
+    at the centre), ``offset`` (2,) shift of the subject in the image plane (metres at its depth)."""
 
     yaw: float
     elevation: float
@@ -323,8 +264,7 @@ class VirtualCamera:
     @property
     def intrinsics(self) -> np.ndarray:
         """(9,) pixel intrinsics, no distortion."""
-        return np.array([self.focal, self.focal, self.width / 2, self.height / 2, 0, 0, 0, 0, 0],
-                        dtype=np.float64)
+        return np.array([self.focal, self.focal, self.width / 2, self.height / 2, 0, 0, 0, 0, 0], dtype=np.float64)
 
     @property
     def rotation(self) -> np.ndarray:
@@ -338,32 +278,25 @@ class VirtualCamera:
         """(..., 3) world metres -> camera metres; ``center`` (3,) world point placed at
         ``distance`` in front of the camera (shifted by ``offset``)."""
         rel = np.asarray(points_world, dtype=np.float64) - np.asarray(center, dtype=np.float64)
-        cam = rel @ self.rotation.T
-        cam[..., 0] += self.offset[0]
-        cam[..., 1] += self.offset[1]
-        cam[..., 2] += self.distance
-        return cam
+        return rel @ self.rotation.T + np.array([self.offset[0], self.offset[1], self.distance])
 
     def project(self, points_camera: np.ndarray) -> np.ndarray:
         """(..., 3) camera metres -> (..., 2) pixels (no distortion)."""
         return project_to_pixels(points_camera, self.intrinsics, distortion=False)
 
 
+def _lerp(r, t):
+    return r[0] + (r[1] - r[0]) * t
+
+
 @dataclass
 class VirtualCameraSampler:
-    """Random virtual cameras for 3D-only (world-frame) motion.
+    """Random virtual cameras for 3D-only (world-frame) motion, Human3.6M-like by default.
 
-    Ranges (uniform): yaw in ``yaw_range`` (radians), elevation in ``elevation_range`` (radians),
-    distance in ``distance_range`` (metres), focal length in ``focal_range`` (pixels), subject
-    offset in the image plane up to ``max_offset`` metres. Defaults resemble Human3.6M
-    (cameras about 5 m away, ~1150 px focal length, slightly above the subject, 1000 x 1000).
-
-    Frames of other shapes (:meth:`sample_arrays` only): ``frame_aspects`` (height / width
-    ratios, e.g. ``(0.5625, 1.0, 1.7778)`` for landscape, square and portrait) draws each camera's
-    frame height from that list, and ``in_frame`` > 0 places the subject's centre uniformly
-    within that share of the frame's half width / half height (the offset in metres then follows
-    from distance and focal length: the subject is in view however close or long the lens);
-    ``max_offset`` is then unused. Both off by default (the random stream is unchanged).
+    Uniform ranges: yaw / elevation (radians), distance (metres), focal (pixels), subject offset up to
+    ``max_offset`` metres. :meth:`sample_arrays` only: ``frame_aspects`` (height / width ratios) draws each
+    frame's height from that list; ``in_frame`` > 0 places the subject's centre within that share of the frame's
+    half size (``max_offset`` then unused). Both off by default (the random stream is unchanged).
     """
 
     yaw_range: Tuple[float, float] = (-math.pi, math.pi)
@@ -391,23 +324,17 @@ class VirtualCameraSampler:
 
     def sample_many(self, rng: np.random.Generator, n: int) -> List[VirtualCamera]:
         """``n`` random cameras (one ``rng.random((n, 6))`` draw)."""
-        u = rng.random((n, 6))
-        lerp = lambda r, t: r[0] + (r[1] - r[0]) * t  # noqa: E731
         return [VirtualCamera(
-            yaw=float(lerp(self.yaw_range, v[0])),
-            elevation=float(lerp(self.elevation_range, v[1])),
-            distance=float(lerp(self.distance_range, v[2])),
-            focal=float(lerp(self.focal_range, v[3])),
-            width=self.width,
-            height=self.height,
+            yaw=float(_lerp(self.yaw_range, v[0])), elevation=float(_lerp(self.elevation_range, v[1])),
+            distance=float(_lerp(self.distance_range, v[2])), focal=float(_lerp(self.focal_range, v[3])),
+            width=self.width, height=self.height,
             offset=(float(self.max_offset * (2 * v[4] - 1)), float(self.max_offset * (2 * v[5] - 1) * 0.5)),
-        ) for v in u]
+        ) for v in rng.random((n, 6))]
 
     def sample_arrays(self, rng: np.random.Generator, n: int) -> Dict[str, np.ndarray]:
         """``n`` random cameras as :func:`camera_arrays` (same draws as :meth:`sample_many`)."""
         u = rng.random((n, 6))
-        lerp = lambda r, t: r[0] + (r[1] - r[0]) * t  # noqa: E731
-        distance, focal = lerp(self.distance_range, u[:, 2]), lerp(self.focal_range, u[:, 3])
+        distance, focal = _lerp(self.distance_range, u[:, 2]), _lerp(self.focal_range, u[:, 3])
         height = np.full(n, float(self.height))
         if self.frame_aspects is not None:
             height = float(self.width) * np.asarray(self.frame_aspects)[rng.integers(0, len(self.frame_aspects), n)]
@@ -417,13 +344,9 @@ class VirtualCameraSampler:
             offset = np.stack([px, py], axis=-1) * (distance / focal)[:, None]
         else:
             offset = np.stack([self.max_offset * (2 * u[:, 4] - 1), self.max_offset * (2 * u[:, 5] - 1) * 0.5], -1)
-        return {
-            "rotation": orbit_rotations(lerp(self.yaw_range, u[:, 0]), lerp(self.elevation_range, u[:, 1])),
-            "translation": np.concatenate([offset, distance[:, None]], axis=-1),
-            "focal": focal,
-            "width": np.full(n, float(self.width)),
-            "height": height,
-        }
+        return {"rotation": orbit_rotations(_lerp(self.yaw_range, u[:, 0]), _lerp(self.elevation_range, u[:, 1])),
+                "translation": np.concatenate([offset, distance[:, None]], axis=-1), "focal": focal,
+                "width": np.full(n, float(self.width)), "height": height}
 
     def fixed(self, n: int = 4, elevation: float = math.radians(10.0), distance: float = 5.0,
               focal: float = 1150.0, yaw0: float = math.radians(45.0)) -> List[VirtualCamera]:

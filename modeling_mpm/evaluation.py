@@ -1,18 +1,8 @@
-"""Evaluation of MPM models on window datasets (items ``{"pose_2d", "pose_3d", "action"}``,
-see :mod:`modeling_mpm.training.data`).
-
-* :func:`predict_lifting`: one batch through a lifter, optionally with test-time flip
-  augmentation (``x -> -x`` on the 2D input, L/R joints swapped, run, ``x`` of the output negated
-  and joints swapped back, averaged with the plain pass; a spatial mask of missing joints is
-  mirrored too, so the flipped pass hides the same limb).
-* :func:`evaluate_lifting`: MPJPE / P-MPJPE (mm) per action and overall, with or without
-  occluded joints.
-* :func:`evaluate_masked_modeling`: pre-training validation (masked 2D / 3D reconstruction).
-* :func:`evaluate_completion`: 3D completion and occluded-2D lifting per tube manner.
-* :func:`format_table`: the results as a text table.
-
-Errors are reported in millimetres (3D) and in 1/1000 normalised screen units (2D). Masks used
-in evaluation come from a generator seeded with ``seed``, so numbers are reproducible.
+"""Evaluation of MPM models on window datasets (items ``{"pose_2d", "pose_3d", "action"}``, see
+:mod:`modeling_mpm.training.data`): lifting (:func:`evaluate_lifting`, with optional flip augmentation and
+occluded joints), pre-training validation (:func:`evaluate_masked_modeling`) and completion
+(:func:`evaluate_completion`). Errors are in millimetres (3D) and 1/1000 normalised screen units (2D); masks
+come from a generator seeded with ``seed``, so numbers are reproducible.
 """
 
 from __future__ import annotations
@@ -29,16 +19,8 @@ from .masking import (flip_pose, mirror_mask, random_joint_mask, random_limb_mas
                       tube_mask)
 from .modeling_mpm import zero_root
 
-__all__ = [
-    "flip_pose",
-    "predict_lifting",
-    "evaluate_lifting",
-    "evaluate_masked_modeling",
-    "evaluate_completion",
-    "random_joint_mask",
-    "random_limb_mask",
-    "format_table",
-]
+__all__ = ["flip_pose", "predict_lifting", "evaluate_lifting", "evaluate_masked_modeling", "evaluate_completion",
+           "random_joint_mask", "random_limb_mask", "format_table"]
 
 
 @contextlib.contextmanager
@@ -64,17 +46,11 @@ def _device(model, device):
 def predict_lifting(model, pose_2d: torch.Tensor, spatial_mask: Optional[torch.Tensor] = None,
                     flip: bool = False, mode: str = "center", camera_intrinsics: Optional[torch.Tensor] = None,
                     root_depth: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """3D prediction (metres) of a lifter for a batch of windows.
+    """3D prediction (metres) of a lifter for ``pose_2d`` ``(B, F, J, 2)`` normalised windows.
 
-    Args:
-        pose_2d: ``(B, F, J, 2)`` normalised screen coordinates.
-        spatial_mask: ``(B, F, J)`` bool, True = missing joint.
-        flip: average with the mirrored pass (the mask mirrored too).
-        mode: ``"center"`` -> ``(B, 1, J, 3)`` centre frame; ``"all_frames"`` -> ``(B, F, J, 3)``.
-        camera_intrinsics / root_depth: ``(B, 4+)`` normalised ``[fx, fy, cx, cy, ...]`` and
-            ``(B,)`` metres: with a lifter that has a refiner (``use_refine``), ``"center"`` mode
-            refines the centre frame as the authors do: after the flip average, from the raw
-            head output, with the unflipped 2D.
+    ``spatial_mask`` ``(B, F, J)`` bool (True = missing); ``flip`` averages with the mirrored pass (mask mirrored);
+    ``mode`` ``"center"`` -> ``(B, 1, J, 3)``, ``"all_frames"`` -> ``(B, F, J, 3)``. With a refiner, ``"center"``
+    refines after the flip average given ``camera_intrinsics`` ``(B, 4+)`` normalised and ``root_depth`` ``(B,)`` m.
     """
     if mode not in ("center", "all_frames"):
         raise ValueError(f"mode must be 'center' or 'all_frames', got {mode!r}")
@@ -182,27 +158,16 @@ class _Pck3dhp:
 def evaluate_lifting(model, dataset, *, batch_size: int = 256, flip: bool = False, occluded_joints: int = 0,
                      occluded_limb: bool = False, seed: int = 0, mode: str = "center", progress: bool = False,
                      device=None, metric=None) -> Dict:
-    """MPJPE and P-MPJPE (mm) of a lifter over ``dataset``.
+    """MPJPE and P-MPJPE (mm) of a lifter over ``dataset``, root joints set to 0 in prediction and target.
 
-    Per window the target is the centre frame (``mode="center"``, the paper's protocol when the
-    dataset has a window centred on every frame) or all frames (``"all_frames"``, each window's
-    error averaged over its frames). Root joints are set to 0 in prediction and target (the
-    authors' rule and the pipeline's: the other joints are not shifted by the predicted root).
-    A lifter with a refiner (``use_refine``) refines the centre frame when the windows carry
-    ``intrinsics`` and ``root_3d`` (``"refined"`` in the result says whether it did).
-    ``occluded_joints=k`` hides ``k`` random non-root joints in every frame of the 2D input and
-    passes them as ``spatial_mask``; ``occluded_limb=True`` hides one random limb (arm or leg,
-    3 joints) in every frame of each window instead.
+    The target is each window's centre frame (``mode="center"``) or all its frames (``"all_frames"``). A lifter
+    with a refiner refines when the windows carry ``intrinsics`` and ``root_3d`` (``"refined"``).
+    ``occluded_joints=k`` masks ``k`` random non-root joints per frame, ``occluded_limb=True`` one random limb.
 
-    Returns ``{"mpjpe", "p_mpjpe"}`` (mean over actions, mm), ``"mpjpe_frames"`` /
-    ``"p_mpjpe_frames"`` (mean over windows), ``"per_action": {action: {"mpjpe", "p_mpjpe",
-    "windows"}}``, ``"windows"``, ``"flip"``, ``"occluded_joints"``, and ``"pck"`` / ``"auc"`` (%,
-    the MPI-INF-3DHP protocol on its 14 joints, frame-weighted; None for other skeletons) and
-    ``"mpjpe_3dhp"`` (mm, the same 14 joints and weighting: the literature's 3DHP MPJPE).
-
-    ``metric``: an ``evaluate`` module (:func:`modeling_mpm.metrics.load_pose_metric`) that gets
-    every evaluated pose with its action (and, for ``all_frames``, its window as the sequence);
-    its ``compute()`` result is returned under ``"metric"`` (adds N-MPJPE, and MPJVE within windows).
+    Returns ``"mpjpe"`` / ``"p_mpjpe"`` (mean over actions, mm), ``"mpjpe_frames"`` / ``"p_mpjpe_frames"``,
+    ``"per_action"``, ``"windows"``, the settings, and ``"pck"`` / ``"auc"`` (%) / ``"mpjpe_3dhp"`` (mm) on the
+    MPI-INF-3DHP 14 joints (None for other skeletons). ``metric`` (:func:`~modeling_mpm.metrics.load_pose_metric`)
+    gets every pose with its action (and window, for ``all_frames``); its result is under ``"metric"``.
     """
     cfg = model.config
     skel = cfg.get_skeleton()
@@ -248,18 +213,13 @@ def evaluate_lifting(model, dataset, *, batch_size: int = 256, flip: bool = Fals
 
 def evaluate_masked_modeling(model, dataset, *, batch_size: int = 256, seed: int = 0, pairing: str = "paired",
                              progress: bool = False, device=None) -> Dict:
-    """Pre-training validation with fixed random spatio-temporal masks (seeded).
-
-    Returns ``loss`` (the model's weighted loss, mean over batches weighted by windows),
-    ``mpjpe_3d`` (mm, 3D reconstruction over all joints and frames), ``error_2d`` (2D
-    reconstruction error x 1000 normalised units) and ``mpjpe_3d_masked`` (mm, masked tokens only).
-    """
+    """Pre-training validation with seeded spatio-temporal masks: ``loss`` (weighted, per window), ``mpjpe_3d`` (mm,
+    all joints), ``error_2d`` (x 1000 normalised units) and ``mpjpe_3d_masked`` (mm, masked tokens only)."""
     cfg = model.config
     dev = _device(model, device)
     gen = torch.Generator().manual_seed(int(seed))
     tot = {"loss": 0.0, "mpjpe_3d": 0.0, "error_2d": 0.0, "mpjpe_3d_masked": 0.0}
-    n = 0
-    masked_n = 0
+    n = masked_n = 0
     with _evaluating(model):
         for batch in _loader(dataset, batch_size):
             x2, x3 = batch["pose_2d"].to(dev), batch["pose_3d"].to(dev)
@@ -294,13 +254,9 @@ def evaluate_completion(model, dataset, *, modality: str, manners: Optional[Iter
                         device=None) -> Dict:
     """Completion with body-part tubes, one pass per tube manner (docs/authors_code.md section 9).
 
-    ``modality="3d"``: 3D with the tube joints missing -> 3D; reports ``mpjpe_masked`` (mm over
-    the missing joints) and ``mpjpe_all`` (the authors' diluted number: the completed pose takes
-    the ground truth at visible joints, averaged over all joints).
-    ``modality="2d"``: tube-masked 2D -> 3D (``pose_3d_from_2d``); reports ``mpjpe`` (mm, all
-    joints and frames, root 0) and ``error_2d`` (2D recovery x 1000); ``flip`` averages with the
-    mirrored pass (mask mirrored).
-    Returns ``{"per_manner": {d: {...}}, <means over manners>}``.
+    ``modality="3d"``: ``mpjpe_masked`` (mm over the missing joints) and ``mpjpe_all`` (the authors' diluted
+    number); ``"2d"``: tube-masked 2D -> 3D ``mpjpe`` (mm, root 0) and ``error_2d`` (x 1000), ``flip`` averaging
+    with the mirrored pass. Returns ``{"per_manner": {d: {...}}, <means over manners>}``.
     """
     if modality not in ("2d", "3d"):
         raise ValueError(f"modality must be '2d' or '3d', got {modality!r}")
@@ -346,11 +302,8 @@ def evaluate_completion(model, dataset, *, modality: str, manners: Optional[Iter
 
 
 def format_table(results: Dict[str, Dict], title: str = "") -> str:
-    """A text table of one or more :func:`evaluate_lifting` results.
-
-    ``results``: ``{column_name: result}``; rows are the actions plus ``Average`` (mean over
-    actions) with MPJPE / P-MPJPE in mm.
-    """
+    """A text table of ``{column_name: evaluate_lifting result}``: rows per action plus ``Average``, MPJPE /
+    P-MPJPE in mm."""
     names = list(results)
     actions = sorted({a for r in results.values() for a in r.get("per_action", {})})
     head = ["action"] + [f"{n} {m}" for n in names for m in ("MPJPE", "P-MPJPE")]

@@ -1,19 +1,11 @@
 """Windowed inference over sequences of any length, usable without the pipeline wrapper.
 
-The models see fixed windows of ``config.num_frames`` frames. Longer and shorter sequences are cut
-into windows whose out-of-range frames are edge-padded (the first / last frame repeated), batched,
-and stitched back:
-
-* ``mode="seq2frame"`` (the paper's protocol): one window centred on every frame; the lifter's
-  centre-frame head ``pose_3d_center`` gives that frame. ``F`` windows for ``F`` frames.
-* ``mode="seq2seq"``: windows every ``stride`` frames (default ``num_frames``, non-overlapping;
-  the last window is aligned to the end of the sequence), the all-frames head ``pose_3d`` gives
-  every frame of the window; where windows overlap the predictions are averaged. About
-  ``num_frames / stride`` times fewer windows than seq2frame.
-
-Memory is bounded by ``batch_size`` windows plus the input and the output arrays, whatever the
-length. Inputs are the model's coordinates (README, "Coordinate conventions"): normalised 2D
-``(frames, J, 2)`` and/or root-relative metres ``(frames, J, 3)``; masks are bool, True = missing.
+Sequences are cut into ``config.num_frames`` windows (out-of-range frames edge-padded), batched and stitched:
+``mode="seq2frame"`` (the paper's protocol) runs one window centred on every frame through the centre-frame
+head; ``mode="seq2seq"`` runs windows every ``stride`` frames (the last aligned to the end) through the
+all-frames head and averages overlaps. Memory is bounded by ``batch_size`` windows plus input and output.
+Inputs are model coordinates: normalised 2D ``(frames, J, 2)`` and/or root-relative metres ``(frames, J, 3)``;
+masks are bool, True = missing.
 """
 
 from __future__ import annotations
@@ -28,25 +20,14 @@ from .masking import flip_pose, mirror_mask
 from .modeling_mpm import zero_root
 from .skeleton import get_skeleton
 
-__all__ = [
-    "window_starts",
-    "seq2frame_indices",
-    "lift_sequence",
-    "complete_sequence",
-    "run_seq2seq",
-    "run_seq2frame",
-]
+__all__ = ["window_starts", "seq2frame_indices", "lift_sequence", "complete_sequence", "run_seq2seq", "run_seq2frame"]
 
 LIFT_MODES = ("seq2frame", "seq2seq")
 
 
 def window_starts(num_frames: int, window: int, stride: int) -> np.ndarray:
-    """Start frames of seq2seq windows covering ``num_frames`` frames (the last one ends at the end).
-
-    For ``num_frames <= window`` a single window starting at ``-(window - num_frames) // 2`` (it is
-    edge-padded on both sides) is returned. ``stride`` larger than ``window`` is refused
-    (``ValueError``): the frames between windows would get no prediction.
-    """
+    """Start frames of seq2seq windows covering ``num_frames`` frames (the last one ends at the end; one centred,
+    edge-padded window for short sequences); ``stride > window`` is a ValueError."""
     if stride > window:
         raise ValueError(f"stride {stride} is larger than the window of {window} frames: the frames between "
                          f"windows would get no prediction; use a stride of at most {window}")
@@ -101,25 +82,11 @@ def _merge_flipped(out: torch.Tensor, skel) -> torch.Tensor:
     return (out[:n] + flip_pose(out[n:], skel)) / 2
 
 
-def run_seq2seq(
-    forward_fn: Callable[..., Sequence[torch.Tensor]],
-    inputs: Sequence[torch.Tensor],
-    window: int,
-    stride: Optional[int] = None,
-    batch_size: int = 64,
-    progress: Optional[bool] = None,
-    desc: str = "windows",
-) -> List[torch.Tensor]:
-    """Run ``forward_fn`` over seq2seq windows of ``inputs`` and stitch the outputs.
-
-    Args:
-        forward_fn: takes one ``(B, window, ...)`` tensor per input and returns a sequence of
-            ``(B, window, ...)`` float outputs.
-        inputs: tensors ``(frames, ...)`` with the same number of frames.
-        window: frames per window; stride: frames between window starts (default ``window``).
-    Returns:
-        one float32 tensor ``(frames, ...)`` per output (overlaps averaged).
-    """
+def run_seq2seq(forward_fn: Callable[..., Sequence[torch.Tensor]], inputs: Sequence[torch.Tensor], window: int,
+                stride: Optional[int] = None, batch_size: int = 64, progress: Optional[bool] = None,
+                desc: str = "windows") -> List[torch.Tensor]:
+    """Run ``forward_fn`` (one ``(B, window, ...)`` tensor per input -> ``(B, window, ...)`` outputs) over seq2seq
+    windows of ``inputs`` ``(frames, ...)``; returns one float32 ``(frames, ...)`` per output, overlaps averaged."""
     F = int(inputs[0].shape[0])
     stride = window if stride is None else int(stride)
     starts = window_starts(F, window, stride)
@@ -145,19 +112,10 @@ def run_seq2seq(
     return [s / shape(s) for s in sums]
 
 
-def run_seq2frame(
-    forward_fn: Callable[..., Sequence[torch.Tensor]],
-    inputs: Sequence[torch.Tensor],
-    window: int,
-    batch_size: int = 64,
-    progress: Optional[bool] = None,
-    desc: str = "windows",
-) -> List[torch.Tensor]:
-    """Run ``forward_fn`` on one edge-padded window centred on every frame.
-
-    ``forward_fn`` takes ``(B, window, ...)`` inputs and returns ``(B, ...)`` outputs (the centre
-    frame). Returns one float32 tensor ``(frames, ...)`` per output.
-    """
+def run_seq2frame(forward_fn: Callable[..., Sequence[torch.Tensor]], inputs: Sequence[torch.Tensor], window: int,
+                  batch_size: int = 64, progress: Optional[bool] = None, desc: str = "windows") -> List[torch.Tensor]:
+    """Run ``forward_fn`` (``(B, window, ...)`` inputs -> ``(B, ...)`` centre-frame outputs) on one edge-padded
+    window centred on every frame; returns one float32 tensor ``(frames, ...)`` per output."""
     F = int(inputs[0].shape[0])
     outs_all: Optional[List[torch.Tensor]] = None
     half = window // 2
@@ -179,9 +137,7 @@ def run_seq2frame(
 def _as_inputs(pose: np.ndarray, missing: Optional[np.ndarray], channels: int, num_joints: int, what: str):
     x = torch.as_tensor(np.ascontiguousarray(pose), dtype=torch.float32)
     if x.dim() != 3 or x.shape[1] != num_joints or x.shape[2] != channels or x.shape[0] == 0:
-        raise ValueError(
-            f"{what} must be (frames >= 1, {num_joints}, {channels}) for this model, got {tuple(x.shape)}"
-        )
+        raise ValueError(f"{what} must be (frames >= 1, {num_joints}, {channels}) for this model, got {tuple(x.shape)}")
     if missing is None:
         m = ~torch.isfinite(x).all(-1)
     else:
@@ -196,13 +152,8 @@ def _as_inputs(pose: np.ndarray, missing: Optional[np.ndarray], channels: int, n
 
 
 def _lifter_head_fn(model, head: str):
-    """``f(pose_2d, spatial_mask) -> (B, F|1, J, 3)`` computing only the head that is used.
-
-    The lifter's forward runs both heads; seq2seq needs only the all-frames head (skipping the
-    strided reduction saves about a fifth of the FLOPs and more of the time) and seq2frame only the
-    centre head. Falls back to the full forward for models without these parts or with a refiner
-    (root zeroing is done by the caller either way).
-    """
+    """``f(pose_2d, spatial_mask) -> (B, F|1, J, 3)`` computing only the head that is used (the full forward for
+    models without these parts or with a refiner; the caller zeroes the root)."""
     enc = getattr(model, "mpm", None)
     frames_head = getattr(model, "frames_head", None)
     reduce, center_head = getattr(model, "reduce", None), getattr(model, "center_head", None)
@@ -217,12 +168,9 @@ def _lifter_head_fn(model, head: str):
 def _seq2frame_reuse_fns(model, chunk: int = 4096):
     """``(embed, run_windows)`` for seq2frame with per-frame features computed once, or ``None``.
 
-    The joint embedding and the spatial MLP act on each frame alone (eval mode: BatchNorm uses its
-    running statistics), so a frame's features are the same in all the windows that contain it,
-    edge-padding repeats included. ``embed(pose (F, J, 2), mask (F, J) | None) -> (F, C)`` runs them
-    once per frame; ``run_windows((B, window, C)) -> (B, J, 3)`` adds the position embedding and runs
-    the temporal transformer, the strided reduction and the centre head on gathered windows. Only for
-    plain lifters (no refiner) whose encoder has ``embed_frames``.
+    The joint embedding and spatial MLP act on each frame alone (eval mode), so ``embed(pose (F, J, 2), mask
+    (F, J) | None) -> (F, C)`` runs them once per frame and ``run_windows((B, window, C)) -> (B, J, 3)`` runs the
+    rest on gathered windows. Only for plain lifters (no refiner) whose encoder has ``embed_frames``.
     """
     enc = getattr(model, "mpm", None)
     reduce, center_head = getattr(model, "reduce", None), getattr(model, "center_head", None)
@@ -255,16 +203,9 @@ def _skeleton(model):
     return get_skeleton(getattr(model.config, "skeleton", "h36m17"))
 
 
-def lift_sequence(
-    model,
-    pose_2d: np.ndarray,
-    missing: Optional[np.ndarray] = None,
-    mode: str = "seq2frame",
-    batch_size: int = 64,
-    stride: Optional[int] = None,
-    flip_augmentation: bool = False,
-    progress: Optional[bool] = None,
-) -> np.ndarray:
+def lift_sequence(model, pose_2d: np.ndarray, missing: Optional[np.ndarray] = None, mode: str = "seq2frame",
+                  batch_size: int = 64, stride: Optional[int] = None, flip_augmentation: bool = False,
+                  progress: Optional[bool] = None) -> np.ndarray:
     """Lift one normalised 2D sequence to 3D with an :class:`MPMForPoseLifting`.
 
     Args:
@@ -272,21 +213,15 @@ def lift_sequence(
         pose_2d: ``(frames, J, 2)`` normalised screen coordinates; NaN/inf entries count as missing.
         missing: optional ``(frames, J)`` bool, True = missing joint (fed as ``spatial_mask``).
         mode: ``"seq2frame"`` (centre-frame head, one window per frame) or ``"seq2seq"``.
-        batch_size: windows per forward pass.
-        stride: seq2seq window stride in frames (default ``num_frames``: no overlap).
+        batch_size: windows per forward pass; stride: seq2seq window stride (default ``num_frames``: no overlap).
         flip_augmentation: also run the mirrored input (mask mirrored too) and average.
         progress: tqdm progress bar over windows (default: on from 1,000 windows).
 
-    Returns:
-        float32 ``(frames, J, 3)``: root-relative metres, camera frame (x right, y down, z forward),
-        root joint exactly 0.
+    Returns float32 ``(frames, J, 3)``: root-relative metres, camera frame (x right, y down, z forward), root 0.
     """
     if mode not in LIFT_MODES:
         raise ValueError(f"mode must be one of {LIFT_MODES}, got {mode!r}")
-    flip_augmentation = _check_bool(flip_augmentation, "flip_augmentation")
-    batch_size = _check_positive_int(batch_size, "batch_size")
-    if stride is not None:
-        stride = _check_positive_int(stride, "stride")
+    flip_augmentation, batch_size, stride = _check_run_args(flip_augmentation, batch_size, stride)
     cfg = model.config
     x, m = _as_inputs(pose_2d, missing, 2, cfg.num_joints, "pose_2d")
     use_mask = bool(m.any())
@@ -325,15 +260,9 @@ def lift_sequence(
     return zero_root(pred.numpy().astype(np.float32, copy=False), skel.root)
 
 
-def complete_sequence(
-    model,
-    pose: np.ndarray,
-    missing: Optional[np.ndarray] = None,
-    batch_size: int = 64,
-    stride: Optional[int] = None,
-    flip_augmentation: bool = False,
-    progress: Optional[bool] = None,
-) -> Dict[str, np.ndarray]:
+def complete_sequence(model, pose: np.ndarray, missing: Optional[np.ndarray] = None, batch_size: int = 64,
+                      stride: Optional[int] = None, flip_augmentation: bool = False,
+                      progress: Optional[bool] = None) -> Dict[str, np.ndarray]:
     """Run an :class:`MPMForMaskedPoseModeling` over seq2seq windows with the missing joints masked.
 
     Args:
@@ -343,16 +272,10 @@ def complete_sequence(
             temporally masked.
         flip_augmentation: average with the mirrored input (mask mirrored as well).
 
-    Returns:
-        3D input: ``{"pose_3d": (frames, J, 3)}`` the model's reconstruction of every joint.
-        2D input: ``{"pose_3d": (frames, J, 3)`` lifted from the masked 2D, ``"pose_2d": (frames, J, 2)``
-        the 2D reconstruction``}``. float32; nothing is copied from the input here (the pipeline
-        keeps the given joints).
+    Returns float32 ``{"pose_3d": (frames, J, 3)}`` (3D input: every joint reconstructed; 2D input: lifted from the
+    masked 2D, plus ``"pose_2d": (frames, J, 2)`` the 2D reconstruction); nothing is copied from the input here.
     """
-    flip_augmentation = _check_bool(flip_augmentation, "flip_augmentation")
-    batch_size = _check_positive_int(batch_size, "batch_size")
-    if stride is not None:
-        stride = _check_positive_int(stride, "stride")
+    flip_augmentation, batch_size, stride = _check_run_args(flip_augmentation, batch_size, stride)
     cfg = model.config
     arr = np.asarray(pose)
     channels = arr.shape[-1] if arr.ndim == 3 else -1
@@ -381,6 +304,12 @@ def complete_sequence(
     if channels == 3:
         return {"pose_3d": res[0].numpy()}
     return {"pose_3d": res[0].numpy(), "pose_2d": res[1].numpy()}
+
+
+def _check_run_args(flip_augmentation, batch_size, stride):
+    """``(flip_augmentation, batch_size, stride)`` checked: a bool, a positive int, None or a positive int."""
+    return (_check_bool(flip_augmentation, "flip_augmentation"), _check_positive_int(batch_size, "batch_size"),
+            None if stride is None else _check_positive_int(stride, "stride"))
 
 
 def _check_positive_int(v, name: str) -> int:

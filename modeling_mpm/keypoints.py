@@ -1,49 +1,11 @@
-"""2D keypoint formats, input validation and conversion to the H36M-17 layout.
+"""2D keypoint formats, input validation and conversion to the H36M-17 layout (NumPy only, no torch).
 
-Everything here is NumPy-only so that it can be used (and copied as remote code) without torch.
-
-Supported formats (``keypoint_format``):
-
-* ``"h36m"`` (aliases ``h36m17``): 17 joints in the VideoPose3D order, used as is.
-* ``"coco"`` (aliases ``coco17``): 17 COCO keypoints (nose, eyes, ears, shoulders, elbows, wrists,
-  hips, knees, ankles).
-* ``"halpe26"`` (aliases ``halpe``): Halpe-26 (COCO-17 + head, neck, hip and six foot points).
-* ``"blazepose"`` (aliases ``mediapipe``, ``blazepose33``, ``mediapipe_pose``): the 33 MediaPipe
-  BlazePose landmarks (:data:`BLAZEPOSE_LANDMARKS`); the confidence is the landmark visibility.
-
-H36M joints that a detector does not give are synthesised as fixed affine combinations of detector
-joints (the weights sum to 1, so the rule commutes with translation, scaling and flips):
-
-==============  ===================================================  =================================
-H36M joint      COCO-17 rule                                         Halpe-26 rule
-==============  ===================================================  =================================
-pelvis          mid-hips ``(lhip + rhip) / 2``                        Halpe ``hip``; else mid-hips
-spine           ``(pelvis + thorax) / 2``                             ``(pelvis + thorax) / 2``
-thorax          mid-shoulders ``(lsho + rsho) / 2``                   Halpe ``neck``; else mid-shoulders
-neck_nose       ``nose``                                              ``nose``
-head_top        ``E + 0.5 * (E - thorax)`` with ``E`` the mid-ears;   Halpe ``head``; else the COCO rule
-                else the same with ``E`` the mid-eyes
-limbs           same-named joints                                     same-named joints
-==============  ===================================================  =================================
-
-(``E + 0.5 (E - thorax)`` extends the thorax -> ear-level direction by half its length, about the
-head-top height above the ears on an adult.)
-
-BlazePose (``"blazepose"``) uses the COCO rules for ``thorax``, ``spine``, ``head_top`` and the
-limbs (BlazePose has the same shoulders, elbows, wrists, knees, ankles, eyes and ears), plus:
-
-* ``right_hip`` / ``left_hip``: ``0.9 * hip + 0.1 * knee`` of the same side (else the BlazePose hip).
-  BlazePose's hip landmarks sit higher than mocap hip joint centres: on the pose2sim demo capture
-  (cameras 1 and 3, see DATA_NOTES.md) its world landmarks give thigh / shank = 1.03..1.11
-  against 0.98 in the H36M skeleton, so each hip moves a tenth of the thigh toward its knee. They
-  were not wider than H36M's there (hip width / thigh 0.46..0.58 against 0.60), so the hips are
-  not moved toward each other.
-* ``pelvis``: the midpoint of those two H36M hips, ``0.45 (lhip + rhip) + 0.05 (lknee + rknee)``
-  (H36M's pelvis is level with its hips); else mid-hips ``(lhip + rhip) / 2``.
-* ``neck_nose``: ``nose`` (as COCO, where the lifters' 2D training inputs put it); else the
-  mouth midpoint. The first rule whose source joints are all valid is
-used. A synthesised joint is *missing* when no rule has all of its source joints valid, and its
-confidence is the minimum confidence of the sources it was computed from.
+Formats (``keypoint_format``): ``"h36m"`` (17, VideoPose3D order), ``"coco"`` (17), ``"halpe26"`` (26) and
+``"blazepose"`` (33 MediaPipe landmarks, :data:`BLAZEPOSE_LANDMARKS`; confidence = visibility). H36M joints a
+detector lacks are synthesised by fixed affine rules (weights sum to 1; table in docs/inference.md, "Keypoint
+formats"): the first rule whose source joints are all valid is used, a joint with no such rule is missing, and
+its confidence is the minimum of its sources'. BlazePose hips move :data:`BLAZEPOSE_HIP_TO_KNEE` of the thigh
+toward the knee (its hip landmarks sit higher than mocap hip centres).
 """
 
 from __future__ import annotations
@@ -54,29 +16,14 @@ import numpy as np
 
 from .skeleton import COCO_17, H36M_17, HALPE_26, LIMBS
 
-__all__ = [
-    "KEYPOINT_FORMATS",
-    "BLAZEPOSE_LANDMARKS",
-    "BLAZEPOSE_HIP_TO_KNEE",
-    "normalize_format",
-    "validate_keypoints",
-    "validate_image_size",
-    "keypoints_to_h36m",
-    "fill_missing",
-    "normalize_screen_coordinates",
-    "unnormalize_screen_coordinates",
-    "prepare_keypoints",
-    "usable_3d_joints",
-    "DEFAULT_CONFIDENCE_THRESHOLD",
-    "MAX_ABS_NORMALIZED",
-    "MAX_ABS_METRES",
-]
+__all__ = ["KEYPOINT_FORMATS", "BLAZEPOSE_LANDMARKS", "BLAZEPOSE_HIP_TO_KNEE", "normalize_format", "validate_keypoints",
+           "validate_image_size", "keypoints_to_h36m", "fill_missing", "normalize_screen_coordinates",
+           "unnormalize_screen_coordinates", "prepare_keypoints", "usable_3d_joints", "DEFAULT_CONFIDENCE_THRESHOLD",
+           "MAX_ABS_NORMALIZED", "MAX_ABS_METRES"]
 
 #: joints whose confidence is below this are missing (the pipelines and ``mpm lift`` alike)
 DEFAULT_CONFIDENCE_THRESHOLD = 0.3
-#: a 2D joint further than this from the image centre, in normalised coordinates (image widths
-#: / 2), is missing: ten thousand frame widths away is no detection, and larger values can
-#: overflow float32 on the way through the model
+#: a 2D joint further than this from the image centre (normalised units, half image widths) is missing
 MAX_ABS_NORMALIZED = 1e4
 #: a 3D joint coordinate beyond this many metres is missing (same reason)
 MAX_ABS_METRES = 1e4
@@ -101,20 +48,15 @@ _FORMAT_ALIASES = {
 
 
 def normalize_format(keypoint_format: str) -> str:
-    """Canonical name (``"h36m"``, ``"coco"``, ``"halpe26"``, ``"blazepose"``) of a keypoint format;
-    ValueError if unknown."""
+    """Canonical name (``"h36m"``, ``"coco"``, ``"halpe26"``, ``"blazepose"``) of a format; ValueError if unknown."""
     if not isinstance(keypoint_format, str):
-        raise TypeError(
-            f"keypoint_format must be a string, one of {sorted(KEYPOINT_FORMATS)}; "
-            f"got {type(keypoint_format).__name__}"
-        )
+        raise TypeError(f"keypoint_format must be a string, one of {sorted(KEYPOINT_FORMATS)}; "
+                        f"got {type(keypoint_format).__name__}")
     key = keypoint_format.lower().replace("-", "").replace("_", "").replace(" ", "")
     if key not in _FORMAT_ALIASES:
-        raise ValueError(
-            f"unknown keypoint_format {keypoint_format!r}; pass one of {sorted(KEYPOINT_FORMATS)} "
-            "(h36m: 17 joints in the Human3.6M/VideoPose3D order, coco: 17 COCO keypoints, "
-            "halpe26: 26 Halpe/AlphaPose keypoints, blazepose: 33 MediaPipe BlazePose landmarks)"
-        )
+        raise ValueError(f"unknown keypoint_format {keypoint_format!r}; pass one of {sorted(KEYPOINT_FORMATS)} "
+                         "(h36m: 17 joints in the Human3.6M/VideoPose3D order, coco: 17 COCO keypoints, "
+                         "halpe26: 26 Halpe/AlphaPose keypoints, blazepose: 33 MediaPipe BlazePose landmarks)")
     return _FORMAT_ALIASES[key]
 
 
@@ -125,26 +67,18 @@ def _to_numeric_array(x, name: str) -> np.ndarray:
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch tensor without importing torch
         x = x.detach().cpu().numpy()
     if isinstance(x, (str, bytes, dict)):
-        raise TypeError(
-            f"{name} must be a numeric array of shape (frames, joints, 2 or 3), got {type(x).__name__}"
-        )
+        raise TypeError(f"{name} must be a numeric array of shape (frames, joints, 2 or 3), got {type(x).__name__}")
     try:
         arr = np.asarray(x)
     except ValueError as e:  # ragged nested lists
-        raise ValueError(
-            f"{name} could not be turned into an array ({e}); pass a rectangular array of shape "
-            "(frames, joints, 2 or 3) (every frame with the same number of joints)"
-        ) from None
+        raise ValueError(f"{name} could not be turned into an array ({e}); pass a rectangular array of shape "
+                         "(frames, joints, 2 or 3) (every frame with the same number of joints)") from None
     if arr.dtype == object:
-        raise ValueError(
-            f"{name} is ragged or holds non-numbers; pass a rectangular numeric array of shape "
-            "(frames, joints, 2 or 3)"
-        )
+        raise ValueError(f"{name} is ragged or holds non-numbers; pass a rectangular numeric array of shape "
+                         "(frames, joints, 2 or 3)")
     if arr.dtype.kind == "b" or arr.dtype.kind not in "iuf":
-        raise TypeError(
-            f"{name} must hold numbers (int or float), got dtype {arr.dtype}; pass pixel coordinates "
-            "as a float array of shape (frames, joints, 2 or 3)"
-        )
+        raise TypeError(f"{name} must hold numbers (int or float), got dtype {arr.dtype}; pass pixel coordinates "
+                        "as a float array of shape (frames, joints, 2 or 3)")
     # float32 input stays float32 (half the memory on long sequences); everything else -> float64
     return arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float64)
 
@@ -154,21 +88,12 @@ def _float(a) -> np.ndarray:
     return a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)
 
 
-def validate_keypoints(
-    keypoints, keypoint_format: str = "h36m", name: str = "keypoints"
-) -> Tuple[np.ndarray, Optional[np.ndarray], str]:
-    """Check a 2D keypoint sequence.
+def validate_keypoints(keypoints, keypoint_format: str = "h36m",
+                       name: str = "keypoints") -> Tuple[np.ndarray, Optional[np.ndarray], str]:
+    """Check ``(frames, joints, 2)`` (x, y) or ``(frames, joints, 3)`` (x, y, confidence) keypoints.
 
-    Args:
-        keypoints: array-like ``(frames, joints, 2)`` (x, y) or ``(frames, joints, 3)`` (x, y, confidence).
-        keypoint_format: ``"h36m"``, ``"coco"``, ``"halpe26"`` or ``"blazepose"``.
-
-    Returns:
-        ``(xy, confidence, format)``: ``xy`` ``(frames, joints, 2)``, ``confidence`` ``(frames, joints)``
-        or ``None`` (float32 for float32 input, else float64), and the canonical format name.
-
-    Raises:
-        TypeError / ValueError with a message saying what to pass instead.
+    Returns ``(xy (frames, joints, 2), confidence (frames, joints) or None, canonical format)``, float32 for
+    float32 input, else float64; TypeError / ValueError saying what to pass instead.
     """
     fmt = normalize_format(keypoint_format)
     arr = _to_numeric_array(keypoints, name)
@@ -179,36 +104,26 @@ def validate_keypoints(
             hint = f" (a single frame? pass {name}[None] to make it (1, {n}, {arr.shape[1]}))"
         elif arr.ndim == 4:
             hint = " (several sequences? pass a list of (frames, joints, C) arrays)"
-        raise ValueError(
-            f"{name} must have 3 dimensions (frames, joints, 2 or 3), got shape {arr.shape}{hint}"
-        )
+        raise ValueError(f"{name} must have 3 dimensions (frames, joints, 2 or 3), got shape {arr.shape}{hint}")
     if arr.shape[0] == 0:
         raise ValueError(f"{name} is empty (0 frames); pass at least one frame of shape ({n}, 2 or 3)")
     if arr.shape[2] not in (2, 3):
-        raise ValueError(
-            f"{name} must have 2 (x, y) or 3 (x, y, confidence) values per joint, got {arr.shape[2]} "
-            f"(shape {arr.shape})"
-        )
+        raise ValueError(f"{name} must have 2 (x, y) or 3 (x, y, confidence) values per joint, got {arr.shape[2]} "
+                         f"(shape {arr.shape})")
     if arr.shape[1] != n:
         guess = [f for f, k in KEYPOINT_FORMATS.items() if k == arr.shape[1]]
         hint = f"; did you mean keypoint_format={guess[0]!r}?" if guess and fmt not in guess else ""
-        raise ValueError(
-            f"keypoint_format={fmt!r} has {n} joints but {name} has {arr.shape[1]} (shape {arr.shape}); "
-            f"pass (frames, {n}, 2 or 3) arrays or choose the matching format "
-            f"({', '.join(f'{k}: {v}' for k, v in KEYPOINT_FORMATS.items())}){hint}"
-        )
-    xy = arr[..., :2]
-    conf = arr[..., 2] if arr.shape[2] == 3 else None
-    return xy, conf, fmt
+        raise ValueError(f"keypoint_format={fmt!r} has {n} joints but {name} has {arr.shape[1]} (shape {arr.shape}); "
+                         f"pass (frames, {n}, 2 or 3) arrays or choose the matching format "
+                         f"({', '.join(f'{k}: {v}' for k, v in KEYPOINT_FORMATS.items())}){hint}")
+    return arr[..., :2], (arr[..., 2] if arr.shape[2] == 3 else None), fmt
 
 
 def validate_image_size(image_size) -> Tuple[float, float]:
     """Check ``image_size = (width, height)`` in pixels; returns two positive floats."""
     if image_size is None:
-        raise ValueError(
-            "image_size is required for pixel keypoints; pass image_size=(width, height) of the video "
-            "frames in pixels (or coordinates='normalized' for keypoints already normalised)"
-        )
+        raise ValueError("image_size is required for pixel keypoints; pass image_size=(width, height) of the video "
+                         "frames in pixels (or coordinates='normalized' for keypoints already normalised)")
     if isinstance(image_size, (str, bytes, dict)):
         raise TypeError(f"image_size must be (width, height) in pixels, got {image_size!r}")
     try:
@@ -224,9 +139,7 @@ def validate_image_size(image_size) -> Tuple[float, float]:
 
 
 def normalize_screen_coordinates(xy: np.ndarray, width: float, height: float) -> np.ndarray:
-    """Pixels ``(..., 2)`` -> model coordinates: ``u = x / w * 2 - 1``, ``v = y / w * 2 - h / w``.
-    The package's one screen normalisation (:mod:`.cameras` re-exports it); float32 / float64 stay,
-    other dtypes give float64."""
+    """Pixels ``(..., 2)`` -> model coordinates ``u = x / w * 2 - 1``, ``v = y / w * 2 - h / w`` (float32 stays)."""
     xy = _float(xy)
     if xy.shape[-1] != 2:
         raise ValueError(f"expected (..., 2) pixel coordinates, got shape {xy.shape}")
@@ -239,11 +152,8 @@ def unnormalize_screen_coordinates(uv: np.ndarray, width: float, height: float) 
     return ((uv + np.array([1.0, height / width])) * width / 2).astype(uv.dtype)
 
 
-# ---------------------------------------------------------------------------------------------
-# Format conversion. Each H36M joint gets a list of rules; a rule is ((source index, weight), ...)
-# with weights summing to 1. The first rule whose sources are all valid is used.
-
-#: BlazePose hip -> H36M hip: this fraction of the hip -> knee vector is added (see the module docstring)
+# Format conversion: per H36M joint a list of rules ((source index, weight), ...), weights summing to 1.
+#: BlazePose hip -> H36M hip: this fraction of the hip -> knee vector is added
 BLAZEPOSE_HIP_TO_KNEE = 0.1
 
 
@@ -276,17 +186,9 @@ def _coco_like_rules(names: Sequence[str], halpe: bool = False,
     if halpe:
         head_top = [((idx["head"], 1.0),)] + head_top
 
-    def one(name):
-        return [((idx[name], 1.0),)]
-
-    rules = {
-        "pelvis": pelvis, "spine": spine, "thorax": thorax, "neck_nose": one("nose"), "head_top": head_top,
-        **extra,
-    }
-    out = []
-    for jn in H36M_17.joint_names:
-        out.append(rules[jn] if jn in rules else one(jn))
-    return out
+    rules = {"pelvis": pelvis, "spine": spine, "thorax": thorax, "neck_nose": [((idx["nose"], 1.0),)],
+             "head_top": head_top, **extra}
+    return [rules[jn] if jn in rules else [((idx[jn], 1.0),)] for jn in H36M_17.joint_names]
 
 
 _RULES = {
@@ -296,20 +198,10 @@ _RULES = {
 }
 
 
-def keypoints_to_h36m(
-    xy: np.ndarray, valid: np.ndarray, keypoint_format: str, confidence: Optional[np.ndarray] = None
-) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
-    """Convert ``(frames, J, 2)`` keypoints of ``keypoint_format`` to H36M-17.
-
-    Args:
-        xy: ``(frames, J, 2)`` coordinates (any unit); invalid entries may hold anything.
-        valid: ``(frames, J)`` bool, True where the joint is usable.
-        confidence: optional ``(frames, J)``.
-
-    Returns:
-        ``(xy17 (frames, 17, 2), valid17 (frames, 17) bool, confidence17 or None)``; invalid output
-        joints are NaN. See the module docstring for the synthesis rules.
-    """
+def keypoints_to_h36m(xy: np.ndarray, valid: np.ndarray, keypoint_format: str,
+                      confidence: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    """``(frames, J, 2)`` keypoints (any unit), ``valid`` ``(frames, J)`` bool and optional confidence
+    ``(frames, J)`` -> ``(xy17 (frames, 17, 2) NaN where invalid, valid17 (frames, 17), confidence17 or None)``."""
     fmt = normalize_format(keypoint_format)
     xy = _float(xy)
     valid = np.asarray(valid, dtype=bool)
@@ -328,8 +220,7 @@ def keypoints_to_h36m(
             src = [i for i, _ in rule]
             ok = todo & valid[:, src].all(axis=1)
             if ok.any():
-                val = sum(w * safe[ok, i] for i, w in rule)
-                out[ok, j] = val
+                out[ok, j] = sum(w * safe[ok, i] for i, w in rule)
                 v_out[ok, j] = True
                 if c_out is not None:
                     c_out[ok, j] = np.min(confidence[ok][:, src], axis=1)
@@ -340,17 +231,11 @@ def keypoints_to_h36m(
 
 
 def fill_missing(xy: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Give every invalid joint a finite placeholder value (the model sees these joints as masked).
+    """Finite placeholders for invalid joints of ``xy`` ``(frames, J, C)`` (``valid`` ``(frames, J)`` bool).
 
-    Per joint, missing frames take a linear interpolation over time of that joint's valid frames
-    (edge values outside); a joint never valid takes the mean of the valid joints of its frame;
-    a frame with no valid joint takes the values of the nearest frame after these steps.
-
-    Args:
-        xy: ``(frames, J, C)``; valid: ``(frames, J)`` bool with at least one True.
-    Returns:
-        ``(frames, J, C)`` (float32 for float32 input, else float64), finite, equal to ``xy`` where
-        ``valid``.
+    Per joint, missing frames are interpolated over time (edge values outside); a joint never valid takes the
+    mean of its frame's valid joints (of the nearest frame that has one). Returns ``(frames, J, C)``, float32
+    for float32 input, else float64, equal to ``xy`` where ``valid``.
     """
     xy = _float(xy).copy()
     valid = np.asarray(valid, dtype=bool)
@@ -393,20 +278,13 @@ _SWAP_GROUPS = tuple((np.array([H36M_17.index(n) for n in LIMBS[f"left_{part}"]]
                       np.array([H36M_17.index(n) for n in LIMBS[f"right_{part}"]])) for part in ("arm", "leg"))
 
 
-def undo_left_right_swaps(xy: np.ndarray, valid: np.ndarray, ratio: float = 0.5) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Undo a 2D detector's left/right label swaps in an H36M-17 sequence.
+def undo_left_right_swaps(xy: np.ndarray, valid: np.ndarray,
+                          ratio: float = 0.5) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Undo a 2D detector's left/right label swaps in ``xy`` ``(frames, 17, 2)`` H36M-17 (``valid`` ``(frames, 17)``).
 
-    Detectors (BlazePose, OpenPose, ViTPose) sometimes give the left arm's or leg's labels to the
-    right one, for single frames or for long runs (a person seen from behind taken as seen from the
-    front); the lifter then mirrors the body in depth. Frame by frame, each group (arms, legs) keeps
-    the labelling that continues the previous frames: it is swapped when the swapped labels lie
-    nearer to where those joints last were than ``ratio`` times the given ones. A group seen
-    side-on (left and right close together) is never swapped. The first frames are taken as given.
-
-    Args:
-        xy: ``(frames, 17, 2)`` H36M-17 keypoints (any unit); valid: ``(frames, 17)`` bool.
-    Returns:
-        ``(xy, valid, swapped)``: relabelled copies and ``(frames, 2)`` bool (arms, legs swapped).
+    Frame by frame each group (arms, legs) is swapped when the swapped labels lie nearer to where those joints
+    last were than ``ratio`` times the given ones; the first frames are taken as given. Returns ``(xy, valid,
+    swapped)``: relabelled copies and ``(frames, 2)`` bool (arms, legs swapped).
     """
     xy, valid = np.array(xy, copy=True), np.array(valid, dtype=bool, copy=True)
     F = xy.shape[0]
@@ -429,40 +307,22 @@ def undo_left_right_swaps(xy: np.ndarray, valid: np.ndarray, ratio: float = 0.5)
     return xy, valid, swapped
 
 
-def prepare_keypoints(
-    keypoints,
-    image_size=None,
-    keypoint_format: str = "h36m",
-    confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD,
-    coordinates: str = "pixels",
-    fix_left_right_swaps: bool = False,
-) -> Dict[str, np.ndarray]:
-    """Validate, convert to H36M-17 and normalise one 2D sequence for the lifter.
+def prepare_keypoints(keypoints, image_size=None, keypoint_format: str = "h36m",
+                      confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD, coordinates: str = "pixels",
+                      fix_left_right_swaps: bool = False) -> Dict[str, np.ndarray]:
+    """Validate, convert to H36M-17 and normalise one 2D sequence ``(frames, J, 2 or 3)`` for the lifter.
 
-    Args:
-        keypoints: ``(frames, J, 2)`` pixels or ``(frames, J, 3)`` with confidences.
-        image_size: ``(width, height)`` pixels (required when ``coordinates="pixels"``).
-        keypoint_format: ``"h36m"``, ``"coco"``, ``"halpe26"``, ``"blazepose"``.
-        confidence_threshold: joints with confidence below it are missing (default
-            :data:`DEFAULT_CONFIDENCE_THRESHOLD` = 0.3); NaN/inf joints and joints further than
-            :data:`MAX_ABS_NORMALIZED` from the image centre (normalised) always are.
-        coordinates: ``"pixels"`` or ``"normalized"`` (already in model coordinates, README "Coordinate conventions").
-        fix_left_right_swaps: relabel a detector's left/right swaps first (:func:`undo_left_right_swaps`).
-
-    Returns:
-        dict with ``pose_2d`` float32 ``(frames, 17, 2)`` normalised and finite, ``missing`` bool
-        ``(frames, 17)`` (True = masked joint), ``keypoints_2d`` ``(frames, 17, 2)`` H36M-17 in the
-        input units (NaN where missing; float32 for float32 input, else float64) and ``image_size``.
+    Joints below ``confidence_threshold``, NaN/inf or beyond :data:`MAX_ABS_NORMALIZED` are missing;
+    ``image_size`` ``(width, height)`` pixels is required for ``coordinates="pixels"``. Returns ``pose_2d``
+    float32 ``(frames, 17, 2)`` normalised and finite, ``missing`` ``(frames, 17)`` bool, ``keypoints_2d``
+    ``(frames, 17, 2)`` in the input units (NaN where missing) and ``image_size``.
     """
     xy, conf, fmt = validate_keypoints(keypoints, keypoint_format)
     if not isinstance(fix_left_right_swaps, bool):
         raise TypeError(f"fix_left_right_swaps must be a bool, got {type(fix_left_right_swaps).__name__}")
     if coordinates not in ("pixels", "normalized"):
         raise ValueError(f"coordinates must be 'pixels' or 'normalized', got {coordinates!r}")
-    if coordinates == "pixels":
-        w, h = validate_image_size(image_size)
-    else:
-        w = h = None
+    w, h = validate_image_size(image_size) if coordinates == "pixels" else (None, None)
     try:
         thr = float(confidence_threshold)
     except (TypeError, ValueError):
@@ -479,10 +339,9 @@ def prepare_keypoints(
         xy17, valid17, _ = undo_left_right_swaps(xy17, valid17)
     for _ in range(2):  # a synthesised joint (weighted sum) can still leave the range: mask it, refill
         if not valid17.any():
-            raise ValueError(
-                "no valid joint in the whole sequence (all NaN/inf or far outside the image, or all "
-                f"confidences below confidence_threshold={thr}); pass keypoints with at least one detected joint"
-            )
+            raise ValueError("no valid joint in the whole sequence (all NaN/inf or far outside the image, or all "
+                             f"confidences below confidence_threshold={thr}); pass keypoints with at least one "
+                             "detected joint")
         filled = fill_missing(xy17, valid17)
         uv = _normalize(filled, w, h)
         ok = _in_range(uv)
@@ -490,12 +349,8 @@ def prepare_keypoints(
             break
         valid17 &= ok
         xy17 = np.where(valid17[..., None], xy17, xy17.dtype.type(np.nan))
-    return {
-        "pose_2d": np.ascontiguousarray(uv, dtype=np.float32),
-        "missing": ~valid17,
-        "keypoints_2d": xy17,
-        "image_size": None if w is None else (w, h),
-    }
+    return {"pose_2d": np.ascontiguousarray(uv, dtype=np.float32), "missing": ~valid17, "keypoints_2d": xy17,
+            "image_size": None if w is None else (w, h)}
 
 
 def _normalize(xy: np.ndarray, w: Optional[float], h: Optional[float]) -> np.ndarray:

@@ -1,14 +1,9 @@
 """Pose metrics: MPJPE (protocol 1), P-MPJPE (protocol 2), N-MPJPE, MPJVE, per-action
 aggregation, MPI-INF-3DHP PCK / AUC (official 14-joint protocol) and completion metrics.
 
-All functions take NumPy arrays or torch tensors (any device; they are detached and copied to
-the CPU) shaped ``(..., J, C)`` (``C`` = 2 or 3) and compute in float64. Errors come back in the
-units of the inputs (metres in, metres out); the evaluation code multiplies by 1000 to report
-millimetres. Functions named ``*_per_frame`` return one value per pose, i.e. shape ``(...)``;
-the others return a Python float averaged over all poses.
-
-Nothing here imports :mod:`evaluate`; :func:`load_pose_metric` loads the ``mpm_pose`` evaluate
-module shipped in ``modeling_mpm/evaluate_metric/mpm_pose`` (it computes with these functions).
+Inputs are NumPy arrays or torch tensors ``(..., J, C)`` (``C`` = 2 or 3), computed in float64; errors are in
+the input units (metres in, metres out). ``*_per_frame`` functions return shape ``(...)``, the others a float
+averaged over all poses. :func:`load_pose_metric` loads the shipped ``mpm_pose`` evaluate module.
 """
 
 from __future__ import annotations
@@ -20,30 +15,10 @@ import numpy as np
 
 from .skeleton import get_skeleton
 
-__all__ = [
-    "to_numpy",
-    "joint_errors",
-    "mpjpe",
-    "mpjpe_per_frame",
-    "procrustes_align",
-    "p_mpjpe",
-    "p_mpjpe_per_frame",
-    "n_mpjpe",
-    "n_mpjpe_per_frame",
-    "mpjve",
-    "ActionErrorMeter",
-    "PCK_JOINTS",
-    "AUC_THRESHOLDS_MM",
-    "pck",
-    "auc",
-    "pck_3dhp",
-    "auc_3dhp",
-    "evaluate_3dhp_sequences",
-    "completion_errors",
-    "flip_mask",
-    "EVALUATE_METRIC_DIR",
-    "load_pose_metric",
-]
+__all__ = ["to_numpy", "joint_errors", "mpjpe", "mpjpe_per_frame", "procrustes_align", "p_mpjpe", "p_mpjpe_per_frame",
+           "n_mpjpe", "n_mpjpe_per_frame", "mpjve", "ActionErrorMeter", "PCK_JOINTS", "AUC_THRESHOLDS_MM", "pck",
+           "auc", "pck_3dhp", "auc_3dhp", "evaluate_3dhp_sequences", "completion_errors", "flip_mask",
+           "EVALUATE_METRIC_DIR", "load_pose_metric"]
 
 
 def to_numpy(x) -> np.ndarray:
@@ -85,10 +60,7 @@ def joint_errors(pred, target) -> np.ndarray:
 
 
 def mpjpe_per_frame(pred, target, joints: Optional[Sequence[int]] = None) -> np.ndarray:
-    """Mean per-joint position error of each pose: ``(..., J, C) -> (...)``.
-
-    ``joints`` restricts the mean to a subset of joint indices.
-    """
+    """Mean per-joint position error of each pose: ``(..., J, C) -> (...)``, over ``joints`` if given."""
     e = joint_errors(pred, target)
     if joints is not None:
         e = e[..., list(joints)]
@@ -96,13 +68,8 @@ def mpjpe_per_frame(pred, target, joints: Optional[Sequence[int]] = None) -> np.
 
 
 def mpjpe(pred, target, joints: Optional[Sequence[int]] = None, mask=None) -> float:
-    """MPJPE (protocol 1): mean Euclidean joint error over all poses and joints.
-
-    Args:
-        pred, target: ``(..., J, C)``; root-relative poses for the usual protocol.
-        joints: optional subset of joint indices.
-        mask: optional bool ``(..., J)`` (broadcastable); only True entries are averaged.
-    """
+    """MPJPE (protocol 1): mean joint error of ``(..., J, C)`` poses, over ``joints`` and where the bool ``mask``
+    ``(..., J)`` (broadcastable) is True if given."""
     e = joint_errors(pred, target)
     if joints is not None:
         e = e[..., list(joints)]
@@ -117,29 +84,20 @@ def mpjpe(pred, target, joints: Optional[Sequence[int]] = None, mask=None) -> fl
 
 
 def procrustes_align(pred, target) -> np.ndarray:
-    """Similarity-align each predicted pose to its target (rotation, scale, translation).
+    """Similarity-align each predicted pose to its target (rotation, scale, translation): ``(..., J, C)`` -> same.
 
-    Per pose (over its J joints): centre both, normalise by the Frobenius norms, ``H = X0^T Y0``,
-    SVD, ``R = V U^T`` with the reflection fix (negate the last column of V and the last singular
-    value when ``det(R) < 0``), scale ``a = tr(S) * |X0| / |Y0|``, then ``a * pred R + t``.
-
-    Shapes: ``(..., J, C) -> (..., J, C)`` (the aligned prediction).
+    Per pose: centre both, divide by the Frobenius norms, SVD of ``H = X0^T Y0``, ``R = V U^T`` with the
+    reflection fix (``det(R) < 0``: negate V's last column and the last singular value), ``a = tr(S) |X0| / |Y0|``.
     """
     p, t = _pair(pred, target)
     shape = p.shape
-    p = p.reshape(-1, shape[-2], shape[-1])
-    t = t.reshape(-1, shape[-2], shape[-1])
-    mu_t = t.mean(axis=1, keepdims=True)
-    mu_p = p.mean(axis=1, keepdims=True)
-    x0 = t - mu_t
-    y0 = p - mu_p
-    norm_x = np.sqrt((x0 ** 2).sum(axis=(1, 2), keepdims=True))
-    norm_y = np.sqrt((y0 ** 2).sum(axis=(1, 2), keepdims=True))
+    p, t = p.reshape(-1, shape[-2], shape[-1]), t.reshape(-1, shape[-2], shape[-1])
+    mu_t, mu_p = t.mean(axis=1, keepdims=True), p.mean(axis=1, keepdims=True)
+    x0, y0 = t - mu_t, p - mu_p
     # degenerate poses (all joints at one point) keep a unit norm: they align to the centroid
-    norm_x = np.where(norm_x > 0, norm_x, 1.0)
-    norm_y = np.where(norm_y > 0, norm_y, 1.0)
-    x0 = x0 / norm_x
-    y0 = y0 / norm_y
+    norm_x, norm_y = (np.sqrt((a ** 2).sum(axis=(1, 2), keepdims=True)) for a in (x0, y0))
+    norm_x, norm_y = np.where(norm_x > 0, norm_x, 1.0), np.where(norm_y > 0, norm_y, 1.0)
+    x0, y0 = x0 / norm_x, y0 / norm_y
     h = np.matmul(np.transpose(x0, (0, 2, 1)), y0)
     u, s, vt = np.linalg.svd(h)
     v = np.transpose(vt, (0, 2, 1))
@@ -150,11 +108,8 @@ def procrustes_align(pred, target) -> np.ndarray:
     v[:, :, -1] *= sign[:, None]
     s[:, -1] *= sign
     r = np.matmul(v, np.transpose(u, (0, 2, 1)))
-    tr = s.sum(axis=1)[:, None, None]
-    a = tr * norm_x / norm_y
-    trans = mu_t - a * np.matmul(mu_p, r)
-    aligned = a * np.matmul(p, r) + trans
-    return aligned.reshape(shape)
+    a = s.sum(axis=1)[:, None, None] * norm_x / norm_y
+    return (a * np.matmul(p, r) + (mu_t - a * np.matmul(mu_p, r))).reshape(shape)
 
 
 def p_mpjpe_per_frame(pred, target) -> np.ndarray:
@@ -184,12 +139,7 @@ def n_mpjpe(pred, target) -> float:
 
 
 def mpjve(pred, target, axis: int = -3) -> float:
-    """Mean per-joint velocity error: MPJPE of the first differences along the frame axis.
-
-    Args:
-        pred, target: ``(..., F, J, C)`` with ``F >= 2`` frames on ``axis`` (default ``-3``).
-    Returns the mean error in input units per frame step.
-    """
+    """Mean per-joint velocity error of ``(..., F, J, C)`` poses (``F >= 2`` on ``axis``), input units per step."""
     p, t = _pair(pred, target, min_ndim=3)
     if p.shape[axis] < 2:
         raise ValueError(f"mpjve needs at least 2 frames on axis {axis}, got shape {p.shape}")
@@ -197,8 +147,7 @@ def mpjve(pred, target, axis: int = -3) -> float:
 
 
 class ActionErrorMeter:
-    """Accumulates per-sample errors by action (fixes the authors' per-action P-MPJPE bug:
-    every sample adds its OWN error, never the batch mean).
+    """Per-sample errors by action (each sample adds its OWN error, never the batch mean: the authors' bug).
 
     ``per_action()`` averages each action over its frames; ``mean_over_actions()`` averages the
     per-action means (the H36M protocol); ``mean_over_frames()`` weights every frame equally.
@@ -244,9 +193,8 @@ class ActionErrorMeter:
         return float(sum(self._sum.values()) / sum(self._count.values()))
 
 
-# The official MPI-INF-3DHP evaluation uses 14 joints: head_top, neck, shoulders, elbows,
-# wrists, hips, knees, ankles (no pelvis, spine or head). Indices per layout (for the H36M
-# layouts: neck <- thorax, the anatomical match).
+# The official MPI-INF-3DHP 14 joints (head_top, neck, shoulders, elbows, wrists, hips, knees, ankles) per layout
+# (H36M layouts: neck <- thorax).
 PCK_JOINTS: Dict[str, Tuple[int, ...]] = {
     "mpi3dhp17": tuple(range(14)),
     "h36m17": (10, 8, 14, 15, 16, 11, 12, 13, 1, 2, 3, 4, 5, 6),
@@ -291,11 +239,8 @@ def _pck_joints(skeleton) -> Tuple[int, ...]:
 
 def pck_3dhp(pred, target, threshold_mm: float = 150.0, unit: str = "m",
              skeleton="mpi3dhp17") -> float:
-    """MPI-INF-3DHP PCK@150 mm over the official 14 joints (root-relative poses).
-
-    ``pred``/``target``: ``(..., J, 3)`` in the ``skeleton`` layout (default 3DHP-17). Every
-    frame given weighs the same (concatenate the sequences for the frame-weighted total).
-    """
+    """MPI-INF-3DHP PCK@150 mm over the official 14 joints of root-relative ``(..., J, 3)`` poses in the
+    ``skeleton`` layout (every frame weighs the same)."""
     return pck(pred, target, threshold_mm, unit, _pck_joints(skeleton))
 
 
@@ -306,21 +251,14 @@ def auc_3dhp(pred, target, unit: str = "m", skeleton="mpi3dhp17") -> float:
 
 def evaluate_3dhp_sequences(sequences: Mapping[str, Tuple[object, object]], unit: str = "m",
                             skeleton="mpi3dhp17") -> Dict[str, Dict[str, float]]:
-    """Official-protocol 3DHP evaluation over several test sequences.
-
-    Args:
-        sequences: ``{name: (pred, target)}``, each ``(T, J, 3)`` root-relative, valid frames only.
-    Returns:
-        ``{name: {"pck", "auc", "mpjpe", "frames"}, ..., "all": {...}}``: per sequence and the
-        frame-weighted total (PCK/AUC in %, MPJPE in mm over the 14 joints).
-    """
+    """Official-protocol 3DHP evaluation of ``{name: (pred, target)}`` (each ``(T, J, 3)`` root-relative, valid
+    frames only): ``{name: {"pck", "auc", "mpjpe", "frames"}, ..., "all": frame-weighted total}`` (%, mm)."""
     joints = _pck_joints(skeleton)
     out: Dict[str, Dict[str, float]] = {}
     all_e = []
     for name, (p, t) in sequences.items():
-        e = _errors_mm(p, t, unit, joints).reshape(-1, len(joints))
-        all_e.append(e)
-        out[name] = _pck_summary(e)
+        all_e.append(_errors_mm(p, t, unit, joints).reshape(-1, len(joints)))
+        out[name] = _pck_summary(all_e[-1])
     if not all_e:
         raise ValueError("no sequence given")
     out["all"] = _pck_summary(np.concatenate(all_e, axis=0))
@@ -328,22 +266,14 @@ def evaluate_3dhp_sequences(sequences: Mapping[str, Tuple[object, object]], unit
 
 
 def _pck_summary(e: np.ndarray) -> Dict[str, float]:
-    return {
-        "pck": float((e < 150.0).mean() * 100.0),
-        "auc": float(np.mean([(e < x).mean() for x in AUC_THRESHOLDS_MM]) * 100.0),
-        "mpjpe": float(e.mean()),
-        "frames": int(e.shape[0]),
-    }
+    return {"pck": float((e < 150.0).mean() * 100.0),
+            "auc": float(np.mean([(e < x).mean() for x in AUC_THRESHOLDS_MM]) * 100.0),
+            "mpjpe": float(e.mean()), "frames": int(e.shape[0])}
 
 
 def completion_errors(pred, target, mask) -> Dict[str, float]:
-    """Pose-completion errors for joints hidden by ``mask`` (True = masked / missing).
-
-    Returns ``{"mpjpe_masked": error over the masked joints only, "mpjpe_all": the authors'
-    diluted number}``; for the latter the completed pose takes the ground truth at visible joints
-    and the prediction at masked ones, and the error is averaged over ALL joints (visible joints
-    count as 0). Input units; ``mask`` broadcasts to ``(..., J)``.
-    """
+    """Completion errors for joints hidden by ``mask`` (True = missing, broadcasts to ``(..., J)``), input units:
+    ``mpjpe_masked`` over the masked joints, ``mpjpe_all`` the authors' diluted mean over ALL joints (visible 0)."""
     e = joint_errors(pred, target)
     m = _joint_mask(mask, e.shape + (1,))
     if not m.any():

@@ -8,11 +8,8 @@ After ``import modeling_mpm`` (which calls :func:`register_pipelines`)::
     out["pose_3d"]   # (frames, 17, 3) metres, root-relative, camera frame (x right, y down, z forward)
     out["valid"]     # (frames, 17) bool, False where the 2D joint was missing (masked for the model)
 
-Saved with ``pipe.save_pretrained(dir)`` (model classes registered with ``register_for_auto_class``)
-the pipeline also loads where the package is not installed:
-``pipeline(model=dir, trust_remote_code=True)``.
-
-This module is copied next to the weights as remote code: it imports only flat sibling modules.
+Saved with ``pipe.save_pretrained(dir)`` it also loads without the package (``trust_remote_code=True``): this
+module is copied next to the weights as remote code, so it imports only flat sibling modules.
 """
 
 from __future__ import annotations
@@ -58,12 +55,8 @@ def _vitpose_module():
 
 
 def _resolve_head(model, class_name: str, task: str):
-    """Return an instance of ``class_name`` for ``model``.
-
-    ``pipeline(task, model="dir")`` loads through ``AutoModel``, which maps the MPM config to the
-    bare :class:`MPMModel`; when the checkpoint was saved from ``class_name`` (``config.architectures``)
-    it is reloaded with that head class from the same module (works for remote code too).
-    """
+    """``model`` as a ``class_name`` instance: a bare :class:`MPMModel` (what ``AutoModel`` loads) saved from
+    ``class_name`` (``config.architectures``) is reloaded with that head class from the same module."""
     if any(c.__name__ == class_name for c in type(model).__mro__):
         return model
     archs = list(getattr(model.config, "architectures", None) or [])
@@ -72,10 +65,8 @@ def _resolve_head(model, class_name: str, task: str):
     src = getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", None)
     if class_name in archs and cls is not None and src:
         return cls.from_pretrained(src)
-    raise TypeError(
-        f"the {task!r} pipeline needs a {class_name} model, got {type(model).__name__} "
-        f"(checkpoint architectures: {archs or 'unknown'}); load it with {class_name}.from_pretrained(...)"
-    )
+    raise TypeError(f"the {task!r} pipeline needs a {class_name} model, got {type(model).__name__} "
+                    f"(checkpoint architectures: {archs or 'unknown'}); load it with {class_name}.from_pretrained(...)")
 
 
 def _skeleton_of(model):
@@ -92,9 +83,8 @@ def _to_model_layout(arr: np.ndarray, skel) -> np.ndarray:
 
 
 def _resolve_format(keypoints, keypoint_format):
-    """``keypoint_format`` as given; without one, 26 joints are Halpe-26, 33 BlazePose and anything
-    else is refused: 17 joints can be H36M or COCO (different joint orders, reading one as the other
-    lifts garbage), so the caller must say which."""
+    """``keypoint_format`` as given; without one, 26 joints are Halpe-26, 33 BlazePose and anything else (17 joints
+    can be H36M or COCO) is refused."""
     if keypoint_format is not None:
         return keypoint_format
     shape = np.shape(keypoints) if isinstance(keypoints, np.ndarray) else None
@@ -194,10 +184,8 @@ class PoseLiftingPipeline(_MPMPipelineBase):
         return_keypoints_2d: also return the H36M-17 2D (pixels, NaN where missing) that was used.
         progress: tqdm bar over windows (default: on from 1,000 windows).
 
-    Returns:
-        dict: ``pose_3d`` float32 ``(frames, J, 3)`` metres, root-relative (root = 0), camera frame
-        (x right, y down, z forward); ``valid`` bool ``(frames, J)``; optionally ``keypoints_2d``
-        ``(frames, 17, 2)``. ``J`` is the model's joint count (17 for H36M-17 models).
+    Returns ``pose_3d`` float32 ``(frames, J, 3)`` metres, root-relative (root = 0), camera frame (x right, y down,
+    z forward); ``valid`` bool ``(frames, J)``; optionally ``keypoints_2d`` ``(frames, 17, 2)``.
     """
 
     _head_class, _task_name = "MPMForPoseLifting", "pose-lifting"
@@ -228,10 +216,8 @@ class PoseLiftingPipeline(_MPMPipelineBase):
 
     def _forward(self, inputs, mode="seq2frame", batch_size=64, stride=None, flip_augmentation=False,
                  progress=None):
-        pose = lift_sequence(
-            self.model, inputs["pose_2d"], inputs["missing"], mode=mode, batch_size=batch_size,
-            stride=stride, flip_augmentation=bool(flip_augmentation), progress=progress,
-        )
+        pose = lift_sequence(self.model, inputs["pose_2d"], inputs["missing"], mode=mode, batch_size=batch_size,
+                             stride=stride, flip_augmentation=bool(flip_augmentation), progress=progress)
         return {"pose_3d": pose, "missing": inputs["missing"], "keypoints_2d": inputs["keypoints_2d"]}
 
     def postprocess(self, outputs, return_keypoints_2d=False):
@@ -268,10 +254,8 @@ class PoseCompletionPipeline(_MPMPipelineBase):
         if pose_3d is None:
             pose_3d = kwargs.pop("inputs", None)
         if (pose_3d is None) == (keypoints is None):
-            raise ValueError(
-                "pass exactly one of pose_3d=(frames, joints, 3) metres with NaN for missing joints "
-                "(3D completion) or keypoints=(frames, joints, 2|3) with image_size (occluded 2D -> 3D)"
-            )
+            raise ValueError("pass exactly one of pose_3d=(frames, joints, 3) metres with NaN for missing joints "
+                             "(3D completion) or keypoints=(frames, joints, 2|3) with image_size (occluded 2D -> 3D)")
         kwargs = self._window_batch(kwargs)
         if keypoints is not None:
             if _is_batch(keypoints):
@@ -297,10 +281,8 @@ class PoseCompletionPipeline(_MPMPipelineBase):
         p = _to_numeric_array(pose_3d, "pose_3d")
         if p.ndim != 3 or p.shape[1] != J or p.shape[2] != 3:
             hint = f" (a single frame? pass pose_3d[None])" if p.ndim == 2 else ""
-            raise ValueError(
-                f"pose_3d must be (frames, {J}, 3) metres in the {self.skeleton.name} layout, "
-                f"got shape {p.shape}{hint}"
-            )
+            raise ValueError(f"pose_3d must be (frames, {J}, 3) metres in the {self.skeleton.name} layout, "
+                             f"got shape {p.shape}{hint}")
         if p.shape[0] == 0:
             raise ValueError("pose_3d is empty (0 frames); pass at least one frame")
         miss = ~usable_3d_joints(p)
@@ -331,10 +313,8 @@ class PoseCompletionPipeline(_MPMPipelineBase):
         return {"pose": rel.astype(np.float32), "missing": miss, "given": p, "root": root, "kind": "3d"}
 
     def _forward(self, inputs, batch_size=64, stride=None, flip_augmentation=False, progress=None):
-        res = complete_sequence(
-            self.model, inputs["pose"], inputs["missing"], batch_size=batch_size, stride=stride,
-            flip_augmentation=bool(flip_augmentation), progress=progress,
-        )
+        res = complete_sequence(self.model, inputs["pose"], inputs["missing"], batch_size=batch_size, stride=stride,
+                                flip_augmentation=bool(flip_augmentation), progress=progress)
         return {**inputs, **{"out_" + k: v for k, v in res.items()}}
 
     def postprocess(self, out):
@@ -378,10 +358,8 @@ def register_pipelines() -> None:
 
     # Saved masked models name their class under AutoModelForPreTraining in auto_map (remote code);
     # AutoModel is tried first (in-process it picks the class from config.architectures).
-    for task, cls, pt in (
-        ("pose-lifting", PoseLiftingPipeline, AutoModel),
-        ("pose-completion", PoseCompletionPipeline, (AutoModel, AutoModelForPreTraining)),
-    ):
+    for task, cls, pt in (("pose-lifting", PoseLiftingPipeline, AutoModel),
+                          ("pose-completion", PoseCompletionPipeline, (AutoModel, AutoModelForPreTraining))):
         current = PIPELINE_REGISTRY.supported_tasks.get(task)
         if current is not None and current.get("impl") is cls:
             continue

@@ -1,25 +1,10 @@
 """Video -> 3D: person detector (RT-DETR) -> ViTPose (COCO-17 2D) -> tracks -> MPM (3D), or
-MediaPipe BlazePose (33 landmarks, one person, offline) -> MPM (3D).
+MediaPipe BlazePose (33 landmarks, one person, offline) -> MPM (3D); ``mpm lift-video`` on the command line.
 
-Python::
-
-    from modeling_mpm.video import lift_video
-    res = lift_video("clip.mp4", "path/to/mpm-lifter", output="clip_3d.npz", render="clip_3d.mp4")
-    for track_id, tr in res["tracks"].items():
-        tr["frames"], tr["pose_3d"]      # (n,) video frame indices, (n, 17, 3) metres, camera frame
-    res = lift_video("clip.mp4", "path/to/mpm-lifter", pose_model="mediapipe")   # offline, one person
-
-Command line::
-
-    mpm lift-video clip.mp4 --model path/to/mpm-lifter -o clip_3d.npz --render clip_3d.mp4
-    mpm lift-video clip.mp4 --model path/to/mpm-lifter -o clip_3d.npz --pose-model mediapipe
-
-Frames are decoded with PyAV (``pip install "modeling-mpm[video]"``) and processed ``batch_size``
-at a time; only keypoints and boxes are kept (a few hundred bytes per person and frame), so
-memory does not grow with the video beyond that. The detector and the 2D pose model are seams: ``detector`` and
-``pose_model`` take a Hub id / folder, or any callable with the same call as
-:class:`PersonDetector` / :class:`ViTPoseEstimator`; ``pose_model="mediapipe"`` (or a
-:class:`~modeling_mpm.video.blazepose.BlazePoseEstimator`) needs no detector and no download.
+``lift_video("clip.mp4", output="clip_3d.npz", render="clip_3d.mp4")["tracks"][id]["pose_3d"]`` is
+``(n, 17, 3)`` metres, camera frame. Frames are decoded with PyAV (the ``video`` extra) ``batch_size`` at a
+time and only keypoints and boxes are kept, so memory does not grow with the video. ``detector`` and
+``pose_model`` take a Hub id / folder or any callable like :class:`PersonDetector` / :class:`ViTPoseEstimator`.
 """
 
 from __future__ import annotations
@@ -48,8 +33,7 @@ DEFAULT_DETECTOR = "PekingU/rtdetr_r50vd_coco_o365"
 DEFAULT_POSE_MODEL = "usyd-community/vitpose-base-simple"
 #: ``pose_model`` names that select MediaPipe BlazePose (offline, one person, no detector)
 BLAZEPOSE_NAMES = ("mediapipe", "blazepose")
-#: the lifter used when none is given (``model=None`` / no ``--model``): the general lifter that ships
-#: inside the package (:data:`modeling_mpm.pretrained.GENERAL_LIFTER`), so the BlazePose path runs offline
+#: the lifter used when none is given: the general lifter shipped in the package (runs offline)
 DEFAULT_OFFLINE_LIFTER: Optional[str] = GENERAL_LIFTER
 
 
@@ -61,7 +45,6 @@ def _av():
     return av
 
 
-# ----------------------------------------------------------------------------- decoding
 def video_info(path: str) -> Dict[str, float]:
     """``{"fps", "width", "height", "frames"}`` of the first video stream (``frames`` 0 if unknown)."""
     av = _av()
@@ -91,7 +74,6 @@ def iter_video_frames(path: str, max_frames: Optional[int] = None) -> Iterator[n
             yield frame.to_ndarray(format="rgb24")
 
 
-# ----------------------------------------------------------------------------- models
 def _unavailable(what: str, model, hint: str) -> OSError:
     """One sentence for a model that could not be loaded (transformers raises OSError offline)."""
     if isinstance(model, str) and not os.path.exists(model):
@@ -101,10 +83,8 @@ def _unavailable(what: str, model, hint: str) -> OSError:
             validate_repo_id(model)
         except HFValidationError:
             return OSError(f"no folder at {model!r} for the {what} (and it is not a Hugging Face Hub id)")
-    return OSError(
-        f"could not load the {what} {model!r}: it is not a local folder and not in the Hugging Face cache, "
-        f"and the Hub could not be reached (offline, HF_HUB_OFFLINE=1?) or has no such model; {hint}"
-    )
+    return OSError(f"could not load the {what} {model!r}: it is not a local folder and not in the Hugging Face "
+                   f"cache, and the Hub could not be reached (offline, HF_HUB_OFFLINE=1?) or has no such model; {hint}")
 
 
 _OFFLINE_HINT = ("pose_model='mediapipe' (mpm lift-video --pose-model mediapipe) runs offline, or pass a local "
@@ -112,9 +92,7 @@ _OFFLINE_HINT = ("pose_model='mediapipe' (mpm lift-video --pose-model mediapipe)
 
 
 def _from_pretrained(load, model, what: str, hint: str = _OFFLINE_HINT):
-    """``load(model)``; an OSError for a Hub id (offline, unknown) becomes one sentence naming it.
-
-    A local folder's own errors (missing files, bad config) pass through unchanged."""
+    """``load(model)``; an OSError for a Hub id becomes one sentence naming it (a local folder's pass through)."""
     try:
         return load(model)
     except OSError as e:
@@ -126,20 +104,14 @@ def _from_pretrained(load, model, what: str, hint: str = _OFFLINE_HINT):
 def _torch_device(device):
     import torch
 
-    if device is None:
-        return torch.device("cpu")
-    return torch.device(device)
+    return torch.device("cpu" if device is None else device)
 
 
 class PersonDetector:
-    """Person boxes with a transformers object detector (default RT-DETR, COCO classes).
+    """Person boxes with a transformers object detector (Hub id / folder; default RT-DETR, COCO classes).
 
-    Args:
-        model: Hub id or folder (``AutoModelForObjectDetection`` + ``AutoImageProcessor``).
-        threshold: minimum detection score. max_people: keep at most that many (highest scores).
-
-    ``detector(images)`` with a list of ``(height, width, 3)`` uint8 RGB frames returns, per frame,
-    ``{"boxes": (n, 4) x0, y0, x1, y1 pixels, "scores": (n,)}`` sorted by score.
+    ``detector(images)`` with ``(height, width, 3)`` uint8 RGB frames returns per frame ``{"boxes": (n, 4) x0, y0,
+    x1, y1 pixels, "scores": (n,)}`` above ``threshold``, sorted by score, at most ``max_people``.
     """
 
     def __init__(self, model: str = DEFAULT_DETECTOR, threshold: float = 0.5, max_people: Optional[int] = None,
@@ -176,9 +148,8 @@ class PersonDetector:
 class ViTPoseEstimator:
     """COCO-17 keypoints of given person boxes with transformers' ViTPose.
 
-    ``estimator(images, boxes)`` with ``boxes`` per frame ``(n, 4)`` x0, y0, x1, y1 pixels returns the
-    ``VitPoseImageProcessor.post_process_pose_estimation`` output: per frame a list over the boxes
-    of ``{"keypoints": (17, 2) pixels, "scores": (17,), "bbox": (4,) x, y, w, h, ...}``.
+    ``estimator(images, boxes)`` (per frame ``(n, 4)`` x0, y0, x1, y1 pixels) returns per frame a list over the
+    boxes of ``{"keypoints": (17, 2) pixels, "scores": (17,), "bbox": (4,) x, y, w, h, ...}``.
     """
 
     def __init__(self, model: str = DEFAULT_POSE_MODEL, device=None):
@@ -215,7 +186,6 @@ class ViTPoseEstimator:
         return out
 
 
-# ----------------------------------------------------------------------------- the pipeline
 def _lifting_pipeline(model, device=None):
     from transformers import pipeline
 
@@ -234,12 +204,8 @@ LIFT_THREADS = 1
 
 @contextlib.contextmanager
 def _lifting_threads(pipe):
-    """Run the lifter on :data:`LIFT_THREADS` torch thread(s) when it is on the CPU (restored after).
-
-    Lifting a video is a few small matrix products (the demo-sized lifter: ~5 ms per 100 frames on
-    one thread, against ~40 ms per frame for the 2D model), too small for a second intra-op thread
-    to help; on a busy CPU its thread waits made the stage ~100x slower (0.3-0.5 s per call on the
-    shared 2-core test machine, bench/bench_video_speed.py)."""
+    """Run the lifter on :data:`LIFT_THREADS` torch thread(s) when it is on the CPU (restored after): its small
+    matrix products gain nothing from more threads and ran ~100x slower on a busy CPU (bench_video_speed.py)."""
     import torch
 
     dev = getattr(getattr(pipe, "model", None), "device", None)
@@ -263,69 +229,41 @@ def _progress(total: Optional[int], enabled: bool):
 
 
 def _is_blazepose(pose_model) -> bool:
-    if isinstance(pose_model, BlazePoseEstimator):
-        return True
-    return isinstance(pose_model, str) and pose_model.strip().lower().replace("-", "") in BLAZEPOSE_NAMES
+    return isinstance(pose_model, BlazePoseEstimator) or (
+        isinstance(pose_model, str) and pose_model.strip().lower().replace("-", "") in BLAZEPOSE_NAMES)
 
 
-def lift_video(
-    video: str,
-    model=None,
-    detector=None,
-    pose_model="mediapipe",
-    output: Optional[str] = None,
-    render: Optional[str] = None,
-    batch_size: int = 8,
-    detection_threshold: float = 0.5,
-    keypoint_threshold: float = 0.3,
-    max_people: Optional[int] = None,
-    tracker=None,
-    min_track_frames: int = 1,
-    mode: str = "seq2seq",
-    flip_augmentation: bool = True,
-    device=None,
-    max_frames: Optional[int] = None,
-    progress: bool = True,
-) -> dict:
+def lift_video(video: str, model=None, detector=None, pose_model="mediapipe", output: Optional[str] = None,
+               render: Optional[str] = None, batch_size: int = 8, detection_threshold: float = 0.5,
+               keypoint_threshold: float = 0.3, max_people: Optional[int] = None, tracker=None,
+               min_track_frames: int = 1, mode: str = "seq2seq", flip_augmentation: bool = True, device=None,
+               max_frames: Optional[int] = None, progress: bool = True) -> dict:
     """Detect, track and lift every person of a video to 3D (or, with BlazePose, the one person).
 
     Args:
         video: path of a video file (anything FFmpeg/PyAV decodes).
-        model: MPM lifter: Hub id / folder, :class:`~modeling_mpm.MPMForPoseLifting` or a
-            ``pose-lifting`` pipeline; None (default): the general lifter that ships with the
-            package (:data:`DEFAULT_OFFLINE_LIFTER`).
-        detector: Hub id / folder of an object detector with a ``person`` class (default, ``None``:
-            RT-DETR ``PekingU/rtdetr_r50vd_coco_o365``), or a callable like :class:`PersonDetector`.
-            Not used (must stay ``None``) with BlazePose.
-        pose_model: ``"mediapipe"`` (default; or ``"blazepose"``, or a
-            :class:`~modeling_mpm.video.blazepose.BlazePoseEstimator`): MediaPipe BlazePose, offline,
-            no detector, one person followed through the video (track id 0); or a Hub id / folder of
-            a ViTPose model (e.g. ``usyd-community/vitpose-base-simple``, several people) or a
-            callable like :class:`ViTPoseEstimator`.
-        output: optional ``.npz`` to write (see :func:`save_tracks_npz`); render: optional ``.mp4``
-            with the video and 2D on the left, the 3D skeletons on the right (:func:`render_video`).
+        model: MPM lifter (Hub id / folder, model or ``pose-lifting`` pipeline); None: :data:`DEFAULT_OFFLINE_LIFTER`.
+        detector: Hub id / folder of a detector with a ``person`` class (default RT-DETR) or a callable like
+            :class:`PersonDetector`; must stay ``None`` with BlazePose.
+        pose_model: ``"mediapipe"`` (default) / ``"blazepose"`` / a ``BlazePoseEstimator`` (offline, one person,
+            track id 0), or a ViTPose Hub id / folder (several people) or callable like :class:`ViTPoseEstimator`.
+        output: optional ``.npz`` (:func:`save_tracks_npz`); render: optional ``.mp4`` (:func:`render_video`).
         batch_size: frames per detector / ViTPose forward pass (frames decoded at a time for BlazePose).
         detection_threshold, max_people: passed to :class:`PersonDetector` (Hub id / folder only).
-        keypoint_threshold: 2D joints with a lower score (ViTPose) or visibility (BlazePose) are
-            missing (masked for MPM).
+        keypoint_threshold: 2D joints with a lower score / visibility are missing (masked for MPM).
         tracker: anything with ``update(boxes) -> ids`` (default :class:`IoUTracker`; ViTPose only).
         min_track_frames: drop tracks detected in fewer frames.
         mode: MPM mode, ``"seq2seq"`` (fast, default) or ``"seq2frame"`` (the paper's protocol).
-        flip_augmentation: also lift the mirrored 2D and average (default True: on the real capture
-            of ``bench/bench_real_capture.py`` it took the shipped lifter from 97.0 to 87.7 mm P-MPJPE).
-            A detector's left/right label swaps are always relabelled first.
+        flip_augmentation: also lift the mirrored 2D and average (default True; left/right swaps are undone).
         device: torch device for all models (default CPU; BlazePose always runs on the CPU).
         max_frames: stop after that many frames.
 
     Returns:
-        ``{"tracks": {id: {"frames": (n,) frame indices, "pose_3d": (n, 17, 3) metres root-relative
-        camera frame, "valid": (n, 17) bool, "keypoints_2d": (n, 17, 2) H36M-17 pixels (NaN =
-        missing), "keypoints_coco": (n, 17, 3) ViTPose x, y, score (NaN where not detected),
-        "boxes": (n, 4), "detected": (n,) bool}}, "fps", "image_size": (w, h), "num_frames",
-        "timings": seconds per stage}``. With BlazePose the one track (id 0, from the first to the
-        last frame with a person) has ``"keypoints_blazepose"`` (n, 33, 3) x, y pixels + visibility
-        and ``"world_blazepose"`` (n, 33, 3) MediaPipe world landmarks in metres instead of
-        ``"keypoints_coco"``, and ``boxes`` around the landmarks.
+        ``{"tracks": {id: {"frames": (n,) frame indices, "pose_3d": (n, 17, 3) metres root-relative camera frame,
+        "valid": (n, 17) bool, "keypoints_2d": (n, 17, 2) H36M-17 pixels (NaN = missing), "keypoints_coco":
+        (n, 17, 3) x, y, score, "boxes": (n, 4), "detected": (n,) bool}}, "fps", "image_size": (w, h),
+        "num_frames", "timings": seconds per stage}``. BlazePose tracks have ``"keypoints_blazepose"`` and
+        ``"world_blazepose"`` (n, 33, 3) (metres) instead of ``"keypoints_coco"``.
     """
     _check_video_args(batch_size, pose_model, detector)
     info = video_info(video)
@@ -365,8 +303,7 @@ def _check_video_args(batch_size, pose_model, detector) -> None:
 
 
 def _pose_models(pose_model, detector, detection_threshold, max_people, device):
-    """``(detector callable, or None for BlazePose; 2D pose callable; the BlazePose estimator to close
-    or None)``."""
+    """``(detector callable or None for BlazePose, 2D pose callable, own BlazePose estimator to close or None)``."""
     if not _is_blazepose(pose_model):
         det_fn: Callable = detector if callable(detector) else PersonDetector(
             DEFAULT_DETECTOR if detector is None else detector, threshold=detection_threshold,
@@ -381,8 +318,7 @@ def _pose_models(pose_model, detector, detection_threshold, max_people, device):
 
 def _estimate_2d(video: str, info: dict, timings: dict, batch_size: int, max_frames, progress, det_fn, pose_fn,
                  tracker):
-    """2D poses of the whole video (BlazePose when ``det_fn`` is None): ``(tracks(min_track_frames),
-    frames, (w, h))``, see :func:`_vitpose_2d` / :func:`_blazepose_2d`."""
+    """2D of the whole video (BlazePose when ``det_fn`` is None): ``(tracks(min_track_frames), frames, (w, h))``."""
     total = info["frames"] if max_frames is None else min(max_frames, info["frames"] or max_frames)
     with _progress(total, progress) as bar:
         batches = _batches(video, batch_size, max_frames, timings, bar)
@@ -397,8 +333,7 @@ def _estimate_2d(video: str, info: dict, timings: dict, batch_size: int, max_fra
 
 def _lift_tracks(pipe, tracks2d: dict, size, keypoint_format: str, keypoint_threshold: float, mode: str,
                  flip_augmentation: bool, timings: dict) -> dict:
-    """The ``tracks`` of :func:`lift_video`: every 2D track with a usable joint lifted by ``pipe``
-    (time in ``timings["lift"]``)."""
+    """The ``tracks`` of :func:`lift_video`: every 2D track with a usable joint lifted by ``pipe``."""
     t0, tracks = time.perf_counter(), {}
     with _lifting_threads(pipe):
         for tid, tr in tracks2d.items():
@@ -426,8 +361,7 @@ def _per_frame(fn, batch: list, timings: dict, key: str, what: str) -> list:
 
 
 def _batches(video: str, batch_size: int, max_frames: Optional[int], timings: dict, bar) -> Iterator[list]:
-    """Lists of up to ``batch_size`` decoded frames; decoding time goes to ``timings["decode"]`` and
-    the progress ``bar`` advances by each batch once the caller asks for the next one."""
+    """Lists of up to ``batch_size`` decoded frames (time in ``timings["decode"]``; ``bar`` advances after each)."""
     frames_it = iter_video_frames(video, max_frames)
     while True:
         t0 = time.perf_counter()
@@ -441,10 +375,8 @@ def _batches(video: str, batch_size: int, max_frames: Optional[int], timings: di
 
 
 def _vitpose_2d(batches, det_fn, pose_fn, tracker, timings):
-    """Detector -> ViTPose -> IoU tracks over all batches.
-
-    Returns ``(tracks(min_track_frames) -> {id: {"frames", "keypoints" (n, 17, 3), "boxes",
-    "detected"}}, frames, (w, h))``."""
+    """Detector -> ViTPose -> IoU tracks: ``(tracks(min_track_frames) -> {id: {"frames", "keypoints" (n, 17, 3),
+    "boxes", "detected"}}, frames, (w, h))``."""
     tracker = IoUTracker() if tracker is None else tracker
     detections, ids, n_frames, size = [], [], 0, None
     for batch in batches:
@@ -471,10 +403,9 @@ def _vitpose_2d(batches, det_fn, pose_fn, tracker, timings):
 
 
 def _blazepose_2d(batches, estimator, timings):
-    """BlazePose on every frame: one track (id 0) from the first to the last frame with a person.
-
-    Returns ``(tracks(min_track_frames) -> {0: {"frames", "keypoints" (n, 33, 3), "world_blazepose",
-    "boxes", "detected"}} or {}, frames, (w, h))``."""
+    """BlazePose on every frame, one track (id 0) from the first to the last frame with a person: ``(tracks(
+    min_track_frames) -> {0: {"frames", "keypoints" (n, 33, 3), "world_blazepose", "boxes", "detected"}} or {},
+    frames, (w, h))``."""
     kps, world, detected, size = [], [], [], None
     for batch in batches:
         size = (batch[0].shape[1], batch[0].shape[0])
@@ -520,13 +451,10 @@ def save_tracks_npz(result: dict, path: str) -> str:
     return atomic_write_file(path, write)
 
 
-# ----------------------------------------------------------------------------- rendering
 def render_video(video: str, result: dict, path: str, dpi: int = 80, spacing: float = 1.2,
                  max_frames: Optional[int] = None, progress: bool = False) -> str:
-    """Write an MP4 (PyAV, H.264 or MPEG-4): the video with every track's 2D skeleton on the left,
-    the 3D skeletons on the right (each track shifted ``spacing`` metres along x, labelled by id).
-
-    Frames are decoded again one at a time (bounded memory). Returns ``path``.
+    """Write an MP4 (PyAV): the video with every track's 2D on the left, the 3D skeletons (each track shifted
+    ``spacing`` metres along x, labelled by id) on the right; frames decoded again one at a time. Returns ``path``.
     """
     av = _av()
     from ..render import _mpl, bone_colors, plot_skeleton_3d, setup_camera_axes_3d
@@ -541,8 +469,7 @@ def render_video(video: str, result: dict, path: str, dpi: int = 80, spacing: fl
     offsets = {t: np.array([spacing * i, 0.0, 0.0]) for i, t in enumerate(order)}
     w, h = result["image_size"]
     fig = plt.figure(figsize=(10, 5), dpi=dpi)
-    ax2 = fig.add_subplot(1, 2, 1)
-    ax3 = fig.add_subplot(1, 2, 2, projection="3d")
+    ax2, ax3 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2, projection="3d")
     ax2.set_axis_off()
     image = ax2.imshow(np.zeros((h, w, 3), dtype=np.uint8))
     centre = np.array([spacing * (len(order) - 1) / 2, -0.2, 0.0])

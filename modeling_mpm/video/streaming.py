@@ -1,18 +1,11 @@
 """Live 2D -> 3D lifting, one frame at a time, with a chosen latency.
 
-:class:`PoseLiftingStream` keeps the last ``num_frames`` frames of one person. Each new frame is
-embedded once (joint embedding + spatial MLP, :meth:`MPMModel.embed_frames` without the position
-embedding; these depend on that frame only) and the cached embeddings are reused by every later
-window; per frame only the temporal transformer and one pose head run over the window.
-
-Latency ``L`` (frames): the 3D of frame ``t - L`` is returned when frame ``t`` arrives. It sits at
-slot ``num_frames - 1 - L`` of the window of the last ``num_frames`` frames (the window is
-edge-padded with the first frame at the start and, in :meth:`PoseLiftingStream.flush`, with the
-last frame at the end, as :func:`modeling_mpm.inference.lift_sequence` pads). ``L = 0`` is causal
-(the all-frames head at the last slot); ``L = num_frames - 1 - (num_frames - 1) // 2`` (half the
-window) puts the frame at the model's centre and uses the centre-frame head, which gives exactly
-``lift_sequence(mode="seq2frame")`` for odd windows. Other latencies read the all-frames head at
-their slot. Accuracy against latency: ``bench/bench_streaming.py``.
+:class:`PoseLiftingStream` embeds each new frame once (:meth:`MPMModel.embed_frames`, no position embedding)
+and reuses the cached embeddings of the last ``num_frames`` frames; per frame only the temporal transformer and
+one head run. With latency ``L`` the 3D of frame ``t - L`` (window slot ``num_frames - 1 - L``, edge-padded as
+:func:`~modeling_mpm.inference.lift_sequence` pads) is returned when frame ``t`` arrives: ``L = 0`` is causal;
+half the window uses the centre-frame head (exactly ``mode="seq2frame"`` for odd windows); other latencies read
+the all-frames head at their slot. Accuracy against latency: ``bench/bench_streaming.py``.
 """
 
 from __future__ import annotations
@@ -63,10 +56,8 @@ class PoseLiftingStream:
         self.max_latency = self.num_frames - 1 - cfg.center_frame
         if isinstance(latency, bool) or not isinstance(latency, (int, np.integer)) \
                 or not 0 <= latency <= self.max_latency:
-            raise ValueError(
-                f"latency must be an int from 0 (causal) to {self.max_latency} (half the model's "
-                f"{self.num_frames}-frame window), got {latency!r}"
-            )
+            raise ValueError(f"latency must be an int from 0 (causal) to {self.max_latency} (half the model's "
+                             f"{self.num_frames}-frame window), got {latency!r}")
         self.latency = int(latency)
         self.slot = self.num_frames - 1 - self.latency
         self.use_center_head = self.slot == cfg.center_frame
@@ -84,7 +75,6 @@ class PoseLiftingStream:
         self.device = next(self.model.parameters()).device
         self.reset()
 
-    # ------------------------------------------------------------------ state
     def reset(self) -> None:
         """Forget all frames (start a new stream)."""
         self._embeddings: collections.deque = collections.deque(maxlen=self.num_frames)
@@ -96,41 +86,30 @@ class PoseLiftingStream:
     def frames_seen(self) -> int:
         return self._frames_seen
 
-    # ------------------------------------------------------------------ input
     def _frame_input(self, keypoints):
         """One frame -> (pose_2d (1, 1, J, 2) float32 model coordinates, missing (J,) bool)."""
-        J17 = 17
         if keypoints is None:
-            xy = np.zeros((1, J17, 2))
-            valid = np.zeros((1, J17), dtype=bool)
-            fmt = "h36m"
-            conf = None
+            xy, valid, fmt = np.zeros((1, 17, 2)), np.zeros((1, 17), dtype=bool), "h36m"
         else:
+            fmt = self.keypoint_format
             if isinstance(keypoints, dict):
                 from .vitpose import person_keypoints
 
-                keypoints, fmt_in = person_keypoints(keypoints)
-                fmt = fmt_in
-            else:
-                fmt = self.keypoint_format
+                keypoints, fmt = person_keypoints(keypoints)
             if hasattr(keypoints, "detach"):
                 keypoints = keypoints.detach().cpu().numpy()
             arr = np.asarray(keypoints)
             if arr.ndim != 2:
-                raise ValueError(
-                    f"push() takes one frame's keypoints, shape (joints, 2 or 3); got shape {arr.shape}"
-                )
+                raise ValueError(f"push() takes one frame's keypoints, shape (joints, 2 or 3); got shape {arr.shape}")
             xy, conf, fmt = validate_keypoints(arr[None], fmt)
             valid = np.isfinite(xy).all(-1)
             if conf is not None:
                 valid &= np.isfinite(conf) & (conf >= self.confidence_threshold)
         xy17, valid17, _ = keypoints_to_h36m(xy, valid, fmt)
         xy17 = np.where(valid17[..., None], xy17, 0.0)
+        uv = xy17
         if self.coordinates == "pixels":
-            uv = normalize_screen_coordinates(xy17, *self.image_size)
-            uv = np.where(valid17[..., None], uv, 0.0)
-        else:
-            uv = xy17
+            uv = np.where(valid17[..., None], normalize_screen_coordinates(xy17, *self.image_size), 0.0)
         uv = _to_model_layout(uv, self.skeleton)
         missing = ~_to_model_layout(valid17[..., None], self.skeleton)[..., 0]
         return torch.as_tensor(np.asarray(uv, dtype=np.float32))[None], missing[0]
@@ -141,7 +120,6 @@ class PoseLiftingStream:
         x = self.model.mpm.embed_frames(pose_2d.to(self.device), m, add_position_embedding=False)
         return x[0, 0]  # (hidden,)
 
-    # ------------------------------------------------------------------ output
     @torch.inference_mode()
     def _lift_target(self, target: int, last: int) -> Dict[str, np.ndarray]:
         """3D of frame ``target`` from the cached embeddings (frames ``<= last`` are known)."""
