@@ -54,29 +54,22 @@ def predict_lifting(model, pose_2d: torch.Tensor, spatial_mask: Optional[torch.T
     """
     if mode not in ("center", "all_frames"):
         raise ValueError(f"mode must be 'center' or 'all_frames', got {mode!r}")
-    refiner = getattr(model, "refiner", None)
-    if mode == "center" and refiner is not None and camera_intrinsics is not None and root_depth is not None:
-        return _predict_refined(model, pose_2d, spatial_mask, flip, camera_intrinsics, root_depth)
+    skel = model.config.get_skeleton()
+    refine = mode == "center" and getattr(model, "refiner", None) is not None \
+        and camera_intrinsics is not None and root_depth is not None
     key = "pose_3d_center" if mode == "center" else "pose_3d"
-    skel = model.config.get_skeleton()
-    pred = getattr(model(pose_2d=pose_2d, spatial_mask=spatial_mask), key)
+
+    def run(x, m):  # the refiner refines after the flip average, so it takes the raw centre head
+        if refine:
+            return model.center_head(model.reduce(model.mpm(pose_2d=x, spatial_mask=m).last_hidden_state))
+        return getattr(model(pose_2d=x, spatial_mask=m), key)
+
+    pred = run(pose_2d, spatial_mask)
     if flip:
         fm = mirror_mask(spatial_mask, skel) if spatial_mask is not None else None
-        fp = getattr(model(pose_2d=flip_pose(pose_2d, skel), spatial_mask=fm), key)
-        pred = (pred + flip_pose(fp, skel)) / 2
-    return pred
-
-
-def _predict_refined(model, pose_2d, spatial_mask, flip, camera_intrinsics, root_depth):
-    skel = model.config.get_skeleton()
-
-    def raw_center(x, m):
-        return model.center_head(model.reduce(model.mpm(pose_2d=x, spatial_mask=m).last_hidden_state))
-
-    pred = raw_center(pose_2d, spatial_mask)
-    if flip:
-        fm = mirror_mask(spatial_mask, skel) if spatial_mask is not None else None
-        pred = (pred + flip_pose(raw_center(flip_pose(pose_2d, skel), fm), skel)) / 2
+        pred = (pred + flip_pose(run(flip_pose(pose_2d, skel), fm), skel)) / 2
+    if not refine:
+        return pred
     c = model.config.center_frame
     intr = torch.as_tensor(camera_intrinsics, dtype=pred.dtype, device=pred.device)
     depth = torch.as_tensor(root_depth, dtype=pred.dtype, device=pred.device)
@@ -96,9 +89,6 @@ def _progress(total, enabled, desc):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit="window", leave=False)
-
-
-_root_zero = zero_root  # the former name
 
 
 def _occlusion(b: int, f: int, skel, joints: int, limb: bool, gen) -> Optional[torch.Tensor]:

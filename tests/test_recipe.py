@@ -514,7 +514,8 @@ class _CameraWindows(torch.utils.data.Dataset):
 
 
 def test_evaluation_refines_the_centre_frame_after_the_flip_average():
-    from modeling_mpm.evaluation import _root_zero, evaluate_lifting, flip_pose, predict_lifting
+    from modeling_mpm.evaluation import evaluate_lifting, flip_pose, predict_lifting
+    from modeling_mpm.modeling_mpm import zero_root
 
     _, _, model = _official_refined_lifter()
     ds = _CameraWindows(model.config.num_frames)
@@ -536,7 +537,7 @@ def test_evaluation_refines_the_centre_frame_after_the_flip_average():
         got1 = predict_lifting(model, x, camera_intrinsics=cam, root_depth=depth)
     torch.testing.assert_close(got, want)
     torch.testing.assert_close(got1, fwd)
-    assert not torch.allclose(_root_zero(got, 0), _root_zero(predict_lifting(model, x, flip=True), 0))
+    assert not torch.allclose(zero_root(got, 0), zero_root(predict_lifting(model, x, flip=True), 0))
 
 
 def test_refine_task_trains_and_evaluates(tmp_path):
