@@ -1,31 +1,15 @@
 """Atomic, resumable training checkpoints written with ``accelerator.save_state``.
 
-A checkpoint is a folder ``<output_dir>/checkpoints/step_<NNNNNNNN>/`` holding what
-:meth:`accelerate.Accelerator.save_state` writes for the engine in use, plus the trainer's state:
-
-* the model: ``model.safetensors`` (single process, DDP; FSDP and DeepSpeed write their own
-  sharded files), ``optimizer.bin``, ``scheduler.bin`` (and ``scaler.pt`` with fp16);
-* ``random_states_<rank>.pkl``: per-process global RNG states (Python ``random``, NumPy, torch
-  CPU/CUDA) and Accelerate's accumulation step counter;
-* ``custom_checkpoint_<i>.pkl``: the objects registered with
-  ``accelerator.register_for_checkpointing`` - the trainer's per-process random streams (its
-  ``torch.Generator`` for masks and flips, the training windows' camera stream), gathered from
-  every rank into one file;
-* ``trainer_state.json``: ``global_step``, ``epoch``, ``step_in_epoch`` (the next step to run),
-  the best validation value so far, the world size and the run config;
-* ``checkpoint_complete.json``: written last, the size and SHA-256 of every other file.
-
-Everything is written into ``checkpoints/.step_<N>.tmp-0`` first and the folder is renamed with
-``os.replace`` when complete (:func:`modeling_mpm.atomic.replace_dir`), so a folder named
-``step_*`` is always whole, even after SIGKILL.
-Before a checkpoint is used its files are checked against ``checkpoint_complete.json``
-(:func:`verify_checkpoint`); ``--resume`` falls back to the newest checkpoint that passes
-(:func:`latest_checkpoint`), so a checkpoint truncated later (a full disk, a partial copy) is
-skipped with a warning instead of crashing the resumed run.
-
-Loading runs no code from the files: every ``.pkl`` / ``.bin`` / ``.pt`` file is first read as
-plain data (``weights_only=True``: tensors, numbers, strings and containers) and a file holding
-anything else is refused with :class:`CheckpointError` before ``accelerator.load_state`` sees it.
+A checkpoint ``<output_dir>/checkpoints/step_<NNNNNNNN>/`` holds what ``save_state`` writes for the
+engine (model, ``optimizer.bin``, ``scheduler.bin``, ``random_states_<rank>.pkl``, and
+``custom_checkpoint_<i>.pkl``: the trainer's random streams of every rank), ``trainer_state.json``
+(``global_step``, ``epoch``, ``step_in_epoch``, best value, world size, run config) and, written last,
+``checkpoint_complete.json`` with the size and SHA-256 of every other file. It is written into
+``checkpoints/.step_<N>.tmp-0`` and renamed when complete, so a ``step_*`` folder is always whole;
+``--resume`` skips checkpoints that fail :func:`verify_checkpoint` (:func:`latest_checkpoint`).
+Loading runs no code: every ``.pkl`` / ``.bin`` is first read with ``weights_only=True`` and refused
+with :class:`CheckpointError` if it holds more than plain data. (Accelerate's
+``automatic_checkpoint_naming`` is not used: it writes in place and counts saves, not steps.)
 """
 
 from __future__ import annotations
@@ -45,20 +29,9 @@ import torch
 from ..atomic import leftover_names, recover_replaced, replace_dir, temp_path
 from ..errors import MPMInputError
 
-__all__ = [
-    "capture_rng_state",
-    "restore_rng_state",
-    "list_checkpoints",
-    "latest_checkpoint",
-    "write_checkpoint",
-    "read_trainer_state",
-    "load_checkpoint",
-    "prune_checkpoints",
-    "verify_checkpoint",
-    "recover_interrupted_writes",
-    "CheckpointError",
-    "COMPLETE_MARKER",
-]
+__all__ = ["capture_rng_state", "restore_rng_state", "list_checkpoints", "latest_checkpoint", "write_checkpoint",
+           "read_trainer_state", "load_checkpoint", "prune_checkpoints", "verify_checkpoint",
+           "recover_interrupted_writes", "CheckpointError", "COMPLETE_MARKER"]
 
 logger = logging.getLogger(__name__)
 
@@ -162,12 +135,11 @@ def verify_checkpoint(path: str) -> None:
 
 
 def latest_checkpoint(root: str) -> Optional[str]:
-    """The newest checkpoint under ``root`` that passes :func:`verify_checkpoint` (None when there
-    is no checkpoint folder at all). Newer broken ones are skipped with a warning; when folders
-    exist but none is complete, :class:`CheckpointError` says why each was rejected."""
-    ckpts = list_checkpoints(root)
+    """The newest checkpoint under ``root`` that passes :func:`verify_checkpoint` (None when there is
+    none); newer broken ones are skipped with a warning, and :class:`CheckpointError` lists why when
+    none is complete."""
     problems = []
-    for path in reversed(ckpts):
+    for path in reversed(list_checkpoints(root)):
         try:
             verify_checkpoint(path)
         except CheckpointError as e:
@@ -186,9 +158,8 @@ def read_trainer_state(path: str) -> Dict[str, Any]:
 
 
 def recover_interrupted_writes(output_dir: str) -> List[str]:
-    """Tidy what a killed run left in ``output_dir`` and its ``checkpoints/`` (call while holding
-    its lock): :func:`~modeling_mpm.atomic.recover_replaced` for every name with ``.<name>.tmp-*`` /
-    ``.<name>.old-*`` leftovers there. Returns one line per action."""
+    """:func:`~modeling_mpm.atomic.recover_replaced` for every ``.<name>.tmp-*`` / ``.old-*`` leftover in
+    ``output_dir`` and its ``checkpoints/`` (hold the run's lock). Returns one line per action."""
     done: List[str] = []
     for parent in (output_dir, os.path.join(output_dir, "checkpoints")):
         for name in leftover_names(parent):
@@ -197,9 +168,8 @@ def recover_interrupted_writes(output_dir: str) -> List[str]:
 
 
 def write_checkpoint(root: str, step: int, *, accelerator, trainer_state: Dict[str, Any]) -> str:
-    """Write checkpoint ``step`` collectively (call on every rank) with ``accelerator.save_state``
-    (the prepared model, optimizer, scheduler, scaler, RNG states and the objects registered for
-    checkpointing) plus ``trainer_state.json``. Returns its folder."""
+    """Write checkpoint ``step`` with ``accelerator.save_state`` plus ``trainer_state.json``
+    (collective: call on every rank). Returns its folder."""
     final = os.path.join(root, f"step_{step:08d}")
     tmp = temp_path(final, token="0")  # one name every rank agrees on
     if accelerator.is_main_process:
@@ -220,19 +190,13 @@ def write_checkpoint(root: str, step: int, *, accelerator, trainer_state: Dict[s
 
 
 def load_checkpoint(path: str, *, accelerator) -> Dict[str, Any]:
-    """Restore a checkpoint written by :func:`write_checkpoint` into the prepared objects and the
-    registered ones (every rank, with ``accelerator.load_state``). Returns the trainer state.
-
-    Every ``*.pkl`` / ``*.bin`` file is first read as plain data (``weights_only``): Accelerate
-    unpickles the registered objects without that restriction and only logs unreadable RNG
-    states. The RNG states are restored too; call this right before the training loop starts.
-    """
+    """Restore a checkpoint of :func:`write_checkpoint` (RNG states included) with
+    ``accelerator.load_state`` on every rank, right before the loop starts. Returns the trainer state."""
     verify_checkpoint(path)
     state = read_trainer_state(path)
     if int(state.get("world_size", 1)) != accelerator.num_processes:
-        raise ValueError(
-            f"checkpoint {path} was written by {state.get('world_size')} process(es) but this run has "
-            f"{accelerator.num_processes}; resume with the same number of processes")
+        raise ValueError(f"checkpoint {path} was written by {state.get('world_size')} process(es) but this run has "
+                         f"{accelerator.num_processes}; resume with the same number of processes")
     rng_file = os.path.join(path, f"random_states_{accelerator.process_index}.pkl")
     if not os.path.isfile(rng_file):  # Accelerate would only log "Could not load random states"
         raise CheckpointError(f"checkpoint {path} has no {os.path.basename(rng_file)}: not a checkpoint of this "
@@ -241,8 +205,7 @@ def load_checkpoint(path: str, *, accelerator) -> Dict[str, Any]:
 
     for name in sorted(os.listdir(path)):
         if name.endswith((".pkl", ".bin")) and os.path.isfile(os.path.join(path, name)):
-            # Accelerate unpickles custom_checkpoint_* without restriction and skips unreadable RNG
-            # states with a log line: read every pickle as plain data first (weights_only)
+            # Accelerate unpickles custom_checkpoint_* without restriction: read as plain data first
             try:
                 safe_load(os.path.join(path, name), map_location="cpu")
             except Exception as err:
@@ -254,6 +217,5 @@ def load_checkpoint(path: str, *, accelerator) -> Dict[str, Any]:
 
 def prune_checkpoints(root: str, keep: int) -> None:
     """Delete all but the newest ``keep`` checkpoints (main process only)."""
-    ckpts = list_checkpoints(root)
-    for path in ckpts[:-keep] if keep > 0 else []:
+    for path in list_checkpoints(root)[:-keep] if keep > 0 else []:
         shutil.rmtree(path, ignore_errors=True)

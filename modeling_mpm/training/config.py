@@ -1,23 +1,10 @@
-"""Run configuration for pre-training and fine-tuning: a YAML file with four sections plus
-command-line overrides.
+"""Run configuration for pre-training and fine-tuning: a YAML file with the sections ``model``
+(MPMConfig keyword arguments plus ``preset``), ``data``, ``training``, ``eval`` and ``hub`` (every key
+optional, defaults in :data:`SCHEMA`), plus command-line overrides.
 
-Layout (every key optional; defaults below)::
-
-    model:      # MPMConfig keyword arguments, plus `preset` (h36m_17 | h36m_16 | completion_27)
-      preset: h36m_17
-      num_frames: 243
-    data:       # where the windows come from (see docs/training.md)
-    training:   # task, optimisation, checkpoints, logging
-    eval:       # validation / test-time options
-    hub:        # push_to_hub
-
-``--config`` takes a file path or the name of a config shipped inside the package
-(:data:`CONFIG_DIR`, e.g. ``pretrain_h36m17``; see :func:`shipped_configs`).
-
-Overrides: ``--set training.lr=3e-4`` (repeatable; the value is parsed as YAML, so
-``--set data.paths=[a,b]`` gives a list) or the shortcut flags of the training scripts
-(``--lr 3e-4`` = ``--set training.lr=3e-4``). Unknown sections or keys and values of the wrong type
-raise ``ValueError`` / ``TypeError`` naming the key.
+``--config`` takes a file path or the name of a shipped config (:func:`shipped_configs`). Overrides:
+``--set training.lr=3e-4`` (repeatable; the value is parsed as YAML) or the scripts' shortcut flags.
+Unknown sections or keys and values of the wrong type raise ``ValueError`` / ``TypeError`` naming the key.
 """
 
 from __future__ import annotations
@@ -61,7 +48,7 @@ SCHEMA: Dict[str, Dict[str, Tuple[Any, Any, Optional[Tuple[Any, ...]]]]] = {
         "output_dir": (str, "runs/mpm", None),
         "init_from": ((str, type(None)), None, None),   # save_pretrained folder to start from
         "epochs": (int, 50, None),
-        "epoch_multiplier": (int, 1, None),             # passes over the windows per epoch (authors: 4 pretrain, 2 fine-tune)
+        "epoch_multiplier": (int, 1, None),             # passes over the windows per epoch (authors: 4 pretrain, 2 ft)
         "max_steps": ((int, type(None)), None, None),   # optimizer steps; overrides epochs
         "batch_size": (int, 1024, None),                # global windows per optimizer step
         "lr": (float, 1e-4, None),
@@ -70,8 +57,8 @@ SCHEMA: Dict[str, Dict[str, Tuple[Any, Any, Optional[Tuple[Any, ...]]]]] = {
         "lr_schedule": (str, "staircase", ("staircase", "smooth")),
         "warmup_steps": (int, 0, None),
         "encoder_lr_scale": (float, 1.0, None),         # init_from runs: the transferred encoder's LR = lr x this
-        "freeze_encoder_steps": (int, 0, None),         # init_from runs: the encoder stays fixed for this many steps (LP-FT)
-        "rescale_encoder_stream": (bool, False, None),  # init_from runs: residual stream to a fresh encoder's scale (transfer.py)
+        "freeze_encoder_steps": (int, 0, None),         # init_from runs: encoder fixed for this many steps (LP-FT)
+        "rescale_encoder_stream": (bool, False, None),  # init_from runs: residual stream to a fresh encoder's scale
         "weight_decay": (float, 0.0, None),
         "amsgrad": (bool, True, None),
         "max_grad_norm": ((float, type(None)), None, None),
@@ -143,14 +130,12 @@ def _check_value(section: str, key: str, value: Any) -> Any:
         raise ValueError(f"config key {section}.{key} must be one of {list(choices)}, got {value!r}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if key in ("epochs", "epoch_multiplier", "batch_size", "gradient_accumulation_steps", "log_every", "tds",
-                   "train_stride", "eval_stride", "keep_checkpoints", "synthetic_sequences",
-                   "synthetic_length") and value <= 0:
+                   "train_stride", "eval_stride", "keep_checkpoints", "synthetic_sequences", "synthetic_length",
+                   "lr", "encoder_lr_scale") and value <= 0:
             raise ValueError(f"config key {section}.{key} must be > 0, got {value}")
-        if key in ("max_steps", "checkpoint_every", "eval_every", "lr_decay_steps",
-                   "max_val_windows", "max_test_windows") and value <= 0:
+        if key in ("max_steps", "checkpoint_every", "eval_every", "lr_decay_steps", "max_val_windows",
+                   "max_test_windows") and value <= 0:
             raise ValueError(f"config key {section}.{key} must be > 0 (or null), got {value}")
-        if key in ("lr", "encoder_lr_scale") and value <= 0:
-            raise ValueError(f"config key {section}.{key} must be > 0, got {value}")
         if key in ("lr_decay",) and not 0 < value <= 1:
             raise ValueError(f"config key {section}.{key} must be in (0, 1], got {value}")
         if key in ("occlusion_prob", "occlusion_limb_prob") and not 0 <= value <= 1:
@@ -160,9 +145,8 @@ def _check_value(section: str, key: str, value: Any) -> Any:
             raise ValueError(f"config key {section}.{key} must be >= 0, got {value}")
     if key == "train_sequences" and value is not None and not all(isinstance(p, str) for p in value):
         raise TypeError(f"config key data.train_sequences must be a list of sequence names, got {value!r}")
-    if key == "paths":
-        if not all(isinstance(p, str) for p in value):
-            raise TypeError(f"config key data.paths must be a list of strings, got {value!r}")
+    if key == "paths" and not all(isinstance(p, str) for p in value):
+        raise TypeError(f"config key data.paths must be a list of strings, got {value!r}")
     if key == "log_with" and not all(isinstance(p, str) for p in value):
         raise TypeError(f"config key training.log_with must be a list of tracker names, got {value!r}")
     return value
@@ -197,8 +181,7 @@ class RunConfig:
             raise TypeError(f"a config must be a mapping, got {type(raw).__name__}")
         unknown = set(raw) - set(SCHEMA) - {"model"}
         if unknown:
-            raise ValueError(f"unknown config section(s) {sorted(unknown)}; valid: "
-                             f"{['model'] + list(SCHEMA)}")
+            raise ValueError(f"unknown config section(s) {sorted(unknown)}; valid: {['model'] + list(SCHEMA)}")
         for section, spec in SCHEMA.items():
             given = raw.get(section) or {}
             if not isinstance(given, dict):
@@ -228,12 +211,8 @@ class RunConfig:
             raise ValueError("data.source is 'prepared' but data.paths is empty: give the folders "
                              "written by `mpm prepare` (e.g. --set data.paths=[data/h36m])")
 
-    # ---------------------------------------------------------------- helpers
     def to_dict(self) -> Dict[str, Any]:
-        out = {"model": dict(self.model)}
-        for section in SCHEMA:
-            out[section] = dict(getattr(self, section))
-        return copy.deepcopy(out)
+        return copy.deepcopy({"model": dict(self.model), **{sec: dict(getattr(self, sec)) for sec in SCHEMA}})
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)

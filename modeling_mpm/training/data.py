@@ -1,16 +1,11 @@
-"""Training / evaluation data for the training loop.
-
-The loop consumes map-style datasets whose items are dicts::
+"""Training / evaluation data for the training loop: map-style datasets whose items are dicts::
 
     {"pose_2d": float32 (F, J, 2) normalised screen coordinates,
      "pose_3d": float32 (F, J, 3) metres, camera frame, root-relative,
      "action":  str (optional; per-action tables use it)}
 
-:func:`build_splits` returns ``(train, validation, test)`` such datasets for ``data.source``:
-
-* ``demo``: the embedded real-motion demo data (:func:`modeling_mpm.data.load_demo_dataset`);
-* ``prepared``: folders written by ``mpm prepare`` / ``dataset_scripts`` (``data.paths``);
-* ``synthetic``: small procedurally animated skeletons (tests and smoke runs; no files needed).
+:func:`build_splits` returns ``(train, validation, test)`` for ``data.source``: ``demo`` (the embedded
+demo data), ``prepared`` (``mpm prepare`` folders, ``data.paths``) or ``synthetic`` (procedural skeletons).
 """
 
 from __future__ import annotations
@@ -69,13 +64,8 @@ class Subset(Dataset):
 
 
 class RepeatedWindows(Subset):
-    """``dataset`` seen ``passes`` times per epoch: item ``k`` is ``dataset[k % len(dataset)]``.
-
-    The authors' epoch is more than one pass over the windows: flip augmentation doubles the
-    training set and pre-training takes one modality per index (x2 again), so an epoch of theirs
-    is 2 (fine-tuning) or 4 (pre-training) passes. With the batch order shuffling all
-    ``passes * len(dataset)`` indices, an epoch here has their number of samples and steps, and
-    the per-epoch LR decay follows their curve (``training.epoch_multiplier``)."""
+    """``dataset`` seen ``passes`` times per epoch: item ``k`` is ``dataset[k % len(dataset)]``
+    (``training.epoch_multiplier``: the authors' epoch is 2 passes when fine-tuning, 4 when pre-training)."""
 
     def __init__(self, dataset, passes: int):
         if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
@@ -143,11 +133,8 @@ def _cap(ds, limit: Optional[int]):
 
 
 def build_splits(cfg, num_frames: int, skeleton="h36m17"):
-    """``(train, val, test)`` datasets for a :class:`~modeling_mpm.training.config.RunConfig`.
-
-    ``val``/``test`` are None when the split is disabled (``data.val_split: null``). Validation is
-    capped at ``data.max_val_windows`` and test at ``data.max_test_windows`` windows.
-    """
+    """``(train, val, test)`` datasets for a :class:`~modeling_mpm.training.config.RunConfig`; ``val`` /
+    ``test`` are None when disabled, capped at ``data.max_val_windows`` / ``max_test_windows`` windows."""
     d = cfg.data
     skel = get_skeleton(skeleton)
     if d.source == "synthetic":

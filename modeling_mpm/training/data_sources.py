@@ -1,19 +1,11 @@
 """Window datasets for ``data.source: demo | prepared`` on top of :mod:`modeling_mpm.data`.
 
-* ``demo``: the embedded demo data (:func:`modeling_mpm.data.load_demo_dataset`, splits
-  ``train`` / ``validation``; there is no separate test split, so the test evaluation uses
-  ``validation``).
-* ``prepared``: one or more folders written by ``mpm prepare`` or Hub dataset repo ids
-  (``data.paths``; see :func:`modeling_mpm.training.hub.load_hub_dataset`); the splits named
-  ``data.train_split`` / ``val_split`` / ``test_split`` of every folder are concatenated.
-
-Training windows see world-frame motion through random virtual cameras (``data.augment``: the
-motion / camera / 2D-noise augmentation of :mod:`modeling_mpm.data.augment`, training only;
-``data.train_sequences``: keep only these training sequences); validation and test windows
-through the four fixed cameras of :data:`modeling_mpm.data.DEMO_VALIDATION_CAMERAS`.
-Every item gets an ``action`` label for the per-action tables: the Human3.6M action without its
-take number (``"Walking 1"`` -> ``"Walking"``), the subject for MPI-INF-3DHP test sequences, the
-sequence name otherwise.
+``demo``: the embedded demo data (no test split: the test evaluation uses ``validation``).
+``prepared``: ``mpm prepare`` folders or Hub dataset repo ids (``data.paths``), the named splits of
+every folder concatenated. Training windows see world-frame motion through random virtual cameras
+(``data.augment``, ``data.train_sequences``), validation and test windows through the fixed
+:data:`modeling_mpm.data.DEMO_VALIDATION_CAMERAS`. Every item gets an ``action`` label (Human3.6M
+action without take number, MPI-INF-3DHP subject, else the sequence name).
 """
 
 from __future__ import annotations
@@ -118,7 +110,6 @@ def load_window_splits(cfg, num_frames: int, skel: Skeleton):
     """``(train, val, test)`` labelled :class:`modeling_mpm.data.PoseWindowDataset` (or None)."""
     from ..cameras import VirtualCameraSampler
     from ..data import DEMO_VALIDATION_CAMERAS, PoseWindowDataset
-
     from ..data.augment import augment_from_config
 
     d = cfg.data
@@ -156,9 +147,7 @@ def _window_dataset(ds):
 
 
 def dataset_rng_state(ds) -> Optional[Dict]:
-    """The random stream of the window dataset inside ``ds`` (virtual cameras, flips, noise;
-    :meth:`~modeling_mpm.data.PoseWindowDataset.rng_state`), so that a resumed run draws the same
-    cameras; None when there is none."""
+    """The random stream (cameras, flips, noise) of the window dataset inside ``ds``, or None."""
     w = _window_dataset(ds)
     return None if w is None else w.rng_state()
 

@@ -18,16 +18,9 @@ logger = logging.getLogger("modeling_mpm.training")
 
 
 def save_model_with_pipeline(model, folder: str, pipeline_code: bool = True) -> None:
-    """Save ``model`` for ``pipeline(...)``.
-
-    ``pipeline_code=True`` (default): the ``save_pretrained`` files (config with a complete
-    ``auto_map``, safetensors, model code) plus the pipeline code and a ``custom_pipelines`` entry
-    (``pose-lifting`` for a lifter, ``pose-completion`` for a masked model), so that
-    ``pipeline("pose-lifting", model=folder, trust_remote_code=True)`` works where the package is
-    not installed; with the package imported ``pipeline("pose-lifting", model=folder)`` uses the
-    installed classes without ``trust_remote_code`` (see ``MPMConfig.custom_pipelines``).
-    ``pipeline_code=False``: ``model.save_pretrained(folder)`` only (model code, no pipeline code).
-    """
+    """Save ``model`` for ``pipeline(...)``: the ``save_pretrained`` files plus, with ``pipeline_code``,
+    the pipeline code and a ``custom_pipelines`` entry (``pose-lifting`` / ``pose-completion``), so that
+    ``pipeline(task, model=folder, trust_remote_code=True)`` works without the package installed."""
     if not pipeline_code:
         model.save_pretrained(folder)
         return
@@ -45,10 +38,8 @@ _KNOWN_DATASETS = (("3dhp", "mpi-inf-3dhp"), ("h36m", "human3.6m"), ("human3.6m"
 
 
 def dataset_description(cfg) -> Dict[str, Any]:
-    """``dataset_name`` / ``dataset_type`` / ``dataset_split`` / ``datasets`` for the card.
-
-    ``dataset_type`` (the model-index dataset id) is the Hub id when the data came from the Hub,
-    else the well-known name of the source; ``datasets`` lists Hub ids only (never local paths)."""
+    """``dataset_name`` / ``dataset_type`` (Hub id, else the source's well-known name) / ``dataset_split``
+    / ``datasets`` (Hub ids only, never local paths) for the card."""
     d = cfg.data
     if d.source == "demo":
         return {"dataset_name": "MPM demo motion (CMU mocap + climbing capture, virtual cameras)",
@@ -87,9 +78,8 @@ def _training_details(cfg, best_step, global_step) -> str:
 
 
 def export_model(model, folder: str, *, cfg, eval_results: Optional[Dict[str, Any]] = None,
-                 best_step: Optional[int] = None, global_step: int = 0,
-                 push_to_hub: Optional[str] = None, model_name: Optional[str] = None,
-                 extra_details: str = "") -> str:
+                 best_step: Optional[int] = None, global_step: int = 0, push_to_hub: Optional[str] = None,
+                 model_name: Optional[str] = None, extra_details: str = "") -> str:
     """Write the exported model folder atomically (and push it when ``push_to_hub`` is set)."""
     eval_results = eval_results or {}
     desc = dataset_description(cfg)

@@ -1,15 +1,8 @@
-"""Hugging Face Hub ids where the command lines take folders.
-
-* :func:`resolve_model_dir`: a ``save_pretrained`` folder, or a model repo id (``org/name``,
-  optionally ``org/name@revision``) fetched with ``snapshot_download`` into the Hub cache
-  (``HF_HOME`` / ``HF_HUB_CACHE``); with ``HF_HUB_OFFLINE=1`` only the cache is used.
-* :func:`load_hub_dataset`: a dataset repo id (``org/name[@revision]``) for ``data.paths``: the
-  repo is fetched with ``snapshot_download(repo_type="dataset")`` (the Hub cache; offline: only the
-  cache) and read with ``datasets.load_dataset`` (``push_to_hub`` layouts, ``mpm prepare`` Parquet
-  layouts) or ``load_from_disk`` (a ``save_to_disk`` folder uploaded as is). Not streamed: windows
-  span whole sequences and training samples them at random, so every sequence is read into memory
-  anyway (as for local folders).
-* :func:`is_repo_id`: tells ids and paths apart (an existing local path always wins).
+"""Hugging Face Hub ids where the command lines take folders: :func:`resolve_model_dir` (a
+``save_pretrained`` folder or a model repo id ``org/name[@revision]``), :func:`load_hub_dataset` (a
+dataset repo id for ``data.paths``, read whole with ``datasets``) and :func:`is_repo_id` (an existing
+local path always wins). Repos are fetched with ``snapshot_download`` into the Hub cache; with
+``HF_HUB_OFFLINE=1`` only the cache is used.
 """
 
 from __future__ import annotations
@@ -40,10 +33,8 @@ def is_repo_id(spec: str) -> bool:
 
 
 def resolve_model_dir(spec: str, what: str = "model") -> str:
-    """A local folder holding ``config.json`` for ``spec`` (a folder or a model repo id).
-
-    Raises ``ValueError`` naming ``what`` when the folder has no ``config.json``, or when the
-    repo is not in the cache in offline mode / cannot be downloaded."""
+    """A local folder holding ``config.json`` for ``spec`` (a folder or a model repo id); ``ValueError``
+    naming ``what`` when there is none or the repo cannot be fetched."""
     if os.path.isdir(spec):
         if not os.path.isfile(os.path.join(spec, "config.json")):
             raise ValueError(f"{what}={spec!r} is not a save_pretrained folder (no config.json)")
@@ -68,8 +59,8 @@ def resolve_model_dir(spec: str, what: str = "model") -> str:
 
 
 def load_hub_dataset(spec: str):
-    """The ``DatasetDict`` of dataset repo ``spec`` (``org/name[@revision]``), see the module
-    docstring. Raises ``ValueError`` when it is not cached in offline mode or cannot be fetched."""
+    """The ``DatasetDict`` of dataset repo ``spec`` (``org/name[@revision]``); ``ValueError`` when it
+    cannot be fetched."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
@@ -82,8 +73,7 @@ def load_hub_dataset(spec: str):
                          f"{err}") from None
     except (HfHubHTTPError, OSError) as err:
         raise ValueError(f"data.paths: cannot fetch dataset repo {spec!r} ({type(err).__name__}: {err})") from None
-    if os.path.isfile(os.path.join(folder, "dataset_dict.json")) or os.path.isfile(
-            os.path.join(folder, "dataset_info.json")):
+    if any(os.path.isfile(os.path.join(folder, n)) for n in ("dataset_dict.json", "dataset_info.json")):
         from datasets import load_from_disk
 
         return load_from_disk(folder)

@@ -1,26 +1,11 @@
 """The training output folder: refuse to mix two runs, and one run at a time.
 
-:func:`claim_output_dir` is called once at the start of :func:`~modeling_mpm.training.train`:
-
-* a folder that already holds files is refused unless the run resumes (``--resume``) or
-  ``--overwrite_output_dir`` is given; otherwise a new run would overwrite the old run's
-  ``model/`` and ``best_model/``, its checkpoint pruning would keep the old run's higher step
-  numbers and a later ``--resume`` would silently continue the old run;
-* a training run writes the run manifest :data:`MANIFEST_NAME` (``mpm_run.json``) into its folder
-  before anything else; ``--resume`` and ``--overwrite_output_dir`` accept a non-empty folder only
-  when it holds that manifest (a folder some other program or person filled is never resumed over
-  or cleared), and never the working directory or a folder above it;
-* ``--overwrite_output_dir`` deletes the previous run's outputs (only the names the trainer
-  writes: :data:`RUN_OUTPUTS`) before starting, other files are left alone;
-* no run output is written through a symbolic link: a run output name that is a link is refused
-  (files are replaced with ``os.replace`` or opened with ``O_NOFOLLOW``);
-* ``.<name>.tmp-*`` / ``.<name>.old-*`` leftovers of a killed run are removed or moved back
-  (:func:`~modeling_mpm.training.checkpoint.recover_interrupted_writes`);
-* the main process holds an exclusive lock on ``<output_dir>/.mpm-train.lock``
-  (:class:`~modeling_mpm.atomic.ExclusiveLock`, ``fcntl.flock``) for the whole run, so a second
-  run into the same folder fails at once. The lock belongs to the process: it is released when the
-  run ends or the process dies (SIGKILL included), so a killed run can be resumed without removing
-  anything by hand.
+:func:`claim_output_dir` (called once by :func:`~modeling_mpm.training.train`) refuses a folder holding
+files unless the run resumes or overwrites, and then only a training run's own folder (holding the
+manifest :data:`MANIFEST_NAME`), never the working directory; ``--overwrite_output_dir`` deletes only
+:data:`RUN_OUTPUTS`. No run output is written through a symbolic link. Leftovers of a killed run are
+tidied, and the main process holds an exclusive ``fcntl.flock`` on ``<output_dir>/.mpm-train.lock``
+for the whole run (released when the process dies, so a killed run can be resumed at once).
 """
 
 from __future__ import annotations
@@ -56,18 +41,15 @@ _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def open_nofollow(path: str, flags: int, mode: int = 0o644) -> int:
-    """``os.open`` that refuses a symbolic link at ``path`` (``O_NOFOLLOW``) with
-    :class:`OutputDirError`."""
-    if os.path.islink(path):
-        raise OutputDirError(f"{path} is a symbolic link; training never writes through links: remove it or "
-                             "choose another --output_dir")
+    """``os.open`` that refuses a symbolic link at ``path`` (``O_NOFOLLOW``) with :class:`OutputDirError`."""
     try:
-        return os.open(path, flags | _O_NOFOLLOW, mode)
-    except OSError as e:
-        if os.path.islink(path):
-            raise OutputDirError(f"{path} is a symbolic link; training never writes through links: remove it or "
-                                 "choose another --output_dir") from None
-        raise
+        if not os.path.islink(path):
+            return os.open(path, flags | _O_NOFOLLOW, mode)
+    except OSError:
+        if not os.path.islink(path):
+            raise
+    raise OutputDirError(f"{path} is a symbolic link; training never writes through links: remove it or "
+                         "choose another --output_dir") from None
 
 
 def is_run_dir(output_dir: str) -> bool:
@@ -111,10 +93,8 @@ def _contents(output_dir: str):
 
 
 def check_output_dir(output_dir: str, resume=None, overwrite: bool = False) -> None:
-    """Raise :class:`OutputDirError` (a ``ValueError``) when ``output_dir`` is a file or a link,
-    holds files and the run neither resumes nor overwrites, or holds files but is not a training
-    run's folder (no :data:`MANIFEST_NAME`) or holds the working directory while the run resumes
-    or overwrites. Writes nothing."""
+    """Raise :class:`OutputDirError` (a ``ValueError``) when ``output_dir`` may not be used (see the
+    module docstring). Writes nothing."""
     if os.path.islink(output_dir):
         raise OutputDirError(f"output_dir {output_dir} is a symbolic link; give the real folder")
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
@@ -124,10 +104,9 @@ def check_output_dir(output_dir: str, resume=None, overwrite: bool = False) -> N
         return
     shown = ", ".join(found[:6]) + (", ..." if len(found) > 6 else "")
     if not resume and not overwrite:
-        raise OutputDirError(
-            f"output_dir {output_dir} is not empty ({shown}); pass --resume to continue the run in it, "
-            "--overwrite_output_dir to delete its previous outputs and start over, or choose another "
-            "--output_dir")
+        raise OutputDirError(f"output_dir {output_dir} is not empty ({shown}); pass --resume to continue the run in "
+                             "it, --overwrite_output_dir to delete its previous outputs and start over, or choose "
+                             "another --output_dir")
     flag = "--overwrite_output_dir" if overwrite and not resume else "--resume"
     from ..data.io import holds_working_directory
 
@@ -152,14 +131,9 @@ def check_output_dir(output_dir: str, resume=None, overwrite: bool = False) -> N
 
 def claim_output_dir(output_dir: str, *, resume=None, overwrite: bool = False,
                      accelerator=None, task: str = "") -> Optional[OutputDirLock]:
-    """Check ``output_dir`` (:func:`check_output_dir`), take its lock and, with ``overwrite``
-    and no ``resume``, delete the previous run's :data:`RUN_OUTPUTS`; then write the run
-    manifest :data:`MANIFEST_NAME` (``task`` is recorded in it).
-
-    Call on every process: the main process decides and the verdict is shared, so every rank
-    raises the same :class:`OutputDirError` (a ``ValueError``) instead of waiting forever.
-    Returns the lock (main process) or None; :meth:`OutputDirLock.release` it when the run ends.
-    """
+    """:func:`check_output_dir`, take the lock, with ``overwrite`` and no ``resume`` delete the previous
+    :data:`RUN_OUTPUTS`, then write the manifest (recording ``task``). Call on every process: every rank
+    raises the main one's :class:`OutputDirError`. Returns the lock (main process) or None."""
     main = accelerator is None or accelerator.is_main_process
     lock, error = None, None
     if main:
@@ -187,9 +161,7 @@ def claim_output_dir(output_dir: str, *, resume=None, overwrite: bool = False,
     if accelerator is not None and accelerator.num_processes > 1:
         from accelerate.utils import broadcast_object_list
 
-        shared = [error]
-        broadcast_object_list(shared, from_process=0)
-        error = shared[0]
+        error = broadcast_object_list([error], from_process=0)[0]
     if error is not None:
         raise OutputDirError(error)
     return lock

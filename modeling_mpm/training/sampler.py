@@ -1,14 +1,10 @@
 """The training batch plan and its Accelerate data loader.
 
-One optimizer step consumes ``batch_size`` windows (the global batch, all processes and
-micro-batches together), cut into ``accumulation_steps`` micro-batches of
-``batch_size / accumulation_steps`` windows; Accelerate's ``split_batches`` deals every
-micro-batch to the processes in equal contiguous slices. An epoch is the first
-``steps_per_epoch * batch_size`` indices of a permutation drawn by Accelerate's
-``SeedableRandomSampler`` from ``seed + epoch`` (``use_seedable_sampler``), so the order is a pure
-function of ``(seed, epoch)``, the same for every number of processes, and resuming at
-``(epoch, step)`` is ``set_epoch(epoch)`` plus ``skip_first_batches(step * accumulation_steps)``
-(:func:`epoch_loader`): no sampler state beyond those two integers.
+One optimizer step consumes ``batch_size`` windows (all processes and micro-batches together) in
+``accumulation_steps`` micro-batches, each split over the processes (``split_batches``). An epoch's
+order is a permutation drawn by Accelerate's ``SeedableRandomSampler`` from ``seed + epoch``, the
+same for every number of processes, so resuming at ``(epoch, step)`` is ``set_epoch`` plus
+``skip_first_batches`` (:func:`epoch_loader`): no sampler state beyond those two integers.
 """
 
 from __future__ import annotations
@@ -33,13 +29,11 @@ class BatchPlan:
 
     def __init__(self, num_samples: int, batch_size: int, accumulation_steps: int = 1, world_size: int = 1):
         if batch_size % (accumulation_steps * world_size) != 0:
-            raise ValueError(
-                f"training.batch_size={batch_size} must be divisible by gradient_accumulation_steps "
-                f"({accumulation_steps}) x processes ({world_size})")
+            raise ValueError(f"training.batch_size={batch_size} must be divisible by gradient_accumulation_steps "
+                             f"({accumulation_steps}) x processes ({world_size})")
         if num_samples < batch_size:
-            raise ValueError(
-                f"the training set has {num_samples} windows, fewer than one batch of {batch_size}; "
-                f"lower training.batch_size or add data")
+            raise ValueError(f"the training set has {num_samples} windows, fewer than one batch of {batch_size}; "
+                             f"lower training.batch_size or add data")
         self.num_samples = int(num_samples)
         self.batch_size = int(batch_size)
         self.accumulation_steps = int(accumulation_steps)
@@ -62,10 +56,8 @@ class BatchPlan:
 
 
 def build_train_loader(dataset, plan: BatchPlan, seed: int, collate_fn: Callable, num_workers: int = 0) -> DataLoader:
-    """The (not yet prepared) training loader: a ``RandomSampler`` over exactly one epoch of
-    whole global batches that ``accelerator.prepare`` turns into a ``SeedableRandomSampler``
-    (the accelerator needs ``DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True,
-    data_seed=seed)``). Its own ``torch.Generator`` keeps the global torch stream untouched."""
+    """The (not yet prepared) loader: a ``RandomSampler`` over one epoch of whole global batches, on its
+    own ``torch.Generator``, that ``accelerator.prepare`` turns into a ``SeedableRandomSampler``."""
     generator = torch.Generator().manual_seed(int(seed))
     sampler = RandomSampler(dataset, num_samples=plan.steps_per_epoch * plan.batch_size, generator=generator)
     return DataLoader(dataset, batch_size=plan.global_micro_batch_size, sampler=sampler, drop_last=True,

@@ -1,21 +1,15 @@
 """What each task trains: the model class, the loss of one micro-batch, the validation metrics.
 
-Tasks (docs/authors_code.md sections 5, 6 and 9):
-
-* ``pretrain``: masked 2D + masked 3D pose modeling (:class:`MPMForMaskedPoseModeling`,
-  spatio-temporal masks). With ``training.pretrain_pairing: split`` the first half of a batch
-  feeds the 2D pass and the second half the 3D pass (unpaired clips, as the authors); ``paired``
-  feeds both modalities of every clip. ``training.pretrain_lift`` adds masked 2D -> 3D lifting
-  (the paper v1's third pretext task) on the 2D clips.
+* ``pretrain``: masked 2D + masked 3D pose modeling (:class:`MPMForMaskedPoseModeling`); ``split``
+  pairing feeds the first half of a batch to the 2D pass and the second half to the 3D pass,
+  ``paired`` both modalities of every clip; ``training.pretrain_lift`` adds masked 2D -> 3D lifting.
 * ``lift``: 2D -> 3D lifting (:class:`MPMForPoseLifting`), all-frames + centre-frame losses.
-* ``complete3d``: 3D with body-part tubes missing -> 3D (:class:`MPMForMaskedPoseModeling`).
-* ``occluded2d``: tube-masked 2D -> 3D and 2D (:class:`MPMForMaskedPoseModeling`, lifting loss).
-* ``refine``: the authors' post-refine stage (:class:`MPMForPoseLifting` with ``use_refine``):
-  the lifter and its refiner trained end to end on the refined centre frame only; the windows
-  need ``intrinsics`` (normalised ``[fx, fy, cx, cy, ...]``) and ``root_3d`` (the root depth).
+* ``complete3d``: 3D with body-part tubes missing -> 3D; ``occluded2d``: tube-masked 2D -> 3D and 2D.
+* ``refine``: the lifter with ``use_refine`` trained end to end on the refined centre frame; the
+  windows need ``intrinsics`` (normalised ``[fx, fy, cx, cy, ...]``) and ``root_3d`` (root depth).
 
-All masks are sampled from the trainer's ``torch.Generator`` (never the global RNG), so a
-resumed run draws the same masks.
+All masks come from the trainer's ``torch.Generator`` (never the global RNG), so a resumed run draws
+the same masks.
 """
 
 from __future__ import annotations
@@ -42,9 +36,8 @@ def default_best_metric(task: str) -> str:
 
 
 def flip_batch(batch: Dict, skeleton, generator: torch.Generator, prob: float = 0.5) -> Dict:
-    """Left/right flip a random subset of the windows (``x -> -x`` in 2D and 3D, L/R joints
-    swapped), each window with probability ``prob``. Camera data follow, as in the authors'
-    loader: ``intrinsics`` (B, 9) get ``cx`` (index 2) and ``p1`` (index 7) negated, ``root_3d``
+    """Left/right flip each window with probability ``prob`` (``x -> -x`` in 2D and 3D, L/R joints
+    swapped); ``intrinsics`` (B, 9) get ``cx`` (index 2) and ``p1`` (index 7) negated, ``root_3d``
     (B, F, 3) its ``x``."""
     ref = batch.get("pose_2d", batch.get("pose_3d"))
     flip = (torch.rand(ref.shape[0], generator=generator) < prob).to(ref.device)
@@ -78,12 +71,10 @@ def compute_loss(task: str, model, batch: Dict, config, generator: torch.Generat
     """Loss of one micro-batch for ``task``; returns ``(loss, logs)`` with ``logs`` float values.
 
     ``config`` is the model's MPMConfig; ``occlusion`` = (probability, max joints[, limb probability])
-    of random missing joints in the lifting task (:func:`occlusion_mask`); ``pretrain_lift`` adds the paper v1's third pretext task
-    (3D lifted from 2D, weighted by ``config.loss_weight_lift``) and ``pretrain_lift_input`` says
-    from which 2D: ``"masked"`` the 2D pass's masked input (the paper v1, the authors' PoseAug branch),
-    ``"visible"`` every window of the micro-batch without any mask, ``"occluded"`` with the lifting
-    task's random missing joints (``occlusion``); the last two are a second encoder pass over the
-    paired 2D and 3D of the batch (the masked passes stay unpaired).
+    of the lifting task's random missing joints (:func:`occlusion_mask`); ``pretrain_lift`` adds 3D
+    lifted from 2D (weighted by ``config.loss_weight_lift``) from ``pretrain_lift_input``: ``"masked"``
+    the 2D pass's masked input, or a second pass over every paired window ``"visible"`` (no mask) or
+    ``"occluded"`` (with ``occlusion``'s missing joints).
     """
     p2d, p3d = batch.get("pose_2d"), batch.get("pose_3d")
     F, J = config.num_frames, config.num_joints
@@ -98,7 +89,8 @@ def compute_loss(task: str, model, batch: Dict, config, generator: torch.Generat
         s2, t2 = sample_masks(config, x2d.shape[0], "2d", generator, x2d.device, mode="random")
         s3, t3 = sample_masks(config, x3d.shape[0], "3d", generator, x3d.device, mode="random")
         if pretrain_lift_input not in ("masked", "visible", "occluded"):
-            raise ValueError(f"pretrain_lift_input must be 'masked', 'visible' or 'occluded', got {pretrain_lift_input!r}")
+            raise ValueError(f"pretrain_lift_input must be 'masked', 'visible' or 'occluded', "
+                             f"got {pretrain_lift_input!r}")
         masked_lift = pretrain_lift and pretrain_lift_input == "masked"
         lift = p3d[: x2d.shape[0]] if masked_lift else None  # the 3D of the same clips as the 2D
         out = model(pose_2d=x2d, pose_3d=x3d, spatial_mask=s2, temporal_mask=t2,

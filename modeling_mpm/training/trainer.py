@@ -1,26 +1,15 @@
 """The training loop for pre-training and the three fine-tuning tasks, on Accelerate.
 
-A plain loop on :class:`accelerate.Accelerator`: the engine chosen in ``accelerate config`` (one
-process, DDP, FSDP, DeepSpeed), mixed precision, the prepared data loader with Accelerate's
-seedable sampler (:mod:`.sampler`), ``accumulate()``, trackers (``training.log_with``) and
-``save_state`` / ``load_state`` checkpoints with the loop's own random streams registered
-(:mod:`.checkpoint`), so that a run killed at any moment and resumed with ``resume=True``
-finishes with bit-identical weights. Use :func:`train`; ``mpm train`` and the scripts in
-``train/`` are thin wrappers (:mod:`.cli`).
-
-``ProjectConfiguration(automatic_checkpoint_naming=True, total_limit=...)`` is not used: it makes
-``save_state`` write straight into ``checkpoints/checkpoint_<i>`` (a killed run leaves a partial
-folder that resume would pick up) and counts saves, not steps; :mod:`.checkpoint` writes into a
-temporary folder with a SHA-256 manifest, renames it when whole and prunes to
-``training.keep_checkpoints`` itself.
+A plain loop on :class:`accelerate.Accelerator` (any engine, mixed precision, seedable sampler,
+``accumulate()``, trackers) with ``save_state`` / ``load_state`` checkpoints (:mod:`.checkpoint`): a
+run killed at any moment and resumed with ``resume=True`` finishes with bit-identical weights.
 
 Output folder layout (``training.output_dir``)::
 
     config.yaml           the resolved run config
     train.log             readable log (main process)
     metrics.csv           step, epoch, split, name, value
-    tensorboard/<project>/ TensorBoard events (training.tensorboard / log_with; other trackers
-                          log where they are configured)
+    tensorboard/<project>/ TensorBoard events (training.tensorboard / log_with)
     checkpoints/step_N/   resumable checkpoints (the newest training.keep_checkpoints)
     best_model/           save_pretrained folder of the best validation model
     model/                the exported model: save_pretrained + README.md card + eval_results.json
@@ -84,11 +73,9 @@ class TrainResult:
     model: Any = None  # the final (best or last) model, unwrapped, in eval mode; main process only
 
 
-# ----------------------------------------------------------------------------- hub
 def check_hub_ready(repo_id: Optional[str]) -> None:
-    """Fail fast (before any training) when ``--push-to-hub`` cannot work: offline mode, no
-    network or no token. Raises :class:`~modeling_mpm.errors.MPMInputError` (a ``ValueError``)
-    with the reason."""
+    """Raise :class:`~modeling_mpm.errors.MPMInputError` before any training when ``--push-to-hub``
+    cannot work (offline mode, no network or no token)."""
     if not repo_id:
         return
     if not isinstance(repo_id, str) or repo_id.count("/") > 1 or repo_id.strip() != repo_id:
@@ -117,12 +104,9 @@ def check_hub_ready(repo_id: Optional[str]) -> None:
                            f"{err}). Nothing was trained.") from None
 
 
-# ----------------------------------------------------------------------------- model
 def model_config(cfg: RunConfig):
-    """``(MPMConfig, init_from folder or None)`` of a run, validated, without building the model:
-    fresh from the ``model`` section, or ``training.init_from``'s config with the ``model``
-    section's non-geometric keys applied (see :func:`build_model`). Raises ``ValueError`` /
-    ``TypeError`` naming the bad key."""
+    """``(MPMConfig, init_from folder or None)`` of a run, validated, without building the model (see
+    :func:`build_model`). Raises ``ValueError`` / ``TypeError`` naming the bad key."""
     from ..configuration_mpm import MPMConfig
 
     src = cfg.training.init_from
@@ -141,8 +125,8 @@ def model_config(cfg: RunConfig):
     for k, v in section.items():
         if k in _GEOMETRY_KEYS and getattr(model_cfg, k) != v:
             origin = "" if k in cfg.model else f" (set by model.preset={preset})"
-            raise ValueError(f"model.{k}={v!r}{origin} differs from the checkpoint in {src} ({getattr(model_cfg, k)!r}); "
-                             f"the encoder cannot be transferred")
+            raise ValueError(f"model.{k}={v!r}{origin} differs from the checkpoint in {src} "
+                             f"({getattr(model_cfg, k)!r}); the encoder cannot be transferred")
         setattr(model_cfg, k, v)  # (a skeleton is resolved by MPMConfig.skeleton's setter)
     if cfg.training.task == "lift" and cfg.training.occlusion_prob > 0:
         model_cfg.mask_token_2d_trained = True  # this run trains the lifter's 2D mask token
@@ -181,9 +165,7 @@ def build_model(cfg: RunConfig):
 
 
 def _enable_gradient_checkpointing(model) -> None:
-    """``training.gradient_checkpointing``: recompute the layers' activations in the backward pass
-    (``activation_checkpointing_enable``, called ``gradient_checkpointing_enable`` before
-    transformers 5.x deprecated that name)."""
+    """``training.gradient_checkpointing`` (``gradient_checkpointing_enable`` before transformers 5.x)."""
     enable = getattr(model, "activation_checkpointing_enable", None) or getattr(
         model, "gradient_checkpointing_enable", None)
     if enable is None or not getattr(model, "supports_gradient_checkpointing", False):
@@ -200,7 +182,6 @@ def _prefixes(keys) -> str:
     return ", ".join(sorted({k.split(".")[0] for k in keys})) or "none"
 
 
-# ----------------------------------------------------------------------------- helpers
 @contextlib.contextmanager
 def _rng_guard():
     """Run a block without disturbing any global RNG stream."""
@@ -213,9 +194,8 @@ def _rng_guard():
 
 def _evaluate_task(model, dataset, cfg: RunConfig, progress: bool = False, flip: bool = False,
                    occluded_joints: int = 0) -> Dict[str, Any]:
-    """One evaluation of ``training.task`` on ``dataset``, the dispatch :func:`validate` and
-    :func:`test_evaluation` share (no RNG guard: the callers hold one). ``occluded_joints``
-    applies to lifting only."""
+    """One evaluation of ``training.task`` on ``dataset`` (no RNG guard: the callers hold one);
+    ``occluded_joints`` applies to lifting only."""
     task, ev = cfg.training.task, cfg.eval
     bs = ev.batch_size
     if task == "pretrain":
@@ -235,8 +215,7 @@ def validate(model, dataset, cfg: RunConfig, progress: bool = False) -> Dict[str
 
 
 def test_evaluation(model, dataset, cfg: RunConfig, progress: bool = False) -> Dict[str, Any]:
-    """Final evaluation on the test split: for lifting with flip off and on (as configured) and
-    with occluded joints when ``eval.occluded_joints > 0``."""
+    """Final evaluation on the test split (lifting: plain, and flipped / occluded joints when configured)."""
     task, ev = cfg.training.task, cfg.eval
     out: Dict[str, Any] = {}
     with _rng_guard():
@@ -260,8 +239,7 @@ class _MetricsWriter:
     HEADER = ["step", "epoch", "split", "name", "value", "time"]
 
     def __init__(self, output_dir: str, accelerator=None, keep_through_step: int = 0):
-        """Rewrite ``metrics.csv`` atomically with its header and the previous rows of steps
-        ``<= keep_through_step`` (none on a fresh start), then append to it."""
+        """Rewrite ``metrics.csv`` atomically keeping the rows of steps ``<= keep_through_step``, then append."""
         import io
 
         from .output_dir import open_nofollow
@@ -324,8 +302,7 @@ def _trackers(cfg: RunConfig) -> List[str]:
         if "tensorboard" in available:
             wanted.append("tensorboard")
         else:
-            logger.warning("TensorBoard logging disabled (tensorboard is not installed); metrics.csv is still "
-                           "written")
+            logger.warning("TensorBoard logging disabled (tensorboard is not installed); metrics.csv is still written")
     return list(dict.fromkeys(wanted))
 
 
@@ -336,24 +313,6 @@ def _tracker_config(cfg: RunConfig) -> Dict[str, Any]:
         for k, v in values.items():
             flat[f"{section}/{k}"] = v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
     return flat
-
-
-def _make_accelerator(cfg: RunConfig, trackers: List[str]):
-    """The Accelerator of a run. The engine (DDP, FSDP, DeepSpeed), the number of processes and,
-    when the config says ``mixed_precision: no``, the precision come from ``accelerate launch`` /
-    ``accelerate config``."""
-    from accelerate import Accelerator, DataLoaderConfiguration
-    from accelerate.utils import ProjectConfiguration
-
-    t = cfg.training
-    return Accelerator(
-        mixed_precision=None if t.mixed_precision == "no" else t.mixed_precision,
-        gradient_accumulation_steps=t.gradient_accumulation_steps,
-        dataloader_config=DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True, data_seed=t.seed),
-        log_with=trackers or None,
-        project_config=ProjectConfiguration(project_dir=t.output_dir,
-                                            logging_dir=os.path.join(t.output_dir, "tensorboard")),
-        step_scheduler_with_optimizer=True)
 
 
 def _check_accelerator(acc, cfg: RunConfig) -> None:
@@ -367,12 +326,9 @@ def _check_accelerator(acc, cfg: RunConfig) -> None:
 
 
 def _fit_fsdp2_loading(acc) -> None:
-    """FSDP v2: turn off Accelerate's ``cpu_ram_efficient_loading`` (``accelerate launch`` enables it by
-    default). It moves the model to the meta device and re-broadcasts rank 0's state dict, which it
-    expects to hold only sharded parameters; the BatchNorm running statistics of the joint embeddings,
-    the spatial MLP and the heads are persistent buffers, and Accelerate 1.15 fails on them
-    (``'Tensor' object has no attribute 'device_mesh'``). Every rank builds the same model from the same
-    seed (and reads ``init_from`` itself), so nothing needs broadcasting."""
+    """FSDP v2: turn off Accelerate's ``cpu_ram_efficient_loading``: its re-broadcast of rank 0's state
+    dict fails on the BatchNorm running statistics (persistent buffers; ``'Tensor' object has no
+    attribute 'device_mesh'``), and every rank builds the same model from the same seed anyway."""
     plugin = getattr(acc.state, "fsdp_plugin", None)
     if plugin is None or getattr(plugin, "fsdp_version", 1) != 2 or not plugin.cpu_ram_efficient_loading:
         return
@@ -393,12 +349,9 @@ def _sharded(acc) -> bool:
 
 class _RankStreams:
     """The loop's per-process random streams, registered with ``register_for_checkpointing``: the
-    ``torch.Generator`` for masks and flips and the training windows' camera stream as it was after
-    the last consumed batch (the prepared loader fetches one batch ahead). ``state_dict`` gathers
-    every rank's streams (Accelerate calls it on every rank and writes the main one's).
-
-    Accelerate has no public way to unregister an object, so each accelerator gets one (see
-    :func:`_streams_of`) and every ``train()`` on it binds its own streams with :meth:`bind`."""
+    ``torch.Generator`` for masks and flips and the windows' camera stream after the last consumed
+    batch (the loader fetches ahead). ``state_dict`` gathers every rank's. One per accelerator
+    (:func:`_streams_of`; Accelerate cannot unregister); each ``train()`` binds its own (:meth:`bind`)."""
 
     def __init__(self, accelerator):
         self.world_size, self.rank = accelerator.num_processes, accelerator.process_index
@@ -437,8 +390,8 @@ def _streams_of(acc) -> _RankStreams:
 
 
 class _CollateWithStream:
-    """:func:`collate_windows` plus ``"data_stream"``: the data set's random stream right after this
-    batch's draws (exact with ``num_workers: 0``; a class, not a closure, so workers can pickle it)."""
+    """:func:`collate_windows` plus ``"data_stream"``, the data set's random stream after this batch
+    (exact with ``num_workers: 0``; a class so that workers can pickle it)."""
 
     def __init__(self, dataset):
         self.dataset = dataset
@@ -517,20 +470,14 @@ def _lr_lambda(cfg: RunConfig, steps_per_epoch: int):
 
 
 def build_optimizer(model, cfg: RunConfig, steps_per_epoch: int):
-    """``(optimizer, scheduler)`` of a run: Adam (amsgrad as the authors) over every parameter (two
-    groups with ``training.encoder_lr_scale`` / ``freeze_encoder_steps``, :mod:`.transfer`) and
-    the per-step LR multiplier of :func:`_lr_lambda` (call ``scheduler.step()`` after every
-    optimizer step)."""
+    """``(optimizer, scheduler)``: Adam over :func:`~.transfer.optimizer_param_groups` and the
+    per-step LR multiplier of :func:`_lr_lambda` (``scheduler.step()`` after every optimizer step)."""
     t = cfg.training
-    optimizer = torch.optim.Adam(optimizer_param_groups(model, cfg), lr=t.lr, amsgrad=t.amsgrad, weight_decay=t.weight_decay)
+    optimizer = torch.optim.Adam(optimizer_param_groups(model, cfg), lr=t.lr, amsgrad=t.amsgrad,
+                                 weight_decay=t.weight_decay)
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps_per_epoch))
 
 
-def _save_best(model, path: str) -> None:
-    atomic_write_dir(path, lambda tmp: model.save_pretrained(tmp))
-
-
-# ----------------------------------------------------------------------------- before the first write
 #: what must match between a run and the checkpoint it resumes (the weights' shapes follow from them)
 _RESUME_KEYS = _GEOMETRY_KEYS + ("decoder_layers", "reduce_strides", "use_refine", "skeleton")
 
@@ -540,11 +487,7 @@ def _resume_checkpoint(out_dir: str, resume) -> Optional[str]:
     complete one in ``out_dir/checkpoints`` (None when there is none)."""
     if not resume:
         return None
-    if isinstance(resume, str):
-        return resume
-    if not os.path.isdir(os.path.join(out_dir, "checkpoints")):
-        return None
-    return latest_checkpoint(os.path.join(out_dir, "checkpoints"))
+    return resume if isinstance(resume, str) else latest_checkpoint(os.path.join(out_dir, "checkpoints"))
 
 
 def _check_resume_matches(cfg: RunConfig, mcfg, ckpt: str) -> None:
@@ -593,7 +536,6 @@ def _preflight(cfg: RunConfig, resume, splits) -> None:
         _check_resume_matches(cfg, mcfg, ckpt)
 
 
-# ----------------------------------------------------------------------------- train
 @dataclass
 class _Run:
     """The state of one :func:`train` call, from set-up to finish (every rank holds its own)."""
@@ -643,15 +585,23 @@ class _Run:
 
 
 def _fresh_accelerator(cfg: RunConfig, trackers: List[str]):
-    """A new Accelerator for the run, checked to train in the precision the run asks for.
+    """A new Accelerator for the run (engine, processes and, with ``mixed_precision: no``, the precision
+    from ``accelerate launch`` / ``accelerate config``), checked to train in the precision the run asks
+    for: Accelerate keeps one precision per process, so a run asking for another one than an earlier
+    run of the process fails with a ValueError; run it in a new process (``mpm train``)."""
+    from accelerate import Accelerator, DataLoaderConfiguration
+    from accelerate.utils import ProjectConfiguration
 
-    Accelerate keeps one precision per process (its state is a process-wide singleton; public API
-    only, so it is not reset here): a run that asks for another precision than an earlier run of
-    the same process fails with a ValueError (Accelerate's own for a differing ``mixed_precision``,
-    ours when ``mixed_precision: no`` would silently inherit an earlier run's). Run such configs in
-    a new process (``mpm train`` / ``accelerate launch``)."""
-    acc = _make_accelerator(cfg, trackers)
-    want = cfg.training.mixed_precision
+    t = cfg.training
+    acc = Accelerator(
+        mixed_precision=None if t.mixed_precision == "no" else t.mixed_precision,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        dataloader_config=DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True, data_seed=t.seed),
+        log_with=trackers or None,
+        project_config=ProjectConfiguration(project_dir=t.output_dir,
+                                            logging_dir=os.path.join(t.output_dir, "tensorboard")),
+        step_scheduler_with_optimizer=True)
+    want = t.mixed_precision
     if want == "no":  # then the precision comes from `accelerate launch` / `accelerate config`
         want = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
     if str(acc.mixed_precision) != want:
@@ -722,17 +672,14 @@ def _restore(run: _Run, resume) -> None:
     state = run.state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_metric": None, "best_step": None,
                          "history": []}
     run.ckpt_root = os.path.join(run.out_dir, "checkpoints")
-    ckpt = None
-    if resume:
-        ckpt = resume if isinstance(resume, str) else latest_checkpoint(run.ckpt_root)
-        if ckpt is None:
-            logger.info("no checkpoint in %s: starting from scratch", run.ckpt_root)
-    if ckpt is not None:
+    ckpt = _resume_checkpoint(run.out_dir, resume)
+    if resume and ckpt is None:
+        logger.info("no checkpoint in %s: starting from scratch", run.ckpt_root)
+    elif ckpt is not None:
         loaded = load_checkpoint(ckpt, accelerator=acc)
         state.update({k: loaded[k] for k in state if k in loaded})
         logger.info("resumed from %s (step %d, epoch %d)", ckpt, state["global_step"], state["epoch"])
-    # metrics.csv: the header and the rows up to the step the run continues from (a killed run
-    # wrote rows past its last checkpoint; they are written again)
+    # metrics.csv keeps the rows up to the step the run continues from (later ones are written again)
     run.writer = _MetricsWriter(run.out_dir, acc, keep_through_step=state["global_step"]) if run.main else None
 
     val_ds, test_ds, plan = run.val_ds, run.test_ds, run.plan
@@ -755,12 +702,6 @@ def _restore(run: _Run, resume) -> None:
     run.flip_skeleton = run.mcfg.get_skeleton()
 
 
-def _set_up(run: _Run, resume, splits) -> None:
-    """Everything before the first step: see :func:`_build` and :func:`_restore`."""
-    _build(run, splits)
-    _restore(run, resume)
-
-
 def _train_step(run: _Run, batch: Dict[str, Any]) -> Dict[str, float]:
     """One micro-batch: forward, backward and, when the accumulation is complete, the optimizer
     step. Returns the batch's loss terms (``loss`` included)."""
@@ -773,8 +714,7 @@ def _train_step(run: _Run, batch: Dict[str, Any]) -> Dict[str, float]:
         with acc.autocast():
             loss, logs = compute_loss(t.task, model, batch, run.mcfg, run.gen, pairing=t.pretrain_pairing,
                                       occlusion=(t.occlusion_prob, t.occlusion_max_joints, t.occlusion_limb_prob),
-                                      pretrain_lift=t.pretrain_lift,
-                                      pretrain_lift_input=t.pretrain_lift_input)
+                                      pretrain_lift=t.pretrain_lift, pretrain_lift_input=t.pretrain_lift_input)
         acc.backward(loss)
         if not torch.isfinite(loss.detach()):
             raise FloatingPointError(f"non-finite loss {float(loss)} at step {run.state['global_step'] + 1}")
@@ -816,13 +756,10 @@ def _log_train(run: _Run, epoch: int, logs: Dict[str, float]) -> None:
 
 def _save_best_model(run: _Run) -> None:
     """Write ``best_model/`` (main process; a collective gather first on sharded engines)."""
-    best_dir = os.path.join(run.out_dir, "best_model")
-    if _sharded(run.acc):  # collective: the full weights on the main process
-        weights = run.acc.get_state_dict(run.model)
-        if run.main:
-            atomic_write_dir(best_dir, lambda tmp: run.unwrapped.save_pretrained(tmp, state_dict=weights))
-    elif run.main:
-        _save_best(run.unwrapped, best_dir)
+    weights = run.acc.get_state_dict(run.model) if _sharded(run.acc) else None  # collective
+    if run.main:
+        atomic_write_dir(os.path.join(run.out_dir, "best_model"),
+                         lambda tmp: run.unwrapped.save_pretrained(tmp, state_dict=weights))
 
 
 def _validate_and_keep_best(run: _Run, epoch: int) -> None:
@@ -830,8 +767,7 @@ def _validate_and_keep_best(run: _Run, epoch: int) -> None:
     from accelerate.utils import broadcast_object_list
 
     acc, state, gs = run.acc, run.state, run.state["global_step"]
-    # every rank runs the same validation (sharded engines need all of them for a
-    # forward pass); the main process's numbers are the ones kept
+    # sharded engines need every rank for a forward pass; the main process's numbers are kept
     sharded = _sharded(acc)
     vals = validate(run.view if sharded else run.unwrapped, run.val_ds, run.cfg) if run.main or sharded else None
     vals = broadcast_object_list([vals])[0]
@@ -853,9 +789,8 @@ def _validate_and_keep_best(run: _Run, epoch: int) -> None:
 
 def _save_checkpoint(run: _Run) -> None:
     """A resumable checkpoint of the current step (collective)."""
-    acc = run.acc
-    write_checkpoint(run.ckpt_root, run.state["global_step"], accelerator=acc,
-                     trainer_state={**run.state, "world_size": acc.num_processes, "config": run.cfg.to_dict()})
+    write_checkpoint(run.ckpt_root, run.state["global_step"], accelerator=run.acc,
+                     trainer_state={**run.state, "world_size": run.acc.num_processes, "config": run.cfg.to_dict()})
 
 
 def _evaluate_and_save(run: _Run, epoch: int, done: bool) -> None:
@@ -892,11 +827,9 @@ def _run_epoch(run: _Run) -> None:
         if not run.acc.sync_gradients:
             continue
         state["global_step"] += 1
-        if step_in_epoch + 1 >= steps_per_epoch:
-            state["epoch"], state["step_in_epoch"] = epoch + 1, 0
-        else:
-            state["epoch"], state["step_in_epoch"] = epoch, step_in_epoch + 1
         step_in_epoch += 1
+        epoch_done = step_in_epoch >= steps_per_epoch
+        state["epoch"], state["step_in_epoch"] = (epoch + 1, 0) if epoch_done else (epoch, step_in_epoch)
         _log_train(run, epoch, logs)
         done = state["global_step"] >= run.total_steps
         _evaluate_and_save(run, epoch, done)
@@ -907,8 +840,8 @@ def _run_epoch(run: _Run) -> None:
 
 def _finish(run: _Run, *, export: bool, export_dir: Optional[str], push_to_hub: Optional[str],
             t0: float) -> TrainResult:
-    """After the last step: a final checkpoint if none exists, the final (best or last) model,
-    and with ``export`` the test evaluation and the exported folder."""
+    """A final checkpoint if none exists, the final (best or last) model and, with ``export``, the
+    test evaluation and the exported folder."""
     from accelerate.utils import broadcast_object_list
 
     t, acc, state, main = run.t, run.acc, run.state, run.main
@@ -931,15 +864,14 @@ def _finish(run: _Run, *, export: bool, export_dir: Optional[str], push_to_hub: 
         final_model.eval()
         result.model = final_model
         if export:
-            test_ds = run.test_ds
-            eval_results = test_evaluation(final_model, test_ds, run.cfg, progress=run.progress) if test_ds is not None else {}
-            result.eval_results = eval_results
             from .export import export_model
 
+            result.eval_results = {} if run.test_ds is None else test_evaluation(final_model, run.test_ds, run.cfg,
+                                                                                  progress=run.progress)
             result.model_dir = export_model(final_model, export_dir or os.path.join(run.out_dir, "model"), cfg=run.cfg,
-                                            eval_results=eval_results,
+                                            eval_results=result.eval_results, global_step=state["global_step"],
                                             best_step=state["best_step"] if t.select_best else None,
-                                            global_step=state["global_step"], push_to_hub=push_to_hub)
+                                            push_to_hub=push_to_hub)
             logger.info("exported %s", result.model_dir)
     acc.wait_for_everyone()
     result.seconds = time.time() - t0
@@ -947,8 +879,7 @@ def _finish(run: _Run, *, export: bool, export_dir: Optional[str], push_to_hub: 
 
 
 def _close(run: _Run) -> None:
-    """Release the output folder's lock, close the metrics and the log file, and unbind the run's
-    random streams from the accelerator (a caller's accelerator may train again)."""
+    """Release the lock, close the metrics and the log file, unbind the streams (the accelerator may train again)."""
     if run.out_lock is not None:
         run.out_lock.release()
     if run.writer is not None:
@@ -975,9 +906,8 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
         progress: tqdm progress bar (default: ``training.progress_bar``, else only on a terminal).
         export: write ``export_dir`` (default ``output_dir/model``: model, card, test results) at the end.
         kill_after_step: testing hook, see :data:`KILL_ENV`.
-        overwrite_output_dir: start over in an ``output_dir`` that holds files (its previous run's
-            outputs are deleted); without it (and without ``resume``) such a folder is refused,
-            see :mod:`.output_dir`.
+        overwrite_output_dir: delete a previous run's outputs in ``output_dir`` and start over; without
+            it (and without ``resume``) a folder holding files is refused (:mod:`.output_dir`).
     """
     t0 = time.time()
     push_to_hub = push_to_hub or cfg.hub.push_to_hub
@@ -994,7 +924,8 @@ def train(cfg: RunConfig, *, resume: Union[bool, str, None] = None, push_to_hub:
     run = _open_run(cfg, acc, resume=resume, overwrite=overwrite_output_dir, progress=progress,
                     kill_after_step=kill_after_step)
     try:
-        _set_up(run, resume, splits)
+        _build(run, splits)
+        _restore(run, resume)
         while run.state["global_step"] < run.total_steps:
             _run_epoch(run)
         return _finish(run, export=export, export_dir=export_dir, push_to_hub=push_to_hub, t0=t0)

@@ -1,16 +1,11 @@
-"""Fine-tuning a pre-trained encoder under a new, randomly initialised head (runs with
-``training.init_from``): encoder learning-rate scaling, LP-FT (encoder frozen for the first
-steps) and rescaling the encoder's residual stream to a fresh encoder's scale
-(``training.rescale_encoder_stream``). See docs/training.md, "Why the pre-trained lifter does not
-transfer better" and "What makes the encoder transfer".
+"""Fine-tuning a pre-trained encoder under a new head (``training.init_from`` runs): encoder LR
+scaling, LP-FT (encoder frozen for the first steps) and residual-stream rescaling
+(``training.rescale_encoder_stream``); see docs/training.md.
 
-The **encoder** is the transferred base model (``model.mpm``: joint embeddings, spatial MLP,
-temporal transformer, position embedding) *without* its mask tokens; everything else (the
-lifter's reduce layers and heads, decoders, mask tokens) is a **new part** and always trains at the
-full ``training.lr``. Both keys act only when ``training.init_from`` is set: a run from scratch has
-no pre-trained encoder, so ``--set training.init_from=null`` gives the scratch recipe unchanged.
-With the defaults (``encoder_lr_scale: 1.0``, ``freeze_encoder_steps: 0``) the optimizer is the
-single-group Adam of every parameter, bit-identical to runs before these keys existed.
+The **encoder** is the base model (``model.mpm``) without its mask tokens; everything else is a
+**new part** trained at the full ``training.lr``. Without ``init_from``, or with the defaults
+(``encoder_lr_scale: 1.0``, ``freeze_encoder_steps: 0``), the optimizer is the single-group Adam of
+every parameter, bit-identical to runs before these keys existed.
 """
 
 from __future__ import annotations
@@ -31,11 +26,9 @@ def encoder_parameter_names(model) -> List[str]:
 
 
 def residual_stream_norm(encoder, num_windows: int = 64, seed: int = 0) -> float:
-    """Mean per-frame L2 norm of the residual stream that ``encoder`` (an :class:`MPMModel`) feeds
-    its transformer (joint embedding + spatial MLP + position embedding), as training sees it
-    (BatchNorm on batch statistics, no dropout), on ``num_windows`` random 2D windows of a private
-    generator. Runs on a copy: the encoder, its BatchNorm statistics and the global RNG are untouched.
-    The BatchNorm layers right after the input make the value nearly independent of the input."""
+    """Mean per-frame L2 norm of the residual stream ``encoder`` (an :class:`MPMModel`) feeds its
+    transformer, in train mode without dropout, on ``num_windows`` random 2D windows of a private
+    generator. Runs on a copy: the encoder, its BatchNorm statistics and the global RNG are untouched."""
     import copy
 
     import torch
@@ -64,16 +57,10 @@ def residual_stream_writes(encoder) -> List:
 
 
 def rescale_residual_stream(model) -> float:
-    """Scale the transferred encoder's residual stream to the size it has at a fresh
-    initialisation; returns the factor ``a``.
-
-    Masked-pose pre-training ends the encoder with a LayerNorm (``encoder_norm``), so nothing
-    bounds the stream's scale and it grows (about 4-5x a fresh encoder's after the demo's
-    pre-training). The lifter reads the raw stream with new pre-LN reduce layers, whose
-    contributions are then small against it. Every write into the stream
-    (:func:`residual_stream_writes`) is multiplied by ``a``: the encoder computes the same features
-    times ``a`` (its pre-LN layers only see normalised inputs), so nothing learned is lost.
-    ``model`` is a model with an :class:`MPMModel` base (``model.mpm``), changed in place."""
+    """Scale the transferred encoder's residual stream (of ``model.mpm``, in place) to its size at a
+    fresh initialisation; returns the factor ``a``. Every write into the stream
+    (:func:`residual_stream_writes`) is multiplied by ``a``, so the pre-LN layers compute the same
+    features: nothing learned is lost (pre-training grows the stream about 4-5x)."""
     import torch
 
     from ..modeling_mpm import MPMModel
@@ -110,11 +97,9 @@ def optimizer_param_groups(model, cfg) -> List[Dict[str, Any]]:
 
 
 def drop_frozen_encoder_grads(optimizer, cfg, global_step: int) -> bool:
-    """LP-FT: before optimizer step ``global_step + 1``, while ``global_step <
-    training.freeze_encoder_steps``, set the encoder group's gradients to ``None`` so Adam leaves
-    those parameters (and their moment estimates) untouched; call before gradient clipping.
-    Returns whether the encoder is frozen at this step. The encoder's BatchNorm layers still
-    update their running statistics (train mode)."""
+    """LP-FT: while ``global_step < training.freeze_encoder_steps``, set the encoder group's gradients
+    to ``None`` (Adam leaves it and its moments untouched; BatchNorm statistics still update); call
+    before gradient clipping. Returns whether the encoder is frozen at this step."""
     if not transfer_active(cfg) or global_step >= cfg.training.freeze_encoder_steps:
         return False
     for group in optimizer.param_groups:
