@@ -1,33 +1,23 @@
-"""Broader motion from a little motion capture: augmentations for world-frame 3D windows.
+"""Augmentations for world-frame 3D windows: :class:`MotionAugment` makes new, kinematically valid motion
+*before* a virtual camera sees it and changes the camera (roll, principal point, pixel aspect);
+:class:`DetectorNoise2D` makes the 2D look like a detector's. Opt-in (``data.augment`` in a run config).
 
-:class:`MotionAugment` makes new, kinematically valid motion out of windows *before* a virtual
-camera sees them, and changes the camera in ways the orbit sampler of
-:class:`~modeling_mpm.cameras.VirtualCameraSampler` does not (roll, principal point, pixel aspect);
-:class:`DetectorNoise2D` makes the 2D look like a detector's. All opt-in (``data.augment`` in a
-run config, ``augment=`` / ``noise_2d=`` of :class:`~modeling_mpm.data.PoseWindowDataset`).
+What one window goes through (each step has its own probability / range; ``None`` or 0 turns it off):
 
-What one window goes through (each step has its own probability / range; ``None`` or a zero
-range turns it off):
+1. **speed** (0.5-2x, log-uniform): the window samples the sequence every ``speed`` frames (linear interpolation);
+2. **body-part mixing**: with probability ``part_mix_prob`` each limb (arms, legs) takes the bone directions of the
+   same limb of another window (relative to that window's torso frame), with this body's bone lengths; then **key
+   poses** (``key_pose_prob``: limbs moving between random poses within joint limits) and **lean** (``lean_prob``:
+   the upper body bending and twisting over the window);
+3. **bone lengths**: every bone scaled by ``global_scale`` x a per-bone factor (the same left and right), the pose
+   rebuilt from the root along the kinematic tree, so the skeleton stays connected and symmetric;
+4. **global rotation**: with probability ``non_upright_prob`` a uniformly random 3D rotation (lying, upside down),
+   otherwise a tilt of up to ``tilt_deg`` about a random horizontal axis; about the window's mean root;
+5. after the virtual camera: **roll** about the optical axis (2D and camera-frame 3D together), **principal
+   point** offset and **pixel aspect** ``fy / fx`` (2D and intrinsics).
 
-1. **speed** (0.5-2x, log-uniform): the window samples the sequence every ``speed`` frames
-   (linear interpolation between frames), i.e. the motion is played faster or slower;
-2. **body-part mixing**: with probability ``part_mix_prob`` each limb (arms, legs) takes the
-   bone directions of the same limb of another window (any sequence), expressed in that
-   window's torso frame and put into this torso's frame, with this body's bone lengths; then
-   **key poses** (``key_pose_prob``: limbs moving between random poses within joint limits) and
-   **lean** (``lean_prob``: the upper body bending and twisting over the window);
-3. **bone lengths**: every bone is scaled by ``global_scale`` x a per-bone factor (left and right
-   bones get the same factor), then the pose is rebuilt from the root along the kinematic tree
-   (forward kinematics), so the skeleton stays connected and symmetric;
-4. **global rotation**: with probability ``non_upright_prob`` a uniformly random 3D rotation
-   (lying, crawling, upside down), otherwise a tilt of up to ``tilt_deg`` about a random
-   horizontal axis; always about the window's mean root;
-5. after the virtual camera: **roll** about the optical axis (2D and camera-frame 3D rotated
-   together), **principal point** offset and **pixel aspect** ``fy / fx`` (2D and intrinsics).
-
-Arrays: windows ``(n, F, J, 3)`` metres, world frame Z up; 2D ``(n, F, J, 2)`` normalised screen
-coordinates (``x / w * 2 - 1``, principal point of the virtual cameras at 0); camera-frame 3D
-``(n, F, J, 3)``. Randomness comes from the NumPy generator passed in (the dataset's).
+Arrays: windows ``(n, F, J, 3)`` metres, world frame Z up; 2D ``(n, F, J, 2)`` normalised screen coordinates
+(``x / w * 2 - 1``, principal point at 0); camera-frame 3D ``(n, F, J, 3)``. Randomness: the generator passed in.
 """
 
 from __future__ import annotations
@@ -140,9 +130,9 @@ def _smoothstep(F: int) -> np.ndarray:
 
 
 def _limb_key_pose(rng: np.random.Generator, k: int, side: float, arm: bool) -> Tuple[np.ndarray, np.ndarray]:
-    """``k`` random key poses of one limb as unit bone directions in the torso frame (x towards
-    the body's left, y up, z forward): (upper bone (k, 3), lower bone (k, 3)). ``side`` is +1
-    for a left limb, -1 for a right one."""
+    """``k`` random key poses of one limb (``side`` +1 left, -1 right) as unit bone directions in the torso frame
+    (x left, y up, z forward): (upper (k, 3), lower (k, 3)). Joint limits: an upper arm anywhere but deep across
+    the chest, an elbow bent 0-145 degrees; a thigh 30 degrees back to 110 forward and up to 45 out, a knee 0-130."""
     if arm:
         upper = rng.normal(size=(k, 3))
         upper /= np.linalg.norm(upper, axis=1, keepdims=True)
@@ -166,8 +156,7 @@ def _limb_key_pose(rng: np.random.Generator, k: int, side: float, arm: bool) -> 
 
 @dataclass
 class MotionAugment:
-    """Random, kinematically consistent changes of world-frame windows and of the camera (see
-    the module docstring for the order).
+    """Random, kinematically consistent changes of world-frame windows and of the camera (order: module docstring).
 
     Attributes:
         speed_range: playback-speed factors (low, high), drawn log-uniformly; None = off.
@@ -180,11 +169,9 @@ class MotionAugment:
         roll_deg: camera roll up to +-this many degrees.
         principal_point_range: principal-point offset, normalised units (2 = image width), +-.
         aspect_range: pixel aspect ``fy / fx`` (low, high); None = off.
-        lean_prob: probability that the upper body (spine and above) leans and twists about the
-            pelvis, by angles going smoothly from one random value to another over the window.
+        lean_prob: probability that the upper body (spine and above) leans and twists about the pelvis.
         lean_deg: the largest lean (forward / backward, sideways, twist about the vertical), degrees.
-        key_pose_prob: probability that a window's limbs move between two random key poses within
-            rough joint limits (motion the embedded sequences do not contain: throws, kicks, reaches).
+        key_pose_prob: probability that a window's limbs move between two random key poses within joint limits.
         key_pose_limb_prob: in such a window, probability of each limb to take key poses.
         skeleton: joint layout of the windows (needs a kinematic tree).
     """
@@ -228,7 +215,6 @@ class MotionAugment:
         self._upper = np.array([j for j in range(len(skel.parents)) if spine is not None
                                 and _descends_from(skel.parents, j, spine)], dtype=np.int64)
 
-    # ------------------------------------------------------------------ time
     def sample_speed(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """(n,) playback-speed factors (ones when off)."""
         if self.speed_range is None or self.speed_range[0] == self.speed_range[1] == 1.0:
@@ -236,11 +222,10 @@ class MotionAugment:
         lo, hi = np.log(self.speed_range[0]), np.log(self.speed_range[1])
         return np.exp(lo + (hi - lo) * rng.random(n))
 
-    # ------------------------------------------------------------------ 3D
     def apply_world(self, world: np.ndarray, rng: np.random.Generator,
                     donors: Optional[Callable[[int], np.ndarray]] = None) -> np.ndarray:
-        """Augment world-frame windows ``world`` (n, F, J, 3) metres (Z up); ``donors(k)`` returns
-        k random other windows (k, F, J, 3) for body-part mixing. Returns a new array."""
+        """Augmented copy of world-frame windows ``world`` (n, F, J, 3) metres (Z up); ``donors(k)`` returns
+        k random other windows (k, F, J, 3) for body-part mixing."""
         world = np.asarray(world, dtype=np.float64)
         n = world.shape[0]
         parents = self._skel.parents
@@ -253,7 +238,8 @@ class MotionAugment:
                 donor = np.asarray(donors(rows.size), dtype=np.float64)
                 out[rows] = self._mix_limbs(out[rows], donor, limb_hit[rows])
         if self.key_pose_prob > 0 and self._limbs:
-            hit = (rng.random(n) < self.key_pose_prob)[:, None] & (rng.random((n, len(self._limbs))) < self.key_pose_limb_prob)
+            hit = (rng.random(n) < self.key_pose_prob)[:, None] & (
+                rng.random((n, len(self._limbs))) < self.key_pose_limb_prob)
             rows = np.flatnonzero(hit.any(1))
             if rows.size:
                 out[rows] = self._key_pose_limbs(out[rows], hit[rows], rng)
@@ -310,9 +296,8 @@ class MotionAugment:
         return out
 
     def _lean(self, pose: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Bend the upper body (spine and everything above it) of ``pose`` (n, F, J, 3) about the
-        pelvis: forward / backward, sideways and a twist about the vertical axis, each angle going
-        smoothly from one random value to another over the window (up to ``lean_deg``)."""
+        """Bend the upper body of ``pose`` (n, F, J, 3) about the pelvis (forward / backward, sideways, twist), each
+        angle going smoothly from one random value to another over the window (up to ``lean_deg``)."""
         n, F = pose.shape[:2]
         root = self._skel.root
         frame = torso_frames(pose[:, F // 2], self._skel)            # (n, 3, 3): left, up, forward
@@ -332,11 +317,8 @@ class MotionAugment:
         return out
 
     def _key_pose_limbs(self, pose: np.ndarray, hit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Limbs ``hit`` (n, L) of ``pose`` (n, F, J, 3) move from one random key pose to another
-        over the window (smoothly interpolated bone directions in the torso frame, this body's
-        bone lengths). Key poses lie within rough joint limits: an upper arm anywhere but deep
-        across the chest, an elbow bent 0-145 degrees; a thigh 30 degrees back to 110 degrees
-        forward and up to 45 degrees out, a knee bent 0-130 degrees backward."""
+        """Limbs ``hit`` (n, L) of ``pose`` (n, F, J, 3) move from one random key pose (:func:`_limb_key_pose`) to
+        another over the window (bone directions interpolated in the torso frame, this body's bone lengths)."""
         n, F = pose.shape[:2]
         parents = self._skel.parents
         frames = torso_frames(pose, self._skel)                       # (n, F, 3, 3) columns left, up, forward
@@ -358,13 +340,11 @@ class MotionAugment:
                 out[rows, :, j] = out[rows, :, p] + d * length
         return out
 
-    # ------------------------------------------------------------------ camera
     def apply_camera(self, rng: np.random.Generator, n: int, pose_2d: Optional[np.ndarray] = None,
                      pose_3d: Optional[np.ndarray] = None, root: Optional[np.ndarray] = None,
                      intrinsics: Optional[np.ndarray] = None) -> None:
-        """In place: camera roll (2D ``(n, F, J, 2)``, camera-frame 3D ``(n, F, J, 3)`` and root
-        ``(n, F, 3)`` rotated about the optical axis), then pixel aspect and principal-point
-        offset (2D and normalised intrinsics ``(n, 9)``). The same draws whatever is passed."""
+        """In place: camera roll (2D ``(n, F, J, 2)``, camera-frame 3D ``(n, F, J, 3)`` and root ``(n, F, 3)``), then
+        pixel aspect and principal-point offset (2D, normalised intrinsics ``(n, 9)``); the same draws always."""
         roll = np.radians(self.roll_deg) * rng.uniform(-1, 1, n)
         aspect = rng.uniform(*self.aspect_range, n) if self.aspect_range is not None else np.ones(n)
         pp = self.principal_point_range * rng.uniform(-1, 1, (n, 2))
@@ -399,10 +379,8 @@ class DetectorNoise2D(PoseNoise2D):
         outlier_std: size of those jumps.
         swap_prob: probability that a frame has one left/right joint pair swapped.
         frame_drop_prob: probability that a whole frame is lost (every joint's confidence 0).
-        relative: when True, ``std``, ``bias_std`` and ``outlier_std`` are shares of the person's
-            size in the window (the median over frames of the 2D bounding-box diagonal) instead
-            of normalised screen units: a detector's error grows with the person's size in the
-            image, so near, large people get proportionally the same noise as far, small ones.
+        relative: when True, ``std``, ``bias_std`` and ``outlier_std`` are shares of the person's size in the
+            window (median over frames of the 2D bounding-box diagonal) instead of normalised screen units.
         skeleton: joint layout (for the left/right pairs).
     """
 
@@ -457,18 +435,15 @@ class DetectorNoise2D(PoseNoise2D):
 
 
 def wide_camera_sampler(**overrides) -> VirtualCameraSampler:
-    """A :class:`VirtualCameraSampler` with a wide distribution: every yaw, elevation -20..60
-    degrees, 2.5-10 m, focal 500-2000 px (on 1000 px), subject up to 1 m off the optical axis.
-    Camera roll, principal point and pixel aspect come from :class:`MotionAugment`."""
+    """A :class:`VirtualCameraSampler` with every yaw, elevation -20..60 degrees, 2.5-10 m, focal 500-2000 px
+    (on 1000 px), subject up to 1 m off the optical axis."""
     kw = dict(yaw_range=(-math.pi, math.pi), elevation_range=(math.radians(-20.0), math.radians(60.0)),
               distance_range=(2.5, 10.0), focal_range=(500.0, 2000.0), max_offset=1.0)
     return VirtualCameraSampler(**{**kw, **overrides})
 
 
-#: named set-ups for ``data.augment``: "none" (off), "motion" (3D changes only, default cameras),
-#: "wide" (3D changes, wide cameras, detector noise) and "real", the footage people have (README,
-#: "Real footage"): phones and lab cameras 2-8 m away, landscape to portrait frames, key poses and
-#: leaning, a detector's errors in proportion to the person's size.
+#: ``data.augment`` presets: "none", "motion" (3D changes only), "wide" (3D, wide cameras, detector noise) and
+#: "real" (phones and lab cameras 2-8 m away, portrait to landscape, key poses and leaning, relative noise).
 AUGMENT_PRESETS: Dict[str, Optional[Dict]] = {
     "none": None,
     "motion": {"motion": {"roll_deg": 0.0, "principal_point_range": 0.0, "aspect_range": None},
@@ -488,10 +463,9 @@ AUGMENT_PRESETS: Dict[str, Optional[Dict]] = {
 
 
 def augment_from_config(spec: Union[None, str, Mapping], skeleton: str = "h36m17"):
-    """``(MotionAugment or None, VirtualCameraSampler or None, DetectorNoise2D or None)`` from a
-    ``data.augment`` value: None / ``"none"``, a preset name of :data:`AUGMENT_PRESETS`, or a
-    mapping ``{"motion": {...MotionAugment fields} | null, "camera": {...wide_camera_sampler
-    overrides} | null, "noise_2d": {...DetectorNoise2D fields} | null}`` (a missing key = off)."""
+    """``(MotionAugment, VirtualCameraSampler, DetectorNoise2D)`` (each or None) from a ``data.augment`` value: None,
+    a name of :data:`AUGMENT_PRESETS`, or ``{"motion": {MotionAugment fields}, "camera": {wide_camera_sampler
+    overrides}, "noise_2d": {DetectorNoise2D fields}}`` (a missing or null key = off)."""
     if spec is None:
         return None, None, None
     if isinstance(spec, str):

@@ -1,23 +1,14 @@
-"""BVH motion files: parser and forward kinematics.
+"""BVH motion files: :func:`read_bvh` parses a Biovision Hierarchy file and :meth:`BVHMotion.joint_positions`
+runs forward kinematics -> world positions ``(T, J, 3)`` of every joint and End Site. Rules:
 
-:func:`read_bvh` parses a Biovision Hierarchy file and :func:`BVHMotion.joint_positions` runs
-forward kinematics, returning world joint positions ``(T, J, 3)`` for every joint and End Site.
-
-Rules (stated because BVH files disagree with each other):
-
-* Rotation channels of one joint are Euler angles in degrees applied as **intrinsic** rotations
-  in the order the channels are listed (``Zrotation Yrotation Xrotation`` -> ``R = Rz Ry Rx``),
-  computed with :class:`scipy.spatial.transform.Rotation` (``from_euler("ZYX", ...)``). Any
-  order of any subset of the three axes is allowed.
+* Rotation channels of a joint are Euler angles in degrees, **intrinsic**, in the listed order
+  (``Zrotation Yrotation Xrotation`` -> ``R = Rz Ry Rx``, scipy ``from_euler("ZYX", ...)``); any subset and order.
 * Position channels (usually only on the root) replace the OFFSET component of their axis.
 * A joint without a CHANNELS line (or ``CHANNELS 0``) has identity rotation.
 * ``End Site`` blocks become joints named ``<parent>_end`` (e.g. ``Head_end``) with no channels.
 * Positions are multiplied by ``scale`` (file units -> metres); the axes are left as in the file.
-* Motion lines beyond the declared ``Frames:`` count (some exporters write one extra line) are
-  ignored with a warning; fewer lines than declared is an error.
-* Refused (``ValueError`` with the line): ``Frames:`` below 1, a frame time outside
-  [1e-4, 10] s, NaN/inf values and values beyond 1e6 in magnitude (they would overflow the
-  forward kinematics and only fail later, in training).
+* Motion lines beyond the declared ``Frames:`` count are ignored with a warning; fewer lines is an error.
+* Refused: ``Frames:`` below 1, a frame time outside [1e-4, 10] s, NaN/inf and values beyond 1e6 in magnitude.
 
 Parse errors raise ``ValueError`` naming the file and line number.
 """
@@ -90,11 +81,8 @@ class BVHMotion:
         return [j.name for j in self.joints]
 
     def joint_positions(self, scale: float = 1.0, include_end_sites: bool = True) -> np.ndarray:
-        """Forward kinematics: (T, J, 3) float64 world positions, ``scale`` x file units.
-
-        ``J`` = all joints in :attr:`joint_names` order (End Sites dropped when
-        ``include_end_sites=False``; the order of the others is kept).
-        """
+        """Forward kinematics: (T, J, 3) float64 world positions, ``scale`` x file units, in :attr:`joint_names`
+        order (End Sites dropped when ``include_end_sites=False``)."""
         T = self.num_frames
         n = len(self.joints)
         pos = np.zeros((T, n, 3))
@@ -288,5 +276,4 @@ def parse_bvh(text: str, source: str = "<string>") -> BVHMotion:
 def read_bvh(path) -> BVHMotion:
     """Read and parse a BVH file (see module docstring for the conventions)."""
     with open(path, "r", encoding="utf-8", errors="replace") as fh:
-        text = fh.read()
-    return parse_bvh(text, source=str(path))
+        return parse_bvh(fh.read(), source=str(path))

@@ -1,7 +1,5 @@
-"""Dataset cards for prepared pose data sets pushed to the Hub, and the licence warning for
-``--public`` pushes of data derived from licensed releases (Human3.6M, MPI-INF-3DHP, AMASS).
-
-Nothing here needs the network; :func:`push_dataset_with_card` pushes the data and its card.
+"""Dataset cards for prepared pose data sets pushed to the Hub, and the licence warning for ``--public`` pushes of
+data derived from licensed releases (Human3.6M, MPI-INF-3DHP, AMASS); only :func:`push_dataset_with_card` is online.
 """
 
 from __future__ import annotations
@@ -69,7 +67,8 @@ SOURCES["mocap"] = SOURCES["bvh"]
 
 _MPM_CITATION = """@article{zhang2023mpm,
   title   = {MPM: A Unified 2D-3D Human Pose Representation via Masked Pose Modeling},
-  author  = {Zhang, Zhenyu and Chai, Wenhao and Jiang, Zhongyu and Ye, Tian and Song, Mingli and Hwang, Jenq-Neng and Wang, Gaoang},
+  author  = {Zhang, Zhenyu and Chai, Wenhao and Jiang, Zhongyu and Ye, Tian and Song, Mingli and \
+Hwang, Jenq-Neng and Wang, Gaoang},
   journal = {arXiv preprint arXiv:2306.17201},
   year    = {2023}
 }"""
@@ -85,9 +84,7 @@ def licence_warning(source: str) -> Optional[str]:
 
 
 def build_dataset_card(source: str, splits: Optional[Mapping[str, int]] = None, repo_id: Optional[str] = None):
-    """A :class:`huggingface_hub.DatasetCard` for a prepared ``source`` data set.
-
-    ``splits``: ``{split: number of sequences}`` for the summary table."""
+    """A :class:`huggingface_hub.DatasetCard` for a prepared ``source`` data set (``splits``: sequences per split)."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
     if source not in SOURCES:

@@ -1,11 +1,6 @@
-"""The embedded demo data set: real motion capture shipped inside the package.
-
-Six sequences of real motion (two CMU takes, four climbing takes; see DATA_NOTES.md) in
-H36M-17, metres, 50 Hz, world frame **Z up** (x, y horizontal), absolute positions. There are
-no real cameras: 2D comes from virtual cameras (:data:`DEMO_VALIDATION_CAMERAS` for a
-reproducible validation set).
-
-Split by sequence: validation = CMU ``01_03`` and climbing ``seq_3``; train = the rest.
+"""The embedded demo data set: six real motion-capture sequences (two CMU takes, four climbing takes; DATA_NOTES.md)
+in H36M-17, metres, 50 Hz, world frame **Z up**, absolute positions; 2D from virtual cameras
+(:data:`DEMO_VALIDATION_CAMERAS` for validation). Validation = CMU ``01_03`` and climbing ``seq_3``; train = the rest.
 """
 
 from __future__ import annotations
@@ -30,8 +25,7 @@ focal 1150 px, 1000 x 1000) used for the demo's validation windows."""
 
 
 def load_demo_dataset(path: str | os.PathLike | None = None):
-    """The shipped demo data as a ``datasets.DatasetDict`` with ``"train"`` and ``"validation"``
-    (columns: see :mod:`modeling_mpm.data.io`). Needs no network and no external files."""
+    """The shipped demo data as a ``datasets.DatasetDict`` with ``"train"`` and ``"validation"`` (offline)."""
     from datasets import load_from_disk
 
     path = Path(path) if path is not None else DEMO_DATA_DIR
@@ -59,10 +53,9 @@ def demo_window_datasets(num_frames: int = 243, tds: int = 1, mode: str = "paire
 
 
 def demo_validation_sequences() -> list:
-    """The demo validation set as fixed whole sequences: each validation sequence seen by each of
-    :data:`DEMO_VALIDATION_CAMERAS` (2 x 4 = 8 dicts with ``pose_2d`` (T, 17, 2) normalised,
-    ``pose_3d`` (T, 17, 3) camera-frame root-relative metres, ``root_3d``, ``intrinsics``,
-    ``sequence``, ``camera_index``); deterministic."""
+    """Each demo validation sequence seen by each of :data:`DEMO_VALIDATION_CAMERAS`: 8 deterministic dicts of
+    :func:`~modeling_mpm.data.windows.materialize_camera_sequences` (``pose_2d`` (T, 17, 2), ``pose_3d`` (T, 17, 3)
+    metres, ...)."""
     from .io import load_sequences
     from .windows import materialize_camera_sequences
 

@@ -1,50 +1,21 @@
-"""Pose-sequence data sets on disk: one row per sequence, ``Array3D((None, J, C), "float32")``.
+"""Pose-sequence data sets on disk: one row per sequence (columns: :func:`sequence_features`, docs/data.md).
 
-Columns of every prepared data set (:func:`sequence_features`):
+``pose_3d`` (T, J, 3) metres, absolute (``coordinate_frame`` ``camera``: x right, y down, z forward; ``world``:
+Z up); ``pose_2d`` (T, J, 2) in ``pose_2d_units`` (``pixels`` / ``normalized``; (0, J, 2) and ``none`` without
+2D); ``image_size`` ``[w, h]`` pixels and pixel ``intrinsics`` ``[fx, fy, cx, cy, k1, k2, k3, p1, p2]`` (zeros
+if unknown); ``valid`` (T,) per-frame flags. :func:`save_dataset` writes atomically (``save_to_disk`` folder or
+Parquet shards); :func:`load_sequences` reads the columns once as NumPy.
 
-==================  ===========================================  ===============================
-column              type                                         meaning
-==================  ===========================================  ===============================
-``sequence``        string                                       unique id, e.g. ``S1/Walking 1/54138969``
-``source``          string                                       ``h36m``, ``mpi_inf_3dhp``, ``amass``, ``cmu_bvh``, ``holosoma_climb``, ...
-``subject``         string                                       subject id (``S1``, ``TS3``, ...)
-``action``          string                                       action / take name ("" if none)
-``camera``          string                                       camera id ("" for world-frame motion)
-``skeleton``        string                                       ``h36m17`` or ``h36m16``
-``coordinate_frame`` string                                      ``camera`` (x right, y down, z forward) or ``world`` (Z up)
-``fps``             float32                                      frames per second
-``pose_3d``         Array3D((None, J, 3), float32)               joint positions, metres, absolute (not root-relative)
-``pose_2d``         Array3D((None, J, 2), float32)               image keypoints; (0, J, 2) when the source has none
-``pose_2d_units``   string                                       ``pixels``, ``normalized`` (screen coords) or ``none``
-``image_size``      Sequence(int32, 2)                           ``[width, height]`` pixels; ``[0, 0]`` if unknown
-``intrinsics``      Sequence(float32, 9)                         pixel ``[fx, fy, cx, cy, k1, k2, k3, p1, p2]``; zeros if unknown
-``valid``           Sequence(bool)                               per-frame validity flag (T,)
-==================  ===========================================  ===============================
+NumPy files: :func:`read_npy` / :func:`read_npz` read plain arrays only; :func:`read_npz_object` reads the
+pickled dicts of the released Human3.6M / 3DHP / AMASS files with :class:`RestrictedUnpickler` (plain data
+only, nothing in a file runs); every read problem is a ``ValueError`` naming the file.
 
-Saved with :func:`save_dataset` (``save_to_disk`` folder or Parquet shards, written to a
-temporary folder next to the target and renamed into place). :func:`load_sequences` reads the
-columns once as NumPy arrays for :class:`modeling_mpm.data.PoseWindowDataset`.
-
-NumPy files: :func:`read_npy` / :func:`read_npz` read plain arrays only; :func:`read_npz_object`
-reads the pickled dicts of the released Human3.6M / 3DHP / AMASS files with
-:class:`RestrictedUnpickler` (plain data only, so a crafted file cannot run code); every read
-problem is a ``ValueError`` naming the file. :func:`save_npz_atomic` writes atomically.
-
-Keypoint files (the input of ``mpm lift`` and ``mpm complete --from-2d``), :func:`read_keypoints`:
-
-* ``.npy``: one array ``(frames, joints, 2 or 3)`` (pixels, optional confidence channel).
-* ``.npz``: the array under ``keypoints`` (else ``keypoints_2d``, ``pose_2d``, ``poses``, or the
-  only array); optional ``scores``/``confidence`` ``(frames, joints)`` appended as confidences and
-  ``image_size`` ``(width, height)``.
-* ``.json``: COCO-style keypoint results of 2D detectors (a list of ``{"image_id", "category_id",
-  "keypoints": [x, y, c] * K, "score"}``, or a dict with such a list under ``"annotations"``),
-  :func:`read_coco_json`. Only people (``category_id`` 1 or absent) are read; one person per
-  frame: the highest ``score`` for each ``image_id``. Frames are ordered by ``image_id``; with
-  integer ids, ids missing between the first and the last (frames without a detection) become
-  empty frames (all joints missing, filled from their neighbours by the lifter), so the output has
-  one frame per id.
-
-  Integer ids are bounded: at most :data:`MAX_JSON_FRAMES` frames between the first and the last.
+Keypoint files (:func:`read_keypoints`): ``.npy`` ``(frames, joints, 2|3)``; ``.npz`` with the array under
+``keypoints`` (else ``keypoints_2d``, ``pose_2d``, ``poses`` or the only array), optional ``scores`` /
+``confidence`` ``(frames, joints)`` and ``image_size`` ``(width, height)``; COCO-style ``.json``
+(:func:`read_coco_json`): people only (``category_id`` 1 or absent), the highest ``score`` per ``image_id``,
+frames ordered by id; integer ids missing between the first and the last become empty frames (all joints
+missing), at most :data:`MAX_JSON_FRAMES` of them.
 """
 
 from __future__ import annotations
@@ -73,8 +44,7 @@ __all__ = [
     "coco_image_size", "read_json", "MAX_ARRAY_BYTES", "MAX_JSON_DEPTH", "MAX_JSON_FRAMES",
 ]
 
-STRING_COLUMNS = ("sequence", "source", "subject", "action", "camera", "skeleton", "coordinate_frame",
-                  "pose_2d_units")
+STRING_COLUMNS = ("sequence", "source", "subject", "action", "camera", "skeleton", "coordinate_frame", "pose_2d_units")
 
 
 class DatasetLockError(LockBusyError):
@@ -90,20 +60,12 @@ def sequence_features(num_joints: int):
     from datasets import Array3D, Features, Sequence as HFSequence, Value
 
     return Features({
-        "sequence": Value("string"),
-        "source": Value("string"),
-        "subject": Value("string"),
-        "action": Value("string"),
-        "camera": Value("string"),
-        "skeleton": Value("string"),
-        "coordinate_frame": Value("string"),
-        "fps": Value("float32"),
-        "pose_3d": Array3D((None, num_joints, 3), "float32"),
-        "pose_2d": Array3D((None, num_joints, 2), "float32"),
-        "pose_2d_units": Value("string"),
-        "image_size": HFSequence(Value("int32"), length=2),
-        "intrinsics": HFSequence(Value("float32"), length=9),
-        "valid": HFSequence(Value("bool")),
+        "sequence": Value("string"), "source": Value("string"), "subject": Value("string"),
+        "action": Value("string"), "camera": Value("string"), "skeleton": Value("string"),
+        "coordinate_frame": Value("string"), "fps": Value("float32"),
+        "pose_3d": Array3D((None, num_joints, 3), "float32"), "pose_2d": Array3D((None, num_joints, 2), "float32"),
+        "pose_2d_units": Value("string"), "image_size": HFSequence(Value("int32"), length=2),
+        "intrinsics": HFSequence(Value("float32"), length=9), "valid": HFSequence(Value("bool")),
     })
 
 
@@ -181,32 +143,25 @@ def _check_push_allowed():
 
 
 def push_dataset_to_hub(dataset, repo_id: str, private: bool = True):
-    """Push a Dataset / DatasetDict to the Hub; fails at once with :class:`HubOfflineError`
-    when ``HF_HUB_OFFLINE=1``."""
+    """Push a Dataset / DatasetDict to the Hub; :class:`HubOfflineError` at once when ``HF_HUB_OFFLINE=1``."""
     _check_push_allowed()
     dataset.push_to_hub(repo_id, private=private)
 
 
 def dataset_write_lock(output: Union[str, os.PathLike]) -> ExclusiveLock:
-    """``with dataset_write_lock(output):`` holds ``.<name>.lock`` next to ``output`` (a re-entrant
-    :class:`~modeling_mpm.atomic.ExclusiveLock`) while a data set is written there: a second writer
-    gets :class:`DatasetLockError`; a lock left by a killed process is taken over."""
+    """Re-entrant :class:`~modeling_mpm.atomic.ExclusiveLock` ``.<name>.lock`` next to ``output``: a second
+    writer gets :class:`DatasetLockError`; a lock left by a killed process is taken over."""
     output = Path(output).absolute()
     return ExclusiveLock(output.parent / f".{output.name}.lock", reentrant=True, on_busy=lambda pid: DatasetLockError(
         f"{output}: another 'mpm prepare'{f' (process {pid})' if pid else ''} is writing this data set; wait for "
         "it to finish or choose another --output"))
 
 
-def save_dataset(dataset, output: Union[str, os.PathLike], format: str = "arrow",
-                 overwrite: bool = False, max_shard_rows: int = 200) -> Path:
-    """Write a Dataset or DatasetDict atomically to the folder ``output``, holding
-    :func:`dataset_write_lock`.
-
-    ``format="arrow"``: ``save_to_disk`` layout (load with :func:`load_dataset_dir` or
-    ``datasets.load_from_disk``). ``format="parquet"``: ``<split>/part-00000.parquet`` shards
-    of at most ``max_shard_rows`` sequences (load with ``load_dataset("parquet", data_dir=...)``
-    or :func:`load_dataset_dir`). Everything is written to a temporary folder next to
-    ``output`` and renamed into place, so a crash never leaves a half-written data set.
+def save_dataset(dataset, output: Union[str, os.PathLike], format: str = "arrow", overwrite: bool = False,
+                 max_shard_rows: int = 200) -> Path:
+    """Write a Dataset or DatasetDict atomically (temporary folder renamed into place) to the folder ``output``,
+    holding :func:`dataset_write_lock`. ``format``: ``"arrow"`` (``save_to_disk`` layout) or ``"parquet"``
+    (``<split>/part-*.parquet`` shards of at most ``max_shard_rows`` sequences); :func:`load_dataset_dir` reads both.
     """
     from datasets import DatasetDict
 
@@ -241,16 +196,14 @@ def save_dataset(dataset, output: Union[str, os.PathLike], format: str = "arrow"
 
 
 def holds_working_directory(path: Union[str, os.PathLike]) -> bool:
-    """True when ``path`` is the working directory or a folder above it (symlinks resolved): a
-    folder no command may replace."""
+    """True when ``path`` is the working directory or a folder above it (symlinks resolved)."""
     here, target = os.path.realpath(os.getcwd()), os.path.realpath(path)
     return here == target or here.startswith(target.rstrip(os.sep) + os.sep)
 
 
 def is_prepared_dataset_dir(path: Union[str, os.PathLike]) -> bool:
-    """True when ``path`` is a folder written by :func:`save_dataset`: a ``save_to_disk`` folder
-    (``dataset_dict.json``, or ``dataset_info.json`` + ``state.json``) or a folder of
-    ``<split>/*.parquet`` shards with nothing else in it."""
+    """True for a folder written by :func:`save_dataset`: ``save_to_disk`` (``dataset_dict.json``, or
+    ``dataset_info.json`` + ``state.json``) or only ``<split>/*.parquet`` shards."""
     path = Path(path)
     if not path.is_dir():
         return False
@@ -268,17 +221,14 @@ def is_prepared_dataset_dir(path: Union[str, os.PathLike]) -> bool:
 
 def clean_interrupted_writes(output: Union[str, os.PathLike]) -> List[str]:
     """Tidy what an interrupted :func:`save_dataset` left next to ``output``
-    (:func:`~modeling_mpm.atomic.recover_replaced`): ``.<name>.tmp-*`` folders (a half-written new
-    data set) are deleted; a ``.<name>.old-*`` folder (the complete previous data set moved aside
-    just before the swap) is moved back when ``output`` is missing and it is a prepared data set,
-    else deleted. Returns one line per action taken."""
+    (:func:`~modeling_mpm.atomic.recover_replaced`): ``.<name>.tmp-*`` folders are deleted; a ``.<name>.old-*``
+    prepared data set is moved back when ``output`` is missing, else deleted. Returns one line per action."""
     return recover_replaced(str(Path(output).absolute()), is_complete=is_prepared_dataset_dir,
                             what="the previous data set ")
 
 
 def load_dataset_dir(path: Union[str, os.PathLike]):
-    """Load a folder written by :func:`save_dataset` (either format); returns a Dataset or a
-    DatasetDict (Parquet folders always give a DatasetDict keyed by split)."""
+    """Load a folder written by :func:`save_dataset`: a Dataset or DatasetDict (always a DatasetDict for Parquet)."""
     from datasets import load_dataset, load_from_disk
 
     path = Path(path)
@@ -293,12 +243,11 @@ def load_dataset_dir(path: Union[str, os.PathLike]):
     return load_dataset("parquet", data_files=splits)
 
 
-def load_sequences(dataset, columns: Sequence[str] = ("pose_3d", "pose_2d", "intrinsics", "image_size",
-                                                      "valid", "fps", "sequence", "coordinate_frame",
-                                                      "pose_2d_units", "skeleton")) -> List[dict]:
-    """Read a prepared Dataset's columns once as NumPy and return one dict per sequence
-    (``pose_3d`` (T, J, 3), ``pose_2d`` (T or 0, J, 2), ``intrinsics`` (9,), ``image_size``
-    (2,), ``valid`` (T,), ``fps``, strings). ``dataset`` may also be a path."""
+def load_sequences(dataset, columns: Sequence[str] = ("pose_3d", "pose_2d", "intrinsics", "image_size", "valid", "fps",
+                                                      "sequence", "coordinate_frame", "pose_2d_units", "skeleton")
+                   ) -> List[dict]:
+    """A prepared Dataset's (or path's) columns read once as NumPy, one dict per sequence (``pose_3d`` (T, J, 3),
+    ``pose_2d`` (T or 0, J, 2), ``intrinsics`` (9,), ``image_size`` (2,), ``valid`` (T,), ``fps``, strings)."""
     if isinstance(dataset, (str, os.PathLike)):
         dataset = load_dataset_dir(dataset)
     from datasets import DatasetDict
@@ -313,8 +262,6 @@ def load_sequences(dataset, columns: Sequence[str] = ("pose_3d", "pose_2d", "int
     cols = {c: [cast.get(c, lambda v: v)(v) for v in ds[c]] for c in present}
     return [{c: cols[c][i] for c in present} for i in range(len(dataset))]
 
-
-# ============================================================================ NumPy files
 
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -337,8 +284,7 @@ def _too_big(where: str, what: str, nbytes: int) -> ValueError:
 
 
 def _read_npy_header(fp, where: str):
-    """``(shape, fortran_order, dtype, header_end)`` of the ``.npy`` stream ``fp`` (at its start),
-    read with NumPy's own header parser; nothing of the data is read."""
+    """``(shape, fortran_order, dtype, header_end)`` of the ``.npy`` stream ``fp`` (at its start); no data read."""
     from numpy.lib import format as npformat
 
     try:
@@ -357,8 +303,7 @@ def _read_npy_header(fp, where: str):
 
 
 def _check_declared_size(where: str, shape, dtype, available: Optional[int]) -> None:
-    """Refuse a header whose array would exceed :func:`max_array_bytes`, or (plain data) needs
-    more bytes than the file holds (a 200-byte file claiming 10**13 elements)."""
+    """Refuse a header whose array would exceed :func:`max_array_bytes` or (plain data) the bytes available."""
     nbytes = math.prod(int(d) for d in shape) * dtype.itemsize
     if nbytes > max_array_bytes():
         raise _too_big(where, f"the array its header declares ({'x'.join(map(str, shape)) or 'scalar'} {dtype})",
@@ -379,8 +324,7 @@ def _describe_start(path: str) -> str:
 
 
 def _check_file(path: str, magic: bytes = b"", kind: str = "") -> str:
-    """``path`` as a string; a ValueError when it is a folder, missing, or does not start with ``magic``
-    (then it is not a NumPy ``kind`` file)."""
+    """``path`` as a string; a ValueError when it is a folder, missing, or does not start with ``magic``."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise ValueError(f"{path}: is a folder, expected a file")
@@ -411,10 +355,8 @@ def read_npy(path) -> np.ndarray:
 
 
 def read_npz(path) -> dict:
-    """Read every array of an ``.npz`` file (no unpickling) into a dict ``{key: ndarray}``.
-
-    ValueError naming the file when it is not a zip of ``.npy`` members, is truncated, or a
-    member holds pickled Python objects."""
+    """``{key: ndarray}`` of an ``.npz`` file (no unpickling); ValueError naming the file when it is not a zip of
+    ``.npy`` members, is truncated, or a member holds pickled Python objects."""
     path = _check_file(path, _ZIP_MAGIC, ".npz")
     _check_npz_members(path)
     out = {}
@@ -438,8 +380,7 @@ def read_npz(path) -> dict:
 
 
 def _check_npz_members(path: str, only: Optional[str] = None) -> None:
-    """Check every ``.npy`` member's declared size (the zip entry and the array header) before
-    NumPy reads it (``only``: that member)."""
+    """Check the declared size (zip entry and array header) of every ``.npy`` member (``only``: that one)."""
     try:
         with zipfile.ZipFile(path) as zf:
             for info in zf.infolist():
@@ -468,29 +409,22 @@ def _numpy_multiarray(name: str):
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """A pickle reader that constructs only plain data.
-
-    Allowed: ``dict``, ``list``, ``tuple``, ``set``, ``frozenset``, ``int``, ``float``,
-    ``complex``, ``bool``, ``str``, ``bytes``, ``bytearray``, ``None`` (pickle opcodes or the
-    builtins of those names), ``collections.OrderedDict``, ``_codecs.encode`` (how Python-2-era
-    pickles store bytes), and NumPy's ``ndarray``, ``dtype`` and the two reconstruction helpers
-    ``_reconstruct`` / ``scalar``. Any other global (``os.system``, ``builtins.eval``, a class
-    with ``__reduce__``, ...) raises :class:`pickle.UnpicklingError` before anything is called.
-    """
+    """A pickle reader that builds only plain data: builtin containers, numbers, strings, ``bytes``,
+    ``bytearray``, ``collections.OrderedDict``, ``_codecs.encode`` (Python-2-era bytes) and NumPy's ``ndarray``,
+    ``dtype``, ``_reconstruct`` / ``scalar`` (:data:`_ALLOWED_GLOBALS`, sizes checked). Any other global raises
+    :class:`pickle.UnpicklingError` before anything is called."""
 
     def find_class(self, module, name):
         alias = {"__builtin__": "builtins", "numpy.core.multiarray": "numpy._core.multiarray"}
         found = _ALLOWED_GLOBALS.get((alias.get(module, module), name))
         if found is None:
-            raise pickle.UnpicklingError(
-                f"refused to load {module}.{name}: only builtin containers, numbers, strings and NumPy arrays "
-                "are allowed in a data file")
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}: only builtin containers, numbers, "
+                                         "strings and NumPy arrays are allowed in a data file")
         return found
 
 
 class _SizedNdarray:
-    """What the restricted unpickler gives for ``numpy.ndarray``: calling it checks the requested
-    size first; :func:`_sized_reconstruct` turns it back into ``np.ndarray``."""
+    """``numpy.ndarray`` for the restricted unpickler: calling it checks the size first."""
 
     def __call__(self, shape, dtype=float, *args, **kwargs):
         _check_pickled_array(shape, dtype)
@@ -559,10 +493,8 @@ def _read_member_restricted(fp):
 
 
 def read_torch_plain(path, error: type = ValueError):
-    """``torch.load(path, weights_only=True)`` on the CPU: tensors, numbers, strings and containers
-    only, so nothing in the file runs. A file that is empty, truncated, not a PyTorch file or holds
-    other objects raises ``error`` (a ``ValueError`` subclass) naming the file and the reason, never
-    torch's advice to retry with ``weights_only=False``."""
+    """``torch.load(path, weights_only=True)`` on the CPU (plain data, nothing runs). An unreadable file or other
+    objects raise ``error`` (a ``ValueError`` subclass) naming the file and the reason."""
     import torch
 
     try:
@@ -579,11 +511,8 @@ def read_torch_plain(path, error: type = ValueError):
 
 
 def read_npz_object(path, key: str):
-    """``np.load(path, allow_pickle=True)[key]`` without running code from the file.
-
-    The member is unpickled by :class:`RestrictedUnpickler`; a 0-d object array (a pickled dict,
-    as in the VideoPose3D / P-STMO / MPM-authors files) is unwrapped to its item. Raises
-    ``ValueError`` naming the file: missing key (listing the keys present), not an ``.npz``,
+    """``np.load(path, allow_pickle=True)[key]`` through :class:`RestrictedUnpickler`; a 0-d object array (a
+    pickled dict) is unwrapped to its item. ``ValueError`` naming the file: missing key, not an ``.npz``,
     truncated, or a refused object."""
     path = _check_file(path, _ZIP_MAGIC, ".npz")
     try:
@@ -608,9 +537,8 @@ def read_npz_object(path, key: str):
 
 
 def save_npz_atomic(path, **arrays) -> str:
-    """``np.savez(path, **arrays)`` into a temporary file next to ``path``, then ``os.replace``:
-    an existing file is only replaced by a complete new one (a full disk keeps the old result).
-    ``.npz`` is appended when missing, as ``np.savez`` does. Returns the path written."""
+    """``np.savez(path, **arrays)`` atomically (temporary file, then ``os.replace``); ``.npz`` appended when
+    missing. Returns the path written."""
     path = os.fspath(path)
     if not path.endswith(".npz"):
         path += ".npz"
@@ -625,18 +553,15 @@ def save_npz_atomic(path, **arrays) -> str:
     return path
 
 
-# ----------------------------------------------------------------------------- keypoint files
-#: most frames a COCO JSON may span from its first to its last integer image id (missing ids
-#: become empty frames; this bounds the memory a file with ids 0 and 10**9 would ask for)
+#: most frames a COCO JSON may span from its first to its last integer image id (bounds the memory)
 MAX_JSON_FRAMES = 1_000_000
 #: deepest JSON nesting :func:`read_json` reads (COCO files nest 3 deep)
 MAX_JSON_DEPTH = 64
 
 
 def read_json(path) -> object:
-    """``json.load`` of a user's file: a ``ValueError`` naming the file when it is not JSON, nests
-    deeper than :data:`MAX_JSON_DEPTH` (checked before parsing, never a ``RecursionError``) or
-    is larger than :func:`max_array_bytes`."""
+    """``json.load`` of a user's file; a ``ValueError`` naming the file when it is not JSON, nests deeper than
+    :data:`MAX_JSON_DEPTH` (checked before parsing) or is larger than :func:`max_array_bytes`."""
     path = _check_file(path)
     size = os.path.getsize(path)
     if size > max_array_bytes():
@@ -657,9 +582,7 @@ def _json_depth(raw: bytes) -> int:
     """Deepest ``[`` / ``{`` nesting of JSON text, brackets inside strings ignored (vectorised)."""
     a = np.frombuffer(raw, dtype=np.uint8)
     quote = a == ord('"')
-    # a quote preceded by an odd number of backslashes is escaped
-    idx = np.flatnonzero(quote)
-    # length of the backslash run just before each quote
+    idx = np.flatnonzero(quote)  # a quote after an odd number of backslashes is escaped
     last_non_bs = np.maximum.accumulate(np.where(a != ord("\\"), np.arange(a.size), -1))
     prev = idx - 1
     before = np.where(prev >= 0, last_non_bs[np.maximum(prev, 0)], -1)
@@ -672,17 +595,12 @@ def _json_depth(raw: bytes) -> int:
 
 
 def read_coco_json(path: str, fill_gaps: bool = True) -> Tuple[np.ndarray, List]:
-    """COCO-style keypoint results -> ``((frames, K, 3) float64 x, y, confidence, image ids)``.
-
-    One person per ``image_id`` (highest ``score``; ``category_id`` 1 or absent); see the module
-    docstring for ordering and gaps.
-    """
+    """COCO-style keypoint results -> ``((frames, K, 3) float64 x, y, confidence, image ids)`` (module docstring)."""
     return _parse_coco(read_json(path), path, fill_gaps)
 
 
 def coco_image_size(data) -> Optional[Tuple[float, float]]:
-    """``(width, height)`` from a COCO dict's ``images`` entries when every entry gives the same
-    positive ``width`` and ``height``; None otherwise (no entries, missing or differing sizes)."""
+    """``(width, height)`` when every entry of a COCO dict's ``images`` gives the same positive size; else None."""
     images = data.get("images") if isinstance(data, dict) else None
     if not isinstance(images, list) or not images:
         return None
@@ -701,10 +619,8 @@ def _parse_coco(data, path, fill_gaps: bool = True) -> Tuple[np.ndarray, List]:
     if isinstance(data, dict):
         data = data.get("annotations")
     if not isinstance(data, list):
-        raise ValueError(
-            f"{path}: expected a list of COCO keypoint results [{{'image_id', 'keypoints': [x, y, c, ...], "
-            "'score'}, ...] (or a dict with 'annotations')"
-        )
+        raise ValueError(f"{path}: expected a list of COCO keypoint results [{{'image_id', 'keypoints': [x, y, c, "
+                         "...], 'score'}, ...] (or a dict with 'annotations')")
     best: Dict = {}
     k_len = None
     for i, det in enumerate(data):
@@ -736,10 +652,9 @@ def _parse_coco(data, path, fill_gaps: bool = True) -> Tuple[np.ndarray, List]:
     if integer and fill_gaps:
         span = ids[-1] - ids[0] + 1
         if span > MAX_JSON_FRAMES:
-            raise ValueError(
-                f"{path}: integer image ids span {span:,} frames ({ids[0]} to {ids[-1]}) for {len(best):,} "
-                f"detections; ids between them become empty frames, which is limited to {MAX_JSON_FRAMES:,} "
-                "frames to bound memory; number the images by frame index")
+            raise ValueError(f"{path}: integer image ids span {span:,} frames ({ids[0]} to {ids[-1]}) for "
+                             f"{len(best):,} detections; ids between them become empty frames, which is limited to "
+                             f"{MAX_JSON_FRAMES:,} frames to bound memory; number the images by frame index")
         ids = list(range(ids[0], ids[-1] + 1))
     k = k_len // 3
     out = np.full((len(ids), k, 3), np.nan)
@@ -755,11 +670,8 @@ def _parse_coco(data, path, fill_gaps: bool = True) -> Tuple[np.ndarray, List]:
 
 
 def read_keypoints(path: str) -> Tuple[np.ndarray, Dict]:
-    """Read 2D keypoints from ``.npy``, ``.npz`` or COCO-style ``.json``.
-
-    Returns ``(array (frames, joints, 2 or 3), meta)`` with ``meta`` possibly holding
-    ``image_size`` and ``image_ids``.
-    """
+    """2D keypoints of a ``.npy``, ``.npz`` or COCO-style ``.json`` file -> ``(array (frames, joints, 2 or 3),
+    meta)``, ``meta`` possibly holding ``image_size`` and ``image_ids``."""
     if os.path.isdir(path):
         raise ValueError(f"{path}: is a folder, expected a keypoint file")
     if not os.path.isfile(path):
@@ -772,7 +684,7 @@ def read_keypoints(path: str) -> Tuple[np.ndarray, Dict]:
         meta["image_ids"] = ids
         size = coco_image_size(data)
         if size is not None:
-            meta["image_size"] = size  # every 'images' entry gives this width and height
+            meta["image_size"] = size
         return arr, meta
     if ext == ".npy":
         return read_npy(path), meta

@@ -16,9 +16,7 @@ from .bvh import read_bvh
 __all__ = ["CMU_BVH_TO_H36M17", "HOLOSOMA_TO_H36M17", "SMPL_TO_H36M17", "CMU_BVH_SCALE", "map_joints_by_name",
            "resample", "y_up_to_z_up", "load_bvh_h36m17", "load_climb_npy"]
 
-# One entry per H36M-17 joint (skeleton.H36M_17 order). A string is a source joint name; a
-# tuple ("extrapolate", a, b, k) means a + k * (a - b) (used for head_top when the source has
-# no joint there).
+# One entry per H36M-17 joint: a source joint name, or ("extrapolate", a, b, k) for a + k * (a - b).
 JointMap = Dict[str, Union[str, Tuple[str, str, str, float]]]
 
 CMU_BVH_TO_H36M17: JointMap = {
@@ -30,13 +28,7 @@ CMU_BVH_TO_H36M17: JointMap = {
 }
 """CMU (cgspeed BVH) -> H36M-17; head_top is the End Site of Head."""
 
-HOLOSOMA_TO_H36M17: JointMap = {
-    "pelvis": "Hips", "right_hip": "RightUpLeg", "right_knee": "RightLeg", "right_ankle": "RightFoot",
-    "left_hip": "LeftUpLeg", "left_knee": "LeftLeg", "left_ankle": "LeftFoot", "spine": "Spine1",
-    "thorax": "Neck", "neck_nose": "Head", "head_top": ("extrapolate", "Head", "Neck", 0.8),
-    "left_shoulder": "LeftArm", "left_elbow": "LeftForeArm", "left_wrist": "LeftHand",
-    "right_shoulder": "RightArm", "right_elbow": "RightForeArm", "right_wrist": "RightHand",
-}
+HOLOSOMA_TO_H36M17: JointMap = {**CMU_BVH_TO_H36M17, "thorax": "Neck", "head_top": ("extrapolate", "Head", "Neck", 0.8)}
 """holosoma climbing capture -> H36M-17; head_top = Head + 0.8 (Head - Neck) (approximate)."""
 
 SMPL_TO_H36M17: JointMap = {
@@ -47,9 +39,8 @@ SMPL_TO_H36M17: JointMap = {
     "left_shoulder": "left_shoulder", "left_elbow": "left_elbow", "left_wrist": "left_wrist",
     "right_shoulder": "right_shoulder", "right_elbow": "right_elbow", "right_wrist": "right_wrist",
 }
-"""SMPL / SMPL-H / SMPL-X joint names (AMASS) -> H36M-17. Approximate: SMPL has no head top
-(extrapolated head + (head - neck)) and its spine/neck joints sit at different heights than
-the Human3.6M markers; a model trained on H36M will see a small systematic offset."""
+"""SMPL / SMPL-H / SMPL-X joint names (AMASS) -> H36M-17. Approximate: no head top (head + (head - neck)), and
+its spine/neck joints sit at other heights than the Human3.6M markers (a small systematic offset)."""
 
 CMU_BVH_SCALE = 2.54 / 0.45 / 100.0
 """cgspeed CMU BVH units -> metres (inches scaled by 1/0.45)."""
@@ -87,8 +78,8 @@ def map_joints_by_name(positions: np.ndarray, joint_names: Sequence[str], joint_
 
 
 def resample(positions: np.ndarray, source_fps: float, target_fps: float) -> np.ndarray:
-    """Linear-interpolation resampling along axis 0: (T, ...) at ``source_fps`` -> (T', ...) at
-    ``target_fps``, with output frame k at time k / target_fps (T' covers [0, (T-1)/source_fps])."""
+    """Linear-interpolation resampling along axis 0: (T, ...) at ``source_fps`` -> (T', ...) at ``target_fps``,
+    output frame k at time k / target_fps (T' covers [0, (T-1)/source_fps])."""
     x = np.asarray(positions)
     if source_fps <= 0 or target_fps <= 0:
         raise ValueError(f"frame rates must be positive, got {source_fps} -> {target_fps}")
@@ -111,10 +102,10 @@ def y_up_to_z_up(positions: np.ndarray) -> np.ndarray:
     return np.stack([p[..., 0], -p[..., 2], p[..., 1]], axis=-1)
 
 
-def to_z_up_at_rate(h36m: np.ndarray, fps: float, up_axis: str = "z",
-                    target_fps: Optional[float] = None) -> Tuple[np.ndarray, float]:
-    """(T, 17, 3) positions with ``up_axis`` ("y" or "z") at ``fps`` -> ((T', 17, 3) float32, Z up,
-    resampled to ``target_fps`` unless None; the frame rate)."""
+def to_z_up_at_rate(h36m: np.ndarray, fps: float, up_axis: str = "z", target_fps: Optional[float] = None
+                    ) -> Tuple[np.ndarray, float]:
+    """(T, 17, 3) positions with ``up_axis`` ("y" or "z") at ``fps`` -> ((T', 17, 3) float32 Z up, resampled to
+    ``target_fps`` unless None; the frame rate)."""
     if up_axis.lower() == "y":
         h36m = y_up_to_z_up(h36m)
     elif up_axis.lower() != "z":
@@ -124,27 +115,22 @@ def to_z_up_at_rate(h36m: np.ndarray, fps: float, up_axis: str = "z",
     return resample(h36m, fps, target_fps).astype(np.float32), float(target_fps)
 
 
-def load_bvh_h36m17(path, joint_map: JointMap = CMU_BVH_TO_H36M17, scale: float = CMU_BVH_SCALE,
-                    up_axis: str = "y", target_fps: Optional[float] = 50.0,
-                    skip_frames: int = 0) -> Tuple[np.ndarray, float]:
-    """BVH file -> ((T, 17, 3) float32 H36M-17 world positions in metres, Z up; fps).
-
-    ``scale`` converts file units to metres (default: cgspeed CMU units), ``up_axis`` is the
-    file's up axis ("y" or "z"), ``target_fps`` resamples (None keeps the file's rate),
-    ``skip_frames`` drops leading frames before resampling (the cgspeed CMU conversion starts
-    with one rest-pose frame: use ``skip_frames=1``).
-    """
+def load_bvh_h36m17(path, joint_map: JointMap = CMU_BVH_TO_H36M17, scale: float = CMU_BVH_SCALE, up_axis: str = "y",
+                    target_fps: Optional[float] = 50.0, skip_frames: int = 0) -> Tuple[np.ndarray, float]:
+    """BVH file -> ((T, 17, 3) float32 H36M-17 world positions in metres, Z up; fps). ``scale``: file units to
+    metres (default: cgspeed CMU); ``up_axis``: the file's ("y" or "z"); ``target_fps``: resample (None keeps the
+    rate); ``skip_frames``: leading frames dropped (cgspeed CMU files start with one rest-pose frame)."""
     motion = read_bvh(path)
     pos = motion.joint_positions(scale=scale)[skip_frames:]
     return to_z_up_at_rate(map_joints_by_name(pos, motion.joint_names, joint_map), motion.fps, up_axis, target_fps)
 
 
-def load_climb_npy(path, joint_names: Union[str, Sequence[str], None] = None,
-                   source_fps: float = 120.0, target_fps: Optional[float] = 50.0,
-                   joint_map: JointMap = HOLOSOMA_TO_H36M17) -> Tuple[np.ndarray, float]:
-    """holosoma climbing ``(T, 53, 3)`` ``.npy`` (metres, Z up) -> ((T', 17, 3) float32 H36M-17,
-    fps). ``joint_names`` is a list or the path of ``joint_names.json`` (default: next to the
-    file). The capture's frame rate is undocumented; 120 Hz is assumed (see DATA_NOTES.md)."""
+def load_climb_npy(path, joint_names: Union[str, Sequence[str], None] = None, source_fps: float = 120.0,
+                   target_fps: Optional[float] = 50.0, joint_map: JointMap = HOLOSOMA_TO_H36M17
+                   ) -> Tuple[np.ndarray, float]:
+    """holosoma climbing ``(T, 53, 3)`` ``.npy`` (metres, Z up) -> ((T', 17, 3) float32 H36M-17, fps).
+    ``joint_names``: a list or the path of ``joint_names.json`` (default: next to the file). The capture's frame
+    rate is undocumented; 120 Hz is assumed (DATA_NOTES.md)."""
     from .io import read_json, read_npy
 
     pos = read_npy(path)

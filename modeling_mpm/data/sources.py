@@ -1,14 +1,6 @@
-"""Converters from the released pose-data layouts to rows of the sequence format
-(:mod:`modeling_mpm.data.io`).
-
-* Human3.6M, VideoPose3D layout: :func:`h36m_rows`, :func:`prepare_h36m`.
-* MPI-INF-3DHP, P-STMO layout: :func:`mpi3dhp_train_rows`, :func:`mpi3dhp_test_rows`,
-  :func:`prepare_mpi3dhp`.
-* AMASS: the MPM authors' pre-extracted schema (:func:`amass_authors_rows`) and plain joint
-  npz files (:func:`amass_joints_rows`); :func:`prepare_amass`.
-* Motion capture (BVH, climbing .npy): :func:`mocap_rows`, :func:`prepare_mocap`.
-
-Each ``prepare_*`` returns a ``datasets.DatasetDict`` (splits as documented per function).
+"""Converters from the released pose-data layouts to rows of the sequence format (:mod:`modeling_mpm.data.io`):
+Human3.6M (VideoPose3D layout), MPI-INF-3DHP (P-STMO layout), AMASS (the MPM authors' schema or plain joint npz
+files) and motion capture (BVH, climbing .npy). Each ``prepare_*`` returns a ``datasets.DatasetDict``.
 """
 
 from __future__ import annotations
@@ -25,10 +17,10 @@ from .io import make_row, read_npz_object, rows_to_dataset
 from .mocap import (CMU_BVH_SCALE, CMU_BVH_TO_H36M17, SMPL_TO_H36M17, JointMap, load_bvh_h36m17,
                     load_climb_npy, map_joints_by_name, to_z_up_at_rate)
 
-__all__ = ["H36M_32_TO_17", "H36M_TRAIN_SUBJECTS", "H36M_TEST_SUBJECTS", "load_npz_object", "load_h36m_2d", "h36m_rows",
-           "prepare_h36m", "MPI3DHP_TEST_IMAGE_SIZE", "MPI3DHP_TEST_FPS", "mpi3dhp_train_rows", "mpi3dhp_test_rows",
-           "prepare_mpi3dhp", "amass_authors_rows", "amass_joints_rows", "prepare_amass", "mocap_rows",
-           "prepare_mocap"]
+__all__ = ["H36M_32_TO_17", "H36M_TRAIN_SUBJECTS", "H36M_TEST_SUBJECTS", "load_npz_object", "load_h36m_2d",
+           "h36m_rows", "prepare_h36m", "MPI3DHP_TEST_IMAGE_SIZE", "MPI3DHP_TEST_FPS", "mpi3dhp_train_rows",
+           "mpi3dhp_test_rows", "prepare_mpi3dhp", "amass_authors_rows", "amass_joints_rows", "prepare_amass",
+           "mocap_rows", "prepare_mocap"]
 
 H36M_32_TO_17 = [0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27]
 """Indices of the 17 VideoPose3D joints in the 32-joint Human3.6M mocap skeleton."""
@@ -37,8 +29,7 @@ H36M_TEST_SUBJECTS = ("S9", "S11")
 
 
 def load_npz_object(path, key: str):
-    """:func:`modeling_mpm.data.io.read_npz_object` (pickled dicts read without running code), but
-    ``FileNotFoundError`` for a missing file."""
+    """:func:`modeling_mpm.data.io.read_npz_object`, but ``FileNotFoundError`` for a missing file."""
     path = str(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file: {path}")
@@ -52,8 +43,6 @@ def _select_joints(pose: np.ndarray, num_joints: int) -> np.ndarray:
         return h36m17_to_h36m16(pose)
     raise ValueError(f"num_joints must be 17 or 16, got {num_joints}")
 
-
-# ============================================================================ Human3.6M
 
 def _numeric(value, where: str, what: str) -> np.ndarray:
     """``value`` as a float64 array, or a ValueError saying where the input is not numeric."""
@@ -133,18 +122,15 @@ def h36m_rows(positions_3d: Union[str, os.PathLike, dict], positions_2d: Union[s
         positions_3d: ``data_3d_h36m.npz`` (key ``positions_3d``: dict[subject][action] =
             (T, 32, 3) world metres; (T, 17, 3) also accepted) or that dict.
         positions_2d: a 2D file (``data_2d_h36m_gt.npz`` / ``..._cpn_ft_h36m_dbb.npz``, key
-            ``positions_2d``: dict[subject][action] = list of 4 (T2, 17, 2) pixel arrays, one per
-            camera) or that dict. 2D longer than the mocap is truncated to the mocap length.
-            None: the 2D is the projection of the 3D (with lens distortion) if
-            ``project_missing_2d``.
+            ``positions_2d``: dict[subject][action] = list of 4 (T2, 17, 2) pixel arrays, one per camera) or that
+            dict; truncated to the mocap length. None: the 3D projected (with distortion) if ``project_missing_2d``.
         subjects: subjects to convert (default: all in the file).
         num_joints: 17 (VideoPose3D order) or 16 (neck/nose dropped).
-        cameras: subject -> 4 cameras (default: the standard calibration,
-            :func:`modeling_mpm.cameras.h36m_cameras`).
+        cameras: subject -> 4 cameras (default: :func:`modeling_mpm.cameras.h36m_cameras`).
         skip_corrupted: skip S11 "Directions" (its video is corrupted; VideoPose3D drops it).
 
-    Each row: 3D in the camera frame (metres, absolute), 2D in pixels, image size, pixel
-    intrinsics, fps 50, sequence id ``"<subject>/<action>/<camera id>"``.
+    Each row: 3D camera frame (metres, absolute), 2D pixels, image size, pixel intrinsics, fps 50, sequence id
+    ``"<subject>/<action>/<camera id>"``.
     """
     positions_3d, positions_2d = _h36m_inputs(positions_3d, positions_2d)
     subjects = list(positions_3d) if subjects is None else list(subjects)
@@ -182,21 +168,18 @@ def h36m_rows(positions_3d: Union[str, os.PathLike, dict], positions_2d: Union[s
                     p2 = project_to_pixels(p3, cam.intrinsics)
                 else:
                     p2 = None
-                yield make_row(
-                    sequence=f"{subject}/{action}/{cam.id}", source="h36m", subject=subject, action=action,
-                    camera=cam.id, pose_3d=_select_joints(p3, num_joints),
-                    pose_2d=None if p2 is None else _select_joints(p2, num_joints),
-                    pose_2d_units="pixels", fps=50.0, skeleton=f"h36m{num_joints}", coordinate_frame="camera",
-                    image_size=cam.image_size, intrinsics=cam.intrinsics)
+                yield make_row(sequence=f"{subject}/{action}/{cam.id}", source="h36m", subject=subject, action=action,
+                               camera=cam.id, pose_3d=_select_joints(p3, num_joints),
+                               pose_2d=None if p2 is None else _select_joints(p2, num_joints), pose_2d_units="pixels",
+                               fps=50.0, skeleton=f"h36m{num_joints}", coordinate_frame="camera",
+                               image_size=cam.image_size, intrinsics=cam.intrinsics)
 
 
 def prepare_h36m(positions_3d, positions_2d=None, num_joints: int = 17,
                  train_subjects: Sequence[str] = H36M_TRAIN_SUBJECTS,
                  test_subjects: Sequence[str] = H36M_TEST_SUBJECTS, cameras=None):
-    """DatasetDict ``{"train": S1,S5,S6,S7,S8, "test": S9,S11}`` of :func:`h36m_rows`.
-
-    A split whose subjects are all absent from the file is left out (a file without S9/S11 gives
-    only "train"); a file with none of the subjects raises ``ValueError``."""
+    """DatasetDict ``{"train": S1,S5,S6,S7,S8, "test": S9,S11}`` of :func:`h36m_rows`; a split whose subjects are
+    all absent from the file is left out; a file with none of the subjects raises ``ValueError``."""
     from datasets import DatasetDict
 
     positions_3d, positions_2d = _h36m_inputs(positions_3d, positions_2d)
@@ -209,21 +192,17 @@ def prepare_h36m(positions_3d, positions_2d=None, num_joints: int = 17,
         subjects = [s for s in subjects if s in positions_3d]
         if not subjects:  # e.g. a file without S9/S11: no empty (unloadable) split
             continue
-        out[split] = rows_to_dataset(h36m_rows(positions_3d, positions_2d, subjects, num_joints, cameras),
-                                     num_joints)
+        out[split] = rows_to_dataset(h36m_rows(positions_3d, positions_2d, subjects, num_joints, cameras), num_joints)
     empty = [k for k, v in out.items() if len(v) == 0]
     if empty:
         raise ValueError(f"no sequences for split(s) {empty}: the subjects present have no actions")
     return DatasetDict(out)
 
 
-# ============================================================================ MPI-INF-3DHP
-
-MPI3DHP_TEST_IMAGE_SIZE = {"TS1": (2048, 2048), "TS2": (2048, 2048), "TS3": (2048, 2048),
-                           "TS4": (2048, 2048), "TS5": (1920, 1080), "TS6": (1920, 1080)}
+MPI3DHP_TEST_IMAGE_SIZE = {"TS1": (2048, 2048), "TS2": (2048, 2048), "TS3": (2048, 2048), "TS4": (2048, 2048),
+                           "TS5": (1920, 1080), "TS6": (1920, 1080)}
 MPI3DHP_TEST_FPS = {"TS1": 50.0, "TS2": 50.0, "TS3": 50.0, "TS4": 50.0, "TS5": 25.0, "TS6": 25.0}
-"""Frame rates of the 3DHP test sequences (studio 50 Hz, outdoor 25 Hz; not stored in the npz,
-override with ``fps=``)."""
+"""Frame rates of the 3DHP test sequences (studio 50 Hz, outdoor 25 Hz; not in the npz, override with ``fps=``)."""
 
 
 def _mpi_convert(d2: np.ndarray, d3: np.ndarray, w: int, h: int, num_joints: int, legacy: bool, where: str):
@@ -249,15 +228,12 @@ def _mpi_convert(d2: np.ndarray, d3: np.ndarray, w: int, h: int, num_joints: int
     raise ValueError(f"num_joints must be 17 or 16, got {num_joints}")
 
 
-def mpi3dhp_train_rows(path_or_dict, num_joints: int = 17, legacy: bool = False,
-                       image_size=(2048, 2048)) -> Iterator[dict]:
-    """Rows from the P-STMO ``data_train_3dhp.npz`` (``['data'].item()`` -> dict["S1 Seq1"] =
-    [dict_cam, fps], dict_cam["<cam>"] = {"data_2d" (T,17,2) px, "data_3d" (T,17,3) mm}).
-
-    3DHP-17 is mapped to H36M-17 / 16 with :func:`modeling_mpm.skeleton.mpi3dhp17_to_h36m17`
-    (thorax <- neck, neck/nose <- head). ``legacy=True`` (16 joints only) reproduces the
-    authors' head/neck mapping and their 2D division by 1000 (2D then stored normalised).
-    """
+def mpi3dhp_train_rows(path_or_dict, num_joints: int = 17, legacy: bool = False, image_size=(2048, 2048)
+                       ) -> Iterator[dict]:
+    """Rows from the P-STMO ``data_train_3dhp.npz`` (``['data'].item()`` -> dict["S1 Seq1"] = [dict_cam, fps],
+    dict_cam["<cam>"] = {"data_2d" (T,17,2) px, "data_3d" (T,17,3) mm}), mapped to H36M-17 / 16
+    (:func:`modeling_mpm.skeleton.mpi3dhp17_to_h36m17`). ``legacy=True`` (16 joints only) reproduces the authors'
+    head/neck mapping and their 2D division by 1000 (2D then stored normalised)."""
     data = load_npz_object(path_or_dict, "data") if isinstance(path_or_dict, (str, os.PathLike)) else path_or_dict
     if not isinstance(data, dict):
         raise TypeError("3DHP train data must be a dict['S<i> Seq<j>'] -> [dict_cam, fps]")
@@ -281,8 +257,8 @@ def mpi3dhp_train_rows(path_or_dict, num_joints: int = 17, legacy: bool = False,
 
 def mpi3dhp_test_rows(path_or_dict, num_joints: int = 17, legacy: bool = False,
                       fps: Optional[Dict[str, float]] = None) -> Iterator[dict]:
-    """Rows from the P-STMO ``data_test_3dhp.npz`` (dict["TS1".."TS6"] = {"data_2d", "data_3d",
-    "valid"}); image sizes 2048x2048 (TS1-4) / 1920x1080 (TS5-6); ``valid`` flags kept."""
+    """Rows from the P-STMO ``data_test_3dhp.npz`` (dict["TS1".."TS6"] = {"data_2d", "data_3d", "valid"}); image
+    sizes 2048x2048 (TS1-4) / 1920x1080 (TS5-6); ``valid`` flags kept."""
     data = load_npz_object(path_or_dict, "data") if isinstance(path_or_dict, (str, os.PathLike)) else path_or_dict
     if not isinstance(data, dict):
         raise TypeError("3DHP test data must be a dict['TS<i>'] -> {'data_2d','data_3d','valid'}")
@@ -316,13 +292,10 @@ def prepare_mpi3dhp(train_path=None, test_path=None, num_joints: int = 17, legac
     return DatasetDict(out)
 
 
-# ============================================================================ AMASS
-
 def amass_authors_rows(path_or_dict, fps: float = 50.0) -> Iterator[dict]:
-    """Rows from the MPM authors' ``amass.npz`` (``['poses'].item()`` -> dict[seq] =
-    {"length", "pose2d" (T,16,2), "pose3d" (T,16,3)}), H36M-16. The authors never released
-    how it was made: the 2D is stored as normalised screen coordinates and the 3D as given
-    (camera frame, metres assumed); ``fps`` is unknown (assumed 50)."""
+    """Rows from the MPM authors' ``amass.npz`` (``['poses'].item()`` -> dict[seq] = {"length", "pose2d" (T,16,2),
+    "pose3d" (T,16,3)}), H36M-16: 2D stored as normalised screen coordinates, 3D as given (camera frame, metres
+    assumed); ``fps`` unknown (assumed 50)."""
     data = load_npz_object(path_or_dict, "poses") if isinstance(path_or_dict, (str, os.PathLike)) else path_or_dict
     if not isinstance(data, dict):
         raise TypeError("AMASS data must be a dict[seq] -> {'length','pose2d','pose3d'}")
@@ -346,13 +319,9 @@ def amass_authors_rows(path_or_dict, fps: float = 50.0) -> Iterator[dict]:
 
 def amass_joints_rows(paths: Union[str, os.PathLike, Sequence], joint_map: JointMap = SMPL_TO_H36M17,
                       up_axis: str = "z", target_fps: Optional[float] = 50.0) -> Iterator[dict]:
-    """Rows (world frame, Z up, H36M-17) from plain joint-position npz files.
-
-    Layout of each file: ``joint_names`` (J,) strings, ``fps`` scalar, and one or more
-    (T, J, 3) float arrays in metres: key ``positions`` (sequence named after the file) or any
-    other keys (sequence ``<file stem>/<key>``). ``paths``: a file, a folder (all ``*.npz``
-    inside, recursively) or a list of files.
-    """
+    """Rows (world frame, Z up, H36M-17) from plain joint-position npz files (a file, a folder searched
+    recursively, or a list): ``joint_names`` (J,) strings, ``fps`` scalar, and (T, J, 3) float arrays in metres
+    under ``positions`` (sequence named after the file) or other keys (sequence ``<file stem>/<key>``)."""
     if isinstance(paths, (str, os.PathLike)):
         p = Path(paths)
         files = sorted(p.rglob("*.npz")) if p.is_dir() else [p]
@@ -387,8 +356,8 @@ def amass_joints_rows(paths: Union[str, os.PathLike, Sequence], joint_map: Joint
 
 
 def prepare_amass(path, layout: str = "authors", **kwargs):
-    """DatasetDict ``{"train": ...}`` (AMASS is train-only). ``layout``: ``"authors"``
-    (:func:`amass_authors_rows`) or ``"joints"`` (:func:`amass_joints_rows`)."""
+    """DatasetDict ``{"train": ...}`` of :func:`amass_authors_rows` (``layout="authors"``) or
+    :func:`amass_joints_rows` (``"joints"``)."""
     from datasets import DatasetDict
 
     if layout == "authors":
@@ -398,13 +367,11 @@ def prepare_amass(path, layout: str = "authors", **kwargs):
     raise ValueError(f"layout must be 'authors' or 'joints', got {layout!r}")
 
 
-# ============================================================================ motion capture
-
 def mocap_rows(paths: Sequence[Union[str, os.PathLike]], target_fps: float = 50.0, bvh_scale: float = CMU_BVH_SCALE,
                bvh_joint_map: JointMap = CMU_BVH_TO_H36M17, bvh_up_axis: str = "y", bvh_skip_frames: int = 0,
                npy_fps: float = 120.0) -> Iterator[dict]:
-    """Rows (world frame, Z up, metres, H36M-17) from BVH files and climbing-style ``.npy``
-    files (with ``joint_names.json`` next to them). Folders are searched for both."""
+    """Rows (world frame, Z up, metres, H36M-17) from BVH files and climbing-style ``.npy`` files (with
+    ``joint_names.json`` next to them); folders are searched for both."""
     files: List[Path] = []
     for p in paths:
         p = Path(p)
@@ -430,8 +397,7 @@ def mocap_rows(paths: Sequence[Union[str, os.PathLike]], target_fps: float = 50.
 
 
 def prepare_mocap(paths, validation: Sequence[str] = (), **kwargs):
-    """DatasetDict ``{"train", "validation"}``: sequences whose name (file stem) is in
-    ``validation`` go to "validation" (omitted when empty)."""
+    """DatasetDict ``{"train", "validation"}``: sequences named (file stem) in ``validation`` go to "validation"."""
     from datasets import DatasetDict
 
     rows = list(mocap_rows(paths, **kwargs))

@@ -1,50 +1,23 @@
-"""Training-time windows over pose sequences.
+"""Training-time windows over pose sequences (item keys, modes and batches also in docs/data.md).
 
-:class:`PoseWindowDataset` is a ``torch.utils.data.Dataset`` over in-memory NumPy sequences,
-indexed by (sequence, centre frame[, fixed camera][, modality]). Every frame (or every
-``stride``-th frame) is the centre of one window of ``num_frames`` frames taken every ``tds``
-frames; frames outside the sequence are edge-replicated on **both** sides (identical to
-``np.pad(..., mode="edge")``).
+:class:`PoseWindowDataset` (a ``torch.utils.data.Dataset`` over in-memory NumPy sequences) is indexed by
+(sequence, centre frame[, fixed camera][, modality]); every ``stride``-th frame is the centre of a window of
+``num_frames`` frames taken every ``tds`` frames, edge-replicated on both sides (``np.pad(mode="edge")``).
 
-Item keys (all ``torch.Tensor``; F = ``num_frames``, J = joints):
+Item keys (``torch.Tensor``; F = ``num_frames``, J = joints; zeros for a modality the item lacks): ``pose_2d``
+(F, J, 2) normalised screen coordinates ``x/w*2-1``, ``y/w*2-h/w`` (not root-relative); ``pose_3d`` (F, J, 3)
+camera frame (x right, y down, z forward), metres, root-relative with the root (joint 0) exactly 0;
+``confidence`` (F, J) 1 = visible, 0 = missing/dropped (its 2D set to 0); ``intrinsics`` (9,) normalised
+``[fx, fy, cx, cy, k1, k2, k3, p1, p2]`` (zeros = unknown); ``root_3d`` (F, 3) camera-frame root, metres;
+``frame_valid`` (F,) bool source validity; ``has_2d``, ``has_3d``, ``flipped`` () bool; ``sequence_index``,
+``center_frame``, ``camera_index`` () int64 (camera -1: random or real camera).
 
-=================  ===========  =================================================================
-key                shape/dtype  meaning
-=================  ===========  =================================================================
-``pose_2d``        (F, J, 2) f  normalised screen coordinates ``x/w*2-1``, ``y/w*2-h/w`` (not
-                                root-relative); zeros when ``has_2d`` is False
-``pose_3d``        (F, J, 3) f  camera frame (x right, y down, z forward), metres, root-relative
-                                with the root (joint 0) exactly 0; zeros when ``has_3d`` is False
-``confidence``     (F, J) f     1 = joint visible, 0 = missing/dropped (its 2D is set to 0);
-                                zeros when ``has_2d`` is False
-``intrinsics``     (9,) f       normalised ``[fx, fy, cx, cy, k1, k2, k3, p1, p2]`` (zeros = unknown)
-``root_3d``        (F, 3) f     camera-frame position of the root, metres (zeros without 3D)
-``frame_valid``    (F,) bool    per-frame validity flag of the source (3DHP test ``valid``)
-``has_2d``         () bool      the item carries a 2D sequence
-``has_3d``         () bool      the item carries a 3D sequence
-``flipped``        () bool      left/right flip augmentation was applied
-``sequence_index`` () int64     index of the source sequence
-``center_frame``   () int64     centre frame of the window in the source sequence
-``camera_index``   () int64     fixed virtual camera used (-1: random camera or real camera)
-=================  ===========  =================================================================
-
-Modes: ``"paired"`` (2D and 3D of the same window and camera), ``"unpaired"`` (every window
-gives one 2D-only and one 3D-only item, the authors' "shuffle" pre-training; for world-frame
-sources each gets its own random camera), ``"2d"`` / ``"3d"`` (one modality only).
-
-World-frame sequences (3D-only sources: AMASS joints, motion capture, the demo) are seen
-through virtual cameras: a random :class:`~modeling_mpm.cameras.VirtualCameraSampler` camera per
-item, or a fixed list of :class:`~modeling_mpm.cameras.VirtualCamera` (deterministic, for
-evaluation; each window is repeated once per camera). The window's mean root position is put
-``distance`` metres in front of the camera, projected to pixels and normalised.
-
-Randomness (flip, virtual cameras, 2D noise) comes from a NumPy generator seeded from
-``seed``, the epoch (:meth:`PoseWindowDataset.set_epoch`) and the DataLoader worker id; the
-global NumPy seed is never touched; :meth:`PoseWindowDataset.rng_state` /
-:meth:`~PoseWindowDataset.set_rng_state` save and restore it (resumed training runs).
-
-:func:`collate_unpaired` returns separate 2D and 3D sub-batches; :func:`collate_windows` (the one
-collate of the package: these datasets, the training loop, evaluation) stacks paired items.
+Modes: ``"paired"``, ``"unpaired"`` (each window gives a 2D-only and a 3D-only item, the authors' "shuffle"
+pre-training; world-frame sources get a camera each), ``"2d"``, ``"3d"``. World-frame sequences (Z up) are seen
+through a random :class:`~modeling_mpm.cameras.VirtualCameraSampler` camera per item or fixed
+:class:`~modeling_mpm.cameras.VirtualCamera` s (each window repeated per camera), the window's mean root
+``distance`` metres in front of the camera. Randomness comes from a NumPy generator seeded from ``seed``, the epoch
+and the DataLoader worker id (saved by :meth:`PoseWindowDataset.rng_state`), never the global NumPy seed.
 """
 
 from __future__ import annotations
@@ -68,22 +41,16 @@ MODES = ("paired", "unpaired", "2d", "3d")
 
 
 def window_indices(center, num_frames: int, num_source_frames, tds: int = 1) -> np.ndarray:
-    """Frame indices (..., F) of the windows centred at ``center`` (an int or an array, with
-    ``num_source_frames`` T per window): ``center + (k - (F-1)//2) * tds`` clipped to ``[0, T-1]``
-    (edge padding on both sides). The one window rule of the package."""
+    """Frame indices (..., F) of the windows centred at ``center`` (int or array; T = ``num_source_frames``):
+    ``center + (k - (F-1)//2) * tds`` clipped to ``[0, T-1]``. The one window rule of the package."""
     offsets = (np.arange(num_frames) - (num_frames - 1) // 2) * tds
     return np.clip(np.asarray(center)[..., None] + offsets, 0, np.asarray(num_source_frames)[..., None] - 1)
 
 
 @dataclass
 class PoseNoise2D:
-    """2D detection-like noise for 2D items.
-
-    Attributes:
-        std: Gaussian jitter standard deviation in normalised screen units (0.004 is ~2 px on a
-            1000 px wide image).
-        drop_prob: probability that a joint in a frame is dropped (confidence 0, 2D set to 0).
-    """
+    """2D detection-like noise for 2D items: Gaussian jitter ``std`` in normalised screen units (0.004 is ~2 px
+    on a 1000 px wide image); ``drop_prob`` per joint and frame of a drop (confidence 0, 2D set to 0)."""
 
     std: float = 0.004
     drop_prob: float = 0.0
@@ -105,35 +72,26 @@ class PoseWindowDataset(Dataset):
     """Windows over pose sequences (see the module docstring for the item keys).
 
     Args:
-        sequences: list of dicts, e.g. from :func:`modeling_mpm.data.load_sequences`. Keys:
-            ``pose_3d`` (T, J, 3) metres (optional), ``pose_2d`` (T, J, 2) (optional or (0, J, 2)),
-            ``pose_2d_units`` ``"pixels"`` (default) or ``"normalized"``, ``image_size`` (w, h),
-            ``intrinsics`` (9,) pixels, ``coordinate_frame`` ``"camera"`` (default) or
-            ``"world"`` (Z up), ``valid`` (T,), ``confidence`` (T, J) (optional).
+        sequences: dicts, e.g. from :func:`modeling_mpm.data.load_sequences`: ``pose_3d`` (T, J, 3) metres and/or
+            ``pose_2d`` (T, J, 2), ``pose_2d_units`` ``"pixels"`` (default) or ``"normalized"``, ``image_size``
+            (w, h), ``intrinsics`` (9,) pixels, ``coordinate_frame`` ``"camera"`` (default) or ``"world"`` (Z up),
+            ``valid`` (T,), ``confidence`` (T, J) (optional).
         num_frames: window length F.
         tds: temporal down-sampling step inside a window.
         stride: distance between consecutive window centres.
         mode: ``"paired"``, ``"unpaired"``, ``"2d"`` or ``"3d"``.
-        flip_prob: probability of the left/right flip (2D x, 3D x, camera cx and p1 negated,
-            left/right joints swapped).
+        flip_prob: probability of the left/right flip (2D x, 3D x, cx and p1 negated, joints swapped).
         skeleton: joint layout name (for the flip permutation); J must match.
-        virtual_cameras: for world-frame sequences: a :class:`VirtualCameraSampler` (random
-            camera per item), a list of :class:`VirtualCamera` (fixed), or None (a default
-            sampler).
-        noise_2d: optional :class:`PoseNoise2D` (or
-            :class:`~modeling_mpm.data.augment.DetectorNoise2D`) applied to 2D items.
-        augment: optional :class:`~modeling_mpm.data.augment.MotionAugment` for windows seen
-            through a *random* virtual camera (speed, body-part mixing, bone lengths, body
-            rotation, camera roll / principal point / aspect); fixed-camera and camera-frame
-            windows are left as they are.
+        virtual_cameras: for world-frame sequences: a :class:`VirtualCameraSampler` (random camera per item), a
+            list of :class:`VirtualCamera` (fixed), or None (a default sampler).
+        noise_2d: optional :class:`PoseNoise2D` (or :class:`~modeling_mpm.data.augment.DetectorNoise2D`) for 2D items.
+        augment: optional :class:`~modeling_mpm.data.augment.MotionAugment` for windows seen through a *random*
+            virtual camera only.
         valid_only: only centres on frames whose ``valid`` flag is set.
         seed: base seed of the item generator.
-        labels: optional per-sequence action labels: items become ``{"pose_2d", "pose_3d",
-            "action"}`` (the windows the training loop and the evaluation consume).
+        labels: optional per-sequence action labels: items become ``{"pose_2d", "pose_3d", "action"}``.
 
-    The sequences are copied once into flat arrays; a batch of windows is one fancy-index
-    gather (:meth:`get_batch`), which is what :meth:`__getitems__` (used by ``DataLoader``)
-    and :meth:`iter_batches` call.
+    The sequences are copied once into flat arrays; a batch of windows is one gather (:meth:`get_batch`).
     """
 
     def __init__(self, sequences: Sequence[dict], num_frames: int = 243, tds: int = 1, stride: int = 1,
@@ -167,14 +125,11 @@ class PoseWindowDataset(Dataset):
         self.augment = augment
         self.seed = int(seed)
         self.labels = None if labels is None else [str(x) for x in labels]
-        self.epoch = 0
-        self._rng = None
-        self._rng_key = None
+        self.epoch, self._rng, self._rng_key = 0, None, None
         self._offsets = (np.arange(self.num_frames) - (self.num_frames - 1) // 2) * self.tds
         self._pack([self._check(i, s) for i, s in enumerate(sequences)])
         self._build_index(valid_only)
 
-    # ------------------------------------------------------------------ construction
     def _check(self, i: int, s: dict) -> dict:
         if not isinstance(s, dict):
             raise TypeError(f"sequence {i} must be a dict, got {type(s).__name__}")
@@ -258,9 +213,8 @@ class PoseWindowDataset(Dataset):
 
     @classmethod
     def from_dataset(cls, dataset, **kwargs) -> "PoseWindowDataset":
-        """Build from a prepared ``datasets.Dataset`` (one split) or a path: the columns are read
-        once as NumPy (:func:`modeling_mpm.data.load_sequences`); ``skeleton`` defaults to the
-        data set's ``skeleton`` column."""
+        """Build from a prepared ``datasets.Dataset`` (one split) or a path (:func:`~modeling_mpm.data.load_sequences`);
+        ``skeleton`` defaults to the data set's ``skeleton`` column."""
         from .io import load_sequences
 
         seqs = load_sequences(dataset)
@@ -268,7 +222,6 @@ class PoseWindowDataset(Dataset):
             kwargs["skeleton"] = seqs[0].get("skeleton", "h36m17")
         return cls(seqs, **kwargs)
 
-    # ------------------------------------------------------------------ randomness
     def set_epoch(self, epoch: int):
         """Change the random stream (call once per epoch for new flips / cameras / noise)."""
         self.epoch = int(epoch)
@@ -299,7 +252,6 @@ class PoseWindowDataset(Dataset):
             self._rng_key = key
         return self._rng
 
-    # ------------------------------------------------------------------ items
     def __len__(self) -> int:
         return int(len(self._seq))
 
@@ -311,9 +263,8 @@ class PoseWindowDataset(Dataset):
         return idx % max(n, 1)
 
     def _views(self, idx: np.ndarray, need2: bool, need3: bool, rng) -> Dict[str, np.ndarray]:
-        """Windows ``idx`` (all wanting the same modalities), rows reordered into contiguous groups
-        (camera / world x not flipped / flipped) so that every copy is a single gather; ``order``
-        gives the input position of each output row."""
+        """Windows ``idx`` (all wanting the same modalities), rows grouped (camera / world x not flipped / flipped)
+        so that every copy is one gather; ``order`` gives the input position of each output row."""
         n, F, J = len(idx), self.num_frames, self.num_joints
         si = self._seq[idx]
         world = self._world[si]
@@ -388,9 +339,8 @@ class PoseWindowDataset(Dataset):
         return out
 
     def _world_project(self, frames: np.ndarray, cam_i: np.ndarray, rng, need2: bool = True, need3: bool = True):
-        """World-frame windows ``frames`` (n, F) through fixed (``cam_i`` >= 0) or random virtual
-        cameras -> (2D normalised (n,F,J,2), root-relative camera 3D (n,F,J,3), root (n,F,3),
-        normalised intrinsics (n,9)). The window's mean root is put in front of the camera."""
+        """World-frame windows ``frames`` (n, F) through fixed (``cam_i`` >= 0) or random virtual cameras -> (2D
+        normalised (n,F,J,2), root-relative camera 3D (n,F,J,3), root (n,F,3), normalised intrinsics (n,9))."""
         n, F, J = frames.shape[0], frames.shape[1], self.num_joints
         if np.issubdtype(frames.dtype, np.floating):  # fractional positions (speed augmentation)
             lo = np.floor(frames).astype(np.int64)
@@ -439,8 +389,7 @@ class PoseWindowDataset(Dataset):
         return pose_2d, pose_3d, root, intr
 
     def _donor_windows(self, rng: np.random.Generator, k: int) -> np.ndarray:
-        """``k`` random world-frame windows (k, F, J, 3) (any world sequence, uniform over its
-        frames), the donors of body-part mixing."""
+        """``k`` random world-frame windows (k, F, J, 3), the donors of body-part mixing."""
         seqs = np.flatnonzero(self._world & self._has3)
         weights = self._T[seqs] / self._T[seqs].sum()
         si = seqs[rng.choice(len(seqs), size=k, p=weights)]
@@ -449,8 +398,7 @@ class PoseWindowDataset(Dataset):
         return np.take(self._p3, frames, axis=0)
 
     def get_batch(self, indices) -> Dict[str, np.ndarray]:
-        """Windows ``indices`` (B,) as a dict of NumPy arrays with a leading batch dimension, in
-        the order given (same keys, shapes and meaning as the items; see the module docstring)."""
+        """Windows ``indices`` (B,) as a dict of NumPy arrays (the item keys with a leading batch dimension)."""
         idx = self._check_indices(indices)
         B, F, J = len(idx), self.num_frames, self.num_joints
         mod = self._mod[idx]
@@ -476,8 +424,7 @@ class PoseWindowDataset(Dataset):
         return out
 
     def get_unpaired_batch(self, indices) -> Dict[str, np.ndarray]:
-        """Windows ``indices`` in the :func:`collate_unpaired` layout (2D and 3D sub-batches;
-        ``index_2d`` / ``index_3d`` give each row's position in ``indices``)."""
+        """Windows ``indices`` in the :func:`collate_unpaired` layout (2D and 3D sub-batches)."""
         return {k: v.numpy() for k, v in
                 _split_unpaired({k: torch.from_numpy(v) for k, v in self.get_batch(indices).items()}).items()}
 
@@ -491,10 +438,8 @@ class PoseWindowDataset(Dataset):
         return {k: torch.from_numpy(np.ascontiguousarray(v[0])) for k, v in batch.items()}
 
     def __getitems__(self, indices):
-        """Batched fetch used by ``DataLoader`` (torch >= 2.1): a lazy :class:`WindowBatch`.
-        :func:`collate_windows` / :func:`collate_unpaired` turn it into a batch with one
-        vectorised gather; torch's default collate still works (item by item). With ``labels``:
-        the labelled items of one :meth:`get_batch` call."""
+        """Batched fetch used by ``DataLoader`` (torch >= 2.1): a lazy :class:`WindowBatch` (with ``labels``: the
+        labelled items of one :meth:`get_batch` call)."""
         if self.labels is not None:
             return self._labelled(self.get_batch(indices))
         return WindowBatch(self, indices)
@@ -506,10 +451,9 @@ class PoseWindowDataset(Dataset):
 
     def iter_batches(self, batch_size: int, shuffle: bool = True, drop_last: bool = False,
                      generator: Optional[np.random.Generator] = None, unpaired: Optional[bool] = None):
-        """Yield collated batches (dicts of tensors) without a DataLoader: the fastest path in a
-        single process. ``unpaired`` (default: ``mode == "unpaired"``) yields the
-        :func:`collate_unpaired` layout, otherwise the :func:`collate_windows` layout.
-        ``generator`` shuffles (default: seeded from ``seed`` and the epoch)."""
+        """Yield collated batches (dicts of tensors) without a DataLoader: the :func:`collate_unpaired` layout when
+        ``unpaired`` (default: ``mode == "unpaired"``), else :func:`collate_windows`'s. ``generator`` shuffles
+        (default: seeded from ``seed`` and the epoch)."""
         n = len(self)
         if shuffle:
             g = generator or np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, 1_000_003]))
@@ -537,9 +481,8 @@ def _split_unpaired(batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
 
 
 class WindowBatch(collections.abc.Sequence):
-    """The windows ``indices`` of ``dataset``, fetched lazily: :func:`collate_windows` and
-    :func:`collate_unpaired` call :meth:`PoseWindowDataset.get_batch` /
-    :meth:`PoseWindowDataset.get_unpaired_batch` once; indexing gives item dicts (views)."""
+    """The windows ``indices`` of ``dataset``, fetched lazily by one :meth:`PoseWindowDataset.get_batch`;
+    indexing gives item dicts (views)."""
 
     def __init__(self, dataset: PoseWindowDataset, indices):
         self.dataset = dataset
@@ -562,10 +505,8 @@ class WindowBatch(collections.abc.Sequence):
 
 
 def collate_windows(batch: Sequence[Dict]) -> Dict:
-    """Stack window items key by key (leading batch dimension B): arrays and tensors become
-    tensors (floating point ones float32), strings a list of B strings, keys whose value is None
-    are left out; ``action`` defaults to ``"all"`` (the per-action tables). A lazy
-    :class:`WindowBatch` is one vectorised gather."""
+    """Stack window items key by key (leading batch dimension B): tensors (floating point ones float32), strings
+    a list of B strings, None values left out; ``action`` defaults to ``"all"``. A :class:`WindowBatch`: one gather."""
     if isinstance(batch, WindowBatch):
         out = dict(batch.stacked())
     elif not len(batch):
@@ -583,25 +524,18 @@ def collate_windows(batch: Sequence[Dict]) -> Dict:
 
 
 def collate_unpaired(batch: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
-    """Split a batch into a 2D and a 3D sub-batch (items with both modalities go to both).
-
-    Returns ``pose_2d`` (B2, F, J, 2), ``confidence`` (B2, F, J), ``intrinsics_2d`` (B2, 9),
-    ``frame_valid_2d`` (B2, F), ``pose_3d`` (B3, F, J, 3), ``intrinsics_3d`` (B3, 9),
-    ``root_3d`` (B3, F, 3), ``frame_valid_3d`` (B3, F), and ``index_2d`` / ``index_3d`` (positions
-    in the input batch). An empty sub-batch has a leading dimension 0 and the right trailing
-    shape.
-    """
+    """Split a batch into a 2D and a 3D sub-batch (items with both modalities go to both): ``pose_2d``
+    (B2, F, J, 2), ``confidence`` (B2, F, J), ``intrinsics_2d`` (B2, 9), ``frame_valid_2d`` (B2, F), ``pose_3d``
+    (B3, F, J, 3), ``intrinsics_3d`` (B3, 9), ``root_3d`` (B3, F, 3), ``frame_valid_3d`` (B3, F), ``index_2d`` /
+    ``index_3d`` (positions in the input batch). An empty sub-batch has a leading dimension 0."""
     return _split_unpaired(collate_windows(batch))
 
 
 def materialize_camera_sequences(sequences: Sequence[dict], cameras: Sequence[VirtualCamera]) -> List[dict]:
-    """Whole world-frame sequences seen by fixed virtual cameras, for reproducible evaluation.
-
-    For each sequence (``pose_3d`` (T, J, 3) world metres, Z up) and camera returns a dict with
-    ``pose_2d`` (T, J, 2) normalised screen coordinates, ``pose_3d`` (T, J, 3) camera-frame
-    root-relative metres (root = 0), ``root_3d`` (T, 3), ``intrinsics`` (9,) normalised,
-    ``sequence_index``, ``camera_index``. The sequence's mean root is placed in front of the camera.
-    """
+    """Whole world-frame sequences (``pose_3d`` (T, J, 3) metres, Z up) seen by fixed virtual cameras: per
+    sequence and camera a dict with ``pose_2d`` (T, J, 2) normalised, ``pose_3d`` (T, J, 3) camera-frame
+    root-relative metres (root = 0), ``root_3d`` (T, 3), ``intrinsics`` (9,) normalised, ``sequence_index``,
+    ``camera_index``, ``sequence``. The sequence's mean root is placed in front of the camera."""
     out = []
     for si, s in enumerate(sequences):
         world = np.asarray(s["pose_3d"], dtype=np.float64)
@@ -613,11 +547,8 @@ def materialize_camera_sequences(sequences: Sequence[dict], cameras: Sequence[Vi
             p2 = normalize_screen_coordinates(cam.project(cam3d), cam.width, cam.height)
             rel = cam3d - cam3d[:, :1]
             rel[:, 0] = 0.0
-            out.append({
-                "pose_2d": p2.astype(np.float32), "pose_3d": rel.astype(np.float32),
-                "root_3d": cam3d[:, 0].astype(np.float32),
-                "intrinsics": normalize_intrinsics(cam.intrinsics, cam.width, cam.height),
-                "sequence_index": si, "camera_index": ci,
-                "sequence": str(s.get("sequence", si)),
-            })
+            out.append({"pose_2d": p2.astype(np.float32), "pose_3d": rel.astype(np.float32),
+                        "root_3d": cam3d[:, 0].astype(np.float32),
+                        "intrinsics": normalize_intrinsics(cam.intrinsics, cam.width, cam.height),
+                        "sequence_index": si, "camera_index": ci, "sequence": str(s.get("sequence", si))})
     return out

@@ -1,14 +1,9 @@
 """Offline 2D pose with MediaPipe BlazePose (33 landmarks, one person, no Hub download).
 
-``BlazePoseEstimator`` wraps ``mediapipe.solutions.pose.Pose`` (``model_complexity=1`` =
-``pose_landmark_full``, shipped inside the ``mediapipe`` wheel). In video mode
-(``static_image_mode=False``, the default) the person found first is tracked from frame to frame,
-so pass the frames of one video in order and call :meth:`BlazePoseEstimator.reset` before the next
-video. BlazePose follows one person; with several people in view use the ViTPose path.
-
-Install: ``pip install "modeling-mpm[mediapipe]"``. The landmark order is
-:data:`BLAZEPOSE_LANDMARKS` (``keypoint_format="blazepose"`` converts it to H36M-17, see
-:mod:`modeling_mpm.keypoints`).
+``BlazePoseEstimator`` wraps ``mediapipe.solutions.pose.Pose`` (``model_complexity=1``, shipped inside the
+``mediapipe`` wheel: ``pip install "modeling-mpm[mediapipe]"``). In video mode the person found first is tracked
+from frame to frame: pass the frames of one video in order and :meth:`~BlazePoseEstimator.reset` before the next.
+Landmark order: :data:`BLAZEPOSE_LANDMARKS` (``keypoint_format="blazepose"`` converts it to H36M-17).
 """
 
 from __future__ import annotations
@@ -56,33 +51,24 @@ def _check_model_file(pose_module, model_complexity: int) -> None:
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(pose_module.__file__))))
     path = os.path.join(root, "modules", "pose_landmark", name)
     if not os.path.isfile(path):
-        raise ValueError(
-            f"model_complexity={model_complexity} needs {name}, which the mediapipe wheel does not ship (MediaPipe "
-            f"would download it); use model_complexity=1 (shipped) or place the file at {path}"
-        )
+        raise ValueError(f"model_complexity={model_complexity} needs {name}, which the mediapipe wheel does not ship "
+                         f"(MediaPipe would download it); use model_complexity=1 (shipped) or place the file at {path}")
 
 
 class BlazePoseEstimator:
     """33 BlazePose landmarks per frame of one video (MediaPipe, CPU, offline).
 
     Args:
-        model_complexity: 0 (lite), 1 (full, default) or 2 (heavy). Only the full model ships inside
-            the ``mediapipe`` wheel; MediaPipe would download lite / heavy from Google's storage on
-            first use, so they raise a ValueError here unless their ``.tflite`` is already in place.
+        model_complexity: 0 (lite), 1 (full, default) or 2 (heavy); only the full model ships in the wheel, the
+            others raise a ValueError unless their ``.tflite`` is already in place (no download).
         min_detection_confidence: minimum person-detector score to start tracking (0..1).
         min_tracking_confidence: below this landmark-tracking score the detector runs again (0..1).
         static_image_mode: True = detect in every frame independently (no tracking, slower).
 
-    ``est(images)`` with a list of ``(height, width, 3)`` uint8 RGB frames (consecutive frames of
-    one video, in order) returns one dict per frame::
-
-        {"keypoints": (33, 3) float32 x, y pixels + visibility in [0, 1] (all NaN: nobody found),
-         "world": (33, 3) float32 MediaPipe world landmarks, metres, origin between the hips
-                  (all NaN: nobody found),
-         "detected": bool}
-
-    Calls continue the same video (the tracker keeps its state); :meth:`reset` starts a new one.
-    Use as a context manager or call :meth:`close` to free the MediaPipe graph.
+    ``est(images)`` with ``(height, width, 3)`` uint8 RGB frames of one video, in order, returns per frame
+    ``{"keypoints": (33, 3) float32 x, y pixels + visibility in [0, 1], "world": (33, 3) float32 world landmarks,
+    metres, origin between the hips, "detected": bool}`` (arrays all NaN when nobody was found). Calls continue the
+    same video; :meth:`reset` starts a new one. A context manager; :meth:`close` frees the MediaPipe graph.
     """
 
     def __init__(self, model_complexity: int = 1, min_detection_confidence: float = 0.5,

@@ -205,7 +205,7 @@ LIFT_THREADS = 1
 @contextlib.contextmanager
 def _lifting_threads(pipe):
     """Run the lifter on :data:`LIFT_THREADS` torch thread(s) when it is on the CPU (restored after): its small
-    matrix products gain nothing from more threads and ran ~100x slower on a busy CPU (bench_video_speed.py)."""
+    matrix products ran ~100x slower with more threads on a busy CPU (bench_video_speed.py)."""
     import torch
 
     dev = getattr(getattr(pipe, "model", None), "device", None)
@@ -432,9 +432,8 @@ def _blazepose_2d(batches, estimator, timings):
 
 
 def save_tracks_npz(result: dict, path: str) -> str:
-    """Write a :func:`lift_video` result atomically: ``track_ids`` (k,), ``fps``, ``image_size``,
-    ``num_frames`` and per track ``track{id}_frames``, ``_pose_3d``, ``_valid``, ``_keypoints_2d``,
-    ``_keypoints_coco``, ``_boxes``, ``_detected`` (shapes as in :func:`lift_video`)."""
+    """Write a :func:`lift_video` result atomically: ``track_ids`` (k,), ``fps``, ``image_size``, ``num_frames``
+    and per track ``track{id}_<key>`` for every key of the track (shapes as in :func:`lift_video`)."""
     if not str(path).endswith(".npz"):
         raise ValueError(f"output must be a .npz path, got {path!r}")
     arrays = {"track_ids": np.asarray(sorted(result["tracks"]), dtype=np.int64),

@@ -1,17 +1,10 @@
-"""Grouping per-frame person detections into tracks.
+"""Grouping per-frame person detections into tracks (why no tracking library: docs/inference.md).
 
-No tracking library fitted (checked 2026-11 on PyPI): ``supervision`` removed ``ByteTrack`` in
-0.31 (deprecated since 0.28), its successor ``trackers`` requires ``opencv-python``, and
-``norfair`` pins ``numpy<2``. So the default is a documented simple rule, :class:`IoUTracker`:
-
-* every frame, the boxes are matched one-to-one to the live tracks by maximum total IoU with each
-  track's last matched box (Hungarian assignment, ``scipy.optimize.linear_sum_assignment``);
-  pairs with IoU below ``min_iou`` are not matched;
-* an unmatched box starts a new track (ids 0, 1, 2, ... in order of appearance);
-* a track without a match for more than ``max_missed`` frames ends (its id is never reused).
-
-It suits videos where people move less than about their own width between frames and do not cross
-for long; for crowded scenes plug in any tracker with the same ``update`` call (``tracker=``).
+:class:`IoUTracker`, a simple rule: every frame, the boxes are matched one-to-one to the live tracks by maximum
+total IoU with each track's last matched box (Hungarian assignment), pairs below ``min_iou`` unmatched; an
+unmatched box starts a new track (ids 0, 1, 2, ... in order of appearance); a track without a match for more than
+``max_missed`` frames ends (its id is never reused). It suits people who move less than about their own width
+between frames and do not cross for long; any tracker with the same ``update`` call can replace it (``tracker=``).
 """
 
 from __future__ import annotations
@@ -38,15 +31,9 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 class IoUTracker:
-    """Online IoU tracker (the rule in the module docstring).
-
-    Args:
-        min_iou: smallest IoU that links a box to a track.
-        max_missed: frames a track may go without a match before it ends.
-
-    ``update(boxes)`` with ``boxes`` ``(n, 4)`` (x0, y0, x1, y1) pixels of one frame returns ``(n,)``
-    int track ids. Any object with this ``update`` method can replace it.
-    """
+    """Online IoU tracker (the rule in the module docstring): ``min_iou`` links a box to a track, ``max_missed``
+    frames a track may go unmatched. ``update(boxes)`` with ``(n, 4)`` (x0, y0, x1, y1) pixels of one frame returns
+    ``(n,)`` int track ids."""
 
     def __init__(self, min_iou: float = 0.3, max_missed: int = 30):
         if not 0.0 <= float(min_iou) <= 1.0:
@@ -89,8 +76,7 @@ class IoUTracker:
 
 
 def track_boxes(boxes_per_frame: Sequence[np.ndarray], tracker=None) -> List[np.ndarray]:
-    """Track ids ``(n_t,)`` for the boxes ``(n_t, 4)`` of every frame (``tracker``: default
-    :class:`IoUTracker`; anything with ``update(boxes) -> ids``)."""
+    """Track ids ``(n_t,)`` for the boxes ``(n_t, 4)`` of every frame (``tracker``: default :class:`IoUTracker`)."""
     tracker = IoUTracker() if tracker is None else tracker
     out = []
     for b in boxes_per_frame:
@@ -103,11 +89,10 @@ def track_boxes(boxes_per_frame: Sequence[np.ndarray], tracker=None) -> List[np.
 
 def group_tracks(detections: Sequence[Dict[str, np.ndarray]], ids: Sequence[np.ndarray],
                  min_track_frames: int = 1) -> Dict[int, Dict[str, np.ndarray]]:
-    """Per-frame detections (``keypoints`` ``(n_t, K, C)``, ``boxes`` ``(n_t, 4)``) + their track
-    ids -> ``{id: {"frames": (n,) first..last frame, "keypoints": (n, K, C) NaN where not detected,
-    "boxes": (n, 4) NaN where not detected, "detected": (n,) bool}}``, tracks detected in at least
-    ``min_track_frames`` frames, sorted by id. If an id occurs twice in a frame the first is kept.
-    """
+    """Per-frame detections (``keypoints`` ``(n_t, K, C)``, ``boxes`` ``(n_t, 4)``) + their track ids -> ``{id:
+    {"frames": (n,) first..last frame, "keypoints": (n, K, C), "boxes": (n, 4) (NaN where not detected),
+    "detected": (n,) bool}}`` for tracks detected in at least ``min_track_frames`` frames, sorted by id (an id twice
+    in a frame: the first kept)."""
     seen: Dict[int, List[tuple]] = {}
     for t, (d, tid) in enumerate(zip(detections, ids)):
         for i, k in enumerate(np.asarray(tid).tolist()):

@@ -1,15 +1,8 @@
-"""Reading transformers' ViTPose output (``VitPoseImageProcessor.post_process_pose_estimation``).
+"""Reading transformers' ViTPose output (``VitPoseImageProcessor.post_process_pose_estimation``), NumPy only.
 
-The post-processing returns, per image, a list over people of dicts::
-
-    {"keypoints": (17, 2) x, y pixels, "scores": (17,), "labels": (17,), "bbox": (4,) x, y, w, h}
-
-(torch tensors or NumPy arrays; ``bbox`` is the person box given to the processor, COCO
-``(x, y, width, height)`` pixels). A video gives a list over frames of such lists. Keypoints are
-COCO-17 (ViTPose COCO models) or COCO-WholeBody-133 (whose first 17 are the COCO-17 body joints;
-the rest are dropped). Confidences are the ``scores``.
-
-Everything here is NumPy-only.
+Per image a list over people of ``{"keypoints": (17, 2) x, y pixels, "scores": (17,), "labels": (17,), "bbox": (4,)
+x, y, w, h pixels}`` (torch tensors or NumPy arrays); a video gives a list over frames of such lists. Keypoints are
+COCO-17 or COCO-WholeBody-133 (its first 17, the COCO body joints, are kept); confidences are the ``scores``.
 """
 
 from __future__ import annotations
@@ -19,13 +12,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = [
-    "is_pose_estimation_output",
-    "person_keypoints",
-    "frames_to_detections",
-    "pose_estimation_to_tracks",
-    "lift_pose_estimation",
-]
+__all__ = ["is_pose_estimation_output", "person_keypoints", "frames_to_detections", "pose_estimation_to_tracks",
+           "lift_pose_estimation"]
 
 
 def _np(x) -> np.ndarray:
@@ -36,17 +24,15 @@ def _np(x) -> np.ndarray:
 
 
 def is_pose_estimation_output(obj) -> bool:
-    """True for a list over frames of lists over people of dicts with ``"keypoints"`` (at least one
-    person in the whole list). A flat list of person dicts (one image) raises a ValueError saying to
-    wrap it per frame."""
+    """True for a list over frames of lists over people of dicts with ``"keypoints"`` (at least one person); a
+    flat list of person dicts (one image) raises a ValueError."""
     if not isinstance(obj, (list, tuple)) or len(obj) == 0:
         return False
     if all(isinstance(f, Mapping) for f in obj):
         if all("keypoints" in f for f in obj):
-            raise ValueError(
-                "got a flat list of person dicts; pass the post-processing output of a video: a list over "
-                "frames of lists over people, e.g. [frame0_people, frame1_people, ...] (for one image: [people])"
-            )
+            raise ValueError("got a flat list of person dicts; pass the post-processing output of a video: a list "
+                             "over frames of lists over people, e.g. [frame0_people, frame1_people, ...] (for one "
+                             "image: [people])")
         return False
     if not all(isinstance(f, (list, tuple)) for f in obj):
         return False
@@ -61,18 +47,13 @@ def is_pose_estimation_output(obj) -> bool:
 
 
 def person_keypoints(person: Mapping) -> Tuple[np.ndarray, str]:
-    """One ViTPose person dict -> ``((17, 3) x, y pixels + confidence, "coco")``.
-
-    Without ``scores`` the confidence is 1. COCO-WholeBody (133 keypoints) keeps its first 17.
-    """
+    """One ViTPose person dict -> ``((17, 3) x, y pixels + confidence (1 without ``scores``), "coco")``."""
     kp = _np(person["keypoints"])
     if kp.ndim != 2 or kp.shape[1] != 2:
         raise ValueError(f"ViTPose 'keypoints' must be (joints, 2) pixels, got shape {kp.shape}")
     if kp.shape[0] not in (17, 133):
-        raise ValueError(
-            f"ViTPose 'keypoints' has {kp.shape[0]} joints; supported: 17 (COCO) and 133 (COCO-WholeBody, "
-            "first 17 = COCO body)"
-        )
+        raise ValueError(f"ViTPose 'keypoints' has {kp.shape[0]} joints; supported: 17 (COCO) and 133 "
+                         "(COCO-WholeBody, first 17 = COCO body)")
     scores = person.get("scores")
     conf = np.ones(kp.shape[0]) if scores is None else _np(scores).reshape(-1)
     if conf.shape[0] != kp.shape[0]:
@@ -99,20 +80,15 @@ def frames_to_detections(frames: Sequence[Sequence[Mapping]]) -> List[Dict[str, 
     for people in frames:
         kps = [person_keypoints(p)[0] for p in people]
         boxes = [_box_xyxy(p, k) for p, k in zip(people, kps)]
-        out.append({
-            "keypoints": np.stack(kps) if kps else np.zeros((0, 17, 3)),
-            "boxes": np.stack(boxes) if boxes else np.zeros((0, 4)),
-        })
+        out.append({"keypoints": np.stack(kps) if kps else np.zeros((0, 17, 3)),
+                    "boxes": np.stack(boxes) if boxes else np.zeros((0, 4))})
     return out
 
 
 def pose_estimation_to_tracks(frames, tracker=None, min_track_frames: int = 1) -> Dict[int, Dict[str, np.ndarray]]:
-    """Group the people of ViTPose output over frames into tracks (see :mod:`.tracking`).
-
-    Returns ``{track_id: {"frames": (n,) frame indices (first..last, contiguous), "keypoints":
-    (n, 17, 3) COCO pixels + confidence (NaN where the person was not detected), "detected": (n,)
-    bool, "boxes": (n, 4)}}``.
-    """
+    """Group the people of ViTPose output over frames into tracks (:func:`.tracking.group_tracks`): ``{track_id:
+    {"frames": (n,) first..last, "keypoints": (n, 17, 3) COCO pixels + confidence (NaN where not detected),
+    "detected": (n,) bool, "boxes": (n, 4)}}``."""
     from .tracking import group_tracks, track_boxes
 
     dets = frames_to_detections(frames)
@@ -121,8 +97,7 @@ def pose_estimation_to_tracks(frames, tracker=None, min_track_frames: int = 1) -
 
 
 def single_person_keypoints(frames) -> Optional[np.ndarray]:
-    """``(frames, 17, 3)`` COCO array when no frame has more than one person (frames without anyone
-    are NaN, i.e. all joints missing); ``None`` when some frame has several people."""
+    """``(frames, 17, 3)`` COCO array (NaN in frames without anyone) when no frame has several people, else None."""
     if any(len(people) > 1 for people in frames):
         return None
     out = np.full((len(frames), 17, 3), np.nan)
@@ -133,14 +108,11 @@ def single_person_keypoints(frames) -> Optional[np.ndarray]:
 
 
 def lift_pose_estimation(pipe, frames, track_people: Optional[bool] = None, tracker=None, **kwargs):
-    """``pipeline("pose-lifting")`` on ViTPose post-processing output (called by the pipeline).
+    """``pipeline("pose-lifting")`` on ViTPose post-processing output (COCO keypoints).
 
-    ``track_people=None`` (default): one person in at most every frame -> one result dict, exactly as
-    for the equivalent ``(frames, 17, 3)`` COCO array (missing frames = missing joints); several
-    people in some frame -> a list of per-track results. ``True``: always the per-track list;
-    ``False``: ValueError when a frame has several people. Each per-track result also has
-    ``track_id`` (int) and ``frames`` ``(n,)`` (frame indices the track covers, first..last).
-    ``keypoint_format`` is taken from the input (COCO).
+    ``track_people=None``: at most one person per frame -> one result dict, as for the equivalent ``(frames, 17,
+    3)`` COCO array; several people in some frame -> a list of per-track results (each with ``track_id`` and
+    ``frames`` ``(n,)``, first..last). ``True``: always the list; ``False``: ValueError for several people.
     """
     fmt = kwargs.pop("keypoint_format", None)
     if fmt is not None and str(fmt).lower().replace("-", "").replace("_", "") not in ("coco", "coco17"):
@@ -157,7 +129,6 @@ def lift_pose_estimation(pipe, frames, track_people: Optional[bool] = None, trac
         if not (tr["keypoints"][..., 2] >= thr).any():  # no usable joint in the whole track
             continue
         res = pipe(tr["keypoints"], keypoint_format="coco", **kwargs)
-        res["track_id"] = int(tid)
-        res["frames"] = tr["frames"]
+        res["track_id"], res["frames"] = int(tid), tr["frames"]
         results.append(res)
     return results
