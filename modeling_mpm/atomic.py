@@ -1,17 +1,12 @@
 """Atomic writes and the one lock every writer of the package uses (standard library only).
 
-* :func:`atomic_write_file` / :func:`atomic_write_dir`: ``write(tmp)`` fills a temporary file or
-  folder next to the target, which is then renamed into place with ``os.replace``, so the target is
-  always either the complete old or the complete new one (a full disk, an exception or SIGKILL
-  leave the old one). A symbolic link at the target is refused, never written through.
-* Temporary names, one scheme for files and folders: ``.<name>.tmp-<hex>`` (being written; a
-  file may carry an extension after it) and ``.<name>.old-<hex>`` (the previous folder, moved aside
-  for the instant of the swap).
-  :func:`recover_replaced` tidies what a killed writer left next to one target.
-* :class:`ExclusiveLock` (:func:`exclusive_lock`): one writer at a time for a target, an
-  exclusive ``flock`` on a lock file holding the owner's process id. The kernel drops the lock when
-  its process dies (SIGKILL included), so a lock file left by a killed writer is taken over without
-  anything being removed by hand; a clean release deletes the file.
+* :func:`atomic_write_file` / :func:`atomic_write_dir`: ``write(tmp)`` fills a temporary file or folder next to
+  the target, then ``os.replace`` puts it in place: the target is always the complete old or new one. A symbolic
+  link at the target is refused, never written through.
+* Temporary names: ``.<name>.tmp-<hex>`` (being written; a file may carry an extension after it) and
+  ``.<name>.old-<hex>`` (the previous folder during the swap); :func:`recover_replaced` tidies a killed writer's.
+* :class:`ExclusiveLock`: one writer per target, an exclusive ``flock`` on a lock file holding the owner's pid;
+  the kernel drops it when its process dies, so a killed writer's lock file is simply taken over.
 """
 
 from __future__ import annotations
@@ -32,8 +27,8 @@ _LEFTOVER_RE = re.compile(r"^\.(.+)\.(tmp|old)-[0-9a-f]+(\.[A-Za-z0-9]+)?$")  # 
 
 
 def temp_path(final: str, kind: str = "tmp", token: Optional[str] = None, suffix: str = "") -> str:
-    """``<folder>/.<name>.<kind>-<token><suffix>`` next to ``final`` (``kind`` is ``tmp`` or ``old``;
-    ``token``: lowercase hex, random by default; ``suffix``: e.g. an extension a writer needs)."""
+    """``<folder>/.<name>.<kind>-<token><suffix>`` next to ``final`` (``kind``: ``tmp`` or ``old``; ``token``:
+    lowercase hex, random by default; ``suffix``: e.g. an extension a writer needs)."""
     if kind not in ("tmp", "old") or (token is not None and not re.fullmatch(r"[0-9a-f]+", token)):
         raise ValueError(f"bad temporary name kind {kind!r} / token {token!r}")
     parent = os.path.dirname(os.path.abspath(final))
@@ -58,10 +53,9 @@ def _fsync_path(path: str) -> None:
 
 
 def atomic_write_file(path: str, write: Callable[[str], None], *, suffix: str = "") -> str:
-    """Call ``write(tmp)`` (``tmp``: a new empty file next to ``path``, named with ``suffix`` at its
-    end for writers that look at the extension), fsync it and ``os.replace`` it onto ``path``. A
-    symbolic link at ``path`` is refused (:class:`~modeling_mpm.errors.MPMInputError`); on any
-    error the temporary file is deleted and ``path`` is untouched. Returns ``path``."""
+    """Call ``write(tmp)`` (a new empty file next to ``path``, ending in ``suffix``), fsync it and ``os.replace`` it
+    onto ``path``. A link at ``path`` is refused (``MPMInputError``); on any error the temporary file is deleted
+    and ``path`` is untouched. Returns ``path``."""
     path = os.fspath(path)
     _refuse_link(path)
     if os.path.isdir(path):
@@ -98,9 +92,8 @@ def _fsync_tree(path: str) -> None:
 
 
 def replace_dir(tmp: str, final_dir: str) -> str:
-    """Swap the complete folder ``tmp`` into ``final_dir``: an existing ``final_dir`` is moved to
-    ``.<name>.old-<hex>`` first and deleted after the rename, so at every moment the old or the new
-    folder is whole (a kill between the two renames is undone by :func:`recover_replaced`)."""
+    """Swap the complete folder ``tmp`` into ``final_dir``; an existing ``final_dir`` is moved to ``.<name>.old-<hex>``
+    first and deleted after (a kill between the two renames is undone by :func:`recover_replaced`)."""
     _refuse_link(final_dir)
     _fsync_tree(tmp)
     old = None
@@ -114,9 +107,8 @@ def replace_dir(tmp: str, final_dir: str) -> str:
 
 
 def atomic_write_dir(final_dir: str, write: Callable[[str], None]) -> str:
-    """Call ``write(tmp_dir)`` (a new empty folder ``.<name>.tmp-<hex>`` next to ``final_dir``) and
-    swap it in with :func:`replace_dir`. On an error the temporary folder is deleted and
-    ``final_dir`` is untouched. Returns ``final_dir``."""
+    """Call ``write(tmp_dir)`` (a new empty folder next to ``final_dir``) and swap it in with :func:`replace_dir`;
+    on an error the temporary folder is deleted and ``final_dir`` is untouched. Returns ``final_dir``."""
     final_dir = os.fspath(final_dir)
     _refuse_link(final_dir)
     os.makedirs(os.path.dirname(os.path.abspath(final_dir)), exist_ok=True)
@@ -148,15 +140,12 @@ def leftover_names(parent: str) -> List[str]:
     return sorted({m.group(1) for m in map(_LEFTOVER_RE.match, os.listdir(parent)) if m})
 
 
-def recover_replaced(final_dir: str, is_complete: Optional[Callable[[str], bool]] = None,
-                     what: str = "") -> List[str]:
-    """Tidy what a killed writer left next to ``final_dir`` (call while holding its lock).
+def recover_replaced(final_dir: str, is_complete: Optional[Callable[[str], bool]] = None, what: str = "") -> List[str]:
+    """Tidy what a killed writer left next to ``final_dir`` (call while holding its lock); one line per action.
 
-    ``.<name>.tmp-*`` (an unfinished new folder or file) is deleted. ``.<name>.old-*`` (the previous
-    folder, moved aside just before the swap) is moved back when ``final_dir`` is missing (the kill
-    fell between the two renames) and ``is_complete(old)`` holds (default: always), else deleted.
-    Links are removed, never followed. ``what`` names the folder in the messages (e.g. ``"the
-    previous data set "``). Returns one line per action."""
+    ``.<name>.tmp-*`` is deleted. ``.<name>.old-*`` is moved back when ``final_dir`` is missing and
+    ``is_complete(old)`` holds (default: always), else deleted. Links are removed, never followed. ``what`` names
+    the folder in the messages (e.g. ``"the previous data set "``)."""
     parent = os.path.dirname(os.path.abspath(final_dir))
     name = os.path.basename(os.path.normpath(final_dir))
     if not os.path.isdir(parent):
@@ -190,15 +179,12 @@ class LockBusyError(MPMInputError):
 
 
 class ExclusiveLock:
-    """An exclusive lock on the file ``path`` for this process, taken at construction; use it as
-    a context manager or call :meth:`release`.
+    """An exclusive lock on the file ``path`` for this process, taken at construction (a context manager, or call
+    :meth:`release`): ``fcntl.flock`` on ``path`` (``O_NOFOLLOW``), holding the owner's pid.
 
-    ``fcntl.flock`` on ``path`` (created with ``O_NOFOLLOW``: a link is refused), holding the owner's
-    process id. A second holder is refused at once with ``on_busy(pid)`` (an exception; default
-    :class:`LockBusyError`); with ``reentrant`` a second holder in the same process shares the lock
-    (the outermost release frees it). The kernel drops a dead process's lock, so a file left by a
-    killed owner is simply taken over. Without ``fcntl`` (Windows) the file is created with
-    ``O_EXCL`` instead, so a file left by a killed owner must be removed by hand there.
+    A second holder is refused at once with ``on_busy(pid)`` (an exception; default :class:`LockBusyError`); with
+    ``reentrant`` one in the same process shares the lock (the outermost release frees it). Without ``fcntl``
+    (Windows) the file is created with ``O_EXCL``, so a killed owner's file must be removed by hand there.
     """
 
     _held: dict = {}  # path -> [fd, depth] for this process

@@ -24,11 +24,10 @@ _DROPPED_FRAMES_INPUT = ("coordinates", "mask_token")
 
 
 class MPMConfig(PretrainedConfig):
-    r"""Configuration for :class:`MPMModel`, :class:`MPMForMaskedPoseModeling` and
-    :class:`MPMForPoseLifting`.
+    r"""Configuration for :class:`MPMModel`, :class:`MPMForMaskedPoseModeling` and :class:`MPMForPoseLifting`.
 
-    The defaults are the paper's Human3.6M set-up (17 joints, 243 frames, 4 temporal layers,
-    width 256); see :meth:`h36m_17`, :meth:`h36m_16` and :meth:`completion_27` for the presets.
+    Defaults: the paper's Human3.6M set-up (17 joints, 243 frames, 4 layers, width 256); presets: :meth:`h36m_17`,
+    :meth:`h36m_16`, :meth:`completion_27`.
 
     Args:
         num_joints: joints per frame ``J``; must match ``skeleton``.
@@ -41,46 +40,35 @@ class MPMConfig(PretrainedConfig):
         dropout: dropout in the transformers (attention weights, feed-forward, residual).
         mlp_dropout: dropout in the joint embedding and spatial MLP of the pre-training model.
         lifter_mlp_dropout: the same for :class:`MPMForPoseLifting` (0.2 in the authors' code).
-        decoder_layers: depth of each 2D/3D decoder of the masked model (1 pre-training,
-            2 completion).
-        reduce_strides: strides of the strided-transformer reduction of the lifter; their
-            product must reduce ``num_frames`` to one frame (e.g. ``[3, 3, 3, 3, 3]`` for 243).
+        decoder_layers: depth of each 2D/3D decoder of the masked model (1 pre-training, 2 completion).
+        reduce_strides: strides of the lifter's strided reduction; they must reduce ``num_frames`` to one frame
+            (e.g. ``[3, 3, 3, 3, 3]`` for 243).
         temporal_mask_ratio: fraction of frames dropped in random masking (``int(F * ratio)``).
         spatial_mask_joints: joints per frame whose coordinates are replaced by the mask token.
-        mask_mode: masks sampled in training when none are passed: ``"random"``
-            (spatio-temporal, pre-training), ``"tube"`` (body-part tubes, completion) or ``"none"``.
-        tube_manners_2d / tube_manners_3d: the body-part tube choices (docs/authors_code.md section 9.1; 0..3 body
+        mask_mode: masks sampled in training when none are passed: ``"random"`` (spatio-temporal, pre-training),
+            ``"tube"`` (body-part tubes, completion) or ``"none"``.
+        tube_manners_2d / tube_manners_3d: body-part tube choices (docs/authors_code.md section 9.1; 0..3 body
             parts, ``d >= 4`` means ``d - 3`` random joints).
-        share_mask_across_batch: sample one mask for the whole batch as the authors do (default:
-            one mask per sample).
+        share_mask_across_batch: one mask for the whole batch as the authors (default: one per sample).
         reconstruction_loss_on: ``"all"`` tokens (authors) or only ``"masked"`` ones.
-        dropped_frames_input: what temporally dropped frames carry into the joint embedding and
-            spatial MLP before they are removed: ``"coordinates"`` (authors; BatchNorm batch
-            statistics in training see the real pose distribution; non-finite values still get the
-            mask token) or ``"mask_token"`` (every dropped joint gets the mask token; measured in
-            bench/RESULTS.md to leave BatchNorm running statistics unlike unmasked inputs, so
-            eval-mode reconstruction without masks degrades).
-        loss_weight_2d / loss_weight_3d / loss_weight_lift: weights of the masked 2D, masked 3D
-            and 2D->3D lifting losses (authors 5 : 2, lifting 2 in the occluded-2D task).
-        lift_center_loss_weight / lift_all_frames_loss_weight: weights of the lifter's centre-frame
-            and all-frames losses (1 : 1).
-        legacy_layer_norm: the authors' LayerNorm (unbiased std, ``eps`` added to the std). Needed
-            for numerical parity with official checkpoints; ``False`` uses ``nn.LayerNorm``.
+        dropped_frames_input: what temporally dropped frames carry into the embedding and spatial MLP before
+            removal: ``"coordinates"`` (authors; non-finite values still get the mask token) or ``"mask_token"``
+            (skews BatchNorm running statistics: eval reconstruction without masks degrades, bench/RESULTS.md).
+        loss_weight_2d / loss_weight_3d / loss_weight_lift: weights of the masked 2D, masked 3D and 2D->3D
+            lifting losses (authors 5 : 2, lifting 2 in the occluded-2D task).
+        lift_center_loss_weight / lift_all_frames_loss_weight: the lifter's centre / all-frames loss weights (1 : 1).
+        legacy_layer_norm: the authors' LayerNorm (unbiased std, ``eps`` added to the std), needed for parity with
+            official checkpoints; ``False`` uses ``nn.LayerNorm``.
         layer_norm_eps: epsilon of every LayerNorm.
-        embedding_init_std: std of the normal init of position embeddings and mask tokens
-            (authors: ``torch.randn``, std 1).
+        embedding_init_std: std of the normal init of position embeddings and mask tokens (authors: 1).
         use_refine: add the post-refinement module to the lifter (docs/authors_code.md section 6.5).
-        zero_root_output: set the root joint of every 3D output to 0 (root-relative output). The
-            authors' heads leave it free (their losses train it towards 0) and zero it in
-            evaluation; converted official checkpoints set this to ``False`` to reproduce their
-            raw outputs. Losses always see the raw root output.
-        skeleton: a skeleton name (``"h36m17"``...), a :class:`Skeleton` or its dict
-            (:meth:`Skeleton.to_dict`); stored by name when it is a built-in one, else as the dict.
-        refine_hidden_size: width of the post-refinement MLP (``use_refine``; converted official
-            refiners set theirs, 1024 in the authors' code).
-        mask_token_2d_trained: ``False`` marks a lifter whose 2D mask token was never trained (a
-            converted official lifter); feeding it missing joints warns. A lift run with
-            ``occlusion_prob > 0`` sets it back to ``True`` when it builds the model.
+        zero_root_output: set the root joint of every 3D output to 0. The authors' heads leave it free and zero it
+            in evaluation; converted official checkpoints set ``False`` to reproduce their raw outputs. Losses
+            always see the raw root output.
+        skeleton: a skeleton name (``"h36m17"``...), a :class:`Skeleton` or its dict; stored by name when built-in.
+        refine_hidden_size: width of the post-refinement MLP (authors: 1024).
+        mask_token_2d_trained: ``False`` marks a lifter whose 2D mask token was never trained (a converted official
+            lifter; missing joints then warn); a lift run with ``occlusion_prob > 0`` sets it to ``True``.
     """
 
     model_type = "mpm"
@@ -134,76 +122,52 @@ class MPMConfig(PretrainedConfig):
         for name, value in fields.items():
             setattr(self, name, value)
         super().__init__(**kwargs)
-        if self.architectures is None:
-            # AutoModel picks the class from this list (the registered tuple); transformers cannot
-            # iterate None (AutoModel.from_config(MPMConfig()) -> MPMModel).
+        if self.architectures is None:  # transformers cannot iterate None (AutoModel.from_config -> MPMModel)
             self.architectures = []
         self.validate_mpm()
 
-    # ------------------------------------------------------------------ checks
     def validate_mpm(self) -> None:
         """Raise ``ValueError``/``TypeError`` naming the first bad value."""
-
-        def positive_int(name):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise TypeError(f"MPMConfig.{name} must be an int, got {type(v).__name__} ({v!r})")
-            if v <= 0:
-                raise ValueError(f"MPMConfig.{name} must be > 0, got {v}")
-
-        for name in ("num_joints", "num_frames", "hidden_size", "embedding_size",
-                     "intermediate_size", "num_layers", "num_attention_heads", "decoder_layers", "refine_hidden_size"):
-            positive_int(name)
+        for name in ("num_joints", "num_frames", "hidden_size", "embedding_size", "intermediate_size", "num_layers",
+                     "num_attention_heads", "decoder_layers", "refine_hidden_size"):
+            _check_int(name, getattr(self, name), minimum=1)
         if self.num_frames % 2 != 1:
-            raise ValueError(
-                f"MPMConfig.num_frames must be odd so that windows have a centre frame, got {self.num_frames}"
-            )
+            raise ValueError(f"MPMConfig.num_frames must be odd so that windows have a centre frame, "
+                             f"got {self.num_frames}")
         if self.hidden_size % self.num_attention_heads != 0:
-            raise ValueError(
-                f"MPMConfig.hidden_size ({self.hidden_size}) must be divisible by "
-                f"num_attention_heads ({self.num_attention_heads})"
-            )
+            raise ValueError(f"MPMConfig.hidden_size ({self.hidden_size}) must be divisible by "
+                             f"num_attention_heads ({self.num_attention_heads})")
         for name in ("dropout", "mlp_dropout", "lifter_mlp_dropout"):
             v = getattr(self, name)
             if not _is_number(v) or not 0.0 <= v < 1.0:
                 raise ValueError(f"MPMConfig.{name} must be in [0, 1), got {v!r}")
         if not _is_number(self.temporal_mask_ratio) or not 0.0 <= self.temporal_mask_ratio < 1.0:
-            raise ValueError(
-                f"MPMConfig.temporal_mask_ratio must be in [0, 1) (at least one frame must stay visible), "
-                f"got {self.temporal_mask_ratio!r}"
-            )
+            raise ValueError(f"MPMConfig.temporal_mask_ratio must be in [0, 1) (at least one frame must stay visible), "
+                             f"got {self.temporal_mask_ratio!r}")
         if isinstance(self.spatial_mask_joints, bool) or not isinstance(self.spatial_mask_joints, int) \
                 or not 0 <= self.spatial_mask_joints <= self.num_joints:
-            raise ValueError(
-                f"MPMConfig.spatial_mask_joints must be an int in [0, num_joints={self.num_joints}], "
-                f"got {self.spatial_mask_joints!r}"
-            )
+            raise ValueError(f"MPMConfig.spatial_mask_joints must be an int in [0, num_joints={self.num_joints}], "
+                             f"got {self.spatial_mask_joints!r}")
         if self.mask_mode not in _MASK_MODES:
             raise ValueError(f"MPMConfig.mask_mode must be one of {_MASK_MODES}, got {self.mask_mode!r}")
         if self.reconstruction_loss_on not in _LOSS_ON:
-            raise ValueError(
-                f"MPMConfig.reconstruction_loss_on must be one of {_LOSS_ON}, got {self.reconstruction_loss_on!r}"
-            )
+            raise ValueError(f"MPMConfig.reconstruction_loss_on must be one of {_LOSS_ON}, "
+                             f"got {self.reconstruction_loss_on!r}")
         if self.dropped_frames_input not in _DROPPED_FRAMES_INPUT:
-            raise ValueError(
-                f"MPMConfig.dropped_frames_input must be one of {_DROPPED_FRAMES_INPUT}, got {self.dropped_frames_input!r}"
-            )
-        _check_int_list("reduce_strides", self.reduce_strides)
-        _check_int_list("tube_manners_2d", self.tube_manners_2d)
-        _check_int_list("tube_manners_3d", self.tube_manners_3d)
+            raise ValueError(f"MPMConfig.dropped_frames_input must be one of {_DROPPED_FRAMES_INPUT}, "
+                             f"got {self.dropped_frames_input!r}")
+        for name in ("reduce_strides", "tube_manners_2d", "tube_manners_3d"):
+            _check_int_list(name, getattr(self, name))
         if not self.reduce_strides or any(s <= 0 for s in self.reduce_strides):
             raise ValueError(f"MPMConfig.reduce_strides must be positive ints, got {self.reduce_strides}")
         if reduced_length(self.num_frames, self.reduce_strides) != 1:
-            raise ValueError(
-                f"MPMConfig.reduce_strides {self.reduce_strides} reduce {self.num_frames} frames to "
-                f"{reduced_length(self.num_frames, self.reduce_strides)}, not 1; pick strides whose "
-                f"product is about num_frames (e.g. {default_reduce_strides(self.num_frames)})"
-            )
+            raise ValueError(f"MPMConfig.reduce_strides {self.reduce_strides} reduce {self.num_frames} frames to "
+                             f"{reduced_length(self.num_frames, self.reduce_strides)}, not 1; pick strides whose "
+                             f"product is about num_frames (e.g. {default_reduce_strides(self.num_frames)})")
         skel = self.get_skeleton()
         if skel.num_joints != self.num_joints:
-            raise ValueError(
-                f"MPMConfig.num_joints={self.num_joints} but skeleton {skel.name!r} has {skel.num_joints} joints"
-            )
+            raise ValueError(f"MPMConfig.num_joints={self.num_joints} but skeleton {skel.name!r} "
+                             f"has {skel.num_joints} joints")
         for name in ("tube_manners_2d", "tube_manners_3d"):
             if any(d < 0 for d in getattr(self, name)):
                 raise ValueError(f"MPMConfig.{name} must hold non-negative ints, got {getattr(self, name)}")
@@ -222,16 +186,11 @@ class MPMConfig(PretrainedConfig):
             if not isinstance(v, bool):
                 raise TypeError(f"MPMConfig.{name} must be true or false, got {type(v).__name__} ({v!r})")
 
-    # ------------------------------------------------------------------ pipelines
     @property
     def custom_pipelines(self):
-        """The saved ``custom_pipelines`` (pipeline code shipped with the folder for remote use).
-
-        Where this package is imported, its registered ``pose-lifting`` / ``pose-completion``
-        classes serve those tasks: the entries for them are hidden from transformers' ``pipeline()``,
-        which would otherwise insist on ``trust_remote_code=True`` and run the folder's copy. They
-        are still saved (``to_dict`` reads the stored value). A process that loaded this file as
-        remote code without the package sees them all."""
+        """The saved ``custom_pipelines`` (pipeline code shipped for remote use), without the tasks this package
+        serves once its pipeline module is imported (else ``pipeline()`` would insist on ``trust_remote_code``).
+        ``to_dict`` still saves them all."""
         try:
             stored = self.__dict__["custom_pipelines"]
         except KeyError:
@@ -270,7 +229,6 @@ class MPMConfig(PretrainedConfig):
         """Index of the centre frame of a window (``(F - 1) // 2``)."""
         return (self.num_frames - 1) // 2
 
-    # ------------------------------------------------------------------ presets
     @classmethod
     def h36m_17(cls, **kwargs) -> "MPMConfig":
         """Paper set-up for Human3.6M: 17 joints, 243 frames, 4 layers, width 256."""
@@ -278,14 +236,12 @@ class MPMConfig(PretrainedConfig):
 
     @classmethod
     def h36m_16(cls, **kwargs) -> "MPMConfig":
-        """Paper set-up for multi-dataset pre-training / MPI-INF-3DHP: 16 joints, 243 frames,
-        3 layers."""
+        """Paper set-up for multi-dataset pre-training / MPI-INF-3DHP: 16 joints, 243 frames, 3 layers."""
         return cls(**{**_PRESETS["h36m_16"], **kwargs})
 
     @classmethod
     def completion_27(cls, **kwargs) -> "MPMConfig":
-        """Completion set-up (3D completion / occluded 2D -> 3D): 17 joints, 27 frames, 3 layers,
-        2-layer decoders, body-part tube masks and no temporal masking."""
+        """Completion set-up: 17 joints, 27 frames, 3 layers, 2-layer decoders, tube masks, no temporal masking."""
         return cls(**{**_PRESETS["completion_27"], **kwargs})
 
 
@@ -355,12 +311,10 @@ def reduced_length(num_frames: int, strides: Sequence[int]) -> int:
 
 
 def default_reduce_strides(num_frames: int) -> List[int]:
-    """Strides reducing ``num_frames`` to 1: powers of 3 where possible (243 -> [3]*5), else
-    a greedy factorisation ending in the remainder."""
-    known = {1: [1], 3: [3], 9: [3, 3], 27: [3, 3, 3], 81: [3, 3, 3, 3], 243: [3, 3, 3, 3, 3],
-             351: [3, 9, 13]}
-    if num_frames in known:
-        return list(known[num_frames])
+    """Strides reducing ``num_frames`` to 1: 351 -> [3, 9, 13], else greedy strides of 3 ending in the remainder
+    (243 -> [3] * 5)."""
+    if num_frames == 351:
+        return [3, 9, 13]
     strides, n = [], num_frames
     while n > 1:
         s = 3 if n > 3 else n

@@ -1,20 +1,12 @@
-"""Convert checkpoints of the authors' MPM code into this package's models.
+"""Convert checkpoints of the authors' MPM code into this package's models (``mpm convert CKPT OUT_DIR [--heads 8]
+[--strides 3 3 3] [--refine REFINE_CKPT]``).
 
-The authors save plain ``state_dict``s, usually from ``nn.DataParallel`` (every key starts with
-``module.``): the pre-training model ``MPMmask2`` / ``MPMmask`` (keys ``encoder2d``,
-``encoder3d``, ``decoder2d``, ``fcn_dec2d``...) and the fine-tuned lifter ``Model`` (keys
-``Transformer_reduce``, ``fcn``, ``fcn_1``...), plus, for the post-refine stage, the refine
-module their scripts save separately (``*_refine.pth``, keys ``post_refine.0/3.*``). The configuration (joints, frames, width,
-depths) is read off the tensor shapes; the number of attention heads (8 in all the authors'
-set-ups) and the reduce strides (the usual ones for the frame count) are not visible in the
-shapes and can be passed in.
-
-The converted model keeps the authors' numerics: their LayerNorm (``legacy_layer_norm=True``)
-and raw root-joint outputs (``zero_root_output=False``).
-
-Command line::
-
-    mpm convert CKPT OUT_DIR [--heads 8] [--strides 3 3 3] [--refine REFINE_CKPT]
+The authors save plain ``state_dict``s (often with ``module.`` prefixes): the pre-training model ``MPMmask2`` /
+``MPMmask`` (``encoder2d``, ``decoder2d``, ``fcn_dec2d``...), the fine-tuned lifter ``Model``
+(``Transformer_reduce``, ``fcn``, ``fcn_1``...) and the post-refine stage's separate refine module
+(``*_refine.pth``, ``post_refine.0/3.*``). The configuration is read off the tensor shapes; the attention heads
+(8 in all their set-ups) and reduce strides are not visible there and can be passed in. The converted model keeps
+the authors' numerics (``legacy_layer_norm=True``, ``zero_root_output=False``).
 """
 
 from __future__ import annotations
@@ -32,25 +24,19 @@ __all__ = ["convert_official_checkpoint", "convert_official_state_dict", "load_o
            "rename_official_key"]
 
 # Parameters of the authors' models that their forward never uses.
-_UNUSED = re.compile(r"^(shared_layers_temporal\.model\.norm|decoder[23]d\.model\.norm|Transformer_reduce\.model\.norm)\.")
+_UNUSED = re.compile(r"^(shared_layers_temporal|decoder[23]d|Transformer_reduce)\.model\.norm\.")
 
 _LAYER_RENAMES = [
-    (r"self_attn\.linears\.0\.", "attention.q_proj."),
-    (r"self_attn\.linears\.1\.", "attention.k_proj."),
-    (r"self_attn\.linears\.2\.", "attention.v_proj."),
-    (r"self_attn\.linears\.3\.", "attention.out_proj."),
-    (r"sublayer\.0\.norm\.a_2", "attn_norm.weight"),
-    (r"sublayer\.0\.norm\.b_2", "attn_norm.bias"),
-    (r"sublayer\.1\.norm\.a_2", "ffn_norm.weight"),
-    (r"sublayer\.1\.norm\.b_2", "ffn_norm.bias"),
+    (r"self_attn\.linears\.0\.", "attention.q_proj."), (r"self_attn\.linears\.1\.", "attention.k_proj."),
+    (r"self_attn\.linears\.2\.", "attention.v_proj."), (r"self_attn\.linears\.3\.", "attention.out_proj."),
+    (r"sublayer\.0\.norm\.a_2", "attn_norm.weight"), (r"sublayer\.0\.norm\.b_2", "attn_norm.bias"),
+    (r"sublayer\.1\.norm\.a_2", "ffn_norm.weight"), (r"sublayer\.1\.norm\.b_2", "ffn_norm.bias"),
 ]
 
 
 def load_official_state_dict(path: Union[str, os.PathLike]) -> Dict[str, torch.Tensor]:
-    """Load an authors' checkpoint file as a flat state dict without the ``module.`` prefix.
-
-    Accepts a bare state dict or a dict holding one under ``state_dict``/``model``.
-    """
+    """An authors' checkpoint file (a state dict, or a dict holding one under ``state_dict``/``model``/``model_pos``)
+    as a flat state dict without the ``module.`` prefix."""
     if not os.path.isfile(path):
         raise ValueError(f"checkpoint file not found: {path}")
     from .data.io import read_torch_plain
@@ -85,9 +71,10 @@ _PATTERN_RENAMES = (
     (r"decoder([23])d\.model\.layers\.(.+)$", lambda m: f"decoder_{m[1]}d." + _layer(m[2])),
     (r"fcn_dec([23])d\.([01])\.(.+)$", lambda m: f"head_{m[1]}d.{('norm', 'proj')[int(m[2])]}.{m[3]}"),
     (r"Transformer_reduce\.model\.pos_embedding_(\d)$", lambda m: f"reduce.position_embeddings.{int(m[1]) - 1}.weight"),
-    (r"Transformer_reduce\.model\.layers\.(.+)$",
-     lambda m: "reduce.layers." + _layer(m[1]).replace("feed_forward.fc1.", "ffn_in.").replace("feed_forward.fc2.", "ffn_out.")),
-    (r"fcn(_1)?\.([01])\.(.+)$", lambda m: f"{'frames_head' if m[1] else 'center_head'}.{('norm', 'proj')[int(m[2])]}.{m[3]}"),
+    (r"Transformer_reduce\.model\.layers\.(.+)$", lambda m: "reduce.layers."
+     + _layer(m[1]).replace("feed_forward.fc1.", "ffn_in.").replace("feed_forward.fc2.", "ffn_out.")),
+    (r"fcn(_1)?\.([01])\.(.+)$",
+     lambda m: f"{'frames_head' if m[1] else 'center_head'}.{('norm', 'proj')[int(m[2])]}.{m[3]}"),
 )
 
 
@@ -95,15 +82,10 @@ def _rename(key: str) -> Optional[str]:
     """Authors' key -> this package's key (``None`` for unused parameters)."""
     if _UNUSED.match(key):
         return None
-    simple = {
-        "spatial_mask_token2d": "mpm.spatial_mask_token_2d",
-        "spatial_mask_token3d": "mpm.spatial_mask_token_3d",
-        "temporal_mask_token": "temporal_mask_token",
-        "dec_pos_embedding": "decoder_position_embedding",
-        "shared_layers_temporal.pos_embedding": "mpm.position_embedding",
-        "encoder_LN.a_2": "encoder_norm.weight",
-        "encoder_LN.b_2": "encoder_norm.bias",
-    }
+    simple = {"spatial_mask_token2d": "mpm.spatial_mask_token_2d", "spatial_mask_token3d": "mpm.spatial_mask_token_3d",
+              "temporal_mask_token": "temporal_mask_token", "dec_pos_embedding": "decoder_position_embedding",
+              "shared_layers_temporal.pos_embedding": "mpm.position_embedding",
+              "encoder_LN.a_2": "encoder_norm.weight", "encoder_LN.b_2": "encoder_norm.bias"}
     if key in simple:
         return simple[key]
     for pattern, new_key in _PATTERN_RENAMES:
@@ -114,8 +96,7 @@ def _rename(key: str) -> Optional[str]:
 
 
 def rename_official_key(key: str) -> Optional[str]:
-    """The package name of an authors' state-dict key (``module.`` prefix allowed); ``None`` for
-    their parameters that no forward pass uses."""
+    """The package name of an authors' state-dict key (``module.`` prefix allowed); ``None`` for unused ones."""
     return _rename(key[len("module."):] if key.startswith("module.") else key)
 
 
@@ -139,10 +120,8 @@ def _config_from_state_dict(sd, num_attention_heads: int, reduce_strides: Option
     if n_reduce:
         strides = list(reduce_strides) if reduce_strides else default_reduce_strides(num_frames)
         if len(strides) != n_reduce:
-            raise ValueError(
-                f"checkpoint has {n_reduce} strided-reduce layers but the strides {strides} have {len(strides)}; "
-                f"pass reduce_strides= explicitly"
-            )
+            raise ValueError(f"checkpoint has {n_reduce} strided-reduce layers but the strides {strides} have "
+                             f"{len(strides)}; pass reduce_strides= explicitly")
     else:
         strides = list(reduce_strides) if reduce_strides else None
     skeleton = {17: "h36m17", 16: "h36m16"}.get(num_joints)
@@ -165,19 +144,14 @@ def _is_refine(sd) -> bool:
     return bool(sd) and all(k.startswith("post_refine.") for k in sd)
 
 
-def convert_official_state_dict(
-    state_dict: Dict[str, torch.Tensor],
-    num_attention_heads: int = 8,
-    reduce_strides: Optional[Sequence[int]] = None,
-    refine_state_dict: Optional[Dict[str, torch.Tensor]] = None,
-) -> Union[MPMForMaskedPoseModeling, MPMForPoseLifting]:
-    """Build the matching model from an authors' state dict (``module.`` prefixes allowed) and
-    load it strictly. Returns the model in eval mode.
+def convert_official_state_dict(state_dict: Dict[str, torch.Tensor], num_attention_heads: int = 8,
+                                reduce_strides: Optional[Sequence[int]] = None,
+                                refine_state_dict: Optional[Dict[str, torch.Tensor]] = None,
+                                ) -> Union[MPMForMaskedPoseModeling, MPMForPoseLifting]:
+    """The matching model, in eval mode, strictly loaded from an authors' state dict (``module.`` prefixes allowed).
 
-    ``refine_state_dict``: the authors' refine module of the same lifter (their post-refine
-    stage saves it to its own file): the lifter gets ``use_refine`` and the refiner's weights
-    (hidden width read off the shapes). A lifter state dict that already holds ``post_refine.*``
-    keys is split the same way."""
+    ``refine_state_dict``: the same lifter's refine module (saved to its own file by their post-refine stage): the
+    lifter gets ``use_refine`` and its weights; ``post_refine.*`` keys in the lifter state dict are split off too."""
     sd = _strip(state_dict)
     if _is_refine(sd):
         raise ValueError("this is an authors' refine module (post_refine.* keys) without its lifter: pass the "
@@ -195,9 +169,10 @@ def convert_official_state_dict(
         if set(refine) != expected:
             raise ValueError(f"refine state dict must hold {sorted(expected)}, got {sorted(refine)}")
         hidden, fan_in = refine["post_refine.0.weight"].shape
-        if fan_in != 6 * config.num_joints or tuple(refine["post_refine.3.weight"].shape) != (2 * config.num_joints, hidden):
-            raise ValueError(f"refine module shapes {tuple(refine['post_refine.0.weight'].shape)}, "
-                             f"{tuple(refine['post_refine.3.weight'].shape)} do not fit a {config.num_joints}-joint lifter")
+        out_shape = tuple(refine["post_refine.3.weight"].shape)
+        if fan_in != 6 * config.num_joints or out_shape != (2 * config.num_joints, hidden):
+            raise ValueError(f"refine module shapes {(hidden, fan_in)}, {out_shape} do not fit a "
+                             f"{config.num_joints}-joint lifter")
         config.use_refine = True
         config.refine_hidden_size = int(hidden)
     model = MPMForPoseLifting(config) if is_lifter else MPMForMaskedPoseModeling(config)
@@ -230,8 +205,7 @@ def convert_official_state_dict(
 def convert_official_checkpoint(path: Union[str, os.PathLike], num_attention_heads: int = 8,
                                 reduce_strides: Optional[Sequence[int]] = None,
                                 refine_path: Optional[Union[str, os.PathLike]] = None):
-    """Read an authors' checkpoint (pre-training or fine-tuning, plus optionally the refine
-    module of a fine-tuned lifter) and return the matching model, in eval mode, reproducing the
-    original outputs."""
+    """The matching model, in eval mode, of an authors' checkpoint file (pre-training or lifter, plus optionally the
+    lifter's refine module)."""
     refine = load_official_state_dict(refine_path) if refine_path is not None else None
     return convert_official_state_dict(load_official_state_dict(path), num_attention_heads, reduce_strides, refine)

@@ -1,34 +1,18 @@
-"""``mpm demo``: the whole MPM story on the embedded real-motion demo data, offline, on a CPU.
+"""``mpm demo``: pre-training, fine-tuning and evaluation on the embedded real-motion demo data, offline, on a CPU.
 
-1. pre-train :class:`~modeling_mpm.MPMForMaskedPoseModeling` on the demo training split (random
-   virtual cameras): masked 2D + masked 3D pose modeling (the authors' 5 : 2 weights) plus a
-   supervised 2D -> 3D lifting pretext through the 3D decoder from the unmasked 2D clip with the
-   lifting task's random missing joints (``training.pretrain_lift_input: occluded``, weight
-   ``pretrain_lift_weight``; not the paper v1's lifting pretext, which lifts the masked 2D,
-   ``pretrain_lift_input: masked``; half of the occluded windows hide a whole arm or leg,
-   ``training.occlusion_limb_prob``). Measured on this data (docs/training.md): masked
-   modeling alone gives encoder features that fine-tune worse than a random initialisation; the
-   lifting pretext is what makes the encoder transfer;
-2. fine-tune a lifter (:class:`~modeling_mpm.MPMForPoseLifting`) from the pre-trained encoder, with
-   its residual stream rescaled to a fresh encoder's scale and the encoder frozen for the first
-   ``freeze_encoder_steps`` steps while the new reduce layers and heads start (LP-FT), with the
-   same missing joints and limbs as occlusion augmentation;
-3. fine-tune the same lifter from scratch with the same fine-tuning budget and augmentation;
-4. evaluate both on the held-out demo split (4 fixed virtual cameras): MPJPE / P-MPJPE in mm,
-   without occlusion, with flip test-time augmentation, with 3 random joints missing per frame
-   and with one whole limb missing (fed to the model as ``spatial_mask``).
+1. pre-train :class:`~modeling_mpm.MPMForMaskedPoseModeling` on the training split: masked 2D + masked 3D pose
+   modeling (5 : 2) plus supervised 2D -> 3D lifting of the unmasked clip with the lifting task's missing joints
+   and limbs (``pretrain_lift_input: occluded``, weight ``pretrain_lift_weight``), not the paper's lifting of the
+   masked 2D. Compute-matched, pre-training has not beaten training from scratch (bench/RESULTS.md section 12);
+2. fine-tune a lifter (:class:`~modeling_mpm.MPMForPoseLifting`) from that encoder (rescaled residual stream,
+   encoder frozen for ``freeze_encoder_steps``), with the same missing joints and limbs as augmentation;
+3. fine-tune the same lifter from scratch with the same budget and augmentation;
+4. evaluate both on the held-out split (4 fixed virtual cameras), MPJPE / P-MPJPE in mm: plain, flip TTA,
+   3 random joints missing per frame, one limb missing.
 
-Every stage trains on the ``"real"`` augmentation (:data:`modeling_mpm.data.augment.AUGMENT_PRESETS`):
-cameras, frame shapes and lenses of real footage, motion beyond the embedded sequences (limbs
-between random key poses, leaning and twisting upper bodies) and a detector's 2D errors; on the
-real four-camera capture of ``bench/bench_real_capture.py`` it lifts BlazePose 2D better than the
-previous eye-level, mocap-only recipe (docs/real_footage.md).
-
-Writes under ``--output-dir``: ``mpm-pretrain/`` and ``mpm-lift/`` (save_pretrained folders with
-model cards; ``mpm-lift`` loads with ``pipeline("pose-lifting", model=...)``),
-``mpm-lift-scratch/``, ``results.json`` (the table and the budget), ``example.png`` (one
-validation frame: 2D input, predicted 3D, ground truth) and ``runs/`` (logs and checkpoints).
-``--quick`` runs a tiny budget (seconds) for tests.
+Every stage uses the ``"real"`` augmentation (:data:`modeling_mpm.data.augment.AUGMENT_PRESETS`). Writes under
+``--output-dir``: ``mpm-pretrain/``, ``mpm-lift/``, ``mpm-lift-scratch/`` (save_pretrained folders with model
+cards), ``results.json``, ``example.png`` (one validation frame) and ``runs/``. ``--quick``: seconds, for tests.
 """
 
 from __future__ import annotations
@@ -43,8 +27,7 @@ import torch
 
 __all__ = ["PRESETS", "run_demo"]
 
-#: Budgets. "full" was sized by measuring on 2 CPU cores (docs/training.md): about 12 minutes with the
-#: "motion" augmentation; the "real" one costs more per batch: 1,012 s measured (1 thread).
+#: Budgets; "full": 1,012 s measured on 1 CPU thread (docs/training.md).
 PRESETS: Dict[str, Dict] = {
     "full": dict(num_frames=27, hidden_size=128, intermediate_size=256, num_layers=2, num_attention_heads=8,
                  batch_size=64, pretrain_steps=2000, finetune_steps=700, pretrain_lr=2e-3, finetune_lr=2e-3,
@@ -58,8 +41,7 @@ PRESETS: Dict[str, Dict] = {
                   rescale_encoder_stream=True, occlusion_limb_prob=0.5),
 }
 
-#: the general lifter the package ships (train/general_lifter.py): the demo's recipe, longer, on every
-#: embedded sequence
+#: the shipped general lifter (train/general_lifter.py): the demo's recipe, longer, on every embedded sequence
 PRESETS["general"] = dict(PRESETS["full"], pretrain_steps=2500, finetune_steps=2500, train_split="train+validation")
 
 SETTINGS = (
@@ -94,11 +76,9 @@ def _run_config(task: str, out: str, p: Dict, steps: int, lr: float, seed: int, 
             "lr_schedule": "smooth", "warmup_steps": max(1, steps // 20), "seed": seed,
             "checkpoint_every": max(1, steps // 2), "keep_checkpoints": 1, "eval_every": steps,
             "log_every": max(1, steps // 10), "select_best": False, "tensorboard": False,
-            # the lifting task's missing joints (half of the occluded windows hide a whole arm or leg in
-            # all frames), also in the pre-training's lifting pretext, which lifts the occluded clip
+            # the lifting task's missing joints and limbs, also in pre-training's supervised lifting of the clip
             "occlusion_prob": 0.5 if occluded else 0.0, "occlusion_max_joints": 3,
             "occlusion_limb_prob": float(p.get("occlusion_limb_prob", 0.0)) if occluded else 0.0,
-            # pre-training: masked 2D + masked 3D modeling + lifting the clip (see module docstring)
             "pretrain_lift": lift_pretext,
             "pretrain_lift_input": p.get("pretrain_lift_input", "visible") if lift_pretext else "masked",
             **transfer,
@@ -115,9 +95,8 @@ def _evaluate(model, dataset, batch_size: int, seed: int) -> Dict[str, Dict]:
 
 
 def _window_arrays(dataset):
-    """Centre-frame 3D ``(N, J, 3)``, ``(sequence, camera)`` group ids ``(N,)`` and action
-    labels of an evaluation window dataset (:class:`~modeling_mpm.training.data_sources.LabelledWindows`
-    over a fixed-camera :class:`~modeling_mpm.data.PoseWindowDataset`, optionally in a ``Subset``)."""
+    """Centre-frame 3D ``(N, J, 3)``, ``(sequence, camera)`` group ids ``(N,)`` and action labels of a
+    ``LabelledWindows`` over a fixed-camera ``PoseWindowDataset`` (optionally in a ``Subset``)."""
     indices = np.arange(len(dataset))
     ds = dataset
     if hasattr(ds, "indices") and hasattr(ds, "dataset"):  # training.data.Subset
@@ -132,11 +111,8 @@ def _window_arrays(dataset):
 
 
 def mean_pose_baseline(dataset) -> Dict:
-    """MPJPE (mm, mean over actions like :func:`~modeling_mpm.evaluation.evaluate_lifting`) of
-    predicting, for every held-out sequence and camera, that sequence's mean root-relative
-    camera-frame pose on every frame: what a lifter that ignores its 2D input could at best do
-    (it even knows each test sequence's mean pose). A lifter that learned nothing that transfers
-    scores about 1.0x this."""
+    """MPJPE (mm, mean over actions) of predicting each held-out sequence and camera's mean root-relative pose on
+    every frame: at best what a lifter ignoring its 2D input could do (a lifter that learned nothing scores ~1.0x)."""
     from .metrics import ActionErrorMeter
 
     pose, groups, labels = _window_arrays(dataset)
@@ -177,8 +153,8 @@ def _table(results: Dict[str, Dict[str, Dict]], n_windows: int, baseline: Option
 
 def render_example(path: str, pose_2d: np.ndarray, pred_3d: np.ndarray, gt_3d: np.ndarray, skeleton="h36m17",
                    mask: Optional[np.ndarray] = None, title: str = "") -> str:
-    """PNG with three panels: 2D input (normalised, missing joints as crosses), predicted 3D,
-    ground-truth 3D. ``pose_2d`` (J, 2), ``pred_3d`` / ``gt_3d`` (J, 3) metres (camera frame)."""
+    """PNG: 2D input (normalised, missing joints as crosses), predicted 3D, ground-truth 3D. ``pose_2d`` (J, 2),
+    ``pred_3d`` / ``gt_3d`` (J, 3) metres (camera frame)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -217,9 +193,8 @@ def render_example(path: str, pose_2d: np.ndarray, pred_3d: np.ndarray, gt_3d: n
 
 
 def choose_threads() -> Tuple[int, str]:
-    """Torch threads for the demo and why: ``min(2, cores)``, but 1 when the machine is already
-    busy (1-minute load average above ``cores - 1``): small models on oversubscribed cores run
-    several times slower with two spinning threads than with one. ``--threads`` overrides."""
+    """Torch threads for the demo and why: ``min(2, cores)``, but 1 when the 1-minute load average exceeds
+    ``cores - 1`` (two spinning threads on busy cores run several times slower). ``--threads`` overrides."""
     cores = os.cpu_count() or 1
     try:
         load = os.getloadavg()[0]
@@ -238,11 +213,6 @@ def _load_average() -> str:
         return "n/a"
 
 
-def default_threads() -> int:
-    """The thread count of :func:`choose_threads`."""
-    return choose_threads()[0]
-
-
 def _check_demo_args(output_dir, pretrain_steps, finetune_steps, threads) -> None:
     if not isinstance(output_dir, str) or not output_dir:
         raise ValueError("output_dir must be a non-empty path")
@@ -252,15 +222,15 @@ def _check_demo_args(output_dir, pretrain_steps, finetune_steps, threads) -> Non
 
 
 def _train_demo_models(output_dir: str, p: Dict, seed: int, progress: bool, stage, timing: Dict[str, float]):
-    """Pre-train, export ``mpm-pretrain``, then fine-tune a lifter from it and one from scratch.
-
-    Returns ``(pre-training dir, its last validation, {name: lifter}, {name: run config})``."""
+    """Pre-train, export ``mpm-pretrain``, fine-tune a lifter from it and one from scratch. Returns
+    ``(pre-training dir, its last validation, {name: lifter}, {name: run config})``."""
     from .training.export import export_model
     from .training.trainer import train
 
     runs = os.path.join(output_dir, "runs")
-    pretext = f" + 2D->3D lifting (weight {p['pretrain_lift_weight']:g})" if p.get("pretrain_lift_weight") else ""
-    stage(f"pre-training masked 2D + 3D pose modeling{pretext}: {p['pretrain_steps']} steps x {p['batch_size']} windows")
+    w = p.get("pretrain_lift_weight")
+    lift = f" + supervised 2D->3D lifting (weight {w:g})" if w else ""
+    stage(f"pre-training masked 2D + 3D pose modeling{lift}: {p['pretrain_steps']} steps x {p['batch_size']} windows")
     t = time.time()
     cfg_pre = _run_config("pretrain", os.path.join(runs, "pretrain"), p, p["pretrain_steps"], p["pretrain_lr"], seed)
     r_pre = train(cfg_pre, progress=progress, export=False, overwrite_output_dir=True)  # runs/ belongs to the demo
@@ -330,7 +300,8 @@ def run_demo(output_dir: str, *, quick: bool = False, pretrain_steps: Optional[i
     torch.set_num_threads(n_threads)
     hf_logging.disable_progress_bar()
     p = dict(PRESETS["quick" if quick else "full"])
-    p.update({k: v for k, v in (("pretrain_steps", pretrain_steps), ("finetune_steps", finetune_steps)) if v is not None})
+    steps = {"pretrain_steps": pretrain_steps, "finetune_steps": finetune_steps}
+    p.update({k: v for k, v in steps.items() if v is not None})
     os.makedirs(output_dir, exist_ok=True)
     timing: Dict[str, float] = {}
 
@@ -349,22 +320,20 @@ def run_demo(output_dir: str, *, quick: bool = False, pretrain_steps: Optional[i
     baseline = mean_pose_baseline(val)
     timing["evaluate_s"] = time.time() - t
     held_out = sorted(baseline["per_action"])
-    ratios = {
-        "pretrained_vs_scratch": results["pretrained"]["plain"]["mpjpe"] / results["scratch"]["plain"]["mpjpe"],
-        "pretrained_vs_mean_pose": results["pretrained"]["plain"]["mpjpe"] / baseline["mpjpe"],
-        "scratch_vs_mean_pose": results["scratch"]["plain"]["mpjpe"] / baseline["mpjpe"],
-    }
+    pre_mm, scratch_mm = results["pretrained"]["plain"]["mpjpe"], results["scratch"]["plain"]["mpjpe"]
+    ratios = {"pretrained_vs_scratch": pre_mm / scratch_mm, "pretrained_vs_mean_pose": pre_mm / baseline["mpjpe"],
+              "scratch_vs_mean_pose": scratch_mm / baseline["mpjpe"]}
     table = _table(results, len(val), baseline, held_out)
     print(table, flush=True)
 
-    summary = lambda res: {k: {m: v for m, v in r.items() if m != "per_action"} | {"per_action": r["per_action"]}  # noqa: E731
-                           for k, r in res.items()}
+    summary = lambda res: {k: {m: v for m, v in r.items() if m != "per_action"}  # noqa: E731
+                           | {"per_action": r["per_action"]} for k, r in res.items()}
     budget_note = (f"\n- demo budget: pre-training {p['pretrain_steps']} steps, fine-tuning {p['finetune_steps']} "
                    f"steps, batch {p['batch_size']}, {p['num_frames']} frames")
     lift_dir = os.path.join(output_dir, "mpm-lift")
     for name, folder in (("pretrained", lift_dir), ("scratch", os.path.join(output_dir, "mpm-lift-scratch"))):
-        export_model(lifters[name], folder, cfg=cfgs[name], eval_results=results[name], global_step=p["finetune_steps"],
-                     model_name=os.path.basename(folder), extra_details=budget_note)
+        export_model(lifters[name], folder, cfg=cfgs[name], eval_results=results[name],
+                     global_step=p["finetune_steps"], model_name=os.path.basename(folder), extra_details=budget_note)
     png = _render_middle_window(output_dir, val, lifters["pretrained"], p, seed)
 
     total = time.time() - t_start

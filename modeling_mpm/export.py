@@ -54,24 +54,12 @@ def _example(model, batch: int, with_mask: bool, seed: int = 0):
     return (x, m) if with_mask else (x,)
 
 
-def export_onnx(
-    model,
-    path: str,
-    opset: int = 17,
-    with_mask: bool = True,
-    check: bool = True,
-    atol: float = 1e-4,
-) -> Dict[str, float]:
+def export_onnx(model, path: str, opset: int = 17, with_mask: bool = True, check: bool = True,
+                atol: float = 1e-4) -> Dict[str, float]:
     """Export ``model`` (an :class:`MPMForPoseLifting`) to ``path`` with a dynamic batch axis.
 
-    Args:
-        opset: ONNX opset (>= 14 for the attention ops used here).
-        with_mask: include the ``spatial_mask`` input (missing joints).
-        check: run onnxruntime on batches of 1 and 3 and compare with PyTorch (needs onnxruntime).
-        atol: tolerance of that check (metres).
-
-    Returns:
-        ``{"max_abs_diff": ...}`` from the check (empty dict without it).
+    ``opset`` >= 14; ``with_mask``: include the ``spatial_mask`` input; ``check``: compare onnxruntime with PyTorch
+    on batches of 1 and 3 within ``atol`` metres. Returns ``{"max_abs_diff": ...}`` from the check (else ``{}``).
     """
     if not hasattr(model, "config") or not hasattr(model.config, "num_frames"):
         raise TypeError(f"export_onnx needs an MPMForPoseLifting, got {type(model).__name__}")
@@ -140,11 +128,8 @@ def check_onnx(model, path: str, with_mask: bool = True, atol: float = 1e-4) -> 
 
 
 def quantize_onnx_int8(path: str, output: str) -> str:
-    """Dynamic int8 quantisation of an exported lifter (onnxruntime's ``quantize_dynamic``: int8
-    weights of the MatMul / Gemm nodes, activations quantised at run time; CPU). Returns ``output``.
-
-    Accuracy and speed against the fp32 graph: ``bench/bench_precision.py`` (``ort_int8``).
-    """
+    """Dynamic int8 quantisation of an exported lifter (onnxruntime's ``quantize_dynamic``: int8 MatMul / Gemm
+    weights; CPU). Returns ``output``. Accuracy and speed: ``bench/bench_precision.py`` (``ort_int8``)."""
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as e:  # pragma: no cover - depends on the environment

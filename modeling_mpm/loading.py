@@ -1,10 +1,6 @@
-"""Load a saved model for one task, refusing folders whose task heads would be new random weights.
-
-``MPMForPoseLifting.from_pretrained(<pre-training folder>)`` is the documented way to start
-fine-tuning (the encoder transfers, the lifting heads start random) and stays as it is. The
-commands that *use* a model (``mpm lift``, ``mpm complete``, ``mpm eval``, ``mpm export-onnx``)
-must not do that silently: a lifter with random heads predicts 15 m skeletons and exits 0.
-:func:`load_model_for_task` is the one loader they share.
+"""Load a saved model for one task, refusing folders whose task heads would be new random weights: the loader of
+the commands that use a model (``mpm lift`` / ``complete`` / ``eval`` / ``export-onnx``). ``from_pretrained`` of a
+pre-training folder stays the way to start fine-tuning.
 """
 
 from __future__ import annotations
@@ -28,8 +24,8 @@ _HINT = {
 
 
 def _kind(name: Optional[str]) -> str:
-    return MODEL_KINDS.get(name, f"a {name} model" if name else "a model of unknown kind (no 'architectures' "
-                                                                     "in config.json)")
+    return MODEL_KINDS.get(name, f"a {name} model" if name else "a model of unknown kind (no 'architectures' in "
+                                                                 "config.json)")
 
 
 def saved_model_class(src: str) -> Optional[str]:
@@ -42,13 +38,9 @@ def saved_model_class(src: str) -> Optional[str]:
 
 
 def load_model_for_task(src: str, class_name: str, command: str = "this command"):
-    """``<class_name>.from_pretrained(src)`` that refuses to create task heads from nothing.
-
-    Raises ``ValueError`` naming the folder kind found and the one ``command`` needs when the
-    folder was saved from another class, or when any weight of ``class_name`` is missing from
-    it; unreadable folders and files (missing, truncated ``model.safetensors``, bad
-    ``config.json``) are ``ValueError`` too, with the reason.
-    """
+    """``<class_name>.from_pretrained(src)`` that refuses to create task heads from nothing: ``ValueError`` (naming
+    the kind found and the one ``command`` needs) for a folder saved from another class or missing any weight of
+    ``class_name``, and for unreadable folders and files, with the reason."""
     import modeling_mpm
 
     cls = getattr(modeling_mpm, class_name)

@@ -1,27 +1,10 @@
-"""Mask sampling for masked pose modeling.
+"""Every mask sampler of the package, and left/right mirroring of poses and masks.
 
-All masks are ``torch.bool`` with ``True`` = masked:
-- spatial masks ``(batch, frames, joints)``: the joint's coordinates are replaced by a learned
-  mask token before the frame embedding;
-- temporal masks ``(batch, frames)``: the frame is dropped before the encoder and re-inserted
-  as a learned token before the decoder.
-
-Every mask sampler of the package is here: pre-training (:func:`sample_spatiotemporal_mask`),
-completion tubes (:func:`sample_tube_mask`, :func:`tube_mask`), the lifting task's occlusion
-(:func:`occlusion_mask`) and evaluation's missing joints / limbs (:func:`random_joint_mask`,
-:func:`random_limb_mask`). Left/right mirroring lives here too (:func:`flip_pose`,
-:func:`mirror_mask`): every flip of a pose (training augmentation, test-time flip) and of its mask.
-
-One sampler for the model and the trainer: :func:`sample_masks` turns a model config into masks
-(``mode`` ``"random"``: :func:`sample_spatiotemporal_mask`, ``"tube"``: :func:`sample_tube_mask`,
-``"none"``). The model calls it with ``config.mask_mode`` when it is trained without masks (its
-fallback for plain ``model.train()`` loops); the trainer's tasks call it with the mode the task
-fixes (``pretrain``: ``"random"``, ``complete3d`` / ``occluded2d``: ``"tube"`` with one tube per
-window), whatever ``config.mask_mode`` says, so the default training config draws exactly the
-masks, in the same order from the same generator, that it always did.
-
-Randomness comes only from the ``generator`` passed in (no global seeding), so runs are
-reproducible.
+Masks are ``torch.bool``, ``True`` = masked: spatial ``(batch, frames, joints)`` (the joint gets a learned mask
+token before the frame embedding), temporal ``(batch, frames)`` (the frame is dropped before the encoder and
+re-inserted as a learned token before the decoder). :func:`sample_masks` turns a model config into masks, for
+the model (``config.mask_mode``, when trained without masks) and the trainer (the mode its task fixes).
+Randomness comes only from the ``generator`` passed in.
 """
 
 from __future__ import annotations
@@ -32,31 +15,13 @@ import torch
 
 from .skeleton import LIMBS, Skeleton, get_skeleton
 
-__all__ = [
-    "sample_masks",
-    "num_masked_frames",
-    "nominal_mask_ratio",
-    "exact_mask_ratio",
-    "sample_spatiotemporal_mask",
-    "sample_tube_mask",
-    "tube_joints",
-    "tube_mask",
-    "random_joint_mask",
-    "random_limb_mask",
-    "limb_joints",
-    "occlusion_mask",
-    "body_part_joints",
-    "mirror_mask",
-    "flip_pose",
-    "TUBE_PARTS_2D",
-    "TUBE_PARTS_3D",
-]
+__all__ = ["sample_masks", "num_masked_frames", "nominal_mask_ratio", "exact_mask_ratio", "sample_spatiotemporal_mask",
+           "sample_tube_mask", "tube_joints", "tube_mask", "random_joint_mask", "random_limb_mask", "limb_joints",
+           "occlusion_mask", "body_part_joints", "mirror_mask", "flip_pose", "TUBE_PARTS_2D", "TUBE_PARTS_3D"]
 
-# Body-part tubes of the completion tasks (docs/authors_code.md section 9.1), with the sides named after the
-# subject (the authors' README labels are mirrored; the index sets are theirs).
-TUBE_PARTS_3D: Tuple[Tuple[str, ...], ...] = (
-    ("right_leg",), ("right_arm",), ("left_arm",), ("left_leg",),
-)
+# Body-part tubes of the completion tasks (docs/authors_code.md section 9.1), sides named after the subject (the
+# authors' README labels are mirrored; the index sets are theirs).
+TUBE_PARTS_3D: Tuple[Tuple[str, ...], ...] = (("right_leg",), ("right_arm",), ("left_arm",), ("left_leg",))
 TUBE_PARTS_2D: Tuple[Tuple[str, ...], ...] = (
     ("right_leg", "left_leg"), ("left_arm", "right_arm"), ("right_leg", "right_arm"), ("left_leg", "left_arm"),
 )
@@ -85,8 +50,7 @@ def _check_generator(generator):
 
 
 def _random_subset_mask(rows: int, n: int, k: int, generator, device=None, allowed=None) -> torch.Tensor:
-    """(rows, n) bool with exactly ``k`` True per row, uniformly without replacement among the
-    ``allowed`` columns (default all)."""
+    """(rows, n) bool with exactly ``k`` True per row, uniformly without replacement among ``allowed`` columns."""
     if k <= 0:
         return torch.zeros(rows, n, dtype=torch.bool, device=device)
     cols = torch.arange(n) if allowed is None else torch.as_tensor(list(allowed), dtype=torch.long)
@@ -97,24 +61,15 @@ def _random_subset_mask(rows: int, n: int, k: int, generator, device=None, allow
     return mask
 
 
-def sample_spatiotemporal_mask(
-    batch_size: int,
-    num_frames: int,
-    num_joints: int,
-    temporal_mask_ratio: float,
-    spatial_mask_joints: int,
-    share_across_batch: bool = False,
-    generator: Optional[torch.Generator] = None,
-    device=None,
-) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The pre-training mask (docs/authors_code.md section 4.3).
+def sample_spatiotemporal_mask(batch_size: int, num_frames: int, num_joints: int, temporal_mask_ratio: float,
+                               spatial_mask_joints: int, share_across_batch: bool = False,
+                               generator: Optional[torch.Generator] = None,
+                               device=None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The pre-training mask (docs/authors_code.md section 4.3): ``spatial_mask_joints`` joints per frame chosen
+    uniformly without replacement (root included), and ``int(num_frames * temporal_mask_ratio)`` frames dropped.
 
-    Every frame gets ``spatial_mask_joints`` joints chosen uniformly without replacement (the
-    root may be chosen), and ``int(num_frames * temporal_mask_ratio)`` frames are dropped.
-
-    Returns:
-        spatial ``(batch, frames, joints)`` bool, temporal ``(batch, frames)`` bool. With
-        ``share_across_batch`` every sample gets the same pattern (the authors' behaviour).
+    Returns spatial ``(batch, frames, joints)`` and temporal ``(batch, frames)`` bool; with ``share_across_batch``
+    every sample gets the same pattern (the authors' behaviour).
     """
     _check_generator(generator)
     for name, v in (("batch_size", batch_size), ("num_frames", num_frames), ("num_joints", num_joints)):
@@ -127,8 +82,8 @@ def sample_spatiotemporal_mask(
     draws = 1 if share_across_batch else batch_size
     spatial = _random_subset_mask(draws * num_frames, num_joints, spatial_mask_joints, generator, device)
     spatial = spatial.view(draws, num_frames, num_joints)
-    temporal = _random_subset_mask(draws, num_frames, num_masked_frames(num_frames, temporal_mask_ratio),
-                                   generator, device)
+    m = num_masked_frames(num_frames, temporal_mask_ratio)
+    temporal = _random_subset_mask(draws, num_frames, m, generator, device)
     if share_across_batch:
         spatial = spatial.expand(batch_size, -1, -1).contiguous()
         temporal = temporal.expand(batch_size, -1).contiguous()
@@ -138,9 +93,8 @@ def sample_spatiotemporal_mask(
 def sample_masks(config, batch_size: int, modality: str, generator: Optional[torch.Generator] = None,
                  device=None, mode: Optional[str] = None, share: Optional[bool] = None):
     """Masks of one modality (``"2d"`` / ``"3d"``) for ``batch_size`` windows of a model ``config``:
-    ``(spatial (B, F, J) or None, temporal (B, F) or None)``. ``mode`` (default
-    ``config.mask_mode``): ``"random"`` spatio-temporal masks, ``"tube"`` body-part tubes of
-    ``config.tube_manners_2d`` / ``_3d`` (no temporal mask), ``"none"``; ``share`` (default
+    ``(spatial (B, F, J) or None, temporal (B, F) or None)``. ``mode`` (default ``config.mask_mode``): ``"random"``,
+    ``"tube"`` (``config.tube_manners_2d`` / ``_3d``, no temporal mask) or ``"none"``; ``share`` (default
     ``config.share_mask_across_batch``): one pattern for the whole batch."""
     mode = config.mask_mode if mode is None else mode
     share = config.share_mask_across_batch if share is None else share
@@ -179,20 +133,10 @@ def tube_joints(skeleton, manner: int, modality: str) -> Optional[List[int]]:
     return sorted(joints)
 
 
-def sample_tube_mask(
-    batch_size: int,
-    num_frames: int,
-    skeleton,
-    manners: Sequence[int],
-    modality: str,
-    generator: Optional[torch.Generator] = None,
-    device=None,
-) -> torch.Tensor:
-    """Per-sample body-part tube masks: the same joints masked in every frame.
-
-    Each sample draws ``d`` uniformly from ``manners``; see :func:`tube_joints`.
-    Returns ``(batch, frames, joints)`` bool.
-    """
+def sample_tube_mask(batch_size: int, num_frames: int, skeleton, manners: Sequence[int], modality: str,
+                     generator: Optional[torch.Generator] = None, device=None) -> torch.Tensor:
+    """``(batch, frames, joints)`` bool body-part tube masks (the same joints in every frame); each sample draws
+    ``d`` uniformly from ``manners`` (see :func:`tube_joints`)."""
     _check_generator(generator)
     if not manners:
         raise ValueError("manners must be a non-empty list of tube choices")
@@ -217,8 +161,7 @@ def tube_mask(manners: Sequence[int], num_frames: int, skeleton, modality: str,
 
 def random_joint_mask(batch: int, frames: int, joints: int, k: int, generator: torch.Generator,
                       exclude: Sequence[int] = ()) -> torch.Tensor:
-    """``(B, F, J)`` bool with ``k`` random joints missing in every frame (never those in
-    ``exclude``, e.g. the root)."""
+    """``(B, F, J)`` bool with ``k`` random joints missing in every frame (never those in ``exclude``)."""
     allowed = [j for j in range(joints) if j not in set(exclude)]
     if not 0 < k <= len(allowed):
         raise ValueError(f"cannot hide {k} of the {len(allowed)} maskable joints")
@@ -226,8 +169,7 @@ def random_joint_mask(batch: int, frames: int, joints: int, k: int, generator: t
 
 
 def limb_joints(skeleton) -> List[List[int]]:
-    """The four limbs (right/left arm, right/left leg; 3 joints each) of ``skeleton`` (a name, a
-    Skeleton or a model config)."""
+    """The four limbs (right/left arm, right/left leg; 3 joints each) of a skeleton name, Skeleton or config."""
     skeleton = skeleton.get_skeleton() if hasattr(skeleton, "get_skeleton") else skeleton
     return [body_part_joints(skeleton, part) for part in ("right_arm", "left_arm", "right_leg", "left_leg")]
 
@@ -250,12 +192,10 @@ def random_limb_mask(batch: int, frames: int, skeleton, generator: torch.Generat
 def occlusion_mask(batch_size: int, num_frames: int, num_joints: int, max_joints: int,
                    prob: float, generator: torch.Generator, *, limb_prob: float = 0.0,
                    limbs: Sequence[Sequence[int]] = ()) -> Optional[torch.Tensor]:
-    """Random missing joints for occlusion-robust lifting: each window is occluded with
-    probability ``prob``; an occluded window hides ``k ~ U{1..max_joints}`` random joints in every
-    frame (a different set per frame), or, with probability ``limb_prob``, one of ``limbs`` (joint
-    index lists, e.g. :func:`limb_joints`) in all its frames: a whole limb hidden behind the body or
-    an object cannot be filled in from neighbouring frames. Returns ``(B, F, J)`` bool or None when
-    ``prob == 0``. With ``limb_prob == 0`` the random stream is the same as without limbs."""
+    """Random missing joints for occlusion-robust lifting: each window is occluded with probability ``prob`` and
+    then hides ``k ~ U{1..max_joints}`` random joints per frame (a new set each frame) or, with probability
+    ``limb_prob``, one of ``limbs`` (joint index lists, e.g. :func:`limb_joints`) in all frames. Returns
+    ``(B, F, J)`` bool, or None when ``prob == 0``. ``limb_prob == 0`` leaves the random stream unchanged."""
     if prob <= 0 or max_joints <= 0:
         return None
     hit = torch.rand(batch_size, generator=generator) < prob
@@ -267,7 +207,8 @@ def occlusion_mask(batch_size: int, num_frames: int, num_joints: int, max_joints
             raise ValueError("occlusion limb_prob > 0 needs the limbs (joint index lists) to hide")
         as_limb = torch.rand(batch_size, generator=generator) < limb_prob
         pick = torch.randint(len(limbs), (batch_size,), generator=generator)
-        mask = torch.where(as_limb[:, None, None], _limb_rows(limbs, pick, num_joints)[:, None, :].expand_as(mask), mask)
+        limb_mask = _limb_rows(limbs, pick, num_joints)[:, None, :].expand_as(mask)
+        mask = torch.where(as_limb[:, None, None], limb_mask, mask)
     return mask & hit[:, None, None]
 
 
@@ -279,8 +220,7 @@ def flip_pose(pose: torch.Tensor, skeleton) -> torch.Tensor:
 
 
 def mirror_mask(mask, skeleton):
-    """Swap left and right joints of a spatial mask ``(..., joints)`` (torch or NumPy), as
-    :func:`flip_pose` does to the pose, so the flipped pass hides the same limb."""
+    """Swap left and right joints of a spatial mask ``(..., joints)`` (torch or NumPy), as :func:`flip_pose`."""
     if isinstance(mask, torch.Tensor):
         return mask.index_select(-1, _flip_index(skeleton, mask.shape[-1], mask.device))
     return mask[..., _flip_index(skeleton, mask.shape[-1], None).numpy()]

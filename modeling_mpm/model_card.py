@@ -1,10 +1,6 @@
-"""Model cards for trained MPM models, with a ``model-index`` filled from measured results.
-
-:func:`build_model_card` renders the package's ``model_card_template.md`` (Jinja2, through
-:meth:`huggingface_hub.ModelCard.from_template`) with :class:`huggingface_hub.ModelCardData`
-metadata; :func:`eval_results_from` turns the dicts of :mod:`modeling_mpm.evaluation` into
-:class:`huggingface_hub.EvalResult` entries. Nothing here needs the network (``card.validate()``
-would, so it is not called).
+"""Model cards for trained MPM models: the package's ``model_card_template.md`` rendered with
+``huggingface_hub.ModelCardData`` metadata and a ``model-index`` from measured results. No network needed
+(``card.validate()`` would, so it is not called).
 """
 
 from __future__ import annotations
@@ -19,9 +15,7 @@ __all__ = ["TEMPLATE_PATH", "TASK_DESCRIPTIONS", "eval_results_from", "results_m
 #: The card template, shipped inside the package (package data, so wheels have it too).
 TEMPLATE_PATH = Path(__file__).resolve().parent / "model_card_template.md"
 
-#: Metadata of every card. No Hugging Face pipeline tag describes 2D keypoints -> 3D pose, so
-#: ``pipeline_tag`` is "other" (it keeps the Hub from inferring a wrong one such as
-#: feature-extraction); the package's own tasks are in the tags and in ``custom_pipelines``.
+#: Metadata of every card. No Hub pipeline tag describes 2D -> 3D pose: "other" keeps the Hub from inferring one.
 PIPELINE_TAG = "other"
 TAGS = ["mpm", "pose-estimation", "3d-human-pose-estimation", "human-pose-lifting", "masked-pose-modeling",
         "custom_code"]
@@ -91,13 +85,8 @@ _SETTING_NAMES = {
 
 def eval_results_from(results: Mapping[str, Mapping[str, Any]], *, task: str, dataset_type: str,
                       dataset_name: str, dataset_split: Optional[str] = None) -> List:
-    """``EvalResult`` entries for a card's ``model-index``.
-
-    ``results``: ``{setting: evaluation dict}`` as returned by the trainer's test evaluation
-    (lifting: settings ``plain`` / ``flip`` / ``occluded`` with ``mpjpe`` and ``p_mpjpe`` in mm;
-    completion: ``completion`` with ``mpjpe_masked`` / ``mpjpe_all`` or ``mpjpe``; pre-training:
-    ``masked_modeling``).
-    """
+    """``EvalResult`` entries for a card's ``model-index`` from ``{setting: evaluation dict}`` (the trainer's test
+    evaluation: ``plain`` / ``flip`` / ``occluded`` lifting, ``completion``, ``masked_modeling``; errors in mm)."""
     from huggingface_hub import EvalResult
 
     task_type = MODEL_INDEX_TASK
@@ -129,7 +118,8 @@ def results_markdown(results: Mapping[str, Mapping[str, Any]]) -> str:
     if lifting:
         lines += ["| setting | MPJPE (mm) | P-MPJPE (mm) | windows |", "|---|---:|---:|---:|"]
         for k, v in lifting.items():
-            lines.append(f"| {_SETTING_NAMES.get(k, k)} | {v['mpjpe']:.1f} | {v['p_mpjpe']:.1f} | {v.get('windows', '')} |")
+            row = f"| {_SETTING_NAMES.get(k, k)} | {v['mpjpe']:.1f} | {v['p_mpjpe']:.1f} | {v.get('windows', '')} |"
+            lines.append(row)
         first = next(iter(lifting.values()))
         if first.get("per_action"):
             lines += ["", "Per action (" + _SETTING_NAMES.get(next(iter(lifting)), "") + "):", "",
@@ -167,10 +157,9 @@ def build_model_card(model, *, task: str, eval_results: Optional[Mapping[str, An
                      datasets: Optional[List[str]] = None, license: str = "apache-2.0"):
     """A :class:`huggingface_hub.ModelCard` for ``model`` (an MPM model or its config).
 
-    ``eval_results`` feeds both the ``model-index`` and the results table. ``base_model`` and
-    ``datasets`` go into the metadata only when they are Hub ids (``org/name``, not local paths);
-    ``dataset_type`` is the model-index dataset id. ``license`` is the weights' licence (the
-    code is Apache-2.0; weights trained on licensed data may need ``"other"``).
+    ``eval_results`` feeds the ``model-index`` and the results table. ``base_model`` and ``datasets`` enter the
+    metadata only as Hub ids (``org/name``); ``dataset_type`` is the model-index dataset id; ``license`` is the
+    weights' licence (weights trained on licensed data may need ``"other"``).
     """
     from huggingface_hub import ModelCard, ModelCardData
 
@@ -185,36 +174,24 @@ def build_model_card(model, *, task: str, eval_results: Optional[Mapping[str, An
                                 dataset_split=dataset_split) if eval_results else None
     hub_base = base_model if is_hub_id(base_model) else None
     hub_datasets = [d for d in (datasets or []) if is_hub_id(d)] or None
-    data = ModelCardData(
-        library_name="transformers",
-        pipeline_tag=PIPELINE_TAG,
-        license=license,
-        tags=list(TAGS),
-        datasets=hub_datasets,
-        model_name=name if results else None,
-        eval_results=results,
-        base_model=hub_base,
-    )
+    data = ModelCardData(library_name="transformers", pipeline_tag=PIPELINE_TAG, license=license, tags=list(TAGS),
+                         datasets=hub_datasets, model_name=name if results else None, eval_results=results,
+                         base_model=hub_base)
     arch = (getattr(cfg, "architectures", None) or [type(model).__name__])[0]
+    if not initialisation and base_model:
+        base = base_model if hub_base else os.path.basename(os.path.normpath(base_model))
+        initialisation = "pre-trained encoder: " + base
+    split = f", split `{dataset_split}`." if dataset_split else "."
     kwargs = dict(
-        model_name=name,
-        model_summary=f"An MPM model for {TASK_DESCRIPTIONS[task]}.",
-        task_description=TASK_DESCRIPTIONS[task],
-        architecture=arch,
-        skeleton=skel.name,
-        num_joints=cfg.num_joints,
-        num_frames=cfg.num_frames,
-        hidden_size=cfg.hidden_size,
-        intermediate_size=cfg.intermediate_size,
-        num_layers=cfg.num_layers,
-        num_heads=cfg.num_attention_heads,
+        model_name=name, model_summary=f"An MPM model for {TASK_DESCRIPTIONS[task]}.",
+        task_description=TASK_DESCRIPTIONS[task], architecture=arch, skeleton=skel.name, num_joints=cfg.num_joints,
+        num_frames=cfg.num_frames, hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
+        num_layers=cfg.num_layers, num_heads=cfg.num_attention_heads,
         num_parameters=f"{n_params / 1e6:.2f} M" if n_params else "n/a",
-        initialisation=initialisation or ("pre-trained encoder: " + (base_model if hub_base else os.path.basename(
-            os.path.normpath(base_model))) if base_model else "random"),
-        usage=_usage(task),
-        pipeline_task=PIPELINE_TASKS.get(task, "pose-lifting"),
+        initialisation=initialisation or "random",
+        usage=_usage(task), pipeline_task=PIPELINE_TASKS.get(task, "pose-lifting"),
         training_details=training_details or "_Not recorded._",
-        evaluation_details=evaluation_details or f"Data: {dataset_name}" + (f", split `{dataset_split}`." if dataset_split else "."),
+        evaluation_details=evaluation_details or f"Data: {dataset_name}{split}",
         results_table=results_markdown(eval_results),
         limitations=limitations or (
             "Trained on the data named above only; accuracy on other camera set-ups, frame rates, "

@@ -1,16 +1,12 @@
-"""MPM models: a shared single-stream 2D/3D pose encoder, the masked-pose-modeling model used
-for pre-training and completion, and the fine-tuned 2D -> 3D lifter.
+"""MPM models: the shared single-stream 2D/3D pose encoder, the masked-pose-modeling model (pre-training,
+completion) and the 2D -> 3D lifter.
 
-Conventions (see the README):
-- ``pose_2d``: ``(batch, frames, joints, 2)`` normalised screen coordinates
-  (``x / w * 2 - 1``, ``y / w * 2 - h / w``), not root-relative.
-- ``pose_3d``: ``(batch, frames, joints, 3)`` metres, camera frame (x right, y down, z forward),
-  root-relative with the root (joint 0) at 0.
-- masks are bool with ``True`` = masked: spatial ``(batch, frames, joints)`` or ``(frames, joints)``,
-  temporal ``(batch, frames)`` or ``(frames,)``.
+- ``pose_2d``: ``(batch, frames, joints, 2)`` normalised screen coordinates (``x / w * 2 - 1``, ``y / w * 2 - h / w``).
+- ``pose_3d``: ``(batch, frames, joints, 3)`` metres, camera frame (x right, y down, z forward), root (joint 0) at 0.
+- masks: bool, True = masked; spatial ``(batch, frames, joints)`` or ``(frames, joints)``, temporal
+  ``(batch, frames)`` or ``(frames,)``.
 
-The layer numerics follow the authors' code (docs/authors_code.md sections 4 and 6) so that converted
-official checkpoints reproduce their outputs (``modeling_mpm.convert_official``).
+Layer numerics follow the authors' code (docs/authors_code.md sections 4, 6): converted checkpoints reproduce them.
 """
 
 from __future__ import annotations
@@ -34,28 +30,17 @@ from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 from .configuration_mpm import MPMConfig
 from .masking import sample_masks
 
-__all__ = [
-    "MPMPreTrainedModel",
-    "MPMModel",
-    "MPMForMaskedPoseModeling",
-    "MPMForPoseLifting",
-    "MPMModelOutput",
-    "MPMMaskedPoseModelingOutput",
-    "MPMPoseLiftingOutput",
-    "mpjpe_loss",
-    "zero_root",
-]
+__all__ = ["MPMPreTrainedModel", "MPMModel", "MPMForMaskedPoseModeling", "MPMForPoseLifting", "MPMModelOutput",
+           "MPMMaskedPoseModelingOutput", "MPMPoseLiftingOutput", "mpjpe_loss", "zero_root"]
 
 
-#: Warning for missing 2D joints fed to a model whose 2D mask token was never trained (a converted
-#: official lifter: the authors' lifter has no mask token; ``config.mask_token_2d_trained=False``).
+#: Warning for missing 2D joints fed to a lifter with ``config.mask_token_2d_trained=False``.
 UNTRAINED_MASK_TOKEN_2D = (
     "this lifter's 2D mask token was never trained (a converted official lifter has none; its value "
     "is a random initialisation), so missing joints are fed as noise; fine-tune it with occluded input "
     "(training.occlusion_prob > 0) or start the lifter from MPM pre-training")
 
 
-# ----------------------------------------------------------------------------- outputs
 @dataclass
 class MPMModelOutput(ModelOutput):
     """Output of :class:`MPMModel`.
@@ -139,7 +124,6 @@ class MPMPoseLiftingOutput(ModelOutput):
     attentions: Optional[Tuple[torch.FloatTensor, ...]] = None
 
 
-# ----------------------------------------------------------------------------- losses
 def mpjpe_loss(prediction: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Mean per-joint position error ``mean ||prediction - target||_2`` over ``(..., joints, C)``.
 
@@ -157,15 +141,13 @@ def mpjpe_loss(prediction: torch.Tensor, target: torch.Tensor, weight: Optional[
 
 
 def _fields_tuple(out: ModelOutput) -> tuple:
-    """``out.to_tuple()`` in the dataclass's field order (fields assigned after construction would
-    otherwise come in assignment order)."""
+    """``out.to_tuple()`` in field order (fields assigned after construction would come in assignment order)."""
     return tuple(getattr(out, f.name) for f in fields(out) if getattr(out, f.name) is not None)
 
 
 def zero_root(pose, root: Optional[int]):
-    """The root rule, the one used everywhere (model outputs, evaluation, inference): joint ``root``
-    of ``pose`` ``(..., J, C)`` (torch or NumPy) set to 0, the other joints unchanged (the
-    authors' evaluation sets it, it does not subtract it); ``root=None`` returns ``pose``."""
+    """The root rule used everywhere: joint ``root`` of ``pose`` ``(..., J, C)`` (torch or NumPy) set to 0, the
+    others unchanged (set, not subtracted, as the authors' evaluation); ``root=None`` returns ``pose``."""
     if root is None:
         return pose
     if not isinstance(pose, torch.Tensor):
@@ -176,16 +158,9 @@ def zero_root(pose, root: Optional[int]):
     return torch.where(is_root, torch.zeros((), dtype=pose.dtype, device=pose.device), pose)
 
 
-_zero_root = zero_root  # the former private name (baselines.py)
-
-
-# ----------------------------------------------------------------------------- modules
 class MPMLayerNorm(nn.Module):
-    """LayerNorm over the last dimension.
-
-    ``legacy=True`` is the authors' variant: ``weight * (x - mean) / (std + eps) + bias`` with the
-    unbiased standard deviation; ``legacy=False`` is ``nn.functional.layer_norm``.
-    """
+    """LayerNorm over the last dimension. ``legacy=True``: the authors' ``weight * (x - mean) / (std + eps) + bias``
+    with the unbiased std; ``legacy=False``: ``nn.functional.layer_norm``."""
 
     def __init__(self, size: int, eps: float = 1e-6, legacy: bool = True):
         super().__init__()
@@ -195,8 +170,7 @@ class MPMLayerNorm(nn.Module):
         self.legacy = legacy
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Statistics and the affine part in float32; the result has the dtype of the weights (the
-        # model's compute dtype), so a float32 residual stream feeds bfloat16 layers.
+        # statistics and affine part in float32; the result in the weights' (compute) dtype
         h = x.float()
         w, b = self.weight.float(), self.bias.float()
         if not self.legacy:
@@ -209,10 +183,8 @@ class MPMLayerNorm(nn.Module):
 
 
 def eager_attention_forward(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
-    """Plain softmax attention. ``query``/``key``/``value``: ``(batch, heads, tokens, head_dim)``;
-    ``attention_mask``: ``(batch, 1, 1, tokens)`` bool, True = attend (or None).
-
-    Returns ``(output (batch, tokens, heads, head_dim), weights (batch, heads, tokens, tokens))``."""
+    """Softmax attention on ``(batch, heads, tokens, head_dim)``; ``attention_mask`` ``(batch, 1, 1, tokens)``
+    bool, True = attend (or None). Returns ``(output (batch, tokens, heads, head_dim), weights)``."""
     if scaling is None:
         scaling = query.size(-1) ** -0.5
     scores = torch.matmul(query, key.transpose(2, 3)) * scaling
@@ -224,12 +196,9 @@ def eager_attention_forward(module, query, key, value, attention_mask, scaling=N
 
 
 class MPMAttention(nn.Module):
-    """Multi-head self-attention over frames (bidirectional); ``padding_mask`` ``(batch, tokens)``
-    True = ignore.
-
-    The kernel is ``config._attn_implementation`` looked up in transformers' attention-function
-    registry: ``"sdpa"`` (default, ``F.scaled_dot_product_attention``) or ``"eager"`` (the only one
-    that returns attention weights)."""
+    """Bidirectional multi-head self-attention over frames; ``padding_mask`` ``(batch, tokens)`` True = ignore. The
+    kernel is ``config._attn_implementation`` from transformers' registry: ``"sdpa"`` (default) or ``"eager"``
+    (the only one returning weights)."""
 
     is_causal = False
 
@@ -245,10 +214,8 @@ class MPMAttention(nn.Module):
         self.out_proj = nn.Linear(c, c)
         self.dropout = config.dropout
 
-    def forward(self, x: torch.Tensor, padding_mask: Optional[torch.Tensor] = None
-                ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """``x`` ``(batch, tokens, hidden)`` -> ``(output (batch, tokens, hidden), weights or None)``
-        (weights from the eager kernel only; transformers' output capturing records them)."""
+    def forward(self, x: torch.Tensor, padding_mask: Optional[torch.Tensor] = None):
+        """``(batch, tokens, hidden)`` -> ``(output (batch, tokens, hidden), weights (eager only) or None)``."""
         b, t, c = x.shape
 
         def heads(y):
@@ -260,10 +227,8 @@ class MPMAttention(nn.Module):
         if implementation != "eager":
             attention = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
         # scaling=None: the kernels' default 1/sqrt(head_dim), bit-identical to the authors' SDPA call
-        out, weights = attention(
-            self, heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x)), attn_mask,
-            dropout=self.dropout if self.training else 0.0, scaling=None, is_causal=False,
-        )
+        out, weights = attention(self, heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x)), attn_mask,
+                                 dropout=self.dropout if self.training else 0.0, scaling=None, is_causal=False)
         return self.out_proj(out.reshape(b, t, c)), weights
 
 
@@ -296,10 +261,8 @@ class MPMTransformerLayer(GradientCheckpointingLayer):
 
 
 class MPMJointEmbedding(nn.Module):
-    """Per-frame embedding of all joints of one modality: 1x1 Conv -> BatchNorm -> LeakyReLU -> Dropout.
-
-    ``(batch, joints * channels, frames) -> (batch, embedding_size, frames)``.
-    """
+    """Per-frame joint embedding, 1x1 Conv -> BN -> LeakyReLU -> Dropout: ``(batch, joints * channels, frames) ->
+    (batch, embedding_size, frames)``."""
 
     def __init__(self, in_features: int, out_features: int, dropout: float):
         super().__init__()
@@ -382,8 +345,7 @@ class MPMStridedLayer(GradientCheckpointingLayer):
 
 
 class MPMPositionEmbedding(nn.Module):
-    """A learned ``(1, frames, hidden)`` position embedding owned by its own module, so that
-    ``_init_weights`` sees it (transformers 5 only initialises modules that own missing tensors)."""
+    """A learned ``(1, frames, hidden)`` position embedding in its own module, so that ``_init_weights`` sees it."""
 
     def __init__(self, num_frames: int, hidden_size: int):
         super().__init__()
@@ -396,10 +358,8 @@ class MPMStridedReduce(nn.Module):
 
     def __init__(self, config: MPMConfig):
         super().__init__()
-        n = len(config.reduce_strides)
-        self.position_embeddings = nn.ModuleList(
-            [MPMPositionEmbedding(config.num_frames, config.hidden_size) for _ in range(min(3, n))]
-        )
+        n, c = min(3, len(config.reduce_strides)), config.hidden_size
+        self.position_embeddings = nn.ModuleList([MPMPositionEmbedding(config.num_frames, c) for _ in range(n)])
         self.layers = nn.ModuleList([MPMStridedLayer(config, s) for s in config.reduce_strides])
 
     def forward(self, x):
@@ -411,51 +371,41 @@ class MPMStridedReduce(nn.Module):
 
 
 class MPMPoseRefiner(nn.Module):
-    """Post-refinement of the centre frame (docs/authors_code.md section 6.5): blends the predicted x, y with the
-    back-projection of the input 2D at the predicted depth, per joint, with a learned gate.
-
-    Needs the normalised intrinsics ``(batch, >=4)`` ``[fx, fy, cx, cy, ...]`` and the root depth
-    ``(batch,)`` in metres (the authors use the ground-truth root depth).
-    """
+    """Post-refinement of the centre frame (docs/authors_code.md section 6.5): a learned per-joint gate blends the
+    predicted x, y with the back-projection of the input 2D at the predicted depth. Needs normalised intrinsics
+    ``(batch, >=4)`` ``[fx, fy, cx, cy, ...]`` and the root depth ``(batch,)`` in metres (authors: ground truth)."""
 
     def __init__(self, num_joints: int, hidden: int = 1024, dropout: float = 0.5):
         super().__init__()
-        self.mlp = nn.Sequential(
-            nn.Linear(6 * num_joints, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, 2 * num_joints),
-            nn.Sigmoid(),
-        )
+        self.mlp = nn.Sequential(nn.Linear(6 * num_joints, hidden), nn.ReLU(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, 2 * num_joints), nn.Sigmoid())
 
     def forward(self, pose_3d_center, pose_2d_center, intrinsics, root_depth):
         b, _, j, _ = pose_3d_center.shape
         z = pose_3d_center[..., 2:3] + root_depth.view(b, 1, 1, 1)
         z = torch.cat([root_depth.view(b, 1, 1, 1).expand(b, 1, 1, 1), z[:, :, 1:]], dim=2)
-        f = intrinsics[:, None, None, 0:2]
-        c = intrinsics[:, None, None, 2:4]
-        xy = (pose_2d_center - c) * z / f
-        xyz = torch.cat([xy, z], dim=-1)
+        f, c = intrinsics[:, None, None, 0:2], intrinsics[:, None, None, 2:4]
+        xyz = torch.cat([(pose_2d_center - c) * z / f, z], dim=-1)
         xyz = xyz - xyz[:, :, :1]
         w = next(self.mlp.parameters(), None)  # None after dynamic int8 quantisation (float32 input)
-        gate = self.mlp(torch.cat([pose_3d_center, xyz], dim=-1).reshape(b, 6 * j).to(torch.float32 if w is None else w.dtype))
-        gate = gate.float().view(b, 1, j, 2)
+        features = torch.cat([pose_3d_center, xyz], dim=-1).reshape(b, 6 * j)
+        gate = self.mlp(features.to(torch.float32 if w is None else w.dtype)).float().view(b, 1, j, 2)
         refined_xy = gate * pose_3d_center[..., :2] + (1 - gate) * xyz[..., :2]
         return torch.cat([refined_xy, pose_3d_center[..., 2:]], dim=-1)
 
 
-# ----------------------------------------------------------------------------- input checks
 def _as_pose(x, name: str, channels: int, num_joints: int, num_frames: int) -> torch.Tensor:
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(np.ascontiguousarray(x))
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor or numpy array of shape (batch, frames, joints, "
-                        f"{channels}), got {type(x).__name__}")
+        raise TypeError(f"{name} must be a torch.Tensor or numpy array of shape (batch, frames, joints, {channels}), "
+                        f"got {type(x).__name__}")
     if not torch.is_floating_point(x):
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     if x.dim() != 4 or x.shape[-1] != channels or x.shape[-2] != num_joints or x.shape[1] != num_frames:
-        raise ValueError(
-            f"{name} must have shape (batch, {num_frames}, {num_joints}, {channels}) for this model "
-            f"(num_frames={num_frames}, num_joints={num_joints}), got {tuple(x.shape)}; use the pipeline "
-            f"or modeling_mpm.inference to window sequences of other lengths"
-        )
+        raise ValueError(f"{name} must have shape (batch, {num_frames}, {num_joints}, {channels}) for this model "
+                         f"(num_frames={num_frames}, num_joints={num_joints}), got {tuple(x.shape)}; use the pipeline "
+                         f"or modeling_mpm.inference to window sequences of other lengths")
     if x.shape[0] == 0:
         raise ValueError(f"{name} has an empty batch")
     return x
@@ -467,7 +417,8 @@ def _as_mask(mask, name: str, batch: int, shape: Tuple[int, ...], device) -> Opt
     if isinstance(mask, np.ndarray):
         mask = torch.from_numpy(mask)
     if not isinstance(mask, torch.Tensor):
-        raise TypeError(f"{name} must be a bool tensor of shape {shape} or (batch, *{shape}), got {type(mask).__name__}")
+        raise TypeError(f"{name} must be a bool tensor of shape {shape} or (batch, *{shape}), "
+                        f"got {type(mask).__name__}")
     if mask.dtype != torch.bool:
         if torch.is_floating_point(mask):
             raise TypeError(f"{name} must be a bool (or integer 0/1) tensor, got dtype {mask.dtype}")
@@ -479,7 +430,6 @@ def _as_mask(mask, name: str, batch: int, shape: Tuple[int, ...], device) -> Opt
     return mask.to(device)
 
 
-# ----------------------------------------------------------------------------- base classes
 class MPMPreTrainedModel(PreTrainedModel):
     config_class = MPMConfig
     base_model_prefix = "mpm"
@@ -492,9 +442,8 @@ class MPMPreTrainedModel(PreTrainedModel):
     _auto_map_classes: Tuple[str, ...] = ("AutoModel",)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        """``PreTrainedModel.save_pretrained``; a model registered for remote code writes a complete
-        ``auto_map``: ``AutoConfig``, ``AutoModel`` and its task auto class (if any), all naming
-        this class, so that every auto class loads the same class with and without the package."""
+        """``PreTrainedModel.save_pretrained``; a model registered for remote code writes a complete ``auto_map``
+        (``AutoConfig``, ``AutoModel``, its task auto class) naming this class, so every auto class loads it."""
         if self._auto_class is not None:
             name = f"{type(self).__module__.split('.')[-1]}.{type(self).__name__}"
             old = dict(getattr(self.config, "auto_map", None) or {})
@@ -504,21 +453,16 @@ class MPMPreTrainedModel(PreTrainedModel):
         return super().save_pretrained(save_directory, *args, **kwargs)
 
     def _output_flags(self, output_attentions, output_hidden_states, return_dict, kwargs):
-        """Resolve the transformers output flags against the config and refuse unknown keyword
-        arguments (a misspelt ``labels=`` must not be silently ignored)."""
+        """Resolve the output flags against the config; refuse unknown keyword arguments (a misspelt ``labels=``)."""
         if kwargs:
-            raise TypeError(
-                f"{type(self).__name__}.forward() got unexpected keyword argument(s) {sorted(kwargs)}; "
-                f"see help({type(self).__name__}.forward) for the accepted ones"
-            )
+            raise TypeError(f"{type(self).__name__}.forward() got unexpected keyword argument(s) {sorted(kwargs)}; "
+                            f"see help({type(self).__name__}.forward) for the accepted ones")
         cfg = self.config
         output_attentions = cfg.output_attentions if output_attentions is None else output_attentions
         if output_attentions and (cfg._attn_implementation or "sdpa") != "eager":
-            raise ValueError(
-                f"output_attentions=True needs the eager attention, this model uses "
-                f"{cfg._attn_implementation!r}; load it with attn_implementation=\"eager\" or call "
-                f"model.set_attn_implementation(\"eager\")"
-            )
+            raise ValueError(f"output_attentions=True needs the eager attention, this model uses "
+                             f"{cfg._attn_implementation!r}; load it with attn_implementation=\"eager\" or call "
+                             f"model.set_attn_implementation(\"eager\")")
         output_hidden_states = cfg.output_hidden_states if output_hidden_states is None else output_hidden_states
         return_dict = cfg.return_dict if return_dict is None else return_dict
         return bool(output_attentions), bool(output_hidden_states), bool(return_dict)
@@ -527,26 +471,21 @@ class MPMPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module):
-        """PyTorch-default init for convs/linears (as the authors), ones/zeros for norms, and
-        ``N(0, embedding_init_std)`` for every position embedding and mask token. Every custom
-        parameter is set here, because transformers 5 does not run ``__init__`` initialisation for
-        tensors that a checkpoint does not contain."""
+        """PyTorch-default init for convs/linears (as the authors), ones/zeros for norms, ``N(0, embedding_init_std)``
+        for position embeddings and mask tokens (transformers 5 skips ``__init__`` init of missing tensors)."""
         std = self.config.embedding_init_std
         if isinstance(module, (nn.Linear, nn.Conv1d)):
             init.kaiming_uniform_(module.weight, a=math.sqrt(5))
             if module.bias is not None:
-                fan_in = module.weight.shape[1] * (module.weight.shape[2] if module.weight.dim() == 3 else 1)
-                bound = 1 / math.sqrt(fan_in)
+                bound = 1 / math.sqrt(math.prod(module.weight.shape[1:]))  # 1 / sqrt(fan_in)
                 init.uniform_(module.bias, -bound, bound)
-        elif isinstance(module, nn.BatchNorm1d):
+        elif isinstance(module, (nn.BatchNorm1d, MPMLayerNorm)):
             init.ones_(module.weight)
             init.zeros_(module.bias)
-            init.zeros_(module.running_mean)
-            init.ones_(module.running_var)
-            init.zeros_(module.num_batches_tracked)
-        elif isinstance(module, MPMLayerNorm):
-            init.ones_(module.weight)
-            init.zeros_(module.bias)
+            if isinstance(module, nn.BatchNorm1d):
+                init.zeros_(module.running_mean)
+                init.ones_(module.running_var)
+                init.zeros_(module.num_batches_tracked)
         elif isinstance(module, MPMModel):
             init.normal_(module.position_embedding, std=std)
             init.normal_(module.spatial_mask_token_2d, std=std)
@@ -560,16 +499,13 @@ class MPMPreTrainedModel(PreTrainedModel):
 
 
 class MPMModel(MPMPreTrainedModel):
-    """The shared single-stream encoder: a per-modality joint embedding (2D or 3D), the shared
-    spatial MLP and the shared temporal transformer with a learned frame position embedding.
-
-    One call encodes one modality. Masked joints (``spatial_mask``) get their coordinates replaced
-    by a learned 2D/3D mask token before the embedding; masked frames (``temporal_mask``) are
-    dropped after the position embedding is added, so only visible frames are encoded.
+    """The shared single-stream encoder: a per-modality (2D/3D) joint embedding, the shared spatial MLP and the
+    shared temporal transformer with a learned frame position embedding. One call encodes one modality. Masked
+    joints (``spatial_mask``) get a learned mask token before the embedding; masked frames (``temporal_mask``) are
+    dropped after the position embedding is added.
 
     Args:
-        add_3d_embedding: build the 3D joint embedding and 3D mask token (the lifter, which
-            only sees 2D, leaves them out).
+        add_3d_embedding: build the 3D joint embedding and 3D mask token (the 2D-only lifter leaves them out).
         mlp_dropout: dropout of the embedding and spatial MLP (default ``config.mlp_dropout``).
     """
 
@@ -579,24 +515,18 @@ class MPMModel(MPMPreTrainedModel):
         drop = config.mlp_dropout if mlp_dropout is None else mlp_dropout
         self.spatial_mask_token_2d = nn.Parameter(torch.zeros(2))
         self.joint_embedding_2d = MPMJointEmbedding(2 * j, e, drop)
-        if add_3d_embedding:
-            self.spatial_mask_token_3d = nn.Parameter(torch.zeros(3))
-            self.joint_embedding_3d = MPMJointEmbedding(3 * j, e, drop)
-        else:
-            self.spatial_mask_token_3d = None
-            self.joint_embedding_3d = None
+        self.spatial_mask_token_3d = nn.Parameter(torch.zeros(3)) if add_3d_embedding else None
+        self.joint_embedding_3d = MPMJointEmbedding(3 * j, e, drop) if add_3d_embedding else None
         self.spatial_mlp = MPMSpatialMLP(config, drop)
         self.position_embedding = nn.Parameter(torch.zeros(1, config.num_frames, c))
         self.layers = nn.ModuleList([MPMTransformerLayer(config) for _ in range(config.num_layers)])
         self.post_init()
 
-    #: what transformers' output capturing records: each layer's output (after the layer's input,
-    #: so ``num_layers + 1`` hidden states) and the eager kernel's attention weights
+    #: output capturing: each layer's output (``num_layers + 1`` hidden states with the input), eager attention weights
     _can_record_outputs = {"hidden_states": MPMTransformerLayer, "attentions": OutputRecorder(MPMAttention, index=1)}
 
     def get_input_embeddings(self) -> nn.Module:
-        """The 2D joint embedding (the input layer every task uses). transformers' default raises
-        for a model without token embeddings, and Accelerate's FSDP2 preparation calls it."""
+        """The 2D joint embedding (transformers' default raises without token embeddings; Accelerate FSDP2 calls it)."""
         return self.joint_embedding_2d
 
     def set_input_embeddings(self, value: nn.Module):
@@ -604,11 +534,9 @@ class MPMModel(MPMPreTrainedModel):
 
     def embed_frames(self, pose: torch.Tensor, spatial_mask: Optional[torch.Tensor],
                      add_position_embedding: bool = True) -> torch.Tensor:
-        """``(batch, frames, joints, 2|3)`` -> ``(batch, frames, hidden_size)`` with position embedding.
-
-        Without it (``add_position_embedding=False``) every frame is embedded on its own (in eval
-        mode), so any number of frames may be passed: seq2frame inference reuses these features
-        across the windows that share a frame, and the streaming lifter caches them."""
+        """``(batch, frames, joints, 2|3)`` -> ``(batch, frames, hidden_size)`` with position embedding. Without it
+        (``add_position_embedding=False``), frames are embedded independently (eval mode), any number of them: seq2frame
+        inference and the streaming lifter reuse these features across windows."""
         b, t, j, d = pose.shape
         if d == 2:
             token, embedding = self.spatial_mask_token_2d, self.joint_embedding_2d
@@ -632,10 +560,9 @@ class MPMModel(MPMPreTrainedModel):
                 return_dict: Optional[bool] = None, **kwargs):
         """Encode one modality: pass exactly one of ``pose_2d`` / ``pose_3d``.
 
-        ``output_attentions`` / ``output_hidden_states`` / ``return_dict`` default to the config's
-        values; with ``return_dict=False`` the output is ``MPMModelOutput.to_tuple()`` (the fields
-        that are set, in order). ``@capture_outputs`` collects ``hidden_states`` / ``attentions``
-        and applies ``return_dict``; this body only checks the flags."""
+        ``output_attentions`` / ``output_hidden_states`` / ``return_dict`` default to the config's; with
+        ``return_dict=False`` the output is ``MPMModelOutput.to_tuple()``. ``@capture_outputs`` collects
+        ``hidden_states`` / ``attentions`` and applies ``return_dict``; this body only checks the flags."""
         self._output_flags(output_attentions, output_hidden_states, return_dict, kwargs)
         if (pose_2d is None) == (pose_3d is None):
             raise ValueError("MPMModel encodes one modality per call: pass exactly one of pose_2d or pose_3d")
@@ -643,9 +570,8 @@ class MPMModel(MPMPreTrainedModel):
         pose, spatial_mask, temporal_mask = self._prepare(pose, name, d, spatial_mask, temporal_mask)
         token_mask = spatial_mask
         if temporal_mask is not None:
-            # Dropped frames pass the joint embedding and spatial MLP and are removed afterwards.
-            # They carry their coordinates (authors) or the mask token (config); non-finite values
-            # always get the token, which keeps NaN out of BatchNorm and padded attention keys.
+            # Dropped frames pass the embedding and spatial MLP, then are removed. They carry their coordinates
+            # (authors) or the mask token (config); non-finite values always get the token (no NaN in BatchNorm).
             dropped = temporal_mask[..., None].expand(-1, -1, pose.shape[2])
             if self.config.dropped_frames_input == "coordinates":
                 dropped = dropped & ~torch.isfinite(pose).all(-1)
@@ -671,16 +597,13 @@ class MPMModel(MPMPreTrainedModel):
         if temporal_mask is not None:
             hidden = hidden | temporal_mask[..., None]
         if not bool((finite | hidden).all()):
-            raise ValueError(
-                f"{name} has NaN/inf at joints that are not masked; mark missing joints in spatial_mask "
-                f"(True = missing) so the model replaces them with its mask token"
-            )
+            raise ValueError(f"{name} has NaN/inf at joints that are not masked; mark missing joints in spatial_mask "
+                             f"(True = missing) so the model replaces them with its mask token")
         return pose, spatial_mask, temporal_mask
 
 
 def _drop_masked_frames(x: torch.Tensor, temporal_mask: torch.Tensor):
-    """Keep the visible frames of ``x`` ``(batch, frames, C)`` in time order. Samples with fewer
-    visible frames are padded (returned ``padding`` mask True) to the batch's largest count."""
+    """Visible frames of ``x`` ``(batch, frames, C)`` in time order, padded (``padding`` True) to the largest count."""
     b, t, c = x.shape
     visible_count = (~temporal_mask).sum(dim=1)
     v = int(visible_count.max())
@@ -692,17 +615,13 @@ def _drop_masked_frames(x: torch.Tensor, temporal_mask: torch.Tensor):
     return x, order, padding
 
 
-# ----------------------------------------------------------------------------- masked modeling
 class MPMForMaskedPoseModeling(MPMPreTrainedModel):
-    """Masked 2D and masked 3D pose modeling on the shared encoder (pre-training), also used for
-    3D pose completion (3D with missing joints -> 3D) and occluded 2D -> 3D.
+    """Masked 2D and 3D pose modeling on the shared encoder (pre-training), also 3D pose completion and occluded
+    2D -> 3D. Auto classes: ``AutoModelForPreTraining`` and ``AutoModel``.
 
-    Auto classes: ``AutoModelForPreTraining`` and ``AutoModel`` (for a saved folder of this class).
-
-    Masked frames are dropped before the encoder and re-inserted as a learned token plus a
-    decoder position embedding; a 2D decoder and a 3D decoder (``decoder_layers`` transformer
-    layers each) feed BatchNorm + 1x1 conv heads. A 2D input also goes through the 3D decoder,
-    which gives 3D lifted from (masked) 2D, when that output is needed (``output_lifted``).
+    Masked frames are dropped before the encoder and re-inserted as a learned token plus a decoder position
+    embedding; 2D and 3D decoders (``decoder_layers`` layers each) feed BatchNorm + 1x1 conv heads. The 3D decoder
+    also lifts the 2D input when that output is needed (``output_lifted``).
     """
 
     def __init__(self, config: MPMConfig):
@@ -720,19 +639,16 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
 
     _auto_map_classes = ("AutoModel", "AutoModelForPreTraining")
 
-    # masks --------------------------------------------------------------------------
     def sample_masks(self, batch_size: int, modality: str, generator: Optional[torch.Generator] = None,
                      device=None) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
         """Masks for one modality per ``config.mask_mode`` (:func:`modeling_mpm.masking.sample_masks`)."""
         return sample_masks(self.config, batch_size, modality, generator, device)
 
-    # pieces --------------------------------------------------------------------------
     def _decoder_input(self, pose, modality, spatial_mask, temporal_mask, **output_flags):
         enc = self.mpm(**{f"pose_{modality}": pose}, spatial_mask=spatial_mask, temporal_mask=temporal_mask,
                        return_dict=True, **output_flags)
         feats = self.encoder_norm(enc.last_hidden_state)
-        b = feats.shape[0]
-        pos = self.decoder_position_embedding.expand(b, -1, -1)
+        pos = self.decoder_position_embedding.expand(feats.shape[0], -1, -1)
         full = self.temporal_mask_token + pos
         if enc.visible_frame_indices is None:
             return feats + pos, enc
@@ -761,8 +677,8 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
         return mpjpe_loss(prediction, target, weight)
 
     def _encode(self, pose, modality, spatial_mask, temporal_mask, generator, **output_flags):
-        """Check one modality's input, resolve its masks (sampled in training when none are
-        given) and return ``(pose, spatial, temporal, decoder input (B, F, C), encoder output)``."""
+        """Check one modality's input and masks (sampled in training when none are given); returns
+        ``(pose, spatial, temporal, decoder input (B, F, C), encoder output)``."""
         cfg = self.config
         d = 2 if modality == "2d" else 3
         pose = _as_pose(pose, f"pose_{modality}", d, cfg.num_joints, cfg.num_frames)
@@ -784,20 +700,16 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
 
         Args:
             pose_2d: ``(batch, frames, joints, 2)`` normalised screen coordinates.
-            pose_3d: ``(batch, frames, joints, 3)`` metres, root-relative (it may come from another
-                clip than ``pose_2d``, as in the authors' unpaired pre-training).
-            spatial_mask / temporal_mask: masks for every modality passed (True = masked). If
-                neither is given in training mode, masks are sampled per ``config.mask_mode``
-                (independently for 2D and 3D); in eval mode no mask is applied.
+            pose_3d: ``(batch, frames, joints, 3)`` metres, root-relative (may be another clip than ``pose_2d``).
+            spatial_mask / temporal_mask: masks for every modality passed (True = masked). If neither is given in
+                training mode, masks are sampled per ``config.mask_mode`` (2D and 3D independently); eval: no mask.
             spatial_mask_3d / temporal_mask_3d: masks for the 3D pass only, overriding the above.
             lift_labels: ``(batch, frames, joints, 3)`` target of the 3D lifted from ``pose_2d``.
             generator: torch.Generator for the sampled masks.
-            output_lifted: run the 3D decoder and head on the 2D input (``pose_3d_from_2d``).
-                Default (None): when ``lift_labels`` are given or in eval mode. A training-mode
-                2D-only pass thus leaves the 3D head's BatchNorm statistics untouched, as in the
-                authors' code, where 2D features reach the 3D decoder only in the lifting branch.
-            output_attentions / output_hidden_states / return_dict: as in :meth:`MPMModel.forward`
-                (the encoder's, per pass).
+            output_lifted: run the 3D decoder and head on the 2D input (``pose_3d_from_2d``). Default: when
+                ``lift_labels`` are given or in eval mode (so a training 2D-only pass leaves the 3D head's BatchNorm
+                statistics untouched, as in the authors' code).
+            output_attentions / output_hidden_states / return_dict: as in :meth:`MPMModel.forward` (per pass).
         """
         output_attentions, output_hidden_states, return_dict = self._output_flags(
             output_attentions, output_hidden_states, return_dict, kwargs)
@@ -845,15 +757,12 @@ class MPMForMaskedPoseModeling(MPMPreTrainedModel):
         return out if return_dict else _fields_tuple(out)
 
 
-# ----------------------------------------------------------------------------- lifting
 class MPMForPoseLifting(MPMPreTrainedModel):
-    """2D -> 3D lifter: the shared encoder (2D branch), a strided transformer reducing the window
-    to its centre frame with a pose head (``pose_3d_center``), an all-frames pose head
-    (``pose_3d``) and, with ``config.use_refine``, the post-refinement module.
+    """2D -> 3D lifter: the shared encoder (2D branch), a strided reduce to the centre frame with a pose head
+    (``pose_3d_center``), an all-frames pose head (``pose_3d``) and, with ``config.use_refine``, the refiner.
 
-    ``MPMForPoseLifting.from_pretrained(pretraining_dir)`` transfers the shared encoder (joint
-    embedding, spatial MLP, temporal transformer, position embedding, 2D mask token); the reduce,
-    heads and refiner are newly initialised.
+    ``from_pretrained(pretraining_dir)`` transfers the shared encoder (2D embedding and mask token, spatial MLP,
+    temporal transformer, position embedding); the reduce, heads and refiner are newly initialised.
     """
 
     def __init__(self, config: MPMConfig):
@@ -865,8 +774,7 @@ class MPMForPoseLifting(MPMPreTrainedModel):
         self.frames_head = MPMPoseHead(c, j, 3)
         self.refiner = MPMPoseRefiner(j, config.refine_hidden_size) if config.use_refine else None
         if "MPMForMaskedPoseModeling" in (config.architectures or []):
-            # built from a pre-training/completion checkpoint (the documented transfer): its decoders,
-            # heads and 3D embedding are expected leftovers, the lifting parts expected to be new
+            # the documented transfer from a pre-training checkpoint: leftovers and new lifting parts are expected
             self._keys_to_ignore_on_load_unexpected = list(self._transfer_unexpected_keys)
             self._keys_to_ignore_on_load_missing = list(self._transfer_missing_keys)
         self.post_init()
@@ -885,12 +793,11 @@ class MPMForPoseLifting(MPMPreTrainedModel):
         Args:
             pose_2d: ``(batch, frames, joints, 2)`` normalised screen coordinates.
             spatial_mask: ``(batch, frames, joints)`` bool, True = missing joint (fed as the mask token).
-            labels: ``(batch, frames, joints, 3)`` (all frames + centre loss) or
-                ``(batch, 1, joints, 3)`` (centre loss only), metres, root-relative.
-            camera_intrinsics / root_depth: ``(batch, 4+)`` normalised ``[fx, fy, cx, cy]`` and
-                ``(batch,)`` metres, for the refiner only.
-            output_attentions / output_hidden_states / return_dict: as in :meth:`MPMModel.forward`
-                (the encoder's).
+            labels: ``(batch, frames, joints, 3)`` (all frames + centre loss) or ``(batch, 1, joints, 3)`` (centre
+                loss only), metres, root-relative.
+            camera_intrinsics / root_depth: ``(batch, 4+)`` normalised ``[fx, fy, cx, cy]`` and ``(batch,)`` metres,
+                for the refiner only.
+            output_attentions / output_hidden_states / return_dict: as in :meth:`MPMModel.forward`.
         """
         output_attentions, output_hidden_states, return_dict = self._output_flags(
             output_attentions, output_hidden_states, return_dict, kwargs)
@@ -902,8 +809,7 @@ class MPMForPoseLifting(MPMPreTrainedModel):
         all_frames = self.frames_head(hidden)
         center = self.center_head(self.reduce(hidden))
         if self.refiner is not None and camera_intrinsics is not None and root_depth is not None:
-            p2d = pose_2d if isinstance(pose_2d, torch.Tensor) else torch.as_tensor(pose_2d)
-            c = cfg.center_frame
+            p2d, c = (pose_2d if isinstance(pose_2d, torch.Tensor) else torch.as_tensor(pose_2d)), cfg.center_frame
             center = self.refiner(center, p2d[:, c : c + 1], torch.as_tensor(camera_intrinsics, dtype=center.dtype),
                                   torch.as_tensor(root_depth, dtype=center.dtype))
         raw_all, raw_center = all_frames, center  # the loss sees the root as predicted (authors)
@@ -915,10 +821,8 @@ class MPMForPoseLifting(MPMPreTrainedModel):
             b, j = all_frames.shape[0], cfg.num_joints
             if labels.dim() != 4 or labels.shape[0] != b or labels.shape[2:] != (j, 3) \
                     or labels.shape[1] not in (1, cfg.num_frames):
-                raise ValueError(
-                    f"labels must have shape ({b}, {cfg.num_frames}, {j}, 3) or ({b}, 1, {j}, 3), "
-                    f"got {tuple(labels.shape)}"
-                )
+                raise ValueError(f"labels must have shape ({b}, {cfg.num_frames}, {j}, 3) or ({b}, 1, {j}, 3), "
+                                 f"got {tuple(labels.shape)}")
             labels = zero_root(labels.to(all_frames.dtype), root)
             if labels.shape[1] == 1:
                 loss = cfg.lift_center_loss_weight * mpjpe_loss(raw_center, labels)

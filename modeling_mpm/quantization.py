@@ -1,23 +1,14 @@
-"""Reduced-precision inference for MPM models: bfloat16 / float16 weights with the norms kept in
-float32, and int8 dynamic quantisation of the linear layers.
+"""Reduced-precision inference for MPM models: bfloat16 / float16 weights with the norms kept in float32, and int8
+dynamic quantisation of the linear layers.
 
-* ``MPMForPoseLifting.from_pretrained(dir, dtype=torch.bfloat16)`` or
-  ``pipeline("pose-lifting", model=dir, dtype=torch.bfloat16)`` load the weights in bfloat16; the
-  BatchNorm parameters and running statistics stay float32 (the models'
-  ``_keep_in_fp32_modules_strict``). :func:`cast_model` does the same for a model already in memory
-  (the pipeline uses it when a model object and a ``dtype`` are passed).
-* Inputs are cast to the model's dtype where they enter the model (the joint embedding); the
-  transformers' residual stream (embedding output, ``x + attention(...)``, ``x + feed_forward(...)``,
-  the strided reduction's ``x[:, ::s] + conv(...)``) is float32; LayerNorm computes its statistics
-  in float32 and hands the layer after it the model's dtype; attention, linear layers and
-  convolutions run in bfloat16 (float32 accumulation in oneDNN); softmax inside
-  ``scaled_dot_product_attention`` accumulates in float32; the pose heads return float32, so
-  callers always get float32 poses.
-* :func:`quantize_int8` replaces every ``nn.Linear`` (attention projections, transformer
-  feed-forwards, refiner) by a dynamically quantised int8 one (weights int8 per tensor,
-  activations quantised per batch; ``torch.ao.quantization.quantize_dynamic``, x86/VNNI kernels).
-  The 1x1 convolutions of the embedding, the strided reduction and the heads stay float32.
-  Measured speed and accuracy: ``bench/bench_precision.py`` and ``docs/inference.md``.
+* ``from_pretrained(dir, dtype=torch.bfloat16)`` (or the pipeline's ``dtype``) keeps the BatchNorm parameters and
+  statistics float32 (``_keep_in_fp32_modules_strict``); :func:`cast_model` does the same for a model in memory.
+* Inputs are cast to the model's dtype at the joint embedding; the transformers' residual stream, LayerNorm
+  statistics and the pose heads' outputs are float32; attention, linear layers and convolutions run in the
+  model's dtype.
+* :func:`quantize_int8` replaces every ``nn.Linear`` by a dynamically quantised int8 one
+  (``torch.ao.quantization.quantize_dynamic``); the 1x1 convolutions stay float32. Measured speed and accuracy:
+  ``bench/bench_precision.py`` and ``docs/inference.md``.
 """
 
 from __future__ import annotations
@@ -49,20 +40,9 @@ def resolve_dtype(dtype: Union[str, torch.dtype, None]) -> Optional[torch.dtype]
     return dtype
 
 
-def _is_norm(module: nn.Module) -> bool:
-    return isinstance(module, nn.modules.batchnorm._BatchNorm)
-
-
 def cast_model(model: nn.Module, dtype: Union[str, torch.dtype], copy_model: bool = True) -> nn.Module:
-    """``model`` in ``dtype`` with the BatchNorm parameters and statistics kept float32.
-
-    Args:
-        dtype: ``torch.bfloat16`` (fast on CPUs with AVX512-BF16 / AMX and on GPUs), ``torch.float16``
-            (GPUs) or ``torch.float32``.
-        copy_model: cast a deep copy (default) and leave ``model`` as it is.
-    Returns:
-        the cast model (outputs stay float32 poses: the heads cast back).
-    """
+    """``model`` in ``dtype`` (``torch.bfloat16``, ``torch.float16`` or ``torch.float32``) with the BatchNorm
+    parameters and statistics kept float32; a deep copy unless ``copy_model=False``. Poses stay float32."""
     dtype = resolve_dtype(dtype)
     if dtype is None:
         return model
@@ -71,18 +51,14 @@ def cast_model(model: nn.Module, dtype: Union[str, torch.dtype], copy_model: boo
     out = copy.deepcopy(model) if copy_model else model
     out.to(dtype)
     for module in out.modules():
-        if _is_norm(module):
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.float()
     return out
 
 
 def quantize_int8(model: nn.Module, copy_model: bool = True) -> nn.Module:
-    """Dynamic int8 quantisation of every ``nn.Linear`` of a float32 model (CPU inference only).
-
-    Weights are stored as int8 (per tensor) and activations are quantised on the fly, so no
-    calibration data are needed. The model must be float32 and on the CPU; the result runs in
-    eval mode only (no training, no export). Returns a copy unless ``copy_model=False``.
-    """
+    """Dynamic int8 quantisation of every ``nn.Linear`` of a float32 CPU model (int8 weights per tensor, activations
+    quantised on the fly; eval only, no training or export). Returns a copy unless ``copy_model=False``."""
     p = next(iter(model.parameters()), None)
     if p is not None and (p.dtype != torch.float32 or p.device.type != "cpu"):
         raise ValueError(f"int8 dynamic quantisation needs a float32 CPU model, got {p.dtype} on {p.device}")
@@ -100,10 +76,7 @@ def quantize_int8(model: nn.Module, copy_model: bool = True) -> nn.Module:
 
 def prepare_model(model: nn.Module, dtype: Union[str, torch.dtype, None] = None, quantize: Optional[str] = None,
                   copy_model: bool = True) -> nn.Module:
-    """Apply an inference ``dtype`` and/or ``quantize="int8"`` (the pipelines' options).
-
-    ``dtype`` is ignored when it equals the model's dtype; ``quantize="int8"`` needs float32.
-    """
+    """Apply an inference ``dtype`` (ignored when it is the model's) and/or ``quantize="int8"`` (needs float32)."""
     if quantize is not None and quantize not in QUANTIZE_OPTIONS:
         raise ValueError(f"quantize must be one of {QUANTIZE_OPTIONS} or None, got {quantize!r}")
     dtype = resolve_dtype(dtype)

@@ -1,11 +1,8 @@
-"""Rendering of 2D keypoints next to 3D poses (matplotlib, headless).
+"""Rendering of 2D keypoints next to 3D poses (matplotlib, headless): :func:`render_frame_png` (one frame to a PNG)
+and :func:`render_animation` (a GIF, or an MP4 through ``ffmpeg`` on ``PATH``, else PyAV).
 
-* :func:`render_frame_png`: one frame, 2D (optional) | 3D, to a PNG.
-* :func:`render_animation`: a sequence to a GIF (Pillow) or MP4 (``ffmpeg`` on ``PATH``, else PyAV).
-
-3D poses are in the camera frame (x right, y down, z forward, metres); they are drawn with
-``-y`` up so that the person stands upright. 2D keypoints are pixels (image y down), drawn with
-the image's origin at the top left. The subject's left side is blue, the right side red.
+3D poses: camera frame (x right, y down, z forward, metres), drawn with ``-y`` up. 2D keypoints: pixels, origin at
+the top left. The subject's left side is blue, the right side red.
 """
 
 from __future__ import annotations
@@ -20,7 +17,8 @@ import numpy as np
 from .atomic import atomic_write_file
 from .skeleton import get_skeleton
 
-__all__ = ["render_frame_png", "render_animation", "ffmpeg_available", "pyav_available", "setup_camera_axes_3d", "plot_skeleton_3d", "bone_colors"]
+__all__ = ["render_frame_png", "render_animation", "ffmpeg_available", "pyav_available", "setup_camera_axes_3d",
+           "plot_skeleton_3d", "bone_colors"]
 
 _LEFT, _RIGHT, _MID = "#1f77b4", "#d62728", "#444444"
 
@@ -35,9 +33,8 @@ def pyav_available() -> bool:
 
 
 class _PyAVWriter:
-    """The part of matplotlib's movie-writer interface :func:`render_animation` uses
-    (``saving`` + ``grab_frame``), encoding H.264 (else MPEG-4 Part 2) MP4 with PyAV: MP4 without
-    an ``ffmpeg`` executable."""
+    """The movie-writer interface :func:`render_animation` uses (``saving`` + ``grab_frame``), encoding H.264 (else
+    MPEG-4 Part 2) MP4 with PyAV, without an ``ffmpeg`` executable."""
 
     def __init__(self, fps: float):
         self.fps = fps
@@ -101,9 +98,9 @@ def _mpl():
 
 
 def _check_pose(a, name, channels, frames_axis: bool):
-    arr = np.asarray(a, dtype=np.float64) if a is not None else None
-    if arr is None:
+    if a is None:
         return None
+    arr = np.asarray(a, dtype=np.float64)
     want = 3 if frames_axis else 2
     if arr.ndim != want or arr.shape[-1] != channels or (frames_axis and arr.shape[0] == 0):
         shape = "(frames, joints, %d)" % channels if frames_axis else "(joints, %d)" % channels
@@ -112,13 +109,9 @@ def _check_pose(a, name, channels, frames_axis: bool):
 
 
 def bone_colors(skel):
-    """One colour per bone of ``skel.bones``, by its child joint's side: left blue, right red,
-    centre grey."""
+    """One colour per bone of ``skel.bones``, by its child joint's side: left blue, right red, centre grey."""
     left, right = set(skel.joints_left), set(skel.joints_right)
-    cols = []
-    for p, c in skel.bones:
-        cols.append(_LEFT if c in left else _RIGHT if c in right else _MID)
-    return cols
+    return [_LEFT if c in left else _RIGHT if c in right else _MID for _, c in skel.bones]
 
 
 def _limits_3d(pose: np.ndarray) -> Tuple[np.ndarray, float]:
@@ -132,8 +125,8 @@ def _limits_3d(pose: np.ndarray) -> Tuple[np.ndarray, float]:
 
 def setup_camera_axes_3d(ax, centre, radius: float, title: Optional[str] = None, elev: float = 15.0,
                          labels=("x (m, right)", "z (m, forward)", "-y (m, up)")):
-    """Configure a matplotlib 3D axis for camera-frame poses (x right, y down, z forward), drawn as
-    ``(x, z, -y)`` so that "up" is up: a cube of half-size ``radius`` metres around ``centre`` (3,)."""
+    """A matplotlib 3D axis for camera-frame poses drawn as ``(x, z, -y)`` (up is up): a cube of half-size
+    ``radius`` metres around ``centre`` (3,)."""
     ax.set_xlim(centre[0] - radius, centre[0] + radius)
     ax.set_ylim(centre[2] - radius, centre[2] + radius)
     ax.set_zlim(-centre[1] - radius, -centre[1] + radius)
@@ -146,8 +139,7 @@ def setup_camera_axes_3d(ax, centre, radius: float, title: Optional[str] = None,
 
 
 def plot_skeleton_3d(ax, pose_3d: np.ndarray, skeleton="h36m17") -> None:
-    """Draw one camera-frame pose ``(joints, 3)`` metres on a 3D axis as ``(x, z, -y)``, bones
-    coloured by side (left blue, right red, centre grey)."""
+    """Draw one camera-frame pose ``(joints, 3)`` metres on a 3D axis as ``(x, z, -y)``, bones coloured by side."""
     skel = get_skeleton(skeleton)
     pose_3d = np.asarray(pose_3d)
     for (p, c), col in zip(skel.bones, bone_colors(skel)):
@@ -216,10 +208,8 @@ def _prepare(pose_3d, keypoints_2d, skeleton, image_size, frames_axis):
     if J != skel.num_joints:
         raise ValueError(f"pose_3d has {J} joints but skeleton {skel.name!r} has {skel.num_joints}")
     if p2 is not None and p2.shape[:-1] != p3.shape[:-1]:
-        raise ValueError(
-            f"keypoints_2d {p2.shape} must match pose_3d {p3.shape} in frames and joints "
-            "(pass the H36M-17 2D returned with return_keypoints_2d=True)"
-        )
+        raise ValueError(f"keypoints_2d {p2.shape} must match pose_3d {p3.shape} in frames and joints "
+                         "(pass the H36M-17 2D returned with return_keypoints_2d=True)")
     if image_size is not None:
         from .keypoints import validate_image_size
 
@@ -229,14 +219,10 @@ def _prepare(pose_3d, keypoints_2d, skeleton, image_size, frames_axis):
 
 def render_frame_png(pose_3d, path: str, keypoints_2d=None, skeleton="h36m17",
                      image_size: Optional[Sequence[float]] = None, title: Optional[str] = None, dpi: int = 100) -> str:
-    """Save one frame (2D | 3D side by side) as a PNG.
+    """Save one frame (2D | 3D side by side) as the PNG ``path``; returns ``path``.
 
-    Args:
-        pose_3d: ``(joints, 3)`` metres, camera frame. keypoints_2d: optional ``(joints, 2)`` pixels.
-        path: output ``.png``. skeleton: name or :class:`~modeling_mpm.skeleton.Skeleton`.
-        image_size: optional ``(width, height)`` pixels for the 2D axes.
-    Returns:
-        ``path``.
+    ``pose_3d``: ``(joints, 3)`` metres, camera frame; ``keypoints_2d``: optional ``(joints, 2)`` pixels;
+    ``skeleton``: name or :class:`~modeling_mpm.skeleton.Skeleton`; ``image_size``: optional ``(width, height)``.
     """
     skel, p3, p2, image_size = _prepare(pose_3d, keypoints_2d, skeleton, image_size, frames_axis=False)
     plt = _mpl()
@@ -252,17 +238,11 @@ def render_frame_png(pose_3d, path: str, keypoints_2d=None, skeleton="h36m17",
 def render_animation(pose_3d, path: str, keypoints_2d=None, skeleton="h36m17",
                      image_size: Optional[Sequence[float]] = None, fps: float = 25.0, frame_step: int = 1,
                      max_frames: Optional[int] = None, dpi: int = 72, title: Optional[str] = None) -> str:
-    """Render a 2D + 3D side-by-side animation.
+    """Render a 2D + 3D side-by-side animation to ``path`` (``.gif``, or ``.mp4``: ffmpeg, else PyAV); returns it.
 
-    Args:
-        pose_3d: ``(frames, joints, 3)`` metres, camera frame.
-        path: ``.gif`` (matplotlib's PillowWriter) or ``.mp4`` (ffmpeg on ``PATH``, else PyAV).
-        keypoints_2d: optional ``(frames, joints, 2)`` pixels (NaN = missing, not drawn).
-        image_size: optional ``(width, height)`` for the 2D axes.
-        fps: frames per second of the output (of the rendered frames).
-        frame_step: render every ``frame_step``-th frame; max_frames: stop after that many.
-    Returns:
-        ``path``.
+    ``pose_3d``: ``(frames, joints, 3)`` metres, camera frame; ``keypoints_2d``: optional ``(frames, joints, 2)``
+    pixels (NaN = missing); ``image_size``: optional ``(width, height)``; ``fps`` of the output; every
+    ``frame_step``-th frame is rendered, at most ``max_frames``.
     """
     skel, p3, p2, image_size = _prepare(pose_3d, keypoints_2d, skeleton, image_size, frames_axis=True)
     ext = os.path.splitext(path)[1].lower()

@@ -1,11 +1,6 @@
-"""Skeleton definitions: joint names, parents, left/right lists, flip permutations and
-mappings between the layouts used in 2D-3D human pose work.
-
-Every layout is a :class:`Skeleton`. Indices follow the order of each data set's usual
-release (Human3.6M in the VideoPose3D order, MPI-INF-3DHP in the P-STMO "relevant 17" order,
-COCO-17 and Halpe-26 in the order of their keypoint detectors).
-
-"Left" and "right" are the subject's own sides.
+"""Skeleton layouts (:class:`Skeleton`: joint names, parents, left/right lists, flip permutations) and mappings
+between them. Indices follow each data set's usual release (Human3.6M: VideoPose3D order, MPI-INF-3DHP: P-STMO
+"relevant 17", COCO-17 / Halpe-26: their detectors). "Left" and "right" are the subject's own sides.
 """
 
 from __future__ import annotations
@@ -15,20 +10,8 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-__all__ = [
-    "Skeleton",
-    "H36M_17",
-    "H36M_16",
-    "MPI_INF_3DHP_17",
-    "COCO_17",
-    "HALPE_26",
-    "SKELETONS",
-    "LIMBS",
-    "get_skeleton",
-    "h36m17_to_h36m16",
-    "mpi3dhp17_to_h36m17",
-    "mpi3dhp17_to_h36m16",
-]
+__all__ = ["Skeleton", "H36M_17", "H36M_16", "MPI_INF_3DHP_17", "COCO_17", "HALPE_26", "SKELETONS", "LIMBS",
+           "get_skeleton", "h36m17_to_h36m16", "mpi3dhp17_to_h36m17", "mpi3dhp17_to_h36m16"]
 
 
 @dataclass(frozen=True)
@@ -73,9 +56,7 @@ class Skeleton:
         try:
             return self._index[joint_name]
         except KeyError:
-            raise ValueError(
-                f"{self.name} has no joint {joint_name!r}; joints are {list(self.joint_names)}"
-            ) from None
+            raise ValueError(f"{self.name} has no joint {joint_name!r}; joints are {list(self.joint_names)}") from None
 
     @property
     def flip_permutation(self) -> np.ndarray:
@@ -91,30 +72,16 @@ class Skeleton:
         return [(p, c) for c, p in enumerate(self.parents) if p >= 0]
 
     def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "joint_names": list(self.joint_names),
-            "parents": list(self.parents),
-            "joints_left": list(self.joints_left),
-            "joints_right": list(self.joints_right),
-            "root": self.root,
-        }
+        return {"name": self.name, "joint_names": list(self.joint_names), "parents": list(self.parents),
+                "joints_left": list(self.joints_left), "joints_right": list(self.joints_right), "root": self.root}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Skeleton":
-        return cls(
-            name=d["name"],
-            joint_names=tuple(d["joint_names"]),
-            parents=tuple(d["parents"]),
-            joints_left=tuple(d["joints_left"]),
-            joints_right=tuple(d["joints_right"]),
-            root=d.get("root", 0),
-        )
+        return cls(name=d["name"], joint_names=tuple(d["joint_names"]), parents=tuple(d["parents"]),
+                   joints_left=tuple(d["joints_left"]), joints_right=tuple(d["joints_right"]), root=d.get("root", 0))
 
 
-#: the four limbs by joint name, from the limb root down (the same names in every skeleton that has
-#: them): masked as body parts (masking.py), recombined and posed by the augmentation, and relabelled
-#: together when a 2D detector swaps left and right (keypoints.py)
+#: the four limbs by joint name, from the limb root down (the same names in every skeleton that has them)
 LIMBS: Dict[str, Tuple[str, str, str]] = {
     "right_leg": ("right_hip", "right_knee", "right_ankle"),
     "left_leg": ("left_hip", "left_knee", "left_ankle"),
@@ -161,9 +128,7 @@ HALPE_26 = _mirrored("halpe26", COCO_17.joint_names + tuple("""
     head neck hip left_big_toe right_big_toe left_small_toe right_small_toe left_heel right_heel""".split()),
     (18, 0, 0, 1, 2, 18, 18, 5, 6, 7, 8, 19, 19, 11, 12, 13, 14, 18, 19, -1, 15, 16, 15, 16, 15, 16), root=19)
 
-SKELETONS: Dict[str, Skeleton] = {
-    s.name: s for s in (H36M_17, H36M_16, MPI_INF_3DHP_17, COCO_17, HALPE_26)
-}
+SKELETONS: Dict[str, Skeleton] = {s.name: s for s in (H36M_17, H36M_16, MPI_INF_3DHP_17, COCO_17, HALPE_26)}
 
 
 def get_skeleton(name_or_skeleton) -> Skeleton:
@@ -203,21 +168,15 @@ _MPI_TO_H36M17 = [14, 8, 9, 10, 11, 12, 13, 15, 1, 16, 0, 5, 6, 7, 2, 3, 4]
 
 
 def mpi3dhp17_to_h36m17(pose: np.ndarray) -> np.ndarray:
-    """MPI-INF-3DHP-17 (..., 17, C) -> H36M-17 (..., 17, C).
-
-    thorax <- neck, neck/nose <- head, head_top <- head_top; pelvis, spine and limbs map by name.
-    """
+    """MPI-INF-3DHP-17 (..., 17, C) -> H36M-17 (..., 17, C): thorax <- neck, neck/nose <- head, the rest by name."""
     pose = _check_joints(pose, 17, "mpi3dhp17_to_h36m17")
     return pose[..., _MPI_TO_H36M17, :]
 
 
 def mpi3dhp17_to_h36m16(pose: np.ndarray, legacy: bool = False) -> np.ndarray:
-    """MPI-INF-3DHP-17 (..., 17, C) -> H36M-16 (..., 16, C).
-
-    Default (correct): thorax <- neck (1), head_top <- head_top (0).
-    ``legacy=True`` reproduces the MPM authors' mapping (docs/authors_code.md section 2.3) for checkpoint
-    compatibility: head_top := mean(head_top, head), thorax <- head (16), neck dropped.
-    """
+    """MPI-INF-3DHP-17 (..., 17, C) -> H36M-16 (..., 16, C): thorax <- neck (1), head_top <- head_top (0).
+    ``legacy=True``: the MPM authors' mapping (docs/authors_code.md section 2.3): head_top := mean(head_top, head),
+    thorax <- head (16), neck dropped."""
     pose = _check_joints(pose, 17, "mpi3dhp17_to_h36m16")
     if legacy:
         pose = pose.copy()

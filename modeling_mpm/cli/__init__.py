@@ -1,17 +1,10 @@
 """The ``mpm`` command line: a thin dispatcher over the library.
 
-Each sub-command lives in its own module of this package (``modeling_mpm/cli/<command>.py``:
-argument parsing, argument validation messages and the call into the library) and exposes
-``main(argv) -> int`` (or ``<command>_main``); they are imported lazily. The console script enters
-through the top-level ``modeling_mpm_cli`` module, which runs this file without the
-``modeling_mpm`` package ``__init__`` (that one imports torch and transformers to register the
-model and pipelines), so ``mpm --help`` and ``mpm --version`` import neither. This file therefore
-uses the standard library only and no relative imports; the sub-command modules import
-:func:`cli_style` from ``modeling_mpm.cli`` (the package, loaded normally once a sub-command runs).
-
-:func:`cli_style` gives every sub-command parser one flag style: ``--kebab-case`` in the help,
-with the ``--snake_case`` spelling accepted as an alias, and help texts without reStructuredText
-markup.
+Each sub-command module (``modeling_mpm/cli/<command>.py``) exposes ``main(argv) -> int`` (or ``<command>_main``)
+and is imported lazily. The console script (``modeling_mpm_cli``) runs this file without the package ``__init__``
+(which imports torch and transformers), so this file uses the standard library only and no relative imports.
+:func:`cli_style` gives every parser one flag style: ``--kebab-case`` shown, ``--snake_case`` accepted, no
+reStructuredText markup.
 """
 
 from __future__ import annotations
@@ -39,8 +32,7 @@ SUBCOMMANDS = {
 
 
 def version() -> str:
-    """The package version: ``__version__`` of the ``modeling_mpm/__init__.py`` above this folder
-    (read as text, without importing the package), else the installed distribution's."""
+    """``__version__`` of ``modeling_mpm/__init__.py`` read as text (no import), else the installed distribution's."""
     init = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "__init__.py")
     try:
         with open(init, encoding="utf-8") as f:
@@ -90,10 +82,9 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def is_input_error(err: BaseException) -> bool:
-    """True when ``err`` reports bad user input (``mpm`` prints a sentence, exit code 2) rather than a
-    bug (traceback): an ``MPMInputError``; a ``ValueError`` / ``TypeError`` / ``ImportError`` with a
-    message raised by a ``raise`` statement in this package; a missing optional package; a
-    file-system error on a named path."""
+    """True when ``err`` reports bad user input (a sentence, exit code 2) rather than a bug (traceback): an
+    ``MPMInputError``, a ``ValueError`` / ``TypeError`` / ``ImportError`` raised by a ``raise`` in this package, a
+    missing optional package, a file-system error on a named path."""
     if any(c.__name__ == "MPMInputError" for c in type(err).__mro__):
         return True
     if isinstance(err, ModuleNotFoundError):
@@ -137,8 +128,7 @@ def fail(message: object) -> int:
 
 
 def entry_point(name: str) -> Callable[[Optional[List[str]]], int]:
-    """The function that runs ``mpm <name>``: ``<name>_main`` (dashes as underscores) of the
-    sub-command's module in :data:`SUBCOMMANDS`, else its ``main``; imports that module."""
+    """The function that runs ``mpm <name>``: ``<name>_main`` of its module in :data:`SUBCOMMANDS`, else ``main``."""
     module = importlib.import_module(SUBCOMMANDS[name][0])
     return getattr(module, f"{name.replace('-', '_')}_main", None) or getattr(module, "main")
 
@@ -150,9 +140,8 @@ _SNAKE_FLAG = re.compile(r"(?<![\w-])--[a-z0-9]+(?:_[a-z0-9]+)+")
 
 
 def plain_text(text: Optional[str]) -> Optional[str]:
-    """Help text in the CLI's style: options it names in ``--kebab-case``, and no reStructuredText
-    markup (``:func:`x``` -> ``x``, double-backtick literals -> the literal in single quotes,
-    ``::`` at a line end -> ``:``)."""
+    """Help text in the CLI's style: options named in ``--kebab-case``, no reStructuredText markup (roles -> the
+    name, double-backtick literals -> single quotes, ``::`` at a line end -> ``:``)."""
     if not text:
         return text
     text = _SNAKE_FLAG.sub(lambda m: m.group(0).replace("_", "-"), text)  # flags named in the text
@@ -166,7 +155,8 @@ class _KebabHelp:
 
     def _format_action_invocation(self, action):
         opts = action.option_strings
-        action.option_strings = [o for o in opts if not (o.startswith("--") and "_" in o and o.replace("_", "-") in opts)]
+        action.option_strings = [o for o in opts
+                                 if not (o.startswith("--") and "_" in o and o.replace("_", "-") in opts)]
         try:
             return super()._format_action_invocation(action)
         finally:
@@ -174,11 +164,8 @@ class _KebabHelp:
 
 
 def cli_style(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Give ``parser`` (and its sub-parsers) the ``mpm`` flag style, in place, and return it.
-
-    Every long option gets both spellings: ``--foo-bar`` (shown in the help) and ``--foo_bar``
-    (accepted, not shown); descriptions, epilogs and option help lose reStructuredText markup.
-    """
+    """Give ``parser`` (and its sub-parsers) the ``mpm`` flag style in place: ``--foo-bar`` shown, ``--foo_bar``
+    accepted, help texts without reStructuredText markup. Returns ``parser``."""
     if not getattr(parser, "_mpm_styled", False):
         base = parser.formatter_class
         if not issubclass(base, _KebabHelp):

@@ -44,8 +44,8 @@ def _common_2d_args(ap: argparse.ArgumentParser):
     from ..keypoints import DEFAULT_CONFIDENCE_THRESHOLD
 
     ap.add_argument("--confidence-threshold", type=float, default=DEFAULT_CONFIDENCE_THRESHOLD,
-                    help=f"joints below this confidence are treated as missing (default {DEFAULT_CONFIDENCE_THRESHOLD}, "
-                         "the pipelines' default too)")
+                    help="joints below this confidence are treated as missing "
+                         f"(default {DEFAULT_CONFIDENCE_THRESHOLD}, the pipelines' default too)")
 
 
 def _parser(prog: str, description: str, model_help: Optional[str], output_help: Optional[str] = None):
@@ -127,8 +127,8 @@ def _lift(args) -> int:
 
 def complete_main(argv: Optional[List[str]] = None) -> int:
     """``mpm complete INPUT --model DIR --output OUT.npz`` (3D with NaN) or ``--from-2d`` (occluded 2D)."""
-    ap = _parser("mpm complete", "Complete poses with an MPMForMaskedPoseModeling model. 3D input: (frames, 17, 3) metres "
-                 "with NaN at missing joints (.npy, or .npz under 'pose_3d'); writes pose_3d with the "
+    ap = _parser("mpm complete", "Complete poses with an MPMForMaskedPoseModeling model. 3D input: (frames, 17, 3) "
+                 "metres with NaN at missing joints (.npy, or .npz under 'pose_3d'); writes pose_3d with the "
                  "given joints kept and missing (frames, 17). With --from-2d: 2D keypoints as for "
                  "'mpm lift'; writes pose_3d lifted from the occluded 2D, keypoints_2d completed, valid.",
                  "MPMForMaskedPoseModeling folder or Hub id")
@@ -150,7 +150,8 @@ def _complete(args) -> int:
         raise ValueError(f"{args.input}: is a folder, expected a .npy/.npz/.json file")
     if not os.path.isfile(args.input):
         raise ValueError(f"input file not found: {args.input}")
-    pipe = pipeline("pose-completion", model=load_model_for_task(args.model, "MPMForMaskedPoseModeling", "mpm complete"))
+    model = load_model_for_task(args.model, "MPMForMaskedPoseModeling", "mpm complete")
+    pipe = pipeline("pose-completion", model=model)
     if args.from_2d:
         arr, fmt, image_size = _read_2d(args)
         out = pipe(keypoints=arr, image_size=image_size, keypoint_format=fmt,
