@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         _common(p)
 
     p = sub.add_parser("demo", help="rebuild the embedded demo data set")
-    p.add_argument("--mocap_dir", default="../shared/data/mocap")
+    p.add_argument("--mocap_dir", required=True, help="folder of the source recordings (CMU BVH files, climbing .npy)")
     p.add_argument("--fps", type=float, default=50.0)
     _common(p, default_output="modeling_mpm/demo_data")
     return cli_style(parser)  # --kebab-case flags, --snake_case aliases
