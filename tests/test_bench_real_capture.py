@@ -85,6 +85,11 @@ def test_scores_and_mean_over_views(rc):
     assert s["p_mpjpe_mm"] < 1e-6 and s["mpjpe_mm"] > 50
     shifted = ref + np.array([0.5, 0.0, 0.0])                     # root-relative MPJPE ignores translation
     assert rc.score(shifted, ref)["mpjpe_mm"] < 1e-6
+    wrist = ref.copy()
+    wrist[:, rc.BODY_NAMES.index("right_wrist"), 2] += 0.3           # one joint wrong: per-joint error names it
+    s = rc.score(wrist, ref)
+    worst = max(s["p_mpjpe_per_joint_mm"], key=s["p_mpjpe_per_joint_mm"].get)
+    assert worst == "right_wrist" and s["p_mpjpe_mm"] == pytest.approx(np.mean(list(s["p_mpjpe_per_joint_mm"].values())))
     np.testing.assert_allclose(rc.root_centre(ref)[:, list(rc.HIPS)].mean(axis=1), 0.0, atol=1e-12)
     assert rc.score(ref[:0], ref[:0])["frames"] == 0
     with pytest.raises(ValueError, match="frames, 12, 3"):

@@ -59,3 +59,24 @@ def test_real_blazepose_2d_lifts_to_plausible_bodies(tmp_path):
     assert (y[:, H36M_17.index("head_top")] < y[:, H36M_17.index("thorax")]).all()
     thigh = np.linalg.norm(pose[:, H36M_17.index("left_knee")] - pose[:, H36M_17.index("left_hip")], axis=-1)
     assert 0.3 < thigh.mean() < 0.55
+
+
+
+def test_training_script_scratch_arm_skips_pre_training(tmp_path):
+    """train/general_lifter.py --scratch: no pre-training, one lifter trained for pre-training + fine-tuning
+    steps from a random initialisation, saved as a loadable folder whose card says so."""
+    import importlib.util
+
+    from modeling_mpm import MPMForPoseLifting
+
+    spec = importlib.util.spec_from_file_location("general_lifter", os.path.join(REPO, "train", "general_lifter.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "g"
+    assert script.main(["--output-dir", str(out), "--scratch", "--pretrain-steps", "2", "--finetune-steps", "1",
+                        "--batch-size", "4", "--threads", "1"]) == 0
+    assert not (out / "mpm-pretrain").exists() and not (out / "runs" / "pretrain").exists()
+    model = MPMForPoseLifting.from_pretrained(out / "mpm-lift-general")
+    assert model.config.num_joints == 17
+    card = (out / "mpm-lift-general" / "README.md").read_text()
+    assert "task `lift`, 3 optimizer steps" in card   # 2 + 1: the pre-training steps go to the lifter

@@ -65,6 +65,9 @@ def main(argv=None) -> int:
     ap.add_argument("--budget-seconds", type=float, default=None,
                     help="time the first pre-training steps, then give pre-training and fine-tuning half of "
                          "this budget each (overrides --pretrain-steps / --finetune-steps)")
+    ap.add_argument("--scratch", action="store_true",
+                    help="no pre-training: the lifter trains from scratch for pre-training + fine-tuning steps "
+                         "(the compute-matched arm of bench/RESULTS.md section 12)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     p = dict(PRESETS["general"], **SIZES[args.size])
@@ -77,14 +80,17 @@ def main(argv=None) -> int:
         p["pretrain_steps"] = p["finetune_steps"] = max(10, int(args.budget_seconds / 2 / per_step))
         print(f"{per_step * 1000:.1f} ms per pre-training step: {p['pretrain_steps']} steps per stage", flush=True)
     t = time.time()
-    cfg = _with_workers(_run_config("pretrain", os.path.join(runs, "pretrain"), p, p["pretrain_steps"],
-                                    p["pretrain_lr"], args.seed), args.num_workers)
-    r = train(cfg, progress=False, export=False, overwrite_output_dir=True)
-    pre_dir = os.path.join(args.output_dir, "mpm-pretrain")
-    export_model(r.model, pre_dir, cfg=cfg, global_step=r.global_step, model_name="mpm-pretrain")
-    print(f"pre-training: {p['pretrain_steps']} steps in {time.time() - t:.0f} s", flush=True)
-    cfg = _with_workers(_run_config("lift", os.path.join(runs, "lift"), p, p["finetune_steps"], p["finetune_lr"],
-                                    args.seed, init_from=pre_dir), args.num_workers)
+    steps, pre_dir = p["pretrain_steps"] + p["finetune_steps"], None
+    if not args.scratch:
+        cfg = _with_workers(_run_config("pretrain", os.path.join(runs, "pretrain"), p, p["pretrain_steps"],
+                                        p["pretrain_lr"], args.seed), args.num_workers)
+        r = train(cfg, progress=False, export=False, overwrite_output_dir=True)
+        pre_dir = os.path.join(args.output_dir, "mpm-pretrain")
+        export_model(r.model, pre_dir, cfg=cfg, global_step=r.global_step, model_name="mpm-pretrain")
+        print(f"pre-training: {p['pretrain_steps']} steps in {time.time() - t:.0f} s", flush=True)
+        steps = p["finetune_steps"]
+    cfg = _with_workers(_run_config("lift", os.path.join(runs, "lift"), p, steps, p["finetune_lr"], args.seed,
+                                    init_from=pre_dir), args.num_workers)
     r = train(cfg, progress=False, export=False, overwrite_output_dir=True)
     out = os.path.join(args.output_dir, "mpm-lift-general")
     export_model(r.model, out, cfg=cfg, global_step=r.global_step, model_name="mpm-lift-general")
