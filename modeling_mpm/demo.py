@@ -216,6 +216,8 @@ def _load_average() -> str:
 def _check_demo_args(output_dir, pretrain_steps, finetune_steps, threads) -> None:
     if not isinstance(output_dir, str) or not output_dir:
         raise ValueError("output_dir must be a non-empty path")
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ValueError(f"output_dir {output_dir!r} is a file, not a folder; pass a new or existing folder")
     for name, v in (("pretrain_steps", pretrain_steps), ("finetune_steps", finetune_steps), ("threads", threads)):
         if v is not None and (not isinstance(v, int) or v <= 0):
             raise ValueError(f"{name} must be a positive int, got {v!r}")

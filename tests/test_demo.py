@@ -169,3 +169,14 @@ def test_demo_refuses_non_positive_counts(flag, tmp_path, capsys):
     assert exit_info.value.code == 2
     assert f"{flag} must be at least 1, got 0" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
+
+
+def test_demo_output_dir_that_is_a_file_is_a_sentence(tmp_path, capsys):
+    from modeling_mpm.cli import main
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    assert main(["demo", "--quick", "--output-dir", str(notes)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: output_dir") and "is a file" in err and "Traceback" not in err
+    assert notes.read_text() == "keep me"
