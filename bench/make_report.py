@@ -572,7 +572,7 @@ def section_transfer_recipes(folder: str) -> List[str]:
          "(demo evaluation, no occlusion, MPJPE in mm), 15 trainings at once on a lent H200 (accuracies, not "
          "speeds); / scratch = mean over the seeds run against the scratch lifters of the same seeds. The visible / "
          "occluded lifting pretext then lifted the 32 windows of the 2D pass (the shipped code lifts all 64). "
-         "docs/training.md, \"What makes the encoder transfer\", explains the findings.", "",
+         "docs/training.md, \"Which pre-training recipe starts fine-tuning best\", explains the findings.", "",
          "| pre-training | fine-tuning from it | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | / scratch |",
          "|---|---|" + "---|" * (len(seeds) + 2)]
     for pre in TRANSFER_PRE_TEXT:
