@@ -57,10 +57,6 @@ def _batch(batch: int, seed: int = 0):
     return x, y
 
 
-def _optimizer(model):
-    return torch.optim.Adam(model.parameters(), lr=1e-4, amsgrad=True)
-
-
 def authors_step(model, opt, x, y):
     c = PAPER["frames"] // 2
     centre, all_frames = model(x.permute(0, 3, 1, 2).unsqueeze(-1))
@@ -97,7 +93,7 @@ def speed(args, res):
     if args.compile:
         compiled = torch.compile(copy.deepcopy(mpm).train())
         variants["mpm_fp32_compiled"] = (compiled, lambda m, o: mpm_step(m, o, x, y))
-    opts = {k: _optimizer(m) for k, (m, _) in variants.items()}
+    opts = {k: C.package_optimizer(m) for k, (m, _) in variants.items()}  # the trainer's Adam for every arm
     first = {}
     for k, (m, step) in list(variants.items()):  # warm-up (and compilation)
         t = time.perf_counter()
