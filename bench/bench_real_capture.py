@@ -66,7 +66,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common as C  # noqa: E402
 
 from capture import read_qualisys_calibration, triangulate  # noqa: E402
-from modeling_mpm.metrics import mpjpe_per_frame, p_mpjpe_per_frame, procrustes_align  # noqa: E402
+from modeling_mpm.metrics import joint_errors, mpjpe_per_frame, p_mpjpe_per_frame, procrustes_align  # noqa: E402
 
 CAPTURES = ("Demo_SinglePerson", "Demo_MultiPerson")
 WHEEL_NAME = "pose2sim-0.10.49-py3-none-any.whl"
@@ -336,7 +336,7 @@ def score(pred_body: np.ndarray, ref_body: np.ndarray) -> Dict[str, float]:
         raise ValueError(f"expected two (frames, 12, 3) arrays, got {pred_body.shape} and {ref_body.shape}")
     if len(pred_body) == 0:
         return {"p_mpjpe_mm": float("nan"), "mpjpe_mm": float("nan"), "frames": 0}
-    per_joint = np.linalg.norm(procrustes_align(pred_body, ref_body) - ref_body, axis=-1).mean(axis=0) * 1000
+    per_joint = joint_errors(procrustes_align(pred_body, ref_body), ref_body).mean(axis=0) * 1000
     return {"p_mpjpe_mm": float(per_joint.mean()),
             "mpjpe_mm": float(mpjpe_per_frame(root_centre(pred_body), root_centre(ref_body)).mean() * 1000),
             "frames": int(len(pred_body)), "p_mpjpe_per_joint_mm": dict(zip(BODY_NAMES, map(float, per_joint)))}
