@@ -370,6 +370,33 @@ def _lifter_scores(model, w: _Windows, flip: bool, batch_size: int) -> Dict[str,
             for name, v in r["per_action"].items()}
 
 
+def _matched_scores(model, w: _Windows, cameras, flip: bool, batch_size: int) -> Dict[str, Dict[str, float]]:
+    """The lifter's centre-frame 3D moved onto the window's centre-frame 2D (``match_2d`` of the pipelines and
+    ``lift_video``: :func:`modeling_mpm.reprojection.match_keypoints_2d`, default focal length = the frame's long
+    side, not the camera's), scored like :func:`_lifter_scores`."""
+    import torch
+
+    from modeling_mpm.evaluation import predict_lifting
+    from modeling_mpm.keypoints import unnormalize_screen_coordinates
+    from modeling_mpm.metrics import mpjpe_per_frame, p_mpjpe_per_frame
+    from modeling_mpm.reprojection import match_keypoints_2d
+
+    c = w.p2.shape[1] // 2
+    with torch.no_grad():
+        pred = torch.cat([predict_lifting(model, w.p2[i:i + batch_size], flip=flip)[:, 0].float()
+                          for i in range(0, len(w), batch_size)]).numpy().astype(np.float64)
+    pred -= pred[:, :1]
+    for k, cam in enumerate(cameras):
+        sel = w.cam == k
+        kp = unnormalize_screen_coordinates(w.p2[sel][:, c].numpy().astype(np.float64), cam.width, cam.height)
+        pred[sel] = match_keypoints_2d(pred[sel], kp, (cam.width, cam.height))
+    y = w.p3[:, c].numpy().astype(np.float64)
+    y -= y[:, :1]
+    e1, e2 = mpjpe_per_frame(pred, y) * 1000.0, p_mpjpe_per_frame(pred, y) * 1000.0
+    return {name: {"mpjpe_mm": float(e1[w.seq == si].mean()), "p_mpjpe_mm": float(e2[w.seq == si].mean()),
+                   "windows": int((w.seq == si).sum())} for si, name in enumerate(w.labels)}
+
+
 def _with_mean(per_source: Dict[str, Dict[str, float]]) -> Dict:
     out = dict(per_source)
     out["mean"] = {k: float(np.mean([v[k] for v in per_source.values()])) for k in ("mpjpe_mm", "p_mpjpe_mm")}
@@ -378,11 +405,12 @@ def _with_mean(per_source: Dict[str, Dict[str, float]]) -> Dict:
 
 def evaluate_heldout(lifters: Dict[str, object], motions: Dict[str, np.ndarray], stride: int = 4,
                      flip: bool = True, batch_size: int = 256, camera_sets: Sequence[str] = CAMERA_SETS,
-                     noises: Sequence[str] = NOISE) -> Dict:
+                     noises: Sequence[str] = NOISE, match_2d: bool = True) -> Dict:
     """Score ``{label: folder or loaded MPMForPoseLifting}`` on ``{source: (T,17,3) world motion}``.
 
     Returns ``{"results": {camera_set: {noise: {method: {source: {"mpjpe_mm", "p_mpjpe_mm", "windows"},
-    "mean": {...}}}}}, "cameras": {...}, ...}``; methods: each label and ``mean_pose``."""
+    "mean": {...}}}}}, "cameras": {...}, ...}``; methods: each label, ``<label>+match_2d`` (``match_2d``: its 3D
+    moved onto its 2D, as ``lift_video`` does) and ``mean_pose``."""
     from modeling_mpm import MPMForPoseLifting
 
     models = {k: (MPMForPoseLifting.from_pretrained(v) if isinstance(v, (str, os.PathLike)) else v).eval()
@@ -398,6 +426,8 @@ def evaluate_heldout(lifters: Dict[str, object], motions: Dict[str, np.ndarray],
                 if F not in cache:
                     cache[F] = build_windows(motions, cams[cset], F, stride, noise=nz == "detector")
                 res[label] = _with_mean(_lifter_scores(model, cache[F], flip, batch_size))
+                if match_2d:
+                    res[label + "+match_2d"] = _with_mean(_matched_scores(model, cache[F], cams[cset], flip, batch_size))
             w = next(iter(cache.values())) if cache else build_windows(motions, cams[cset], 27, stride,
                                                                         noise=nz == "detector")
             res["mean_pose"] = _with_mean(mean_pose_scores(w))
@@ -408,7 +438,7 @@ def evaluate_heldout(lifters: Dict[str, object], motions: Dict[str, np.ndarray],
                          "distance_m": round(v.distance, 2), "focal_px": round(v.focal, 1),
                          "frame": [v.width, v.height], "offset_m": [round(o, 3) for o in v.offset]}
                         for v in cams[c]] for c in camera_sets},
-        "stride": stride, "flip": flip, "fps": FPS,
+        "stride": stride, "flip": flip, "match_2d": match_2d, "fps": FPS,
         "noise_2d": dataclasses.asdict(detector_noise()) if "detector" in noises else None,
         "protocol": "centre frame of each window, root-relative camera-frame joints, MPJPE and per-frame "
                     "Procrustes P-MPJPE in mm (modeling_mpm.evaluation.evaluate_lifting), per source = mean "
@@ -438,6 +468,8 @@ def _tables(result: Dict) -> List[str]:
 
 
 def _method_name(m: str) -> str:
+    if m.endswith("+match_2d"):
+        return f"`{m[:-len('+match_2d')]}`, 3D moved onto its 2D (`match_2d`)"
     return "per-sequence mean pose (input-blind)" if m == "mean_pose" else f"`{m}`"
 
 
@@ -494,6 +526,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--cache-dir", default=CACHE_DIR)
     ap.add_argument("--stride", type=int, default=4, help="a window centred every STRIDE frames (50 Hz)")
     ap.add_argument("--no-flip", action="store_true")
+    ap.add_argument("--no-match-2d", action="store_true", help="do not also score the 3D moved onto its 2D")
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=RESULTS_JSON)
@@ -513,7 +546,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if label in lifters:
             raise SystemExit(f"--model label {label!r} used twice")
         lifters[label] = path
-    result = evaluate_heldout(lifters, motions, stride=args.stride, flip=not args.no_flip, batch_size=args.batch_size)
+    result = evaluate_heldout(lifters, motions, stride=args.stride, flip=not args.no_flip, batch_size=args.batch_size,
+                              match_2d=not args.no_match_2d)
     result["sources"] = info
     result["meta"] = dict(meta, wall_s=round(time.time() - t0, 1), load_after=C.load_average(),
                           lifters={k: os.path.relpath(v, C.ROOT) if v.startswith(C.ROOT) else v

@@ -392,7 +392,8 @@ def _capture_files(capture_cache) -> List[str]:
 
 def evaluate_on_capture(lifter_paths: Dict[str, str], capture_cache, mode: str = "seq2frame",
                         clean_projections: bool = True, progress: bool = False,
-                        fix_left_right_swaps: bool = True, flip_augmentation: bool = True) -> Dict:
+                        fix_left_right_swaps: bool = True, flip_augmentation: bool = True,
+                        match_2d: bool = True) -> Dict:
     """Score lifters on the real captures.
 
     Args:
@@ -404,25 +405,27 @@ def evaluate_on_capture(lifter_paths: Dict[str, str], capture_cache, mode: str =
         fix_left_right_swaps: relabel BlazePose's left/right swaps before lifting, as ``lift_video``
             does (``keypoints.undo_left_right_swaps``); False lifts the 2D exactly as detected.
         flip_augmentation: average with the mirrored input, as ``lift_video`` does by default.
+        match_2d: score each lifter's 3D moved onto its 2D (``match_2d``, as ``lift_video`` does by default) and,
+            as ``<label>+unmatched``, the 3D as lifted; False: only the 3D as lifted, under ``<label>``.
 
     Returns:
         ``{"captures": {name: {"views": {camera: {method: {"p_mpjpe_mm", "mpjpe_mm", "frames"}}},
         "mean_over_views": {method: ...}, "reprojection_error_px": {...}}}, "mean_over_captures":
-        {method: ...}, "body_joints": [...], "protocol": "..."}``. Methods: each label, ``<label>+clean``,
+        {method: ...}, "body_joints": [...], "protocol": "..."}``. Methods: each label, ``<label>+clean`` (and
+        their ``+unmatched``),
         ``blazepose_3d``, ``mean_pose``. Frames scored per view: all 12 reference joints
         triangulated and BlazePose found the person in that view.
     """
     from transformers import pipeline
 
     import modeling_mpm  # noqa: F401  (registers the pose-lifting task)
-    from modeling_mpm.cameras import project_to_pixels
 
     pipes = {label: pipeline("pose-lifting", model=path) for label, path in lifter_paths.items()}
     out = {"captures": {}, "body_joints": list(BODY_NAMES),
            "protocol": "per view: BlazePose 2D of that view lifted, compared with the multi-view triangulated "
                        "reference in that camera's frame on 12 body joints; P-MPJPE = per-frame Procrustes, "
                        "MPJPE = root-relative (mid-hip), mm", "mode": mode,
-           "fix_left_right_swaps": fix_left_right_swaps, "flip_augmentation": flip_augmentation}
+           "fix_left_right_swaps": fix_left_right_swaps, "flip_augmentation": flip_augmentation, "match_2d": match_2d}
     for path in _capture_files(capture_cache):
         cap = _load_capture(path)
         name = str(cap.get("name", os.path.splitext(os.path.basename(path))[0]))
@@ -438,21 +441,17 @@ def evaluate_on_capture(lifter_paths: Dict[str, str], capture_cache, mode: str =
             ref_body = root_centre(body_joints(ref_cam, "blazepose"))[frames]
             res = {}
             kp, fmt = _lifter_input(cap["keypoints"][v].astype(np.float64))
-            clean = None
-            if clean_projections:
-                uv = project_to_pixels(ref_cam, K)
-                ok = np.isfinite(uv).all(-1)
-                clean = np.concatenate([np.where(ok[..., None], uv, np.nan), ok[..., None].astype(np.float64)], -1)
-                clean, _ = _lifter_input(clean)
+            clean = _clean_input(ref_cam, K) if clean_projections else None
             for label, pipe in pipes.items():
                 pred = pipe(kp, image_size=(w, h), keypoint_format=fmt, confidence_threshold=CONFIDENCE_THRESHOLD,
                             mode=mode, progress=progress, fix_left_right_swaps=fix_left_right_swaps,
-                            flip_augmentation=flip_augmentation)["pose_3d"]
-                res[label] = score(body_joints(pred, "h36m")[frames], ref_body)
+                            flip_augmentation=flip_augmentation, return_keypoints_2d=True)
+                res.update(_score_lifted(label, pred, (w, h), match_2d, frames, ref_body))
                 if clean is not None:
                     pred = pipe(clean, image_size=(w, h), keypoint_format=fmt, confidence_threshold=0.5,
-                                mode=mode, progress=progress, flip_augmentation=flip_augmentation)["pose_3d"]
-                    res[label + "+clean"] = score(body_joints(pred, "h36m")[frames], ref_body)
+                                mode=mode, progress=progress, flip_augmentation=flip_augmentation,
+                                return_keypoints_2d=True)
+                    res.update(_score_lifted(label + "+clean", pred, (w, h), match_2d, frames, ref_body))
             res["blazepose_3d"] = score(body_joints(cap["world_blazepose"][v], "blazepose")[frames], ref_body)
             mean_pose = ref_body.mean(axis=0, keepdims=True) if len(ref_body) else ref_body
             res["mean_pose"] = score(np.broadcast_to(mean_pose, ref_body.shape), ref_body)
@@ -479,6 +478,30 @@ def evaluate_on_capture(lifter_paths: Dict[str, str], capture_cache, mode: str =
         m: {k: float(np.mean([c["mean_over_views"][m][k] for c in caps])) for k in ("p_mpjpe_mm", "mpjpe_mm")}
         for m in methods}
     return out
+
+
+def _clean_input(ref_cam: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
+    """The reference (T, 33, 3) camera metres projected into the view: the lifter's 2D input without detector
+    error (visibility 1 where the projection is finite)."""
+    from modeling_mpm.cameras import project_to_pixels
+
+    uv = project_to_pixels(ref_cam, intrinsics)
+    ok = np.isfinite(uv).all(-1)
+    clean = np.concatenate([np.where(ok[..., None], uv, np.nan), ok[..., None].astype(np.float64)], -1)
+    return _lifter_input(clean)[0]
+
+
+def _score_lifted(label: str, lifted: Dict, image_size, match_2d: bool, frames: np.ndarray,
+                  ref_body: np.ndarray) -> Dict[str, Dict]:
+    """Scores of a pipeline output (``return_keypoints_2d=True``): matched to its 2D under ``label`` and as lifted under
+    ``<label>+unmatched`` (``match_2d``), or only as lifted under ``label``."""
+    from modeling_mpm.reprojection import match_keypoints_2d
+
+    raw = score(body_joints(lifted["pose_3d"], "h36m")[frames], ref_body)
+    if not match_2d:
+        return {label: raw}
+    matched = match_keypoints_2d(lifted["pose_3d"], lifted["keypoints_2d"], image_size)
+    return {label: score(body_joints(matched, "h36m")[frames], ref_body), label + "+unmatched": raw}
 
 
 #: the 12-joint body as a tree for :func:`retarget_body`: (joint, parent); "mid_hip" / "mid_shoulder" are the
@@ -569,6 +592,8 @@ METHOD_NOTES = {
 def _method_name(m: str) -> str:
     if m in METHOD_NOTES:
         return METHOD_NOTES[m]
+    if m.endswith("+unmatched"):
+        return _method_name(m[:-len("+unmatched")]) + ", 3D as lifted (no 2D match)"
     if m.endswith("+clean"):
         return f"`{m[:-6]}` fed clean projections of the reference"
     return f"`{m}` (BlazePose 2D)"
@@ -593,7 +618,8 @@ def report_section(res: Dict, number: int = 11) -> List[str]:
          f"per joint while it reprojects > {m.get('reference_rule', {}).get('max_reprojection_error_px', REFERENCE_MAX_ERROR_PX)} px "
          "and >= 3 views are in use, joints whose last two views still disagree dropped, BlazePose's left/right "
          "swaps in a view undone for the reference by leave-one-view-out consistency). Each view's BlazePose 2D "
-         f"is lifted alone (`pose-lifting` pipeline, the detector's left/right swaps relabelled and flip test-time augmentation, as `lift_video` does, `keypoint_format=\"blazepose\"`, mode {res.get('mode')}) and "
+         f"is lifted alone (`pose-lifting` pipeline, the detector's left/right swaps relabelled, flip test-time augmentation and "
+         f"{'the 3D moved onto its 2D (`match_2d`)' if res.get('match_2d') else 'no 2D match'}, as `lift_video` does, `keypoint_format=\"blazepose\"`, mode {res.get('mode')}) and "
          "compared with the reference in that camera's frame on 12 body joints (hips, knees, ankles, shoulders, "
          "elbows, wrists): P-MPJPE (per-frame Procrustes) / root-relative MPJPE (root = mid-hip), mm, mean of "
          "the four views; frames where all 12 reference joints exist and BlazePose found the person in the view. "
@@ -663,6 +689,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--mode", default="seq2frame", choices=("seq2frame", "seq2seq"))
     ap.add_argument("--redetect", action="store_true", help="run BlazePose again even when cached")
     ap.add_argument("--no-flip", action="store_true", help="no flip test-time augmentation (lift_video's --no-flip)")
+    ap.add_argument("--no-match-2d", action="store_true",
+                    help="score only the 3D as lifted (default: also moved onto its 2D, as lift_video does)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=RESULTS_JSON)
     ap.add_argument("--proportion-floor", action="store_true",
@@ -685,7 +713,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.official:
         lifters["official"] = convert_official(args.official, os.path.join(args.cache_dir, "official_converted"),
                                                args.official_refine)
-    result = evaluate_on_capture(lifters, paths, mode=args.mode, flip_augmentation=not args.no_flip)
+    result = evaluate_on_capture(lifters, paths, mode=args.mode, flip_augmentation=not args.no_flip,
+                                 match_2d=not args.no_match_2d)
     result["meta"] = dict(meta, wall_s=round(time.time() - t0, 1), load_after=C.load_average(),
                           lifters=lifters, capture_files=paths,
                           reference_rule={"min_visibility": REFERENCE_MIN_VISIBILITY,

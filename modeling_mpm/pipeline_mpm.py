@@ -26,6 +26,7 @@ from .keypoints import (DEFAULT_CONFIDENCE_THRESHOLD, _to_numeric_array, prepare
                         unnormalize_screen_coordinates, usable_3d_joints)
 from .modeling_mpm import zero_root
 from .quantization import prepare_model
+from .reprojection import match_keypoints_2d, validate_focal_length
 from .skeleton import get_skeleton, h36m17_to_h36m16
 
 __all__ = ["PoseLiftingPipeline", "PoseCompletionPipeline", "register_pipelines"]
@@ -136,6 +137,8 @@ class _MPMPipelineBase(Pipeline):
         if "mode" in fwd and fwd["mode"] not in LIFT_MODES:
             raise ValueError(f"mode must be one of {LIFT_MODES}, got {fwd['mode']!r}")
         _check_flags(fwd, post)
+        if "focal_length" in post:
+            post["focal_length"] = validate_focal_length(post["focal_length"])
         return pre, fwd, post
 
     def _prepare_2d(self, keypoints, image_size, keypoint_format, confidence_threshold, coordinates,
@@ -182,6 +185,10 @@ class PoseLiftingPipeline(_MPMPipelineBase):
         stride: seq2seq window stride, at most the window length (default: the window length, no overlap).
         flip_augmentation: average with the mirrored input (mask mirrored too).
         return_keypoints_2d: also return the H36M-17 2D (pixels, NaN where missing) that was used.
+        match_2d: move the 3D toward its 2D (:func:`modeling_mpm.reprojection.match_keypoints_2d`: the lifter's
+            depth, the detector's image-plane position, detector failures left out; default False; ``lift_video``
+            turns it on; needs pixel coordinates). focal_length: its pinhole focal length in pixels (default:
+            the image's long side).
         progress: tqdm bar over windows (default: on from 1,000 windows).
 
     Returns ``pose_3d`` float32 ``(frames, J, 3)`` metres, root-relative (root = 0), camera frame (x right, y down,
@@ -191,7 +198,7 @@ class PoseLiftingPipeline(_MPMPipelineBase):
     _head_class, _task_name = "MPMForPoseLifting", "pose-lifting"
     _pre = _MPMPipelineBase._pre + ("fix_left_right_swaps",)
     _fwd = _MPMPipelineBase._fwd + ("mode",)
-    _post = ("return_keypoints_2d",)
+    _post = ("return_keypoints_2d", "match_2d", "focal_length")
 
     def __call__(self, keypoints=None, **kwargs):
         if keypoints is None:
@@ -218,11 +225,18 @@ class PoseLiftingPipeline(_MPMPipelineBase):
                  progress=None):
         pose = lift_sequence(self.model, inputs["pose_2d"], inputs["missing"], mode=mode, batch_size=batch_size,
                              stride=stride, flip_augmentation=bool(flip_augmentation), progress=progress)
-        return {"pose_3d": pose, "missing": inputs["missing"], "keypoints_2d": inputs["keypoints_2d"]}
+        return {"pose_3d": pose, "missing": inputs["missing"], "keypoints_2d": inputs["keypoints_2d"],
+                "image_size": inputs["image_size"]}
 
-    def postprocess(self, outputs, return_keypoints_2d=False):
-        valid = ~np.asarray(outputs["missing"], dtype=bool) & _finite_joints(outputs["pose_3d"], self.skeleton)
-        res = {"pose_3d": outputs["pose_3d"], "valid": valid}
+    def postprocess(self, outputs, return_keypoints_2d=False, match_2d=False, focal_length=None):
+        pose = outputs["pose_3d"]
+        if match_2d:
+            if outputs["image_size"] is None:
+                raise ValueError("match_2d needs pixel keypoints with image_size (not coordinates='normalized')")
+            pose = match_keypoints_2d(pose, _to_model_layout(np.asarray(outputs["keypoints_2d"]), self.skeleton),
+                                      outputs["image_size"], focal_length, root=self.skeleton.root)
+        valid = ~np.asarray(outputs["missing"], dtype=bool) & _finite_joints(pose, self.skeleton)
+        res = {"pose_3d": pose, "valid": valid}
         if return_keypoints_2d:
             res["keypoints_2d"] = outputs["keypoints_2d"]
         return res
@@ -346,7 +360,7 @@ def _finite_joints(pose, skeleton) -> np.ndarray:
 def _check_flags(*groups: Dict[str, Any]) -> None:
     """``flip_augmentation="no"`` would count as True: only real booleans (``progress`` may be None)."""
     for d in groups:
-        for k in ("flip_augmentation", "return_keypoints_2d", "progress"):
+        for k in ("flip_augmentation", "return_keypoints_2d", "match_2d", "progress"):
             if k in d and d[k] is not None:
                 d[k] = _check_bool(d[k], k)
 

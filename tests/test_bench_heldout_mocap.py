@@ -88,9 +88,10 @@ def test_evaluation_runs_and_beats_nothing_trivially_wrong(motions):
     for cset in B.CAMERA_SETS:
         for nz in B.NOISE:
             r = res["results"][cset][nz]
-            assert set(r) == {"general", "mean_pose"}
+            assert set(r) == {"general", "general+match_2d", "mean_pose"}
             for name in FILES:
                 mp, lift = r["mean_pose"][name], r["general"][name]
+                assert r["general+match_2d"][name]["windows"] == lift["windows"]
                 assert mp["mpjpe_mm"] > 10 and mp["p_mpjpe_mm"] > 5  # the motion moves: the mean pose errs
                 assert np.isfinite(lift["mpjpe_mm"]) and np.isfinite(lift["p_mpjpe_mm"])
                 assert 0 < lift["p_mpjpe_mm"] <= lift["mpjpe_mm"] + 1e-6
@@ -99,6 +100,11 @@ def test_evaluation_runs_and_beats_nothing_trivially_wrong(motions):
     a, b = res["results"]["fixed"]["clean"], res["results"]["fixed"]["detector"]
     assert a["general"]["mean"]["mpjpe_mm"] != b["general"]["mean"]["mpjpe_mm"]
     assert a["mean_pose"]["mean"] == b["mean_pose"]["mean"]
+    # moved onto clean projections, the 3D gets closer to the truth
+    for cset in B.CAMERA_SETS:
+        r = res["results"][cset]["clean"]
+        assert r["general+match_2d"]["mean"]["p_mpjpe_mm"] < r["general"]["mean"]["p_mpjpe_mm"] - 1.0, cset
     lines = B.report_section(res)
     assert lines[0].startswith("## ") and any("`assimp_boxing`" in line for line in lines)
     assert sum(line.startswith("| `general` |") for line in lines) == 4
+    assert sum(line.startswith("| `general`, 3D moved onto its 2D") for line in lines) == 4

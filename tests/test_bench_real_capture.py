@@ -151,12 +151,16 @@ def test_evaluate_on_capture_smoke(rc, tmp_path):
     res = rc.evaluate_on_capture({"random": str(tmp_path / "lifter")}, cache, mode="seq2seq")
     cap = res["captures"]["Synthetic"]
     assert set(cap["views"]) == {"cam01", "cam02", "cam03", "cam04"}
-    assert set(cap["mean_over_views"]) == {"random", "random+clean", "blazepose_3d", "mean_pose"}
+    assert set(cap["mean_over_views"]) == {"random", "random+clean", "random+unmatched", "random+clean+unmatched",
+                                           "blazepose_3d", "mean_pose"}
     assert cap["frames"] == 24
     # the synthetic "BlazePose 3D" is the truth in each camera frame
     assert cap["mean_over_views"]["blazepose_3d"]["p_mpjpe_mm"] < 1.0
     assert cap["mean_over_views"]["blazepose_3d"]["mpjpe_mm"] < 1.0
-    for m in ("random", "random+clean", "mean_pose"):
+    # moved onto exact projections, even a random lifter's 3D gets closer to the truth
+    mo = cap["mean_over_views"]
+    assert mo["random+clean"]["p_mpjpe_mm"] < mo["random+clean+unmatched"]["p_mpjpe_mm"]
+    for m in ("random", "random+clean", "random+unmatched", "mean_pose"):
         assert np.isfinite(cap["mean_over_views"][m]["p_mpjpe_mm"]) and cap["mean_over_views"][m]["mpjpe_mm"] > 0
     assert cap["reprojection_error_px"]["body_used_median"] < 0.01
     assert res["mean_over_captures"]["mean_pose"] == {k: cap["mean_over_views"]["mean_pose"][k]
@@ -192,11 +196,13 @@ def test_command_line_with_an_official_checkpoint(rc, tmp_path):
     finally:
         torch.set_num_threads(threads)
     res = json.loads(out.read_text())
-    assert set(res["mean_over_captures"]) == {"official", "official+clean", "blazepose_3d", "mean_pose"}
+    assert set(res["mean_over_captures"]) == {"official", "official+clean", "official+unmatched",
+                                              "official+clean+unmatched", "blazepose_3d", "mean_pose"}
     assert res["meta"]["command"].startswith("python bench/bench_real_capture.py")
     assert (cache / "Synthetic.npz").is_file()
     section = "\n".join(rc.report_section(res))
     assert section.startswith("## 11. Real capture") and "`official` fed clean projections" in section
+    assert "`official` (BlazePose 2D), 3D as lifted (no 2D match)" in section and "moved onto its 2D" in section
 
 
 def test_retarget_body_keeps_directions_and_sets_lengths(rc):

@@ -149,10 +149,17 @@ def test_injected_detector_and_pose_model_give_tracks_and_their_3d(tiny_models, 
             kp[t] = np.concatenate([p[1], p[2][:, None]], 1)
     pipe = pipeline("pose-lifting", model=lifter)
     ref = pipe(kp, image_size=(W, H), keypoint_format="coco", confidence_threshold=0.6, mode="seq2seq",
-               fix_left_right_swaps=True, flip_augmentation=True)  # as lift_video lifts a track
+               fix_left_right_swaps=True, flip_augmentation=True, match_2d=True)  # as lift_video lifts a track
     np.testing.assert_allclose(a["pose_3d"], ref["pose_3d"], atol=1e-6)
     np.testing.assert_array_equal(a["valid"], ref["valid"])
     assert not a["valid"][4].any()
+    seen.clear()
+    plain = lift_video(video, lifter, detector=detector, pose_model=pose_model, batch_size=3, progress=False,
+                       keypoint_threshold=0.6, match_2d=False)["tracks"][0]["pose_3d"]
+    ref = pipe(kp, image_size=(W, H), keypoint_format="coco", confidence_threshold=0.6, mode="seq2seq",
+               fix_left_right_swaps=True, flip_augmentation=True)
+    np.testing.assert_allclose(plain, ref["pose_3d"], atol=1e-6)
+    assert np.abs(plain - a["pose_3d"]).max() > 1e-3
 
 
 def test_cli_writes_npz_and_side_by_side_render(tiny_models, tmp_path):

@@ -81,6 +81,10 @@ def lift_main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--stride", type=int, default=None,
                     help="seq2seq window stride, at most the window length (default: window length)")
     ap.add_argument("--flip", action="store_true", help="test-time flip augmentation")
+    ap.add_argument("--match-2d", action="store_true",
+                    help="move the 3D onto the 2D in the image plane, keeping the lifter's depth (real footage)")
+    ap.add_argument("--focal-length", type=float, default=None,
+                    help="pinhole focal length in pixels for --match-2d (default: the image's long side)")
     ap.add_argument("--render", default=None, help="also write an animation (.gif, or .mp4 with ffmpeg or PyAV)")
     ap.add_argument("--no-progress", action="store_true")
     args = _cli_style(ap).parse_args(argv)
@@ -110,7 +114,7 @@ def _lift(args) -> int:
     pipe = pipeline("pose-lifting", model=load_model_for_task(args.model, "MPMForPoseLifting", "mpm lift"))
     out = pipe(arr, image_size=image_size, keypoint_format=fmt, confidence_threshold=args.confidence_threshold,
                mode=args.mode, batch_size=args.batch_size, stride=args.stride, flip_augmentation=args.flip,
-               return_keypoints_2d=True, progress=False if args.no_progress else None)
+               match_2d=args.match_2d, focal_length=args.focal_length, return_keypoints_2d=True, progress=False if args.no_progress else None)
     args.output = save_npz_atomic(
         args.output, pose_3d=out["pose_3d"], valid=out["valid"], keypoints_2d=out["keypoints_2d"],
         image_size=np.asarray(image_size, dtype=np.float64), joint_names=np.array(pipe.skeleton.joint_names),

@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-flip", action="store_true",
                     help="lift the 2D only as given (default: also the mirrored 2D, averaged; about 10 mm better "
                          "on real footage, twice the lifting time)")
+    ap.add_argument("--no-match-2d", action="store_true",
+                    help="keep the lifter's 3D as it is (default: move it onto the 2D in the image plane, keeping "
+                         "its depth; 8 mm better on the real capture, docs/real_footage.md)")
     ap.add_argument("--max-frames", type=int, default=None)
     ap.add_argument("--device", default=None, help="torch device, e.g. cuda (default cpu)")
     ap.add_argument("--no-progress", action="store_true")
@@ -56,7 +59,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                          output=args.output, render=args.render, batch_size=args.batch_size,
                          detection_threshold=args.detection_threshold, keypoint_threshold=args.keypoint_threshold,
                          max_people=args.max_people, min_track_frames=args.min_track_frames, mode=args.mode,
-                         flip_augmentation=not args.no_flip,
+                         flip_augmentation=not args.no_flip, match_2d=not args.no_match_2d,
                          device=args.device, max_frames=args.max_frames, progress=not args.no_progress)
     except (ValueError, OSError, ImportError) as e:  # OSError: a model not on this machine, offline
         print(f"mpm lift-video: error: {e}", file=sys.stderr)

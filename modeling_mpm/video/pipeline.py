@@ -236,8 +236,8 @@ def _is_blazepose(pose_model) -> bool:
 def lift_video(video: str, model=None, detector=None, pose_model="mediapipe", output: Optional[str] = None,
                render: Optional[str] = None, batch_size: int = 8, detection_threshold: float = 0.5,
                keypoint_threshold: float = 0.3, max_people: Optional[int] = None, tracker=None,
-               min_track_frames: int = 1, mode: str = "seq2seq", flip_augmentation: bool = True, device=None,
-               max_frames: Optional[int] = None, progress: bool = True) -> dict:
+               min_track_frames: int = 1, mode: str = "seq2seq", flip_augmentation: bool = True, match_2d: bool = True,
+               device=None, max_frames: Optional[int] = None, progress: bool = True) -> dict:
     """Detect, track and lift every person of a video to 3D (or, with BlazePose, the one person).
 
     Args:
@@ -255,6 +255,8 @@ def lift_video(video: str, model=None, detector=None, pose_model="mediapipe", ou
         min_track_frames: drop tracks detected in fewer frames.
         mode: MPM mode, ``"seq2seq"`` (fast, default) or ``"seq2frame"`` (the paper's protocol).
         flip_augmentation: also lift the mirrored 2D and average (default True; left/right swaps are undone).
+        match_2d: move the 3D onto the 2D in the image plane, keeping the lifter's depth (default True; the
+            pipeline's ``match_2d``, :mod:`modeling_mpm.reprojection`; 8 mm better on the real capture).
         device: torch device for all models (default CPU; BlazePose always runs on the CPU).
         max_frames: stop after that many frames.
 
@@ -279,7 +281,7 @@ def lift_video(video: str, model=None, detector=None, pose_model="mediapipe", ou
         if own_estimator is not None:
             own_estimator.close()
     tracks = _lift_tracks(pipe, frames2d(min_track_frames), size, "coco" if det_fn else "blazepose",
-                          keypoint_threshold, mode, bool(flip_augmentation), timings)
+                          keypoint_threshold, mode, bool(flip_augmentation), bool(match_2d), timings)
     result = {"tracks": tracks, "fps": info["fps"], "image_size": size, "num_frames": n_frames, "timings": timings}
     _write_outputs(video, result, output, render, progress)
     return result
@@ -332,7 +334,7 @@ def _estimate_2d(video: str, info: dict, timings: dict, batch_size: int, max_fra
 
 
 def _lift_tracks(pipe, tracks2d: dict, size, keypoint_format: str, keypoint_threshold: float, mode: str,
-                 flip_augmentation: bool, timings: dict) -> dict:
+                 flip_augmentation: bool, match_2d: bool, timings: dict) -> dict:
     """The ``tracks`` of :func:`lift_video`: every 2D track with a usable joint lifted by ``pipe``."""
     t0, tracks = time.perf_counter(), {}
     with _lifting_threads(pipe):
@@ -342,7 +344,7 @@ def _lift_tracks(pipe, tracks2d: dict, size, keypoint_format: str, keypoint_thre
                 continue  # no usable joint in the whole track
             res = pipe(kp, image_size=size, keypoint_format=keypoint_format, confidence_threshold=keypoint_threshold,
                        mode=mode, return_keypoints_2d=True, fix_left_right_swaps=True,
-                       flip_augmentation=flip_augmentation)
+                       flip_augmentation=flip_augmentation, match_2d=match_2d)
             tracks[int(tid)] = {"frames": tr.pop("frames"), "pose_3d": res["pose_3d"], "valid": res["valid"],
                                 "keypoints_2d": np.asarray(res["keypoints_2d"], dtype=np.float32),
                                 f"keypoints_{keypoint_format}": kp.astype(np.float32), **tr}
