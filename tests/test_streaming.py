@@ -150,3 +150,26 @@ def test_bench_streaming_smoke(tmp_path):
     assert set(res["latency"]) == {"0", "4"} and res["validation_frames"] == 8 * 20
     assert res["latency"]["4"]["head"] == "centre" and res["latency"]["0"]["head"] == "all-frames"
     assert abs(res["latency"]["4"]["mpjpe_mm"] - res["offline_seq2frame"]["mpjpe_mm"]) < 1e-2
+
+
+def test_match_2d_equals_the_pipeline_and_checks_its_arguments(lifter, coco_sequence):
+    """``match_2d=True`` at half-window latency: the pipeline's seq2frame 3D moved onto its 2D, frame by frame
+    (missing joints included); bad switches are refused when the stream is made."""
+    from transformers import pipeline
+
+    import modeling_mpm  # noqa: F401
+
+    want = pipeline("pose-lifting", model=lifter)(coco_sequence, image_size=(W, H), keypoint_format="coco",
+                                                   confidence_threshold=0.3, match_2d=True, focal_length=700.0)
+    stream = PoseLiftingStream(lifter, (W, H), "coco", latency=T // 2, confidence_threshold=0.3, match_2d=True,
+                               focal_length=700.0)
+    got = stream.run(coco_sequence)
+    np.testing.assert_allclose(got, want["pose_3d"], atol=1e-4)
+    plain = PoseLiftingStream(lifter, (W, H), "coco", latency=T // 2, confidence_threshold=0.3).run(coco_sequence)
+    assert np.abs(got - plain).max() > 1e-3
+    with pytest.raises(TypeError, match="match_2d"):
+        PoseLiftingStream(lifter, (W, H), "coco", match_2d="yes")
+    with pytest.raises(ValueError, match="image_size"):
+        PoseLiftingStream(lifter, None, "coco", coordinates="normalized", match_2d=True)
+    with pytest.raises(ValueError, match="focal_length"):
+        PoseLiftingStream(lifter, (W, H), "coco", match_2d=True, focal_length=-1.0)

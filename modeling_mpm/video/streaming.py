@@ -19,6 +19,7 @@ import torch
 from ..keypoints import keypoints_to_h36m, normalize_screen_coordinates, validate_image_size, validate_keypoints
 from ..modeling_mpm import zero_root
 from ..pipeline_mpm import _resolve_head, _skeleton_of, _to_model_layout
+from ..reprojection import match_keypoints_2d, validate_focal_length
 
 __all__ = ["PoseLiftingStream"]
 
@@ -34,6 +35,8 @@ class PoseLiftingStream:
         latency: frames between input and output, ``0`` (causal) to half the window.
         confidence_threshold: joints with a lower confidence are missing (masked for the model).
         coordinates: ``"pixels"`` or ``"normalized"`` (model coordinates).
+        match_2d: move each frame's 3D onto its 2D, keeping the lifter's depth (as the pipelines' ``match_2d``;
+            pixels only); focal_length: its pinhole focal length in pixels (default: the image's long side).
 
     ``push(keypoints)`` takes ``(joints, 2)`` / ``(joints, 3)`` (x, y[, confidence]) in pixels, one
     ViTPose person dict (``keypoints`` ``(17, 2)``, ``scores`` ``(17,)``), or ``None`` for a frame
@@ -44,7 +47,8 @@ class PoseLiftingStream:
     """
 
     def __init__(self, model, image_size=None, keypoint_format: str = "coco", latency: int = 0,
-                 confidence_threshold: float = 0.0, coordinates: str = "pixels"):
+                 confidence_threshold: float = 0.0, coordinates: str = "pixels", match_2d: bool = False,
+                 focal_length: Optional[float] = None):
         if isinstance(model, str):
             from ..modeling_mpm import MPMForPoseLifting
 
@@ -66,6 +70,12 @@ class PoseLiftingStream:
         self.coordinates = coordinates
         self.image_size = validate_image_size(image_size) if coordinates == "pixels" else None
         self.keypoint_format = keypoint_format
+        if not isinstance(match_2d, (bool, np.bool_)):
+            raise TypeError(f"match_2d must be True or False, got {match_2d!r}")
+        if match_2d and self.image_size is None:
+            raise ValueError("match_2d needs pixel keypoints with image_size (not coordinates='normalized')")
+        self.match_2d = bool(match_2d)
+        self.focal_length = None if focal_length is None else validate_focal_length(focal_length)
         try:
             self.confidence_threshold = float(confidence_threshold)
         except (TypeError, ValueError):
@@ -79,6 +89,7 @@ class PoseLiftingStream:
         """Forget all frames (start a new stream)."""
         self._embeddings: collections.deque = collections.deque(maxlen=self.num_frames)
         self._missing: collections.deque = collections.deque(maxlen=self.num_frames)
+        self._pixels: collections.deque = collections.deque(maxlen=self.num_frames)  # for match_2d
         self._frames_seen = 0      # frames pushed so far
         self._frames_out = 0       # frames returned so far
 
@@ -87,7 +98,8 @@ class PoseLiftingStream:
         return self._frames_seen
 
     def _frame_input(self, keypoints):
-        """One frame -> (pose_2d (1, 1, J, 2) float32 model coordinates, missing (J,) bool)."""
+        """One frame -> (pose_2d (1, 1, J, 2) float32 model coordinates, missing (J,) bool, (J, 2) input units
+        with NaN where missing)."""
         if keypoints is None:
             xy, valid, fmt = np.zeros((1, 17, 2)), np.zeros((1, 17), dtype=bool), "h36m"
         else:
@@ -112,7 +124,8 @@ class PoseLiftingStream:
             uv = np.where(valid17[..., None], normalize_screen_coordinates(xy17, *self.image_size), 0.0)
         uv = _to_model_layout(uv, self.skeleton)
         missing = ~_to_model_layout(valid17[..., None], self.skeleton)[..., 0]
-        return torch.as_tensor(np.asarray(uv, dtype=np.float32))[None], missing[0]
+        given = _to_model_layout(np.where(valid17[..., None], xy17, np.nan), self.skeleton)[0]
+        return torch.as_tensor(np.asarray(uv, dtype=np.float32))[None], missing[0], given
 
     @torch.inference_mode()
     def _embed(self, pose_2d: torch.Tensor, missing: np.ndarray) -> torch.Tensor:
@@ -136,14 +149,18 @@ class PoseLiftingStream:
             out = self.model.frames_head(x[:, self.slot:self.slot + 1])[0, 0]
         pose = zero_root(out.float().cpu().numpy(), self.skeleton.root)
         missing = self._missing[target - first]
+        if self.match_2d:
+            pose = match_keypoints_2d(pose[None], self._pixels[target - first][None], self.image_size,
+                                      self.focal_length, root=self.skeleton.root)[0]
         return {"frame": int(target), "pose_3d": pose.astype(np.float32), "valid": ~missing}
 
     def push(self, keypoints) -> Optional[Dict[str, np.ndarray]]:
         """Add the next frame; return the result for frame ``frames_seen - 1 - latency`` (or None)."""
-        pose_2d, missing = self._frame_input(keypoints)
+        pose_2d, missing, given = self._frame_input(keypoints)
         # frames that a pending output still needs must stay cached: keep the window's length
         self._embeddings.append(self._embed(pose_2d, missing))
         self._missing.append(missing)
+        self._pixels.append(given)
         t = self._frames_seen
         self._frames_seen += 1
         target = t - self.latency
