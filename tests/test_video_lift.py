@@ -148,14 +148,15 @@ def test_injected_detector_and_pose_model_give_tracks_and_their_3d(tiny_models, 
             p = _walkers(t)[0]
             kp[t] = np.concatenate([p[1], p[2][:, None]], 1)
     pipe = pipeline("pose-lifting", model=lifter)
-    ref = pipe(kp, image_size=(W, H), keypoint_format="coco", confidence_threshold=0.6, mode="seq2seq",
-               fix_left_right_swaps=True, flip_augmentation=True, match_2d=True)  # as lift_video lifts a track
+    # as lift_video lifts a track: a 9-frame window -> seq2frame by default
+    ref = pipe(kp, image_size=(W, H), keypoint_format="coco", confidence_threshold=0.6, mode="seq2frame",
+               fix_left_right_swaps=True, flip_augmentation=True, match_2d=True)
     np.testing.assert_allclose(a["pose_3d"], ref["pose_3d"], atol=1e-6)
     np.testing.assert_array_equal(a["valid"], ref["valid"])
     assert not a["valid"][4].any()
     seen.clear()
     plain = lift_video(video, lifter, detector=detector, pose_model=pose_model, batch_size=3, progress=False,
-                       keypoint_threshold=0.6, match_2d=False)["tracks"][0]["pose_3d"]
+                       keypoint_threshold=0.6, match_2d=False, mode="seq2seq")["tracks"][0]["pose_3d"]
     ref = pipe(kp, image_size=(W, H), keypoint_format="coco", confidence_threshold=0.6, mode="seq2seq",
                fix_left_right_swaps=True, flip_augmentation=True)
     np.testing.assert_allclose(plain, ref["pose_3d"], atol=1e-6)
@@ -221,3 +222,16 @@ def test_readme_video_snippet_runs(tiny_models, video):
     assert len(ns["people"]) == 10 and tracks
     for t in tracks:
         assert t["pose_3d"].shape == (len(t["frames"]), 17, 3) and np.isfinite(t["pose_3d"]).all()
+
+
+def test_default_mode_follows_the_window_length():
+    """seq2frame for short windows (the shipped general lifter's 27 frames), seq2seq for the paper's 243."""
+    from types import SimpleNamespace
+
+    from modeling_mpm.pretrained import GENERAL_LIFTER
+    from modeling_mpm.video.pipeline import SEQ2FRAME_MAX_WINDOW, default_lift_mode
+
+    general = MPMForPoseLifting.from_pretrained(GENERAL_LIFTER)
+    assert default_lift_mode(general) == "seq2frame"
+    assert default_lift_mode(SimpleNamespace(config=SimpleNamespace(num_frames=SEQ2FRAME_MAX_WINDOW))) == "seq2frame"
+    assert default_lift_mode(SimpleNamespace(config=SimpleNamespace(num_frames=243))) == "seq2seq"

@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--keypoint-threshold", type=float, default=0.3)
     ap.add_argument("--max-people", type=int, default=None, help="people per frame (highest scores)")
     ap.add_argument("--min-track-frames", type=int, default=1, help="drop tracks seen in fewer frames")
-    ap.add_argument("--mode", default="seq2seq", choices=["seq2seq", "seq2frame"])
+    ap.add_argument("--mode", default=None, choices=["seq2seq", "seq2frame"],
+                    help="MPM mode (default: seq2frame for lifters with windows up to 81 frames, as the shipped "
+                         "one, else seq2seq)")
     ap.add_argument("--no-flip", action="store_true",
                     help="lift the 2D only as given (default: also the mirrored 2D, averaged; about 10 mm better "
                          "on real footage, twice the lifting time)")

@@ -236,7 +236,7 @@ def _is_blazepose(pose_model) -> bool:
 def lift_video(video: str, model=None, detector=None, pose_model="mediapipe", output: Optional[str] = None,
                render: Optional[str] = None, batch_size: int = 8, detection_threshold: float = 0.5,
                keypoint_threshold: float = 0.3, max_people: Optional[int] = None, tracker=None,
-               min_track_frames: int = 1, mode: str = "seq2seq", flip_augmentation: bool = True, match_2d: bool = True,
+               min_track_frames: int = 1, mode: Optional[str] = None, flip_augmentation: bool = True, match_2d: bool = True,
                device=None, max_frames: Optional[int] = None, progress: bool = True) -> dict:
     """Detect, track and lift every person of a video to 3D (or, with BlazePose, the one person).
 
@@ -253,7 +253,8 @@ def lift_video(video: str, model=None, detector=None, pose_model="mediapipe", ou
         keypoint_threshold: 2D joints with a lower score / visibility are missing (masked for MPM).
         tracker: anything with ``update(boxes) -> ids`` (default :class:`IoUTracker`; ViTPose only).
         min_track_frames: drop tracks detected in fewer frames.
-        mode: MPM mode, ``"seq2seq"`` (fast, default) or ``"seq2frame"`` (the paper's protocol).
+        mode: MPM mode, ``"seq2frame"`` (the paper's protocol, one window per frame) or ``"seq2seq"`` (one window
+            per window length, much faster for long windows); None: :func:`default_lift_mode` of the lifter.
         flip_augmentation: also lift the mirrored 2D and average (default True; left/right swaps are undone).
         match_2d: move the 3D onto the 2D in the image plane, keeping the lifter's depth (default True; the
             pipeline's ``match_2d``, :mod:`modeling_mpm.reprojection`; 8 mm better on the real capture).
@@ -281,7 +282,8 @@ def lift_video(video: str, model=None, detector=None, pose_model="mediapipe", ou
         if own_estimator is not None:
             own_estimator.close()
     tracks = _lift_tracks(pipe, frames2d(min_track_frames), size, "coco" if det_fn else "blazepose",
-                          keypoint_threshold, mode, bool(flip_augmentation), bool(match_2d), timings)
+                          keypoint_threshold, mode or default_lift_mode(pipe.model), bool(flip_augmentation),
+                          bool(match_2d), timings)
     result = {"tracks": tracks, "fps": info["fps"], "image_size": size, "num_frames": n_frames, "timings": timings}
     _write_outputs(video, result, output, render, progress)
     return result
@@ -331,6 +333,17 @@ def _estimate_2d(video: str, info: dict, timings: dict, batch_size: int, max_fra
     if n_frames == 0:
         raise ValueError(f"no frame could be decoded from {video!r}")
     return frames2d, n_frames, size or (info["width"], info["height"])
+
+
+#: lifters with windows up to this many frames run ``seq2frame`` in :func:`lift_video` by default
+SEQ2FRAME_MAX_WINDOW = 81
+
+
+def default_lift_mode(model) -> str:
+    """``"seq2frame"`` for a lifter whose window is at most :data:`SEQ2FRAME_MAX_WINDOW` frames (the shipped general
+    lifter's 27: 2.5 mm better on the real capture than ``seq2seq``, and the chain keeps over 0.8x the 2D model's
+    frames/s, ``bench/bench_video_speed.py``), else ``"seq2seq"`` (a 243-frame window per frame would dominate)."""
+    return "seq2frame" if int(model.config.num_frames) <= SEQ2FRAME_MAX_WINDOW else "seq2seq"
 
 
 def _lift_tracks(pipe, tracks2d: dict, size, keypoint_format: str, keypoint_threshold: float, mode: str,
