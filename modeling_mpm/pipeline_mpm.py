@@ -26,7 +26,7 @@ from .keypoints import (DEFAULT_CONFIDENCE_THRESHOLD, _to_numeric_array, prepare
                         unnormalize_screen_coordinates, usable_3d_joints)
 from .modeling_mpm import zero_root
 from .quantization import prepare_model
-from .reprojection import match_keypoints_2d, validate_focal_length
+from .reprojection import match_keypoints_2d, require_pixels, validate_focal_length
 from .skeleton import get_skeleton, h36m17_to_h36m16
 
 __all__ = ["PoseLiftingPipeline", "PoseCompletionPipeline", "register_pipelines"]
@@ -231,8 +231,7 @@ class PoseLiftingPipeline(_MPMPipelineBase):
     def postprocess(self, outputs, return_keypoints_2d=False, match_2d=False, focal_length=None):
         pose = outputs["pose_3d"]
         if match_2d:
-            if outputs["image_size"] is None:
-                raise ValueError("match_2d needs pixel keypoints with image_size (not coordinates='normalized')")
+            require_pixels(outputs["image_size"])
             pose = match_keypoints_2d(pose, _to_model_layout(np.asarray(outputs["keypoints_2d"]), self.skeleton),
                                       outputs["image_size"], focal_length, root=self.skeleton.root)
         valid = ~np.asarray(outputs["missing"], dtype=bool) & _finite_joints(pose, self.skeleton)

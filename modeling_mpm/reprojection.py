@@ -27,7 +27,7 @@ import numpy as np
 
 from .keypoints import _to_numeric_array, validate_image_size
 
-__all__ = ["pixel_rays", "fit_root_translation", "match_keypoints_2d", "validate_focal_length"]
+__all__ = ["pixel_rays", "fit_root_translation", "match_keypoints_2d", "validate_focal_length", "require_pixels"]
 
 #: joints with a full-weight 2D needed to fit a frame's translation; frames with fewer keep the lifted pose
 MIN_FIT_JOINTS = 3
@@ -136,14 +136,23 @@ def _agreement(posed: np.ndarray, rays: np.ndarray, valid: np.ndarray, outlier_s
     return np.where(few[:, None], valid.astype(np.float64), w)
 
 
+def require_pixels(image_size) -> None:
+    """``ValueError`` unless there is an ``image_size``: matching works on pixel keypoints."""
+    if image_size is None:
+        raise ValueError("match_2d needs pixel keypoints with image_size (not coordinates='normalized')")
+
+
+def _check_share(name: str, v, upper: float) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(v).__name__}")
+    if not (0.0 <= v <= upper) or (upper == np.inf and v == 0):
+        raise ValueError(f"{name} must be in {'[0, 1]' if upper == 1.0 else '(0, inf)'}, got {v!r}")
+
+
 def _check_match_inputs(pose_3d, keypoints_2d, weight, outlier_share, iterations):
-    for name, v, lo, hi in (("weight", weight, 0.0, 1.0), ("outlier_share", outlier_share, 0.0, np.inf)):
-        if v is None and name == "outlier_share":
-            continue
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-            raise TypeError(f"{name} must be a number, got {type(v).__name__}")
-        if not (lo <= v <= hi) or (name == "outlier_share" and v == 0):
-            raise ValueError(f"{name} must be in {'[0, 1]' if name == 'weight' else '(0, inf)'}, got {v!r}")
+    _check_share("weight", weight, 1.0)
+    if outlier_share is not None:
+        _check_share("outlier_share", outlier_share, np.inf)
     if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
         raise ValueError(f"iterations must be a positive int, got {iterations!r}")
     pose = _to_numeric_array(pose_3d, "pose_3d").astype(np.float64)

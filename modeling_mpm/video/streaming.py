@@ -16,10 +16,11 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
+from ..inference import _check_bool
 from ..keypoints import keypoints_to_h36m, normalize_screen_coordinates, validate_image_size, validate_keypoints
 from ..modeling_mpm import zero_root
 from ..pipeline_mpm import _resolve_head, _skeleton_of, _to_model_layout
-from ..reprojection import match_keypoints_2d, validate_focal_length
+from ..reprojection import match_keypoints_2d, require_pixels, validate_focal_length
 
 __all__ = ["PoseLiftingStream"]
 
@@ -70,11 +71,9 @@ class PoseLiftingStream:
         self.coordinates = coordinates
         self.image_size = validate_image_size(image_size) if coordinates == "pixels" else None
         self.keypoint_format = keypoint_format
-        if not isinstance(match_2d, (bool, np.bool_)):
-            raise TypeError(f"match_2d must be True or False, got {match_2d!r}")
-        if match_2d and self.image_size is None:
-            raise ValueError("match_2d needs pixel keypoints with image_size (not coordinates='normalized')")
-        self.match_2d = bool(match_2d)
+        self.match_2d = _check_bool(match_2d, "match_2d")
+        if self.match_2d:
+            require_pixels(self.image_size)
         self.focal_length = None if focal_length is None else validate_focal_length(focal_length)
         try:
             self.confidence_threshold = float(confidence_threshold)
