@@ -480,7 +480,7 @@ def report_section(result: Dict, number: int = 12) -> List[str]:
          f"Command: `{m.get('command', 'n/a')}` (commit {m.get('git_commit', 'n/a')}, {m.get('started_utc', 'n/a')}, "
          f"torch {m.get('torch', 'n/a')}, {m.get('threads', 'n/a')} thread(s), load average before "
          f"{m.get('load_before', 'n/a')}, after {m.get('load_after', 'n/a')}, {m.get('wall_s', 0):.0f} s wall-clock). "
-         "Lifters: " + (", ".join(f"`{k}` = `{v}`" for k, v in (m.get("lifters") or {}).items()) or "none") + ".", "",
+         "Lifters: " + (", ".join(f"`{k}` = `{v}`" for k, v in (m.get("lifters") or {}).items()) or "none") + "." + C.updated_rows_note(m), "",
          "Motion that no training run uses (issue 22: only the repository's motion plus augmentation is trained "
          "on), fetched by the bench command and converted with the package's readers to H36M-17 world positions "
          "(metres, Z up, 50 Hz; DATA_NOTES.md has the licences):", ""]

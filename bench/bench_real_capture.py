@@ -609,7 +609,7 @@ def report_section(res: Dict, number: int = 11) -> List[str]:
          f"{m.get('load_before', 'n/a')}, after {m.get('load_after', 'n/a')}, {m.get('wall_s', 0):.0f} s wall-clock, "
          "BlazePose detections cached). Lifters: "
          + (", ".join(f"`{k}` = `{v}`" for k, v in (m.get("lifters") or {}).items()) or "none (baselines only)")
-         + ".", "",
+         + "." + C.updated_rows_note(m), "",
          "Data: the two demo captures of the pose2sim 0.10.49 wheel (BSD-3-Clause, DATA_NOTES.md): four "
          "synchronised 60 fps cameras mounted high, 100 frames of a throwing-like motion; in `Demo_MultiPerson` a "
          "second person is painted out per view (fixed black rectangles, `MULTIPERSON_MASKS`). Reference: the 33 "

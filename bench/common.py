@@ -87,6 +87,17 @@ def run_meta(budget: str, threads: int, argv: Optional[List[str]] = None, script
     }
 
 
+def updated_rows_note(meta: dict) -> str:
+    """The report sentence for rows re-measured after the run (``meta["updated_rows"]``: ``{"labels", "command",
+    "git_commit", "started_utc", "threads", "why"}``), or "" when no row was."""
+    u = meta.get("updated_rows")
+    if not u:
+        return ""
+    return (f" Rows of {', '.join(f'`{x}`' for x in u['labels'])} re-measured by `{u['command']}` (commit "
+            f"{u['git_commit']}, {u['started_utc']}, {u['threads']} thread(s)): {u['why']}; every other row is from "
+            "the command above.")
+
+
 def write_json(obj: dict, path: str) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp"

@@ -42,7 +42,7 @@ PRESETS: Dict[str, Dict] = {
 }
 
 #: the shipped general lifter (train/general_lifter.py): the demo's recipe, longer, on every embedded sequence
-PRESETS["general"] = dict(PRESETS["full"], pretrain_steps=2500, finetune_steps=2500, train_split="train+validation")
+PRESETS["general"] = dict(PRESETS["full"], pretrain_steps=5000, finetune_steps=5000, train_split="train+validation")
 
 SETTINGS = (
     ("plain", "no occlusion", dict()),
