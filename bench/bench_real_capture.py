@@ -4,6 +4,9 @@ against a multi-view triangulated reference.
     python bench/bench_real_capture.py --model demo=/work/cache/demo_base/mpm-lift
     python bench/bench_real_capture.py --model a=DIR_A --model b=DIR_B --official authors.pth
     python bench/bench_real_capture.py --wheel /tmp/dl/pose2sim-0.10.49-py3-none-any.whl --export-dir /work/cache/real_capture
+    # re-measure one lifter and put its rows into the committed result (RESULTS.md says so):
+    python bench/bench_real_capture.py --model general=modeling_mpm/pretrained/mpm-lift-general --out /tmp/rc.json \\
+        --merge-into bench/results/real_capture.json --why "the general lifter was retrained"
 
 The capture: the pose2sim 0.10.49 wheel (BSD-3-Clause; see DATA_NOTES.md) holds two demo
 captures, ``Demo_SinglePerson`` and ``Demo_MultiPerson``: four synchronised 60 fps cameras
@@ -693,9 +696,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     help="score only the 3D as lifted (default: also moved onto its 2D, as lift_video does)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=RESULTS_JSON)
+    ap.add_argument("--merge-into", default=None, metavar="RESULTS_JSON",
+                    help="also put this run's lifter rows into RESULTS_JSON (a result of an earlier run of this bench "
+                         "with the same protocol), replacing that lifter's rows and keeping every other row; the "
+                         "report then says which rows were re-measured, by which command and why (--why)")
+    ap.add_argument("--why", default=None, help="with --merge-into: why the rows were re-measured (printed in the report)")
     ap.add_argument("--proportion-floor", action="store_true",
                     help="only print proportion_floor() of the cached captures (perfect poses in each embedded body)")
     args = ap.parse_args(argv)
+    if args.merge_into and not (args.why or "").strip():
+        ap.error("--merge-into needs --why (the report prints it beside the re-measured rows)")
+    if args.merge_into:
+        C.load_result(args.merge_into)  # fail before the run, not after it
     if args.proportion_floor:
         paths = prepare_captures(args.wheel, args.cache_dir, args.export_dir, [c for c in args.captures.split(",") if c])
         print(json.dumps(proportion_floor(paths), indent=1))
@@ -723,6 +735,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(format_table(result))
     C.write_json(result, args.out)
     print(f"[real-capture] wrote {args.out}")
+    if args.merge_into:
+        C.merge_into_file(args.merge_into, result, list(lifters), args.why,
+                          same=("mode", "flip_augmentation", "match_2d", "fix_left_right_swaps", "body_joints", "protocol",
+                                "mean_over_captures.mean_pose", "mean_over_captures.blazepose_3d"))
+        print(f"[real-capture] merged the rows of {list(lifters)} into {args.merge_into}")
     return 0
 
 

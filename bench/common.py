@@ -8,6 +8,7 @@ Units: 3D in metres inside the code, errors reported in millimetres (``*_mm``).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -88,14 +89,100 @@ def run_meta(budget: str, threads: int, argv: Optional[List[str]] = None, script
 
 
 def updated_rows_note(meta: dict) -> str:
-    """The report sentence for rows re-measured after the run (``meta["updated_rows"]``: ``{"labels", "command",
-    "git_commit", "started_utc", "threads", "why"}``), or "" when no row was."""
-    u = meta.get("updated_rows")
-    if not u:
-        return ""
-    return (f" Rows of {', '.join(f'`{x}`' for x in u['labels'])} re-measured by `{u['command']}` (commit "
-            f"{u['git_commit']}, {u['started_utc']}, {u['threads']} thread(s)): {u['why']}; every other row is from "
-            "the command above.")
+    """The report sentence for rows re-measured after the run (``meta["updated_rows"]``: one entry or a list of
+    entries ``{"labels", "command", "git_commit", "started_utc", "threads", "why"}``), or "" when no row was."""
+    entries = meta.get("updated_rows") or []
+    entries = [entries] if isinstance(entries, dict) else entries
+    return "".join(
+        f" Rows of {', '.join(f'`{x}`' for x in u['labels'])} re-measured by `{u['command']}` (commit "
+        f"{u['git_commit']}, {u['started_utc']}, {u['threads']} thread(s)): {u['why']}."
+        for u in entries) + (" Every other row is from the command above." if entries else "")
+
+
+def _same(a, b, rel: float = 1e-6) -> bool:
+    """Equal JSON values, numbers within ``rel`` (a rerun's floats may differ in the last bits)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k], rel) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y, rel) for x, y in zip(a, b))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool) and not isinstance(b, bool):
+        return math.isclose(a, b, rel_tol=rel, abs_tol=1e-9) or (math.isnan(a) and math.isnan(b))
+    return a == b
+
+
+def load_result(path: str) -> dict:
+    """A bench result JSON, or ``ValueError`` saying why it cannot be read."""
+    try:
+        with open(path) as f:
+            res = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: cannot read a bench result there ({e})") from e
+    if not isinstance(res, dict) or not isinstance(res.get("meta"), dict):
+        raise ValueError(f"{path}: not a bench result (no 'meta' object)")
+    return res
+
+
+def _is_row_of(key: str, labels: Sequence[str]) -> bool:
+    return any(key == x or key.startswith(x + "+") for x in labels)
+
+
+def _merge_rows(into: dict, new: dict, labels: Sequence[str]) -> int:
+    """Replace, at every depth, the entries of ``into`` whose key is a row of ``labels`` (the label itself or
+    ``label+variant``) by those of ``new`` at the same path; such rows missing from ``new`` are dropped."""
+    n = 0
+    for key in [k for k in into if _is_row_of(k, labels) and k not in new]:
+        del into[key]
+    for key, value in new.items():
+        if _is_row_of(key, labels):
+            into[key] = copy.deepcopy(value)
+            n += 1
+        elif isinstance(value, dict) and isinstance(into.get(key), dict):
+            n += _merge_rows(into[key], value, labels)
+    return n
+
+
+def merge_results(into: dict, new: dict, labels: Sequence[str], why: str, same: Sequence[str] = ()) -> dict:
+    """``into`` (a bench result, as written by ``write_json``) with the rows of the lifters ``labels`` taken
+    from ``new`` (a second run of the same bench), and ``meta["updated_rows"]`` saying which rows, which
+    command and why, so that re-measuring one lifter keeps every other row and says so in the report.
+
+    ``same``: keys (dotted for nested ones, e.g. ``"mean_over_captures.mean_pose"``) that must be equal in both
+    (the protocol, the baselines), else ``ValueError``."""
+    if not isinstance(why, str) or not why.strip():
+        raise ValueError("merging rows needs a reason (--why): the report prints it beside the rows")
+    labels = list(labels)
+    if not labels:
+        raise ValueError("no lifter rows to merge: the run scored no lifter")
+    new = json.loads(json.dumps(new, default=float))  # as the file will hold it: lists, not tuples
+
+    def at(d, dotted):
+        for part in dotted.split("."):
+            d = d.get(part) if isinstance(d, dict) else None
+        return d
+
+    differ = [k for k in same if not _same(at(into, k), at(new, k))]
+    if differ:
+        raise ValueError(f"cannot merge runs of different protocols or references: {differ} differ "
+                         f"({'; '.join(f'{k}: {at(into, k)!r} vs {at(new, k)!r}' for k in differ)})"[:2000])
+    out = copy.deepcopy(into)
+    meta_in, meta_new = out.get("meta", {}), new.get("meta", {})
+    body_in = {k: v for k, v in out.items() if k != "meta"}
+    if _merge_rows(body_in, {k: v for k, v in new.items() if k != "meta"}, labels) == 0:
+        raise ValueError(f"the new run has no rows of {labels}")
+    lifters = dict(meta_in.get("lifters") or {})
+    lifters.update({k: v for k, v in (meta_new.get("lifters") or {}).items() if k in labels})
+    entries = meta_in.get("updated_rows") or []
+    entries = [entries] if isinstance(entries, dict) else list(entries)
+    entries = [e for e in entries if not set(e["labels"]) <= set(labels)]
+    entries.append({"labels": labels, "command": meta_new.get("command", "n/a"),
+                    "git_commit": meta_new.get("git_commit", "n/a"), "started_utc": meta_new.get("started_utc", "n/a"),
+                    "threads": meta_new.get("threads", "n/a"), "why": why.strip().rstrip(".")})
+    return dict(body_in, meta=dict(meta_in, lifters=lifters, updated_rows=entries))
+
+
+def merge_into_file(path: str, new: dict, labels: Sequence[str], why: str, same: Sequence[str] = ()) -> str:
+    """``merge_results`` of the JSON at ``path`` and ``new``, written back atomically."""
+    return write_json(merge_results(load_result(path), new, labels, why, same), path)
 
 
 def write_json(obj: dict, path: str) -> str:
