@@ -128,13 +128,13 @@ def _is_row_of(key: str, labels: Sequence[str]) -> bool:
 
 def _merge_rows(into: dict, new: dict, labels: Sequence[str]) -> int:
     """Replace, at every depth, the entries of ``into`` whose key is a row of ``labels`` (the label itself or
-    ``label+variant``) by those of ``new`` at the same path; such rows missing from ``new`` are dropped."""
+    ``label+variant``) by those of ``new`` at the same path (not copied); such rows missing from ``new`` are dropped."""
     n = 0
     for key in [k for k in into if _is_row_of(k, labels) and k not in new]:
         del into[key]
     for key, value in new.items():
         if _is_row_of(key, labels):
-            into[key] = copy.deepcopy(value)
+            into[key] = value
             n += 1
         elif isinstance(value, dict) and isinstance(into.get(key), dict):
             n += _merge_rows(into[key], value, labels)
@@ -173,7 +173,7 @@ def merge_results(into: dict, new: dict, labels: Sequence[str], why: str, same: 
     lifters.update({k: v for k, v in (meta_new.get("lifters") or {}).items() if k in labels})
     entries = meta_in.get("updated_rows") or []
     entries = [entries] if isinstance(entries, dict) else list(entries)
-    entries = [e for e in entries if not set(e["labels"]) <= set(labels)]
+    entries = [e for e in entries if not all(_is_row_of(x, labels) for x in e["labels"])]  # superseded
     entries.append({"labels": labels, "command": meta_new.get("command", "n/a"),
                     "git_commit": meta_new.get("git_commit", "n/a"), "started_utc": meta_new.get("started_utc", "n/a"),
                     "threads": meta_new.get("threads", "n/a"), "why": why.strip().rstrip(".")})

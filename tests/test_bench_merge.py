@@ -89,6 +89,9 @@ def test_heldout_merge_keeps_entries_of_other_lifters_and_drops_stale_variants()
         ["mpm-lift-general", "mpm-lift-general+match_2d"], ["demo-scratch"]]
     text = "\n".join(HO.report_section(merged))
     assert text.count("re-measured by") == 2 and "retrained" in text
+    # re-measuring the general lifter again supersedes its entry (labelled with its +match_2d row too)
+    again = C.merge_results(merged, _rescored(old, "mpm-lift-general", 1.1), ["mpm-lift-general"], "again", same=same)
+    assert [e["labels"] for e in again["meta"]["updated_rows"]] == [["demo-scratch"], ["mpm-lift-general"]]
 
 
 def test_merge_refuses_other_protocols_baselines_and_missing_reasons(tmp_path):
