@@ -26,7 +26,10 @@ CMU_BVH_TO_H36M17: JointMap = {
     "left_shoulder": "LeftArm", "left_elbow": "LeftForeArm", "left_wrist": "LeftHand",
     "right_shoulder": "RightArm", "right_elbow": "RightForeArm", "right_wrist": "RightHand",
 }
-"""CMU (cgspeed BVH) -> H36M-17; head_top is the End Site of Head."""
+"""CMU (cgspeed BVH) -> H36M-17; head_top is the End Site of Head. The pelvis is the BVH root ("Hips"), about
+10 cm above the line of the hip joints (Human3.6M's pelvis lies on it, as the 2D formats' pelvis does); putting it
+at the hips' midpoint made no measured difference to the general lifter (docs/real_footage.md), so the embedded
+data keep the BVH root."""
 
 HOLOSOMA_TO_H36M17: JointMap = {**CMU_BVH_TO_H36M17, "thorax": "Neck", "head_top": ("extrapolate", "Head", "Neck", 0.8)}
 """holosoma climbing capture -> H36M-17; head_top = Head + 0.8 (Head - Neck) (approximate)."""
