@@ -396,7 +396,7 @@ def _capture_files(capture_cache) -> List[str]:
 def evaluate_on_capture(lifter_paths: Dict[str, str], capture_cache, mode: str = "seq2frame",
                         clean_projections: bool = True, progress: bool = False,
                         fix_left_right_swaps: bool = True, flip_augmentation: bool = True,
-                        match_2d: bool = True) -> Dict:
+                        match_2d: bool = True, blazepose_3d_weight: float = 0.0) -> Dict:
     """Score lifters on the real captures.
 
     Args:
@@ -410,12 +410,14 @@ def evaluate_on_capture(lifter_paths: Dict[str, str], capture_cache, mode: str =
         flip_augmentation: average with the mirrored input, as ``lift_video`` does by default.
         match_2d: score each lifter's 3D moved onto its 2D (``match_2d``, as ``lift_video`` does by default) and,
             as ``<label>+unmatched``, the 3D as lifted; False: only the 3D as lifted, under ``<label>``.
+        blazepose_3d_weight: > 0: BlazePose's own 3D blended into each lifter's 3D from BlazePose's 2D, as
+            ``lift_video`` does (``blend_world_landmarks``; the 3D without it: ``<label>+unblended``).
 
     Returns:
         ``{"captures": {name: {"views": {camera: {method: {"p_mpjpe_mm", "mpjpe_mm", "frames"}}},
         "mean_over_views": {method: ...}, "reprojection_error_px": {...}}}, "mean_over_captures":
         {method: ...}, "body_joints": [...], "protocol": "..."}``. Methods: each label, ``<label>+clean`` (and
-        their ``+unmatched``),
+        their ``+unmatched``; ``<label>+unblended``),
         ``blazepose_3d``, ``mean_pose``. Frames scored per view: all 12 reference joints
         triangulated and BlazePose found the person in that view.
     """
@@ -428,7 +430,8 @@ def evaluate_on_capture(lifter_paths: Dict[str, str], capture_cache, mode: str =
            "protocol": "per view: BlazePose 2D of that view lifted, compared with the multi-view triangulated "
                        "reference in that camera's frame on 12 body joints; P-MPJPE = per-frame Procrustes, "
                        "MPJPE = root-relative (mid-hip), mm", "mode": mode,
-           "fix_left_right_swaps": fix_left_right_swaps, "flip_augmentation": flip_augmentation, "match_2d": match_2d}
+           "fix_left_right_swaps": fix_left_right_swaps, "flip_augmentation": flip_augmentation, "match_2d": match_2d,
+           "blazepose_3d_weight": blazepose_3d_weight}
     for path in _capture_files(capture_cache):
         cap = _load_capture(path)
         name = str(cap.get("name", os.path.splitext(os.path.basename(path))[0]))
@@ -449,7 +452,8 @@ def evaluate_on_capture(lifter_paths: Dict[str, str], capture_cache, mode: str =
                 pred = pipe(kp, image_size=(w, h), keypoint_format=fmt, confidence_threshold=CONFIDENCE_THRESHOLD,
                             mode=mode, progress=progress, fix_left_right_swaps=fix_left_right_swaps,
                             flip_augmentation=flip_augmentation, return_keypoints_2d=True)
-                res.update(_score_lifted(label, pred, (w, h), match_2d, frames, ref_body))
+                res.update(_score_lifted(label, pred, (w, h), match_2d, frames, ref_body, cap["world_blazepose"][v],
+                                         blazepose_3d_weight))
                 if clean is not None:
                     pred = pipe(clean, image_size=(w, h), keypoint_format=fmt, confidence_threshold=0.5,
                                 mode=mode, progress=progress, flip_augmentation=flip_augmentation,
@@ -494,17 +498,27 @@ def _clean_input(ref_cam: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
     return _lifter_input(clean)[0]
 
 
-def _score_lifted(label: str, lifted: Dict, image_size, match_2d: bool, frames: np.ndarray,
-                  ref_body: np.ndarray) -> Dict[str, Dict]:
-    """Scores of a pipeline output (``return_keypoints_2d=True``): matched to its 2D under ``label`` and as lifted under
-    ``<label>+unmatched`` (``match_2d``), or only as lifted under ``label``."""
+def _score_lifted(label: str, lifted: Dict, image_size, match_2d: bool, frames: np.ndarray, ref_body: np.ndarray,
+                  world: Optional[np.ndarray] = None, blazepose_3d_weight: float = 0.0) -> Dict[str, Dict]:
+    """Scores of a pipeline output (``return_keypoints_2d=True``) as ``lift_video`` makes it, under ``label``: matched
+    to its 2D (``match_2d``), BlazePose's 3D ``world`` (T, 33, 3) blended in (``blazepose_3d_weight`` > 0); and
+    without the last step(s): ``<label>+unblended`` (matched, not blended), ``<label>+unmatched`` (as lifted)."""
     from modeling_mpm.reprojection import match_keypoints_2d
+    from modeling_mpm.video.blazepose import blend_world_landmarks
 
-    raw = score(body_joints(lifted["pose_3d"], "h36m")[frames], ref_body)
-    if not match_2d:
-        return {label: raw}
-    matched = match_keypoints_2d(lifted["pose_3d"], lifted["keypoints_2d"], image_size)
-    return {label: score(body_joints(matched, "h36m")[frames], ref_body), label + "+unmatched": raw}
+    def scored(pose):
+        return score(body_joints(pose, "h36m")[frames], ref_body)
+
+    raw = lifted["pose_3d"]
+    pose = match_keypoints_2d(raw, lifted["keypoints_2d"], image_size) if match_2d else raw
+    rows = {}
+    if world is not None and blazepose_3d_weight > 0:
+        rows[label + "+unblended"] = scored(pose)
+        pose = blend_world_landmarks(pose, world, blazepose_3d_weight)
+    rows = {label: scored(pose), **rows}
+    if match_2d:
+        rows[label + "+unmatched"] = scored(raw)
+    return rows
 
 
 #: the 12-joint body as a tree for :func:`retarget_body`: (joint, parent); "mid_hip" / "mid_shoulder" are the
@@ -597,6 +611,8 @@ def _method_name(m: str) -> str:
         return METHOD_NOTES[m]
     if m.endswith("+unmatched"):
         return _method_name(m[:-len("+unmatched")]) + ", 3D as lifted (no 2D match)"
+    if m.endswith("+unblended"):
+        return _method_name(m[:-len("+unblended")]) + ", without BlazePose's 3D blended in"
     if m.endswith("+clean"):
         return f"`{m[:-6]}` fed clean projections of the reference"
     return f"`{m}` (BlazePose 2D)"
@@ -622,7 +638,10 @@ def report_section(res: Dict, number: int = 11) -> List[str]:
          "and >= 3 views are in use, joints whose last two views still disagree dropped, BlazePose's left/right "
          "swaps in a view undone for the reference by leave-one-view-out consistency). Each view's BlazePose 2D "
          f"is lifted alone (`pose-lifting` pipeline, the detector's left/right swaps relabelled, flip test-time augmentation and "
-         f"{'the 3D moved onto its 2D (`match_2d`)' if res.get('match_2d') else 'no 2D match'}, as `lift_video` does, `keypoint_format=\"blazepose\"`, mode {res.get('mode')}) and "
+         f"{'the 3D moved onto its 2D (`match_2d`)' if res.get('match_2d') else 'no 2D match'}"
+         + (f", BlazePose's own 3D blended in at {res['blazepose_3d_weight']:g} (`blend_world_landmarks`)"
+            if res.get("blazepose_3d_weight") else "")
+         + f", as `lift_video` does, `keypoint_format=\"blazepose\"`, mode {res.get('mode')}) and "
          "compared with the reference in that camera's frame on 12 body joints (hips, knees, ankles, shoulders, "
          "elbows, wrists): P-MPJPE (per-frame Procrustes) / root-relative MPJPE (root = mid-hip), mm, mean of "
          "the four views; frames where all 12 reference joints exist and BlazePose found the person in the view. "
@@ -694,6 +713,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--no-flip", action="store_true", help="no flip test-time augmentation (lift_video's --no-flip)")
     ap.add_argument("--no-match-2d", action="store_true",
                     help="score only the 3D as lifted (default: also moved onto its 2D, as lift_video does)")
+    ap.add_argument("--blazepose-3d-weight", type=float, default=None,
+                    help="share of BlazePose's own 3D blended into the lifted 3D, as lift_video does (default: "
+                         "lift_video's, modeling_mpm.video.blazepose.WORLD_LANDMARKS_WEIGHT; 0 = none)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=RESULTS_JSON)
     ap.add_argument("--merge-into", default=None, metavar="RESULTS_JSON",
@@ -725,8 +747,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.official:
         lifters["official"] = convert_official(args.official, os.path.join(args.cache_dir, "official_converted"),
                                                args.official_refine)
+    from modeling_mpm.video.blazepose import WORLD_LANDMARKS_WEIGHT
+
+    weight = WORLD_LANDMARKS_WEIGHT if args.blazepose_3d_weight is None else args.blazepose_3d_weight
     result = evaluate_on_capture(lifters, paths, mode=args.mode, flip_augmentation=not args.no_flip,
-                                 match_2d=not args.no_match_2d)
+                                 match_2d=not args.no_match_2d, blazepose_3d_weight=weight)
     result["meta"] = dict(meta, wall_s=round(time.time() - t0, 1), load_after=C.load_average(),
                           lifters=lifters, capture_files=paths,
                           reference_rule={"min_visibility": REFERENCE_MIN_VISIBILITY,
@@ -737,7 +762,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"[real-capture] wrote {args.out}")
     if args.merge_into:
         C.merge_into_file(args.merge_into, result, list(lifters), args.why,
-                          same=("mode", "flip_augmentation", "match_2d", "fix_left_right_swaps", "body_joints", "protocol",
+                          same=("mode", "flip_augmentation", "match_2d", "blazepose_3d_weight", "fix_left_right_swaps",
+                                "body_joints", "protocol",
                                 "mean_over_captures.mean_pose", "mean_over_captures.blazepose_3d"))
         print(f"[real-capture] merged the rows of {list(lifters)} into {args.merge_into}")
     return 0

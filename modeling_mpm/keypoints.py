@@ -200,8 +200,9 @@ _RULES = {
 
 def keypoints_to_h36m(xy: np.ndarray, valid: np.ndarray, keypoint_format: str,
                       confidence: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
-    """``(frames, J, 2)`` keypoints (any unit), ``valid`` ``(frames, J)`` bool and optional confidence
-    ``(frames, J)`` -> ``(xy17 (frames, 17, 2) NaN where invalid, valid17 (frames, 17), confidence17 or None)``."""
+    """``(frames, J, C)`` keypoints (any unit; C = 2, or 3 for 3D landmarks), ``valid`` ``(frames, J)`` bool and
+    optional confidence ``(frames, J)`` -> ``(xy17 (frames, 17, C) NaN where invalid, valid17 (frames, 17),
+    confidence17 or None)``."""
     fmt = normalize_format(keypoint_format)
     xy = _float(xy)
     valid = np.asarray(valid, dtype=bool)
@@ -210,7 +211,7 @@ def keypoints_to_h36m(xy: np.ndarray, valid: np.ndarray, keypoint_format: str,
         return out, valid.copy(), None if confidence is None else _float(confidence).copy()
     rules = _RULES[fmt]
     F = xy.shape[0]
-    out = np.full((F, 17, 2), np.nan, dtype=xy.dtype)
+    out = np.full((F, 17, xy.shape[-1]), np.nan, dtype=xy.dtype)
     v_out = np.zeros((F, 17), dtype=bool)
     c_out = None if confidence is None else np.full((F, 17), np.nan, dtype=xy.dtype)
     safe = np.where(valid[..., None], xy, xy.dtype.type(0))

@@ -167,6 +167,14 @@ def test_evaluate_on_capture_smoke(rc, tmp_path):
                                                       for k in ("p_mpjpe_mm", "mpjpe_mm")}
     table = rc.format_table(res)
     assert "blazepose_3d" in table and "Synthetic" in table
+    # BlazePose's 3D blended in, as lift_video does: here it is the truth, so even a random lifter's 3D gets closer
+    half = rc.evaluate_on_capture({"random": str(tmp_path / "lifter")}, cache, mode="seq2seq", clean_projections=False,
+                                  blazepose_3d_weight=0.5)
+    hv = half["captures"]["Synthetic"]["mean_over_views"]
+    assert set(hv) == {"random", "random+unblended", "random+unmatched", "blazepose_3d", "mean_pose"}
+    assert half["blazepose_3d_weight"] == 0.5 and res["blazepose_3d_weight"] == 0.0
+    assert hv["random+unblended"] == mo["random"] and hv["random+unmatched"] == mo["random+unmatched"]
+    assert hv["random"]["p_mpjpe_mm"] < 0.95 * hv["random+unblended"]["p_mpjpe_mm"]
     with pytest.raises(ValueError, match="does not exist"):
         rc.evaluate_on_capture({}, str(tmp_path / "nothing.npz"))
 
@@ -196,13 +204,15 @@ def test_command_line_with_an_official_checkpoint(rc, tmp_path):
     finally:
         torch.set_num_threads(threads)
     res = json.loads(out.read_text())
-    assert set(res["mean_over_captures"]) == {"official", "official+clean", "official+unmatched",
+    assert set(res["mean_over_captures"]) == {"official", "official+unblended", "official+clean", "official+unmatched",
                                               "official+clean+unmatched", "blazepose_3d", "mean_pose"}
     assert res["meta"]["command"].startswith("python bench/bench_real_capture.py")
     assert (cache / "Synthetic.npz").is_file()
     section = "\n".join(rc.report_section(res))
     assert section.startswith("## 11. Real capture") and "`official` fed clean projections" in section
     assert "`official` (BlazePose 2D), 3D as lifted (no 2D match)" in section and "moved onto its 2D" in section
+    assert "BlazePose's own 3D blended in at 0.2" in section and res["blazepose_3d_weight"] == 0.2
+    assert "`official` (BlazePose 2D), without BlazePose's 3D blended in" in section
 
 
 def test_retarget_body_keeps_directions_and_sets_lengths(rc):

@@ -156,6 +156,40 @@ def test_blazepose_reset_close_and_bad_input(frames01, blaze01):
 
 
 @needs_mediapipe
+def test_blend_world_landmarks_on_real_landmarks(blaze01):
+    from modeling_mpm.keypoints import keypoints_to_h36m
+    from modeling_mpm.metrics import procrustes_align
+    from modeling_mpm.video.blazepose import blend_world_landmarks
+
+    world = np.stack([r["world"] for r in blaze01]).astype(np.float64)              # (12, 33, 3) metres
+    w17 = keypoints_to_h36m(world, np.isfinite(world).all(-1), "blazepose")[0]
+    c, s_ = np.cos(0.7), np.sin(0.7)
+    R = np.array([[c, 0, s_], [0, 1, 0], [-s_, 0, c]])
+    same = 1.1 * w17 @ R.T
+    same -= same[:, :1]                                   # the same body, turned, scaled, root-relative
+    for weight in (0.0, 0.2, 1.0):
+        np.testing.assert_allclose(blend_world_landmarks(same, world, weight), same, atol=1e-5)
+    other = same + np.random.default_rng(0).normal(0, 0.05, same.shape)
+    other -= other[:, :1]
+    aligned = procrustes_align(w17, other)
+    expect = 0.7 * other + 0.3 * aligned
+    out = blend_world_landmarks(other, world, 0.3)
+    assert out.dtype == np.float32 and np.abs(out[:, 0]).max() < 1e-6          # root-relative
+    np.testing.assert_allclose(out, expect - expect[:, :1], atol=1e-5)
+    np.testing.assert_allclose(blend_world_landmarks(other, world, 0.0), other, atol=1e-6)
+    gone = world.copy()
+    gone[3] = np.nan                                      # BlazePose lost the person in frame 3: the lifter's 3D
+    np.testing.assert_allclose(blend_world_landmarks(other, gone, 0.3)[3], other[3], atol=1e-6)
+    for bad, err in ((True, TypeError), ("0.2", TypeError), (1.5, ValueError), (-0.1, ValueError)):
+        with pytest.raises(err, match="weight"):
+            blend_world_landmarks(other, world, bad)
+    with pytest.raises(ValueError, match=r"world must be \(frames, 33, 3\)"):
+        blend_world_landmarks(other, world[:5])
+    with pytest.raises(ValueError, match=r"pose_3d must be \(frames, 17, 3\)"):
+        blend_world_landmarks(other[..., :2], world)
+
+
+@needs_mediapipe
 def test_lift_video_with_mediapipe_writes_npz_and_render(lifter_dir, tmp_path):
     from modeling_mpm.video import lift_video
     from modeling_mpm.video.pipeline import iter_video_frames, video_info
@@ -178,6 +212,15 @@ def test_lift_video_with_mediapipe_writes_npz_and_render(lifter_dir, tmp_path):
     assert video_info(str(mp4))["width"] > video_info(str(mp4))["height"]          # 2D | 3D side by side
     assert len(list(iter_video_frames(str(mp4)))) == 12
     assert not [f for f in os.listdir(tmp_path) if ".tmp" in f]
+    # the 3D is the lifter's, matched to its 2D, with BlazePose's own 3D blended in (0 = the lifter's alone)
+    from modeling_mpm.video.blazepose import WORLD_LANDMARKS_WEIGHT, blend_world_landmarks
+
+    alone = lift_video(CAM03, lifter_dir, pose_model="mediapipe", blazepose_3d_weight=0.0, progress=False)["tracks"][0]
+    np.testing.assert_allclose(tr["pose_3d"], blend_world_landmarks(alone["pose_3d"], tr["world_blazepose"],
+                                                                    WORLD_LANDMARKS_WEIGHT), atol=1e-5)
+    assert np.abs(tr["pose_3d"] - alone["pose_3d"]).max() > 1e-3
+    with pytest.raises(ValueError, match="weight must be in"):
+        lift_video(CAM03, lifter_dir, pose_model="mediapipe", blazepose_3d_weight=2.0)
 
 
 @needs_mediapipe

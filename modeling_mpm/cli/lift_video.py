@@ -14,6 +14,7 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ..video.blazepose import WORLD_LANDMARKS_WEIGHT
     from ..video.pipeline import DEFAULT_DETECTOR, DEFAULT_POSE_MODEL
 
     ap = argparse.ArgumentParser(
@@ -46,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-match-2d", action="store_true",
                     help="keep the lifter's 3D as it is (default: move it onto the 2D in the image plane, keeping "
                          "its depth; 8 mm better on the real capture, docs/real_footage.md)")
+    ap.add_argument("--blazepose-3d-weight", type=float, default=WORLD_LANDMARKS_WEIGHT,
+                    help=f"mediapipe only: share of BlazePose's own 3D averaged into the lifted 3D (default "
+                         f"{WORLD_LANDMARKS_WEIGHT}: 3 mm better on the real capture; 0 = the lifter's 3D alone)")
     ap.add_argument("--max-frames", type=int, default=None)
     ap.add_argument("--device", default=None, help="torch device, e.g. cuda (default cpu)")
     ap.add_argument("--no-progress", action="store_true")
@@ -62,7 +66,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                          detection_threshold=args.detection_threshold, keypoint_threshold=args.keypoint_threshold,
                          max_people=args.max_people, min_track_frames=args.min_track_frames, mode=args.mode,
                          flip_augmentation=not args.no_flip, match_2d=not args.no_match_2d,
-                         device=args.device, max_frames=args.max_frames, progress=not args.no_progress)
+                         blazepose_3d_weight=args.blazepose_3d_weight, device=args.device, max_frames=args.max_frames,
+                         progress=not args.no_progress)
     except (ValueError, OSError, ImportError) as e:  # OSError: a model not on this machine, offline
         print(f"mpm lift-video: error: {e}", file=sys.stderr)
         return 2

@@ -4,21 +4,66 @@
 ``mediapipe`` wheel: ``pip install "modeling-mpm[mediapipe]"``). In video mode the person found first is tracked
 from frame to frame: pass the frames of one video in order and :meth:`~BlazePoseEstimator.reset` before the next.
 Landmark order: :data:`BLAZEPOSE_LANDMARKS` (``keypoint_format="blazepose"`` converts it to H36M-17).
+:func:`blend_world_landmarks` averages BlazePose's own 3D into a lifted pose (``lift_video`` does by default).
 """
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from typing import Dict, List, Sequence
 
 import numpy as np
 
-from ..keypoints import BLAZEPOSE_LANDMARKS
+from ..keypoints import BLAZEPOSE_LANDMARKS, keypoints_to_h36m
+from ..metrics import procrustes_align
 
-__all__ = ["BlazePoseEstimator", "BLAZEPOSE_LANDMARKS", "NUM_BLAZEPOSE_LANDMARKS"]
+__all__ = ["BlazePoseEstimator", "BLAZEPOSE_LANDMARKS", "NUM_BLAZEPOSE_LANDMARKS", "WORLD_LANDMARKS_WEIGHT",
+           "blend_world_landmarks"]
 
 #: number of BlazePose landmarks (len(BLAZEPOSE_LANDMARKS))
 NUM_BLAZEPOSE_LANDMARKS = len(BLAZEPOSE_LANDMARKS)
+
+#: share of BlazePose's own 3D in ``lift_video``'s 3D (:func:`blend_world_landmarks`): the best of 0.1 / 0.2 / 0.3
+#: on the real capture's ``Demo_SinglePerson`` (69.4 -> 67.3 mm P-MPJPE), then checked on ``Demo_MultiPerson``
+#: (89.5 -> 85.6); docs/real_footage.md
+WORLD_LANDMARKS_WEIGHT = 0.2
+
+
+def blend_world_landmarks(pose_3d: np.ndarray, world: np.ndarray, weight: float = WORLD_LANDMARKS_WEIGHT,
+                          root: int = 0) -> np.ndarray:
+    """A lifted pose averaged with BlazePose's own 3D of the same frames: two estimates whose errors differ.
+
+    Args:
+        pose_3d: ``(frames, 17, 3)`` H36M-17, metres, camera frame, root-relative (the lifter's output).
+        world: ``(frames, 33, 3)`` BlazePose world landmarks (metres, hip-centred; NaN where not detected).
+        weight: share of BlazePose's 3D, 0 (``pose_3d`` unchanged) to 1.
+        root: joint set to 0 in the output.
+
+    BlazePose's landmarks are mapped to H36M-17 (``keypoint_format="blazepose"``'s rules) and similarity-aligned
+    per frame onto ``pose_3d`` (rotation, scale, translation: its axes and size are its own), then
+    ``(1 - weight) * pose_3d + weight * aligned``. Frames without all 17 joints in both keep ``pose_3d``.
+    Returns float32 ``(frames, 17, 3)``.
+    """
+    if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
+        raise TypeError(f"weight must be a number in [0, 1], got {weight!r}")
+    if not 0.0 <= float(weight) <= 1.0:
+        raise ValueError(f"weight must be in [0, 1], got {weight!r}")
+    pose = np.asarray(pose_3d, dtype=np.float64)
+    world = np.asarray(world, dtype=np.float64)
+    if pose.ndim != 3 or pose.shape[1:] != (17, 3):
+        raise ValueError(f"pose_3d must be (frames, 17, 3), got shape {pose.shape}")
+    if world.shape != (len(pose), NUM_BLAZEPOSE_LANDMARKS, 3):
+        raise ValueError(f"world must be (frames, {NUM_BLAZEPOSE_LANDMARKS}, 3) for the {len(pose)} frames of "
+                         f"pose_3d, got shape {world.shape}")
+    world17, ok17, _ = keypoints_to_h36m(world, np.isfinite(world).all(-1), "blazepose")
+    ok = ok17.all(-1) & np.isfinite(pose).all(axis=(-1, -2))
+    out = pose.copy()
+    if weight > 0 and ok.any():
+        aligned = procrustes_align(world17[ok], pose[ok])
+        out[ok] = (1.0 - weight) * pose[ok] + weight * aligned
+        out[ok] -= out[ok][:, root:root + 1]
+    return out.astype(np.float32)
 
 _INSTALL = 'BlazePose needs MediaPipe: pip install "modeling-mpm[mediapipe]"'
 
