@@ -47,6 +47,9 @@ def _rescored(result, label, factor):
 
 def test_real_capture_rows_of_one_lifter_replaced_others_kept():
     old = _load("real_capture.json")
+    old["meta"]["updated_rows"] = {"labels": ["general"], "command": "python bench/bench_real_capture.py --model general=OLD",
+                                   "git_commit": "0000000", "started_utc": "2026-12-01T00:00:00Z", "threads": 1,
+                                   "why": "an earlier re-measurement"}  # the one-entry form of earlier results
     new = _rescored(old, "general", 0.5)
     for c in new["captures"].values():  # the new run scored no other lifter
         for rows in [c["mean_over_views"]] + list(c["views"].values()):
