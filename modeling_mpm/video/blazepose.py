@@ -19,7 +19,7 @@ from ..keypoints import BLAZEPOSE_LANDMARKS, keypoints_to_h36m
 from ..metrics import procrustes_align
 
 __all__ = ["BlazePoseEstimator", "BLAZEPOSE_LANDMARKS", "NUM_BLAZEPOSE_LANDMARKS", "WORLD_LANDMARKS_WEIGHT",
-           "blend_world_landmarks"]
+           "blend_world_landmarks", "check_blend_weight"]
 
 #: number of BlazePose landmarks (len(BLAZEPOSE_LANDMARKS))
 NUM_BLAZEPOSE_LANDMARKS = len(BLAZEPOSE_LANDMARKS)
@@ -28,6 +28,15 @@ NUM_BLAZEPOSE_LANDMARKS = len(BLAZEPOSE_LANDMARKS)
 #: on the real capture's ``Demo_SinglePerson`` (69.4 -> 67.3 mm P-MPJPE), then checked on ``Demo_MultiPerson``
 #: (89.5 -> 85.6); docs/real_footage.md
 WORLD_LANDMARKS_WEIGHT = 0.2
+
+
+def check_blend_weight(weight) -> float:
+    """``weight`` of :func:`blend_world_landmarks` as a float in [0, 1], else ``TypeError`` / ``ValueError``."""
+    if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
+        raise TypeError(f"weight must be a number in [0, 1], got {weight!r}")
+    if not 0.0 <= float(weight) <= 1.0:
+        raise ValueError(f"weight must be in [0, 1], got {weight!r}")
+    return float(weight)
 
 
 def blend_world_landmarks(pose_3d: np.ndarray, world: np.ndarray, weight: float = WORLD_LANDMARKS_WEIGHT,
@@ -45,10 +54,7 @@ def blend_world_landmarks(pose_3d: np.ndarray, world: np.ndarray, weight: float 
     ``(1 - weight) * pose_3d + weight * aligned``. Frames without all 17 joints in both keep ``pose_3d``.
     Returns float32 ``(frames, 17, 3)``.
     """
-    if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
-        raise TypeError(f"weight must be a number in [0, 1], got {weight!r}")
-    if not 0.0 <= float(weight) <= 1.0:
-        raise ValueError(f"weight must be in [0, 1], got {weight!r}")
+    weight = check_blend_weight(weight)
     pose = np.asarray(pose_3d, dtype=np.float64)
     world = np.asarray(world, dtype=np.float64)
     if pose.ndim != 3 or pose.shape[1:] != (17, 3):

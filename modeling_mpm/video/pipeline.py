@@ -21,7 +21,7 @@ import numpy as np
 
 from ..atomic import atomic_write_file
 from ..pretrained import GENERAL_LIFTER
-from .blazepose import WORLD_LANDMARKS_WEIGHT, BlazePoseEstimator, blend_world_landmarks
+from .blazepose import WORLD_LANDMARKS_WEIGHT, BlazePoseEstimator, blend_world_landmarks, check_blend_weight
 from .tracking import IoUTracker, group_tracks
 from .vitpose import person_keypoints
 
@@ -306,7 +306,7 @@ def _write_outputs(video: str, result: dict, output: Optional[str], render: Opti
 def _check_video_args(batch_size, pose_model, detector, blazepose_3d_weight) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    blend_world_landmarks(np.zeros((0, 17, 3)), np.zeros((0, 33, 3)), blazepose_3d_weight)  # checks the weight
+    check_blend_weight(blazepose_3d_weight)
     if _is_blazepose(pose_model) and detector is not None:
         raise ValueError("BlazePose finds the person itself; leave detector out with pose_model='mediapipe'")
 
