@@ -80,3 +80,34 @@ def test_training_script_scratch_arm_skips_pre_training(tmp_path):
     assert model.config.num_joints == 17
     card = (out / "mpm-lift-general" / "README.md").read_text()
     assert "task `lift`, 3 optimizer steps" in card   # 2 + 1: the pre-training steps go to the lifter
+
+
+def test_training_script_continues_a_lifter(tmp_path, tiny_lifter_9):
+    """train/general_lifter.py --continue-from: a lifting folder trained further (no pre-training), its weights the
+    start; --scratch with it is a usage error."""
+    import importlib.util
+
+    import torch
+
+    from modeling_mpm import MPMForPoseLifting
+
+    spec = importlib.util.spec_from_file_location("general_lifter", os.path.join(REPO, "train", "general_lifter.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    start = tmp_path / "start"
+    tiny_lifter_9.save_pretrained(start)
+    out = tmp_path / "more"
+    assert script.main(["--output-dir", str(out), "--continue-from", str(start), "--finetune-steps", "2",
+                        "--continue-lr", "1e-3", "--batch-size", "4", "--threads", "1"]) == 0
+    assert not (out / "mpm-pretrain").exists()
+    model = MPMForPoseLifting.from_pretrained(out / "mpm-lift-general")
+    assert model.config.num_frames == tiny_lifter_9.config.num_frames == 9          # the folder's architecture
+    before, after = tiny_lifter_9.state_dict(), model.state_dict()
+    changed = [k for k in before if not torch.equal(before[k].cpu(), after[k].cpu())]
+    assert changed                                                                     # trained ...
+    for k in changed:                                                                  # ... from those weights
+        if before[k].numel() > 100:
+            assert (after[k] - before[k]).norm() < 0.1 * before[k].norm(), k
+    assert "task `lift`, 2 optimizer steps" in (out / "mpm-lift-general" / "README.md").read_text()
+    with pytest.raises(SystemExit):
+        script.main(["--output-dir", str(out), "--continue-from", str(start), "--scratch"])

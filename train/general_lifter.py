@@ -1,6 +1,8 @@
 """Train the general lifter that the package ships (``modeling_mpm/pretrained/mpm-lift-general``).
 
     python train/general_lifter.py --output-dir runs/general [--threads 2]
+    python train/general_lifter.py --output-dir runs/more --continue-from modeling_mpm/pretrained/mpm-lift-general \
+        --finetune-steps 5000                                 # train the shipped lifter further
 
 The demo's recipe (``modeling_mpm.demo.PRESETS["general"]``: masked 2D + 3D pre-training with the
 lifting pretext, then fine-tuning the lifter from it, both with the ``"real"`` augmentation of
@@ -65,6 +67,10 @@ def main(argv=None) -> int:
     ap.add_argument("--budget-seconds", type=float, default=None,
                     help="time the first pre-training steps, then give pre-training and fine-tuning half of "
                          "this budget each (overrides --pretrain-steps / --finetune-steps)")
+    ap.add_argument("--continue-from", default=None, metavar="FOLDER",
+                    help="train a lifting folder (e.g. the shipped one) further: no pre-training, --finetune-steps "
+                         "more steps at --continue-lr, every weight trained from the start (no frozen encoder)")
+    ap.add_argument("--continue-lr", type=float, default=5e-4, help="with --continue-from: the peak learning rate")
     ap.add_argument("--scratch", action="store_true",
                     help="no pre-training: the lifter trains from scratch for pre-training + fine-tuning steps "
                          "(the compute-matched arm of bench/RESULTS.md section 12)")
@@ -79,9 +85,14 @@ def main(argv=None) -> int:
         per_step = _seconds_per_step(p, os.path.join(runs, "timing"), args.seed, args.num_workers)
         p["pretrain_steps"] = p["finetune_steps"] = max(10, int(args.budget_seconds / 2 / per_step))
         print(f"{per_step * 1000:.1f} ms per pre-training step: {p['pretrain_steps']} steps per stage", flush=True)
+    if args.continue_from and (args.scratch or args.budget_seconds):
+        ap.error("--continue-from goes without --scratch and --budget-seconds")
     t = time.time()
-    steps, pre_dir = p["pretrain_steps"] + p["finetune_steps"], None
-    if not args.scratch:
+    steps, pre_dir, lr = p["pretrain_steps"] + p["finetune_steps"], None, p["finetune_lr"]
+    if args.continue_from:
+        p.update(freeze_encoder_steps=0, rescale_encoder_stream=False)
+        steps, pre_dir, lr = p["finetune_steps"], args.continue_from, args.continue_lr
+    elif not args.scratch:
         cfg = _with_workers(_run_config("pretrain", os.path.join(runs, "pretrain"), p, p["pretrain_steps"],
                                         p["pretrain_lr"], args.seed), args.num_workers)
         r = train(cfg, progress=False, export=False, overwrite_output_dir=True)
@@ -89,7 +100,7 @@ def main(argv=None) -> int:
         export_model(r.model, pre_dir, cfg=cfg, global_step=r.global_step, model_name="mpm-pretrain")
         print(f"pre-training: {p['pretrain_steps']} steps in {time.time() - t:.0f} s", flush=True)
         steps = p["finetune_steps"]
-    cfg = _with_workers(_run_config("lift", os.path.join(runs, "lift"), p, steps, p["finetune_lr"], args.seed,
+    cfg = _with_workers(_run_config("lift", os.path.join(runs, "lift"), p, steps, lr, args.seed,
                                     init_from=pre_dir), args.num_workers)
     r = train(cfg, progress=False, export=False, overwrite_output_dir=True)
     out = os.path.join(args.output_dir, "mpm-lift-general")
