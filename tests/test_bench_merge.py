@@ -75,6 +75,9 @@ def test_real_capture_rows_of_one_lifter_replaced_others_kept():
 
 def test_heldout_merge_keeps_entries_of_other_lifters_and_drops_stale_variants():
     old = _load("heldout_mocap.json")
+    old["meta"]["updated_rows"] = {"labels": ["mpm-lift-general", "mpm-lift-general+match_2d"], "threads": 1,
+                                   "command": "python bench/bench_heldout_mocap.py", "git_commit": "0000000",
+                                   "started_utc": "2026-12-01T00:00:00Z", "why": "an earlier re-measurement"}
     new = _rescored(old, "demo-scratch", 0.9)
     for by_noise in new["results"].values():
         for rows in by_noise.values():

@@ -8,7 +8,8 @@ The demo's recipe (``modeling_mpm.demo.PRESETS["general"]``: masked 2D + 3D pre-
 lifting pretext, then fine-tuning the lifter from it, both with the ``"real"`` augmentation of
 ``modeling_mpm/data/augment.py``), longer, on every embedded sequence (``train+validation``: the
 held-out demo split is trained on here, so judge this lifter on footage, ``bench/bench_real_capture.py``).
-Writes ``OUTPUT/mpm-pretrain`` and ``OUTPUT/mpm-lift-general`` (a ``save_pretrained`` folder);
+The shipped lifter is that run trained 5,000 steps further (``--continue-from``, its model card has both
+commands). Writes ``OUTPUT/mpm-pretrain`` and ``OUTPUT/mpm-lift-general`` (a ``save_pretrained`` folder);
 copy the latter into ``modeling_mpm/pretrained/`` with its measured numbers in the model card.
 """
 
