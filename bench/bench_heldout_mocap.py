@@ -532,16 +532,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=RESULTS_JSON)
-    ap.add_argument("--merge-into", default=None, metavar="RESULTS_JSON",
-                    help="also put this run's lifter rows into RESULTS_JSON (a result of an earlier run of this bench "
-                         "with the same protocol), replacing that lifter's rows and keeping every other row; the "
-                         "report then says which rows were re-measured, by which command and why (--why)")
-    ap.add_argument("--why", default=None, help="with --merge-into: why the rows were re-measured (printed in the report)")
+    C.add_merge_arguments(ap)
     args = ap.parse_args(argv)
-    if args.merge_into and not (args.why or "").strip():
-        ap.error("--merge-into needs --why (the report prints it beside the re-measured rows)")
-    if args.merge_into:
-        C.load_result(args.merge_into)  # fail before the run, not after it
+    C.check_merge_arguments(ap, args)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -566,10 +559,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(format_table(result))
     C.write_json(result, args.out)
     print(f"[heldout-mocap] wrote {args.out}")
-    if args.merge_into:
-        C.merge_into_file(args.merge_into, result, list(lifters), args.why,
-                          same=("stride", "flip", "match_2d", "cameras", "noise_2d", "protocol", "sources"))
-        print(f"[heldout-mocap] merged the rows of {list(lifters)} into {args.merge_into}")
+    C.merge_if_asked(args, result, list(lifters), tag="heldout-mocap",
+                     same=("stride", "flip", "match_2d", "cameras", "noise_2d", "protocol", "sources"))
     return 0
 
 

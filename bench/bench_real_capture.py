@@ -718,18 +718,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          "lift_video's, modeling_mpm.video.blazepose.WORLD_LANDMARKS_WEIGHT; 0 = none)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=RESULTS_JSON)
-    ap.add_argument("--merge-into", default=None, metavar="RESULTS_JSON",
-                    help="also put this run's lifter rows into RESULTS_JSON (a result of an earlier run of this bench "
-                         "with the same protocol), replacing that lifter's rows and keeping every other row; the "
-                         "report then says which rows were re-measured, by which command and why (--why)")
-    ap.add_argument("--why", default=None, help="with --merge-into: why the rows were re-measured (printed in the report)")
+    C.add_merge_arguments(ap)
     ap.add_argument("--proportion-floor", action="store_true",
                     help="only print proportion_floor() of the cached captures (perfect poses in each embedded body)")
     args = ap.parse_args(argv)
-    if args.merge_into and not (args.why or "").strip():
-        ap.error("--merge-into needs --why (the report prints it beside the re-measured rows)")
-    if args.merge_into:
-        C.load_result(args.merge_into)  # fail before the run, not after it
+    C.check_merge_arguments(ap, args)
     if args.proportion_floor:
         paths = prepare_captures(args.wheel, args.cache_dir, args.export_dir, [c for c in args.captures.split(",") if c])
         print(json.dumps(proportion_floor(paths), indent=1))
@@ -760,12 +753,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(format_table(result))
     C.write_json(result, args.out)
     print(f"[real-capture] wrote {args.out}")
-    if args.merge_into:
-        C.merge_into_file(args.merge_into, result, list(lifters), args.why,
-                          same=("mode", "flip_augmentation", "match_2d", "blazepose_3d_weight", "fix_left_right_swaps",
-                                "body_joints", "protocol",
-                                "mean_over_captures.mean_pose", "mean_over_captures.blazepose_3d"))
-        print(f"[real-capture] merged the rows of {list(lifters)} into {args.merge_into}")
+    C.merge_if_asked(args, result, list(lifters), tag="real-capture",
+                     same=("mode", "flip_augmentation", "match_2d", "blazepose_3d_weight", "fix_left_right_swaps",
+                           "body_joints", "protocol", "mean_over_captures.mean_pose", "mean_over_captures.blazepose_3d"))
     return 0
 
 

@@ -180,6 +180,30 @@ def merge_results(into: dict, new: dict, labels: Sequence[str], why: str, same: 
     return dict(body_in, meta=dict(meta_in, lifters=lifters, updated_rows=entries))
 
 
+def add_merge_arguments(ap) -> None:
+    """``--merge-into RESULTS_JSON`` and ``--why TEXT`` of a bench command line (:func:`merge_if_asked`)."""
+    ap.add_argument("--merge-into", default=None, metavar="RESULTS_JSON",
+                    help="also put this run's lifter rows into RESULTS_JSON (a result of an earlier run of this bench "
+                         "with the same protocol), replacing that lifter's rows and keeping every other row; the "
+                         "report then says which rows were re-measured, by which command and why (--why)")
+    ap.add_argument("--why", default=None, help="with --merge-into: why the rows were re-measured (printed in the report)")
+
+
+def check_merge_arguments(ap, args) -> None:
+    """Before the run, not after it: ``--merge-into`` needs ``--why`` and a readable bench result."""
+    if args.merge_into and not (args.why or "").strip():
+        ap.error("--merge-into needs --why (the report prints it beside the re-measured rows)")
+    if args.merge_into:
+        load_result(args.merge_into)
+
+
+def merge_if_asked(args, result: dict, labels: Sequence[str], same: Sequence[str], tag: str) -> None:
+    """With ``--merge-into``: :func:`merge_into_file` of this run's rows of ``labels``."""
+    if args.merge_into:
+        merge_into_file(args.merge_into, result, list(labels), args.why, same=same)
+        print(f"[{tag}] merged the rows of {list(labels)} into {args.merge_into}")
+
+
 def merge_into_file(path: str, new: dict, labels: Sequence[str], why: str, same: Sequence[str] = ()) -> str:
     """``merge_results`` of the JSON at ``path`` and ``new``, written back atomically."""
     return write_json(merge_results(load_result(path), new, labels, why, same), path)
