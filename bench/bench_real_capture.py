@@ -19,12 +19,17 @@ Steps (each cached in the cache folder, so later runs take seconds):
 1. extract the videos and calibration from the wheel;
 2. BlazePose (:class:`modeling_mpm.video.blazepose.BlazePoseEstimator`, full model, video mode)
    on every view -> ``<cache>/<capture>_blazepose.npz`` (2D px + visibility, world landmarks).
-   ``Demo_MultiPerson`` has a second person (not the performer of ``Demo_SinglePerson``): in
-   each view the rectangles of :data:`MULTIPERSON_MASKS` (hand-chosen from frames 0, 40, 70 and
-   99, covering where the second person stands or reaches over the clip) are painted black
-   before BlazePose sees the frame; where she stands in front of the performer that hides
-   part of the performer too (an occlusion, as in any real capture). Views where BlazePose still
-   locks on the wrong person show up as large reprojection errors and are reported;
+   ``Demo_MultiPerson`` has a second person (not the performer of ``Demo_SinglePerson``). She is
+   painted out per frame before BlazePose looks for the performer (``--mask silhouettes``, the
+   default): BlazePose with segmentation, run on each frame with everything outside the
+   rectangles of :data:`MULTIPERSON_MASKS` blacked out (hand-chosen from frames 0, 40, 70 and 99,
+   covering where she stands or reaches over the clip), finds her silhouette
+   (:func:`second_person_silhouettes`); that silhouette, widened by :data:`SILHOUETTE_MARGIN_PX`,
+   is painted black. Where she stands in front of the performer that hides part of him too (an
+   occlusion, as in any real capture). ``--mask rectangles`` paints the whole rectangles instead
+   (the earlier protocol: it also hid 14-23% of the performer's joints in two views).
+   Views where BlazePose still locks on the wrong person show up as large reprojection errors and
+   are reported;
 3. the reference: all 33 BlazePose landmarks triangulated from the four views
    (:func:`capture.triangulate` in bench/capture.py: DLT on undistorted points, each view weighted
    by its visibility, views with visibility < 0.5 not used, a view left out per joint while its
@@ -104,6 +109,11 @@ MULTIPERSON_MASKS: Dict[str, Dict[int, Tuple[Tuple[int, int, int, int], ...]]] =
         3: ((620, 380, 1000, 905),),
     },
 }
+#: how Demo_MultiPerson's second person is painted out: "silhouettes" (her segmented silhouette per frame,
+#: found inside MULTIPERSON_MASKS) or "rectangles" (the whole rectangles, the earlier protocol)
+MASK_MODES = ("silhouettes", "rectangles")
+#: the silhouette is widened by this many pixels (a square structuring element) before it is painted
+SILHOUETTE_MARGIN_PX = 15
 #: BlazePose landmarks with visibility below this are not used for the reference
 REFERENCE_MIN_VISIBILITY = 0.5
 #: a view is left out of a joint's triangulation while its reprojection error exceeds this (px)
@@ -167,24 +177,76 @@ def apply_masks(frame: np.ndarray, rects) -> np.ndarray:
     return out
 
 
-def detect_capture(folder: str, name: str, cache_dir: str = CACHE_DIR, force: bool = False) -> str:
+def second_person_silhouettes(frames: Sequence[np.ndarray], rects, margin: int = SILHOUETTE_MARGIN_PX) -> np.ndarray:
+    """(T, H, W) bool: the person inside the rectangles (x0, y0, x1, y1), per frame of one video.
+
+    BlazePose with segmentation (video mode) runs on each frame with everything outside the rectangles black, so
+    it can only find the person standing there; her silhouette (probability > 0.5), clipped to the rectangles and
+    widened by ``margin`` pixels, is the mask. Frames where she is not found: the whole rectangles."""
+    import cv2  # ships with mediapipe
+
+    from modeling_mpm.video.blazepose import BlazePoseEstimator
+
+    h, w = frames[0].shape[:2]
+    inside = np.zeros((h, w), dtype=bool)
+    for x0, y0, x1, y1 in rects:
+        inside[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = True
+    kernel = np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)
+    out = np.zeros((len(frames), h, w), dtype=bool)
+    with BlazePoseEstimator(model_complexity=1, enable_segmentation=True) as est:
+        for i, f in enumerate(frames):
+            r = est([np.where(inside[..., None], f, 0).astype(np.uint8)])[0]
+            sil = (r["segmentation"] > 0.5) & inside if r["detected"] else inside
+            out[i] = cv2.dilate(sil.astype(np.uint8), kernel) > 0 if margin > 0 else sil
+    return out
+
+
+def _masking(name: str, mask: str) -> str:
+    """What a detections cache was made with (a cache made otherwise is redone)."""
+    rects = MULTIPERSON_MASKS.get(name, {})
+    if not rects:
+        return repr(rects)
+    return repr(rects) if mask == "rectangles" else f"silhouettes(margin={SILHOUETTE_MARGIN_PX}) in {rects!r}"
+
+
+def _cached_masking(det: str, name: str) -> Optional[str]:
+    """How the detections cache ``det`` was made (None: no cache); a cache without the record counts as unmasked
+    for a capture with nobody to paint out."""
+    if not os.path.isfile(det):
+        return None
+    with np.load(det) as z:
+        if "masks" in z.files:
+            return str(z["masks"])
+    return None if MULTIPERSON_MASKS.get(name) else _masking(name, "rectangles")
+
+
+def detect_capture(folder: str, name: str, cache_dir: str = CACHE_DIR, force: bool = False,
+                   mask: str = "silhouettes") -> str:
     """Run BlazePose on the four views (cached): ``<cache>/<name>_blazepose.npz`` with
     ``keypoints`` (4, T, 33, 3) px + visibility, ``world`` (4, T, 33, 3) m, ``detected`` (4, T),
-    ``image_size`` (4, 2) w, h of the videos."""
+    ``image_size`` (4, 2) w, h of the videos, ``masks`` (how the second person was painted out)."""
+    if mask not in MASK_MODES:
+        raise ValueError(f"mask must be one of {MASK_MODES}, got {mask!r}")
     out = os.path.join(cache_dir, f"{name}_blazepose.npz")
-    if os.path.isfile(out) and not force:
+    masking = _masking(name, mask)
+    if os.path.isfile(out) and not force and _cached_masking(out, name) == masking:
         return out
     from modeling_mpm.video.blazepose import BlazePoseEstimator
 
-    masks = MULTIPERSON_MASKS.get(name, {})
+    rects = MULTIPERSON_MASKS.get(name, {})
     kps, worlds, dets, sizes = [], [], [], []
     with BlazePoseEstimator(model_complexity=1) as est:
         for v in range(4):
             t0 = time.time()
             frames = read_frames(os.path.join(folder, "videos", f"cam0{v + 1}.mp4"))
             sizes.append((frames[0].shape[1], frames[0].shape[0]))
+            if rects.get(v) and mask == "silhouettes":
+                sil = second_person_silhouettes(frames, rects[v])
+                frames = [np.where(m[..., None], 0, f).astype(np.uint8) for f, m in zip(frames, sil)]
+            else:
+                frames = [apply_masks(f, rects.get(v)) for f in frames]
             est.reset()
-            res = est([apply_masks(f, masks.get(v)) for f in frames])
+            res = est(frames)
             kps.append(np.stack([r["keypoints"] for r in res]))
             worlds.append(np.stack([r["world"] for r in res]))
             dets.append(np.array([r["detected"] for r in res]))
@@ -194,7 +256,7 @@ def detect_capture(folder: str, name: str, cache_dir: str = CACHE_DIR, force: bo
     T = min(len(k) for k in kps)
     np.savez_compressed(out + ".tmp.npz", keypoints=np.stack([k[:T] for k in kps]),
                         world=np.stack([w[:T] for w in worlds]), detected=np.stack([d[:T] for d in dets]),
-                        image_size=np.array(sizes, dtype=np.int64), masks=repr(masks))
+                        image_size=np.array(sizes, dtype=np.int64), masks=masking)
     os.replace(out + ".tmp.npz", out)
     return out
 
@@ -292,10 +354,12 @@ def write_capture_npz(path: str, arrays: Dict[str, np.ndarray], name: str) -> st
     return path
 
 
+
+
 def prepare_captures(wheel: Optional[str] = None, cache_dir: str = CACHE_DIR, export_dir: Optional[str] = None,
-                     captures: Sequence[str] = CAPTURES, force: bool = False) -> List[str]:
-    """Extract, detect (cached), triangulate; returns the capture .npz paths (in ``export_dir``,
-    default the cache folder)."""
+                     captures: Sequence[str] = CAPTURES, force: bool = False, mask: str = "silhouettes") -> List[str]:
+    """Extract, detect (cached; redone when the cache was made with another ``mask``), triangulate; returns the
+    capture .npz paths (in ``export_dir``, default the cache folder)."""
     export_dir = export_dir or cache_dir
     paths = []
     whl = None
@@ -303,10 +367,11 @@ def prepare_captures(wheel: Optional[str] = None, cache_dir: str = CACHE_DIR, ex
         out = os.path.join(export_dir, f"{name}.npz")
         det = os.path.join(cache_dir, f"{name}_blazepose.npz")
         folder = os.path.join(cache_dir, name)
-        if force or not os.path.isfile(det) or not os.path.isfile(os.path.join(folder, "calibration", "Calib.qca.txt")):
+        if (force or _cached_masking(det, name) != _masking(name, mask)
+                or not os.path.isfile(os.path.join(folder, "calibration", "Calib.qca.txt"))):
             whl = whl or ensure_wheel(wheel, cache_dir)
             folder = extract_capture(whl, name, cache_dir)
-            det = detect_capture(folder, name, cache_dir, force=force)
+            det = detect_capture(folder, name, cache_dir, force=force, mask=mask)
         arrays = build_reference(det, os.path.join(folder, "calibration", "Calib.qca.txt"))
         paths.append(write_capture_npz(out, arrays, name))
     return paths
@@ -626,12 +691,19 @@ def report_section(res: Dict, number: int = 11) -> List[str]:
          f"Command: `{m.get('command', 'n/a')}` (commit {m.get('git_commit', 'n/a')}, {m.get('started_utc', 'n/a')}, "
          f"torch {m.get('torch', 'n/a')}, {m.get('threads', 'n/a')} thread(s), load average before "
          f"{m.get('load_before', 'n/a')}, after {m.get('load_after', 'n/a')}, {m.get('wall_s', 0):.0f} s wall-clock, "
-         "BlazePose detections cached). Lifters: "
+         "BlazePose detections cached after the first run). Lifters: "
          + (", ".join(f"`{k}` = `{v}`" for k, v in (m.get("lifters") or {}).items()) or "none (baselines only)")
          + "." + C.updated_rows_note(m), "",
          "Data: the two demo captures of the pose2sim 0.10.49 wheel (BSD-3-Clause, DATA_NOTES.md): four "
          "synchronised 60 fps cameras mounted high, 100 frames of a throwing-like motion; in `Demo_MultiPerson` a "
-         "second person is painted out per view (fixed black rectangles, `MULTIPERSON_MASKS`). Reference: the 33 "
+         + ("second person is painted out per frame: her silhouette (BlazePose segmentation inside the "
+            f"rectangles of `MULTIPERSON_MASKS`, widened by {SILHOUETTE_MARGIN_PX} px; `--mask silhouettes`). "
+            "The earlier protocol painted the whole rectangles, which also hid 14-23% of the performer's "
+            "joints in two views (bench/results/real_capture_rectangles.json). "
+            if str(m.get("multiperson_masking", "")).startswith("silhouettes") else
+            "second person is painted out per view (fixed black rectangles, `MULTIPERSON_MASKS`; `--mask "
+            "rectangles`). ")
+         + "Reference: the 33 "
          "BlazePose landmarks of the four views triangulated (DLT, visibility >= "
          f"{m.get('reference_rule', {}).get('min_visibility', REFERENCE_MIN_VISIBILITY)}, the worst view left out "
          f"per joint while it reprojects > {m.get('reference_rule', {}).get('max_reprojection_error_px', REFERENCE_MAX_ERROR_PX)} px "
@@ -710,6 +782,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--captures", default=",".join(CAPTURES))
     ap.add_argument("--mode", default="seq2frame", choices=("seq2frame", "seq2seq"))
     ap.add_argument("--redetect", action="store_true", help="run BlazePose again even when cached")
+    ap.add_argument("--mask", default="silhouettes", choices=MASK_MODES,
+                    help="Demo_MultiPerson's second person painted out as her silhouette per frame (default) or as "
+                         "the whole fixed rectangles (the earlier protocol)")
     ap.add_argument("--no-flip", action="store_true", help="no flip test-time augmentation (lift_video's --no-flip)")
     ap.add_argument("--no-match-2d", action="store_true",
                     help="score only the 3D as lifted (default: also moved onto its 2D, as lift_video does)")
@@ -724,7 +799,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = ap.parse_args(argv)
     C.check_merge_arguments(ap, args)
     if args.proportion_floor:
-        paths = prepare_captures(args.wheel, args.cache_dir, args.export_dir, [c for c in args.captures.split(",") if c])
+        paths = prepare_captures(args.wheel, args.cache_dir, args.export_dir, [c for c in args.captures.split(",") if c],
+                                 mask=args.mask)
         print(json.dumps(proportion_floor(paths), indent=1))
         return 0
     import torch
@@ -733,7 +809,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     meta = C.run_meta("real_capture", args.threads, argv, script=os.path.abspath(__file__))
     t0 = time.time()
     paths = prepare_captures(args.wheel, args.cache_dir, args.export_dir,
-                             [c for c in args.captures.split(",") if c], force=args.redetect)
+                             [c for c in args.captures.split(",") if c], force=args.redetect, mask=args.mask)
     lifters = dict(args.model)
     if len(lifters) != len(args.model):
         raise SystemExit("--model labels must be unique")
@@ -749,7 +825,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                           lifters=lifters, capture_files=paths,
                           reference_rule={"min_visibility": REFERENCE_MIN_VISIBILITY,
                                           "max_reprojection_error_px": REFERENCE_MAX_ERROR_PX},
-                          multiperson_masks={k: {str(v): r for v, r in m.items()} for k, m in MULTIPERSON_MASKS.items()})
+                          multiperson_masks={k: {str(v): r for v, r in m.items()} for k, m in MULTIPERSON_MASKS.items()},
+                          multiperson_masking=_masking("Demo_MultiPerson", args.mask))
     print(format_table(result))
     C.write_json(result, args.out)
     print(f"[real-capture] wrote {args.out}")

@@ -227,3 +227,50 @@ def test_retarget_body_keeps_directions_and_sets_lengths(rc):
         assert got[k] == pytest.approx(other[k] * scale, rel=1e-6)
     from modeling_mpm.metrics import p_mpjpe_per_frame
     assert p_mpjpe_per_frame(moved, body).mean() > 0.01  # other proportions cost millimetres
+
+
+def test_detections_cache_is_redone_when_the_masking_differs(rc, tmp_path):
+    """A cache records how the second person was painted out; another --mask redoes it, the same one reuses it."""
+    name = "Demo_MultiPerson"
+    det = tmp_path / f"{name}_blazepose.npz"
+    np.savez(det, keypoints=np.zeros((4, 2, 33, 3), np.float32), masks=rc._masking(name, "rectangles"))
+    assert rc._cached_masking(str(det), name) == repr(rc.MULTIPERSON_MASKS[name])
+    assert rc.detect_capture("unused", name, str(tmp_path), mask="rectangles") == str(det)   # reused, nothing run
+    assert rc._masking(name, "silhouettes") != rc._masking(name, "rectangles")
+    assert f"margin={rc.SILHOUETTE_MARGIN_PX}" in rc._masking(name, "silhouettes")
+    # a capture without a second person: one masking either way, old caches without the record count as it
+    np.savez(tmp_path / "Other_blazepose.npz", keypoints=np.zeros((4, 2, 33, 3), np.float32))
+    assert rc._cached_masking(str(tmp_path / "Other_blazepose.npz"), "Other") == rc._masking("Other", "silhouettes")
+    assert rc._cached_masking(str(tmp_path / "none.npz"), name) is None
+    with pytest.raises(ValueError, match="mask must be one of"):
+        rc.detect_capture("unused", name, str(tmp_path), mask="boxes")
+
+
+def test_second_person_silhouette_on_real_frames(rc):
+    """On real frames (one person): the silhouette found inside a generous rectangle around her is far smaller than
+    the rectangle and covers her body landmarks; a rectangle with nobody in it is painted whole."""
+    pytest.importorskip("av")
+    try:
+        import mediapipe  # noqa: F401
+    except Exception as e:  # pragma: no cover - Python without the wheels
+        pytest.skip(f"mediapipe cannot be imported ({e})")
+    from modeling_mpm.video import BlazePoseEstimator
+    from modeling_mpm.video.pipeline import iter_video_frames
+
+    frames = list(iter_video_frames(os.path.join(ROOT, "tests", "data", "pose2sim_cam01.mp4")))[:3]
+    with BlazePoseEstimator() as est:
+        kp = np.stack([r["keypoints"] for r in est(frames)])
+    body = kp[:, list(rc.BLAZEPOSE_BODY), :2]
+    h, w = frames[0].shape[:2]
+    x0, y0 = np.maximum(body.min(axis=(0, 1)) - 80, 0).astype(int)
+    x1, y1 = np.minimum(body.max(axis=(0, 1)) + 80, (w, h)).astype(int)
+    sil = rc.second_person_silhouettes(frames, [(x0, y0, x1, y1)], margin=5)
+    assert sil.shape == (3, h, w) and sil.dtype == bool
+    area = (x1 - x0) * (y1 - y0)
+    for t in range(3):
+        assert 0.1 * area < sil[t].sum() < 0.6 * area, sil[t].sum() / area
+        xy = np.round(body[t]).astype(int)
+        assert sil[t][xy[:, 1], xy[:, 0]].mean() >= 0.8
+        assert not sil[t][:, : max(x0 - 5, 0)].any() and not sil[t][: max(y0 - 5, 0)].any()   # nothing outside
+    empty = rc.second_person_silhouettes(frames[:1], [(0, 0, 40, 40)], margin=0)
+    assert empty[0, :40, :40].all() and empty[0].sum() == 1600

@@ -156,6 +156,32 @@ def test_blazepose_reset_close_and_bad_input(frames01, blaze01):
 
 
 @needs_mediapipe
+def test_blazepose_segmentation_is_the_persons_silhouette(frames01, blaze01):
+    from modeling_mpm.video import BlazePoseEstimator
+
+    with BlazePoseEstimator(enable_segmentation=True) as est:
+        res = est(frames01[:4])
+        nobody = est([np.zeros((64, 48, 3), np.uint8)])[0]
+    h, w = frames01[0].shape[:2]
+    for r, ref in zip(res, blaze01[:4]):
+        seg = r["segmentation"]
+        assert seg.shape == (h, w) and seg.dtype == np.float32 and 0 <= seg.min() and seg.max() <= 1
+        np.testing.assert_allclose(r["keypoints"][:, :2], ref["keypoints"][:, :2], atol=1.0)  # landmarks unchanged
+        inside = seg > 0.5
+        assert 0.02 < inside.mean() < 0.3, inside.mean()     # one standing person ~450 px tall in 540 x 960
+        xy = np.round(r["keypoints"][BODY, :2]).astype(int)
+        assert inside[xy[:, 1], xy[:, 0]].mean() >= 0.8      # the body landmarks lie on the silhouette
+        ys, xs = np.nonzero(inside)                          # and the silhouette on the body's box
+        box = r["keypoints"][BODY, :2]
+        assert np.median(xs) == pytest.approx(np.median(box[:, 0]), abs=60)
+        assert box[:, 1].min() - 120 < np.median(ys) < box[:, 1].max()
+    assert nobody["detected"] is False and nobody["segmentation"].shape == (64, 48) and not nobody["segmentation"].any()
+    assert "segmentation" not in blaze01[0]
+    with pytest.raises(TypeError, match="enable_segmentation"):
+        BlazePoseEstimator(enable_segmentation="yes")
+
+
+@needs_mediapipe
 def test_blend_world_landmarks_on_real_landmarks(blaze01):
     from modeling_mpm.keypoints import keypoints_to_h36m
     from modeling_mpm.metrics import procrustes_align

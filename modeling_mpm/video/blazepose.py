@@ -115,23 +115,28 @@ class BlazePoseEstimator:
         min_detection_confidence: minimum person-detector score to start tracking (0..1).
         min_tracking_confidence: below this landmark-tracking score the detector runs again (0..1).
         static_image_mode: True = detect in every frame independently (no tracking, slower).
+        enable_segmentation: also return the person's silhouette per frame (``"segmentation"``, below).
 
     ``est(images)`` with ``(height, width, 3)`` uint8 RGB frames of one video, in order, returns per frame
     ``{"keypoints": (33, 3) float32 x, y pixels + visibility in [0, 1], "world": (33, 3) float32 world landmarks,
-    metres, origin between the hips, "detected": bool}`` (arrays all NaN when nobody was found). Calls continue the
+    metres, origin between the hips, "detected": bool}`` (arrays all NaN when nobody was found); with
+    ``enable_segmentation=True`` also ``"segmentation": (height, width) float32`` in [0, 1], the probability that a
+    pixel belongs to the tracked person (all 0 when nobody was found). Calls continue the
     same video; :meth:`reset` starts a new one. A context manager; :meth:`close` frees the MediaPipe graph.
     """
 
     def __init__(self, model_complexity: int = 1, min_detection_confidence: float = 0.5,
-                 min_tracking_confidence: float = 0.5, static_image_mode: bool = False):
+                 min_tracking_confidence: float = 0.5, static_image_mode: bool = False,
+                 enable_segmentation: bool = False):
         if isinstance(model_complexity, bool) or model_complexity not in (0, 1, 2):
             raise ValueError(f"model_complexity must be 0 (lite), 1 (full) or 2 (heavy), got {model_complexity!r}")
         for name, v in (("min_detection_confidence", min_detection_confidence),
                         ("min_tracking_confidence", min_tracking_confidence)):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= float(v) <= 1.0:
                 raise ValueError(f"{name} must be a number in [0, 1], got {v!r}")
-        if not isinstance(static_image_mode, bool):
-            raise TypeError(f"static_image_mode must be True or False, got {static_image_mode!r}")
+        for name, v in (("static_image_mode", static_image_mode), ("enable_segmentation", enable_segmentation)):
+            if not isinstance(v, bool):
+                raise TypeError(f"{name} must be True or False, got {v!r}")
         pose = _mediapipe_pose()
         if model_complexity != 1:
             _check_model_file(pose, int(model_complexity))
@@ -139,8 +144,9 @@ class BlazePoseEstimator:
         self.min_detection_confidence = float(min_detection_confidence)
         self.min_tracking_confidence = float(min_tracking_confidence)
         self.static_image_mode = static_image_mode
+        self.enable_segmentation = enable_segmentation
         self._pose = pose.Pose(static_image_mode=static_image_mode, model_complexity=self.model_complexity,
-                               smooth_landmarks=not static_image_mode, enable_segmentation=False,
+                               smooth_landmarks=not static_image_mode, enable_segmentation=enable_segmentation,
                                min_detection_confidence=self.min_detection_confidence,
                                min_tracking_confidence=self.min_tracking_confidence)
 
@@ -148,7 +154,7 @@ class BlazePoseEstimator:
         return (f"BlazePoseEstimator(model_complexity={self.model_complexity}, "
                 f"min_detection_confidence={self.min_detection_confidence}, "
                 f"min_tracking_confidence={self.min_tracking_confidence}, "
-                f"static_image_mode={self.static_image_mode})")
+                f"static_image_mode={self.static_image_mode}, enable_segmentation={self.enable_segmentation})")
 
     @staticmethod
     def _check_frame(img, i: int) -> np.ndarray:
@@ -175,6 +181,8 @@ class BlazePoseEstimator:
             if res.pose_landmarks is None:
                 nan = np.full((NUM_BLAZEPOSE_LANDMARKS, 3), np.nan, dtype=np.float32)
                 out.append({"keypoints": nan, "world": nan.copy(), "detected": False})
+                if self.enable_segmentation:
+                    out[-1]["segmentation"] = np.zeros((h, w), dtype=np.float32)
                 continue
             kp = _landmarks(res.pose_landmarks, w, h)
             if res.pose_world_landmarks is not None:
@@ -182,6 +190,10 @@ class BlazePoseEstimator:
             else:
                 world = np.full((NUM_BLAZEPOSE_LANDMARKS, 3), np.nan, dtype=np.float32)
             out.append({"keypoints": kp, "world": world, "detected": True})
+            if self.enable_segmentation:
+                seg = res.segmentation_mask
+                out[-1]["segmentation"] = (np.zeros((h, w), dtype=np.float32) if seg is None
+                                           else np.asarray(seg, dtype=np.float32).reshape(h, w))
         return out
 
     def reset(self) -> None:
