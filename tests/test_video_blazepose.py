@@ -300,3 +300,34 @@ def test_bench_video_speed_smoke(tmp_path):
     res = json.loads((tmp_path / "v.json").read_text())
     assert res["video"]["frames"] == 12 and res["a_fps"] > 0 and res["b_fps"] > 0
     assert res["ratio_b_over_a"] == pytest.approx(res["b_fps"] / res["a_fps"]) and res["target"] == 0.8
+
+
+@needs_mediapipe
+def test_streaming_blends_blazepose_world_landmarks(lifter_dir, blaze01):
+    """PoseLiftingStream with each frame's world landmarks = the same stream without them, blended afterwards
+    (as lift_video does: match_2d first, then the blend); frames without landmarks keep the lifted 3D."""
+    from modeling_mpm.video import PoseLiftingStream
+    from modeling_mpm.video.blazepose import WORLD_LANDMARKS_WEIGHT, blend_world_landmarks
+
+    kp = np.stack([r["keypoints"] for r in blaze01])
+    world = np.stack([r["world"] for r in blaze01])
+    world[3] = np.nan                                      # BlazePose lost the person's 3D in one frame
+    stream = PoseLiftingStream(lifter_dir, image_size=(540, 960), keypoint_format="blazepose", latency=4,
+                               match_2d=True)
+    assert stream.blazepose_3d_weight == WORLD_LANDMARKS_WEIGHT
+    lifted = stream.run(kp)
+    blended = stream.run(kp, world)
+    np.testing.assert_allclose(blended, blend_world_landmarks(lifted, world, WORLD_LANDMARKS_WEIGHT), atol=1e-5)
+    np.testing.assert_array_equal(blended[3], lifted[3])
+    assert np.abs(blended - lifted).max() > 1e-3           # the blend changed the other frames
+    off = PoseLiftingStream(lifter_dir, image_size=(540, 960), keypoint_format="blazepose", latency=4,
+                            match_2d=True, blazepose_3d_weight=0)
+    np.testing.assert_array_equal(off.run(kp, world), lifted)
+    with pytest.raises(ValueError, match=r"world must be one frame's BlazePose world landmarks, shape \(33, 3\)"):
+        stream.push(kp[0], world[0, :17])
+    with pytest.raises(TypeError, match="world must be BlazePose world landmarks"):
+        stream.push(kp[0], {"x": 1})
+    with pytest.raises(ValueError, match="world has 2 frames but keypoints 12"):
+        stream.run(kp, world[:2])
+    with pytest.raises(ValueError, match=r"weight must be in \[0, 1\]"):
+        PoseLiftingStream(lifter_dir, image_size=(540, 960), blazepose_3d_weight=1.5)

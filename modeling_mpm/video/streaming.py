@@ -5,7 +5,8 @@ and reuses the cached embeddings of the last ``num_frames`` frames; per frame on
 one head run. With latency ``L`` the 3D of frame ``t - L`` (window slot ``num_frames - 1 - L``, edge-padded as
 :func:`~modeling_mpm.inference.lift_sequence` pads) is returned when frame ``t`` arrives: ``L = 0`` is causal;
 half the window uses the centre-frame head (exactly ``mode="seq2frame"`` for odd windows); other latencies read
-the all-frames head at their slot. Accuracy against latency: ``bench/bench_streaming.py``.
+the all-frames head at their slot. Accuracy against latency: ``bench/bench_streaming.py``. With BlazePose, pass each
+frame's world landmarks too (``push(keypoints, world)``) and its own 3D is blended in as ``lift_video`` does.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..keypoints import keypoints_to_h36m, normalize_screen_coordinates, validat
 from ..modeling_mpm import zero_root
 from ..pipeline_mpm import _resolve_head, _skeleton_of, _to_model_layout
 from ..reprojection import match_keypoints_2d, require_pixels, validate_focal_length
+from .blazepose import NUM_BLAZEPOSE_LANDMARKS, WORLD_LANDMARKS_WEIGHT, blend_world_landmarks, check_blend_weight
 
 __all__ = ["PoseLiftingStream"]
 
@@ -38,10 +40,14 @@ class PoseLiftingStream:
         coordinates: ``"pixels"`` or ``"normalized"`` (model coordinates).
         match_2d: move each frame's 3D onto its 2D, keeping the lifter's depth (as the pipelines' ``match_2d``;
             pixels only); focal_length: its pinhole focal length in pixels (default: the image's long side).
+        blazepose_3d_weight: share of BlazePose's own 3D in frames pushed with their world landmarks
+            (:func:`~modeling_mpm.video.blazepose.blend_world_landmarks`, after ``match_2d``; 0 = never blend;
+            the default is ``lift_video``'s). H36M-17 lifters only.
 
-    ``push(keypoints)`` takes ``(joints, 2)`` / ``(joints, 3)`` (x, y[, confidence]) in pixels, one
+    ``push(keypoints, world=None)`` takes ``(joints, 2)`` / ``(joints, 3)`` (x, y[, confidence]) in pixels, one
     ViTPose person dict (``keypoints`` ``(17, 2)``, ``scores`` ``(17,)``), or ``None`` for a frame
-    without the person (all joints missing). It returns ``None`` during the first ``latency`` frames,
+    without the person (all joints missing); ``world``: that frame's BlazePose world landmarks ``(33, 3)`` metres
+    (NaN or None: not blended). It returns ``None`` during the first ``latency`` frames,
     then a dict for frame ``t - latency``: ``frame`` (int), ``pose_3d`` float32 ``(J, 3)`` metres,
     root-relative, camera frame (x right, y down, z forward), ``valid`` bool ``(J,)`` (False = that
     2D joint was missing). ``flush()`` returns the last ``latency`` frames at the end of the stream.
@@ -49,7 +55,7 @@ class PoseLiftingStream:
 
     def __init__(self, model, image_size=None, keypoint_format: str = "coco", latency: int = 0,
                  confidence_threshold: float = 0.0, coordinates: str = "pixels", match_2d: bool = False,
-                 focal_length: Optional[float] = None):
+                 focal_length: Optional[float] = None, blazepose_3d_weight: float = WORLD_LANDMARKS_WEIGHT):
         if isinstance(model, str):
             from ..modeling_mpm import MPMForPoseLifting
 
@@ -75,6 +81,7 @@ class PoseLiftingStream:
         if self.match_2d:
             require_pixels(self.image_size)
         self.focal_length = None if focal_length is None else validate_focal_length(focal_length)
+        self.blazepose_3d_weight = check_blend_weight(blazepose_3d_weight)
         try:
             self.confidence_threshold = float(confidence_threshold)
         except (TypeError, ValueError):
@@ -89,6 +96,7 @@ class PoseLiftingStream:
         self._embeddings: collections.deque = collections.deque(maxlen=self.num_frames)
         self._missing: collections.deque = collections.deque(maxlen=self.num_frames)
         self._pixels: collections.deque = collections.deque(maxlen=self.num_frames)  # for match_2d
+        self._world: collections.deque = collections.deque(maxlen=self.num_frames)   # BlazePose's 3D, or None
         self._frames_seen = 0      # frames pushed so far
         self._frames_out = 0       # frames returned so far
 
@@ -151,15 +159,38 @@ class PoseLiftingStream:
         if self.match_2d:
             pose = match_keypoints_2d(pose[None], self._pixels[target - first][None], self.image_size,
                                       self.focal_length, root=self.skeleton.root)[0]
+        world = self._world[target - first]
+        if world is not None and self.blazepose_3d_weight > 0:
+            pose = blend_world_landmarks(pose[None], world[None], self.blazepose_3d_weight, self.skeleton.root)[0]
         return {"frame": int(target), "pose_3d": pose.astype(np.float32), "valid": ~missing}
 
-    def push(self, keypoints) -> Optional[Dict[str, np.ndarray]]:
-        """Add the next frame; return the result for frame ``frames_seen - 1 - latency`` (or None)."""
+    def _check_world(self, world) -> Optional[np.ndarray]:
+        if world is None:
+            return None
+        if hasattr(world, "detach"):
+            world = world.detach().cpu().numpy()
+        try:
+            arr = np.asarray(world, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"world must be BlazePose world landmarks, an array ({NUM_BLAZEPOSE_LANDMARKS}, 3) in "
+                            f"metres, got {type(world).__name__}") from None
+        if arr.shape != (NUM_BLAZEPOSE_LANDMARKS, 3):
+            raise ValueError(f"world must be one frame's BlazePose world landmarks, shape ({NUM_BLAZEPOSE_LANDMARKS}, "
+                             f"3) metres, got shape {arr.shape}")
+        if self.skeleton.name != "h36m17":
+            raise ValueError(f"blending BlazePose's 3D needs an H36M-17 lifter; this one is {self.skeleton.name!r}")
+        return arr
+
+    def push(self, keypoints, world=None) -> Optional[Dict[str, np.ndarray]]:
+        """Add the next frame (and, with BlazePose, its world landmarks); return the result for frame
+        ``frames_seen - 1 - latency`` (or None)."""
+        world = self._check_world(world)
         pose_2d, missing, given = self._frame_input(keypoints)
         # frames that a pending output still needs must stay cached: keep the window's length
         self._embeddings.append(self._embed(pose_2d, missing))
         self._missing.append(missing)
         self._pixels.append(given)
+        self._world.append(world)
         t = self._frames_seen
         self._frames_seen += 1
         target = t - self.latency
@@ -176,9 +207,12 @@ class PoseLiftingStream:
         self._frames_out = self._frames_seen
         return outs
 
-    def run(self, keypoints) -> np.ndarray:
-        """Convenience: stream a whole ``(frames, joints, 2|3)`` sequence (from a reset state);
-        returns float32 ``(frames, J, 3)``."""
+    def run(self, keypoints, world=None) -> np.ndarray:
+        """Convenience: stream a whole ``(frames, joints, 2|3)`` sequence (from a reset state), with BlazePose's
+        ``(frames, 33, 3)`` world landmarks if given; returns float32 ``(frames, J, 3)``."""
+        if world is not None and len(world) != len(keypoints):
+            raise ValueError(f"world has {len(world)} frames but keypoints {len(keypoints)}")
         self.reset()
-        outs = [o for k in keypoints for o in [self.push(k)] if o is not None] + self.flush()
+        worlds = [None] * len(keypoints) if world is None else world
+        outs = [o for k, w in zip(keypoints, worlds) for o in [self.push(k, w)] if o is not None] + self.flush()
         return np.stack([o["pose_3d"] for o in outs])
