@@ -26,7 +26,8 @@ NUM_BLAZEPOSE_LANDMARKS = len(BLAZEPOSE_LANDMARKS)
 
 #: share of BlazePose's own 3D in ``lift_video``'s 3D (:func:`blend_world_landmarks`): the best of 0.1 / 0.2 / 0.3
 #: on the real capture's ``Demo_SinglePerson`` (69.4 -> 67.3 mm P-MPJPE), then checked on ``Demo_MultiPerson``
-#: (89.5 -> 85.6); docs/real_footage.md
+#: (89.5 -> 85.6, with the second person painted out as whole rectangles; as silhouettes now: 84.1 -> 79.7);
+#: docs/real_footage.md
 WORLD_LANDMARKS_WEIGHT = 0.2
 
 
