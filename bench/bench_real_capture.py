@@ -167,14 +167,17 @@ def read_frames(path: str) -> List[np.ndarray]:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
 
 
-def apply_masks(frame: np.ndarray, rects) -> np.ndarray:
-    """A copy of ``frame`` with the rectangles (x0, y0, x1, y1) painted black."""
-    if not rects:
-        return frame
-    out = frame.copy()
-    for x0, y0, x1, y1 in rects:
-        out[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = 0
-    return out
+def rectangles_mask(height: int, width: int, rects) -> np.ndarray:
+    """(height, width) bool: True inside any of the rectangles (x0, y0, x1, y1) pixels (clipped to the image)."""
+    inside = np.zeros((height, width), dtype=bool)
+    for x0, y0, x1, y1 in rects or ():
+        inside[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = True
+    return inside
+
+
+def paint_out(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A copy of ``frame`` (H, W, 3) with the pixels of ``mask`` (H, W) bool painted black."""
+    return np.where(mask[..., None], 0, frame).astype(frame.dtype)
 
 
 def second_person_silhouettes(frames: Sequence[np.ndarray], rects, margin: int = SILHOUETTE_MARGIN_PX) -> np.ndarray:
@@ -188,14 +191,12 @@ def second_person_silhouettes(frames: Sequence[np.ndarray], rects, margin: int =
     from modeling_mpm.video.blazepose import BlazePoseEstimator
 
     h, w = frames[0].shape[:2]
-    inside = np.zeros((h, w), dtype=bool)
-    for x0, y0, x1, y1 in rects:
-        inside[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = True
+    inside = rectangles_mask(h, w, rects)
     kernel = np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)
     out = np.zeros((len(frames), h, w), dtype=bool)
     with BlazePoseEstimator(model_complexity=1, enable_segmentation=True) as est:
         for i, f in enumerate(frames):
-            r = est([np.where(inside[..., None], f, 0).astype(np.uint8)])[0]
+            r = est([paint_out(f, ~inside)])[0]
             sil = (r["segmentation"] > 0.5) & inside if r["detected"] else inside
             out[i] = cv2.dilate(sil.astype(np.uint8), kernel) > 0 if margin > 0 else sil
     return out
@@ -240,11 +241,10 @@ def detect_capture(folder: str, name: str, cache_dir: str = CACHE_DIR, force: bo
             t0 = time.time()
             frames = read_frames(os.path.join(folder, "videos", f"cam0{v + 1}.mp4"))
             sizes.append((frames[0].shape[1], frames[0].shape[0]))
-            if rects.get(v) and mask == "silhouettes":
-                sil = second_person_silhouettes(frames, rects[v])
-                frames = [np.where(m[..., None], 0, f).astype(np.uint8) for f, m in zip(frames, sil)]
-            else:
-                frames = [apply_masks(f, rects.get(v)) for f in frames]
+            if rects.get(v):
+                hidden = (second_person_silhouettes(frames, rects[v]) if mask == "silhouettes"
+                          else [rectangles_mask(*frames[0].shape[:2], rects[v])] * len(frames))
+                frames = [paint_out(f, m) for f, m in zip(frames, hidden)]
             est.reset()
             res = est(frames)
             kps.append(np.stack([r["keypoints"] for r in res]))
@@ -352,8 +352,6 @@ def write_capture_npz(path: str, arrays: Dict[str, np.ndarray], name: str) -> st
                         body_h36m=np.array(H36M_BODY))
     os.replace(tmp, path)
     return path
-
-
 
 
 def prepare_captures(wheel: Optional[str] = None, cache_dir: str = CACHE_DIR, export_dir: Optional[str] = None,
