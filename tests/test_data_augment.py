@@ -5,7 +5,7 @@ import pytest
 
 from modeling_mpm.data import (DetectorNoise2D, MotionAugment, PoseWindowDataset, augment_from_config,
                                load_demo_dataset, wide_camera_sampler)
-from modeling_mpm.data.augment import random_rotations, rescale_bones, torso_frames
+from modeling_mpm.data.augment import _forearm_neutral, _limb_key_pose, random_rotations, rescale_bones, torso_frames
 from modeling_mpm.skeleton import H36M_17
 
 OFF = dict(speed_range=None, part_mix_prob=0.0, global_scale_range=None, bone_scale_range=None,
@@ -230,6 +230,50 @@ def test_key_poses_keep_bone_lengths_and_the_torso(train_seqs):
     # smooth in time: frame-to-frame wrist steps stay small (one key pose to another over 27 frames)
     step = np.linalg.norm(np.diff(out[:, :, wrist], axis=1), axis=-1)
     assert step.max() < 0.25
+
+
+def _arm_turn_deg(upper, lower, side):
+    """Rotation of the upper arm about its axis (degrees, + internal) that the forearm directions show."""
+    neutral = _forearm_neutral(upper)
+    medial = side * np.cross(upper, neutral)
+    swing = lower - (lower * upper).sum(-1, keepdims=True) * upper
+    return np.degrees(np.arctan2((swing * medial).sum(-1), (swing * neutral).sum(-1)))
+
+
+def test_arm_key_poses_keep_the_upper_arm_rotation_within_its_limits(train_seqs):
+    # neutral: a hanging arm bends forward; an arm straight up bends backward; an arm out to the side, forward
+    np.testing.assert_allclose(_forearm_neutral(np.array([[0.0, -1.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])),
+                               [[0, 0, 1], [0, 0, -1], [0, 0, 1]], atol=1e-12)
+    for side in (1.0, -1.0):
+        upper, lower = _limb_key_pose(np.random.default_rng(0), 20000, side, True, (90.0, 70.0))
+        bent = np.degrees(np.arccos(np.clip((upper * lower).sum(-1), -1, 1))) > 5
+        turn = _arm_turn_deg(upper, lower, side)[bent]
+        assert -90.01 < turn.min() < -85 and 65 < turn.max() < 70.01
+        np.testing.assert_allclose(np.linalg.norm(lower, axis=-1), 1.0, atol=1e-9)
+        # external rotation turns a hanging arm's forearm outward (to the body's side), internal across the belly
+        hanging = (upper[:, 1] < -0.95) & ((upper * lower).sum(-1) < 0.5)      # elbow bent > 60 degrees
+        out = hanging & (_arm_turn_deg(upper, lower, side) < -60)
+        assert (lower[out, 0] * side > 0.3).all() and (lower[hanging & (_arm_turn_deg(upper, lower, side) > 50), 0]
+                                                       * side < -0.3).all()
+        free = _arm_turn_deg(*_limb_key_pose(np.random.default_rng(0), 20000, side, True), side)
+        assert np.abs(free).max() > 175  # unlimited: the forearm anywhere on its cone
+    # in windows: the first and last frames are the key poses themselves
+    pose = _windows(train_seqs, 32, F=9)
+    aug = MotionAugment(**{**OFF, "key_pose_prob": 1.0, "key_pose_limb_prob": 1.0, "arm_rotation_deg": (30.0, 20.0)})
+    out = aug.apply_world(pose, np.random.default_rng(0)).astype(np.float64)
+    frames = torso_frames(out)
+    for side, (s, e, w) in ((1.0, ("left_shoulder", "left_elbow", "left_wrist")),
+                            (-1.0, ("right_shoulder", "right_elbow", "right_wrist"))):
+        j = [H36M_17.index(n) for n in (s, e, w)]
+        for f in (0, -1):
+            local = [np.einsum("nij,ni->nj", frames[:, f], out[:, f, b] - out[:, f, a]) for a, b in zip(j, j[1:])]
+            upper, lower = (v / np.linalg.norm(v, axis=-1, keepdims=True) for v in local)
+            bent = np.degrees(np.arccos(np.clip((upper * lower).sum(-1), -1, 1))) > 5
+            turn = _arm_turn_deg(upper, lower, side)[bent]
+            assert turn.min() > -30.5 and turn.max() < 20.5
+    with pytest.raises(ValueError, match="arm_rotation_deg"):
+        MotionAugment(arm_rotation_deg=(90.0, -1.0))
+    assert augment_from_config("real")[0].arm_rotation_deg == (90.0, 70.0)
 
 
 def test_lean_bends_the_upper_body_only(train_seqs):

@@ -7,7 +7,8 @@ What one window goes through (each step has its own probability / range; ``None`
 1. **speed** (0.5-2x, log-uniform): the window samples the sequence every ``speed`` frames (linear interpolation);
 2. **body-part mixing**: with probability ``part_mix_prob`` each limb (arms, legs) takes the bone directions of the
    same limb of another window (relative to that window's torso frame), with this body's bone lengths; then **key
-   poses** (``key_pose_prob``: limbs moving between random poses within joint limits) and **lean** (``lean_prob``:
+   poses** (``key_pose_prob``: limbs moving between random poses within joint limits, the upper arm's rotation
+   about its axis limited by ``arm_rotation_deg``) and **lean** (``lean_prob``:
    the upper body bending and twisting over the window);
 3. **bone lengths**: every bone scaled by ``global_scale`` x a per-bone factor (the same left and right), the pose
    rebuilt from the root along the kinematic tree, so the skeleton stays connected and symmetric;
@@ -129,23 +130,50 @@ def _smoothstep(F: int) -> np.ndarray:
     return t * t * (3 - 2 * t)
 
 
-def _limb_key_pose(rng: np.random.Generator, k: int, side: float, arm: bool) -> Tuple[np.ndarray, np.ndarray]:
+def _forearm_neutral(upper: np.ndarray) -> np.ndarray:
+    """(k, 3) unit directions, perpendicular to the upper arms ``upper`` (k, 3) (torso frame), in which the forearm
+    bends at no rotation of the upper arm: forward (+z) for a hanging arm, carried along by the shortest rotation
+    from hanging (-y) to ``upper`` (about x for an arm straight up)."""
+    down = np.array([0.0, -1.0, 0.0])
+    axis = np.cross(down, upper)
+    sin = np.linalg.norm(axis, axis=1)
+    cos = upper @ down
+    axis = np.where(sin[:, None] > 1e-6, axis / np.maximum(sin, 1e-12)[:, None], [[1.0, 0.0, 0.0]])
+    fwd = np.array([0.0, 0.0, 1.0])
+    rotated = (fwd * cos[:, None] + np.cross(axis, fwd) * sin[:, None]
+               + axis * (axis @ fwd)[:, None] * (1 - cos[:, None]))
+    rotated -= (rotated * upper).sum(1, keepdims=True) * upper
+    return rotated / np.linalg.norm(rotated, axis=1, keepdims=True)
+
+
+def _limb_key_pose(rng: np.random.Generator, k: int, side: float, arm: bool,
+                   arm_rotation_deg: Optional[Tuple[float, float]] = None) -> Tuple[np.ndarray, np.ndarray]:
     """``k`` random key poses of one limb (``side`` +1 left, -1 right) as unit bone directions in the torso frame
     (x left, y up, z forward): (upper (k, 3), lower (k, 3)). Joint limits: an upper arm anywhere but deep across
-    the chest, an elbow bent 0-145 degrees; a thigh 30 degrees back to 110 forward and up to 45 out, a knee 0-130."""
+    the chest, an elbow bent 0-145 degrees; a thigh 30 degrees back to 110 forward and up to 45 out, a knee 0-130.
+
+    ``arm_rotation_deg`` (external, internal): the upper arm's rotation about its own axis, degrees from neutral
+    (the hanging arm's forearm pointing forward, carried to the upper arm's direction by the shortest rotation),
+    external turning the forearm outward; None: any rotation (the forearm anywhere on its cone)."""
     if arm:
         upper = rng.normal(size=(k, 3))
         upper /= np.linalg.norm(upper, axis=1, keepdims=True)
         across = upper[:, 0] * side < -0.4                         # deep across the chest: mirror it out
         upper[across, 0] *= -1
-        ref = np.where(np.abs(upper[:, 1:2]) < 0.9, [[0.0, 1.0, 0.0]], [[0.0, 0.0, 1.0]])
-        perp = np.cross(upper, ref)
-        perp /= np.linalg.norm(perp, axis=1, keepdims=True)
-        spin = rng.uniform(0, 2 * np.pi, k)
-        axis = np.cos(spin)[:, None] * perp + np.sin(spin)[:, None] * np.cross(upper, perp)
+        if arm_rotation_deg is None:
+            ref = np.where(np.abs(upper[:, 1:2]) < 0.9, [[0.0, 1.0, 0.0]], [[0.0, 0.0, 1.0]])
+            perp = np.cross(upper, ref)
+            perp /= np.linalg.norm(perp, axis=1, keepdims=True)
+            spin = rng.uniform(0, 2 * np.pi, k)
+            axis = np.cos(spin)[:, None] * perp + np.sin(spin)[:, None] * np.cross(upper, perp)
+            bend = np.radians(rng.uniform(0.0, 145.0, k))
+            return upper, np.einsum("kij,kj->ki", _axis_angle(axis, bend), upper)
         bend = np.radians(rng.uniform(0.0, 145.0, k))
-        lower = np.einsum("kij,kj->ki", _axis_angle(axis, bend), upper)
-        return upper, lower
+        neutral = _forearm_neutral(upper)
+        medial = side * np.cross(upper, neutral)                    # where internal rotation turns the forearm
+        turn = np.radians(rng.uniform(-arm_rotation_deg[0], arm_rotation_deg[1], k))[:, None]
+        swing = np.cos(turn) * neutral + np.sin(turn) * medial
+        return upper, np.cos(bend)[:, None] * upper + np.sin(bend)[:, None] * swing
     flex = np.radians(rng.uniform(-30.0, 110.0, k))
     out = np.radians(rng.uniform(-10.0, 45.0, k))
     knee = np.radians(rng.uniform(0.0, 130.0, k))
@@ -173,6 +201,8 @@ class MotionAugment:
         lean_deg: the largest lean (forward / backward, sideways, twist about the vertical), degrees.
         key_pose_prob: probability that a window's limbs move between two random key poses within joint limits.
         key_pose_limb_prob: in such a window, probability of each limb to take key poses.
+        arm_rotation_deg: key poses' upper-arm rotation about its axis, (external, internal) degrees from neutral
+            (:func:`_limb_key_pose`); None: unlimited.
         skeleton: joint layout of the windows (needs a kinematic tree).
     """
 
@@ -190,6 +220,7 @@ class MotionAugment:
     lean_deg: Tuple[float, float, float] = (45.0, 25.0, 45.0)
     key_pose_prob: float = 0.0
     key_pose_limb_prob: float = 0.5
+    arm_rotation_deg: Optional[Tuple[float, float]] = None
     skeleton: str = "h36m17"
 
     def __post_init__(self):
@@ -201,6 +232,12 @@ class MotionAugment:
         if len(self.lean_deg) != 3 or min(float(a) for a in self.lean_deg) < 0:
             raise ValueError(f"lean_deg must be three angles >= 0 (forward, sideways, twist), got {self.lean_deg!r}")
         self.lean_deg = tuple(float(a) for a in self.lean_deg)
+        if self.arm_rotation_deg is not None:
+            rot = tuple(self.arm_rotation_deg)
+            if len(rot) != 2 or not all(0.0 <= float(a) <= 180.0 for a in rot):
+                raise ValueError("arm_rotation_deg must be None or two angles in [0, 180] degrees (external, "
+                                 f"internal), got {self.arm_rotation_deg!r}")
+            self.arm_rotation_deg = tuple(float(a) for a in rot)
         for name in ("tilt_deg", "roll_deg", "principal_point_range"):
             if float(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
@@ -329,7 +366,7 @@ class MotionAugment:
             if rows.size == 0:
                 continue
             side = 1.0 if name.startswith("left") else -1.0
-            keys = [_limb_key_pose(rng, rows.size, side, name.endswith("arm")) for _ in range(2)]
+            keys = [_limb_key_pose(rng, rows.size, side, name.endswith("arm"), self.arm_rotation_deg) for _ in range(2)]
             for b, j in enumerate(joints[1:]):
                 d0, d1 = keys[0][b], keys[1][b]                       # (k, 3) local directions
                 d = d0[:, None] * (1 - ease) + d1[:, None] * ease
@@ -452,7 +489,7 @@ AUGMENT_PRESETS: Dict[str, Optional[Dict]] = {
     "real": {
         "motion": {"part_mix_prob": 0.5, "non_upright_prob": 0.05, "tilt_deg": 15.0, "roll_deg": 25.0,
                    "principal_point_range": 0.05, "aspect_range": (0.95, 1.05), "lean_prob": 0.7,
-                   "key_pose_prob": 0.7, "key_pose_limb_prob": 0.5},
+                   "key_pose_prob": 0.7, "key_pose_limb_prob": 0.5, "arm_rotation_deg": (90.0, 70.0)},
         "camera": {"elevation_range": (math.radians(-15.0), math.radians(60.0)), "distance_range": (2.0, 8.0),
                    "focal_range": (700.0, 2200.0), "frame_aspects": (0.5625, 0.75, 1.0, 1.3333, 1.7778),
                    "in_frame": 0.7},
