@@ -19,7 +19,7 @@ from .skeleton import COCO_17, H36M_17, HALPE_26, LIMBS
 __all__ = ["KEYPOINT_FORMATS", "BLAZEPOSE_LANDMARKS", "BLAZEPOSE_HIP_TO_KNEE", "normalize_format", "validate_keypoints",
            "validate_image_size", "keypoints_to_h36m", "fill_missing", "normalize_screen_coordinates",
            "unnormalize_screen_coordinates", "prepare_keypoints", "usable_3d_joints", "DEFAULT_CONFIDENCE_THRESHOLD",
-           "MAX_ABS_NORMALIZED", "MAX_ABS_METRES"]
+           "MAX_ABS_NORMALIZED", "MAX_ABS_METRES", "SWAP_GROUPS", "undo_left_right_swaps"]
 
 #: joints whose confidence is below this are missing (the pipelines and ``mpm lift`` alike)
 DEFAULT_CONFIDENCE_THRESHOLD = 0.3
@@ -275,8 +275,24 @@ def usable_3d_joints(pose: np.ndarray) -> np.ndarray:
 
 
 #: left / right H36M-17 joint groups whose labels a 2D detector swaps together (arms, legs)
-_SWAP_GROUPS = tuple((np.array([H36M_17.index(n) for n in LIMBS[f"left_{part}"]]),
-                      np.array([H36M_17.index(n) for n in LIMBS[f"right_{part}"]])) for part in ("arm", "leg"))
+SWAP_GROUPS = tuple((np.array([H36M_17.index(n) for n in LIMBS[f"left_{part}"]]),
+                     np.array([H36M_17.index(n) for n in LIMBS[f"right_{part}"]])) for part in ("arm", "leg"))
+
+
+_SHOULDERS = (H36M_17.index("left_shoulder"), H36M_17.index("right_shoulder"))
+_HIPS = (H36M_17.index("left_hip"), H36M_17.index("right_hip"))
+
+
+def _torso_twisted(xy: np.ndarray, valid: np.ndarray) -> bool:
+    """True when one frame's H36M-17 2D ``xy`` (17, 2) shows the shoulders' left-to-right direction more than 120
+    degrees from the hips', both at least a fifth of the torso's length: a body cannot twist that far, so the arms'
+    or the legs' labels are swapped (a body seen side-on, with short shoulder and hip lines, is never flagged)."""
+    if not valid[list(_SHOULDERS + _HIPS)].all():
+        return False
+    across_shoulders, across_hips = xy[_SHOULDERS[0]] - xy[_SHOULDERS[1]], xy[_HIPS[0]] - xy[_HIPS[1]]
+    torso = np.linalg.norm(xy[list(_SHOULDERS)].mean(0) - xy[list(_HIPS)].mean(0))
+    ns, nh = np.linalg.norm(across_shoulders), np.linalg.norm(across_hips)
+    return bool(min(ns, nh) > 0.2 * torso and across_shoulders @ across_hips < -0.5 * ns * nh)
 
 
 def undo_left_right_swaps(xy: np.ndarray, valid: np.ndarray,
@@ -284,15 +300,26 @@ def undo_left_right_swaps(xy: np.ndarray, valid: np.ndarray,
     """Undo a 2D detector's left/right label swaps in ``xy`` ``(frames, 17, 2)`` H36M-17 (``valid`` ``(frames, 17)``).
 
     Frame by frame each group (arms, legs) is swapped when the swapped labels lie nearer to where those joints
-    last were than ``ratio`` times the given ones; the first frames are taken as given. Returns ``(xy, valid,
-    swapped)``: relabelled copies and ``(frames, 2)`` bool (arms, legs swapped).
+    last were than ``ratio`` times the given ones; the first frames are taken as given. Then, where the torso
+    would be twisted more than a body can (:func:`_torso_twisted`: a detector that took the person to face the
+    other way for the arms or the legs only), the group whose swap costs less against the last positions is
+    swapped too (the legs when neither has a history). Returns ``(xy, valid, swapped)``: relabelled copies and
+    ``(frames, 2)`` bool (arms, legs swapped).
     """
     xy, valid = np.array(xy, copy=True), np.array(valid, dtype=bool, copy=True)
     F = xy.shape[0]
-    swapped = np.zeros((F, len(_SWAP_GROUPS)), dtype=bool)
+    swapped = np.zeros((F, len(SWAP_GROUPS)), dtype=bool)
     last = np.full(xy.shape[1:], np.nan)
+
+    def swap_group(t: int, g: int) -> None:
+        left, right = SWAP_GROUPS[g]
+        both = np.concatenate([left, right]), np.concatenate([right, left])
+        xy[t, both[0]], valid[t, both[0]] = xy[t, both[1]], valid[t, both[1]]
+        swapped[t, g] = ~swapped[t, g]
+
     for t in range(F):
-        for g, (left, right) in enumerate(_SWAP_GROUPS):
+        extra = [0.0] * len(SWAP_GROUPS)              # what swapping each group (again) would add to its distance
+        for g, (left, right) in enumerate(SWAP_GROUPS):
             ok = valid[t, left] & valid[t, right] & np.isfinite(last[left]).all(-1) & np.isfinite(last[right]).all(-1)
             if not ok.any():
                 continue
@@ -301,9 +328,11 @@ def undo_left_right_swaps(xy: np.ndarray, valid: np.ndarray,
             keep = np.linalg.norm(a - pa, axis=-1).sum() + np.linalg.norm(b - pb, axis=-1).sum()
             swap = np.linalg.norm(b - pa, axis=-1).sum() + np.linalg.norm(a - pb, axis=-1).sum()
             if swap < ratio * keep:
-                both = np.concatenate([left, right]), np.concatenate([right, left])
-                xy[t, both[0]], valid[t, both[0]] = xy[t, both[1]], valid[t, both[1]]
-                swapped[t, g] = True
+                swap_group(t, g)
+                keep, swap = swap, keep
+            extra[g] = swap - keep
+        if _torso_twisted(xy[t], valid[t]):
+            swap_group(t, 0 if extra[0] < extra[1] else 1)
         last[valid[t]] = xy[t, valid[t]]
     return xy, valid, swapped
 

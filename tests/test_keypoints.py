@@ -311,6 +311,34 @@ def test_undo_left_right_swaps_repairs_runs_and_single_frames():
     assert not undo_left_right_swaps(side, valid)[2].any()
 
 
+def test_undo_left_right_swaps_untwists_a_torso_on_real_motion():
+    """The detector turned the legs only (the person 'faces away' from the hips down) from the first frame on, so no
+    jump shows it: the torso check relabels them; correct labels of real motion seen from all around stay as they are."""
+    from modeling_mpm.cameras import orbit_rotations
+    from modeling_mpm.data import load_demo_dataset, load_sequences
+    from modeling_mpm.keypoints import SWAP_GROUPS, undo_left_right_swaps
+
+    pose = np.asarray(load_sequences(load_demo_dataset()["validation"])[0]["pose_3d"][:60], np.float64)
+    yaw, elevation = np.meshgrid(np.linspace(-np.pi, np.pi, 16, endpoint=False), np.radians([0.0, 30.0, 60.0]))
+    cams = orbit_rotations(yaw.ravel(), elevation.ravel())
+    valid = np.ones(pose.shape[:2], bool)
+    width = []
+    for R in cams:
+        truth = (pose - pose[:, :1]) @ R.T
+        truth = truth[..., :2] * 400 + 500                                    # pixels, orthographic
+        fixed, _, swapped = undo_left_right_swaps(truth, valid)
+        assert not swapped.any()                                             # side views included
+        sh = np.linalg.norm(truth[:, H36M_17.index("left_shoulder")] - truth[:, H36M_17.index("right_shoulder")], axis=-1)
+        width.append((sh.min(), truth))
+    truth = max(width, key=lambda w: w[0])[1]                                # the view that sees the torso widest
+    (la, ra), (ll, rl) = SWAP_GROUPS
+    seen = truth.copy()
+    seen[:, np.concatenate([ll, rl])] = truth[:, np.concatenate([rl, ll])]
+    fixed, _, swapped = undo_left_right_swaps(seen, valid)
+    np.testing.assert_allclose(fixed, truth)
+    assert swapped[:, 1].all() and not swapped[:, 0].any()
+
+
 def test_pipeline_takes_the_swap_repair_flag(tiny_lifter_9):
     from modeling_mpm.pipeline_mpm import PoseLiftingPipeline
 

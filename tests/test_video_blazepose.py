@@ -185,7 +185,7 @@ def test_blazepose_segmentation_is_the_persons_silhouette(frames01, blaze01):
 def test_blend_world_landmarks_on_real_landmarks(blaze01):
     from modeling_mpm.keypoints import keypoints_to_h36m
     from modeling_mpm.metrics import procrustes_align
-    from modeling_mpm.video.blazepose import blend_world_landmarks
+    from modeling_mpm.video.blazepose import BLAZEPOSE_LANDMARKS, blend_world_landmarks
 
     world = np.stack([r["world"] for r in blaze01]).astype(np.float64)              # (12, 33, 3) metres
     w17 = keypoints_to_h36m(world, np.isfinite(world).all(-1), "blazepose")[0]
@@ -203,6 +203,15 @@ def test_blend_world_landmarks_on_real_landmarks(blaze01):
     assert out.dtype == np.float32 and np.abs(out[:, 0]).max() < 1e-6          # root-relative
     np.testing.assert_allclose(out, expect - expect[:, :1], atol=1e-5)
     np.testing.assert_allclose(blend_world_landmarks(other, world, 0.0), other, atol=1e-6)
+    # BlazePose's 3D with its 2D's left/right swaps (arms in frame 2, legs in 5, both in 7): relabelled per frame
+    swapped = world.copy()
+    pairs = {"arm": ("shoulder", "elbow", "wrist"), "leg": ("hip", "knee", "ankle")}
+    for frame, parts in ((2, ("arm",)), (5, ("leg",)), (7, ("arm", "leg"))):
+        for part in parts:
+            left = [BLAZEPOSE_LANDMARKS.index(f"left_{j}") for j in pairs[part]]
+            right = [BLAZEPOSE_LANDMARKS.index(f"right_{j}") for j in pairs[part]]
+            swapped[frame, left + right] = world[frame, right + left]
+    np.testing.assert_allclose(blend_world_landmarks(other, swapped, 0.3), out, atol=1e-5)
     gone = world.copy()
     gone[3] = np.nan                                      # BlazePose lost the person in frame 3: the lifter's 3D
     np.testing.assert_allclose(blend_world_landmarks(other, gone, 0.3)[3], other[3], atol=1e-6)

@@ -15,7 +15,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from ..keypoints import BLAZEPOSE_LANDMARKS, keypoints_to_h36m
+from ..keypoints import BLAZEPOSE_LANDMARKS, SWAP_GROUPS, keypoints_to_h36m
 from ..metrics import procrustes_align
 
 __all__ = ["BlazePoseEstimator", "BLAZEPOSE_LANDMARKS", "NUM_BLAZEPOSE_LANDMARKS", "WORLD_LANDMARKS_WEIGHT",
@@ -52,8 +52,10 @@ def blend_world_landmarks(pose_3d: np.ndarray, world: np.ndarray, weight: float 
 
     BlazePose's landmarks are mapped to H36M-17 (``keypoint_format="blazepose"``'s rules) and similarity-aligned
     per frame onto ``pose_3d`` (rotation, scale, translation: its axes and size are its own), then
-    ``(1 - weight) * pose_3d + weight * aligned``. Frames without all 17 joints in both keep ``pose_3d``.
-    Returns float32 ``(frames, 17, 3)``.
+    ``(1 - weight) * pose_3d + weight * aligned``. BlazePose's 3D carries its 2D's left/right label swaps, which
+    the lifted pose no longer has (``fix_left_right_swaps``): per frame its arms' and legs' labels are taken
+    as given or swapped, whichever of the four aligns closest to ``pose_3d``. Frames without all 17 joints in both
+    keep ``pose_3d``. Returns float32 ``(frames, 17, 3)``.
     """
     weight = check_blend_weight(weight)
     pose = np.asarray(pose_3d, dtype=np.float64)
@@ -67,7 +69,16 @@ def blend_world_landmarks(pose_3d: np.ndarray, world: np.ndarray, weight: float 
     ok = ok17.all(-1) & np.isfinite(pose).all(axis=(-1, -2))
     out = pose.copy()
     if weight > 0 and ok.any():
-        aligned = procrustes_align(world17[ok], pose[ok])
+        labellings = []
+        for arms, legs in ((False, False), (True, False), (False, True), (True, True)):
+            order = np.arange(17)
+            for (left, right), on in zip(SWAP_GROUPS, (arms, legs)):
+                if on:
+                    order[np.concatenate([left, right])] = np.concatenate([right, left])
+            labellings.append(procrustes_align(world17[ok][:, order], pose[ok]))
+        labellings = np.stack(labellings)                                  # (4, frames, 17, 3)
+        best = np.linalg.norm(labellings - pose[ok], axis=-1).mean(-1).argmin(0)
+        aligned = labellings[best, np.arange(len(best))]
         out[ok] = (1.0 - weight) * pose[ok] + weight * aligned
         out[ok] -= out[ok][:, root:root + 1]
     return out.astype(np.float32)
