@@ -295,30 +295,30 @@ def _torso_twisted(xy: np.ndarray, valid: np.ndarray) -> bool:
     return bool(min(ns, nh) > 0.2 * torso and across_shoulders @ across_hips < -0.5 * ns * nh)
 
 
-def undo_left_right_swaps(xy: np.ndarray, valid: np.ndarray,
-                          ratio: float = 0.5) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def undo_left_right_swaps(xy: np.ndarray, valid: np.ndarray, ratio: float = 0.5,
+                          min_twisted_frames: int = 3) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Undo a 2D detector's left/right label swaps in ``xy`` ``(frames, 17, 2)`` H36M-17 (``valid`` ``(frames, 17)``).
 
     Frame by frame each group (arms, legs) is swapped when the swapped labels lie nearer to where those joints
-    last were than ``ratio`` times the given ones; the first frames are taken as given. Then, where the torso
-    would be twisted more than a body can (:func:`_torso_twisted`: a detector that took the person to face the
-    other way for the arms or the legs only), the group whose swap costs less against the last positions is
-    swapped too (the legs when neither has a history). Returns ``(xy, valid, swapped)``: relabelled copies and
-    ``(frames, 2)`` bool (arms, legs swapped).
+    last were than ``ratio`` times the given ones; the first frames are taken as given. Then, in every run of at
+    least ``min_twisted_frames`` frames whose torso is twisted more than a body can (:func:`_torso_twisted`: the
+    detector took the person to face the other way for the arms or the legs only, and the change came without a
+    jump), the group whose left and right joints lie closer together in the image (whose labels continuity
+    decides less surely) is swapped. Returns ``(xy, valid, swapped)``: relabelled copies and ``(frames, 2)`` bool
+    (arms, legs swapped).
     """
     xy, valid = np.array(xy, copy=True), np.array(valid, dtype=bool, copy=True)
     F = xy.shape[0]
     swapped = np.zeros((F, len(SWAP_GROUPS)), dtype=bool)
     last = np.full(xy.shape[1:], np.nan)
 
-    def swap_group(t: int, g: int) -> None:
+    def swap_group(frames, g: int) -> None:
         left, right = SWAP_GROUPS[g]
         both = np.concatenate([left, right]), np.concatenate([right, left])
-        xy[t, both[0]], valid[t, both[0]] = xy[t, both[1]], valid[t, both[1]]
-        swapped[t, g] = ~swapped[t, g]
+        xy[frames[:, None], both[0]], valid[frames[:, None], both[0]] = xy[frames[:, None], both[1]], valid[frames[:, None], both[1]]
+        swapped[frames, g] = ~swapped[frames, g]
 
     for t in range(F):
-        extra = [0.0] * len(SWAP_GROUPS)              # what swapping each group (again) would add to its distance
         for g, (left, right) in enumerate(SWAP_GROUPS):
             ok = valid[t, left] & valid[t, right] & np.isfinite(last[left]).all(-1) & np.isfinite(last[right]).all(-1)
             if not ok.any():
@@ -328,12 +328,15 @@ def undo_left_right_swaps(xy: np.ndarray, valid: np.ndarray,
             keep = np.linalg.norm(a - pa, axis=-1).sum() + np.linalg.norm(b - pb, axis=-1).sum()
             swap = np.linalg.norm(b - pa, axis=-1).sum() + np.linalg.norm(a - pb, axis=-1).sum()
             if swap < ratio * keep:
-                swap_group(t, g)
-                keep, swap = swap, keep
-            extra[g] = swap - keep
-        if _torso_twisted(xy[t], valid[t]):
-            swap_group(t, 0 if extra[0] < extra[1] else 1)
+                swap_group(np.array([t]), g)
         last[valid[t]] = xy[t, valid[t]]
+    twisted = np.array([_torso_twisted(xy[t], valid[t]) for t in range(F)] + [False])
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], twisted]).astype(np.int8)))
+    for start, stop in zip(edges[::2], edges[1::2]):
+        if stop - start >= min_twisted_frames:
+            run = np.arange(start, stop)
+            spread = [np.nanmean(np.linalg.norm(xy[run][:, l] - xy[run][:, r], axis=-1)) for l, r in SWAP_GROUPS]
+            swap_group(run, int(np.argmin(spread)))
     return xy, valid, swapped
 
 

@@ -313,7 +313,8 @@ def test_undo_left_right_swaps_repairs_runs_and_single_frames():
 
 def test_undo_left_right_swaps_untwists_a_torso_on_real_motion():
     """The detector turned the legs only (the person 'faces away' from the hips down) from the first frame on, so no
-    jump shows it: the torso check relabels them; correct labels of real motion seen from all around stay as they are."""
+    jump shows it: the torso check relabels them; correct labels of real motion seen from all around, and a twist
+    seen in one frame only (the shoulders' labels exchanged), stay as they are."""
     from modeling_mpm.cameras import orbit_rotations
     from modeling_mpm.data import load_demo_dataset, load_sequences
     from modeling_mpm.keypoints import SWAP_GROUPS, undo_left_right_swaps
@@ -337,6 +338,12 @@ def test_undo_left_right_swaps_untwists_a_torso_on_real_motion():
     fixed, _, swapped = undo_left_right_swaps(seen, valid)
     np.testing.assert_allclose(fixed, truth)
     assert swapped[:, 1].all() and not swapped[:, 0].any()
+    once = truth.copy()
+    shoulders = [H36M_17.index("left_shoulder"), H36M_17.index("right_shoulder")]
+    once[30, shoulders] = truth[30, shoulders[::-1]]
+    fixed, _, swapped = undo_left_right_swaps(once, valid)
+    np.testing.assert_allclose(fixed, once)
+    assert not swapped.any()
 
 
 def test_pipeline_takes_the_swap_repair_flag(tiny_lifter_9):
