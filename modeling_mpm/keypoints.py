@@ -307,15 +307,17 @@ def undo_left_right_swaps(xy: np.ndarray, valid: np.ndarray, ratio: float = 0.5,
     decides less surely) is swapped. Returns ``(xy, valid, swapped)``: relabelled copies and ``(frames, 2)`` bool
     (arms, legs swapped).
     """
+    if isinstance(min_twisted_frames, bool) or not isinstance(min_twisted_frames, int) or min_twisted_frames < 1:
+        raise ValueError(f"min_twisted_frames must be an int >= 1, got {min_twisted_frames!r}")
     xy, valid = np.array(xy, copy=True), np.array(valid, dtype=bool, copy=True)
     F = xy.shape[0]
     swapped = np.zeros((F, len(SWAP_GROUPS)), dtype=bool)
     last = np.full(xy.shape[1:], np.nan)
 
-    def swap_group(frames, g: int) -> None:
+    def swap_group(frames: np.ndarray, g: int) -> None:
         left, right = SWAP_GROUPS[g]
-        both = np.concatenate([left, right]), np.concatenate([right, left])
-        xy[frames[:, None], both[0]], valid[frames[:, None], both[0]] = xy[frames[:, None], both[1]], valid[frames[:, None], both[1]]
+        rows, old, new = frames[:, None], np.concatenate([left, right]), np.concatenate([right, left])
+        xy[rows, old], valid[rows, old] = xy[rows, new], valid[rows, new]
         swapped[frames, g] = ~swapped[frames, g]
 
     for t in range(F):

@@ -329,7 +329,8 @@ def test_undo_left_right_swaps_untwists_a_torso_on_real_motion():
         truth = truth[..., :2] * 400 + 500                                    # pixels, orthographic
         fixed, _, swapped = undo_left_right_swaps(truth, valid)
         assert not swapped.any()                                             # side views included
-        sh = np.linalg.norm(truth[:, H36M_17.index("left_shoulder")] - truth[:, H36M_17.index("right_shoulder")], axis=-1)
+        ls, rs = H36M_17.index("left_shoulder"), H36M_17.index("right_shoulder")
+        sh = np.linalg.norm(truth[:, ls] - truth[:, rs], axis=-1)
         width.append((sh.min(), truth))
     truth = max(width, key=lambda w: w[0])[1]                                # the view that sees the torso widest
     (la, ra), (ll, rl) = SWAP_GROUPS
@@ -344,6 +345,8 @@ def test_undo_left_right_swaps_untwists_a_torso_on_real_motion():
     fixed, _, swapped = undo_left_right_swaps(once, valid)
     np.testing.assert_allclose(fixed, once)
     assert not swapped.any()
+    with pytest.raises(ValueError, match="min_twisted_frames"):
+        undo_left_right_swaps(once, valid, min_twisted_frames=0)
 
 
 def test_pipeline_takes_the_swap_repair_flag(tiny_lifter_9):
