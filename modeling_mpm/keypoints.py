@@ -19,7 +19,7 @@ from .skeleton import COCO_17, H36M_17, HALPE_26, LIMBS
 __all__ = ["KEYPOINT_FORMATS", "BLAZEPOSE_LANDMARKS", "BLAZEPOSE_HIP_TO_KNEE", "normalize_format", "validate_keypoints",
            "validate_image_size", "keypoints_to_h36m", "fill_missing", "normalize_screen_coordinates",
            "unnormalize_screen_coordinates", "prepare_keypoints", "usable_3d_joints", "DEFAULT_CONFIDENCE_THRESHOLD",
-           "MAX_ABS_NORMALIZED", "MAX_ABS_METRES", "SWAP_GROUPS", "undo_left_right_swaps"]
+           "MAX_ABS_NORMALIZED", "MAX_ABS_METRES", "SWAP_GROUPS", "SWAP_ORDERS", "undo_left_right_swaps"]
 
 #: joints whose confidence is below this are missing (the pipelines and ``mpm lift`` alike)
 DEFAULT_CONFIDENCE_THRESHOLD = 0.3
@@ -279,6 +279,16 @@ SWAP_GROUPS = tuple((np.array([H36M_17.index(n) for n in LIMBS[f"left_{part}"]])
                      np.array([H36M_17.index(n) for n in LIMBS[f"right_{part}"]])) for part in ("arm", "leg"))
 
 
+def _swap_order(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    order = np.arange(len(H36M_17.joint_names))
+    order[np.concatenate([left, right])] = np.concatenate([right, left])
+    return order
+
+
+#: per group of :data:`SWAP_GROUPS`, the H36M-17 joint order with that group's left and right labels exchanged
+SWAP_ORDERS = tuple(_swap_order(left, right) for left, right in SWAP_GROUPS)
+
+
 _SHOULDERS = (H36M_17.index("left_shoulder"), H36M_17.index("right_shoulder"))
 _HIPS = (H36M_17.index("left_hip"), H36M_17.index("right_hip"))
 
@@ -315,9 +325,7 @@ def undo_left_right_swaps(xy: np.ndarray, valid: np.ndarray, ratio: float = 0.5,
     last = np.full(xy.shape[1:], np.nan)
 
     def swap_group(frames: np.ndarray, g: int) -> None:
-        left, right = SWAP_GROUPS[g]
-        rows, old, new = frames[:, None], np.concatenate([left, right]), np.concatenate([right, left])
-        xy[rows, old], valid[rows, old] = xy[rows, new], valid[rows, new]
+        xy[frames], valid[frames] = xy[frames][:, SWAP_ORDERS[g]], valid[frames][:, SWAP_ORDERS[g]]
         swapped[frames, g] = ~swapped[frames, g]
 
     for t in range(F):

@@ -15,7 +15,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from ..keypoints import BLAZEPOSE_LANDMARKS, SWAP_GROUPS, keypoints_to_h36m
+from ..keypoints import BLAZEPOSE_LANDMARKS, SWAP_ORDERS, keypoints_to_h36m
 from ..metrics import procrustes_align
 
 __all__ = ["BlazePoseEstimator", "BLAZEPOSE_LANDMARKS", "NUM_BLAZEPOSE_LANDMARKS", "WORLD_LANDMARKS_WEIGHT",
@@ -69,14 +69,9 @@ def blend_world_landmarks(pose_3d: np.ndarray, world: np.ndarray, weight: float 
     ok = ok17.all(-1) & np.isfinite(pose).all(axis=(-1, -2))
     out = pose.copy()
     if weight > 0 and ok.any():
-        labellings = []
-        for arms, legs in ((False, False), (True, False), (False, True), (True, True)):
-            order = np.arange(17)
-            for (left, right), on in zip(SWAP_GROUPS, (arms, legs)):
-                if on:
-                    order[np.concatenate([left, right])] = np.concatenate([right, left])
-            labellings.append(procrustes_align(world17[ok][:, order], pose[ok]))
-        labellings = np.stack(labellings)                                  # (4, frames, 17, 3)
+        arms, legs = SWAP_ORDERS                                           # as given, arms, legs, both swapped
+        labellings = np.stack([procrustes_align(world17[ok][:, order], pose[ok])
+                               for order in (np.arange(17), arms, legs, arms[legs])])   # (4, frames, 17, 3)
         best = np.linalg.norm(labellings - pose[ok], axis=-1).mean(-1).argmin(0)
         aligned = labellings[best, np.arange(len(best))]
         out[ok] = (1.0 - weight) * pose[ok] + weight * aligned
