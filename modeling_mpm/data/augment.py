@@ -137,11 +137,8 @@ def _forearm_neutral(upper: np.ndarray) -> np.ndarray:
     down = np.array([0.0, -1.0, 0.0])
     axis = np.cross(down, upper)
     sin = np.linalg.norm(axis, axis=1)
-    cos = upper @ down
-    axis = np.where(sin[:, None] > 1e-6, axis / np.maximum(sin, 1e-12)[:, None], [[1.0, 0.0, 0.0]])
-    fwd = np.array([0.0, 0.0, 1.0])
-    rotated = (fwd * cos[:, None] + np.cross(axis, fwd) * sin[:, None]
-               + axis * (axis @ fwd)[:, None] * (1 - cos[:, None]))
+    axis = np.where(sin[:, None] > 1e-6, axis, [[1.0, 0.0, 0.0]])       # hanging or straight up: about x
+    rotated = _axis_angle(axis, np.arctan2(sin, upper @ down)) @ np.array([0.0, 0.0, 1.0])
     rotated -= (rotated * upper).sum(1, keepdims=True) * upper
     return rotated / np.linalg.norm(rotated, axis=1, keepdims=True)
 
