@@ -486,7 +486,8 @@ AUGMENT_PRESETS: Dict[str, Optional[Dict]] = {
     "real": {
         "motion": {"part_mix_prob": 0.5, "non_upright_prob": 0.05, "tilt_deg": 15.0, "roll_deg": 25.0,
                    "principal_point_range": 0.05, "aspect_range": (0.95, 1.05), "lean_prob": 0.7,
-                   "key_pose_prob": 0.7, "key_pose_limb_prob": 0.5, "arm_rotation_deg": (90.0, 70.0)},
+                   "key_pose_prob": 0.7, "key_pose_limb_prob": 0.5, "arm_rotation_deg": (90.0, 70.0),
+                   "bone_scale_range": (0.8, 1.25)},
         "camera": {"elevation_range": (math.radians(-15.0), math.radians(60.0)), "distance_range": (2.0, 8.0),
                    "focal_range": (700.0, 2200.0), "frame_aspects": (0.5625, 0.75, 1.0, 1.3333, 1.7778),
                    "in_frame": 0.7},
