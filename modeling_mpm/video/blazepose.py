@@ -69,12 +69,13 @@ def blend_world_landmarks(pose_3d: np.ndarray, world: np.ndarray, weight: float 
     ok = ok17.all(-1) & np.isfinite(pose).all(axis=(-1, -2))
     out = pose.copy()
     if weight > 0 and ok.any():
+        lifted, seen = pose[ok], world17[ok]
         arms, legs = SWAP_ORDERS                                           # as given, arms, legs, both swapped
-        labellings = np.stack([procrustes_align(world17[ok][:, order], pose[ok])
+        labellings = np.stack([procrustes_align(seen[:, order], lifted)
                                for order in (np.arange(17), arms, legs, arms[legs])])   # (4, frames, 17, 3)
-        best = np.linalg.norm(labellings - pose[ok], axis=-1).mean(-1).argmin(0)
+        best = np.linalg.norm(labellings - lifted, axis=-1).mean(-1).argmin(0)
         aligned = labellings[best, np.arange(len(best))]
-        out[ok] = (1.0 - weight) * pose[ok] + weight * aligned
+        out[ok] = (1.0 - weight) * lifted + weight * aligned
         out[ok] -= out[ok][:, root:root + 1]
     return out.astype(np.float32)
 
