@@ -375,23 +375,27 @@ def _lifter_scores(model, w: _Windows, flip: bool, batch_size: int) -> Dict[str,
 def _matched_scores(model, w: _Windows, cameras, flip: bool, batch_size: int) -> Dict[str, Dict[str, float]]:
     """The lifter's centre-frame 3D moved onto the window's centre-frame 2D (``match_2d`` of the pipelines and
     ``lift_video``: :func:`modeling_mpm.reprojection.match_keypoints_2d`, default focal length = the frame's long
-    side, not the camera's), scored like :func:`_lifter_scores`."""
+    side, not the camera's), after giving each bone its median length over the sequence's windows in that camera
+    (``lift_video``'s ``constant_bones``), scored like :func:`_lifter_scores`."""
     import torch
 
     from modeling_mpm.evaluation import predict_lifting
     from modeling_mpm.keypoints import unnormalize_screen_coordinates
     from modeling_mpm.metrics import mpjpe_per_frame, p_mpjpe_per_frame
     from modeling_mpm.reprojection import match_keypoints_2d
+    from modeling_mpm.skeleton import constant_bone_lengths, get_skeleton
 
     c = w.p2.shape[1] // 2
     with torch.no_grad():
         pred = torch.cat([predict_lifting(model, w.p2[i:i + batch_size], flip=flip)[:, 0].float()
                           for i in range(0, len(w), batch_size)]).numpy().astype(np.float64)
     pred -= pred[:, :1]
+    parents = get_skeleton(model.config.skeleton).parents
     for k, cam in enumerate(cameras):
-        sel = w.cam == k
-        kp = unnormalize_screen_coordinates(w.p2[sel][:, c].numpy().astype(np.float64), cam.width, cam.height)
-        pred[sel] = match_keypoints_2d(pred[sel], kp, (cam.width, cam.height))
+        for si in np.unique(w.seq):
+            sel = (w.cam == k) & (w.seq == si)
+            kp = unnormalize_screen_coordinates(w.p2[sel][:, c].numpy().astype(np.float64), cam.width, cam.height)
+            pred[sel] = match_keypoints_2d(constant_bone_lengths(pred[sel], parents), kp, (cam.width, cam.height))
     y = w.p3[:, c].numpy().astype(np.float64)
     y -= y[:, :1]
     e1, e2 = mpjpe_per_frame(pred, y) * 1000.0, p_mpjpe_per_frame(pred, y) * 1000.0
@@ -471,7 +475,7 @@ def _tables(result: Dict) -> List[str]:
 
 def _method_name(m: str) -> str:
     if m.endswith("+match_2d"):
-        return f"`{m[:-len('+match_2d')]}`, 3D moved onto its 2D (`match_2d`)"
+        return f"`{m[:-len('+match_2d')]}`, constant bone lengths, 3D moved onto its 2D (`match_2d`, as `lift_video`)"
     return "per-sequence mean pose (input-blind)" if m == "mean_pose" else f"`{m}`"
 
 

@@ -459,7 +459,7 @@ def _capture_files(capture_cache) -> List[str]:
 def evaluate_on_capture(lifter_paths: Dict[str, str], capture_cache, mode: str = "seq2frame",
                         clean_projections: bool = True, progress: bool = False,
                         fix_left_right_swaps: bool = True, flip_augmentation: bool = True,
-                        match_2d: bool = True, blazepose_3d_weight: float = 0.0) -> Dict:
+                        match_2d: bool = True, blazepose_3d_weight: float = 0.0, constant_bones: bool = True) -> Dict:
     """Score lifters on the real captures.
 
     Args:
@@ -475,6 +475,8 @@ def evaluate_on_capture(lifter_paths: Dict[str, str], capture_cache, mode: str =
             as ``<label>+unmatched``, the 3D as lifted; False: only the 3D as lifted, under ``<label>``.
         blazepose_3d_weight: > 0: BlazePose's own 3D blended into each lifter's 3D from BlazePose's 2D, as
             ``lift_video`` does (``blend_world_landmarks``; the 3D without it: ``<label>+unblended``).
+        constant_bones: each bone its median length over the take before matching, as ``lift_video`` does
+            (the pipeline's ``constant_bones``; the ``+unmatched`` rows are scored after it too).
 
     Returns:
         ``{"captures": {name: {"views": {camera: {method: {"p_mpjpe_mm", "mpjpe_mm", "frames"}}},
@@ -494,7 +496,7 @@ def evaluate_on_capture(lifter_paths: Dict[str, str], capture_cache, mode: str =
                        "reference in that camera's frame on 12 body joints; P-MPJPE = per-frame Procrustes, "
                        "MPJPE = root-relative (mid-hip), mm", "mode": mode,
            "fix_left_right_swaps": fix_left_right_swaps, "flip_augmentation": flip_augmentation, "match_2d": match_2d,
-           "blazepose_3d_weight": blazepose_3d_weight}
+           "blazepose_3d_weight": blazepose_3d_weight, "constant_bones": constant_bones}
     for path in _capture_files(capture_cache):
         cap = _load_capture(path)
         name = str(cap.get("name", os.path.splitext(os.path.basename(path))[0]))
@@ -514,13 +516,14 @@ def evaluate_on_capture(lifter_paths: Dict[str, str], capture_cache, mode: str =
             for label, pipe in pipes.items():
                 pred = pipe(kp, image_size=(w, h), keypoint_format=fmt, confidence_threshold=CONFIDENCE_THRESHOLD,
                             mode=mode, progress=progress, fix_left_right_swaps=fix_left_right_swaps,
-                            flip_augmentation=flip_augmentation, return_keypoints_2d=True)
+                            flip_augmentation=flip_augmentation, return_keypoints_2d=True,
+                            constant_bones=constant_bones)
                 res.update(_score_lifted(label, pred, (w, h), match_2d, frames, ref_body, cap["world_blazepose"][v],
                                          blazepose_3d_weight))
                 if clean is not None:
                     pred = pipe(clean, image_size=(w, h), keypoint_format=fmt, confidence_threshold=0.5,
                                 mode=mode, progress=progress, flip_augmentation=flip_augmentation,
-                                return_keypoints_2d=True)
+                                return_keypoints_2d=True, constant_bones=constant_bones)
                     res.update(_score_lifted(label + "+clean", pred, (w, h), match_2d, frames, ref_body))
             res["blazepose_3d"] = score(body_joints(cap["world_blazepose"][v], "blazepose")[frames], ref_body)
             mean_pose = ref_body.mean(axis=0, keepdims=True) if len(ref_body) else ref_body
@@ -707,8 +710,9 @@ def report_section(res: Dict, number: int = 11) -> List[str]:
          f"per joint while it reprojects > {m.get('reference_rule', {}).get('max_reprojection_error_px', REFERENCE_MAX_ERROR_PX)} px "
          "and >= 3 views are in use, joints whose last two views still disagree dropped, BlazePose's left/right "
          "swaps in a view undone for the reference by leave-one-view-out consistency). Each view's BlazePose 2D "
-         f"is lifted alone (`pose-lifting` pipeline, the detector's left/right swaps relabelled, flip test-time augmentation and "
-         f"{'the 3D moved onto its 2D (`match_2d`)' if res.get('match_2d') else 'no 2D match'}"
+         f"is lifted alone (`pose-lifting` pipeline, the detector's left/right swaps relabelled, flip test-time augmentation, "
+         + ("each bone its median length over the take (`constant_bones`), " if res.get("constant_bones") else "")
+         + f"{'the 3D moved onto its 2D (`match_2d`)' if res.get('match_2d') else 'no 2D match'}"
          + (f", BlazePose's own 3D blended in at {res['blazepose_3d_weight']:g} (`blend_world_landmarks`)"
             if res.get("blazepose_3d_weight") else "")
          + f", as `lift_video` does, `keypoint_format=\"blazepose\"`, mode {res.get('mode')}) and "
@@ -786,6 +790,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--no-flip", action="store_true", help="no flip test-time augmentation (lift_video's --no-flip)")
     ap.add_argument("--no-match-2d", action="store_true",
                     help="score only the 3D as lifted (default: also moved onto its 2D, as lift_video does)")
+    ap.add_argument("--no-constant-bones", action="store_true",
+                    help="keep each frame's lifted bone lengths (lift_video's --no-constant-bones)")
     ap.add_argument("--blazepose-3d-weight", type=float, default=None,
                     help="share of BlazePose's own 3D blended into the lifted 3D, as lift_video does (default: "
                          "lift_video's, modeling_mpm.video.blazepose.WORLD_LANDMARKS_WEIGHT; 0 = none)")
@@ -818,7 +824,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     weight = WORLD_LANDMARKS_WEIGHT if args.blazepose_3d_weight is None else args.blazepose_3d_weight
     result = evaluate_on_capture(lifters, paths, mode=args.mode, flip_augmentation=not args.no_flip,
-                                 match_2d=not args.no_match_2d, blazepose_3d_weight=weight)
+                                 match_2d=not args.no_match_2d, blazepose_3d_weight=weight,
+                                 constant_bones=not args.no_constant_bones)
     result["meta"] = dict(meta, wall_s=round(time.time() - t0, 1), load_after=C.load_average(),
                           lifters=lifters, capture_files=paths,
                           reference_rule={"min_visibility": REFERENCE_MIN_VISIBILITY,
@@ -830,6 +837,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"[real-capture] wrote {args.out}")
     C.merge_if_asked(args, result, list(lifters), tag="real-capture",
                      same=("mode", "flip_augmentation", "match_2d", "blazepose_3d_weight", "fix_left_right_swaps",
+                           "constant_bones",
                            "body_joints", "protocol", "mean_over_captures.mean_pose", "mean_over_captures.blazepose_3d"))
     return 0
 

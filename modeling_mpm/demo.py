@@ -67,7 +67,8 @@ def _run_config(task: str, out: str, p: Dict, steps: int, lr: float, seed: int, 
                     "rescale_encoder_stream": bool(p.get("rescale_encoder_stream", False))}
     return RunConfig({
         "model": {} if init_from else model,
-        "data": {"source": "demo", "train_split": p.get("train_split", "train"),
+        "data": {"source": "prepared" if p.get("data_dir") else "demo", "paths": [p["data_dir"]] if p.get("data_dir") else [],
+                 "train_split": p.get("train_split", "train"),
                  "train_stride": p["train_stride"], "eval_stride": p["eval_stride"],
                  "flip_augment": True, "test_split": None, "max_val_windows": 2048, "augment": p.get("augment")},
         "training": {

@@ -27,7 +27,7 @@ from .keypoints import (DEFAULT_CONFIDENCE_THRESHOLD, _to_numeric_array, prepare
 from .modeling_mpm import zero_root
 from .quantization import prepare_model
 from .reprojection import match_keypoints_2d, require_pixels, validate_focal_length
-from .skeleton import get_skeleton, h36m17_to_h36m16
+from .skeleton import constant_bone_lengths, get_skeleton, h36m17_to_h36m16
 
 __all__ = ["PoseLiftingPipeline", "PoseCompletionPipeline", "register_pipelines"]
 
@@ -189,6 +189,9 @@ class PoseLiftingPipeline(_MPMPipelineBase):
             depth, the detector's image-plane position, detector failures left out; default False; ``lift_video``
             turns it on; needs pixel coordinates). focal_length: its pinhole focal length in pixels (default:
             the image's long side).
+        constant_bones: one person's sequence: every bone set to its median length over the frames, before
+            ``match_2d`` (:func:`modeling_mpm.skeleton.constant_bone_lengths`; default False; ``lift_video`` turns it
+            on).
         progress: tqdm bar over windows (default: on from 1,000 windows).
 
     Returns ``pose_3d`` float32 ``(frames, J, 3)`` metres, root-relative (root = 0), camera frame (x right, y down,
@@ -198,7 +201,7 @@ class PoseLiftingPipeline(_MPMPipelineBase):
     _head_class, _task_name = "MPMForPoseLifting", "pose-lifting"
     _pre = _MPMPipelineBase._pre + ("fix_left_right_swaps",)
     _fwd = _MPMPipelineBase._fwd + ("mode",)
-    _post = ("return_keypoints_2d", "match_2d", "focal_length")
+    _post = ("return_keypoints_2d", "match_2d", "focal_length", "constant_bones")
 
     def __call__(self, keypoints=None, **kwargs):
         if keypoints is None:
@@ -228,8 +231,11 @@ class PoseLiftingPipeline(_MPMPipelineBase):
         return {"pose_3d": pose, "missing": inputs["missing"], "keypoints_2d": inputs["keypoints_2d"],
                 "image_size": inputs["image_size"]}
 
-    def postprocess(self, outputs, return_keypoints_2d=False, match_2d=False, focal_length=None):
+    def postprocess(self, outputs, return_keypoints_2d=False, match_2d=False, focal_length=None,
+                    constant_bones=False):
         pose = outputs["pose_3d"]
+        if constant_bones:
+            pose = constant_bone_lengths(pose, self.skeleton.parents)
         if match_2d:
             require_pixels(outputs["image_size"])
             pose = match_keypoints_2d(pose, _to_model_layout(np.asarray(outputs["keypoints_2d"]), self.skeleton),
@@ -359,7 +365,7 @@ def _finite_joints(pose, skeleton) -> np.ndarray:
 def _check_flags(*groups: Dict[str, Any]) -> None:
     """``flip_augmentation="no"`` would count as True: only real booleans (``progress`` may be None)."""
     for d in groups:
-        for k in ("flip_augmentation", "return_keypoints_2d", "match_2d", "progress"):
+        for k in ("flip_augmentation", "return_keypoints_2d", "match_2d", "constant_bones", "progress"):
             if k in d and d[k] is not None:
                 d[k] = _check_bool(d[k], k)
 

@@ -5,13 +5,15 @@ between them. Indices follow each data set's usual release (Human3.6M: VideoPose
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Dict, List, Tuple
 
 import numpy as np
 
 __all__ = ["Skeleton", "H36M_17", "H36M_16", "MPI_INF_3DHP_17", "COCO_17", "HALPE_26", "SKELETONS", "LIMBS",
-           "get_skeleton", "h36m17_to_h36m16", "mpi3dhp17_to_h36m17", "mpi3dhp17_to_h36m16"]
+           "get_skeleton", "h36m17_to_h36m16", "mpi3dhp17_to_h36m17", "mpi3dhp17_to_h36m16", "rescale_bones",
+           "constant_bone_lengths"]
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,47 @@ def get_skeleton(name_or_skeleton) -> Skeleton:
     if key not in SKELETONS:
         raise ValueError(f"unknown skeleton {name_or_skeleton!r}; choose one of {sorted(SKELETONS)}")
     return SKELETONS[key]
+
+
+def _topological_order(parents) -> np.ndarray:
+    """Joint indices, every parent before its children."""
+    order, seen = [], set()
+    while len(order) < len(parents):
+        new = [j for j, p in enumerate(parents) if j not in seen and (p < 0 or p in seen)]
+        if not new:
+            raise ValueError(f"the skeleton's parents {parents} do not form a tree")
+        order += new
+        seen.update(new)
+    return np.array(order)
+
+
+def rescale_bones(pose: np.ndarray, parents, scale: np.ndarray) -> np.ndarray:
+    """Scale every bone and rebuild the pose by forward kinematics from the root.
+
+    ``pose`` (n, F, J, 3), ``scale`` (n, J) (the factor of the bone ending at each joint; the
+    root's is ignored). Bone directions are kept; the root stays where it is."""
+    out = pose.copy()
+    for j in _topological_order(parents):
+        p = parents[j]
+        if p >= 0:
+            out[:, :, j] = out[:, :, p] + (pose[:, :, j] - pose[:, :, p]) * scale[:, None, j, None]
+    return out
+
+
+def constant_bone_lengths(pose: np.ndarray, parents) -> np.ndarray:
+    """One person's ``(frames, J, 3)`` poses (metres, any frame) with every bone set to its median length over the
+    frames (a body does not change size), directions kept, the root where it was. Frames or bones with NaN keep
+    their NaN; a bone NaN in every frame is left as it is."""
+    pose = np.asarray(pose)
+    if pose.ndim != 3 or pose.shape[-1] != 3 or pose.shape[1] != len(parents):
+        raise ValueError(f"expected (frames, {len(parents)}, 3) poses, got shape {pose.shape}")
+    parent = np.array([max(p, 0) for p in parents])
+    length = np.linalg.norm(pose - pose[:, parent], axis=-1)                     # (frames, J); root: 0
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)                         # all-NaN bones: kept below
+        target = np.nanmedian(length, axis=0)
+        scale = np.where(np.isfinite(target) & (length > 1e-9), target / length, 1.0)
+    return rescale_bones(pose[:, None], parents, scale)[:, 0].astype(pose.dtype)
 
 
 def _check_joints(pose: np.ndarray, n: int, what: str) -> np.ndarray:

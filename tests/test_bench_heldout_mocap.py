@@ -107,4 +107,4 @@ def test_evaluation_runs_and_beats_nothing_trivially_wrong(motions):
     lines = B.report_section(res)
     assert lines[0].startswith("## ") and any("`assimp_boxing`" in line for line in lines)
     assert sum(line.startswith("| `general` |") for line in lines) == 4
-    assert sum(line.startswith("| `general`, 3D moved onto its 2D") for line in lines) == 4
+    assert sum(line.startswith("| `general`, constant bone lengths, 3D moved onto its 2D") for line in lines) == 4

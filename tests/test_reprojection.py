@@ -209,3 +209,56 @@ def test_real_detections_match_the_triangulated_reference_better():
                         match_2d=match)["pose_3d"][:, _BODY_TO_H36M]
             errs[match].append(1000 * p_mpjpe_per_frame(pose[ok], ref_cam[ok]).mean())
     assert np.mean(errs[True]) < np.mean(errs[False]) - 5.0, errs
+
+
+def test_constant_bone_lengths_on_embedded_motion():
+    """A real motion's bones stretched per frame (as a lifter's are) get back one length each, the median; every
+    bone keeps its direction and the root its place; NaN frames stay NaN and do not move the median."""
+    from modeling_mpm.data import load_demo_dataset, load_sequences
+    from modeling_mpm.skeleton import H36M_17, constant_bone_lengths, rescale_bones
+
+    pose = load_sequences(load_demo_dataset()["validation"])[0]["pose_3d"][:200].astype(np.float64)
+    parents = H36M_17.parents
+    stretch = np.random.default_rng(0).uniform(0.8, 1.25, size=(len(pose), 17))
+    lifted = rescale_bones(pose[:, None], parents, stretch)[:, 0]
+    lifted[7] = np.nan
+    out = constant_bone_lengths(lifted, parents)
+    assert np.isnan(out[7]).all() and np.isfinite(np.delete(out, 7, 0)).all()
+    ok = np.delete(np.arange(len(pose)), 7)
+    for j, p in enumerate(parents):
+        if p < 0:
+            np.testing.assert_array_equal(out[ok, j], lifted[ok, j])
+            continue
+        bone, was = out[ok, j] - out[ok, p], lifted[ok, j] - lifted[ok, p]
+        length = np.linalg.norm(bone, axis=-1)
+        np.testing.assert_allclose(length, np.median(np.linalg.norm(was, axis=-1)), rtol=1e-9)
+        np.testing.assert_allclose(bone / length[:, None], was / np.linalg.norm(was, axis=-1, keepdims=True), atol=1e-9)
+    # the true lengths are nearer than the stretched ones (the stretch is centred near 1)
+    true = np.linalg.norm(pose[:, 1:] - pose[:, parents[1:]], axis=-1)[ok]
+    got = np.linalg.norm(out[ok, 1:] - out[ok][:, parents[1:]], axis=-1)
+    stretched = np.linalg.norm(lifted[ok, 1:] - lifted[ok][:, parents[1:]], axis=-1)
+    assert np.abs(got - true).mean() < 0.5 * np.abs(stretched - true).mean()
+    with pytest.raises(ValueError, match="poses"):
+        constant_bone_lengths(pose[0], parents)
+
+
+def test_pipeline_constant_bones(lift_pipe):
+    """``constant_bones=True``: the lifted sequence's bones at one length each, applied before ``match_2d``."""
+    from modeling_mpm.skeleton import H36M_17, constant_bone_lengths
+
+    pose, root = _body(frames=12, seed=8)
+    kp = _project(pose + root[:, None])
+    plain = lift_pipe(kp, image_size=(W, H), keypoint_format="h36m", return_keypoints_2d=True)
+    fixed = lift_pipe(kp, image_size=(W, H), keypoint_format="h36m", constant_bones=True)["pose_3d"]
+    np.testing.assert_allclose(fixed, constant_bone_lengths(plain["pose_3d"], H36M_17.parents), atol=1e-6)
+    lengths = np.linalg.norm(fixed[:, 1:] - fixed[:, H36M_17.parents[1:]], axis=-1)
+    assert lengths.std(0).max() < 1e-5 < np.linalg.norm(plain["pose_3d"][:, 1:] - plain["pose_3d"][:, H36M_17.parents[1:]],
+                                                        axis=-1).std(0).max()
+    both = lift_pipe(kp, image_size=(W, H), keypoint_format="h36m", constant_bones=True, match_2d=True)["pose_3d"]
+    np.testing.assert_allclose(both, match_keypoints_2d(fixed, plain["keypoints_2d"], (W, H)), atol=1e-5)
+    with pytest.raises(TypeError, match="constant_bones"):
+        lift_pipe(kp, image_size=(W, H), keypoint_format="h36m", constant_bones="yes")
+    from modeling_mpm.cli.lift_video import build_parser
+
+    assert build_parser().parse_args(["v.mp4", "-o", "o.npz"]).no_constant_bones is False
+    assert build_parser().parse_args(["v.mp4", "-o", "o.npz", "--no-constant-bones"]).no_constant_bones is True

@@ -33,6 +33,26 @@ def _with_workers(cfg, workers: int):
     return RunConfig(raw)
 
 
+def _with_omomo(source: str, out: str, repeat: int = 1) -> str:
+    """The embedded data (its train and validation splits, as ``train+validation``) plus the OMOMO clips of ``source``
+    (each ``repeat`` times, copies named ``<clip>_copy<k>``) as the ``train`` split of a data set written to ``out``
+    (validation: the embedded validation split, for the logs)."""
+    from datasets import DatasetDict, concatenate_datasets
+
+    from dataset_scripts.omomo_clips import omomo_rows
+    from modeling_mpm.data.demo import load_demo_dataset
+    from modeling_mpm.data.io import rows_to_dataset, save_dataset
+
+    dd = load_demo_dataset()
+    rows = omomo_rows(source)
+    rows += [dict(r, sequence=f"{r['sequence']}_copy{k}") for k in range(1, repeat) for r in rows]
+    extra = rows_to_dataset(rows, 17).cast(dd["train"].features)
+    train = concatenate_datasets([dd["train"], dd["validation"], extra])
+    save_dataset(DatasetDict(train=train, validation=dd["validation"]), out, overwrite=True)
+    print(f"training data: {', '.join(train['sequence'])} -> {out}", flush=True)
+    return out
+
+
 def _seconds_per_step(p, out: str, seed: int, workers: int = 0, warmup: int = 20, steps: int = 80) -> float:
     """Seconds per pre-training step of recipe ``p`` here, from two short runs (their difference
     leaves out set-up and evaluation)."""
@@ -72,6 +92,13 @@ def main(argv=None) -> int:
                     help="train a lifting folder (e.g. the shipped one) further: no pre-training, --finetune-steps "
                          "more steps at --continue-lr, every weight trained from the start (no frozen encoder)")
     ap.add_argument("--continue-lr", type=float, default=5e-4, help="with --continue-from: the peak learning rate")
+    ap.add_argument("--omomo", default=None, metavar="WHEEL_OR_FOLDER",
+                    help="also train on the two OMOMO clips of holosoma-retargeting 0.1.0 (the wheel, fetched with "
+                         "`pip download --no-deps holosoma-retargeting==0.1.0`, or a folder of its .pt clips; "
+                         "dataset_scripts/omomo_clips.py): the shipped lifter's last stage used them")
+    ap.add_argument("--omomo-repeat", type=int, default=3,
+                    help="with --omomo: each clip this many times in the training data (default 3: about a fifth "
+                         "of the training windows)")
     ap.add_argument("--scratch", action="store_true",
                     help="no pre-training: the lifter trains from scratch for pre-training + fine-tuning steps "
                          "(the compute-matched arm of bench/RESULTS.md section 12)")
@@ -88,6 +115,10 @@ def main(argv=None) -> int:
         print(f"{per_step * 1000:.1f} ms per pre-training step: {p['pretrain_steps']} steps per stage", flush=True)
     if args.continue_from and (args.scratch or args.budget_seconds):
         ap.error("--continue-from goes without --scratch and --budget-seconds")
+    if args.omomo:
+        if args.omomo_repeat < 1:
+            ap.error("--omomo-repeat must be at least 1")
+        p.update(data_dir=_with_omomo(args.omomo, os.path.join(runs, "data"), args.omomo_repeat), train_split="train")
     t = time.time()
     steps, pre_dir, lr = p["pretrain_steps"] + p["finetune_steps"], None, p["finetune_lr"]
     if args.continue_from:

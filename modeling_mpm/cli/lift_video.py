@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-match-2d", action="store_true",
                     help="keep the lifter's 3D as it is (default: move it onto the 2D in the image plane, keeping "
                          "its depth; 8 mm better on the real capture, docs/real_footage.md)")
+    ap.add_argument("--no-constant-bones", action="store_true",
+                    help="keep each frame's bone lengths as lifted (default: each bone its median length over the "
+                         "track, before matching; docs/real_footage.md)")
     ap.add_argument("--blazepose-3d-weight", type=float, default=WORLD_LANDMARKS_WEIGHT,
                     help=f"mediapipe only: share of BlazePose's own 3D averaged into the lifted 3D (default "
                          f"{WORLD_LANDMARKS_WEIGHT}: 3 mm better on the real capture; 0 = the lifter's 3D alone)")
@@ -66,6 +69,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                          detection_threshold=args.detection_threshold, keypoint_threshold=args.keypoint_threshold,
                          max_people=args.max_people, min_track_frames=args.min_track_frames, mode=args.mode,
                          flip_augmentation=not args.no_flip, match_2d=not args.no_match_2d,
+                         constant_bones=not args.no_constant_bones,
                          blazepose_3d_weight=args.blazepose_3d_weight, device=args.device, max_frames=args.max_frames,
                          progress=not args.no_progress)
     except (ValueError, OSError, ImportError) as e:  # OSError: a model not on this machine, offline

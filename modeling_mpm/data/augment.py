@@ -30,7 +30,7 @@ from typing import Callable, Dict, Mapping, Optional, Tuple, Union
 import numpy as np
 
 from ..cameras import VirtualCameraSampler
-from ..skeleton import LIMBS, get_skeleton
+from ..skeleton import LIMBS, get_skeleton, rescale_bones
 from .windows import PoseNoise2D
 
 __all__ = ["MotionAugment", "DetectorNoise2D", "wide_camera_sampler", "augment_from_config", "AUGMENT_PRESETS",
@@ -76,31 +76,6 @@ def _axis_angle(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
     K = K - K.transpose(0, 2, 1)
     s, c = np.sin(angle)[:, None, None], np.cos(angle)[:, None, None]
     return np.eye(3)[None] + s * K + (1 - c) * (K @ K)
-
-
-def _topological_order(parents) -> np.ndarray:
-    """Joint indices, every parent before its children."""
-    order, seen = [], set()
-    while len(order) < len(parents):
-        new = [j for j, p in enumerate(parents) if j not in seen and (p < 0 or p in seen)]
-        if not new:
-            raise ValueError(f"the skeleton's parents {parents} do not form a tree")
-        order += new
-        seen.update(new)
-    return np.array(order)
-
-
-def rescale_bones(pose: np.ndarray, parents, scale: np.ndarray) -> np.ndarray:
-    """Scale every bone and rebuild the pose by forward kinematics from the root.
-
-    ``pose`` (n, F, J, 3), ``scale`` (n, J) (the factor of the bone ending at each joint; the
-    root's is ignored). Bone directions are kept; the root stays where it is."""
-    out = pose.copy()
-    for j in _topological_order(parents):
-        p = parents[j]
-        if p >= 0:
-            out[:, :, j] = out[:, :, p] + (pose[:, :, j] - pose[:, :, p]) * scale[:, None, j, None]
-    return out
 
 
 def torso_frames(pose: np.ndarray, skeleton="h36m17") -> np.ndarray:

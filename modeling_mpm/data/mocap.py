@@ -1,6 +1,6 @@
 """Motion-capture joint positions -> Human3.6M-17 (world frame, metres): joint-name maps
-(:data:`CMU_BVH_TO_H36M17`, :data:`HOLOSOMA_TO_H36M17`, :data:`SMPL_TO_H36M17`), resampling and
-the BVH / climbing ``.npy`` loaders. Everything returned is in metres, **Z up**, right-handed.
+(:data:`CMU_BVH_TO_H36M17`, :data:`HOLOSOMA_TO_H36M17`, :data:`SMPL_TO_H36M17`, :data:`INTERMIMIC_TO_H36M17`),
+resampling and the BVH / climbing ``.npy`` / InterMimic ``.pt`` loaders. Everything returned is in metres, **Z up**, right-handed.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from ..skeleton import H36M_17
 from .bvh import read_bvh
 
 __all__ = ["CMU_BVH_TO_H36M17", "HOLOSOMA_TO_H36M17", "SMPL_TO_H36M17", "CMU_BVH_SCALE", "map_joints_by_name",
-           "resample", "y_up_to_z_up", "load_bvh_h36m17", "load_climb_npy"]
+           "resample", "y_up_to_z_up", "load_bvh_h36m17", "load_climb_npy", "INTERMIMIC_JOINTS",
+           "INTERMIMIC_TO_H36M17", "load_intermimic_pt"]
 
 # One entry per H36M-17 joint: a source joint name, or ("extrapolate", a, b, k) for a + k * (a - b).
 JointMap = Dict[str, Union[str, Tuple[str, str, str, float]]]
@@ -44,6 +45,28 @@ SMPL_TO_H36M17: JointMap = {
 }
 """SMPL / SMPL-H / SMPL-X joint names (AMASS) -> H36M-17. Approximate: no head top (head + (head - neck)), and
 its spine/neck joints sit at other heights than the Human3.6M markers (a small systematic offset)."""
+
+_HAND = ("Index", "Middle", "Pinky", "Ring", "Thumb")
+INTERMIMIC_JOINTS: Tuple[str, ...] = (
+    "Pelvis", "L_Hip", "L_Knee", "L_Ankle", "L_Toe", "R_Hip", "R_Knee", "R_Ankle", "R_Toe", "Torso", "Spine", "Chest",
+    "Neck", "Head", "L_Thorax", "L_Shoulder", "L_Elbow", "L_Wrist",
+    *(f"L_{f}{k}" for f in _HAND for k in (1, 2, 3)), "R_Thorax", "R_Shoulder", "R_Elbow", "R_Wrist",
+    *(f"R_{f}{k}" for f in _HAND for k in (1, 2, 3)))
+"""The 52 SMPL-H joints of InterMimic's processed OMOMO clips, in column order (as holosoma-retargeting lists them
+for its ``smplh`` data format): body, then 15 joints of each hand."""
+
+INTERMIMIC_TO_H36M17: JointMap = {
+    "pelvis": "Pelvis", "right_hip": "R_Hip", "right_knee": "R_Knee", "right_ankle": "R_Ankle",
+    "left_hip": "L_Hip", "left_knee": "L_Knee", "left_ankle": "L_Ankle", "spine": "Torso", "thorax": "Chest",
+    "neck_nose": "Neck", "head_top": ("extrapolate", "Head", "Neck", 1.0),
+    "left_shoulder": "L_Shoulder", "left_elbow": "L_Elbow", "left_wrist": "L_Wrist",
+    "right_shoulder": "R_Shoulder", "right_elbow": "R_Elbow", "right_wrist": "R_Wrist",
+}
+"""InterMimic's SMPL-H names -> H36M-17, the rules of :data:`SMPL_TO_H36M17` (Torso / Chest are SMPL's spine1 /
+spine3; head top approximate)."""
+
+#: where the 52 joints' world positions lie in an InterMimic clip's feature columns (x, y, z per joint)
+INTERMIMIC_JOINT_COLUMNS = slice(162, 162 + 52 * 3)
 
 CMU_BVH_SCALE = 2.54 / 0.45 / 100.0
 """cgspeed CMU BVH units -> metres (inches scaled by 1/0.45)."""
@@ -150,3 +173,27 @@ def load_climb_npy(path, joint_names: Union[str, Sequence[str], None] = None, so
         if not isinstance(joint_names, list) or not all(isinstance(n, str) for n in joint_names):
             raise ValueError(f"{names_path}: expected a JSON list of joint names")
     return to_z_up_at_rate(map_joints_by_name(pos, list(joint_names), joint_map), source_fps, "z", target_fps)
+
+
+def load_intermimic_pt(path, source_fps: float = 30.0, target_fps: Optional[float] = 50.0
+                       ) -> Tuple[np.ndarray, float]:
+    """An InterMimic-processed OMOMO clip (a ``.pt`` holding one ``(T, 591)`` float tensor, as holosoma-retargeting
+    0.1.0 ships two in ``demo_data/OMOMO_new``; the 52 SMPL-H joints' world positions in columns 162-317, metres,
+    Z up) -> ((T', 17, 3) float32 H36M-17, fps). OMOMO is captured at 30 Hz (the clips' walking cadence, 0.8-0.95
+    strides/s, agrees). ``path``: a file or an open binary file object. Only plain tensors are read
+    (``torch.load(weights_only=True)``)."""
+    import torch
+
+    where = getattr(path, "name", path)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for foreign or truncated files
+        raise ValueError(f"{where}: not a readable torch tensor file ({type(e).__name__}: {e})") from None
+    if not isinstance(data, torch.Tensor) or data.ndim != 2 or data.shape[1] < INTERMIMIC_JOINT_COLUMNS.stop:
+        got = tuple(data.shape) if isinstance(data, torch.Tensor) else type(data).__name__
+        raise ValueError(f"{where}: expected one (frames, 591) InterMimic feature tensor, got {got}")
+    joints = data.detach().to(torch.float64).numpy()[:, INTERMIMIC_JOINT_COLUMNS].reshape(-1, 52, 3)
+    if not np.isfinite(joints).all():
+        raise ValueError(f"{where}: joint positions contain NaN or inf")
+    return to_z_up_at_rate(map_joints_by_name(joints, INTERMIMIC_JOINTS, INTERMIMIC_TO_H36M17), source_fps, "z",
+                           target_fps)

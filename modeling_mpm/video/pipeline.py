@@ -237,7 +237,7 @@ def lift_video(video: str, model=None, detector=None, pose_model="mediapipe", ou
                render: Optional[str] = None, batch_size: int = 8, detection_threshold: float = 0.5,
                keypoint_threshold: float = 0.3, max_people: Optional[int] = None, tracker=None,
                min_track_frames: int = 1, mode: Optional[str] = None, flip_augmentation: bool = True, match_2d: bool = True,
-               blazepose_3d_weight: float = WORLD_LANDMARKS_WEIGHT, device=None, max_frames: Optional[int] = None,
+               constant_bones: bool = True, blazepose_3d_weight: float = WORLD_LANDMARKS_WEIGHT, device=None, max_frames: Optional[int] = None,
                progress: bool = True) -> dict:
     """Detect, track and lift every person of a video to 3D (or, with BlazePose, the one person).
 
@@ -259,6 +259,8 @@ def lift_video(video: str, model=None, detector=None, pose_model="mediapipe", ou
         flip_augmentation: also lift the mirrored 2D and average (default True; left/right swaps are undone).
         match_2d: move the 3D onto the 2D in the image plane, keeping the lifter's depth (default True; the
             pipeline's ``match_2d``, :mod:`modeling_mpm.reprojection`; 8 mm better on the real capture).
+        constant_bones: give each track's bones their median length over the track before ``match_2d`` (default
+            True; the pipeline's ``constant_bones``; docs/real_footage.md has what it changes).
         blazepose_3d_weight: BlazePose only: share of BlazePose's own 3D averaged into the lifted 3D
             (:func:`~modeling_mpm.video.blazepose.blend_world_landmarks`; default 0.2, 3 mm better on the real
             capture; 0 = the lifter's 3D alone).
@@ -287,7 +289,7 @@ def lift_video(video: str, model=None, detector=None, pose_model="mediapipe", ou
             own_estimator.close()
     tracks = _lift_tracks(pipe, frames2d(min_track_frames), size, "coco" if det_fn else "blazepose",
                           keypoint_threshold, mode or default_lift_mode(pipe.model), bool(flip_augmentation),
-                          bool(match_2d), float(blazepose_3d_weight), timings)
+                          bool(match_2d), bool(constant_bones), float(blazepose_3d_weight), timings)
     result = {"tracks": tracks, "fps": info["fps"], "image_size": size, "num_frames": n_frames, "timings": timings}
     _write_outputs(video, result, output, render, progress)
     return result
@@ -352,7 +354,8 @@ def default_lift_mode(model) -> str:
 
 
 def _lift_tracks(pipe, tracks2d: dict, size, keypoint_format: str, keypoint_threshold: float, mode: str,
-                 flip_augmentation: bool, match_2d: bool, blazepose_3d_weight: float, timings: dict) -> dict:
+                 flip_augmentation: bool, match_2d: bool, constant_bones: bool, blazepose_3d_weight: float,
+                 timings: dict) -> dict:
     """The ``tracks`` of :func:`lift_video`: every 2D track with a usable joint lifted by ``pipe`` (BlazePose tracks
     with its own 3D blended in, :func:`~modeling_mpm.video.blazepose.blend_world_landmarks`)."""
     t0, tracks = time.perf_counter(), {}
@@ -363,7 +366,7 @@ def _lift_tracks(pipe, tracks2d: dict, size, keypoint_format: str, keypoint_thre
                 continue  # no usable joint in the whole track
             res = pipe(kp, image_size=size, keypoint_format=keypoint_format, confidence_threshold=keypoint_threshold,
                        mode=mode, return_keypoints_2d=True, fix_left_right_swaps=True,
-                       flip_augmentation=flip_augmentation, match_2d=match_2d)
+                       flip_augmentation=flip_augmentation, match_2d=match_2d, constant_bones=constant_bones)
             pose_3d = res["pose_3d"]
             if "world_blazepose" in tr and blazepose_3d_weight > 0:
                 pose_3d = blend_world_landmarks(pose_3d, tr["world_blazepose"], blazepose_3d_weight)
