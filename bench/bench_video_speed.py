@@ -12,8 +12,8 @@ share of BlazePose-only throughput that the full chain keeps (target >= 0.8). On
 each comes first (MediaPipe's and transformers' first-use costs in a fresh process; reported as
 ``first_call_s``). The lifter is the default of the offline path, the general lifter that ships in
 the package (``modeling_mpm.pretrained.GENERAL_LIFTER``: 27 frames, width 128, 2 layers), with
-lift_video's defaults (left/right swap repair, flip test-time augmentation, constant bone lengths, match_2d, BlazePose's 3D blended in,
-seq2frame for this 27-frame window).
+lift_video's defaults (left/right swap repair, flip test-time augmentation, constant bone lengths, match_2d,
+BlazePose's 3D blended in, seq2frame for this 27-frame window).
 
     python bench/bench_video_speed.py                       # the shipped 12-frame test clip
     python bench/bench_video_speed.py --video /tmp/p2s/Pose2Sim/Demo_SinglePerson/videos/cam01.mp4
