@@ -65,9 +65,10 @@ def _run_config(task: str, out: str, p: Dict, steps: int, lr: float, seed: int, 
     if init_from and task == "lift":  # the fine-tuning of a transferred encoder (transfer.py)
         transfer = {"freeze_encoder_steps": int(p.get("freeze_encoder_steps", 0)),
                     "rescale_encoder_stream": bool(p.get("rescale_encoder_stream", False))}
+    data_dir = p.get("data_dir")  # a prepared data set instead of the embedded one (train/general_lifter.py --omomo)
     return RunConfig({
         "model": {} if init_from else model,
-        "data": {"source": "prepared" if p.get("data_dir") else "demo", "paths": [p["data_dir"]] if p.get("data_dir") else [],
+        "data": {"source": "prepared" if data_dir else "demo", "paths": [data_dir] if data_dir else [],
                  "train_split": p.get("train_split", "train"),
                  "train_stride": p["train_stride"], "eval_stride": p["eval_stride"],
                  "flip_augment": True, "test_split": None, "max_val_windows": 2048, "augment": p.get("augment")},

@@ -1,6 +1,7 @@
 """Motion-capture joint positions -> Human3.6M-17 (world frame, metres): joint-name maps
 (:data:`CMU_BVH_TO_H36M17`, :data:`HOLOSOMA_TO_H36M17`, :data:`SMPL_TO_H36M17`, :data:`INTERMIMIC_TO_H36M17`),
-resampling and the BVH / climbing ``.npy`` / InterMimic ``.pt`` loaders. Everything returned is in metres, **Z up**, right-handed.
+resampling and the BVH / climbing ``.npy`` / InterMimic ``.pt`` loaders. Everything returned is in metres,
+**Z up**, right-handed.
 """
 
 from __future__ import annotations

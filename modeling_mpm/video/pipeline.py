@@ -237,8 +237,8 @@ def lift_video(video: str, model=None, detector=None, pose_model="mediapipe", ou
                render: Optional[str] = None, batch_size: int = 8, detection_threshold: float = 0.5,
                keypoint_threshold: float = 0.3, max_people: Optional[int] = None, tracker=None,
                min_track_frames: int = 1, mode: Optional[str] = None, flip_augmentation: bool = True, match_2d: bool = True,
-               constant_bones: bool = True, blazepose_3d_weight: float = WORLD_LANDMARKS_WEIGHT, device=None, max_frames: Optional[int] = None,
-               progress: bool = True) -> dict:
+               constant_bones: bool = True, blazepose_3d_weight: float = WORLD_LANDMARKS_WEIGHT, device=None,
+               max_frames: Optional[int] = None, progress: bool = True) -> dict:
     """Detect, track and lift every person of a video to 3D (or, with BlazePose, the one person).
 
     Args:
