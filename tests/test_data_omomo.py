@@ -1,7 +1,6 @@
 """The OMOMO clips of holosoma-retargeting (InterMimic layout) as training motion: reader, rows, general-lifter flag."""
 
 import importlib.util
-import os
 from pathlib import Path
 
 import numpy as np
