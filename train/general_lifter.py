@@ -8,8 +8,8 @@ The demo's recipe (``modeling_mpm.demo.PRESETS["general"]``: masked 2D + 3D pre-
 lifting pretext, then fine-tuning the lifter from it, both with the ``"real"`` augmentation of
 ``modeling_mpm/data/augment.py``), longer, on every embedded sequence (``train+validation``: the
 held-out demo split is trained on here, so judge this lifter on footage, ``bench/bench_real_capture.py``).
-The shipped lifter is that run trained 5,000 steps further (``--continue-from``, its model card has both
-commands). Writes ``OUTPUT/mpm-pretrain`` and ``OUTPUT/mpm-lift-general`` (a ``save_pretrained`` folder);
+The shipped lifter is that run trained further in 5,000-step stages (``--continue-from``, the last six with
+``--omomo``; its model card lists every command). Writes ``OUTPUT/mpm-pretrain`` and ``OUTPUT/mpm-lift-general`` (a ``save_pretrained`` folder);
 copy the latter into ``modeling_mpm/pretrained/`` with its measured numbers in the model card.
 """
 
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     ap.add_argument("--omomo", default=None, metavar="WHEEL_OR_FOLDER",
                     help="also train on the two OMOMO clips of holosoma-retargeting 0.1.0 (the wheel, fetched with "
                          "`pip download --no-deps holosoma-retargeting==0.1.0`, or a folder of its .pt clips; "
-                         "dataset_scripts/omomo_clips.py): the shipped lifter's last stage used them")
+                         "dataset_scripts/omomo_clips.py): the shipped lifter's last six stages used them")
     ap.add_argument("--omomo-repeat", type=int, default=3,
                     help="with --omomo: each clip this many times in the training data (default 3: about a fifth "
                          "of the training windows)")
