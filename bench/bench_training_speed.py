@@ -3,6 +3,7 @@ next to the data loader's windows/s.
 
     python bench/bench_training_speed.py --budget small     # paper configuration, batch 64, 2 threads
     python bench/bench_training_speed.py --budget smoke --out /tmp/speed.json
+    python bench/bench_training_speed.py --budget demo --dropout-ab   # mpm demo's model: dropout's cost per step
 
 * pre-training step: ``MPMForMaskedPoseModeling``, half the batch as a masked 2D pass and half
   as a masked 3D pass (the authors' unpaired pre-training), forward + backward + the package's optimizer step (``training.trainer.build_optimizer``);
@@ -15,6 +16,10 @@ step), so the difference is what the training step needs. Samples/s are windows 
 warm-up step). The loader throughput comes from ``bench/bench_data_loader.py`` (the data
 engineer's benchmark, ``bench_loader``) on the demo data at the same window length and batch.
 The load average is recorded before and after. Writes ``bench/results/training_speed_<budget>.json``.
+
+``--dropout-ab``: in one process, the same steps with the authors' dropout (0.1 in the transformers and
+embeddings, 0.2 in the lifter's MLPs) and without (``mpm demo``'s recipe), timed blocks interleaved, and the
+ratio; writes ``bench/results/training_speed_<budget>_dropout.json``.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ SETTINGS = {
     "smoke": dict(config="tiny", batch_size=8, steps=1, repeats=1, loader_seconds=0.3),
     "small": dict(config="paper", batch_size=64, steps=2, repeats=2, loader_seconds=3.0),
     "full": dict(config="paper", batch_size=64, steps=5, repeats=3, loader_seconds=5.0),
+    "demo": dict(config="demo", batch_size=64, steps=20, repeats=3, loader_seconds=3.0),
 }
 
 
@@ -46,16 +52,17 @@ def _config(name: str):
 
     if name == "paper":
         return MPMConfig.h36m_17()
+    if name == "demo":  # mpm demo's model (modeling_mpm.demo.PRESETS["full"]), with the authors' dropout
+        return MPMConfig.h36m_17(num_frames=27, hidden_size=128, intermediate_size=256, num_layers=2,
+                                 num_attention_heads=8, dropout=0.1, mlp_dropout=0.1, lifter_mlp_dropout=0.2)
     return MPMConfig.h36m_17(num_frames=9, hidden_size=32, intermediate_size=64, num_layers=1, num_attention_heads=4)
 
 
-def worker(kind: str, config: str, batch: int, steps: int, repeats: int, threads: int) -> dict:
-    """One measurement in this (fresh) process."""
+def _training_step(kind: str, cfg, batch: int):
+    """``(model, step)``: one forward + backward + optimizer step of ``kind`` on a fixed random batch."""
     from modeling_mpm import MPMForMaskedPoseModeling, MPMForPoseLifting
 
-    torch.set_num_threads(threads)
     torch.manual_seed(0)
-    cfg = _config(config)
     F, J = cfg.num_frames, cfg.num_joints
     if kind == "pretrain":
         model = MPMForMaskedPoseModeling(cfg).train()
@@ -69,7 +76,6 @@ def worker(kind: str, config: str, batch: int, steps: int, repeats: int, threads
         p2, p3 = torch.randn(batch, F, J, 2) * 0.3, torch.randn(batch, F, J, 3) * 0.3
         fn = lambda: model(pose_2d=p2, labels=p3).loss  # noqa: E731
     opt = package_optimizer(model)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     def step():
         loss = fn()
@@ -77,6 +83,16 @@ def worker(kind: str, config: str, batch: int, steps: int, repeats: int, threads
         loss.backward()
         opt.step()
 
+    return model, step
+
+
+def worker(kind: str, config: str, batch: int, steps: int, repeats: int, threads: int) -> dict:
+    """One measurement in this (fresh) process."""
+    torch.set_num_threads(threads)
+    cfg = _config(config)
+    F = cfg.num_frames
+    model, step = _training_step(kind, cfg, batch)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     step()  # warm-up (allocates the optimiser state)
     best = float("inf")
     for _ in range(repeats):
@@ -90,6 +106,28 @@ def worker(kind: str, config: str, batch: int, steps: int, repeats: int, threads
             "parameters": sum(p.numel() for p in model.parameters()),
             "rss_before_mib": rss_before, "rss_peak_mib": rss_peak, "step_memory_mib": rss_peak - rss_before,
             "threads": threads}
+
+
+def dropout_ab(kind: str, config: str, batch: int, steps: int, repeats: int, threads: int) -> dict:
+    """Seconds per ``kind`` step with the config's dropout and with none, timed blocks interleaved in this
+    process (best of ``repeats``), and their ratio."""
+    torch.set_num_threads(threads)
+    cfg = _config(config)
+    off = cfg.__class__.from_dict({**cfg.to_dict(), "dropout": 0.0, "mlp_dropout": 0.0, "lifter_mlp_dropout": 0.0})
+    steps_of = {"with": _training_step(kind, cfg, batch)[1], "without": _training_step(kind, off, batch)[1]}
+    best = {k: float("inf") for k in steps_of}
+    for name, step in steps_of.items():
+        step()  # warm-up
+    for _ in range(repeats):
+        for name, step in steps_of.items():
+            t = time.perf_counter()
+            for _ in range(steps):
+                step()
+            best[name] = min(best[name], (time.perf_counter() - t) / steps)
+    return {"kind": kind, "config": config, "batch_size": batch, "num_frames": cfg.num_frames, "threads": threads,
+            "dropout": {k: getattr(cfg, k) for k in ("dropout", "mlp_dropout", "lifter_mlp_dropout")},
+            "seconds_per_step_with_dropout": best["with"], "seconds_per_step_without": best["without"],
+            "speedup_without": best["with"] / best["without"]}
 
 
 def loader_throughput(num_frames: int, batch: int, seconds: float) -> dict:
@@ -123,6 +161,8 @@ def main(argv=None) -> int:
     ap.add_argument("--config", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--dropout-ab", action="store_true",
+                    help="only time the steps with the config's dropout against none, interleaved in this process")
     args = ap.parse_args(argv)
     s = dict(SETTINGS[args.budget])
     for k in ("batch_size", "steps", "repeats", "config"):
@@ -132,6 +172,19 @@ def main(argv=None) -> int:
         print(json.dumps(worker(args.worker, s["config"], s["batch_size"], s["steps"], s["repeats"], args.threads)))
         return 0
 
+    if args.dropout_ab:
+        res = {"meta": C.run_meta(args.budget, args.threads, argv, __file__), "settings": s, "steps": {}}
+        for kind in ("pretrain", "finetune"):
+            row = res["steps"][kind] = dropout_ab(kind, s["config"], s["batch_size"], s["steps"], s["repeats"],
+                                                  args.threads)
+            print(f"{kind:9s} {row['seconds_per_step_with_dropout']:.3f} s/step with dropout "
+                  f"{row['dropout']}, {row['seconds_per_step_without']:.3f} without: "
+                  f"x{row['speedup_without']:.2f}", flush=True)
+        res["meta"]["load_after"] = C.load_average()
+        path = args.out or os.path.join(C.RESULTS_DIR, f"training_speed_{args.budget}_dropout.json")
+        C.write_json(res, path)
+        print(f"wrote {path}")
+        return 0
     torch.set_num_threads(args.threads)
     res = {"meta": C.run_meta(args.budget, args.threads, argv, __file__), "settings": s, "steps": {}}
     for kind in ("pretrain", "finetune"):

@@ -27,22 +27,29 @@ import torch
 
 __all__ = ["PRESETS", "run_demo"]
 
+#: No dropout anywhere in the encoder, the embeddings or the lifter's MLPs: with the ``"real"`` augmentation the
+#: short CPU runs underfit, and dropout (0.1 / 0.1 / 0.2 in the authors' code) cost a quarter of every step
+#: (CPU dropout draws a random number per activation) and some held-out accuracy (docs/training.md, "Dropout").
+NO_DROPOUT = dict(dropout=0.0, mlp_dropout=0.0, lifter_mlp_dropout=0.0)
+
 #: Budgets; "full": 1,012 s measured on 1 CPU thread (docs/training.md).
 PRESETS: Dict[str, Dict] = {
     "full": dict(num_frames=27, hidden_size=128, intermediate_size=256, num_layers=2, num_attention_heads=8,
                  batch_size=64, pretrain_steps=2000, finetune_steps=700, pretrain_lr=2e-3, finetune_lr=2e-3,
                  train_stride=1, eval_stride=4, eval_batch_size=512, augment="real",
                  pretrain_lift_weight=10.0, pretrain_lift_input="occluded", freeze_encoder_steps=150,
-                 rescale_encoder_stream=True, occlusion_limb_prob=0.5),
+                 rescale_encoder_stream=True, occlusion_limb_prob=0.5, **NO_DROPOUT),
     "quick": dict(num_frames=9, hidden_size=32, intermediate_size=64, num_layers=1, num_attention_heads=4,
                   batch_size=16, pretrain_steps=3, finetune_steps=3, pretrain_lr=1e-3, finetune_lr=1e-3,
                   train_stride=9, eval_stride=60, eval_batch_size=256, augment="real",
                   pretrain_lift_weight=10.0, pretrain_lift_input="occluded", freeze_encoder_steps=1,
-                  rescale_encoder_stream=True, occlusion_limb_prob=0.5),
+                  rescale_encoder_stream=True, occlusion_limb_prob=0.5, **NO_DROPOUT),
 }
 
 #: the shipped general lifter (train/general_lifter.py): the demo's recipe, longer, on every embedded sequence
-PRESETS["general"] = dict(PRESETS["full"], pretrain_steps=5000, finetune_steps=5000, train_split="train+validation")
+#: (with the authors' dropout, which it was trained with: a stage without it was mixed, docs/real_footage.md)
+PRESETS["general"] = dict(PRESETS["full"], pretrain_steps=5000, finetune_steps=5000, train_split="train+validation",
+                          dropout=0.1, mlp_dropout=0.1, lifter_mlp_dropout=0.2)
 
 SETTINGS = (
     ("plain", "no occlusion", dict()),
@@ -57,6 +64,8 @@ def _run_config(task: str, out: str, p: Dict, steps: int, lr: float, seed: int, 
 
     model = {k: p[k] for k in ("num_frames", "hidden_size", "intermediate_size", "num_layers", "num_attention_heads")}
     model.update(skeleton="h36m17", num_joints=17)
+    dropout = {k: float(p[k]) for k in NO_DROPOUT if k in p}  # also set on a transferred or continued model
+    model.update(dropout)
     lift_pretext = task == "pretrain" and bool(p.get("pretrain_lift_weight"))
     occluded = task == "lift" or lift_pretext
     if lift_pretext:
@@ -67,7 +76,7 @@ def _run_config(task: str, out: str, p: Dict, steps: int, lr: float, seed: int, 
                     "rescale_encoder_stream": bool(p.get("rescale_encoder_stream", False))}
     data_dir = p.get("data_dir")  # a prepared data set instead of the embedded one (train/general_lifter.py --omomo)
     return RunConfig({
-        "model": {} if init_from else model,
+        "model": dropout if init_from else model,
         "data": {"source": "prepared" if data_dir else "demo", "paths": [data_dir] if data_dir else [],
                  "train_split": p.get("train_split", "train"),
                  "train_stride": p["train_stride"], "eval_stride": p["eval_stride"],

@@ -108,6 +108,23 @@ def test_speed_json(smoke_results):
     assert s2f["flops_per_frame"] > s2s["flops_per_frame"]  # one window per frame costs more
 
 
+def test_dropout_ab_times_both_settings_of_one_model(tmp_path):
+    """--dropout-ab times the same steps with the config's dropout and with none (the JSON names both)."""
+    threads = torch.get_num_threads()
+    try:
+        assert _script("bench_training_speed").main(["--budget", "smoke", "--dropout-ab", "--threads", "1",
+                                                     "--steps", "2", "--repeats", "1",
+                                                     "--out", str(tmp_path / "ab.json")]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    res = _read(tmp_path / "ab.json")
+    for kind in ("pretrain", "finetune"):
+        row = res["steps"][kind]
+        assert row["dropout"]["dropout"] > 0 and row["seconds_per_step_without"] > 0
+        assert row["speedup_without"] == pytest.approx(row["seconds_per_step_with_dropout"]
+                                                       / row["seconds_per_step_without"])
+
+
 def test_flop_count_includes_cpu_attention():
     common = _script("common")
     assert common.register_cpu_attention_flops() and common.register_cpu_attention_flops()

@@ -157,6 +157,8 @@ def test_shipped_demo_configs_are_the_demo_recipe(config, task):
     differ = [(s, k, v, demo[s].get(k)) for s in ("model", "data", "training") for k, v in shipped[s].items()
               if (s, k) not in operational and v != demo[s].get(k)]
     assert not differ, differ
+    unset = sorted(k for k in demo["model"] if k not in shipped["model"] and k not in ("skeleton", "num_joints"))
+    assert not unset, f"the demo sets model keys the shipped YAML leaves at their defaults: {unset}"
     assert shipped["training"]["occlusion_limb_prob"] == 0.5 and shipped["training"]["occlusion_prob"] == 0.5
 
 
@@ -180,3 +182,20 @@ def test_demo_output_dir_that_is_a_file_is_a_sentence(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: output_dir") and "is a file" in err and "Traceback" not in err
     assert notes.read_text() == "keep me"
+
+
+def test_general_preset_keeps_the_shipped_lifters_dropout():
+    """`train/general_lifter.py --continue-from` the shipped lifter trains it as it was trained: its preset's
+    dropout equals the shipped config's, and goes into the run config of a continued (init_from) run too, while
+    the demo's own lifters train without dropout."""
+    import json
+    import os
+
+    from modeling_mpm.demo import NO_DROPOUT, PRESETS, _run_config
+
+    shipped = json.load(open(os.path.join(os.path.dirname(__file__), "..", "modeling_mpm", "pretrained",
+                                          "mpm-lift-general", "config.json")))
+    general = _run_config("lift", "out", dict(PRESETS["general"]), 10, 5e-4, 0, init_from="some/folder").model
+    assert {k: general[k] for k in NO_DROPOUT} == {k: shipped[k] for k in NO_DROPOUT}
+    demo = _run_config("pretrain", "out", dict(PRESETS["full"]), 10, 2e-3, 0).model
+    assert {k: demo[k] for k in NO_DROPOUT} == {k: 0.0 for k in NO_DROPOUT}
