@@ -32,7 +32,7 @@ __all__ = ["PRESETS", "run_demo"]
 #: (CPU dropout draws a random number per activation) and some held-out accuracy (docs/training.md, "Dropout").
 NO_DROPOUT = dict(dropout=0.0, mlp_dropout=0.0, lifter_mlp_dropout=0.0)
 
-#: Budgets; "full": 1,012 s measured on 1 CPU thread (docs/training.md).
+#: Budgets; "full": 645 s measured on 2 CPU threads, 2026-12-07 (docs/training.md).
 PRESETS: Dict[str, Dict] = {
     "full": dict(num_frames=27, hidden_size=128, intermediate_size=256, num_layers=2, num_attention_heads=8,
                  batch_size=64, pretrain_steps=2000, finetune_steps=700, pretrain_lr=2e-3, finetune_lr=2e-3,
