@@ -109,5 +109,10 @@ def test_training_script_continues_a_lifter(tmp_path, tiny_lifter_9):
         if before[k].numel() > 100:
             assert (after[k] - before[k]).norm() < 0.1 * before[k].norm(), k
     assert "task `lift`, 2 optimizer steps" in (out / "mpm-lift-general" / "README.md").read_text()
+    dropout = lambda c: (c.dropout, c.mlp_dropout, c.lifter_mlp_dropout)  # noqa: E731
+    assert dropout(model.config) == (0.1, 0.1, 0.2)                     # the general preset's (the authors')
+    assert script.main(["--output-dir", str(tmp_path / "nd"), "--continue-from", str(start), "--finetune-steps", "1",
+                        "--batch-size", "4", "--threads", "1", "--no-dropout"]) == 0
+    assert dropout(MPMForPoseLifting.from_pretrained(tmp_path / "nd" / "mpm-lift-general").config) == (0.0, 0.0, 0.0)
     with pytest.raises(SystemExit):
         script.main(["--output-dir", str(out), "--continue-from", str(start), "--scratch"])

@@ -71,7 +71,7 @@ def _seconds_per_step(p, out: str, seed: int, workers: int = 0, warmup: int = 20
 def main(argv=None) -> int:
     import torch
 
-    from modeling_mpm.demo import PRESETS, _run_config
+    from modeling_mpm.demo import NO_DROPOUT, PRESETS, _run_config
     from modeling_mpm.training.export import export_model
     from modeling_mpm.training.trainer import train
 
@@ -99,12 +99,15 @@ def main(argv=None) -> int:
     ap.add_argument("--omomo-repeat", type=int, default=3,
                     help="with --omomo: each clip this many times in the training data (default 3: about a fifth "
                          "of the training windows)")
+    ap.add_argument("--no-dropout", action="store_true",
+                    help="train without dropout, as mpm demo does (modeling_mpm.demo.NO_DROPOUT; the shipped lifter "
+                         "keeps the authors' dropout: a stage without it was mixed, docs/real_footage.md)")
     ap.add_argument("--scratch", action="store_true",
                     help="no pre-training: the lifter trains from scratch for pre-training + fine-tuning steps "
                          "(the compute-matched arm of bench/RESULTS.md section 12)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    p = dict(PRESETS["general"], **SIZES[args.size])
+    p = dict(PRESETS["general"], **SIZES[args.size], **(NO_DROPOUT if args.no_dropout else {}))
     for key in ("pretrain_steps", "finetune_steps", "batch_size"):
         if getattr(args, key) is not None:
             p[key] = getattr(args, key)
