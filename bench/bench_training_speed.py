@@ -111,9 +111,11 @@ def worker(kind: str, config: str, batch: int, steps: int, repeats: int, threads
 def dropout_ab(kind: str, config: str, batch: int, steps: int, repeats: int, threads: int) -> dict:
     """Seconds per ``kind`` step with the config's dropout and with none, timed blocks interleaved in this
     process (best of ``repeats``), and their ratio."""
+    from modeling_mpm.demo import NO_DROPOUT
+
     torch.set_num_threads(threads)
     cfg = _config(config)
-    off = cfg.__class__.from_dict({**cfg.to_dict(), "dropout": 0.0, "mlp_dropout": 0.0, "lifter_mlp_dropout": 0.0})
+    off = cfg.__class__.from_dict({**cfg.to_dict(), **NO_DROPOUT})
     steps_of = {"with": _training_step(kind, cfg, batch)[1], "without": _training_step(kind, off, batch)[1]}
     best = {k: float("inf") for k in steps_of}
     for name, step in steps_of.items():
@@ -125,7 +127,7 @@ def dropout_ab(kind: str, config: str, batch: int, steps: int, repeats: int, thr
                 step()
             best[name] = min(best[name], (time.perf_counter() - t) / steps)
     return {"kind": kind, "config": config, "batch_size": batch, "num_frames": cfg.num_frames, "threads": threads,
-            "dropout": {k: getattr(cfg, k) for k in ("dropout", "mlp_dropout", "lifter_mlp_dropout")},
+            "dropout": {k: getattr(cfg, k) for k in NO_DROPOUT},
             "seconds_per_step_with_dropout": best["with"], "seconds_per_step_without": best["without"],
             "speedup_without": best["with"] / best["without"]}
 
