@@ -52,9 +52,11 @@ def _config(name: str):
 
     if name == "paper":
         return MPMConfig.h36m_17()
-    if name == "demo":  # mpm demo's model (modeling_mpm.demo.PRESETS["full"]), with the authors' dropout
-        return MPMConfig.h36m_17(num_frames=27, hidden_size=128, intermediate_size=256, num_layers=2,
-                                 num_attention_heads=8, dropout=0.1, mlp_dropout=0.1, lifter_mlp_dropout=0.2)
+    if name == "demo":  # mpm demo's model (modeling_mpm.demo.PRESETS["full"]) with the authors' dropout (the defaults)
+        from modeling_mpm.demo import PRESETS
+
+        sizes = ("num_frames", "hidden_size", "intermediate_size", "num_layers", "num_attention_heads")
+        return MPMConfig.h36m_17(**{k: PRESETS["full"][k] for k in sizes})
     return MPMConfig.h36m_17(num_frames=9, hidden_size=32, intermediate_size=64, num_layers=1, num_attention_heads=4)
 
 
