@@ -120,7 +120,7 @@ def dropout_ab(kind: str, config: str, batch: int, steps: int, repeats: int, thr
     off = cfg.__class__.from_dict({**cfg.to_dict(), **NO_DROPOUT})
     steps_of = {"with": _training_step(kind, cfg, batch)[1], "without": _training_step(kind, off, batch)[1]}
     best = {k: float("inf") for k in steps_of}
-    for name, step in steps_of.items():
+    for step in steps_of.values():
         step()  # warm-up
     for _ in range(repeats):
         for name, step in steps_of.items():
