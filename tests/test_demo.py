@@ -120,7 +120,7 @@ def test_mean_pose_baseline_is_the_per_sequence_mean(monkeypatch):
     assert res["mpjpe"] == pytest.approx(np.mean(list(per.values())), rel=1e-5)
 
 
-def test_choose_threads_says_why(monkeypatch):
+def test_choose_threads_says_why(monkeypatch, tmp_path):
     from modeling_mpm import demo
 
     monkeypatch.setattr(demo.os, "cpu_count", lambda: 2)
@@ -131,7 +131,7 @@ def test_choose_threads_says_why(monkeypatch):
     n, why = demo.choose_threads()
     assert n == 2 and "0.2" in why
     with pytest.raises(ValueError, match="threads"):
-        demo.run_demo("/tmp/x", quick=True, threads=0)
+        demo.run_demo(str(tmp_path / "out"), quick=True, threads=0)
 
 
 @pytest.mark.parametrize("config, task", [("demo_pretrain", "pretrain"), ("demo_finetune_lift", "lift")])
