@@ -16,7 +16,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="mpm demo",
         description="Pre-train, fine-tune (pre-trained vs scratch) and evaluate MPM on the embedded demo "
-                    "data, offline on the CPU (about 17 minutes on 2 cores; --quick: seconds).")
+                    "data, offline on the CPU (11-14 minutes on 2 cores, docs/training.md; --quick: seconds).")
     parser.add_argument("--output-dir", default="mpm-demo", help="where models, results.json and example.png go")
     parser.add_argument("--quick", action="store_true", help="tiny budget (for tests / a smoke run)")
     parser.add_argument("--pretrain-steps", type=int, default=None, help="override the pre-training steps")
